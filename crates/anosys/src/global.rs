@@ -1,0 +1,242 @@
+//! The process-wide pipeline behind [`capture`], [`log_raw`] and friends.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, Once, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Config, ConfigBuilder, ConfigError, StartingIndices};
+use crate::diag::{self, LogLevel};
+use crate::pipeline::{Counters, FlushReport, InitError, Pipeline};
+use crate::record::Record;
+use crate::sources::raw;
+
+static GLOBAL: RwLock<Option<Pipeline>> = RwLock::new(None);
+/// Pipelines replaced by a later `init`; still delivered at exit.
+static RETIRED: Mutex<Vec<Pipeline>> = Mutex::new(Vec::new());
+static AT_EXIT: Once = Once::new();
+
+/// Flushes the global pipeline when dropped (or when [`Guard::shutdown`] is
+/// called). Keep it alive for as long as the program captures.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("anosys-guard-doc-{}", std::process::id()));
+/// let config = anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build()?;
+/// let _guard = anosys::init_with(config)?;
+/// anosys::log_raw(serde_json::json!({"event": "started"}));
+/// // dropped at the end of main: everything queued is delivered
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "dropping the guard shuts the pipeline down at once"]
+#[derive(Debug)]
+pub struct Guard {
+    pipeline: Option<Pipeline>,
+}
+
+impl Guard {
+    /// The pipeline this guard owns.
+    pub fn pipeline(&self) -> Option<&Pipeline> {
+        self.pipeline.as_ref()
+    }
+
+    /// Delivers everything queued, waiting up to the configured shutdown
+    /// timeout, and returns what happened.
+    pub fn shutdown(mut self) -> FlushReport {
+        let p = self.pipeline.take().expect("a guard owns its pipeline until shut down");
+        p.shutdown(p.shutdown_timeout())
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(p) = self.pipeline.take() {
+            let _ = catch_unwind(AssertUnwindSafe(|| p.shutdown(p.shutdown_timeout())));
+        }
+    }
+}
+
+extern "C" fn deliver_at_exit() {
+    let _ = catch_unwind(|| {
+        let mut all: Vec<Pipeline> = Vec::new();
+        if let Ok(g) = GLOBAL.try_read() {
+            all.extend(g.iter().cloned());
+        }
+        if let Ok(r) = RETIRED.try_lock() {
+            all.extend(r.iter().cloned());
+        }
+        for p in all {
+            p.shutdown(p.shutdown_timeout());
+        }
+    });
+}
+
+fn install(pipeline: Pipeline) {
+    let old = {
+        let mut g = GLOBAL.write().unwrap_or_else(|p| p.into_inner());
+        g.replace(pipeline)
+    };
+    if let Some(old) = old {
+        // Stop it taking records; what it holds is still delivered (at exit
+        // at the latest) to where it was going.
+        let o = old.clone();
+        let _ = std::thread::Builder::new().name("anosys-retire".into()).spawn(move || {
+            o.shutdown(o.shutdown_timeout());
+        });
+        RETIRED.lock().unwrap_or_else(|p| p.into_inner()).push(old);
+    }
+    AT_EXIT.call_once(|| {
+        // SAFETY: registering a plain `extern "C" fn()` with the C runtime.
+        unsafe {
+            libc::atexit(deliver_at_exit);
+        }
+    });
+}
+
+/// Starts the global pipeline from the environment (see [`Config`]) and
+/// returns a guard that delivers everything when dropped. Never waits on
+/// the network.
+///
+/// ```no_run
+/// fn main() -> Result<(), anosys::InitError> {
+///     let _guard = anosys::init()?;
+///     anosys::log_raw(serde_json::json!({"event": "hello"}));
+///     Ok(())
+/// }
+/// ```
+pub fn init() -> Result<Guard, InitError> {
+    init_with(Config::from_env()?)
+}
+
+/// Starts the global pipeline with `config`, replacing any earlier one
+/// (which still delivers what it already holds).
+pub fn init_with(config: Config) -> Result<Guard, InitError> {
+    let pipeline = Pipeline::new(config)?;
+    install(pipeline.clone());
+    Ok(Guard { pipeline: Some(pipeline) })
+}
+
+/// The global pipeline, started from the environment on first use.
+pub(crate) fn global() -> Option<Pipeline> {
+    if let Some(p) = GLOBAL.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        return Some(p.clone());
+    }
+    let mut g = GLOBAL.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = g.as_ref() {
+        return Some(p.clone());
+    }
+    let config = Config::from_env().unwrap_or_else(|e| {
+        diag::log(LogLevel::Error, &format!("{e}; using the defaults instead"));
+        Config::default()
+    });
+    match Pipeline::new(config) {
+        Ok(p) => {
+            *g = Some(p.clone());
+            drop(g);
+            install_at_exit_only();
+            Some(p)
+        }
+        Err(e) => {
+            diag::once("global-init", LogLevel::Error, || format!("{e}; records are not captured"));
+            None
+        }
+    }
+}
+
+fn install_at_exit_only() {
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(deliver_at_exit);
+    });
+}
+
+/// Hands a finished record to the global pipeline without blocking.
+/// Returns `false` when it was dropped (queue full, or shut down).
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("anosys-capture-doc-{}", std::process::id()));
+/// # let _g = anosys::init_with(anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build().unwrap()).unwrap();
+/// let mut record = anosys::Record::new(anosys::RecordKind::FunctionCall, "job.run");
+/// record.finish(anosys::Status::ok());
+/// assert!(anosys::capture(record));
+/// ```
+pub fn capture(record: Record) -> bool {
+    catch_unwind(AssertUnwindSafe(|| global().is_some_and(|p| p.submit(record)))).unwrap_or(false)
+}
+
+/// Logs arbitrary JSON (the seed's `anosys_raw_logger`): each top-level key
+/// of an object goes to its own AnoSys column, the whole value to `raw`.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("anosys-raw-doc-{}", std::process::id()));
+/// # let _g = anosys::init_with(anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build().unwrap()).unwrap();
+/// anosys::log_raw(serde_json::json!({"event": "user_action", "action": "button_click", "user_id": "12345"}));
+/// ```
+pub fn log_raw(data: Value) -> bool {
+    catch_unwind(AssertUnwindSafe(|| raw::raw_record(data))).map(capture).unwrap_or(false)
+}
+
+/// [`log_raw`] for any `Serialize` value.
+///
+/// ```
+/// #[derive(serde::Serialize)]
+/// struct Signup { plan: &'static str, seats: u32 }
+/// # let dir = std::env::temp_dir().join(format!("anosys-raws-doc-{}", std::process::id()));
+/// # let _g = anosys::init_with(anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build().unwrap()).unwrap();
+/// anosys::log_raw_serialize(&Signup { plan: "pro", seats: 3 });
+/// ```
+pub fn log_raw_serialize<T: Serialize + ?Sized>(data: &T) -> bool {
+    catch_unwind(AssertUnwindSafe(|| raw::raw_record_from(data))).map(capture).unwrap_or(false)
+}
+
+/// Delivers everything captured so far (waiting up to `timeout`).
+pub fn flush(timeout: Duration) -> FlushReport {
+    match global() {
+        Some(p) => p.flush(timeout),
+        None => FlushReport { counters: Counters::default(), pending: 0, completed: true },
+    }
+}
+
+/// Shuts the global pipeline down, delivering what it holds (waiting up to
+/// `timeout`). Later captures start a new one from the environment.
+pub fn shutdown(timeout: Duration) -> FlushReport {
+    let p = GLOBAL.write().unwrap_or_else(|p| p.into_inner()).take();
+    match p {
+        Some(p) => p.shutdown(timeout),
+        None => FlushReport { counters: Counters::default(), pending: 0, completed: true },
+    }
+}
+
+/// The global pipeline's counters (all zero before the first capture).
+pub fn counters() -> Counters {
+    GLOBAL.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(Pipeline::counters).unwrap_or_default()
+}
+
+/// The seed's `setup_api(path, starting_indices)`: send to `path` (or, with
+/// `None`, to what the environment says) and start dynamic slots at
+/// `starting_indices`. Restarts the global pipeline.
+///
+/// ```no_run
+/// anosys::setup_api(Some("https://example.invalid/log"), None).unwrap();
+/// ```
+pub fn setup_api(path: Option<&str>, starting_indices: Option<StartingIndices>) -> Result<(), ConfigError> {
+    let mut builder = ConfigBuilder::from_env()?;
+    if let Some(path) = path {
+        builder = builder.api_url(path);
+    }
+    if let Some(si) = starting_indices {
+        builder = builder.starting_indices(si);
+    }
+    let config = builder.build()?;
+    match Pipeline::new(config) {
+        Ok(p) => {
+            install(p);
+            Ok(())
+        }
+        Err(InitError::Config(e)) => Err(e),
+        Err(e) => {
+            diag::log(LogLevel::Error, &e.to_string());
+            Ok(())
+        }
+    }
+}

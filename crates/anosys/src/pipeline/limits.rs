@@ -1,0 +1,84 @@
+//! Size caps applied on the background thread before export.
+
+use serde_json::Value;
+
+use crate::record::{approx_value_size, Record};
+
+/// Marker appended to anything cut: `…[truncated by anosys: kept K of N bytes]`.
+pub fn marker(kept: usize, total: usize) -> String {
+    format!("…[truncated by anosys: kept {kept} of {total} bytes]")
+}
+
+fn cap_string(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let total = s.len();
+    let keep = s.floor_char_boundary(max);
+    s.truncate(keep);
+    s.push_str(&marker(keep, total));
+    true
+}
+
+/// Caps one value at about `max` bytes of JSON. Strings are cut; lists and
+/// maps that are too big become their JSON text, cut. Returns whether
+/// anything was cut.
+pub fn cap_value(value: &mut Value, max: usize) -> bool {
+    match value {
+        Value::String(s) => cap_string(s, max),
+        Value::Array(_) | Value::Object(_) if approx_value_size(value) > max => {
+            let mut text = value.to_string();
+            if cap_string(&mut text, max) {
+                *value = Value::String(text);
+                true
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Caps every content field and attribute of `record`; returns how many
+/// fields were cut.
+pub fn cap_record(record: &mut Record, max: usize) -> usize {
+    let mut cut = 0;
+    for v in [&mut record.input, &mut record.output, &mut record.raw, &mut record.user_context]
+        .into_iter()
+        .flatten()
+    {
+        cut += cap_value(v, max) as usize;
+    }
+    for v in record.attributes.values_mut() {
+        cut += cap_value(v, max) as usize;
+    }
+    if let Some(e) = &mut record.error {
+        cut += cap_string(&mut e.message, max) as usize;
+        if let Some(stack) = &mut e.stack {
+            cut += cap_string(stack, max) as usize;
+        }
+    }
+    cut += cap_string(&mut record.name, max.min(1024)) as usize;
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cuts_on_char_boundaries_with_marker() {
+        let mut v = Value::String("é".repeat(1000));
+        assert!(cap_value(&mut v, 301));
+        let s = v.as_str().unwrap();
+        assert!(s.starts_with("éé"));
+        assert!(s.ends_with("kept 300 of 2000 bytes]"), "{s}");
+        let mut big = json!({"messages": ["x".repeat(5000)]});
+        assert!(cap_value(&mut big, 500));
+        assert!(big.as_str().unwrap().contains("truncated by anosys"));
+        let mut small = json!({"a": 1});
+        assert!(!cap_value(&mut small, 500));
+        assert_eq!(small, json!({"a": 1}));
+    }
+}

@@ -1,0 +1,368 @@
+//! The delivery pipeline: a bounded queue the caller pushes into without
+//! ever blocking, and one background thread that batches records by count,
+//! size and time and hands them to the sinks.
+//!
+//! The caller's cost is building the record and one non-blocking enqueue:
+//! no network, disk or lock held across I/O. It works from plain sync code
+//! and from inside any Tokio runtime (the worker runs its own runtime on
+//! its own thread). When the queue is full, new records are dropped and
+//! counted.
+
+pub mod limits;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, SinkKind};
+use crate::diag::{self, LogLevel};
+use crate::record::{Record, Resource};
+use crate::sinks::{AnosysSink, JsonlSink, Sink, StdoutSink};
+
+/// Counts of what the pipeline did with records, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Records handed to the pipeline.
+    pub captured: u64,
+    /// Records every sink accepted.
+    pub delivered: u64,
+    /// Records dropped because the queue was full or the pipeline shut down.
+    pub dropped: u64,
+    /// Repeated delivery attempts.
+    pub retried: u64,
+    /// Records a sink refused or could not deliver, and did not keep.
+    pub failed: u64,
+    /// Records not delivered to AnoSys but kept in the embedded sink.
+    pub kept_in_fallback: u64,
+    /// Internal errors (a panicking sink or serialiser), each counted once.
+    pub errors: u64,
+}
+
+impl Counters {
+    /// Records captured but not yet delivered, dropped, failed or kept.
+    pub fn pending(&self) -> u64 {
+        self.captured
+            .saturating_sub(self.delivered + self.dropped + self.failed + self.kept_in_fallback)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct AtomicCounters {
+    captured: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+    kept_in_fallback: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl AtomicCounters {
+    fn snapshot(&self) -> Counters {
+        let l = |a: &AtomicU64| a.load(Ordering::Acquire);
+        Counters {
+            captured: l(&self.captured),
+            delivered: l(&self.delivered),
+            dropped: l(&self.dropped),
+            retried: l(&self.retried),
+            failed: l(&self.failed),
+            kept_in_fallback: l(&self.kept_in_fallback),
+            errors: l(&self.errors),
+        }
+    }
+}
+
+/// What a [`Pipeline::flush`] or [`Pipeline::shutdown`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FlushReport {
+    /// Counters after the flush.
+    pub counters: Counters,
+    /// Records still waiting (queued, or being retried) when it returned.
+    pub pending: u64,
+    /// `false` when the deadline passed before everything queued was handed
+    /// to the sinks.
+    pub completed: bool,
+}
+
+pub(crate) enum Control {
+    Flush(std::sync::mpsc::SyncSender<()>),
+    Shutdown { deadline: Instant, reply: std::sync::mpsc::SyncSender<()> },
+}
+
+pub(crate) struct Inner {
+    tx: mpsc::Sender<Record>,
+    control: mpsc::UnboundedSender<Control>,
+    counters: Arc<AtomicCounters>,
+    closed: AtomicBool,
+    queue_size: usize,
+    shutdown_timeout: Duration,
+    capture_content: bool,
+    description: Vec<String>,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// A running pipeline. Cheap to clone; all clones feed the same queue.
+///
+/// ```
+/// use anosys::{Config, Pipeline, Record, RecordKind, SinkKind};
+/// let dir = std::env::temp_dir().join(format!("anosys-doc-{}", std::process::id()));
+/// let config = Config::builder()
+///     .sinks([SinkKind::Jsonl])
+///     .jsonl_path(dir.join("records.jsonl"))
+///     .build()?;
+/// let pipeline = Pipeline::new(config)?;
+/// pipeline.submit(Record::new(RecordKind::Raw, "hello"));
+/// let report = pipeline.shutdown(std::time::Duration::from_secs(5));
+/// assert_eq!(report.counters.delivered, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("sinks", &self.inner.description).finish_non_exhaustive()
+    }
+}
+
+/// Why a pipeline could not start.
+#[derive(Debug)]
+pub enum InitError {
+    /// A configuration value is invalid.
+    Config(crate::config::ConfigError),
+    /// A sink could not be built.
+    Sink(String),
+    /// The background thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InitError::Config(e) => write!(f, "invalid anosys configuration: {e}"),
+            InitError::Sink(e) => write!(f, "cannot start an anosys sink: {e}"),
+            InitError::Thread(e) => write!(f, "cannot start the anosys background thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for InitError {}
+
+impl From<crate::config::ConfigError> for InitError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        InitError::Config(e)
+    }
+}
+
+/// Builds a [`Pipeline`] with extra sinks or another resource.
+pub struct PipelineBuilder {
+    config: Config,
+    extra: Vec<Arc<dyn Sink>>,
+    builtin: bool,
+    resource: Option<Resource>,
+}
+
+/// The resource of this process: `service.name` (from `OTEL_SERVICE_NAME`,
+/// the configuration, or the executable's name) and the SDK's name,
+/// language and version.
+pub fn default_resource(service_name: Option<&str>) -> Resource {
+    let service = service_name.map(str::to_owned).unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "unknown_service".into())
+    });
+    let mut r = Resource::default();
+    r.attributes.insert("service.name".into(), Value::String(service));
+    r.attributes.insert("telemetry.sdk.name".into(), Value::from("anosys"));
+    r.attributes.insert("telemetry.sdk.language".into(), Value::from("rust"));
+    r.attributes.insert("telemetry.sdk.version".into(), Value::from(env!("CARGO_PKG_VERSION")));
+    r
+}
+
+impl PipelineBuilder {
+    /// Adds a sink next to the configured ones.
+    pub fn sink(mut self, sink: Arc<dyn Sink>) -> Self {
+        self.extra.push(sink);
+        self
+    }
+
+    /// Runs only the sinks added with [`sink`](Self::sink).
+    pub fn without_builtin_sinks(mut self) -> Self {
+        self.builtin = false;
+        self
+    }
+
+    /// Uses `resource` for records that carry none.
+    pub fn resource(mut self, resource: Resource) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+
+    /// Starts the background thread and returns the pipeline. Never touches
+    /// the network: key resolution happens on the background thread.
+    pub fn build(self) -> Result<Pipeline, InitError> {
+        let config = self.config;
+        diag::set_level(config.log_level);
+        if let Some(si) = config.starting_indices {
+            crate::sinks::anosys::SlotRegistry::global().set_starting_indices(si);
+        }
+        let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+        if self.builtin {
+            for kind in config.resolved_sinks() {
+                sinks.push(match kind {
+                    SinkKind::Anosys => {
+                        let fallback: Arc<dyn Sink> = Arc::new(JsonlSink::new(&config.jsonl_path));
+                        Arc::new(
+                            AnosysSink::new(&config)
+                                .map_err(|e| InitError::Sink(e.to_string()))?
+                                .with_fallback(fallback),
+                        )
+                    }
+                    SinkKind::Jsonl => Arc::new(JsonlSink::new(&config.jsonl_path)),
+                    SinkKind::Stdout => Arc::new(StdoutSink),
+                });
+            }
+        }
+        sinks.extend(self.extra);
+        if sinks.is_empty() {
+            return Err(InitError::Sink("no sink configured".into()));
+        }
+        let description: Vec<String> = sinks.iter().map(|s| s.describe()).collect();
+        let resource = Arc::new(self.resource.unwrap_or_else(|| default_resource(config.service_name.as_deref())));
+        let (tx, rx) = mpsc::channel(config.queue_size);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(AtomicCounters::default());
+        let settings = worker::Settings {
+            batch_size: config.batch_size,
+            max_batch_bytes: config.max_batch_bytes,
+            flush_interval: config.flush_interval,
+            max_attribute_bytes: config.max_attribute_bytes,
+            resource,
+        };
+        let handle = worker::spawn(rx, control_rx, sinks, counters.clone(), settings).map_err(InitError::Thread)?;
+        let where_to = description.join("; ");
+        if config.api_url.is_none() && config.api_key.is_none() && config.sinks == crate::config::SinkSelection::Auto {
+            diag::once(&format!("where-{where_to}"), LogLevel::Info, || {
+                format!("no ANOSYS_API_KEY or ANOSYS_API_URL set: {where_to}")
+            });
+        } else {
+            diag::once(&format!("where-{where_to}"), LogLevel::Debug, || where_to.clone());
+        }
+        Ok(Pipeline {
+            inner: Arc::new(Inner {
+                tx,
+                control,
+                counters,
+                closed: AtomicBool::new(false),
+                queue_size: config.queue_size,
+                shutdown_timeout: config.shutdown_timeout,
+                capture_content: config.capture_content,
+                description,
+                worker: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+}
+
+impl Pipeline {
+    /// A pipeline with the sinks `config` names.
+    pub fn new(config: Config) -> Result<Pipeline, InitError> {
+        Self::builder(config).build()
+    }
+
+    /// A builder, to add sinks or set the resource.
+    pub fn builder(config: Config) -> PipelineBuilder {
+        PipelineBuilder { config, extra: Vec::new(), builtin: true, resource: None }
+    }
+
+    /// Queues a record for delivery without blocking. Returns `false` (and
+    /// counts a drop) when the queue is full or the pipeline is shut down.
+    pub fn submit(&self, record: Record) -> bool {
+        let inner = &*self.inner;
+        inner.counters.captured.fetch_add(1, Ordering::Relaxed);
+        if inner.closed.load(Ordering::Acquire) {
+            inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            diag::once("closed", LogLevel::Warn, || "a record was captured after shutdown and is dropped".into());
+            return false;
+        }
+        match inner.tx.try_send(record) {
+            Ok(()) => true,
+            Err(e) => {
+                inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                    diag::once("queue-full", LogLevel::Warn, || {
+                        format!(
+                            "the delivery queue is full ({} records); new records are dropped and counted (raise ANOSYS_QUEUE_SIZE?)",
+                            inner.queue_size
+                        )
+                    });
+                }
+                false
+            }
+        }
+    }
+
+    /// Whether sources should capture content (prompts, replies, inputs,
+    /// outputs).
+    pub fn capture_content(&self) -> bool {
+        self.inner.capture_content
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> Counters {
+        self.inner.counters.snapshot()
+    }
+
+    /// One line per sink saying where records go.
+    pub fn destinations(&self) -> &[String] {
+        &self.inner.description
+    }
+
+    pub(crate) fn shutdown_timeout(&self) -> Duration {
+        self.inner.shutdown_timeout
+    }
+
+    fn report(&self, completed: bool) -> FlushReport {
+        let counters = self.counters();
+        FlushReport { counters, pending: counters.pending(), completed }
+    }
+
+    /// Hands everything queued so far to the sinks and waits (up to
+    /// `timeout`) until they are done with it.
+    pub fn flush(&self, timeout: Duration) -> FlushReport {
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        if self.inner.control.send(Control::Flush(reply)).is_err() {
+            return self.report(true);
+        }
+        let completed = done.recv_timeout(timeout).is_ok();
+        self.report(completed)
+    }
+
+    /// Stops taking records, delivers what is queued and waits until done
+    /// or `timeout`. Records captured afterwards are dropped and counted.
+    /// Calling it again returns at once.
+    pub fn shutdown(&self, timeout: Duration) -> FlushReport {
+        self.inner.closed.store(true, Ordering::Release);
+        let deadline = Instant::now() + timeout;
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        if self.inner.control.send(Control::Shutdown { deadline, reply }).is_err() {
+            return self.report(true);
+        }
+        let completed = done.recv_timeout(timeout).is_ok();
+        if completed {
+            let handle = self.inner.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(h) = handle {
+                let _ = h.join();
+            }
+        }
+        self.report(completed)
+    }
+}

@@ -1,0 +1,116 @@
+//! W3C trace-context identifiers.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A 16-byte W3C trace id, shown as 32 lower-case hex digits.
+///
+/// ```
+/// use anosys::TraceId;
+/// let id = TraceId::random();
+/// assert_eq!(id.to_string().len(), 32);
+/// assert_eq!(TraceId::from_hex(&id.to_string()), Some(id));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceId(pub [u8; 16]);
+
+/// An 8-byte W3C span id, shown as 16 lower-case hex digits.
+///
+/// ```
+/// use anosys::SpanId;
+/// let id = SpanId::random();
+/// assert_eq!(SpanId::from_hex(&id.to_string()), Some(id));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpanId(pub [u8; 8]);
+
+macro_rules! hex_id {
+    ($ty:ident, $len:expr) => {
+        impl $ty {
+            /// A random, non-zero id.
+            pub fn random() -> Self {
+                let mut bytes = [0u8; $len];
+                loop {
+                    for chunk in bytes.chunks_mut(8) {
+                        let r = fastrand::u64(..).to_le_bytes();
+                        chunk.copy_from_slice(&r[..chunk.len()]);
+                    }
+                    if bytes.iter().any(|b| *b != 0) {
+                        return Self(bytes);
+                    }
+                }
+            }
+
+            /// Parses lower- or upper-case hex of exactly the right length;
+            /// `None` for anything else, including the all-zero (invalid) id.
+            pub fn from_hex(hex: &str) -> Option<Self> {
+                let raw = hex.as_bytes();
+                if raw.len() != $len * 2 {
+                    return None;
+                }
+                let mut bytes = [0u8; $len];
+                for (i, pair) in raw.chunks(2).enumerate() {
+                    let hi = (pair[0] as char).to_digit(16)?;
+                    let lo = (pair[1] as char).to_digit(16)?;
+                    bytes[i] = (hi * 16 + lo) as u8;
+                }
+                if bytes.iter().all(|b| *b == 0) {
+                    return None;
+                }
+                Some(Self(bytes))
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for b in self.0 {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($ty))
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::from_hex(&s).ok_or_else(|| {
+                    serde::de::Error::custom(concat!("invalid ", stringify!($ty), " hex"))
+                })
+            }
+        }
+    };
+}
+
+hex_id!(TraceId, 16);
+hex_id!(SpanId, 8);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_bad_hex() {
+        let t = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        assert_eq!(t.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(TraceId::from_hex("00000000000000000000000000000000").is_none());
+        assert!(TraceId::from_hex("4bf92f").is_none());
+        assert!(SpanId::from_hex("00f067aa0ba902bz").is_none());
+        assert_eq!(
+            serde_json::to_string(&SpanId::from_hex("00f067aa0ba902b7").unwrap()).unwrap(),
+            "\"00f067aa0ba902b7\""
+        );
+    }
+}

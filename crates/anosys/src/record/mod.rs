@@ -1,0 +1,391 @@
+//! The [`Record`]: one captured event, the only thing sources hand to the
+//! pipeline and the only thing sinks receive.
+//!
+//! A record has a few typed fields every sink understands (times, ids,
+//! status, input/output, error, caller, source) and an open, ordered map of
+//! extra [`attributes`](Record::attributes) named by the OpenTelemetry
+//! semantic conventions (`gen_ai.request.model`, `server.port`, …) or by the
+//! user. Sources build records; only sinks encode them.
+
+mod ids;
+pub mod time;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use ids::{SpanId, TraceId};
+
+/// Attribute key: static for the well-known names, owned for user keys.
+pub type Key = Cow<'static, str>;
+
+/// An ordered map of attribute names to JSON values.
+pub type Attributes = IndexMap<Key, Value>;
+
+/// What a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// A call to a language model (chat, completion, embeddings, images, …).
+    LlmCall,
+    /// A call of a function marked for logging.
+    FunctionCall,
+    /// Arbitrary JSON handed to the raw logger.
+    Raw,
+    /// A span taken in from OpenTelemetry or `tracing`.
+    Span,
+}
+
+impl RecordKind {
+    /// Upper-case label (`LLM`, `FUNCTION`, `RAW`, `SPAN`), as AnoSys shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            RecordKind::LlmCall => "LLM",
+            RecordKind::FunctionCall => "FUNCTION",
+            RecordKind::Raw => "RAW",
+            RecordKind::Span => "SPAN",
+        }
+    }
+}
+
+/// The OpenTelemetry span kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SpanKind {
+    /// In-process work (the default).
+    #[default]
+    Internal,
+    /// An outgoing request, such as a call to an LLM API.
+    Client,
+    /// Handling of an incoming request.
+    Server,
+    /// Sending a message.
+    Producer,
+    /// Receiving a message.
+    Consumer,
+}
+
+impl SpanKind {
+    /// Upper-case name (`CLIENT`, `INTERNAL`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Internal => "INTERNAL",
+            SpanKind::Client => "CLIENT",
+            SpanKind::Server => "SERVER",
+            SpanKind::Producer => "PRODUCER",
+            SpanKind::Consumer => "CONSUMER",
+        }
+    }
+}
+
+/// OpenTelemetry status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StatusCode {
+    /// Nothing was said about success.
+    #[default]
+    Unset,
+    /// The operation succeeded.
+    Ok,
+    /// The operation failed.
+    Error,
+}
+
+impl StatusCode {
+    /// `UNSET`, `OK` or `ERROR`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusCode::Unset => "UNSET",
+            StatusCode::Ok => "OK",
+            StatusCode::Error => "ERROR",
+        }
+    }
+}
+
+/// Status of the captured operation: a code and, for errors, a message.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Status {
+    /// The status code.
+    pub code: StatusCode,
+    /// A human-readable description, usually set with [`StatusCode::Error`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Status {
+    /// `OK`, no message.
+    pub fn ok() -> Self {
+        Status { code: StatusCode::Ok, message: None }
+    }
+
+    /// `ERROR` with a message.
+    pub fn error(message: impl Into<String>) -> Self {
+        Status { code: StatusCode::Error, message: Some(message.into()) }
+    }
+}
+
+/// A failure captured with a record.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// The error's type: a Rust type name, an exception class, an API error
+    /// code or an HTTP status.
+    #[serde(rename = "type")]
+    pub error_type: String,
+    /// The error's message.
+    pub message: String,
+    /// The cause chain, traceback or backtrace, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+/// Where a captured call was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Caller {
+    /// The calling function, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Source file.
+    pub file: String,
+    /// Line in the file.
+    pub line: u32,
+}
+
+/// A timestamped event inside a record (an OpenTelemetry span event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Event name.
+    pub name: String,
+    /// When it happened.
+    #[serde(with = "time::iso")]
+    pub time: SystemTime,
+    /// Event attributes.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub attributes: Attributes,
+}
+
+/// Describes the process that produced records (`service.name`, SDK name
+/// and version, …). Shared by every record of a pipeline.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Resource {
+    /// Resource attributes, by OpenTelemetry name.
+    pub attributes: Attributes,
+}
+
+impl Resource {
+    /// The `service.name` attribute, if set.
+    pub fn service_name(&self) -> Option<&str> {
+        self.attributes.get("service.name").and_then(Value::as_str)
+    }
+}
+
+/// One captured event: an LLM call, a logged function call, a raw event or
+/// a span.
+///
+/// ```
+/// use anosys::{Record, RecordKind, Status};
+/// use serde_json::json;
+///
+/// let mut record = Record::new(RecordKind::FunctionCall, "billing.charge");
+/// record.source = Some("billing".into());
+/// record.input = Some(json!([42]));
+/// record.set_attribute("customer.tier", "gold");
+/// record.finish(Status::ok());
+/// assert!(record.duration() >= std::time::Duration::ZERO);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// What the record describes.
+    pub kind: RecordKind,
+    /// Span name, e.g. `chat gpt-4o` or a function's path.
+    pub name: String,
+    /// OpenTelemetry span kind.
+    #[serde(default)]
+    pub span_kind: SpanKind,
+    /// When the operation started.
+    #[serde(with = "time::iso")]
+    pub start_time: SystemTime,
+    /// When the operation ended.
+    #[serde(with = "time::iso")]
+    pub end_time: SystemTime,
+    /// W3C trace id.
+    pub trace_id: TraceId,
+    /// W3C span id of this record.
+    pub span_id: SpanId,
+    /// Span id of the parent, when the record has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<SpanId>,
+    /// W3C trace flags (bit 0: sampled).
+    #[serde(default = "sampled")]
+    pub trace_flags: u8,
+    /// W3C `tracestate`, when one was propagated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_state: Option<String>,
+    /// Outcome.
+    #[serde(default)]
+    pub status: Status,
+    /// Which part of the application produced the record (the decorator's
+    /// `source`, or an integration's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Inputs: a function's arguments, an LLM call's prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// Output: a return value, an LLM's reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// The failure, when the operation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    /// Where the call came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<Caller>,
+    /// Whatever the application attaches about the user or session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_context: Option<Value>,
+    /// The raw payload (raw logger data, or a request/response pair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Value>,
+    /// Every other attribute, by semantic-convention or user name.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub attributes: Attributes,
+    /// Span events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+    /// The producing process; the pipeline fills in its own when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Arc<Resource>>,
+}
+
+fn sampled() -> u8 {
+    1
+}
+
+impl Record {
+    /// A new record starting now, with a fresh trace and span id, status
+    /// `UNSET` and end time equal to its start time.
+    pub fn new(kind: RecordKind, name: impl Into<String>) -> Self {
+        let now = SystemTime::now();
+        Record {
+            kind,
+            name: name.into(),
+            span_kind: SpanKind::Internal,
+            start_time: now,
+            end_time: now,
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_span_id: None,
+            trace_flags: 1,
+            trace_state: None,
+            status: Status::default(),
+            source: None,
+            input: None,
+            output: None,
+            error: None,
+            caller: None,
+            user_context: None,
+            raw: None,
+            attributes: Attributes::new(),
+            events: Vec::new(),
+            resource: None,
+        }
+    }
+
+    /// Sets an attribute, replacing any earlier value of the same key.
+    /// `null` values are kept here and skipped by the sinks.
+    pub fn set_attribute(&mut self, key: impl Into<Key>, value: impl Into<Value>) -> &mut Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+
+    /// An attribute's value.
+    pub fn attribute(&self, key: &str) -> Option<&Value> {
+        self.attributes.get(key)
+    }
+
+    /// Marks the record as a child of `trace_id`/`parent`.
+    pub fn with_parent(mut self, trace_id: TraceId, parent: SpanId) -> Self {
+        self.trace_id = trace_id;
+        self.parent_span_id = Some(parent);
+        self
+    }
+
+    /// Ends the record now with `status`.
+    pub fn finish(&mut self, status: Status) {
+        self.end_time = SystemTime::now().max(self.start_time);
+        self.status = status;
+    }
+
+    /// Records a failure: sets `error` and an `ERROR` status with its message.
+    pub fn fail(&mut self, error: ErrorInfo) {
+        self.status = Status::error(error.message.clone());
+        self.error = Some(error);
+    }
+
+    /// `end_time - start_time` (zero if the clock went backwards).
+    pub fn duration(&self) -> Duration {
+        self.end_time.duration_since(self.start_time).unwrap_or_default()
+    }
+
+    /// A cheap estimate of the record's encoded size in bytes, used to cut
+    /// batches by size.
+    pub fn approx_size(&self) -> usize {
+        let opt = |v: &Option<Value>| v.as_ref().map_or(0, approx_value_size);
+        256 + self.name.len()
+            + opt(&self.input)
+            + opt(&self.output)
+            + opt(&self.raw)
+            + opt(&self.user_context)
+            + self.error.as_ref().map_or(0, |e| {
+                e.error_type.len() + e.message.len() + e.stack.as_ref().map_or(0, String::len)
+            })
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + approx_value_size(v) + 4)
+                .sum::<usize>()
+            + self.events.iter().map(|e| 64 + e.name.len()).sum::<usize>()
+    }
+}
+
+/// Rough JSON size of a value.
+pub(crate) fn approx_value_size(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 12,
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(|v| approx_value_size(v) + 1).sum::<usize>(),
+        Value::Object(o) => {
+            2 + o.iter().map(|(k, v)| k.len() + 4 + approx_value_size(v)).sum::<usize>()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn record_round_trips_through_json() {
+        let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+        r.span_kind = SpanKind::Client;
+        r.set_attribute("gen_ai.request.model", "gpt-4o");
+        r.set_attribute("gen_ai.usage.input_tokens", 12);
+        r.input = Some(json!({"messages": []}));
+        r.fail(ErrorInfo { error_type: "429".into(), message: "slow down".into(), stack: None });
+        let text = serde_json::to_string(&r).unwrap();
+        let back: Record = serde_json::from_str(&text).unwrap();
+        // SystemTime loses sub-microsecond precision in ISO form.
+        assert_eq!(back.name, r.name);
+        assert_eq!(back.trace_id, r.trace_id);
+        assert_eq!(back.attributes, r.attributes);
+        assert_eq!(back.status, Status::error("slow down"));
+        assert_eq!(back.span_kind, SpanKind::Client);
+        assert!(text.contains("\"kind\":\"llm_call\""));
+    }
+}

@@ -1,0 +1,411 @@
+//! Record → one flat AnoSys JSON object.
+//!
+//! Known keys go to the fixed columns of [`mapping`](super::mapping);
+//! unknown keys get dynamic `cvs`/`cvn`/`cvb` slots from the process-wide
+//! [`SlotRegistry`]; the full mapping, taken after this record's slots were
+//! assigned, travels in `otel_schema_url`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+
+use super::mapping::{self, ColumnType};
+use crate::config::StartingIndices;
+use crate::diag::{self, LogLevel};
+use crate::record::time::{epoch_millis, to_iso};
+use crate::record::{Record, Resource, StatusCode};
+
+/// The type family of a dynamic slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SlotType {
+    /// `cvs`: strings, lists and maps.
+    String,
+    /// `cvn`: integers and floats.
+    Number,
+    /// `cvb`: booleans.
+    Bool,
+}
+
+impl SlotType {
+    fn of(value: &Value) -> SlotType {
+        match value {
+            Value::Bool(_) => SlotType::Bool,
+            Value::Number(_) => SlotType::Number,
+            _ => SlotType::String,
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            SlotType::String => "cvs",
+            SlotType::Number => "cvn",
+            SlotType::Bool => "cvb",
+        }
+    }
+
+    fn max(self) -> u32 {
+        match self {
+            SlotType::String => mapping::MAX_STRING_SLOT,
+            SlotType::Number => mapping::MAX_NUMBER_SLOT,
+            SlotType::Bool => mapping::MAX_BOOL_SLOT,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug)]
+struct RegistryState {
+    /// key → assigned slot (dynamic keys only).
+    assigned: HashMap<String, Arc<str>>,
+    /// insertion order of `assigned`, for a stable mapping document.
+    order: Vec<(String, Arc<str>)>,
+    used: HashSet<Arc<str>>,
+    next: [u32; 3],
+    /// JSON of the whole mapping, rebuilt only when it changes.
+    mapping_json: Option<Arc<str>>,
+}
+
+/// The process-wide registry of dynamic slots: a key keeps its slot for the
+/// life of the process and two keys never share one.
+///
+/// ```
+/// use anosys::sinks::anosys::{SlotRegistry, SlotType};
+/// let registry = SlotRegistry::new();
+/// let a = registry.slot_for("customer.tier", SlotType::String).unwrap();
+/// let b = registry.slot_for("order.total", SlotType::Number).unwrap();
+/// assert_eq!(&*a, "cvs100");
+/// assert_eq!(&*b, "cvn4"); // cvn3 is server.port's
+/// assert_eq!(registry.slot_for("customer.tier", SlotType::String), Some(a));
+/// ```
+#[derive(Debug)]
+pub struct SlotRegistry {
+    state: Mutex<RegistryState>,
+}
+
+static GLOBAL_REGISTRY: LazyLock<SlotRegistry> = LazyLock::new(SlotRegistry::new);
+
+impl Default for SlotRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SlotRegistry {
+    /// An empty registry with the default starting indices.
+    pub fn new() -> Self {
+        let d = StartingIndices::default();
+        SlotRegistry {
+            state: Mutex::new(RegistryState {
+                assigned: HashMap::new(),
+                order: Vec::new(),
+                used: HashSet::new(),
+                next: [d.string, d.number, d.boolean],
+                mapping_json: None,
+            }),
+        }
+    }
+
+    /// The one registry every AnoSys sink of this process shares.
+    pub fn global() -> &'static SlotRegistry {
+        &GLOBAL_REGISTRY
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where new keys start (the seed's `starting_indices`). Keys already
+    /// assigned keep their slots; reserved and used slots are still skipped.
+    pub fn set_starting_indices(&self, indices: StartingIndices) {
+        let mut s = self.lock();
+        s.next = [indices.string.max(1), indices.number.max(1), indices.boolean.max(1)];
+    }
+
+    /// The slot of `key`, assigning the next free one of `ty` on first use;
+    /// `None` when that type's slots have run out.
+    pub fn slot_for(&self, key: &str, ty: SlotType) -> Option<Arc<str>> {
+        Self::assign(&mut self.lock(), key, ty)
+    }
+
+    fn assign(s: &mut RegistryState, key: &str, ty: SlotType) -> Option<Arc<str>> {
+        if let Some(slot) = s.assigned.get(key) {
+            return Some(slot.clone());
+        }
+        let i = ty.index();
+        while s.next[i] <= ty.max() {
+            let candidate = format!("{}{}", ty.prefix(), s.next[i]);
+            s.next[i] += 1;
+            if mapping::is_reserved_slot(&candidate) || s.used.contains(candidate.as_str()) {
+                continue;
+            }
+            let slot: Arc<str> = candidate.into();
+            s.used.insert(slot.clone());
+            s.assigned.insert(key.to_owned(), slot.clone());
+            s.order.push((key.to_owned(), slot.clone()));
+            s.mapping_json = None;
+            return Some(slot);
+        }
+        None
+    }
+
+    fn mapping_json(s: &mut RegistryState) -> Arc<str> {
+        if let Some(json) = &s.mapping_json {
+            return json.clone();
+        }
+        let mut map = Map::new();
+        for (k, c) in mapping::FIXED_SLOTS {
+            map.insert((*k).to_owned(), Value::String((*c).to_owned()));
+        }
+        for (k, c) in &s.order {
+            map.insert(k.clone(), Value::String(c.to_string()));
+        }
+        let json: Arc<str> = Value::Object(map).to_string().into();
+        s.mapping_json = Some(json.clone());
+        json
+    }
+
+    /// The whole mapping (fixed and dynamic) as a JSON object, as sent in
+    /// `otel_schema_url`.
+    pub fn mapping_document(&self) -> Arc<str> {
+        Self::mapping_json(&mut self.lock())
+    }
+}
+
+/// Attribute keys whose content already has a column of its own and is not
+/// repeated in the `attributes` (cvs18) summary.
+const CONTENT_KEYS: &[&str] = &[
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.definitions",
+    "llm_input",
+    "llm_output",
+    "llm_input_messages",
+    "llm_output_messages",
+    "raw",
+];
+
+/// JSON text of a value: strings as they are, everything else serialised.
+pub(crate) fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Coerces `value` to `column`'s type; `None` when it cannot be without
+/// losing it (it then goes to the overflow column).
+fn coerce(column: &str, value: &Value) -> Option<Value> {
+    match mapping::column_type(column) {
+        ColumnType::Text | ColumnType::Json | ColumnType::Timestamp => Some(Value::String(text_of(value))),
+        ColumnType::Number => match value {
+            Value::Number(_) => Some(value.clone()),
+            Value::String(s) => {
+                let t = s.trim();
+                if let Ok(i) = t.parse::<i64>() {
+                    Some(Value::from(i))
+                } else {
+                    t.parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::from)
+                }
+            }
+            _ => None,
+        },
+        ColumnType::Boolean => match value {
+            Value::Bool(_) => Some(value.clone()),
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Some(Value::Bool(true)),
+                "false" | "0" | "no" => Some(Value::Bool(false)),
+                _ => None,
+            },
+            Value::Number(n) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
+                Some(Value::Bool(n.as_u64() == Some(1)))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// Builds AnoSys objects from records.
+#[derive(Debug, Clone, Copy)]
+pub struct Encoder<'r> {
+    registry: &'r SlotRegistry,
+}
+
+impl Default for Encoder<'static> {
+    fn default() -> Self {
+        Encoder { registry: SlotRegistry::global() }
+    }
+}
+
+struct Out {
+    map: Map<String, Value>,
+    overflow: Map<String, Value>,
+}
+
+impl Out {
+    /// Puts `value` into `column`, or into the overflow object under `key`
+    /// when the column is taken or the value does not fit its type.
+    fn put(&mut self, key: &str, column: Option<&str>, value: &Value) {
+        if value.is_null() {
+            return;
+        }
+        match column {
+            Some(column) => match (coerce(column, value), self.map.get(column)) {
+                (Some(v), None) => {
+                    self.map.insert(column.to_owned(), v);
+                }
+                // The same value is already in its column (an alias key).
+                (Some(v), Some(existing)) if *existing == v => {}
+                _ => {
+                    self.overflow.insert(key.to_owned(), value.clone());
+                }
+            },
+            _ => {
+                self.overflow.insert(key.to_owned(), value.clone());
+            }
+        }
+    }
+
+    fn fixed(&mut self, key: &str, value: Value) {
+        self.put(key, mapping::fixed_column(key), &value);
+    }
+}
+
+impl<'r> Encoder<'r> {
+    /// An encoder assigning dynamic slots from `registry`.
+    pub fn with_registry(registry: &'r SlotRegistry) -> Self {
+        Encoder { registry }
+    }
+
+    /// The flat AnoSys object for `record`. `resource` stands in when the
+    /// record has none; `observed` is when the pipeline took the record.
+    pub fn encode(&self, record: &Record, resource: &Resource, observed: SystemTime) -> Map<String, Value> {
+        let resource = record.resource.as_deref().unwrap_or(resource);
+        let mut out = Out { map: Map::new(), overflow: Map::new() };
+
+        out.fixed("name", Value::String(record.name.clone()));
+        out.fixed("trace_id", Value::String(record.trace_id.to_string()));
+        out.fixed("span_id", Value::String(record.span_id.to_string()));
+        if let Some(parent) = record.parent_span_id {
+            out.fixed("parent_id", Value::String(parent.to_string()));
+        }
+        out.fixed("trace_state", Value::String(format!("{:02x}", record.trace_flags)));
+        out.fixed("start_time", Value::String(to_iso(record.start_time)));
+        out.fixed("end_time", Value::String(to_iso(record.end_time)));
+        out.fixed("cvn1", Value::from(epoch_millis(record.start_time)));
+        out.fixed("cvn2", Value::from(epoch_millis(record.end_time)));
+        out.fixed("otel_duration_ms", Value::from(record.duration().as_secs_f64() * 1000.0));
+        out.fixed("kind", Value::String(record.span_kind.as_str().to_owned()));
+        let mut status = Map::new();
+        status.insert("status_code".into(), Value::String(record.status.code.as_str().into()));
+        if let Some(m) = &record.status.message {
+            status.insert("description".into(), Value::String(m.clone()));
+        }
+        out.fixed("status", Value::Object(status));
+        out.fixed("status_code", Value::String(record.status.code.as_str().to_owned()));
+        let status_message = match (&record.status.code, &record.status.message) {
+            (StatusCode::Error, Some(m)) => Some(Value::String(m.clone())),
+            _ => record.attribute("gen_ai.response.id").cloned(),
+        };
+        if let Some(m) = status_message {
+            out.fixed("resp_id", m);
+        }
+        if !record.events.is_empty() {
+            out.fixed("events", serde_json::to_value(&record.events).unwrap_or(Value::Null));
+        }
+        if !resource.attributes.is_empty() {
+            out.fixed("otel_resource", serde_json::to_value(&resource.attributes).unwrap_or(Value::Null));
+        }
+        if let Some(service) = resource.service_name() {
+            out.fixed("service.name", Value::String(service.to_owned()));
+        }
+        out.fixed("otel_observed_timestamp", Value::String(to_iso(observed)));
+        out.fixed("otel_record_type", Value::String(mapping::RECORD_TYPE.to_owned()));
+        out.fixed("gen_ai.span.kind", Value::String(record.kind.label().to_owned()));
+        if let Some(source) = &record.source {
+            out.fixed("source", Value::String(source.clone()));
+        }
+        if let Some(input) = &record.input {
+            out.fixed("input", input.clone());
+        }
+        if let Some(output) = &record.output {
+            out.fixed("output", output.clone());
+        }
+        if let Some(error) = &record.error {
+            out.fixed("error", Value::String("true".into()));
+            out.fixed("error_type", Value::String(error.error_type.clone()));
+            out.fixed("error_message", Value::String(error.message.clone()));
+            if let Some(stack) = &error.stack {
+                out.fixed("error_stack", Value::String(stack.clone()));
+            }
+        }
+        if let Some(caller) = &record.caller {
+            out.fixed("caller", serde_json::to_value(caller).unwrap_or(Value::Null));
+        }
+        if let Some(ctx) = &record.user_context {
+            out.fixed("user_context", ctx.clone());
+        }
+        if let Some(state) = &record.trace_state {
+            out.overflow.insert("trace_state".into(), Value::String(state.clone()));
+        }
+
+        // Dynamic slots and the mapping snapshot, under one short lock.
+        let (slots, mapping_json) = {
+            let mut state = self.registry.lock();
+            let slots: Vec<Option<Arc<str>>> = record
+                .attributes
+                .iter()
+                .map(|(key, value)| {
+                    if value.is_null() || mapping::fixed_column(key).is_some() {
+                        None
+                    } else {
+                        let ty = SlotType::of(value);
+                        let slot = SlotRegistry::assign(&mut state, key, ty);
+                        if slot.is_none() {
+                            diag::once(&format!("overflow-{}", ty.prefix()), LogLevel::Warn, || {
+                                format!(
+                                    "all dynamic {} slots are taken; further keys of that type go into the `{}` JSON field",
+                                    ty.prefix(),
+                                    mapping::OVERFLOW_COLUMN
+                                )
+                            });
+                        }
+                        slot
+                    }
+                })
+                .collect();
+            (slots, SlotRegistry::mapping_json(&mut state))
+        };
+
+        let mut summary = Map::new();
+        for ((key, value), slot) in record.attributes.iter().zip(&slots) {
+            if value.is_null() {
+                continue;
+            }
+            match mapping::fixed_column(key) {
+                Some(column) => out.put(key, Some(column), value),
+                None => out.put(key, slot.as_deref(), value),
+            }
+            if !CONTENT_KEYS.contains(&key.as_ref()) {
+                summary.insert(key.to_string(), value.clone());
+            }
+        }
+        if !summary.is_empty() {
+            out.fixed("attributes", Value::Object(summary));
+        }
+        if let Some(raw) = &record.raw {
+            out.fixed("raw", raw.clone());
+        }
+        if !out.overflow.is_empty() {
+            let overflow = std::mem::take(&mut out.overflow);
+            out.map.insert(mapping::OVERFLOW_COLUMN.to_owned(), Value::String(Value::Object(overflow).to_string()));
+        }
+        out.map.insert("otel_schema_url".to_owned(), Value::String(mapping_json.to_string()));
+        out.map
+    }
+}

@@ -1,0 +1,197 @@
+//! The AnoSys column table: the one place that says which logical key goes
+//! to which backend column, and how each column is typed.
+//!
+//! It follows `BASE_KEY_MAPPING` and `OTEL_AI_VALID_TYPES` of the newest
+//! public AnoSys SDK (anosys-sdk-core 1.0.14). MAPPINGS.md documents it; a
+//! test checks the document lists every row.
+
+/// How a backend column is typed; values are coerced to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Free text: strings as they are, lists and maps as JSON, numbers and
+    /// booleans as their JSON text.
+    Text,
+    /// A number (`double` in the backend).
+    Number,
+    /// A boolean.
+    Boolean,
+    /// JSON text: lists and maps serialised, strings as they are.
+    Json,
+    /// ISO 8601 timestamp text.
+    Timestamp,
+}
+
+/// Logical key → backend column, exactly as the SDK's `BASE_KEY_MAPPING`.
+pub const FIXED_SLOTS: &[(&str, &str)] = &[
+    // Schema and metadata
+    ("custom_mapping", "otel_schema_url"),
+    ("otel_observed_timestamp", "otel_observed_timestamp"),
+    ("otel_record_type", "otel_record_type"),
+    // Timing
+    ("cvn1", "cvn1"),
+    ("cvn2", "cvn2"),
+    ("otel_duration_ms", "otel_duration_ms"),
+    // Trace and span identifiers
+    ("name", "otel_name"),
+    ("trace_id", "otel_trace_id"),
+    ("span_id", "otel_span_id"),
+    ("trace_state", "otel_trace_flags"),
+    ("parent_id", "otel_parent_span_id"),
+    ("start_time", "otel_start_time"),
+    ("end_time", "otel_end_time"),
+    ("kind", "otel_kind"),
+    // Status
+    ("status", "otel_status"),
+    ("status_code", "otel_status_code"),
+    ("resp_id", "otel_status_message"),
+    // Resource
+    ("otel_resource", "otel_resource"),
+    // GenAI: general and system
+    ("gen_ai.system", "gen_ai_system"),
+    ("gen_ai.provider.name", "gen_ai_provider_name"),
+    ("gen_ai.operation.name", "gen_ai_operation_name"),
+    ("server.address", "cvs14"),
+    ("server.port", "cvn3"),
+    ("error.type", "cvs10"),
+    ("llm_model_name", "cvs16"),
+    ("service.name", "cvs17"),
+    ("attributes", "cvs18"),
+    ("gen_ai.span.kind", "cvs19"),
+    // GenAI: request
+    ("gen_ai.request.model", "gen_ai_request_model"),
+    ("gen_ai.request.temperature", "gen_ai_request_temperature"),
+    ("gen_ai.request.top_p", "gen_ai_request_top_p"),
+    ("gen_ai.request.top_k", "gen_ai_request_top_k"),
+    ("gen_ai.request.max_tokens", "gen_ai_request_max_tokens"),
+    ("gen_ai.request.frequency_penalty", "gen_ai_request_frequency_penalty"),
+    ("gen_ai.request.presence_penalty", "gen_ai_request_presence_penalty"),
+    ("gen_ai.request.stop_sequences", "gen_ai_request_stop_sequences"),
+    ("gen_ai.request.seed", "gen_ai_request_seed"),
+    ("gen_ai.request.choice.count", "gen_ai_request_choice_count"),
+    ("gen_ai.request.encoding_formats", "gen_ai_request_encoding_formats"),
+    // GenAI: response and usage
+    ("gen_ai.response.model", "gen_ai_response_model"),
+    ("gen_ai.response.id", "gen_ai_response_id"),
+    ("gen_ai.response.finish_reasons", "gen_ai_response_finish_reasons"),
+    ("gen_ai.usage.input_tokens", "gen_ai_usage_input_tokens"),
+    ("gen_ai.usage.output_tokens", "gen_ai_usage_output_tokens"),
+    ("gen_ai.usage.total_tokens", "gen_ai_usage_total_tokens"),
+    ("gen_ai.output.type", "gen_ai_output_type"),
+    // GenAI: content
+    ("gen_ai.input.messages", "gen_ai_input_messages"),
+    ("gen_ai.output.messages", "gen_ai_output_messages"),
+    ("gen_ai.system_instructions", "gen_ai_system_instructions"),
+    ("gen_ai.tool.definitions", "gen_ai_tool_definitions"),
+    // GenAI: agents
+    ("gen_ai.agent.id", "gen_ai_agent_id"),
+    ("gen_ai.agent.name", "gen_ai_agent_name"),
+    ("gen_ai.agent.description", "gen_ai_agent_description"),
+    ("gen_ai.conversation.id", "gen_ai_conversation_id"),
+    ("gen_ai.data_source.id", "gen_ai_data_source_id"),
+    // GenAI: embeddings
+    ("gen_ai.embeddings.dimension.count", "gen_ai_embeddings_dimension_count"),
+    // Legacy LLM fields
+    ("llm_tools", "llm_tools"),
+    ("llm_system", "llm_system"),
+    ("llm_input", "llm_input"),
+    ("llm_output", "llm_output"),
+    ("llm_model", "llm_model"),
+    ("llm_invocation_parameters", "llm_invocation_parameters"),
+    ("llm_token_count", "llm_token_count"),
+    ("llm_input_messages", "gen_ai_input_messages"),
+    ("llm_output_messages", "gen_ai_output_messages"),
+    // Function logging
+    ("input", "llm_input"),
+    ("output", "llm_output"),
+    ("error", "cvs3"),
+    ("caller", "cvs4"),
+    ("error_type", "cvs10"),
+    ("error_message", "cvs11"),
+    ("error_stack", "cvs12"),
+    // Source tracking
+    ("raw", "cvs199"),
+    ("from_source", "cvs200"),
+    ("source", "cvs200"),
+    ("is_streaming", "cvb2"),
+    ("is_agent", "cvb1"),
+    ("events", "otel_events"),
+    ("user_context", "cvs5"),
+    ("gen_ai.request.tool_choice", "cvs15"),
+];
+
+/// Column types, as the SDK's `OTEL_AI_VALID_TYPES` has them (plus the
+/// timestamps). Columns not listed are typed by prefix: `cvs` text, `cvn`
+/// number, `cvb` boolean; anything else is text.
+pub const COLUMN_TYPES: &[(&str, ColumnType)] = &[
+    ("otel_observed_timestamp", ColumnType::Timestamp),
+    ("otel_start_time", ColumnType::Timestamp),
+    ("otel_end_time", ColumnType::Timestamp),
+    ("otel_resource", ColumnType::Json),
+    ("otel_duration_ms", ColumnType::Number),
+    ("otel_attributes", ColumnType::Json),
+    ("otel_events", ColumnType::Json),
+    ("otel_links", ColumnType::Json),
+    ("llm_tools", ColumnType::Json),
+    ("llm_token_count", ColumnType::Json),
+    ("llm_invocation_parameters", ColumnType::Json),
+    ("gen_ai_request_temperature", ColumnType::Number),
+    ("gen_ai_request_top_p", ColumnType::Number),
+    ("gen_ai_request_top_k", ColumnType::Number),
+    ("gen_ai_request_max_tokens", ColumnType::Number),
+    ("gen_ai_request_frequency_penalty", ColumnType::Number),
+    ("gen_ai_request_presence_penalty", ColumnType::Number),
+    ("gen_ai_request_seed", ColumnType::Number),
+    ("gen_ai_request_choice_count", ColumnType::Number),
+    ("gen_ai_usage_input_tokens", ColumnType::Number),
+    ("gen_ai_usage_output_tokens", ColumnType::Number),
+    ("gen_ai_usage_total_tokens", ColumnType::Number),
+    ("gen_ai_embeddings_dimension_count", ColumnType::Number),
+    ("gen_ai_request_stop_sequences", ColumnType::Json),
+    ("gen_ai_request_encoding_formats", ColumnType::Json),
+    ("gen_ai_response_finish_reasons", ColumnType::Json),
+    ("gen_ai_input_messages", ColumnType::Json),
+    ("gen_ai_output_messages", ColumnType::Json),
+    ("gen_ai_system_instructions", ColumnType::Json),
+    ("gen_ai_tool_definitions", ColumnType::Json),
+];
+
+/// The JSON column that holds, as one object, every key that could not get
+/// a slot of its own (its type's slots ran out, its value did not fit its
+/// column's type, or its column was already taken in this record).
+pub const OVERFLOW_COLUMN: &str = "otel_attributes";
+
+/// Value of `otel_record_type`.
+pub const RECORD_TYPE: &str = "AnoSys Trace";
+
+/// Highest dynamic slot index per prefix (inclusive). `cvs199` and
+/// `cvs200` are reserved, so strings stop at 198.
+pub const MAX_STRING_SLOT: u32 = 198;
+/// Highest dynamic `cvn` slot.
+pub const MAX_NUMBER_SLOT: u32 = 99;
+/// Highest dynamic `cvb` slot.
+pub const MAX_BOOL_SLOT: u32 = 99;
+
+/// The column a known key goes to.
+pub fn fixed_column(key: &str) -> Option<&'static str> {
+    FIXED_SLOTS.iter().find(|(k, _)| *k == key).map(|(_, c)| *c)
+}
+
+/// The type of a column.
+pub fn column_type(column: &str) -> ColumnType {
+    if let Some((_, t)) = COLUMN_TYPES.iter().find(|(c, _)| *c == column) {
+        return *t;
+    }
+    let digits = |rest: &str| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit());
+    if column.strip_prefix("cvn").is_some_and(digits) {
+        ColumnType::Number
+    } else if column.strip_prefix("cvb").is_some_and(digits) {
+        ColumnType::Boolean
+    } else {
+        ColumnType::Text
+    }
+}
+
+/// Whether `column` is a `cvs`/`cvn`/`cvb` slot that the fixed table uses.
+pub fn is_reserved_slot(column: &str) -> bool {
+    FIXED_SLOTS.iter().any(|(_, c)| *c == column)
+}

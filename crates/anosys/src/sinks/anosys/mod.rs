@@ -1,0 +1,358 @@
+//! The AnoSys HTTP sink: each record is encoded to one flat JSON object
+//! ([`Encoder`]) and POSTed on its own, over keep-alive connections with a
+//! bounded number of requests in flight.
+//!
+//! Retries: 5xx, 408, timeouts and connection errors with exponential
+//! backoff and jitter; 429 waits at least its `Retry-After`; other 4xx are
+//! not retried (counted as failed). What cannot be delivered before the
+//! retry budget or the shutdown deadline runs out is kept in the fallback
+//! sink (the embedded one), never posted to a guessed address.
+
+pub mod encode;
+pub mod mapping;
+mod resolve;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::StatusCode as HttpStatus;
+use tokio::sync::OnceCell;
+use tokio::task::JoinSet;
+
+pub use encode::{Encoder, SlotRegistry, SlotType};
+
+use super::{BoxFuture, ExportContext, ExportReport, Sink};
+use crate::config::{ApiKey, Config};
+use crate::diag::{self, LogLevel};
+use crate::record::{Record, Resource};
+
+/// Where the sink posts.
+#[derive(Debug, Clone)]
+enum Target {
+    /// A configured URL.
+    Url(String),
+    /// A key to resolve first.
+    Key { key: ApiKey, resolver: String },
+}
+
+/// The AnoSys HTTP API as a [`Sink`].
+///
+/// ```no_run
+/// use anosys::{Config, sinks::AnosysSink};
+/// let config = Config::builder().api_url("https://example.invalid/log").build()?;
+/// let sink = AnosysSink::new(&config)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct AnosysSink {
+    client: reqwest::Client,
+    target: Target,
+    endpoint: OnceCell<Result<String, String>>,
+    fallback: Option<Arc<dyn Sink>>,
+    max_in_flight: usize,
+    retry_max_elapsed: Duration,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for AnosysSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnosysSink").field("target", &self.target).finish_non_exhaustive()
+    }
+}
+
+/// Outcome of one POST.
+enum Attempt {
+    Delivered,
+    Retry { after: Option<Duration> },
+    Rejected(HttpStatus),
+}
+
+/// Reasons a sink could not be built.
+#[derive(Debug)]
+pub struct SinkError(pub String);
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SinkError {}
+
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
+
+impl AnosysSink {
+    /// A sink for the URL or key in `config` (URL wins). Resolution of a key
+    /// starts with [`Sink::start`] and never blocks the caller.
+    pub fn new(config: &Config) -> Result<Self, SinkError> {
+        let target = match (&config.api_url, &config.api_key) {
+            (Some(url), _) => Target::Url(url.clone()),
+            (None, Some(key)) => Target::Key { key: key.clone(), resolver: config.resolver_url.clone() },
+            (None, None) => {
+                return Err(SinkError("the AnoSys sink needs ANOSYS_API_KEY or ANOSYS_API_URL".into()));
+            }
+        };
+        let client = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(config.max_in_flight)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(concat!("anosys-rust/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SinkError(format!("cannot build the HTTP client: {}", e.without_url())))?;
+        Ok(AnosysSink {
+            client,
+            target,
+            endpoint: OnceCell::new(),
+            fallback: None,
+            max_in_flight: config.max_in_flight,
+            retry_max_elapsed: config.retry_max_elapsed,
+            request_timeout: config.request_timeout,
+        })
+    }
+
+    /// Keeps what cannot be delivered in `fallback` instead of dropping it.
+    pub fn with_fallback(mut self, fallback: Arc<dyn Sink>) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+
+    async fn endpoint(&self) -> &Result<String, String> {
+        self.endpoint
+            .get_or_init(|| async {
+                match &self.target {
+                    Target::Url(url) => Ok(url.clone()),
+                    Target::Key { key, resolver } => {
+                        let result = resolve::resolve(&self.client, resolver, key, self.request_timeout).await;
+                        if let Err(reason) = &result {
+                            let kept = self
+                                .fallback
+                                .as_ref()
+                                .map(|f| f.describe())
+                                .unwrap_or_else(|| "nowhere: they are counted as failed".into());
+                            diag::log(
+                                LogLevel::Error,
+                                &format!(
+                                    "could not resolve ANOSYS_API_KEY ({reason}); nothing is sent to AnoSys in this process, {kept}"
+                                ),
+                            );
+                        }
+                        result
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn post(client: reqwest::Client, url: String, body: bytes::Bytes) -> Attempt {
+        let response = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().is_success() => {
+                // Drain the body so the connection goes back to the pool.
+                let _ = r.bytes().await;
+                Attempt::Delivered
+            }
+            Ok(r) => {
+                let status = r.status();
+                let after = r
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                let _ = r.bytes().await;
+                if status == HttpStatus::TOO_MANY_REQUESTS {
+                    Attempt::Retry { after: Some(after.unwrap_or(Duration::from_secs(1))) }
+                } else if status.is_server_error() || status == HttpStatus::REQUEST_TIMEOUT {
+                    Attempt::Retry { after }
+                } else {
+                    Attempt::Rejected(status)
+                }
+            }
+            Err(e) => {
+                diag::log(LogLevel::Debug, &format!("POST to AnoSys failed: {}", e.without_url()));
+                Attempt::Retry { after: None }
+            }
+        }
+    }
+
+    async fn keep_in_fallback(&self, records: Vec<Record>, cx: ExportContext, report: &mut ExportReport) {
+        if records.is_empty() {
+            return;
+        }
+        match &self.fallback {
+            Some(fallback) => {
+                let n = records.len();
+                let r = fallback.export(&records, cx).await;
+                report.failed += r.failed;
+                report.kept_in_fallback += n - r.failed.min(n);
+            }
+            None => report.failed += records.len(),
+        }
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX));
+    }
+    let when = httpdate_parse(v)?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO).min(RETRY_AFTER_MAX))
+}
+
+fn httpdate_parse(v: &str) -> Option<SystemTime> {
+    // IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" {
+        return None;
+    }
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        .iter()
+        .position(|m| *m == parts[2])?
+        + 1;
+    let iso = format!("{}-{:02}-{:02}T{}Z", parts[3], month, parts[1].parse::<u32>().ok()?, parts[4]);
+    crate::record::time::from_iso(&iso)
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_MAX);
+    // Full jitter in [exp/2, exp].
+    let half = exp / 2;
+    half + Duration::from_micros(fastrand::u64(0..=half.as_micros() as u64))
+}
+
+impl Sink for AnosysSink {
+    fn name(&self) -> &str {
+        "anosys"
+    }
+
+    fn describe(&self) -> String {
+        match &self.target {
+            Target::Url(url) => match reqwest::Url::parse(url) {
+                Ok(u) => format!("records are sent to AnoSys at {}://{}", u.scheme(), u.host_str().unwrap_or("?")),
+                Err(_) => "records are sent to AnoSys".into(),
+            },
+            Target::Key { .. } => "records are sent to AnoSys (URL resolved from ANOSYS_API_KEY)".into(),
+        }
+    }
+
+    fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport> {
+        Box::pin(async move {
+            let mut report = ExportReport::default();
+            let url = match self.endpoint().await {
+                Ok(url) => url.clone(),
+                Err(_) => {
+                    self.keep_in_fallback(batch.to_vec(), cx, &mut report).await;
+                    return report;
+                }
+            };
+            let encoder = Encoder::default();
+            let empty = Resource::default();
+            let observed = SystemTime::now();
+            let bodies: Vec<bytes::Bytes> = batch
+                .iter()
+                .map(|r| {
+                    let object = serde_json::Value::Object(encoder.encode(r, &empty, observed));
+                    bytes::Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
+                })
+                .collect();
+
+            let started = Instant::now();
+            let mut pending: Vec<usize> = (0..batch.len()).collect();
+            let mut attempt = 0u32;
+            loop {
+                let mut retry: Vec<usize> = Vec::new();
+                let mut wait_at_least: Option<Duration> = None;
+                let mut set = JoinSet::new();
+                let mut queue = pending.iter().copied();
+                let mut spawn_next = |set: &mut JoinSet<(usize, Attempt)>| {
+                    if let Some(i) = queue.next() {
+                        let (client, url, body) = (self.client.clone(), url.clone(), bodies[i].clone());
+                        set.spawn(async move { (i, Self::post(client, url, body).await) });
+                        true
+                    } else {
+                        false
+                    }
+                };
+                for _ in 0..self.max_in_flight {
+                    if !spawn_next(&mut set) {
+                        break;
+                    }
+                }
+                while let Some(joined) = set.join_next().await {
+                    spawn_next(&mut set);
+                    match joined {
+                        Ok((_, Attempt::Delivered)) => {}
+                        Ok((i, Attempt::Retry { after })) => {
+                            retry.push(i);
+                            if let Some(a) = after {
+                                wait_at_least = Some(wait_at_least.map_or(a, |w| w.max(a)));
+                            }
+                        }
+                        Ok((_, Attempt::Rejected(status))) => {
+                            report.failed += 1;
+                            diag::once(&format!("anosys-rejected-{}", status.as_u16()), LogLevel::Error, || {
+                                format!("AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed")
+                            });
+                        }
+                        Err(_) => report.failed += 1,
+                    }
+                }
+                if retry.is_empty() {
+                    return report;
+                }
+                retry.sort_unstable();
+                let wait = backoff(attempt).max(wait_at_least.unwrap_or_default());
+                let out_of_budget = started.elapsed() + wait > self.retry_max_elapsed;
+                let past_deadline = cx.deadline.is_some_and(|d| Instant::now() + wait >= d);
+                if out_of_budget || past_deadline {
+                    diag::once("anosys-unreachable", LogLevel::Error, || {
+                        let kept = self.fallback.as_ref().map(|f| f.describe()).unwrap_or_else(|| "they are counted as failed".into());
+                        format!("AnoSys could not be reached in time; undelivered records are kept: {kept}")
+                    });
+                    let keep: Vec<Record> = retry.iter().map(|&i| batch[i].clone()).collect();
+                    self.keep_in_fallback(keep, cx, &mut report).await;
+                    return report;
+                }
+                report.retried += retry.len();
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                pending = retry;
+            }
+        })
+    }
+
+    fn start(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ = self.endpoint().await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("999999"), Some(RETRY_AFTER_MAX));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) <= BACKOFF_BASE);
+        assert!(backoff(3) >= BACKOFF_BASE * 4);
+        assert!(backoff(40) <= BACKOFF_MAX);
+    }
+}

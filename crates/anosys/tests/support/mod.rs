@@ -1,0 +1,178 @@
+//! A real HTTP server on 127.0.0.1 standing in for the AnoSys backend and
+//! its key resolver.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+
+/// A scripted reply: status, optional Retry-After, optional delay.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Reply { status, retry_after: None, delay: Duration::ZERO }
+    }
+    pub fn retry_after(mut self, v: &str) -> Self {
+        self.retry_after = Some(v.to_owned());
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+}
+
+/// One POST the backend saw.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub at: Instant,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub status: u16,
+}
+
+#[derive(Default)]
+pub struct Shared {
+    pub hits: Mutex<Vec<Hit>>,
+    pub plan: Mutex<VecDeque<Reply>>,
+    /// Reply used once the plan is empty.
+    pub default_reply: Mutex<Option<Reply>>,
+    pub resolver_keys: Mutex<Vec<String>>,
+    /// What the resolver answers: (status, body).
+    pub resolver_reply: Mutex<Option<(u16, String)>>,
+}
+
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+async fn log(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let reply = {
+        let next = s.plan.lock().unwrap().pop_front();
+        next.or_else(|| s.default_reply.lock().unwrap().clone()).unwrap_or(Reply::status(200))
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    s.hits.lock().unwrap().push(Hit { at: Instant::now(), headers, body, status: reply.status });
+    let mut resp = (StatusCode::from_u16(reply.status).unwrap(), "{}").into_response();
+    if let Some(v) = reply.retry_after {
+        resp.headers_mut().insert("retry-after", HeaderValue::from_str(&v).unwrap());
+    }
+    resp
+}
+
+async fn resolve(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    s.resolver_keys.lock().unwrap().push(q.get("apikey").cloned().unwrap_or_default());
+    let (status, body) = s.resolver_reply.lock().unwrap().clone().unwrap_or((404, "{}".into()));
+    (StatusCode::from_u16(status).unwrap(), body).into_response()
+}
+
+impl Backend {
+    /// Starts on a free loopback port.
+    pub fn start() -> Backend {
+        Self::start_on(0)
+    }
+
+    /// Starts on `port` (0 for any).
+    pub fn start_on(port: u16) -> Backend {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .route("/log", post(log))
+            .route("/resolve", get(resolve))
+            .with_state(shared.clone());
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", port))).unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Backend { addr, shared, _runtime: runtime }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/log", self.addr)
+    }
+
+    pub fn resolver_url(&self) -> String {
+        format!("http://{}/resolve", self.addr)
+    }
+
+    pub fn plan(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.plan.lock().unwrap().extend(replies);
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.shared.hits.lock().unwrap().clone()
+    }
+
+    /// Bodies of the POSTs answered with 2xx, as JSON.
+    pub fn accepted(&self) -> Vec<serde_json::Map<String, Value>> {
+        self.hits()
+            .into_iter()
+            .filter(|h| (200..300).contains(&h.status))
+            .map(|h| match serde_json::from_slice(&h.body).unwrap() {
+                Value::Object(m) => m,
+                other => panic!("body is not one flat object: {other}"),
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until `n` records were accepted.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<serde_json::Map<String, Value>> {
+        let end = Instant::now() + timeout;
+        loop {
+            let got = self.accepted();
+            if got.len() >= n || Instant::now() > end {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A free loopback port with nothing listening on it (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("anosys-test-{name}-{}-{}", std::process::id(), fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Decodes a posted object through its own `otel_schema_url` mapping:
+/// logical key → value.
+pub fn decode(body: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    let mapping: serde_json::Map<String, Value> =
+        serde_json::from_str(body["otel_schema_url"].as_str().unwrap()).unwrap();
+    let mut out = serde_json::Map::new();
+    for (key, column) in mapping {
+        if let Some(v) = body.get(column.as_str().unwrap()) {
+            out.insert(key, v.clone());
+        }
+    }
+    out
+}
