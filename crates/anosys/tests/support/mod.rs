@@ -60,7 +60,16 @@ pub struct Shared {
 pub struct Backend {
     pub addr: SocketAddr,
     pub shared: Arc<Shared>,
-    _runtime: tokio::runtime::Runtime,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        // Safe inside an async test too.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 async fn log(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -102,12 +111,15 @@ impl Backend {
             .route("/log", post(log))
             .route("/resolve", get(resolve))
             .with_state(shared.clone());
-        let listener = runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", port))).unwrap();
+        // Bound without block_on, so that async tests can start one too.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
         });
-        Backend { addr, shared, _runtime: runtime }
+        Backend { addr, shared, runtime: Some(runtime) }
     }
 
     pub fn url(&self) -> String {

@@ -409,3 +409,104 @@ impl<'r> Encoder<'r> {
         out.map
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordKind;
+    use serde_json::json;
+
+    fn encode(registry: &SlotRegistry, record: &Record) -> Map<String, Value> {
+        Encoder::with_registry(registry).encode(record, &Resource::default(), SystemTime::now())
+    }
+
+    #[test]
+    fn first_dynamic_slots_skip_the_reserved_ones() {
+        let r = SlotRegistry::new();
+        assert_eq!(r.slot_for("a", SlotType::String).as_deref(), Some("cvs100"));
+        assert_eq!(r.slot_for("b", SlotType::Number).as_deref(), Some("cvn4"));
+        assert_eq!(r.slot_for("c", SlotType::Bool).as_deref(), Some("cvb3"));
+        assert_eq!(r.slot_for("d", SlotType::String).as_deref(), Some("cvs101"));
+        assert_eq!(r.slot_for("a", SlotType::Number).as_deref(), Some("cvs100"), "a key keeps its slot");
+    }
+
+    #[test]
+    fn starting_indices_still_skip_reserved_and_used_slots() {
+        let r = SlotRegistry::new();
+        r.set_starting_indices(StartingIndices { string: 10, number: 1, boolean: 1 });
+        assert_eq!(r.slot_for("s1", SlotType::String).as_deref(), Some("cvs13"));
+        assert_eq!(r.slot_for("s2", SlotType::String).as_deref(), Some("cvs20"));
+        assert_eq!(r.slot_for("n1", SlotType::Number).as_deref(), Some("cvn4"));
+        r.set_starting_indices(StartingIndices { string: 13, number: 4, boolean: 3 });
+        assert_eq!(r.slot_for("s3", SlotType::String).as_deref(), Some("cvs21"));
+        assert_eq!(r.slot_for("n2", SlotType::Number).as_deref(), Some("cvn5"));
+    }
+
+    #[test]
+    fn slots_run_out_into_the_overflow_field() {
+        let r = SlotRegistry::new();
+        for i in 0..99 {
+            assert!(r.slot_for(&format!("k{i}"), SlotType::String).is_some(), "{i}");
+        }
+        assert_eq!(r.slot_for("one.too.many", SlotType::String), None);
+        let mut rec = Record::new(RecordKind::Raw, "raw");
+        rec.set_attribute("k5", "kept in its slot");
+        rec.set_attribute("one.too.many", "kept in the overflow");
+        let out = encode(&r, &rec);
+        assert_eq!(out["cvs105"], "kept in its slot");
+        let overflow: Value = serde_json::from_str(out[mapping::OVERFLOW_COLUMN].as_str().unwrap()).unwrap();
+        assert_eq!(overflow, json!({"one.too.many": "kept in the overflow"}));
+        assert!(!out.contains_key("cvs199"));
+    }
+
+    #[test]
+    fn values_that_do_not_fit_their_column_are_kept_in_the_overflow() {
+        let r = SlotRegistry::new();
+        let mut rec = Record::new(RecordKind::Raw, "raw");
+        rec.set_attribute("count", 1);
+        encode(&r, &rec);
+        let mut rec = Record::new(RecordKind::Raw, "raw");
+        rec.set_attribute("count", "many");
+        rec.set_attribute("gen_ai.request.temperature", "0.5");
+        rec.set_attribute("gen_ai.request.max_tokens", json!({"oops": true}));
+        rec.input = Some(json!("typed input"));
+        rec.set_attribute("input", "attribute named input");
+        let out = encode(&r, &rec);
+        assert!(!out.contains_key("cvn4"));
+        assert_eq!(out["gen_ai_request_temperature"], 0.5);
+        assert_eq!(out["llm_input"], "typed input");
+        let overflow: Value = serde_json::from_str(out[mapping::OVERFLOW_COLUMN].as_str().unwrap()).unwrap();
+        assert_eq!(
+            overflow,
+            json!({"count": "many", "gen_ai.request.max_tokens": {"oops": true}, "input": "attribute named input"})
+        );
+    }
+
+    #[test]
+    fn the_mapping_sent_decodes_the_record_it_travels_with() {
+        let r = SlotRegistry::new();
+        let mut rec = Record::new(RecordKind::Raw, "raw");
+        rec.set_attribute("fresh.key", "v");
+        let out = encode(&r, &rec);
+        let mapping: Map<String, Value> = serde_json::from_str(out["otel_schema_url"].as_str().unwrap()).unwrap();
+        let column = mapping["fresh.key"].as_str().unwrap();
+        assert_eq!(out[column], "v");
+        assert_eq!(mapping.len(), mapping::FIXED_SLOTS.len() + 1);
+    }
+
+    #[test]
+    fn any_value_encodes_without_panicking() {
+        let r = SlotRegistry::new();
+        let mut rec = Record::new(RecordKind::Raw, "");
+        rec.set_attribute("", "");
+        rec.set_attribute("n", f64::MAX);
+        rec.set_attribute("neg", i64::MIN);
+        rec.set_attribute("u", u64::MAX);
+        rec.set_attribute("deep", json!([[[[{"a": [null, 1.5e300, "\u{0}"]}]]]]));
+        rec.set_attribute("gen_ai.usage.input_tokens", "NaN");
+        rec.end_time = std::time::UNIX_EPOCH;
+        let out = encode(&r, &rec);
+        assert_eq!(out["otel_duration_ms"], 0.0);
+        assert!(out.contains_key("otel_attributes"));
+    }
+}

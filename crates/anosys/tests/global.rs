@@ -1,0 +1,147 @@
+//! The process-wide API: init, the guard, exit, setup_api, async callers.
+//! Tests here share the global pipeline, so they take a lock.
+
+mod support;
+
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anosys::{Config, LogLevel, StartingIndices};
+use serde_json::json;
+use support::{decode, temp_dir, Backend};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs this test binary again as a child that only runs `test_name`.
+fn run_child(test_name: &str, backend: &Backend) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("ANOSYS_TEST_CHILD", "1")
+        .env("ANOSYS_API_URL", backend.url())
+        // Nothing would be sent before exit without the exit-time flush.
+        .env("ANOSYS_FLUSH_INTERVAL_MS", "600000")
+        .env("ANOSYS_BATCH_SIZE", "100000")
+        .env("ANOSYS_LOG_LEVEL", "off")
+        .env_remove("ANOSYS_API_KEY")
+        .output()
+        .unwrap()
+}
+
+fn in_child() -> bool {
+    std::env::var_os("ANOSYS_TEST_CHILD").is_some()
+}
+
+/// Child entry point: captures without `init` and exits at once.
+#[test]
+fn child_captures_and_exits_without_init() {
+    if !in_child() {
+        return;
+    }
+    for i in 0..50 {
+        anosys::log_raw(json!({"child": "no-init", "i": i}));
+    }
+    std::process::exit(0);
+}
+
+/// Child entry point: `init()`, captures, returns (the guard drops).
+#[test]
+fn child_captures_with_guard() {
+    if !in_child() {
+        return;
+    }
+    let _guard = anosys::init().unwrap();
+    for i in 0..50 {
+        anosys::log_raw(json!({"child": "guard", "i": i}));
+    }
+}
+
+#[test]
+fn a_short_lived_child_process_delivers_every_record() {
+    if in_child() {
+        return;
+    }
+    for (name, tag) in [("child_captures_and_exits_without_init", "no-init"), ("child_captures_with_guard", "guard")] {
+        let backend = Backend::start();
+        let out = run_child(name, &backend);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let bodies = backend.wait_for(50, Duration::from_secs(5));
+        assert_eq!(bodies.len(), 50, "{name}");
+        let mut seen: Vec<i64> = bodies
+            .iter()
+            .map(|b| {
+                let d = decode(b);
+                assert_eq!(d["child"], tag);
+                d["i"].as_i64().unwrap()
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn setup_api_sets_the_url_and_starting_indices() {
+    if in_child() {
+        return;
+    }
+    let _s = serial();
+    let backend = Backend::start();
+    anosys::setup_api(Some(&backend.url()), Some(StartingIndices { string: 150, number: 40, boolean: 20 })).unwrap();
+    anosys::log_raw(json!({"setup.s": "x", "setup.n": 1, "setup.b": true}));
+    let report = anosys::shutdown(Duration::from_secs(10));
+    assert_eq!(report.counters.delivered, 1);
+    let body = backend.accepted().remove(0);
+    let mapping: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(body["otel_schema_url"].as_str().unwrap()).unwrap();
+    assert_eq!(mapping["setup.s"], "cvs150");
+    assert_eq!(mapping["setup.n"], "cvn40");
+    assert_eq!(mapping["setup.b"], "cvb20");
+    assert_eq!(body["cvs150"], "x");
+    assert!(anosys::setup_api(Some("not a url"), None).unwrap_err().to_string().contains("http"));
+}
+
+#[derive(Debug)]
+struct Exploding;
+
+impl serde::Serialize for Exploding {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("user Serialize impl panics")
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn works_inside_a_current_thread_runtime_and_survives_panicking_input() {
+    if in_child() {
+        return;
+    }
+    let _s = serial();
+    let backend = Backend::start();
+    let dir = temp_dir("async");
+    let config = Config::builder()
+        .api_url(backend.url())
+        .jsonl_path(dir.join("f.jsonl"))
+        .log_level(LogLevel::Off)
+        .build()
+        .unwrap();
+    let guard = anosys::init_with(config).unwrap();
+    assert!(anosys::log_raw(json!({"event": "in runtime"})));
+    assert!(anosys::log_raw_serialize(&json!({"event": "serialize"})));
+    // A panicking Serialize never reaches the caller.
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    assert!(!anosys::log_raw_serialize(&Exploding));
+    std::panic::set_hook(prev);
+    tokio::task::yield_now().await;
+    let flushed = anosys::flush(Duration::from_secs(10));
+    assert!(flushed.completed);
+    assert_eq!(flushed.counters.delivered, 2);
+    let report = guard.shutdown();
+    assert_eq!(report.counters.captured, 2);
+    assert_eq!(backend.accepted().len(), 2);
+    // After shutdown, captures start a new pipeline from the environment.
+}

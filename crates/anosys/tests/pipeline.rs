@@ -1,0 +1,115 @@
+//! The pipeline with custom sinks: batching, panics contained, reports.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anosys::sinks::{BoxFuture, ExportContext, ExportReport, Sink};
+use anosys::{Config, LogLevel, Pipeline, Record, RecordKind};
+
+#[derive(Default)]
+struct Memory {
+    batches: Mutex<Vec<Vec<Record>>>,
+}
+
+impl Sink for Memory {
+    fn name(&self) -> &str {
+        "memory"
+    }
+    fn export<'a>(&'a self, batch: &'a [Record], _: ExportContext) -> BoxFuture<'a, ExportReport> {
+        self.batches.lock().unwrap().push(batch.to_vec());
+        Box::pin(async { ExportReport::default() })
+    }
+}
+
+struct Panics;
+
+impl Sink for Panics {
+    fn name(&self) -> &str {
+        "panics"
+    }
+    fn export<'a>(&'a self, _: &'a [Record], _: ExportContext) -> BoxFuture<'a, ExportReport> {
+        Box::pin(async { panic!("a broken sink") })
+    }
+}
+
+fn config() -> anosys::ConfigBuilder {
+    Config::builder().log_level(LogLevel::Off)
+}
+
+#[test]
+fn batches_by_count_and_fills_the_resource() {
+    let memory = Arc::new(Memory::default());
+    let c = config().batch_size(3).flush_interval(Duration::from_secs(600)).build().unwrap();
+    let pipeline = Pipeline::builder(c).without_builtin_sinks().sink(memory.clone()).build().unwrap();
+    for i in 0..7 {
+        pipeline.submit(Record::new(RecordKind::Raw, format!("r{i}")));
+    }
+    // Two full batches go without waiting for the interval.
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while memory.batches.lock().unwrap().len() < 2 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let report = pipeline.flush(Duration::from_secs(10));
+    assert!(report.completed);
+    assert_eq!(report.counters.delivered, 7);
+    let batches = memory.batches.lock().unwrap();
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![3, 3, 1]);
+    let names: Vec<String> = batches.iter().flatten().map(|r| r.name.clone()).collect();
+    assert_eq!(names, (0..7).map(|i| format!("r{i}")).collect::<Vec<_>>());
+    let resource = batches[0][0].resource.as_ref().unwrap();
+    assert_eq!(resource.attributes["telemetry.sdk.name"], "anosys");
+    assert!(resource.service_name().is_some());
+}
+
+#[test]
+fn batches_by_time() {
+    let memory = Arc::new(Memory::default());
+    let c = config().batch_size(1000).flush_interval(Duration::from_millis(30)).build().unwrap();
+    let pipeline = Pipeline::builder(c).without_builtin_sinks().sink(memory.clone()).build().unwrap();
+    pipeline.submit(Record::new(RecordKind::Raw, "alone"));
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while memory.batches.lock().unwrap().is_empty() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(memory.batches.lock().unwrap().len(), 1, "the interval alone sends a partial batch");
+    assert_eq!(pipeline.counters().delivered, 1);
+}
+
+#[test]
+fn a_panicking_sink_is_contained_and_counted() {
+    let memory = Arc::new(Memory::default());
+    let c = config().build().unwrap();
+    let pipeline =
+        Pipeline::builder(c).without_builtin_sinks().sink(Arc::new(Panics)).sink(memory.clone()).build().unwrap();
+    for _ in 0..4 {
+        pipeline.submit(Record::new(RecordKind::Raw, "r"));
+    }
+    let report = pipeline.shutdown(Duration::from_secs(10));
+    assert!(report.completed);
+    assert_eq!(report.counters.failed, 4);
+    assert_eq!(report.counters.errors, 1);
+    assert_eq!(report.pending, 0);
+    // The other sink still got the batch.
+    assert_eq!(memory.batches.lock().unwrap().iter().map(Vec::len).sum::<usize>(), 4);
+    // After shutdown, records are dropped and counted, never queued.
+    assert!(!pipeline.submit(Record::new(RecordKind::Raw, "late")));
+    assert_eq!(pipeline.counters().dropped, 1);
+    assert!(pipeline.shutdown(Duration::from_secs(1)).completed);
+}
+
+#[test]
+fn the_default_sink_is_a_jsonl_file() {
+    let dir = support::temp_dir("default");
+    let c = config().jsonl_path(dir.join("sub/records.jsonl")).build().unwrap();
+    let pipeline = Pipeline::new(c).unwrap();
+    assert!(pipeline.destinations()[0].contains("sub/records.jsonl"));
+    pipeline.submit(anosys::sources::raw::raw_record(serde_json::json!({"event": "local"})));
+    pipeline.shutdown(Duration::from_secs(10));
+    let text = std::fs::read_to_string(dir.join("sub/records.jsonl")).unwrap();
+    let r: Record = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(r.name, "local");
+    assert_eq!(r.kind, RecordKind::Raw);
+}
