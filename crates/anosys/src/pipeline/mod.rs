@@ -9,6 +9,7 @@
 //! counted.
 
 pub mod limits;
+mod queue;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -95,7 +96,7 @@ pub(crate) enum Control {
 }
 
 pub(crate) struct Inner {
-    tx: mpsc::Sender<Record>,
+    queue: Arc<queue::Queue>,
     control: mpsc::UnboundedSender<Control>,
     counters: Arc<AtomicCounters>,
     closed: AtomicBool,
@@ -237,7 +238,7 @@ impl PipelineBuilder {
         }
         let description: Vec<String> = sinks.iter().map(|s| s.describe()).collect();
         let resource = Arc::new(self.resource.unwrap_or_else(|| default_resource(config.service_name.as_deref())));
-        let (tx, rx) = mpsc::channel(config.queue_size);
+        let queue = Arc::new(queue::Queue::new(config.queue_size, config.batch_size));
         let (control, control_rx) = mpsc::unbounded_channel();
         let counters = Arc::new(AtomicCounters::default());
         let settings = worker::Settings {
@@ -247,7 +248,7 @@ impl PipelineBuilder {
             max_attribute_bytes: config.max_attribute_bytes,
             resource,
         };
-        let handle = worker::spawn(rx, control_rx, sinks, counters.clone(), settings).map_err(InitError::Thread)?;
+        let handle = worker::spawn(queue.clone(), control_rx, sinks, counters.clone(), settings).map_err(InitError::Thread)?;
         let where_to = description.join("; ");
         if config.api_url.is_none() && config.api_key.is_none() && config.sinks == crate::config::SinkSelection::Auto {
             diag::once(&format!("where-{where_to}"), LogLevel::Info, || {
@@ -258,7 +259,7 @@ impl PipelineBuilder {
         }
         Ok(Pipeline {
             inner: Arc::new(Inner {
-                tx,
+                queue,
                 control,
                 counters,
                 closed: AtomicBool::new(false),
@@ -293,18 +294,16 @@ impl Pipeline {
             diag::once("closed", LogLevel::Warn, || "a record was captured after shutdown and is dropped".into());
             return false;
         }
-        match inner.tx.try_send(record) {
+        match inner.queue.push(record) {
             Ok(()) => true,
-            Err(e) => {
+            Err(_) => {
                 inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                    diag::once("queue-full", LogLevel::Warn, || {
-                        format!(
-                            "the delivery queue is full ({} records); new records are dropped and counted (raise ANOSYS_QUEUE_SIZE?)",
-                            inner.queue_size
-                        )
-                    });
-                }
+                diag::once("queue-full", LogLevel::Warn, || {
+                    format!(
+                        "the delivery queue is full ({} records); new records are dropped and counted (raise ANOSYS_QUEUE_SIZE?)",
+                        inner.queue_size
+                    )
+                });
                 false
             }
         }

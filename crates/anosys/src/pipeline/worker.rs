@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::queue::Queue;
 use super::{limits, AtomicCounters, Control};
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
@@ -21,7 +22,7 @@ pub(super) struct Settings {
 }
 
 pub(super) fn spawn(
-    rx: mpsc::Receiver<Record>,
+    queue: Arc<Queue>,
     control: mpsc::UnboundedReceiver<Control>,
     sinks: Vec<Arc<dyn Sink>>,
     counters: Arc<AtomicCounters>,
@@ -29,106 +30,90 @@ pub(super) fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name("anosys-worker".into()).spawn(move || {
-        let worker = Worker { sinks, counters, settings };
-        runtime.block_on(worker.run(rx, control));
+        let worker = Worker { queue, sinks, counters, settings };
+        runtime.block_on(worker.run(control));
         // Let retries still in flight (after a missed deadline) end quietly.
         runtime.shutdown_timeout(Duration::from_millis(100));
     })
 }
 
 struct Worker {
+    queue: Arc<Queue>,
     sinks: Vec<Arc<dyn Sink>>,
     counters: Arc<AtomicCounters>,
     settings: Settings,
 }
 
-struct Batch {
-    records: Vec<Record>,
-    bytes: usize,
-    counted: usize,
-    due: Option<tokio::time::Instant>,
-}
-
-impl Batch {
-    /// Accounts for records appended since the last call.
-    fn account(&mut self, interval: Duration) {
-        for r in &self.records[self.counted..] {
-            self.bytes += r.approx_size();
-        }
-        self.counted = self.records.len();
-        if self.due.is_none() && !self.records.is_empty() {
-            self.due = Some(tokio::time::Instant::now() + interval);
-        }
-    }
-
-    fn take(&mut self) -> Vec<Record> {
-        self.bytes = 0;
-        self.counted = 0;
-        self.due = None;
-        std::mem::take(&mut self.records)
-    }
-}
-
 impl Worker {
-    async fn run(self, mut rx: mpsc::Receiver<Record>, mut control: mpsc::UnboundedReceiver<Control>) {
+    async fn run(self, mut control: mpsc::UnboundedReceiver<Control>) {
         for sink in &self.sinks {
             let sink = sink.clone();
             tokio::spawn(async move { sink.start().await });
         }
-        let s = &self.settings;
-        let mut batch = Batch { records: Vec::with_capacity(s.batch_size), bytes: 0, counted: 0, due: None };
+        let interval = self.settings.flush_interval;
+        let mut next_tick = tokio::time::Instant::now() + interval;
         loop {
-            let due = batch.due;
-            let room = s.batch_size.saturating_sub(batch.records.len()).max(1);
             tokio::select! {
                 biased;
-                Some(ctl) = control.recv() => match ctl {
-                    Control::Flush(reply) => {
-                        self.drain(&mut rx, &mut batch, None).await;
+                ctl = control.recv() => match ctl {
+                    Some(Control::Flush(reply)) => {
+                        self.drain(None).await;
                         let _ = reply.try_send(());
+                        continue;
                     }
-                    Control::Shutdown { deadline, reply } => {
-                        rx.close();
-                        self.drain(&mut rx, &mut batch, Some(deadline)).await;
+                    Some(Control::Shutdown { deadline, reply }) => {
+                        self.drain(Some(deadline)).await;
                         for sink in &self.sinks {
                             let _ = tokio::time::timeout_at(deadline.into(), sink.shutdown()).await;
                         }
                         let _ = reply.try_send(());
                         return;
                     }
-                },
-                n = rx.recv_many(&mut batch.records, room) => {
-                    if n == 0 {
-                        // Every sender is gone: deliver what is left and stop.
-                        self.drain(&mut rx, &mut batch, None).await;
+                    None => {
+                        // Every handle is gone: deliver what is left and stop.
+                        self.drain(None).await;
                         return;
                     }
-                    batch.account(s.flush_interval);
-                    if batch.records.len() >= s.batch_size || batch.bytes >= s.max_batch_bytes {
-                        self.export(batch.take(), None).await;
-                    }
-                }
-                _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
-                    self.export(batch.take(), None).await;
-                }
+                },
+                _ = self.queue.notify.notified() => {}
+                _ = tokio::time::sleep_until(next_tick) => {}
+            }
+            self.queue.rearm();
+            while self.queue.len() >= self.settings.batch_size {
+                let batch = self.take_batch();
+                self.export(batch, None).await;
+            }
+            if tokio::time::Instant::now() >= next_tick {
+                self.drain(None).await;
+                next_tick = tokio::time::Instant::now() + interval;
             }
         }
     }
 
-    /// Exports everything queued right now, in batches.
-    async fn drain(&self, rx: &mut mpsc::Receiver<Record>, batch: &mut Batch, deadline: Option<Instant>) {
-        loop {
-            while batch.records.len() < self.settings.batch_size {
-                match rx.try_recv() {
-                    Ok(r) => batch.records.push(r),
-                    Err(_) => break,
+    /// Up to one batch: by count, and by approximate bytes.
+    fn take_batch(&self) -> Vec<Record> {
+        let mut batch = Vec::with_capacity(self.settings.batch_size.min(self.queue.len().max(1)));
+        let mut bytes = 0;
+        while batch.len() < self.settings.batch_size && bytes < self.settings.max_batch_bytes {
+            match self.queue.pop() {
+                Some(r) => {
+                    bytes += r.approx_size();
+                    batch.push(r);
                 }
+                None => break,
             }
-            if batch.records.is_empty() {
+        }
+        batch
+    }
+
+    /// Exports everything queued right now, in batches.
+    async fn drain(&self, deadline: Option<Instant>) {
+        loop {
+            let batch = self.take_batch();
+            if batch.is_empty() {
                 return;
             }
-            batch.account(self.settings.flush_interval);
-            self.export(batch.take(), deadline).await;
+            self.export(batch, deadline).await;
         }
     }
 

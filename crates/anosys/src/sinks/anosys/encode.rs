@@ -66,7 +66,8 @@ struct RegistryState {
     order: Vec<(String, Arc<str>)>,
     used: HashSet<Arc<str>>,
     next: [u32; 3],
-    /// JSON of the whole mapping, rebuilt only when it changes.
+    /// The whole mapping as a JSON string literal (quoted and escaped,
+    /// ready to splice into a body), rebuilt only when it changes.
     mapping_json: Option<Arc<str>>,
 }
 
@@ -164,15 +165,17 @@ impl SlotRegistry {
         for (k, c) in &s.order {
             map.insert(k.clone(), Value::String(c.to_string()));
         }
-        let json: Arc<str> = Value::Object(map).to_string().into();
-        s.mapping_json = Some(json.clone());
-        json
+        let literal = Value::String(Value::Object(map).to_string()).to_string();
+        let literal: Arc<str> = literal.into();
+        s.mapping_json = Some(literal.clone());
+        literal
     }
 
     /// The whole mapping (fixed and dynamic) as a JSON object, as sent in
     /// `otel_schema_url`.
-    pub fn mapping_document(&self) -> Arc<str> {
-        Self::mapping_json(&mut self.lock())
+    pub fn mapping_document(&self) -> String {
+        let literal = Self::mapping_json(&mut self.lock());
+        serde_json::from_str::<String>(&literal).unwrap_or_default()
     }
 }
 
@@ -285,6 +288,35 @@ impl<'r> Encoder<'r> {
     /// The flat AnoSys object for `record`. `resource` stands in when the
     /// record has none; `observed` is when the pipeline took the record.
     pub fn encode(&self, record: &Record, resource: &Resource, observed: SystemTime) -> Map<String, Value> {
+        let (mut map, mapping) = self.encode_parts(record, resource, observed);
+        let mapping = serde_json::from_str::<String>(&mapping).unwrap_or_default();
+        map.insert("otel_schema_url".to_owned(), Value::String(mapping));
+        map
+    }
+
+    /// The request body for `record`: the same object as
+    /// [`encode`](Self::encode), serialised, with the cached mapping spliced
+    /// in rather than escaped again for every record.
+    pub fn encode_to_vec(&self, record: &Record, resource: &Resource, observed: SystemTime) -> Vec<u8> {
+        let (map, mapping) = self.encode_parts(record, resource, observed);
+        let mut body = Vec::with_capacity(1024 + mapping.len());
+        if serde_json::to_writer(&mut body, &map).is_err() || body.last() != Some(&b'}') {
+            return Vec::new();
+        }
+        body.pop();
+        if map.is_empty() {
+            body.extend_from_slice(b"\"otel_schema_url\":");
+        } else {
+            body.extend_from_slice(b",\"otel_schema_url\":");
+        }
+        body.extend_from_slice(mapping.as_bytes());
+        body.push(b'}');
+        body
+    }
+
+    /// The object without `otel_schema_url`, and the mapping as an escaped
+    /// JSON string literal.
+    fn encode_parts(&self, record: &Record, resource: &Resource, observed: SystemTime) -> (Map<String, Value>, Arc<str>) {
         let resource = record.resource.as_deref().unwrap_or(resource);
         let mut out = Out { map: Map::new(), overflow: Map::new() };
 
@@ -405,8 +437,7 @@ impl<'r> Encoder<'r> {
             let overflow = std::mem::take(&mut out.overflow);
             out.map.insert(mapping::OVERFLOW_COLUMN.to_owned(), Value::String(Value::Object(overflow).to_string()));
         }
-        out.map.insert("otel_schema_url".to_owned(), Value::String(mapping_json.to_string()));
-        out.map
+        (out.map, mapping_json)
     }
 }
 
@@ -508,5 +539,20 @@ mod tests {
         let out = encode(&r, &rec);
         assert_eq!(out["otel_duration_ms"], 0.0);
         assert!(out.contains_key("otel_attributes"));
+    }
+
+    #[test]
+    fn the_spliced_body_is_the_encoded_object() {
+        let r = SlotRegistry::new();
+        let mut rec = Record::new(RecordKind::LlmCall, "chat \"quoted\"");
+        rec.set_attribute("x.y", json!({"k": "v\n"}));
+        let t = SystemTime::now();
+        let body: Value = serde_json::from_slice(&Encoder::with_registry(&r).encode_to_vec(&rec, &Resource::default(), t)).unwrap();
+        let object = Value::Object(Encoder::with_registry(&r).encode(&rec, &Resource::default(), t));
+        assert_eq!(body, object);
+        assert_eq!(
+            serde_json::from_str::<Value>(body["otel_schema_url"].as_str().unwrap()).unwrap(),
+            serde_json::from_str::<Value>(&r.mapping_document()).unwrap()
+        );
     }
 }

@@ -5,6 +5,9 @@
 //! public AnoSys SDK (anosys-sdk-core 1.0.14). MAPPINGS.md documents it; a
 //! test checks the document lists every row.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
 /// How a backend column is typed; values are coerced to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -171,14 +174,21 @@ pub const MAX_NUMBER_SLOT: u32 = 99;
 /// Highest dynamic `cvb` slot.
 pub const MAX_BOOL_SLOT: u32 = 99;
 
+static FIXED_INDEX: LazyLock<HashMap<&'static str, &'static str>> =
+    LazyLock::new(|| FIXED_SLOTS.iter().copied().collect());
+static TYPE_INDEX: LazyLock<HashMap<&'static str, ColumnType>> =
+    LazyLock::new(|| COLUMN_TYPES.iter().copied().collect());
+static RESERVED: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| FIXED_SLOTS.iter().map(|(_, c)| *c).collect());
+
 /// The column a known key goes to.
 pub fn fixed_column(key: &str) -> Option<&'static str> {
-    FIXED_SLOTS.iter().find(|(k, _)| *k == key).map(|(_, c)| *c)
+    FIXED_INDEX.get(key).copied()
 }
 
 /// The type of a column.
 pub fn column_type(column: &str) -> ColumnType {
-    if let Some((_, t)) = COLUMN_TYPES.iter().find(|(c, _)| *c == column) {
+    if let Some(t) = TYPE_INDEX.get(column) {
         return *t;
     }
     let digits = |rest: &str| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit());
@@ -193,5 +203,33 @@ pub fn column_type(column: &str) -> ColumnType {
 
 /// Whether `column` is a `cvs`/`cvn`/`cvb` slot that the fixed table uses.
 pub fn is_reserved_slot(column: &str) -> bool {
-    FIXED_SLOTS.iter().any(|(_, c)| *c == column)
+    RESERVED.contains(column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mappings_md_lists_every_row() {
+        let doc = include_str!("../../../../../MAPPINGS.md");
+        for (key, column) in FIXED_SLOTS {
+            let row = format!("| `{key}` | `{column}` |");
+            assert!(doc.contains(&row), "MAPPINGS.md lacks {row}");
+        }
+        assert!(doc.contains(OVERFLOW_COLUMN));
+    }
+
+    #[test]
+    fn column_types_follow_the_sdk() {
+        assert_eq!(column_type("gen_ai_usage_input_tokens"), ColumnType::Number);
+        assert_eq!(column_type("gen_ai_input_messages"), ColumnType::Json);
+        assert_eq!(column_type("otel_start_time"), ColumnType::Timestamp);
+        assert_eq!(column_type("cvn42"), ColumnType::Number);
+        assert_eq!(column_type("cvb7"), ColumnType::Boolean);
+        assert_eq!(column_type("cvs3"), ColumnType::Text);
+        assert_eq!(column_type("cvnx"), ColumnType::Text);
+        assert!(is_reserved_slot("cvn3") && is_reserved_slot("cvb1") && is_reserved_slot("cvs200"));
+        assert!(!is_reserved_slot("cvs100"));
+    }
 }

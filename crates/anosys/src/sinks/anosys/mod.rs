@@ -259,10 +259,7 @@ impl Sink for AnosysSink {
             let observed = SystemTime::now();
             let bodies: Vec<bytes::Bytes> = batch
                 .iter()
-                .map(|r| {
-                    let object = serde_json::Value::Object(encoder.encode(r, &empty, observed));
-                    bytes::Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
-                })
+                .map(|r| bytes::Bytes::from(encoder.encode_to_vec(r, &empty, observed)))
                 .collect();
 
             let started = Instant::now();

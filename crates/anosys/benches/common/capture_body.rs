@@ -1,0 +1,107 @@
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anosys::sinks::anosys::{Encoder, SlotRegistry};
+use anosys::sinks::{BoxFuture, ExportContext, ExportReport, Sink};
+use anosys::{Config, LogLevel, Pipeline, Record, RecordKind, Resource, SpanKind, Status};
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::json;
+use std::hint::black_box;
+
+/// Accepts and forgets every batch.
+struct Discard;
+
+impl Sink for Discard {
+    fn name(&self) -> &str {
+        "discard"
+    }
+    fn export<'a>(&'a self, _: &'a [Record], _: ExportContext) -> BoxFuture<'a, ExportReport> {
+        Box::pin(async { ExportReport::default() })
+    }
+}
+
+/// What an instrumented chat call builds: 12 attributes and content.
+fn typical_record() -> Record {
+    let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o-mini");
+    r.span_kind = SpanKind::Client;
+    r.source = Some("openai".into());
+    r.set_attribute("gen_ai.operation.name", "chat");
+    r.set_attribute("gen_ai.provider.name", "openai");
+    r.set_attribute("gen_ai.system", "openai");
+    r.set_attribute("gen_ai.request.model", "gpt-4o-mini");
+    r.set_attribute("gen_ai.request.temperature", 0.7);
+    r.set_attribute("gen_ai.request.max_tokens", 256);
+    r.set_attribute("gen_ai.response.id", "chatcmpl-AbC123");
+    r.set_attribute("gen_ai.response.model", "gpt-4o-mini-2024-07-18");
+    r.set_attribute("gen_ai.response.finish_reasons", json!(["stop"]));
+    r.set_attribute("gen_ai.usage.input_tokens", 42);
+    r.set_attribute("gen_ai.usage.output_tokens", 17);
+    r.set_attribute("server.address", "api.openai.com");
+    r.input = Some(json!([{"role": "user", "content": "Say this is a test"}]));
+    r.output = Some(json!("This is a test."));
+    r.finish(Status::ok());
+    r
+}
+
+fn thirty_field_record() -> Record {
+    let mut r = typical_record();
+    r.set_attribute("server.port", 443);
+    r.set_attribute("is_streaming", false);
+    r.set_attribute("gen_ai.usage.total_tokens", 59);
+    r.set_attribute(
+        "gen_ai.input.messages",
+        json!([{"role": "user", "parts": [{"type": "text", "content": "Say this is a test"}]}]),
+    );
+    r.set_attribute(
+        "gen_ai.output.messages",
+        json!([{"role": "assistant", "parts": [{"type": "text", "content": "This is a test."}], "finish_reason": "stop"}]),
+    );
+    for i in 0..7 {
+        r.set_attribute(format!("app.tag{i}"), format!("value-{i}"));
+    }
+    for i in 0..3 {
+        r.set_attribute(format!("app.metric{i}"), i as f64 * 1.5);
+    }
+    r.set_attribute("app.flag", true);
+    assert!(r.attributes.len() >= 28, "{}", r.attributes.len());
+    r
+}
+
+fn caller_cost(c: &mut Criterion) {
+    let config = Config::builder().queue_size(1 << 20).log_level(LogLevel::Off).build().unwrap();
+    let pipeline = Pipeline::builder(config).without_builtin_sinks().sink(Arc::new(Discard)).build().unwrap();
+    let mut group = c.benchmark_group("caller");
+    group.bench_function("build record (baseline)", |b| b.iter(|| black_box(typical_record())));
+    group.bench_function("build and enqueue", |b| b.iter(|| black_box(pipeline.submit(typical_record()))));
+    group.finish();
+    let report = pipeline.shutdown(Duration::from_secs(30));
+    eprintln!(
+        "caller: {} captured, {} delivered, {} dropped (queue full)",
+        report.counters.captured, report.counters.delivered, report.counters.dropped
+    );
+}
+
+fn encoding(c: &mut Criterion) {
+    let registry = SlotRegistry::new();
+    let encoder = Encoder::with_registry(&registry);
+    let record = thirty_field_record();
+    let resource = Resource::default();
+    let mut group = c.benchmark_group("encode 30-field record");
+    group.bench_function("serde_json::to_vec(record) (baseline)", |b| {
+        b.iter(|| black_box(serde_json::to_vec(black_box(&record)).unwrap()))
+    });
+    group.bench_function("AnoSys object to bytes", |b| {
+        b.iter(|| {
+            black_box(encoder.encode_to_vec(black_box(&record), &resource, SystemTime::now()))
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    targets = caller_cost, encoding
+}
+criterion_main!(benches);
