@@ -19,17 +19,20 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Runs this test binary again as a child that only runs `test_name`.
 fn run_child(test_name: &str, backend: &Backend) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+    child(test_name).env("ANOSYS_API_URL", backend.url()).output().unwrap()
+}
+
+fn child(test_name: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env("ANOSYS_TEST_CHILD", "1")
-        .env("ANOSYS_API_URL", backend.url())
         // Nothing would be sent before exit without the exit-time flush.
         .env("ANOSYS_FLUSH_INTERVAL_MS", "600000")
         .env("ANOSYS_BATCH_SIZE", "100000")
         .env("ANOSYS_LOG_LEVEL", "off")
         .env_remove("ANOSYS_API_KEY")
-        .output()
-        .unwrap()
+        .env_remove("ANOSYS_API_URL");
+    c
 }
 
 fn in_child() -> bool {
@@ -58,6 +61,48 @@ fn child_captures_with_guard() {
     for i in 0..50 {
         anosys::log_raw(json!({"child": "guard", "i": i}));
     }
+}
+
+/// Child entry point: three records with whatever key the parent set.
+#[test]
+fn child_captures_three() {
+    if !in_child() {
+        return;
+    }
+    for i in 0..3 {
+        anosys::log_raw(json!({"child": "key", "i": i}));
+    }
+}
+
+#[test]
+fn an_unresolvable_key_keeps_records_locally_and_is_never_printed() {
+    if in_child() {
+        return;
+    }
+    const KEY: &str = "sk-anosys-very-secret-4242";
+    let backend = Backend::start();
+    *backend.shared.resolver_reply.lock().unwrap() = Some((401, "{}".into()));
+    let unreachable = format!("http://127.0.0.1:{}/resolve", support::free_port());
+    for (resolver, says) in [(backend.resolver_url(), "HTTP 401"), (unreachable, "cannot reach 127.0.0.1")] {
+        let dir = temp_dir("secret");
+        let out = child("child_captures_three")
+            .env("ANOSYS_API_KEY", KEY)
+            .env("ANOSYS_RESOLVER_URL", &resolver)
+            .env("ANOSYS_LOG_LEVEL", "debug")
+            .env("ANOSYS_JSONL_PATH", dir.join("kept.jsonl"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("could not resolve ANOSYS_API_KEY") && stderr.contains(says), "{stderr}");
+        assert!(stderr.contains("kept.jsonl"), "{stderr}");
+        assert!(!stderr.contains(KEY) && !String::from_utf8_lossy(&out.stdout).contains(KEY));
+        let kept = std::fs::read_to_string(dir.join("kept.jsonl")).unwrap();
+        assert_eq!(kept.lines().count(), 3);
+        assert!(!kept.contains(KEY));
+    }
+    assert!(backend.hits().is_empty(), "nothing is posted to a guessed address");
+    assert_eq!(backend.shared.resolver_keys.lock().unwrap().as_slice(), [KEY]);
 }
 
 #[test]
@@ -115,6 +160,7 @@ impl serde::Serialize for Exploding {
 }
 
 #[tokio::test(flavor = "current_thread")]
+#[allow(clippy::await_holding_lock)] // the lock only serialises tests
 async fn works_inside_a_current_thread_runtime_and_survives_panicking_input() {
     if in_child() {
         return;

@@ -21,11 +21,11 @@ fn record_data(t: usize, i: usize) -> Map<String, Value> {
         "rec.id": format!("{t}-{i}"),
         format!("shared.s{j}"): format!("shared-{j}"),
         format!("shared.n{j}"): j,
-        format!("shared.b{j}"): j % 2 == 0,
+        format!("shared.b{j}"): j.is_multiple_of(2),
         format!("t{t}.s{i}"): format!("v{t}-{i}"),
         format!("t{t}.l{i}"): [t, i],
         format!("t{t}.n{i}"): (t * 1000 + i) as f64 + 0.5,
-        format!("t{t}.b{i}"): i % 2 == 1,
+        format!("t{t}.b{i}"): !i.is_multiple_of(2),
     });
     v.as_object().unwrap().clone()
 }

@@ -294,19 +294,17 @@ impl Pipeline {
             diag::once("closed", LogLevel::Warn, || "a record was captured after shutdown and is dropped".into());
             return false;
         }
-        match inner.queue.push(record) {
-            Ok(()) => true,
-            Err(_) => {
-                inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                diag::once("queue-full", LogLevel::Warn, || {
-                    format!(
-                        "the delivery queue is full ({} records); new records are dropped and counted (raise ANOSYS_QUEUE_SIZE?)",
-                        inner.queue_size
-                    )
-                });
-                false
-            }
+        if inner.queue.push(record) {
+            return true;
         }
+        inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        diag::once("queue-full", LogLevel::Warn, || {
+            format!(
+                "the delivery queue is full ({} records); new records are dropped and counted (raise ANOSYS_QUEUE_SIZE?)",
+                inner.queue_size
+            )
+        });
+        false
     }
 
     /// Whether sources should capture content (prompts, replies, inputs,

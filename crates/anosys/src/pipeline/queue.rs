@@ -32,12 +32,12 @@ impl Queue {
         }
     }
 
-    /// Adds a record, or gives it back when the queue is full.
-    pub(crate) fn push(&self, record: Record) -> Result<(), Record> {
+    /// Adds a record; `false` (and the record dropped) when the queue is full.
+    pub(crate) fn push(&self, record: Record) -> bool {
         let before = self.len.fetch_add(1, Ordering::AcqRel);
         if before >= self.capacity {
             self.len.fetch_sub(1, Ordering::AcqRel);
-            return Err(record);
+            return false;
         }
         self.items.push(record);
         if before + 1 >= self.wake_at
@@ -46,7 +46,7 @@ impl Queue {
         {
             self.notify.notify_one();
         }
-        Ok(())
+        true
     }
 
     pub(crate) fn pop(&self) -> Option<Record> {
