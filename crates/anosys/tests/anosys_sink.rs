@@ -387,3 +387,39 @@ fn jsonl_and_stdout_sinks_run_together_with_anosys() {
     assert_eq!(back.attributes, r.attributes);
     assert!(anosys::sinks::StdoutSink::line(&r).contains("model=gpt-4o"));
 }
+
+#[test]
+fn shutdown_cuts_retries_short_and_keeps_the_rest_locally() {
+    // Backend down: the batch is in its retry loop (budget 60 s) when the
+    // process shuts down with 1 s to go.
+    let port = free_port();
+    let dir = temp_dir("shutdown-down");
+    let url = format!("http://127.0.0.1:{port}/log");
+    let pipeline = Pipeline::new(config(&url, &dir).build().unwrap()).unwrap();
+    for i in 0..10 {
+        pipeline.submit(anosys::sources::raw::raw_record(json!({"i": i})));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(pipeline.counters().delivered, 0);
+    let report = pipeline.shutdown(Duration::from_secs(1));
+    assert!(report.completed, "{report:?}");
+    assert_eq!(report.counters.kept_in_fallback, 10);
+    assert_eq!(report.pending, 0);
+    assert_eq!(std::fs::read_to_string(dir.join("fallback.jsonl")).unwrap().lines().count(), 10);
+}
+
+#[test]
+fn shutdown_does_not_wait_for_a_hanging_backend() {
+    let backend = Backend::start();
+    *backend.shared.default_reply.lock().unwrap() = Some(Reply::status(200).delay(Duration::from_secs(30)));
+    let dir = temp_dir("shutdown-hang");
+    let pipeline = Pipeline::new(config(&backend.url(), &dir).build().unwrap()).unwrap();
+    for i in 0..3 {
+        pipeline.submit(anosys::sources::raw::raw_record(json!({"i": i})));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let report = pipeline.shutdown(Duration::from_secs(1));
+    assert!(report.completed, "{report:?}");
+    assert_eq!(report.counters.kept_in_fallback, 3);
+    assert_eq!(report.pending, 0);
+}

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, SinkKind};
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
-use crate::sinks::{AnosysSink, JsonlSink, Sink, StdoutSink};
+use crate::sinks::{AnosysSink, ExportContext, JsonlSink, Sink, StdoutSink};
 
 /// Counts of what the pipeline did with records, since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -97,6 +97,7 @@ pub(crate) enum Control {
 
 pub(crate) struct Inner {
     queue: Arc<queue::Queue>,
+    cx: ExportContext,
     control: mpsc::UnboundedSender<Control>,
     counters: Arc<AtomicCounters>,
     closed: AtomicBool,
@@ -241,12 +242,14 @@ impl PipelineBuilder {
         let queue = Arc::new(queue::Queue::new(config.queue_size, config.batch_size));
         let (control, control_rx) = mpsc::unbounded_channel();
         let counters = Arc::new(AtomicCounters::default());
+        let cx = ExportContext::new();
         let settings = worker::Settings {
             batch_size: config.batch_size,
             max_batch_bytes: config.max_batch_bytes,
             flush_interval: config.flush_interval,
             max_attribute_bytes: config.max_attribute_bytes,
             resource,
+            cx: cx.clone(),
         };
         let handle = worker::spawn(queue.clone(), control_rx, sinks, counters.clone(), settings).map_err(InitError::Thread)?;
         let where_to = description.join("; ");
@@ -260,6 +263,7 @@ impl PipelineBuilder {
         Ok(Pipeline {
             inner: Arc::new(Inner {
                 queue,
+                cx,
                 control,
                 counters,
                 closed: AtomicBool::new(false),
@@ -349,6 +353,12 @@ impl Pipeline {
     pub fn shutdown(&self, timeout: Duration) -> FlushReport {
         self.inner.closed.store(true, Ordering::Release);
         let deadline = Instant::now() + timeout;
+        // Sinks must stop retrying a little earlier, to leave time for
+        // keeping what is undelivered in their fallback.
+        let sinks_deadline = deadline - (timeout / 5).min(Duration::from_millis(500));
+        if self.inner.cx.deadline().is_none_or(|d| sinks_deadline < d) {
+            self.inner.cx.set_deadline(sinks_deadline);
+        }
         let (reply, done) = std::sync::mpsc::sync_channel(1);
         if self.inner.control.send(Control::Shutdown { deadline, reply }).is_err() {
             return self.report(true);

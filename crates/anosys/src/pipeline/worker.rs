@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -19,6 +19,7 @@ pub(super) struct Settings {
     pub flush_interval: Duration,
     pub max_attribute_bytes: usize,
     pub resource: Arc<Resource>,
+    pub cx: ExportContext,
 }
 
 pub(super) fn spawn(
@@ -57,12 +58,12 @@ impl Worker {
                 biased;
                 ctl = control.recv() => match ctl {
                     Some(Control::Flush(reply)) => {
-                        self.drain(None).await;
+                        self.drain().await;
                         let _ = reply.try_send(());
                         continue;
                     }
                     Some(Control::Shutdown { deadline, reply }) => {
-                        self.drain(Some(deadline)).await;
+                        self.drain().await;
                         for sink in &self.sinks {
                             let _ = tokio::time::timeout_at(deadline.into(), sink.shutdown()).await;
                         }
@@ -71,7 +72,7 @@ impl Worker {
                     }
                     None => {
                         // Every handle is gone: deliver what is left and stop.
-                        self.drain(None).await;
+                        self.drain().await;
                         return;
                     }
                 },
@@ -81,10 +82,10 @@ impl Worker {
             self.queue.rearm();
             while self.queue.len() >= self.settings.batch_size {
                 let batch = self.take_batch();
-                self.export(batch, None).await;
+                self.export(batch).await;
             }
             if tokio::time::Instant::now() >= next_tick {
-                self.drain(None).await;
+                self.drain().await;
                 next_tick = tokio::time::Instant::now() + interval;
             }
         }
@@ -107,17 +108,17 @@ impl Worker {
     }
 
     /// Exports everything queued right now, in batches.
-    async fn drain(&self, deadline: Option<Instant>) {
+    async fn drain(&self) {
         loop {
             let batch = self.take_batch();
             if batch.is_empty() {
                 return;
             }
-            self.export(batch, deadline).await;
+            self.export(batch).await;
         }
     }
 
-    async fn export(&self, mut records: Vec<Record>, deadline: Option<Instant>) {
+    async fn export(&self, mut records: Vec<Record>) {
         if records.is_empty() {
             return;
         }
@@ -138,10 +139,9 @@ impl Worker {
         }
         let n = records.len();
         let records = Arc::new(records);
-        let cx = ExportContext { deadline };
         let mut total = ExportReport::default();
         for sink in &self.sinks {
-            let (sink, batch) = (sink.clone(), records.clone());
+            let (sink, batch, cx) = (sink.clone(), records.clone(), self.settings.cx.clone());
             let name = sink.name().to_owned();
             let report = match tokio::spawn(async move { sink.export(&batch, cx).await }).await {
                 Ok(r) => r,

@@ -11,6 +11,8 @@ mod stdout;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use anosys::AnosysSink;
 pub use jsonl::JsonlSink;
@@ -33,12 +35,60 @@ pub struct ExportReport {
     pub retried: usize,
 }
 
-/// Information the pipeline passes with every batch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Default)]
+struct ShutdownSignal {
+    deadline: std::sync::Mutex<Option<Instant>>,
+    notify: tokio::sync::Notify,
+}
+
+/// What the pipeline passes with every batch: whether, and by when, it is
+/// shutting down. The deadline can be set while a batch is being exported;
+/// a sink that retries should check [`deadline`](Self::deadline) and sleep
+/// with [`sleep`](Self::sleep), and keep what it could not deliver in its
+/// fallback before the deadline passes.
+#[derive(Debug, Clone, Default)]
 pub struct ExportContext {
-    /// Set during shutdown: the sink should stop retrying by then and keep
-    /// what it could not deliver in its fallback.
-    pub deadline: Option<std::time::Instant>,
+    signal: Arc<ShutdownSignal>,
+}
+
+impl ExportContext {
+    /// A context with no shutdown in sight.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// When the pipeline must be done, once it is shutting down.
+    pub fn deadline(&self) -> Option<Instant> {
+        *self.signal.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the shutdown: sets the deadline and wakes every [`sleep`](Self::sleep).
+    pub fn set_deadline(&self, deadline: Instant) {
+        *self.signal.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+        self.signal.notify.notify_waiters();
+    }
+
+    /// Resolves once a shutdown deadline is set.
+    pub async fn shutdown_requested(&self) {
+        loop {
+            let notified = self.signal.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.deadline().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Sleeps for `duration`, or less when a shutdown starts meanwhile.
+    /// Returns `false` when cut short.
+    pub async fn sleep(&self, duration: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => true,
+            _ = self.shutdown_requested() => false,
+        }
+    }
 }
 
 /// A destination for records.

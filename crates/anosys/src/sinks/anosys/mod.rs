@@ -146,9 +146,10 @@ impl AnosysSink {
             .await
     }
 
-    async fn post(client: reqwest::Client, url: String, body: bytes::Bytes) -> Attempt {
+    async fn post(client: reqwest::Client, url: String, body: bytes::Bytes, timeout: Duration) -> Attempt {
         let response = client
             .post(url)
+            .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
@@ -250,7 +251,7 @@ impl Sink for AnosysSink {
             let url = match self.endpoint().await {
                 Ok(url) => url.clone(),
                 Err(_) => {
-                    self.keep_in_fallback(batch.to_vec(), cx, &mut report).await;
+                    self.keep_in_fallback(batch.to_vec(), cx.clone(), &mut report).await;
                     return report;
                 }
             };
@@ -266,61 +267,107 @@ impl Sink for AnosysSink {
             let mut pending: Vec<usize> = (0..batch.len()).collect();
             let mut attempt = 0u32;
             loop {
+                // A request never outlives the shutdown deadline.
+                let timeout = match cx.deadline() {
+                    Some(d) => d.saturating_duration_since(Instant::now()).mul_f32(0.8).min(self.request_timeout),
+                    None => self.request_timeout,
+                };
+                if timeout < Duration::from_millis(10) {
+                    let keep: Vec<Record> = pending.iter().map(|&i| batch[i].clone()).collect();
+                    self.keep_in_fallback(keep, cx.clone(), &mut report).await;
+                    return report;
+                }
                 let mut retry: Vec<usize> = Vec::new();
                 let mut wait_at_least: Option<Duration> = None;
                 let mut set = JoinSet::new();
+                let mut unfinished: std::collections::BTreeSet<usize> = pending.iter().copied().collect();
                 let mut queue = pending.iter().copied();
                 let mut spawn_next = |set: &mut JoinSet<(usize, Attempt)>| {
                     if let Some(i) = queue.next() {
                         let (client, url, body) = (self.client.clone(), url.clone(), bodies[i].clone());
-                        set.spawn(async move { (i, Self::post(client, url, body).await) });
-                        true
-                    } else {
-                        false
+                        set.spawn(async move { (i, Self::post(client, url, body, timeout).await) });
                     }
                 };
                 for _ in 0..self.max_in_flight {
-                    if !spawn_next(&mut set) {
-                        break;
-                    }
+                    spawn_next(&mut set);
                 }
-                while let Some(joined) = set.join_next().await {
+                loop {
+                    let deadline = cx.deadline();
+                    let until_deadline = async {
+                        match deadline {
+                            Some(d) => tokio::time::sleep_until(d.into()).await,
+                            None => cx.shutdown_requested().await,
+                        }
+                    };
+                    let joined = tokio::select! {
+                        joined = set.join_next() => match joined {
+                            Some(joined) => joined,
+                            None => break,
+                        },
+                        _ = until_deadline => {
+                            if deadline.is_some() {
+                                // Past the deadline: what has not answered is kept locally.
+                                set.abort_all();
+                                break;
+                            }
+                            continue; // a shutdown began: wait for its deadline at most
+                        }
+                    };
                     spawn_next(&mut set);
                     match joined {
-                        Ok((_, Attempt::Delivered)) => {}
-                        Ok((i, Attempt::Retry { after })) => {
-                            retry.push(i);
-                            if let Some(a) = after {
-                                wait_at_least = Some(wait_at_least.map_or(a, |w| w.max(a)));
+                        Ok((i, outcome)) => {
+                            unfinished.remove(&i);
+                            match outcome {
+                                Attempt::Delivered => {}
+                                Attempt::Retry { after } => {
+                                    retry.push(i);
+                                    if let Some(a) = after {
+                                        wait_at_least = Some(wait_at_least.map_or(a, |w| w.max(a)));
+                                    }
+                                }
+                                Attempt::Rejected(status) => {
+                                    report.failed += 1;
+                                    diag::once(&format!("anosys-rejected-{}", status.as_u16()), LogLevel::Error, || {
+                                        format!("AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed")
+                                    });
+                                }
                             }
                         }
-                        Ok((_, Attempt::Rejected(status))) => {
-                            report.failed += 1;
-                            diag::once(&format!("anosys-rejected-{}", status.as_u16()), LogLevel::Error, || {
-                                format!("AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed")
-                            });
-                        }
-                        Err(_) => report.failed += 1,
+                        Err(_) => {}
                     }
                 }
+                // Requests cut off by the deadline, or (never expected) a
+                // panicked task: retried, or kept locally below.
+                retry.extend(unfinished.iter().copied());
                 if retry.is_empty() {
                     return report;
                 }
                 retry.sort_unstable();
+                retry.dedup();
                 let wait = backoff(attempt).max(wait_at_least.unwrap_or_default());
                 let out_of_budget = started.elapsed() + wait > self.retry_max_elapsed;
-                let past_deadline = cx.deadline.is_some_and(|d| Instant::now() + wait >= d);
+                let past_deadline = cx.deadline().is_some_and(|d| Instant::now() + wait >= d);
                 if out_of_budget || past_deadline {
                     diag::once("anosys-unreachable", LogLevel::Error, || {
                         let kept = self.fallback.as_ref().map(|f| f.describe()).unwrap_or_else(|| "they are counted as failed".into());
                         format!("AnoSys could not be reached in time; undelivered records are kept: {kept}")
                     });
                     let keep: Vec<Record> = retry.iter().map(|&i| batch[i].clone()).collect();
-                    self.keep_in_fallback(keep, cx, &mut report).await;
+                    self.keep_in_fallback(keep, cx.clone(), &mut report).await;
                     return report;
                 }
                 report.retried += retry.len();
-                tokio::time::sleep(wait).await;
+                let wake = Instant::now() + wait;
+                if !cx.sleep(wait).await {
+                    // A shutdown began: wait out the backoff only if its
+                    // deadline leaves room for another try.
+                    if cx.deadline().is_some_and(|d| wake >= d) {
+                        let keep: Vec<Record> = retry.iter().map(|&i| batch[i].clone()).collect();
+                        self.keep_in_fallback(keep, cx.clone(), &mut report).await;
+                        return report;
+                    }
+                    tokio::time::sleep_until(wake.into()).await;
+                }
                 attempt += 1;
                 pending = retry;
             }
