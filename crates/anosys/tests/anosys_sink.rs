@@ -302,19 +302,23 @@ fn full_queue_drops_and_counts_without_blocking() {
     assert_eq!(backend.accepted().len() as u64, accepted);
 }
 
-#[test]
-fn resolves_the_key_in_the_background() {
-    let backend = Backend::start();
-    *backend.shared.resolver_reply.lock().unwrap() = Some((200, json!({"apiUrl": backend.url()}).to_string()));
-    let dir = temp_dir("resolve");
-    let c = Config::builder()
-        .api_key("k&y /+secret")
+fn key_config(key: &str, backend: &Backend, dir: &std::path::Path) -> Config {
+    Config::builder()
+        .api_key(key)
         .resolver_url(backend.resolver_url())
         .flush_interval(Duration::from_millis(20))
         .jsonl_path(dir.join("fallback.jsonl"))
         .log_level(LogLevel::Off)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn resolves_the_key_in_the_background() {
+    let backend = Backend::start();
+    *backend.shared.resolver_reply.lock().unwrap() = Some((200, json!({"apiUrl": backend.url()}).to_string()));
+    let dir = temp_dir("resolve");
+    let c = key_config("k&y /+secret", &backend, &dir);
     let pipeline = Pipeline::new(c).unwrap();
     pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "resolved"})));
     let report = pipeline.shutdown(WAIT);
@@ -329,14 +333,7 @@ fn failed_resolution_keeps_records_locally_and_posts_nowhere() {
     let backend = Backend::start();
     *backend.shared.resolver_reply.lock().unwrap() = Some((401, "{\"error\":\"bad key\"}".into()));
     let dir = temp_dir("resolvefail");
-    let c = Config::builder()
-        .api_key("wrong")
-        .resolver_url(backend.resolver_url())
-        .flush_interval(Duration::from_millis(20))
-        .jsonl_path(dir.join("fallback.jsonl"))
-        .log_level(LogLevel::Off)
-        .build()
-        .unwrap();
+    let c = key_config("wrong", &backend, &dir);
     let pipeline = Pipeline::new(c).unwrap();
     for i in 0..3 {
         pipeline.submit(anosys::sources::raw::raw_record(json!({"i": i})));

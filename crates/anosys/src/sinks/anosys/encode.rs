@@ -1,6 +1,6 @@
 //! Record → one flat AnoSys JSON object.
 //!
-//! Known keys go to the fixed columns of [`mapping`](super::mapping);
+//! Known keys go to the fixed columns of [`mapping`];
 //! unknown keys get dynamic `cvs`/`cvn`/`cvb` slots from the process-wide
 //! [`SlotRegistry`]; the full mapping, taken after this record's slots were
 //! assigned, travels in `otel_schema_url`.

@@ -223,6 +223,11 @@ fn httpdate_parse(v: &str) -> Option<SystemTime> {
     crate::record::time::from_iso(&iso)
 }
 
+/// Copies of the records at `indices`.
+fn pick(batch: &[Record], indices: &[usize]) -> Vec<Record> {
+    indices.iter().map(|&i| batch[i].clone()).collect()
+}
+
 fn backoff(attempt: u32) -> Duration {
     let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_MAX);
     // Full jitter in [exp/2, exp].
@@ -273,8 +278,7 @@ impl Sink for AnosysSink {
                     None => self.request_timeout,
                 };
                 if timeout < Duration::from_millis(10) {
-                    let keep: Vec<Record> = pending.iter().map(|&i| batch[i].clone()).collect();
-                    self.keep_in_fallback(keep, cx.clone(), &mut report).await;
+                    self.keep_in_fallback(pick(batch, &pending), cx.clone(), &mut report).await;
                     return report;
                 }
                 let mut retry: Vec<usize> = Vec::new();
@@ -314,26 +318,23 @@ impl Sink for AnosysSink {
                         }
                     };
                     spawn_next(&mut set);
-                    match joined {
-                        Ok((i, outcome)) => {
-                            unfinished.remove(&i);
-                            match outcome {
-                                Attempt::Delivered => {}
-                                Attempt::Retry { after } => {
-                                    retry.push(i);
-                                    if let Some(a) = after {
-                                        wait_at_least = Some(wait_at_least.map_or(a, |w| w.max(a)));
-                                    }
-                                }
-                                Attempt::Rejected(status) => {
-                                    report.failed += 1;
-                                    diag::once(&format!("anosys-rejected-{}", status.as_u16()), LogLevel::Error, || {
-                                        format!("AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed")
-                                    });
-                                }
+                    // A panicked task stays in `unfinished` and is retried.
+                    let Ok((i, outcome)) = joined else { continue };
+                    unfinished.remove(&i);
+                    match outcome {
+                        Attempt::Delivered => {}
+                        Attempt::Retry { after } => {
+                            retry.push(i);
+                            if let Some(a) = after {
+                                wait_at_least = Some(wait_at_least.map_or(a, |w| w.max(a)));
                             }
                         }
-                        Err(_) => {}
+                        Attempt::Rejected(status) => {
+                            report.failed += 1;
+                            diag::once(&format!("anosys-rejected-{}", status.as_u16()), LogLevel::Error, || {
+                                format!("AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed")
+                            });
+                        }
                     }
                 }
                 // Requests cut off by the deadline, or (never expected) a
@@ -352,8 +353,7 @@ impl Sink for AnosysSink {
                         let kept = self.fallback.as_ref().map(|f| f.describe()).unwrap_or_else(|| "they are counted as failed".into());
                         format!("AnoSys could not be reached in time; undelivered records are kept: {kept}")
                     });
-                    let keep: Vec<Record> = retry.iter().map(|&i| batch[i].clone()).collect();
-                    self.keep_in_fallback(keep, cx.clone(), &mut report).await;
+                    self.keep_in_fallback(pick(batch, &retry), cx.clone(), &mut report).await;
                     return report;
                 }
                 report.retried += retry.len();
@@ -362,8 +362,7 @@ impl Sink for AnosysSink {
                     // A shutdown began: wait out the backoff only if its
                     // deadline leaves room for another try.
                     if cx.deadline().is_some_and(|d| wake >= d) {
-                        let keep: Vec<Record> = retry.iter().map(|&i| batch[i].clone()).collect();
-                        self.keep_in_fallback(keep, cx.clone(), &mut report).await;
+                        self.keep_in_fallback(pick(batch, &retry), cx.clone(), &mut report).await;
                         return report;
                     }
                     tokio::time::sleep_until(wake.into()).await;
