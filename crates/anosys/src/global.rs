@@ -86,6 +86,12 @@ fn install(pipeline: Pipeline) {
         });
         RETIRED.lock().unwrap_or_else(|p| p.into_inner()).push(old);
     }
+    register_at_exit();
+}
+
+/// Delivers what the global pipelines hold when the process exits, also
+/// when the program never kept (or dropped) a guard.
+fn register_at_exit() {
     AT_EXIT.call_once(|| {
         // SAFETY: registering a plain `extern "C" fn()` with the C runtime.
         unsafe {
@@ -134,7 +140,7 @@ pub(crate) fn global() -> Option<Pipeline> {
         Ok(p) => {
             *g = Some(p.clone());
             drop(g);
-            install_at_exit_only();
+            register_at_exit();
             Some(p)
         }
         Err(e) => {
@@ -142,12 +148,6 @@ pub(crate) fn global() -> Option<Pipeline> {
             None
         }
     }
-}
-
-fn install_at_exit_only() {
-    AT_EXIT.call_once(|| unsafe {
-        libc::atexit(deliver_at_exit);
-    });
 }
 
 /// Hands a finished record to the global pipeline without blocking.

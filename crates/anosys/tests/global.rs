@@ -189,5 +189,7 @@ async fn works_inside_a_current_thread_runtime_and_survives_panicking_input() {
     let report = guard.shutdown();
     assert_eq!(report.counters.captured, 2);
     assert_eq!(backend.accepted().len(), 2);
-    // After shutdown, captures start a new pipeline from the environment.
+    // Captures after the guard's shutdown are dropped and counted.
+    assert!(!anosys::log_raw(json!({"event": "late"})));
+    assert_eq!(anosys::counters().dropped, 1);
 }

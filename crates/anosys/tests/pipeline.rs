@@ -113,3 +113,33 @@ fn the_default_sink_is_a_jsonl_file() {
     assert_eq!(r.name, "local");
     assert_eq!(r.kind, RecordKind::Raw);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_inside_a_multi_thread_runtime() {
+    let memory = Arc::new(Memory::default());
+    let pipeline = Pipeline::builder(config().build().unwrap())
+        .without_builtin_sinks()
+        .sink(memory.clone())
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|t| {
+            let p = pipeline.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    assert!(p.submit(Record::new(RecordKind::Raw, format!("{t}-{i}"))));
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // The blocking flush is fine on a runtime thread: the worker has its own.
+    let report = pipeline.flush(Duration::from_secs(10));
+    assert!(report.completed);
+    assert_eq!(report.counters.delivered, 100);
+    assert_eq!(memory.batches.lock().unwrap().iter().map(Vec::len).sum::<usize>(), 100);
+    drop(pipeline); // the worker delivers what is left and stops on its own
+}

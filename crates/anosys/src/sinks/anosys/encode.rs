@@ -399,7 +399,12 @@ impl<'r> Encoder<'r> {
                         let ty = SlotType::of(value);
                         let slot = SlotRegistry::assign(&mut state, key, ty);
                         if slot.is_none() {
-                            diag::once(&format!("overflow-{}", ty.prefix()), LogLevel::Warn, || {
+                            let once_key = match ty {
+                                SlotType::String => "overflow-cvs",
+                                SlotType::Number => "overflow-cvn",
+                                SlotType::Bool => "overflow-cvb",
+                            };
+                            diag::once(once_key, LogLevel::Warn, || {
                                 format!(
                                     "all dynamic {} slots are taken; further keys of that type go into the `{}` JSON field",
                                     ty.prefix(),
