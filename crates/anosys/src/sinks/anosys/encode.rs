@@ -560,4 +560,44 @@ mod tests {
             serde_json::from_str::<Value>(&r.mapping_document()).unwrap()
         );
     }
+
+    fn random_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
+        match rng.u8(0..if depth > 3 { 5 } else { 7 }) {
+            0 => Value::Null,
+            1 => Value::Bool(rng.bool()),
+            2 => Value::from(rng.i64(..)),
+            3 => Value::from(f64::from_bits(rng.u64(..))), // NaN and infinities become null
+            4 => Value::String((0..rng.usize(0..40)).map(|_| rng.char(..)).collect()),
+            5 => Value::Array((0..rng.usize(0..4)).map(|_| random_value(rng, depth + 1)).collect()),
+            _ => Value::Object(
+                (0..rng.usize(0..4)).map(|_| (rng.alphanumeric().to_string(), random_value(rng, depth + 1))).collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn random_records_encode_to_valid_json_without_panicking() {
+        let r = SlotRegistry::new();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let keys: Vec<String> = (0..400)
+            .map(|i| match i % 4 {
+                0 => mapping::FIXED_SLOTS[i % mapping::FIXED_SLOTS.len()].0.to_owned(),
+                _ => format!("k{}", rng.u16(..400)),
+            })
+            .collect();
+        for _ in 0..2000 {
+            let mut rec = Record::new(RecordKind::Raw, "r");
+            for _ in 0..rng.usize(0..12) {
+                let key = keys[rng.usize(..keys.len())].clone();
+                rec.set_attribute(key, random_value(&mut rng, 0));
+            }
+            rec.input = Some(random_value(&mut rng, 0));
+            rec.raw = Some(random_value(&mut rng, 0));
+            crate::pipeline::limits::cap_record(&mut rec, 256);
+            let body = Encoder::with_registry(&r).encode_to_vec(&rec, &Resource::default(), SystemTime::now());
+            let parsed: Value = serde_json::from_slice(&body).expect("valid JSON");
+            assert!(parsed.get("otel_schema_url").is_some());
+        }
+    }
 }
+
