@@ -7,6 +7,7 @@
 //! semantic conventions (`gen_ai.request.model`, `server.port`, …) or by the
 //! user. Sources build records; only sinks encode them.
 
+pub mod context;
 mod ids;
 pub mod time;
 
@@ -305,6 +306,16 @@ impl Record {
     /// An attribute's value.
     pub fn attribute(&self, key: &str) -> Option<&Value> {
         self.attributes.get(key)
+    }
+
+    /// Makes the record a child of the current span (see [`context`]), if
+    /// there is one.
+    pub fn with_current_parent(mut self) -> Self {
+        if let Some(cx) = context::current() {
+            self.trace_id = cx.trace_id;
+            self.parent_span_id = Some(cx.span_id);
+        }
+        self
     }
 
     /// Marks the record as a child of `trace_id`/`parent`.

@@ -1,6 +1,9 @@
 //! Sources: the parts that turn something that happened in the application
 //! into a [`Record`](crate::Record). They know nothing about sinks.
 //!
+//! - [`openai`]: OpenAI-compatible calls (JSON in, record out), streams
+//!   included.
 //! - [`raw`]: arbitrary JSON (`anosys::log_raw`).
 
+pub mod openai;
 pub mod raw;

@@ -1,0 +1,274 @@
+//! Request and response JSON → record attributes.
+
+use serde_json::{json, Value};
+
+use super::messages;
+use super::Operation;
+use crate::record::Record;
+
+fn num(v: Option<&Value>) -> Option<Value> {
+    v.filter(|v| v.is_number()).cloned()
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Request parameters (not content).
+pub(super) fn request_attributes(record: &mut Record, op: Operation, req: &Value) {
+    let set = |r: &mut Record, k: &'static str, v: Option<Value>| {
+        if let Some(v) = v {
+            r.set_attribute(k, v);
+        }
+    };
+    set(record, "gen_ai.request.temperature", num(req.get("temperature")));
+    set(record, "gen_ai.request.top_p", num(req.get("top_p")));
+    set(record, "gen_ai.request.top_k", num(req.get("top_k")));
+    let max_tokens = ["max_completion_tokens", "max_tokens", "max_output_tokens"].iter().find_map(|k| num(req.get(*k)));
+    set(record, "gen_ai.request.max_tokens", max_tokens);
+    set(record, "gen_ai.request.frequency_penalty", num(req.get("frequency_penalty")));
+    set(record, "gen_ai.request.presence_penalty", num(req.get("presence_penalty")));
+    set(record, "gen_ai.request.seed", num(req.get("seed")));
+    match req.get("stop") {
+        Some(Value::String(s)) => set(record, "gen_ai.request.stop_sequences", Some(json!([s]))),
+        Some(Value::Array(a)) => set(record, "gen_ai.request.stop_sequences", Some(Value::Array(a.clone()))),
+        _ => {}
+    }
+    // Reported only when it is not the default of 1.
+    if let Some(n) = req.get("n").and_then(Value::as_u64).filter(|n| *n != 1) {
+        record.set_attribute("gen_ai.request.choice.count", n);
+    }
+    if let Some(f) = str_of(req, "encoding_format") {
+        record.set_attribute("gen_ai.request.encoding_formats", json!([f]));
+    }
+    if let Some(d) = num(req.get("dimensions")) {
+        record.set_attribute("gen_ai.embeddings.dimension.count", d);
+    }
+    match req.get("tool_choice") {
+        Some(Value::String(s)) => record.set_attribute("gen_ai.request.tool_choice", s.clone()),
+        Some(v @ Value::Object(_)) => record.set_attribute("gen_ai.request.tool_choice", v.to_string()),
+        _ => &mut *record,
+    };
+    if let Some(tier) = str_of(req, "service_tier") {
+        record.set_attribute("openai.request.service_tier", tier.to_owned());
+    }
+    if let Some(user) = str_of(req, "user") {
+        record.set_attribute("user.id", user.to_owned());
+    }
+    let format = req
+        .get("response_format")
+        .and_then(|f| str_of(f, "type"))
+        .or_else(|| req.get("text").and_then(|t| t.get("format")).and_then(|f| str_of(f, "type")));
+    let output_type = match (op, format) {
+        (Operation::ImageGeneration, _) => Some("image"),
+        (_, Some("json_object" | "json_schema")) => Some("json"),
+        (_, Some("text")) => Some("text"),
+        _ => None,
+    };
+    if let Some(t) = output_type {
+        record.set_attribute("gen_ai.output.type", t);
+    }
+}
+
+/// Request content: input messages, system instructions, tool definitions.
+pub(super) fn request_content(record: &mut Record, op: Operation, req: &Value) {
+    let input = match op {
+        Operation::Chat => req.get("messages").and_then(messages::chat_input),
+        Operation::TextCompletion | Operation::ImageGeneration => req.get("prompt").and_then(messages::prompt_input),
+        Operation::Responses => req.get("input").and_then(messages::responses_input),
+        Operation::Embeddings | Operation::Other => None,
+    };
+    if let Some(m) = input {
+        record.set_attribute("gen_ai.input.messages", m);
+    }
+    if let Some(i) = str_of(req, "instructions") {
+        record.set_attribute("gen_ai.system_instructions", messages::instructions(i));
+    }
+    if let Some(t) = req.get("tools").and_then(messages::tool_definitions) {
+        record.set_attribute("gen_ai.tool.definitions", t);
+    }
+    // The legacy `llm_input`: what was sent, as sent.
+    let legacy = match op {
+        Operation::Chat => req.get("messages"),
+        Operation::TextCompletion | Operation::ImageGeneration => req.get("prompt"),
+        Operation::Embeddings | Operation::Responses => req.get("input"),
+        Operation::Other => Some(req),
+    };
+    record.input = legacy.filter(|v| !v.is_null()).cloned();
+}
+
+/// Token usage in any of the OpenAI shapes. Returns whether usage was found.
+pub(super) fn usage(record: &mut Record, usage: Option<&Value>) -> bool {
+    let Some(u) = usage.filter(|u| u.is_object()) else {
+        return false;
+    };
+    let first = |keys: &[&str]| keys.iter().find_map(|k| u.get(*k).filter(|v| v.is_number()).cloned());
+    let input = first(&["prompt_tokens", "input_tokens"]);
+    let output = first(&["completion_tokens", "output_tokens"]);
+    let found = input.is_some() || output.is_some();
+    if let Some(v) = input {
+        record.set_attribute("gen_ai.usage.input_tokens", v);
+    }
+    if let Some(v) = output {
+        record.set_attribute("gen_ai.usage.output_tokens", v);
+    }
+    if let Some(v) = first(&["total_tokens"]) {
+        record.set_attribute("gen_ai.usage.total_tokens", v);
+    }
+    let detail = |outer: &[&str], inner: &str| {
+        outer.iter().find_map(|o| u.get(*o).and_then(|d| d.get(inner)).filter(|v| v.is_number()).cloned())
+    };
+    if let Some(v) = detail(&["prompt_tokens_details", "input_tokens_details"], "cached_tokens") {
+        record.set_attribute("gen_ai.usage.cache_read.input_tokens", v);
+    }
+    if let Some(v) = detail(&["completion_tokens_details", "output_tokens_details"], "reasoning_tokens") {
+        record.set_attribute("gen_ai.usage.reasoning.output_tokens", v);
+    }
+    found
+}
+
+fn response_common(record: &mut Record, resp: &Value) {
+    if let Some(id) = str_of(resp, "id") {
+        record.set_attribute("gen_ai.response.id", id.to_owned());
+    }
+    if let Some(model) = str_of(resp, "model") {
+        record.set_attribute("gen_ai.response.model", model.to_owned());
+    }
+    if let Some(fp) = str_of(resp, "system_fingerprint") {
+        record.set_attribute("openai.response.system_fingerprint", fp.to_owned());
+    }
+    if let Some(tier) = str_of(resp, "service_tier") {
+        record.set_attribute("openai.response.service_tier", tier.to_owned());
+    }
+}
+
+/// Why a Responses API response ended, in Chat Completions terms.
+fn responses_finish_reason(resp: &Value) -> String {
+    let output = resp.get("output").and_then(Value::as_array);
+    match str_of(resp, "status") {
+        Some("completed") => {
+            let called = output.is_some_and(|o| o.iter().any(|i| str_of(i, "type") == Some("function_call")));
+            if called { "tool_calls" } else { "stop" }.to_owned()
+        }
+        Some("incomplete") => resp
+            .get("incomplete_details")
+            .and_then(|d| str_of(d, "reason"))
+            .unwrap_or("incomplete")
+            .to_owned(),
+        Some("failed") => "error".to_owned(),
+        Some(other) => other.to_owned(),
+        None => "unknown".to_owned(),
+    }
+}
+
+/// A successful response. Returns whether usage was found.
+pub(super) fn response(record: &mut Record, op: Operation, resp: &Value, content: bool) -> bool {
+    response_common(record, resp);
+    let choices: &[Value] = resp.get("choices").and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    match op {
+        Operation::Chat | Operation::TextCompletion => {
+            let reasons: Vec<Value> = choices.iter().filter_map(|c| c.get("finish_reason")).filter(|r| !r.is_null()).cloned().collect();
+            if !reasons.is_empty() {
+                record.set_attribute("gen_ai.response.finish_reasons", Value::Array(reasons));
+            }
+            if content {
+                let out = if op == Operation::Chat {
+                    messages::chat_output(choices)
+                } else {
+                    messages::completion_output(choices)
+                };
+                set_output(record, out);
+            }
+        }
+        Operation::Responses => {
+            let reason = responses_finish_reason(resp);
+            record.set_attribute("gen_ai.response.finish_reasons", json!([reason]));
+            if content {
+                let output: &[Value] = resp.get("output").and_then(Value::as_array).map_or(&[], Vec::as_slice);
+                set_output(record, messages::responses_output(output, &reason));
+            }
+        }
+        Operation::Embeddings => {
+            let data = resp.get("data").and_then(Value::as_array);
+            let dims = data.and_then(|d| d.first()).and_then(|e| e.get("embedding")).and_then(Value::as_array).map(Vec::len);
+            if let (Some(d), None) = (dims, record.attribute("gen_ai.embeddings.dimension.count")) {
+                record.set_attribute("gen_ai.embeddings.dimension.count", d);
+            }
+            if content {
+                let n = data.map_or(0, Vec::len);
+                record.output = Some(json!(format!("{n} embedding(s) of {} dimensions", dims.unwrap_or(0))));
+            }
+        }
+        Operation::ImageGeneration => {
+            if content {
+                let parts: Vec<Value> = resp
+                    .get("data")
+                    .and_then(Value::as_array)
+                    .map(|d| d.iter().map(image_part).collect())
+                    .unwrap_or_default();
+                set_output(record, json!([{"role": "assistant", "parts": parts, "finish_reason": "stop"}]));
+            }
+        }
+        Operation::Other => {
+            if content {
+                record.output = Some(resp.clone());
+            }
+        }
+    }
+    usage(record, resp.get("usage"))
+}
+
+fn image_part(image: &Value) -> Value {
+    let mut part = match (str_of(image, "url"), str_of(image, "b64_json")) {
+        (Some(url), _) => json!({"type": "file_data", "modality": "image", "uri": url}),
+        (None, Some(b64)) => json!({"type": "blob", "modality": "image", "mime_type": "image/png",
+            "content": format!("[anosys: base64 image of {} bytes not kept]", b64.len())}),
+        _ => json!({"type": "file_data", "modality": "image"}),
+    };
+    if let (Some(p), Value::Object(o)) = (image.get("revised_prompt"), &mut part) {
+        o.insert("revised_prompt".into(), p.clone());
+    }
+    part
+}
+
+fn set_output(record: &mut Record, out: Value) {
+    record.output = Some(match messages::first_text(&out) {
+        Some(text) if out.as_array().is_some_and(|a| a.len() == 1) && !has_tool_call(&out) => Value::String(text),
+        _ => out.clone(),
+    });
+    record.set_attribute("gen_ai.output.messages", out);
+}
+
+fn has_tool_call(out: &Value) -> bool {
+    out.as_array().is_some_and(|msgs| {
+        msgs.iter().any(|m| {
+            m.get("parts").and_then(Value::as_array).is_some_and(|p| p.iter().any(|p| str_of(p, "type") == Some("tool_call")))
+        })
+    })
+}
+
+/// The raw response kept for `raw`: embedding vectors and base64 images
+/// are replaced by a visible marker rather than sent in full.
+pub(super) fn raw_response(op: Operation, resp: &Value) -> Value {
+    let mut resp = resp.clone();
+    if let Some(data) = resp.get_mut("data").and_then(Value::as_array_mut) {
+        for item in data {
+            match op {
+                Operation::Embeddings => {
+                    if let Some(e) = item.get_mut("embedding") {
+                        let n = e.as_array().map_or(0, Vec::len);
+                        *e = json!(format!("[anosys: {n} floats not kept]"));
+                    }
+                }
+                Operation::ImageGeneration => {
+                    if let Some(b) = item.get_mut("b64_json") {
+                        let n = b.as_str().map_or(0, str::len);
+                        *b = json!(format!("[anosys: base64 image of {n} bytes not kept]"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    resp
+}
