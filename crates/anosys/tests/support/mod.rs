@@ -15,6 +15,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 
+pub mod cassette;
+
 /// A scripted reply: status, optional Retry-After, optional delay.
 #[derive(Clone, Debug)]
 pub struct Reply {

@@ -104,7 +104,9 @@ fn tool_call_part(call: &Value) -> Value {
     let function = call.get("function").unwrap_or(call);
     let mut part = Map::new();
     part.insert("type".into(), json!("tool_call"));
-    if let Some(id) = call.get("id").or_else(|| call.get("call_id")) {
+    // The Responses API links a call to its output by `call_id`, not by
+    // the item's own `id`.
+    if let Some(id) = call.get("call_id").or_else(|| call.get("id")).filter(|v| !v.is_null()) {
         part.insert("id".into(), id.clone());
     }
     part.insert("name".into(), function.get("name").cloned().unwrap_or(Value::Null));

@@ -293,10 +293,8 @@ impl StreamAccumulator {
             return;
         }
         let keep = |slot: &mut Option<String>, v: Option<Cow<'_, str>>| {
-            if slot.is_none() {
-                if let Some(v) = v {
-                    *slot = Some(v.into_owned());
-                }
+            if let (None, Some(v)) = (&slot, v) {
+                *slot = Some(v.into_owned());
             }
         };
         keep(&mut self.id, chunk.id);
@@ -511,8 +509,11 @@ impl StreamAccumulator {
 /// assert_eq!(records[0].attribute("anosys.outcome"), Some(&serde_json::json!("cancelled")));
 /// ```
 pub struct StreamRecorder {
-    state: Option<(StreamAccumulator, Box<dyn FnOnce(Record) + Send>)>,
+    state: Option<(StreamAccumulator, Emit)>,
 }
+
+/// Where a finished stream's record goes.
+type Emit = Box<dyn FnOnce(Record) + Send>;
 
 impl std::fmt::Debug for StreamRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,0 +1,420 @@
+//! The OpenAI extraction module and stream accumulator, driven by the
+//! recorded real OpenAI exchanges.
+
+mod support;
+
+use anosys::sources::openai::{prepare_request, CaptureOptions, OpenAiCall};
+use anosys::{Record, StatusCode};
+use serde_json::{json, Value};
+use support::cassette::{self, Exchange};
+
+fn capture_with(x: &Exchange, options: &CaptureOptions) -> Record {
+    let call = OpenAiCall::start(&x.uri, &x.request, options);
+    if x.is_sse() {
+        let mut stream = call.into_stream();
+        stream.push_bytes(&x.body);
+        stream.finish()
+    } else {
+        call.finish(x.status, &x.body)
+    }
+}
+
+fn capture(x: &Exchange) -> Record {
+    capture_with(x, &CaptureOptions::default())
+}
+
+fn attr<'a>(r: &'a Record, key: &str) -> &'a Value {
+    r.attribute(key).unwrap_or_else(|| panic!("{key} missing in {:#?}", r.attributes))
+}
+
+#[test]
+fn chat_completion_fields() {
+    let r = capture(&cassette::first("test_chat_completion_with_content"));
+    assert_eq!(r.name, "chat gpt-4o-mini");
+    assert_eq!(r.span_kind, anosys::SpanKind::Client);
+    assert_eq!(r.kind, anosys::RecordKind::LlmCall);
+    assert_eq!(r.status.code, StatusCode::Ok);
+    for (k, v) in [
+        ("gen_ai.operation.name", json!("chat")),
+        ("gen_ai.provider.name", json!("openai")),
+        ("gen_ai.system", json!("openai")),
+        ("gen_ai.request.model", json!("gpt-4o-mini")),
+        ("gen_ai.response.model", json!("gpt-4o-mini-2024-07-18")),
+        ("gen_ai.response.id", json!("chatcmpl-ASYMQRl3A3DXL9FWCK9tnGRcKIO7q")),
+        ("gen_ai.response.finish_reasons", json!(["stop"])),
+        ("gen_ai.usage.input_tokens", json!(12)),
+        ("gen_ai.usage.output_tokens", json!(5)),
+        ("gen_ai.usage.total_tokens", json!(17)),
+        ("gen_ai.usage.cache_read.input_tokens", json!(0)),
+        ("gen_ai.usage.reasoning.output_tokens", json!(0)),
+        ("openai.response.system_fingerprint", json!("fp_0ba0d124f1")),
+        ("server.address", json!("api.openai.com")),
+        ("server.port", json!(443)),
+        ("is_streaming", json!(false)),
+        ("http.response.status_code", json!(200)),
+        ("anosys.usage.source", json!("provider")),
+        (
+            "gen_ai.input.messages",
+            json!([{"role": "user", "parts": [{"type": "text", "content": "Say this is a test"}]}]),
+        ),
+        (
+            "gen_ai.output.messages",
+            json!([{"role": "assistant", "parts": [{"type": "text", "content": "This is a test."}], "finish_reason": "stop"}]),
+        ),
+    ] {
+        assert_eq!(attr(&r, k), &v, "{k}");
+    }
+    assert!(r.attribute("gen_ai.request.stream").is_none());
+    assert!(r.attribute("gen_ai.request.choice.count").is_none());
+    assert_eq!(r.input, Some(json!([{"role": "user", "content": "Say this is a test"}])));
+    assert_eq!(r.output, Some(json!("This is a test.")));
+    let raw = r.raw.as_ref().unwrap();
+    assert_eq!(raw["request"]["model"], "gpt-4o-mini");
+    assert_eq!(raw["response"]["id"], "chatcmpl-ASYMQRl3A3DXL9FWCK9tnGRcKIO7q");
+}
+
+#[test]
+fn a_stream_gives_the_record_the_plain_call_gives() {
+    let r = capture(&cassette::first("test_chat_completion_streaming"));
+    assert_eq!(r.status.code, StatusCode::Ok);
+    assert_eq!(r.output, Some(json!("\"This is a test.\"")));
+    assert_eq!(attr(&r, "gen_ai.request.stream"), &json!(true));
+    assert_eq!(attr(&r, "is_streaming"), &json!(true));
+    assert_eq!(attr(&r, "gen_ai.response.id"), &json!("chatcmpl-ASYMZ4oSykiIFK4lXLReDiKyAjsQl"));
+    assert_eq!(attr(&r, "gen_ai.response.model"), &json!("gpt-4-0613"));
+    assert_eq!(attr(&r, "gen_ai.response.finish_reasons"), &json!(["stop"]));
+    assert_eq!(attr(&r, "gen_ai.usage.input_tokens"), &json!(12));
+    assert_eq!(attr(&r, "gen_ai.usage.output_tokens"), &json!(5));
+    assert_eq!(attr(&r, "anosys.usage.source"), &json!("provider"));
+    assert_eq!(attr(&r, "anosys.stream.chunks"), &json!(8));
+    assert_eq!(attr(&r, "anosys.outcome"), &json!("completed"));
+    assert!(attr(&r, "gen_ai.response.time_to_first_chunk").as_f64().unwrap() >= 0.0);
+
+    // Without include_usage the tokens are honestly missing.
+    let r = capture(&cassette::first("test_chat_completion_streaming_not_complete"));
+    assert_eq!(attr(&r, "anosys.usage.source"), &json!("missing"));
+    assert!(r.attribute("gen_ai.usage.input_tokens").is_none());
+    assert_eq!(r.output, Some(json!("This is a test.")));
+}
+
+#[test]
+fn streamed_tool_calls_are_assembled_by_index() {
+    let x = cassette::first("test_chat_completion_multiple_tools_streaming_with_content");
+    let r = capture(&x);
+    let out = attr(&r, "gen_ai.output.messages");
+    let parts = out[0]["parts"].as_array().unwrap();
+    let calls: Vec<&Value> = parts.iter().filter(|p| p["type"] == "tool_call").collect();
+    assert_eq!(calls.len(), 2, "{out:#}");
+    assert_eq!(calls[0]["id"], "call_fHCjJqt9Pysde6vcJcvbXGBx");
+    assert_eq!(calls[0]["name"], "get_current_weather");
+    assert_eq!(calls[0]["arguments"], json!({"location": "Seattle, WA"}));
+    assert_eq!(calls[1]["name"], "get_current_weather");
+    assert_eq!(calls[1]["arguments"], json!({"location": "San Francisco, CA"}));
+    assert_eq!(attr(&r, "gen_ai.response.finish_reasons"), &json!(["tool_calls"]));
+    assert_eq!(attr(&r, "gen_ai.request.tool_choice"), &json!("auto"));
+    let tools = attr(&r, "gen_ai.tool.definitions");
+    assert_eq!(tools[0]["name"], "get_current_weather");
+    assert_eq!(tools[0]["type"], "function");
+    assert!(tools[0]["parameters"]["properties"]["location"].is_object());
+    // The same call, not streamed, gives the same tool calls.
+    let plain = capture(&cassette::first("test_chat_completion_tool_calls_with_content"));
+    let plain_calls: Vec<Value> = attr(&plain, "gen_ai.output.messages")[0]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "tool_call")
+        .map(|p| p["arguments"].clone())
+        .collect();
+    assert_eq!(plain_calls, vec![json!({"location": "Seattle, WA"}), json!({"location": "San Francisco, CA"})]);
+}
+
+#[test]
+fn several_choices_stream_into_several_messages() {
+    let r = capture(&cassette::first("test_chat_completion_multiple_choices_streaming"));
+    assert_eq!(attr(&r, "gen_ai.request.choice.count"), &json!(2));
+    assert_eq!(attr(&r, "gen_ai.response.finish_reasons"), &json!(["stop", "stop"]));
+    let out = attr(&r, "gen_ai.output.messages").as_array().unwrap().clone();
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|m| m["parts"][0]["content"].as_str().unwrap().len() > 20));
+    assert_eq!(attr(&r, "gen_ai.usage.output_tokens"), &json!(104));
+    assert_eq!(
+        attr(&r, "gen_ai.input.messages")[0],
+        json!({"role": "system", "parts": [{"type": "text", "content": "You're a helpful assistant."}]})
+    );
+}
+
+#[test]
+fn api_errors_keep_the_request() {
+    let r = capture(&cassette::first("test_chat_completion_404"));
+    assert_eq!(r.status.code, StatusCode::Error);
+    assert_eq!(attr(&r, "error.type"), &json!("model_not_found"));
+    let e = r.error.as_ref().unwrap();
+    assert_eq!(e.error_type, "model_not_found");
+    assert_eq!(e.message, "The model `this-model-does-not-exist` does not exist or you do not have access to it.");
+    assert_eq!(attr(&r, "http.response.status_code"), &json!(404));
+    assert_eq!(attr(&r, "gen_ai.request.model"), &json!("this-model-does-not-exist"));
+    assert_eq!(r.name, "chat this-model-does-not-exist");
+    assert!(r.attribute("gen_ai.input.messages").is_some());
+
+    let r = capture(&cassette::first("test_responses_create_api_error"));
+    assert_eq!(attr(&r, "error.type"), &json!("model_not_found"));
+    assert_eq!(attr(&r, "http.response.status_code"), &json!(400));
+
+    // An error body with no code falls back to the HTTP status.
+    let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &json!({"model": "m"}), &Default::default());
+    let r = call.finish(502, b"<html>bad gateway</html>");
+    assert_eq!(attr(&r, "error.type"), &json!("502"));
+    assert_eq!(r.error.unwrap().message, "<html>bad gateway</html>");
+}
+
+#[test]
+fn embeddings_fields() {
+    let r = capture(&cassette::first("test_embeddings_with_dimensions"));
+    assert_eq!(r.name, "embeddings text-embedding-3-small");
+    assert_eq!(attr(&r, "gen_ai.operation.name"), &json!("embeddings"));
+    assert_eq!(attr(&r, "gen_ai.embeddings.dimension.count"), &json!(512));
+    assert_eq!(attr(&r, "gen_ai.usage.input_tokens"), &json!(8));
+    assert_eq!(r.input, Some(json!("This is a test for embeddings with dimensions")));
+    // The vectors are not copied into `raw`.
+    let raw = r.raw.unwrap().to_string();
+    assert!(raw.contains("[anosys: 512 floats not kept]"), "{raw}");
+
+    let r = capture(&cassette::first("test_embeddings_with_encoding_format"));
+    assert_eq!(attr(&r, "gen_ai.request.encoding_formats"), &json!(["base64"]));
+}
+
+#[test]
+fn responses_api_fields() {
+    let r = capture(&cassette::first("test_responses_create_reports_reasoning_tokens"));
+    assert_eq!(r.name, "chat gpt-5.4");
+    assert_eq!(attr(&r, "gen_ai.request.max_tokens"), &json!(300));
+    assert_eq!(attr(&r, "gen_ai.usage.input_tokens"), &json!(44));
+    assert_eq!(attr(&r, "gen_ai.usage.output_tokens"), &json!(288));
+    assert_eq!(attr(&r, "gen_ai.usage.reasoning.output_tokens"), &json!(9));
+    assert_eq!(attr(&r, "gen_ai.response.finish_reasons"), &json!(["stop"]));
+    assert!(r.output.as_ref().unwrap().as_str().unwrap().contains("[1,3,5],[2,4,6]"));
+
+    let r = capture(&cassette::first("test_responses_create_captures_tool_call_content"));
+    assert_eq!(attr(&r, "gen_ai.response.finish_reasons"), &json!(["tool_calls"]));
+    assert_eq!(attr(&r, "gen_ai.request.tool_choice"), &json!("{\"name\":\"get_current_weather\",\"type\":\"function\"}"));
+    let part = &attr(&r, "gen_ai.output.messages")[0]["parts"][0];
+    assert_eq!(part, &json!({"type": "tool_call", "id": "call_90uO5LcGP5vTBTCrjyhYtWsA", "name": "get_current_weather", "arguments": {"location": "Seattle, WA"}}));
+    assert_eq!(attr(&r, "gen_ai.tool.definitions")[0]["name"], "get_current_weather");
+
+    let r = capture(&cassette::first("test_responses_create_streaming"));
+    assert_eq!(r.status.code, StatusCode::Ok);
+    assert_eq!(r.output, Some(json!("This is a test.")));
+    assert_eq!(attr(&r, "gen_ai.system_instructions"), &json!([{"type": "text", "content": "You are a helpful assistant."}]));
+    assert_eq!(attr(&r, "openai.request.service_tier"), &json!("default"));
+    assert_eq!(attr(&r, "gen_ai.usage.input_tokens"), &json!(22));
+    assert_eq!(attr(&r, "gen_ai.usage.total_tokens"), &json!(28));
+    assert_eq!(attr(&r, "anosys.outcome"), &json!("completed"));
+}
+
+#[test]
+fn every_recorded_exchange_gives_exactly_one_sound_record() {
+    let names = cassette::names();
+    assert!(names.len() >= 70);
+    let mut seen = 0;
+    for name in names {
+        for x in cassette::load(&name) {
+            let r = capture(&x);
+            seen += 1;
+            assert!(!r.name.is_empty(), "{name}");
+            assert!(r.attribute("gen_ai.operation.name").is_some(), "{name}");
+            if x.status >= 400 {
+                assert_eq!(r.status.code, StatusCode::Error, "{name}");
+                assert!(r.attribute("error.type").is_some(), "{name}");
+            } else {
+                assert_eq!(r.status.code, StatusCode::Ok, "{name}: {:?}", r.error);
+                assert!(r.attribute("gen_ai.response.model").is_some(), "{name}");
+            }
+            // Without content capture, no prompt or reply is kept.
+            let quiet = capture_with(&x, &CaptureOptions { capture_content: false, ..Default::default() });
+            assert!(quiet.input.is_none() && quiet.output.is_none() && quiet.raw.is_none(), "{name}");
+            for k in ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "gen_ai.tool.definitions"] {
+                assert!(quiet.attribute(k).is_none(), "{name}: {k}");
+            }
+            assert_eq!(quiet.attribute("gen_ai.usage.input_tokens"), r.attribute("gen_ai.usage.input_tokens"), "{name}");
+        }
+    }
+    assert!(seen >= 70);
+}
+
+/// The record of a stream, minus what depends on timing.
+fn comparable(mut r: Record) -> Value {
+    r.attributes.shift_remove("gen_ai.response.time_to_first_chunk");
+    json!({"attributes": r.attributes, "output": r.output, "status": r.status, "error": r.error, "name": r.name})
+}
+
+#[test]
+fn any_split_of_a_recorded_stream_gives_the_same_record() {
+    let mut rng = fastrand::Rng::with_seed(42);
+    let streams: Vec<Exchange> = cassette::names()
+        .iter()
+        .flat_map(|n| cassette::load(n))
+        .filter(Exchange::is_sse)
+        .collect();
+    assert!(streams.len() >= 15, "{}", streams.len());
+    for x in &streams {
+        let whole = comparable(capture(x));
+        for _ in 0..25 {
+            let call = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default());
+            let mut stream = call.into_stream();
+            let mut rest = &x.body[..];
+            while !rest.is_empty() {
+                let n = rng.usize(1..=rest.len().min(64));
+                stream.push_bytes(&rest[..n]);
+                rest = &rest[n..];
+            }
+            assert_eq!(comparable(stream.finish()), whole, "{}", x.name);
+        }
+    }
+}
+
+fn chunks_of(x: &Exchange) -> Vec<&[u8]> {
+    let text = std::str::from_utf8(&x.body).unwrap();
+    text.split_inclusive("\n\n").map(str::as_bytes).collect()
+}
+
+#[test]
+fn a_dropped_stream_keeps_its_partial_content() {
+    let x = cassette::first("test_chat_completion_streaming");
+    let call = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default());
+    let mut stream = call.into_stream();
+    for c in &chunks_of(&x)[..4] {
+        stream.push_bytes(c);
+    }
+    let r = stream.cancel();
+    assert_eq!(attr(&r, "anosys.outcome"), &json!("cancelled"));
+    assert_eq!(r.status.code, StatusCode::Unset);
+    assert_eq!(r.output, Some(json!("\"This is a")));
+    assert_eq!(attr(&r, "anosys.stream.chunks"), &json!(4));
+    assert_eq!(attr(&r, "anosys.usage.source"), &json!("missing"));
+}
+
+#[test]
+fn a_stream_cut_before_done_is_an_error_with_its_partial_content() {
+    let x = cassette::first("test_chat_completion_streaming");
+    let mut stream = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default()).into_stream();
+    for c in &chunks_of(&x)[..3] {
+        stream.push_bytes(c);
+    }
+    let r = stream.finish();
+    assert_eq!(r.status.code, StatusCode::Error);
+    assert_eq!(attr(&r, "error.type"), &json!("incomplete_stream"));
+    assert_eq!(r.output, Some(json!("\"This is")));
+}
+
+#[test]
+fn an_error_mid_stream_is_recorded_with_what_came_before() {
+    let x = cassette::first("test_chat_completion_streaming");
+    let mut stream = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default()).into_stream();
+    for c in &chunks_of(&x)[..3] {
+        stream.push_bytes(c);
+    }
+    stream.push_bytes(b"data: {\"error\": {\"message\": \"The server had an error\", \"type\": \"server_error\", \"code\": null}}\n\n");
+    stream.push_bytes(b"data: not json at all\n\n");
+    let r = stream.finish();
+    assert_eq!(r.status.code, StatusCode::Error);
+    assert_eq!(attr(&r, "error.type"), &json!("server_error"));
+    assert_eq!(r.error.as_ref().unwrap().message, "The server had an error");
+    assert_eq!(attr(&r, "anosys.outcome"), &json!("error"));
+    assert_eq!(attr(&r, "anosys.stream.malformed_events"), &json!(1));
+    assert_eq!(r.output, Some(json!("\"This is")));
+
+    // A broken connection.
+    let mut stream = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default()).into_stream();
+    stream.push_bytes(chunks_of(&x)[1]);
+    let r = stream.fail("connection_reset", "connection reset by peer");
+    assert_eq!(attr(&r, "error.type"), &json!("connection_reset"));
+    assert_eq!(r.output, Some(json!("\"This")));
+}
+
+#[test]
+fn the_recorder_ends_each_stream_exactly_once() {
+    use anosys::sources::openai::StreamRecorder;
+    use std::sync::{Arc, Mutex};
+    let x = cassette::first("test_chat_completion_streaming");
+    let start = || OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default()).into_stream();
+    type Got = Arc<Mutex<Vec<Record>>>;
+    let recorder = |got: &Got| {
+        let g = got.clone();
+        StreamRecorder::new(start(), move |r| g.lock().unwrap().push(r))
+    };
+    // Exhausted, then dropped.
+    let got: Got = Default::default();
+    let mut r = recorder(&got);
+    r.push_bytes(&x.body);
+    r.finish();
+    r.finish();
+    r.fail("late", "ignored");
+    drop(r);
+    assert_eq!(got.lock().unwrap().len(), 1);
+    assert_eq!(got.lock().unwrap()[0].attribute("anosys.outcome"), Some(&json!("completed")));
+    // Broken, then dropped.
+    let got: Got = Default::default();
+    let mut r = recorder(&got);
+    r.push_bytes(chunks_of(&x)[1]);
+    r.fail("timeout", "read timed out");
+    drop(r);
+    assert_eq!(got.lock().unwrap().len(), 1);
+    assert_eq!(got.lock().unwrap()[0].attribute("error.type"), Some(&json!("timeout")));
+    // Dropped after [DONE] arrived but before the caller saw the end: completed.
+    let got: Got = Default::default();
+    let mut r = recorder(&got);
+    r.push_bytes(&x.body);
+    drop(r);
+    assert_eq!(got.lock().unwrap()[0].attribute("anosys.outcome"), Some(&json!("completed")));
+    // Dropped mid-way: cancelled.
+    let got: Got = Default::default();
+    let mut r = recorder(&got);
+    r.push_bytes(chunks_of(&x)[1]);
+    drop(r);
+    assert_eq!(got.lock().unwrap()[0].attribute("anosys.outcome"), Some(&json!("cancelled")));
+}
+
+#[test]
+fn providers_and_include_usage_injection() {
+    let opts = CaptureOptions { inject_include_usage: true, ..Default::default() };
+    let mut req = json!({"model": "gpt-4o", "stream": true, "messages": []});
+    assert!(prepare_request("https://api.openai.com/v1/chat/completions", &mut req, &opts));
+    assert_eq!(req["stream_options"]["include_usage"], true);
+    assert!(!prepare_request("https://api.openai.com/v1/chat/completions", &mut req, &opts), "already set");
+    let mut azure = json!({"stream": true, "messages": []});
+    assert!(!prepare_request("https://x.openai.azure.com/openai/deployments/gpt4/chat/completions?api-version=2024-02-01", &mut azure, &opts));
+    assert!(azure.get("stream_options").is_none());
+    let mut plain = json!({"stream": false});
+    assert!(!prepare_request("https://api.openai.com/v1/chat/completions", &mut plain, &opts));
+    let mut off = json!({"stream": true});
+    assert!(!prepare_request("https://api.openai.com/v1/chat/completions", &mut off, &CaptureOptions::default()));
+
+    let call = OpenAiCall::start(
+        "https://x.openai.azure.com/openai/deployments/gpt4/chat/completions?api-version=2024-02-01",
+        &json!({"messages": []}),
+        &Default::default(),
+    );
+    assert_eq!(call.record().attribute("gen_ai.provider.name"), Some(&json!("azure.ai.openai")));
+    assert_eq!(call.record().attribute("gen_ai.request.model"), Some(&json!("gpt4")));
+    let local = OpenAiCall::start("http://127.0.0.1:11434/v1/chat/completions", &json!({"model": "llama3"}), &Default::default());
+    assert_eq!(local.record().attribute("gen_ai.provider.name"), Some(&json!("ollama")));
+    assert_eq!(local.record().attribute("server.port"), Some(&json!(11434)));
+    let custom = CaptureOptions { provider: Some("vllm".into()), ..Default::default() };
+    let vllm = OpenAiCall::start("http://10.0.0.5:8000/v1/completions", &json!({"model": "m", "prompt": "p"}), &custom);
+    assert_eq!(vllm.record().attribute("gen_ai.provider.name"), Some(&json!("vllm")));
+    assert_eq!(vllm.record().attribute("gen_ai.operation.name"), Some(&json!("text_completion")));
+    let other = OpenAiCall::start("https://api.openai.com/v1/moderations", &json!({"input": "x"}), &Default::default());
+    assert_eq!(other.record().name, "moderations");
+    let r = other.finish(200, br#"{"id": "modr-1", "model": "omni-moderation", "results": []}"#);
+    assert_eq!(r.output, Some(json!({"id": "modr-1", "model": "omni-moderation", "results": []})));
+}
+
+#[test]
+fn records_are_children_of_the_current_span() {
+    use anosys::record::context::{enter, SpanContext};
+    let cx = SpanContext { trace_id: anosys::TraceId::random(), span_id: anosys::SpanId::random() };
+    let _entered = enter(cx);
+    let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &json!({"model": "m"}), &Default::default());
+    assert_eq!(call.record().trace_id, cx.trace_id);
+    assert_eq!(call.record().parent_span_id, Some(cx.span_id));
+}
