@@ -16,6 +16,7 @@ use axum::Router;
 use serde_json::Value;
 
 pub mod cassette;
+pub mod upstream;
 
 /// A scripted reply: status, optional Retry-After, optional delay.
 #[derive(Clone, Debug)]
@@ -189,4 +190,32 @@ pub fn decode(body: &serde_json::Map<String, Value>) -> serde_json::Map<String, 
         }
     }
     out
+}
+
+/// A sink keeping every record in memory.
+#[derive(Default)]
+pub struct MemorySink {
+    pub records: Mutex<Vec<anosys::Record>>,
+}
+
+impl anosys::sinks::Sink for MemorySink {
+    fn name(&self) -> &str {
+        "memory"
+    }
+    fn export<'a>(
+        &'a self,
+        batch: &'a [anosys::Record],
+        _: anosys::sinks::ExportContext,
+    ) -> anosys::sinks::BoxFuture<'a, anosys::sinks::ExportReport> {
+        self.records.lock().unwrap().extend_from_slice(batch);
+        Box::pin(async { anosys::sinks::ExportReport::default() })
+    }
+}
+
+/// A pipeline delivering into a [`MemorySink`].
+pub fn memory_pipeline() -> (anosys::Pipeline, Arc<MemorySink>) {
+    let memory = Arc::new(MemorySink::default());
+    let config = anosys::Config::builder().log_level(anosys::LogLevel::Off).build().unwrap();
+    let pipeline = anosys::Pipeline::builder(config).without_builtin_sinks().sink(memory.clone()).build().unwrap();
+    (pipeline, memory)
 }

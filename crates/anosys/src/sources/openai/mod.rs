@@ -22,6 +22,8 @@
 //! assert_eq!(record.output, Some(json!("Hello!")));
 //! ```
 
+#[cfg(feature = "async-openai")]
+pub mod async_openai;
 mod extract;
 pub mod messages;
 pub mod sse;

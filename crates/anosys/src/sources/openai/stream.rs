@@ -220,6 +220,11 @@ impl StreamAccumulator {
         }
     }
 
+    /// Records the HTTP status the stream came with.
+    pub fn set_http_status(&mut self, status: u16) {
+        self.call.record.set_attribute("http.response.status_code", status);
+    }
+
     /// Data events seen so far (`[DONE]` not counted).
     pub fn chunk_count(&self) -> u64 {
         self.chunks
