@@ -178,7 +178,10 @@ where
         let layer = self.layer.clone();
         Box::pin(async move {
             let options = layer.options.clone().unwrap_or_else(|| {
-                let capture_content = crate::global::global().is_none_or(|p| p.capture_content());
+                let capture_content = match &layer.destination {
+                    Destination::Pipeline(p) => p.capture_content(),
+                    Destination::Global => crate::global::global().is_none_or(|p| p.capture_content()),
+                };
                 Arc::new(CaptureOptions { capture_content, ..Default::default() })
             });
             let (call, factory) = match factory.build().await {
@@ -191,7 +194,7 @@ where
                     } else {
                         factory
                     };
-                    (Some(OpenAiCall::start(&url, &json, &options)), factory)
+                    (Some(OpenAiCall::start_owned(&url, json, &options)), factory)
                 }
                 Err(_) => (None, factory),
             };

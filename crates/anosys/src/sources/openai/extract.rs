@@ -249,8 +249,7 @@ fn has_tool_call(out: &Value) -> bool {
 
 /// The raw response kept for `raw`: embedding vectors and base64 images
 /// are replaced by a visible marker rather than sent in full.
-pub(super) fn raw_response(op: Operation, resp: &Value) -> Value {
-    let mut resp = resp.clone();
+pub(super) fn raw_response(op: Operation, mut resp: Value) -> Value {
     if let Some(data) = resp.get_mut("data").and_then(Value::as_array_mut) {
         for item in data {
             match op {

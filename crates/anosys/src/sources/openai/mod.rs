@@ -176,6 +176,21 @@ impl OpenAiCall {
     /// Starts capturing a call to `url` with JSON `request`. Never fails:
     /// an unparsable URL or an odd request still gives a record.
     pub fn start(url: &str, request: &Value, options: &CaptureOptions) -> OpenAiCall {
+        let kept = options.capture_content.then(|| request.clone());
+        Self::start_inner(url, request, kept, options)
+    }
+
+    /// [`start`](Self::start) taking the request by value (saves a copy
+    /// when content is captured).
+    pub fn start_owned(url: &str, request: Value, options: &CaptureOptions) -> OpenAiCall {
+        let mut call = Self::start_inner(url, &request, None, options);
+        if options.capture_content {
+            call.request = Some(request);
+        }
+        call
+    }
+
+    fn start_inner(url: &str, request: &Value, kept: Option<Value>, options: &CaptureOptions) -> OpenAiCall {
         let parsed = reqwest::Url::parse(url).ok();
         let path = parsed.as_ref().map_or("", |u| u.path());
         let operation = Operation::from_path(path);
@@ -223,7 +238,7 @@ impl OpenAiCall {
         OpenAiCall {
             record,
             operation,
-            request: options.capture_content.then(|| request.clone()),
+            request: kept,
             streaming,
             capture_content: options.capture_content,
         }
@@ -248,7 +263,7 @@ impl OpenAiCall {
     /// that is not is kept as text and marked.
     pub fn finish(self, status: u16, body: &[u8]) -> Record {
         match serde_json::from_slice::<Value>(body) {
-            Ok(v) => self.finish_json(status, &v),
+            Ok(v) => self.finish_owned(status, v),
             Err(_) => {
                 let text = String::from_utf8_lossy(body).into_owned();
                 let mut call = self;
@@ -259,7 +274,7 @@ impl OpenAiCall {
                     call.raw(Value::String(text));
                     call.error(status.to_string(), message)
                 } else {
-                    call.finish_json(status, &Value::String(text))
+                    call.finish_owned(status, Value::String(text))
                 }
             }
         }
@@ -267,17 +282,22 @@ impl OpenAiCall {
 
     /// Finishes with an HTTP status and its parsed JSON body. Status 400 and
     /// above, or an `{"error": …}` body, make an error record.
-    pub fn finish_json(mut self, status: u16, response: &Value) -> Record {
+    pub fn finish_json(self, status: u16, response: &Value) -> Record {
+        self.finish_owned(status, response.clone())
+    }
+
+    /// [`finish_json`](Self::finish_json) taking the body by value.
+    pub fn finish_owned(mut self, status: u16, response: Value) -> Record {
         if status != 0 {
             self.record.set_attribute("http.response.status_code", status);
         }
         let api_error = response.get("error").filter(|e| e.is_object() && response.get("choices").is_none());
         if status >= 400 || api_error.is_some() {
-            let (error_type, message) = error_of(status, response);
+            let (error_type, message) = error_of(status, &response);
             self.raw(extract::raw_response(self.operation, response));
             return self.error(error_type, message);
         }
-        let found = extract::response(&mut self.record, self.operation, response, self.capture_content);
+        let found = extract::response(&mut self.record, self.operation, &response, self.capture_content);
         self.record.set_attribute("anosys.usage.source", if found { "provider" } else { "missing" });
         self.raw(extract::raw_response(self.operation, response));
         self.record.finish(Status::ok());

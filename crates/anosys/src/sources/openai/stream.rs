@@ -441,7 +441,7 @@ impl StreamAccumulator {
                 o.remove("error");
             }
         }
-        let mut record = self.call.finish_json(0, &response);
+        let mut record = self.call.finish_owned(0, response);
         if let Some(t) = first_chunk {
             record.set_attribute("gen_ai.response.time_to_first_chunk", t.as_secs_f64());
         }

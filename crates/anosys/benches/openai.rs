@@ -1,0 +1,151 @@
+//! OpenAI capture costs, each next to a baseline from the same run:
+//! extracting a chat response, the stream accumulator per chunk, and an
+//! async-openai client with the recording layer against the bare client on
+//! a local upstream.
+//!
+//! Run: `cargo bench -p anosys --features async-openai --bench openai`
+
+#[allow(dead_code)]
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use anosys::sources::openai::sse::SseParser;
+use anosys::sources::openai::{CaptureOptions, OpenAiCall};
+use async_openai::config::OpenAIConfig;
+use async_openai::types::chat::CreateChatCompletionRequest;
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::Value;
+use support::cassette;
+
+fn extraction(c: &mut Criterion) {
+    let x = cassette::first("test_chat_completion_tool_calls_with_content");
+    let options = CaptureOptions::default();
+    let mut group = c.benchmark_group("extract chat response");
+    group.bench_function("serde_json::from_slice (baseline)", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&x.body)).unwrap()))
+    });
+    group.bench_function("OpenAiCall start + finish", |b| {
+        b.iter(|| {
+            let call = OpenAiCall::start(&x.uri, black_box(&x.request), &options);
+            black_box(call.finish(200, black_box(&x.body)))
+        })
+    });
+    group.finish();
+}
+
+fn accumulator(c: &mut Criterion) {
+    let x = cassette::first("test_chat_completion_multiple_choices_streaming");
+    let options = CaptureOptions::default();
+    let chunks = {
+        let mut s = OpenAiCall::start(&x.uri, &x.request, &options).into_stream();
+        s.push_bytes(&x.body);
+        s.chunk_count()
+    };
+    eprintln!("accumulator: one stream is {chunks} chunks, {} bytes", x.body.len());
+    let mut group = c.benchmark_group(format!("stream of {chunks} chunks"));
+    group.bench_function("parse every event to serde_json::Value (baseline)", |b| {
+        b.iter(|| {
+            let mut parser = SseParser::new();
+            let mut n = 0;
+            parser.push(black_box(&x.body), |e| {
+                if !e.is_done() {
+                    black_box(serde_json::from_str::<Value>(&e.data).unwrap());
+                    n += 1;
+                }
+            });
+            n
+        })
+    });
+    group.bench_function("accumulate and build the record", |b| {
+        b.iter(|| {
+            let mut s = OpenAiCall::start(&x.uri, &x.request, &options).into_stream();
+            s.push_bytes(black_box(&x.body));
+            black_box(s.finish())
+        })
+    });
+    group.finish();
+}
+
+struct Discard;
+
+impl anosys::sinks::Sink for Discard {
+    fn name(&self) -> &str {
+        "discard"
+    }
+    fn export<'a>(
+        &'a self,
+        _: &'a [anosys::Record],
+        _: anosys::sinks::ExportContext,
+    ) -> anosys::sinks::BoxFuture<'a, anosys::sinks::ExportReport> {
+        Box::pin(async { anosys::sinks::ExportReport::default() })
+    }
+}
+
+fn client(c: &mut Criterion) {
+    let upstream = support::upstream::Upstream::start();
+    let x = cassette::first("test_chat_completion_with_content");
+    let request: CreateChatCompletionRequest = serde_json::from_value(x.request.clone()).unwrap();
+    let config = OpenAIConfig::new().with_api_base(upstream.base_url()).with_api_key("k");
+    let bare = async_openai::Client::with_config(config.clone());
+    // Records go through the whole pipeline to a sink that drops them, so
+    // that the worker's share of the 2 cores is counted but nothing piles up.
+    let anosys_config = anosys::Config::builder().log_level(anosys::LogLevel::Off).build().unwrap();
+    let pipeline = anosys::Pipeline::builder(anosys_config).without_builtin_sinks().sink(std::sync::Arc::new(Discard)).build().unwrap();
+    let recorded = anosys::sources::openai::async_openai::client_with(
+        config.clone(),
+        anosys::sources::openai::async_openai::AnosysLayer::new().pipeline(pipeline.clone()),
+    );
+    // The same tower stack with no recording layer: what async-openai's
+    // middleware path costs by itself.
+    let stack_only = async_openai::Client::with_config(config.clone()).with_http_service(
+        tower::ServiceBuilder::new()
+            .layer(async_openai::middleware::retry::OpenAIRetryLayer::default())
+            .service(async_openai::middleware::ReqwestService::new(reqwest::Client::new())),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut group = c.benchmark_group("async-openai chat create, local upstream");
+    group.sample_size(30).measurement_time(Duration::from_secs(5));
+    group.bench_function("bare client (baseline)", |b| {
+        b.iter(|| {
+            upstream.serve(x.clone());
+            rt.block_on(bare.chat().create(request.clone())).unwrap()
+        })
+    });
+    group.bench_function("same tower stack, no recording layer", |b| {
+        b.iter(|| {
+            upstream.serve(x.clone());
+            rt.block_on(stack_only.chat().create(request.clone())).unwrap()
+        })
+    });
+    group.bench_function("recorded client", |b| {
+        b.iter(|| {
+            upstream.serve(x.clone());
+            rt.block_on(recorded.chat().create(request.clone())).unwrap()
+        })
+    });
+    let quiet = anosys::sources::openai::async_openai::client_with(
+        config.clone(),
+        anosys::sources::openai::async_openai::AnosysLayer::new()
+            .options(CaptureOptions { capture_content: false, ..Default::default() })
+            .pipeline(pipeline.clone()),
+    );
+    group.bench_function("recorded client, content capture off", |b| {
+        b.iter(|| {
+            upstream.serve(x.clone());
+            rt.block_on(quiet.chat().create(request.clone())).unwrap()
+        })
+    });
+    group.finish();
+    let report = pipeline.shutdown(Duration::from_secs(10));
+    eprintln!("client: {} records delivered, {} dropped", report.counters.delivered, report.counters.dropped);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    targets = extraction, accumulator, client
+}
+criterion_main!(benches);
