@@ -418,3 +418,66 @@ fn records_are_children_of_the_current_span() {
     assert_eq!(call.record().trace_id, cx.trace_id);
     assert_eq!(call.record().parent_span_id, Some(cx.span_id));
 }
+
+fn sse(events: &[Value]) -> Vec<u8> {
+    let mut out = String::new();
+    for e in events {
+        out.push_str(&format!("data: {e}\n\n"));
+    }
+    out.push_str("data: [DONE]\n\n");
+    out.into_bytes()
+}
+
+#[test]
+fn streamed_refusals_logprobs_and_legacy_function_calls() {
+    let request = json!({"model": "gpt-4o", "stream": true, "logprobs": true, "messages": [{"role": "user", "content": "x"}]});
+    let mut s = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &request, &Default::default()).into_stream();
+    s.push_bytes(&sse(&[
+        json!({"id": "c", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"role": "assistant", "refusal": "I can"}, "logprobs": {"content": [{"token": "I", "logprob": -0.1}]}}]}),
+        json!({"choices": [{"index": 0, "delta": {"refusal": "'t help."}, "logprobs": {"content": [{"token": " can't", "logprob": -0.2}]}}]}),
+        json!({"choices": [{"index": 1, "delta": {"function_call": {"name": "lookup", "arguments": "{\"q\""}}}]}),
+        json!({"choices": [{"index": 1, "delta": {"function_call": {"arguments": ": 1}"}}, "finish_reason": "function_call"}]}),
+        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+    ]));
+    let r = s.finish();
+    let out = attr(&r, "gen_ai.output.messages");
+    assert_eq!(out[0]["parts"], json!([{"type": "refusal", "content": "I can't help."}]));
+    assert_eq!(out[1]["parts"], json!([{"type": "tool_call", "name": "lookup", "arguments": {"q": 1}}]));
+    assert_eq!(attr(&r, "gen_ai.response.finish_reasons"), &json!(["stop", "function_call"]));
+    let raw = &r.raw.as_ref().unwrap()["response"]["choices"][0];
+    assert_eq!(raw["logprobs"]["content"].as_array().unwrap().len(), 2);
+    assert_eq!(raw["message"]["refusal"], "I can't help.");
+}
+
+#[test]
+fn legacy_completions_and_images() {
+    let request = json!({"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 7, "stop": "\n", "n": 2});
+    let call = OpenAiCall::start("https://api.openai.com/v1/completions", &request, &Default::default());
+    let r = call.finish_json(200, &json!({
+        "id": "cmpl-1", "model": "gpt-3.5-turbo-instruct",
+        "choices": [{"index": 0, "text": "Hi!", "finish_reason": "stop"}, {"index": 1, "text": "Hello", "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    }));
+    assert_eq!(r.name, "text_completion gpt-3.5-turbo-instruct");
+    assert_eq!(attr(&r, "gen_ai.request.stop_sequences"), &json!(["\n"]));
+    assert_eq!(attr(&r, "gen_ai.request.max_tokens"), &json!(7));
+    assert_eq!(attr(&r, "gen_ai.request.choice.count"), &json!(2));
+    assert_eq!(attr(&r, "gen_ai.response.finish_reasons"), &json!(["stop", "length"]));
+    assert_eq!(attr(&r, "gen_ai.input.messages"), &json!([{"role": "user", "parts": [{"type": "text", "content": "Say hi"}]}]));
+    assert_eq!(attr(&r, "gen_ai.output.messages")[1]["parts"][0]["content"], "Hello");
+
+    let request = json!({"model": "dall-e-3", "prompt": "a red fox", "n": 1, "size": "1024x1024"});
+    let call = OpenAiCall::start("https://api.openai.com/v1/images/generations", &request, &Default::default());
+    let b64 = "A".repeat(10_000);
+    let r = call.finish_json(200, &json!({"created": 1, "data": [
+        {"url": "https://img.example/fox.png", "revised_prompt": "a red fox in snow"},
+        {"b64_json": b64}
+    ]}));
+    assert_eq!(r.name, "generate_content dall-e-3");
+    assert_eq!(attr(&r, "gen_ai.output.type"), &json!("image"));
+    let parts = &attr(&r, "gen_ai.output.messages")[0]["parts"];
+    assert_eq!(parts[0], json!({"type": "file_data", "modality": "image", "uri": "https://img.example/fox.png", "revised_prompt": "a red fox in snow"}));
+    assert_eq!(parts[1]["content"], "[anosys: base64 image of 10000 bytes not kept]");
+    assert!(!r.raw.as_ref().unwrap().to_string().contains(&"A".repeat(100)));
+    assert_eq!(attr(&r, "anosys.usage.source"), &json!("missing"));
+}

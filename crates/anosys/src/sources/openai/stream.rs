@@ -128,7 +128,8 @@ impl ChoiceAcc {
         } else {
             let mut message = Map::new();
             message.insert("role".into(), json!(self.role.as_deref().unwrap_or("assistant")));
-            let no_text = self.content.is_empty() && (!self.tool_calls.is_empty() || self.function_call.is_some());
+            let no_text = self.content.is_empty()
+                && (!self.tool_calls.is_empty() || self.function_call.is_some() || !self.refusal.is_empty());
             message.insert("content".into(), if no_text { Value::Null } else { json!(self.content) });
             if !self.refusal.is_empty() {
                 message.insert("refusal".into(), json!(self.refusal));
