@@ -5,7 +5,6 @@
 //!
 //! Run: `cargo bench -p anosys --features async-openai --bench openai`
 
-#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 
