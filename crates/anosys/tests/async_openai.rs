@@ -234,3 +234,28 @@ async fn an_unreachable_server_is_recorded_as_an_error() {
     assert_eq!(r.attribute("error.type"), Some(&json!("connection_error")));
     assert!(!r.error.unwrap().message.contains(&port.to_string()), "the URL is not in the message");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_generation_is_recorded() {
+    let h = harness();
+    let request = json!({"model": "dall-e-3", "prompt": "a red fox", "n": 1, "size": "1024x1024"});
+    h.upstream.serve(cassette::Exchange {
+        name: "image".into(),
+        method: "POST".into(),
+        uri: String::new(),
+        request: request.clone(),
+        status: 200,
+        content_type: "application/json".into(),
+        body: serde_json::to_vec(&json!({"created": 1731368630, "data": [
+            {"url": "https://img.example/fox.png", "revised_prompt": "a red fox in the snow"}
+        ]}))
+        .unwrap(),
+    });
+    let images = h.client.images().generate(typed(&request)).await.unwrap();
+    assert_eq!(images.data.len(), 1);
+    assert_eq!(h.upstream.seen()[0].0, "/v1/images/generations");
+    let r = h.one_record();
+    assert_eq!(r.name, "generate_content dall-e-3");
+    assert_eq!(r.attribute("gen_ai.output.type"), Some(&json!("image")));
+    assert_eq!(r.attribute("gen_ai.output.messages").unwrap()[0]["parts"][0]["uri"], "https://img.example/fox.png");
+}
