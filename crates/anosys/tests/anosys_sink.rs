@@ -420,3 +420,20 @@ fn shutdown_does_not_wait_for_a_hanging_backend() {
     assert_eq!(report.counters.kept_in_fallback, 3);
     assert_eq!(report.pending, 0);
 }
+
+#[test]
+fn a_slow_key_resolution_never_holds_up_shutdown() {
+    let backend = Backend::start();
+    *backend.shared.resolver_reply.lock().unwrap() = Some((200, json!({"apiUrl": backend.url()}).to_string()));
+    *backend.shared.resolver_delay.lock().unwrap() = Duration::from_secs(30);
+    let dir = temp_dir("slow-resolve");
+    let pipeline = Pipeline::new(key_config("k", &backend, &dir)).unwrap();
+    for i in 0..4 {
+        pipeline.submit(anosys::sources::raw::raw_record(json!({"i": i})));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let report = pipeline.shutdown(Duration::from_secs(1));
+    assert!(report.completed, "{report:?}");
+    assert_eq!(report.counters.kept_in_fallback, 4);
+    assert!(backend.hits().is_empty());
+}

@@ -81,6 +81,17 @@ impl ExportContext {
         }
     }
 
+    /// Resolves when the shutdown deadline has passed (never, if no
+    /// shutdown starts). Race work against it to stop in time.
+    pub async fn deadline_passed(&self) {
+        loop {
+            match self.deadline() {
+                Some(d) => return tokio::time::sleep_until(d.into()).await,
+                None => self.shutdown_requested().await,
+            }
+        }
+    }
+
     /// Sleeps for `duration`, or less when a shutdown starts meanwhile.
     /// Returns `false` when cut short.
     pub async fn sleep(&self, duration: Duration) -> bool {

@@ -58,6 +58,8 @@ pub struct Shared {
     pub resolver_keys: Mutex<Vec<String>>,
     /// What the resolver answers: (status, body).
     pub resolver_reply: Mutex<Option<(u16, String)>>,
+    /// How long the resolver takes to answer.
+    pub resolver_delay: Mutex<Duration>,
 }
 
 pub struct Backend {
@@ -96,6 +98,8 @@ async fn resolve(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     s.resolver_keys.lock().unwrap().push(q.get("apikey").cloned().unwrap_or_default());
+    let delay = *s.resolver_delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     let (status, body) = s.resolver_reply.lock().unwrap().clone().unwrap_or((404, "{}".into()));
     (StatusCode::from_u16(status).unwrap(), body).into_response()
 }

@@ -253,12 +253,15 @@ impl Sink for AnosysSink {
     fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport> {
         Box::pin(async move {
             let mut report = ExportReport::default();
-            let url = match self.endpoint().await {
-                Ok(url) => url.clone(),
-                Err(_) => {
-                    self.keep_in_fallback(batch.to_vec(), cx.clone(), &mut report).await;
-                    return report;
-                }
+            // Key resolution may still be running: wait for it, but not past
+            // a shutdown deadline.
+            let endpoint = tokio::select! {
+                e = self.endpoint() => e.clone().ok(),
+                _ = cx.deadline_passed() => None,
+            };
+            let Some(url) = endpoint else {
+                self.keep_in_fallback(batch.to_vec(), cx.clone(), &mut report).await;
+                return report;
             };
             let encoder = Encoder::default();
             let empty = Resource::default();
@@ -296,25 +299,15 @@ impl Sink for AnosysSink {
                     spawn_next(&mut set);
                 }
                 loop {
-                    let deadline = cx.deadline();
-                    let until_deadline = async {
-                        match deadline {
-                            Some(d) => tokio::time::sleep_until(d.into()).await,
-                            None => cx.shutdown_requested().await,
-                        }
-                    };
                     let joined = tokio::select! {
                         joined = set.join_next() => match joined {
                             Some(joined) => joined,
                             None => break,
                         },
-                        _ = until_deadline => {
-                            if deadline.is_some() {
-                                // Past the deadline: what has not answered is kept locally.
-                                set.abort_all();
-                                break;
-                            }
-                            continue; // a shutdown began: wait for its deadline at most
+                        _ = cx.deadline_passed() => {
+                            // Past the deadline: what has not answered is kept locally.
+                            set.abort_all();
+                            break;
                         }
                     };
                     spawn_next(&mut set);
