@@ -1,7 +1,298 @@
 //! Procedural macros for [anosys](https://docs.rs/anosys).
 //!
-//! This crate is the proc-macro half of the `anosys` facade, in the way
-//! `tracing-attributes` is to `tracing`: users depend on `anosys` and use
-//! its re-exports, never on this crate directly. The `#[anosys::logger]`
-//! function attribute lands here (see the function-logging issue); until
-//! then the crate exports nothing.
+//! This crate is the proc-macro half of the `anosys` facade, as
+//! `tracing-attributes` is to `tracing`: depend on `anosys` and write
+//! `#[anosys::logger]`; never use this crate directly. See
+//! `anosys::logger` for the documentation.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{
+    parse_macro_input, Expr, FnArg, GenericArgument, Ident, ImplItemFn, LitStr, Pat, PathArguments, ReturnType, Token,
+    Type, TypeParamBound,
+};
+
+/// The arguments: `source = "…"`, `skip(a, b)`, `skip_all`, `fields(k = expr, …)`.
+#[derive(Default)]
+struct Args {
+    source: Option<LitStr>,
+    skip: Vec<Ident>,
+    skip_all: bool,
+    fields: Vec<(LitStr, Expr)>,
+}
+
+struct Field {
+    key: LitStr,
+    value: Expr,
+}
+
+impl Parse for Field {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let key = if input.peek(LitStr) {
+            input.parse::<LitStr>()?
+        } else {
+            // dotted keys: fields(user.id = …)
+            let mut parts = vec![input.call(Ident::parse_any_ident)?.to_string()];
+            while input.peek(Token![.]) {
+                input.parse::<Token![.]>()?;
+                parts.push(input.call(Ident::parse_any_ident)?.to_string());
+            }
+            LitStr::new(&parts.join("."), Span::call_site())
+        };
+        input.parse::<Token![=]>()?;
+        Ok(Field { key, value: input.parse()? })
+    }
+}
+
+trait ParseAnyIdent {
+    fn parse_any_ident(input: ParseStream) -> syn::Result<Ident>;
+}
+
+impl ParseAnyIdent for Ident {
+    fn parse_any_ident(input: ParseStream) -> syn::Result<Ident> {
+        use syn::ext::IdentExt;
+        Ident::parse_any(input)
+    }
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut args = Args::default();
+        while !input.is_empty() {
+            let name: Ident = input.call(Ident::parse_any_ident)?;
+            match name.to_string().as_str() {
+                "source" => {
+                    input.parse::<Token![=]>()?;
+                    if args.source.is_some() {
+                        return Err(syn::Error::new(name.span(), "`source` is given twice"));
+                    }
+                    args.source = Some(input.parse().map_err(|e| {
+                        syn::Error::new(e.span(), "`source` takes a string literal: #[anosys::logger(source = \"billing\")]")
+                    })?);
+                }
+                "skip_all" => args.skip_all = true,
+                "skip" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    let names = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any_ident)?;
+                    args.skip.extend(names);
+                }
+                "fields" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    let fields = Punctuated::<Field, Token![,]>::parse_terminated(&content)?;
+                    args.fields.extend(fields.into_iter().map(|f| (f.key, f.value)));
+                }
+                other => {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        format!("unknown argument `{other}`; #[anosys::logger] takes `source = \"…\"`, `skip(arg, …)`, `skip_all` and `fields(key = value, …)`"),
+                    ));
+                }
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(args)
+    }
+}
+
+/// Logs every call of a function (sync or async) to anosys. See the
+/// documentation of `anosys::logger`.
+#[proc_macro_attribute]
+pub fn logger(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let args = parse_macro_input!(attr as Args);
+    let item2: TokenStream2 = item.clone().into();
+    // ImplItemFn parses free functions and methods alike (a free fn has no
+    // `default`/`self` quirks that matter here).
+    let func: ImplItemFn = match syn::parse(item) {
+        Ok(f) => f,
+        Err(_) => {
+            return syn::Error::new(
+                Span::call_site(),
+                "#[anosys::logger] can only be used on functions and methods",
+            )
+            .to_compile_error()
+            .into_iter()
+            .chain(item2)
+            .collect::<TokenStream2>()
+            .into();
+        }
+    };
+    match expand(args, func) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// `Result<…>` (any path ending in `Result`).
+fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
+        Type::Group(g) => is_result(&g.elem),
+        Type::Paren(p) => is_result(&p.elem),
+        _ => false,
+    }
+}
+
+/// The `Output` of an `impl Future<Output = …>` return type.
+fn future_output(ty: &Type) -> Option<&Type> {
+    let Type::ImplTrait(it) = ty else { return None };
+    it.bounds.iter().find_map(|b| {
+        let TypeParamBound::Trait(t) = b else { return None };
+        let seg = t.path.segments.last()?;
+        if seg.ident != "Future" {
+            return None;
+        }
+        let PathArguments::AngleBracketed(a) = &seg.arguments else { return None };
+        a.args.iter().find_map(|g| match g {
+            GenericArgument::AssocType(at) if at.ident == "Output" => Some(&at.ty),
+            _ => None,
+        })
+    })
+}
+
+fn capture(expr: TokenStream2) -> TokenStream2 {
+    quote! {{
+        #[allow(unused_imports)]
+        use ::anosys::__private::{CaptureSerialize as _, CaptureDebug as _, CaptureTypeName as _};
+        (&&&::anosys::__private::Capture(#expr)).anosys_capture()
+    }}
+}
+
+/// What to do with the output once the body finished.
+fn done(output_is_result: bool) -> TokenStream2 {
+    let value = capture(quote!(__anosys_v));
+    if output_is_result {
+        quote! {
+            |__anosys_call: ::anosys::__private::ActiveCall, __anosys_ret| match __anosys_ret {
+                ::core::result::Result::Ok(__anosys_v) => __anosys_call.finish_ok(|| #value),
+                ::core::result::Result::Err(__anosys_e) => {
+                    #[allow(unused_imports)]
+                    use ::anosys::__private::{DescribeError as _, DescribeDisplay as _, DescribeDebug as _, DescribeTypeName as _};
+                    __anosys_call.finish_err(
+                        ::anosys::__private::error_type_name(__anosys_ret),
+                        (&&&&::anosys::__private::Describe(__anosys_e)).anosys_describe(),
+                    )
+                }
+            }
+        }
+    } else {
+        quote! {
+            |__anosys_call: ::anosys::__private::ActiveCall, __anosys_v| __anosys_call.finish_value(|| #value)
+        }
+    }
+}
+
+fn expand(args: Args, func: ImplItemFn) -> syn::Result<TokenStream2> {
+    let ImplItemFn { attrs, vis, defaultness, sig, block } = func;
+    if let Some(c) = &sig.constness {
+        return Err(syn::Error::new(c.span(), "#[anosys::logger] cannot log a `const fn`"));
+    }
+    if let Some(v) = &sig.variadic {
+        return Err(syn::Error::new(v.span(), "#[anosys::logger] cannot log a variadic function"));
+    }
+    let is_async = sig.asyncness.is_some();
+    let name = sig.ident.to_string();
+    let ident_span = sig.ident.span();
+
+    // Arguments to capture.
+    let mut inputs = Vec::new();
+    let mut known = Vec::new();
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(r) => {
+                known.push("self".to_owned());
+                if !args.skip_all && !args.skip.iter().any(|s| s == "self") {
+                    let self_tok = Ident::new("self", r.self_token.span());
+                    inputs.push(capture(quote!(&#self_tok)));
+                }
+            }
+            FnArg::Typed(pt) => {
+                if let Pat::Ident(pi) = &*pt.pat {
+                    let ident = &pi.ident;
+                    known.push(ident.to_string());
+                    if !args.skip_all && !args.skip.iter().any(|s| s == ident) {
+                        inputs.push(capture(quote!(&#ident)));
+                    }
+                }
+            }
+        }
+    }
+    for s in &args.skip {
+        if !known.iter().any(|k| s == k) {
+            return Err(syn::Error::new(s.span(), format!("`skip({s})`: this function has no argument `{s}`")));
+        }
+    }
+    let fields = args.fields.iter().map(|(key, value)| {
+        let v = capture(quote!(&(#value)));
+        quote!(__anosys_call.field(#key, #v);)
+    });
+    let source = match &args.source {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    };
+    let file = quote_spanned!(ident_span=> ::core::file!());
+    let line = quote_spanned!(ident_span=> ::core::line!());
+
+    let output_ty = match &sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, t) => Some(&**t),
+    };
+    let returns_future = !is_async && output_ty.and_then(future_output).is_some();
+    let result_ty = if returns_future { output_ty.and_then(future_output) } else { output_ty };
+    let done = done(result_ty.is_some_and(is_result));
+    // A sync function learns its caller through `#[track_caller]` on this
+    // outer function; the body runs in a closure, so panics inside it
+    // still report their own locations.
+    let track_caller = !is_async && name != "main" && sig.abi.is_none();
+    let caller = if track_caller {
+        quote!(::core::option::Option::Some(::core::panic::Location::caller()))
+    } else {
+        quote!(::core::option::Option::None)
+    };
+    let start = quote! {
+        static __ANOSYS_SITE: ::anosys::__private::CallSite = ::anosys::__private::CallSite {
+            name: #name,
+            module_path: ::core::module_path!(),
+            source: #source,
+            file: #file,
+            line: #line,
+            is_async: #is_async,
+        };
+        #[allow(unused_mut)]
+        let mut __anosys_call = ::anosys::__private::ActiveCall::start(&__ANOSYS_SITE, #caller);
+        if __anosys_call.content() {
+            __anosys_call.inputs(::std::vec![#(#inputs),*]);
+        }
+        #(#fields)*
+    };
+    let body = if is_async {
+        quote! {{
+            #start
+            ::anosys::__private::LoggedFuture::new(__anosys_call, async move #block, #done).await
+        }}
+    } else if returns_future {
+        quote! {{
+            #start
+            let __anosys_future = (move || #block)();
+            ::anosys::__private::LoggedFuture::new(__anosys_call, __anosys_future, #done)
+        }}
+    } else {
+        quote! {{
+            #start
+            ::anosys::__private::run_sync(__anosys_call, move || #block, #done)
+        }}
+    };
+    let track = if track_caller { quote!(#[track_caller]) } else { quote!() };
+    Ok(quote! {
+        #(#attrs)*
+        #track
+        #vis #defaultness #sig #body
+    })
+}

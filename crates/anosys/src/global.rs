@@ -72,7 +72,7 @@ extern "C" fn deliver_at_exit() {
     });
 }
 
-fn install(pipeline: Pipeline) {
+fn install_global(pipeline: Pipeline) {
     let old = {
         let mut g = GLOBAL.write().unwrap_or_else(|p| p.into_inner());
         g.replace(pipeline)
@@ -119,8 +119,23 @@ pub fn init() -> Result<Guard, InitError> {
 /// (which still delivers what it already holds).
 pub fn init_with(config: Config) -> Result<Guard, InitError> {
     let pipeline = Pipeline::new(config)?;
-    install(pipeline.clone());
-    Ok(Guard { pipeline: Some(pipeline) })
+    Ok(install(pipeline))
+}
+
+/// Makes `pipeline` (built with [`Pipeline::builder`], custom sinks and
+/// all) the global one, replacing any earlier one.
+///
+/// ```
+/// use std::sync::Arc;
+/// # let dir = std::env::temp_dir().join(format!("anosys-install-doc-{}", std::process::id()));
+/// let config = anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build()?;
+/// let pipeline = anosys::Pipeline::builder(config).sink(Arc::new(anosys::sinks::StdoutSink)).build()?;
+/// let _guard = anosys::install(pipeline);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn install(pipeline: Pipeline) -> Guard {
+    install_global(pipeline.clone());
+    Guard { pipeline: Some(pipeline) }
 }
 
 /// The global pipeline, started from the environment on first use.
@@ -230,7 +245,7 @@ pub fn setup_api(path: Option<&str>, starting_indices: Option<StartingIndices>) 
     let config = builder.build()?;
     match Pipeline::new(config) {
         Ok(p) => {
-            install(p);
+            install_global(p);
             Ok(())
         }
         Err(InitError::Config(e)) => Err(e),

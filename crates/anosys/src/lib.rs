@@ -38,8 +38,17 @@ pub mod record;
 pub mod sinks;
 pub mod sources;
 
+#[cfg(feature = "macros")]
+pub use anosys_macros::logger;
+
+/// Used by the code `#[anosys::logger]` generates; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::sources::function::*;
+}
+
 pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, SinkKind, SinkSelection, StartingIndices};
 pub use diag::LogLevel;
-pub use global::{capture, counters, flush, init, init_with, log_raw, log_raw_serialize, setup_api, shutdown, Guard};
+pub use global::{capture, counters, flush, init, init_with, install, log_raw, log_raw_serialize, setup_api, shutdown, Guard};
 pub use pipeline::{Counters, FlushReport, InitError, Pipeline, PipelineBuilder};
 pub use record::{Caller, ErrorInfo, Event, Record, RecordKind, Resource, SpanId, SpanKind, Status, StatusCode, TraceId};

@@ -4,6 +4,9 @@
 //! - [`openai`]: OpenAI-compatible calls (JSON in, record out), streams
 //!   included.
 //! - [`raw`]: arbitrary JSON (`anosys::log_raw`).
+//! - [`function`]: calls of functions marked `#[anosys::logger]`.
 
+#[doc(hidden)]
+pub mod function;
 pub mod openai;
 pub mod raw;
