@@ -88,9 +88,14 @@ impl Parse for Args {
                     args.fields.extend(fields.into_iter().map(|f| (f.key, f.value)));
                 }
                 other => {
+                    let hint = ["source", "skip", "skip_all", "fields"]
+                        .into_iter()
+                        .find(|known| edit_distance(other, known) <= 2)
+                        .map(|known| format!(" (did you mean `{known}`?)"))
+                        .unwrap_or_default();
                     return Err(syn::Error::new(
                         name.span(),
-                        format!("unknown argument `{other}`; #[anosys::logger] takes `source = \"…\"`, `skip(arg, …)`, `skip_all` and `fields(key = value, …)`"),
+                        format!("unknown argument `{other}`{hint}; #[anosys::logger] takes `source = \"…\"`, `skip(arg, …)`, `skip_all` and `fields(key = value, …)`"),
                     ));
                 }
             }
@@ -102,8 +107,82 @@ impl Parse for Args {
     }
 }
 
-/// Logs every call of a function (sync or async) to anosys. See the
-/// documentation of `anosys::logger`.
+/// Logs every call of a function to anosys: one record per call, with its
+/// inputs, output, error or panic, caller, duration, thread and trace.
+///
+/// Works on free functions, methods (`self`, `&self`, `&mut self`),
+/// generic functions, `async fn`, functions returning
+/// `impl Future<Output = …>`, and in trait impls. The signature,
+/// visibility, attributes and docs stay as they are, and the function
+/// behaves exactly as before: capture never changes what it returns or
+/// panics with.
+///
+/// ```
+/// #[derive(serde::Serialize)]
+/// struct Order { cents: u64 }
+///
+/// #[anosys::logger(source = "billing", skip(card), fields(currency = "EUR"))]
+/// fn charge(order: &Order, card: &str) -> Result<u64, std::io::Error> {
+///     Ok(order.cents)
+/// }
+///
+/// # let dir = std::env::temp_dir().join(format!("anosys-logger-doc-{}", std::process::id()));
+/// # let _g = anosys::init_with(anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build().unwrap()).unwrap();
+/// assert_eq!(charge(&Order { cents: 1999 }, "4242…").unwrap(), 1999);
+/// ```
+///
+/// Async functions too; a call dropped before it finishes (a timeout, a
+/// cancelled task) is recorded as cancelled, and logged calls made inside
+/// it, across `.await` and threads of a multi-thread runtime, are its
+/// children (same trace id, its span id as their parent):
+///
+/// ```
+/// #[anosys::logger]
+/// async fn fetch(id: u32) -> String {
+///     format!("item {id}")
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let dir = std::env::temp_dir().join(format!("anosys-logger-doc2-{}", std::process::id()));
+/// # let _g = anosys::init_with(anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build().unwrap()).unwrap();
+/// assert_eq!(fetch(7).await, "item 7");
+/// # }
+/// ```
+///
+/// # What is recorded
+///
+/// - `source` (the argument, else the module path), the function's name
+///   and module path (`code.function.name`), its definition
+///   (`code.file.path`, `code.line.number`), `thread.name`, start, end and
+///   duration, and the current trace and parent span.
+/// - Inputs as a JSON array, one value per argument (`self` included):
+///   through `serde::Serialize` where the type has it, else `Debug`, else
+///   its type name; no bound is added to your types. In a generic function
+///   a value of type `T` is captured through the bounds in scope. A value
+///   that fails to serialise is recorded as a string saying so.
+/// - The output, the same way. For `Result<T, E>`: `Ok` is the output;
+///   `Err(e)` sets `error`, `error_type` (the type name of `E`),
+///   `error_message` (`Display`) and `error_stack` (the `source()` chain).
+/// - A panic: recorded with its message and location, then the panic goes
+///   on unchanged.
+/// - The caller: for sync functions (and functions returning
+///   `impl Future`), the file and line of the call, through
+///   `#[track_caller]` on the generated wrapper (the body runs in a closure,
+///   so panics inside it still report their own locations). `async fn`
+///   cannot learn its caller on stable Rust: its record names the
+///   function's definition site instead, with `caller.function` set.
+///
+/// # Arguments
+///
+/// - `source = "name"`: the record's source.
+/// - `skip(arg, …)`: leave these arguments out of the inputs; `skip_all`:
+///   leave all out.
+/// - `fields(key = expr, …)`: extra attributes, evaluated before the body
+///   runs (they may use the arguments); dotted keys are allowed.
+///
+/// Inputs and outputs are not captured when `ANOSYS_CAPTURE_CONTENT` is
+/// off.
 #[proc_macro_attribute]
 pub fn logger(attr: TokenStream, item: TokenStream) -> TokenStream {
     let args = parse_macro_input!(attr as Args);
@@ -128,6 +207,22 @@ pub fn logger(attr: TokenStream, item: TokenStream) -> TokenStream {
         Ok(t) => t.into(),
         Err(e) => e.to_compile_error().into(),
     }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// `Result<…>` (any path ending in `Result`).

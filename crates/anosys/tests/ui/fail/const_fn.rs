@@ -1,0 +1,6 @@
+#[anosys::logger]
+const fn f() -> u8 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[anosys::logger]
+struct NotAFunction;
+
+fn main() {}

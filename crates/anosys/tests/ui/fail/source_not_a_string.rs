@@ -1,0 +1,4 @@
+#[anosys::logger(source = billing)]
+fn f() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[anosys::logger(sorce = "x")]
+fn f() {}
+
+fn main() {}
