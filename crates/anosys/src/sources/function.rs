@@ -179,15 +179,18 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 pub struct ActiveCall {
     record: Record,
     content: bool,
+    /// The global pipeline when the call started (looked up once).
+    pipeline: Option<crate::pipeline::Pipeline>,
 }
 
 impl ActiveCall {
     /// Starts the record: a child of the current span.
     pub fn start(site: &'static CallSite, caller: Option<&'static Location<'static>>) -> ActiveCall {
         note_panic_locations();
-        let mut record = Record::new(RecordKind::FunctionCall, format!("{}::{}", site.module_path, site.name)).with_current_parent();
+        let name = format!("{}::{}", site.module_path, site.name);
+        let mut record = Record::new(RecordKind::FunctionCall, name.clone()).with_current_parent();
         record.source = Some(site.source.unwrap_or(site.module_path).to_owned());
-        record.set_attribute("code.function.name", format!("{}::{}", site.module_path, site.name));
+        record.set_attribute("code.function.name", name);
         record.set_attribute("code.file.path", site.file);
         record.set_attribute("code.line.number", site.line);
         if let Some(name) = std::thread::current().name() {
@@ -198,7 +201,9 @@ impl ActiveCall {
             // async functions: the definition site (see the macro's docs)
             None => Caller { function: Some(site.name.to_owned()), file: site.file.to_owned(), line: site.line },
         });
-        ActiveCall { record, content: capture_content() }
+        let pipeline = crate::global::global();
+        let content = pipeline.as_ref().is_none_or(|p| p.capture_content());
+        ActiveCall { record, content, pipeline }
     }
 
     /// Whether inputs and outputs are captured.
@@ -244,7 +249,7 @@ impl ActiveCall {
         self.record.set_attribute("error.type", error_type.to_owned());
         self.record.finish(Status::default());
         self.record.fail(ErrorInfo { error_type: error_type.to_owned(), message, stack });
-        crate::capture(self.record);
+        self.submit();
     }
 
     /// Ends with a panic (which then goes on unchanged).
@@ -259,19 +264,25 @@ impl ActiveCall {
             message,
             stack: location.map(|l| format!("panicked at {l}")),
         });
-        crate::capture(self.record);
+        self.submit();
     }
 
     /// Ends an async call dropped before it finished.
     pub fn finish_cancelled(mut self) {
         self.record.set_attribute("anosys.outcome", "cancelled");
         self.record.finish(Status::default());
-        crate::capture(self.record);
+        self.submit();
     }
 
     fn end(mut self, status: Status) {
         self.record.finish(status);
-        crate::capture(self.record);
+        self.submit();
+    }
+
+    fn submit(self) {
+        if let Some(p) = &self.pipeline {
+            p.submit(self.record);
+        }
     }
 }
 
