@@ -269,10 +269,13 @@ fn done(output_is_result: bool) -> TokenStream2 {
                 ::core::result::Result::Ok(__anosys_v) => __anosys_call.finish_ok(|| #value),
                 ::core::result::Result::Err(__anosys_e) => {
                     #[allow(unused_imports)]
-                    use ::anosys::__private::{DescribeError as _, DescribeDisplay as _, DescribeDebug as _, DescribeTypeName as _};
+                    use ::anosys::__private::{
+                        DescribeBoxedSendError as _, DescribeBoxedError as _, DescribeError as _,
+                        DescribeDisplay as _, DescribeDebug as _, DescribeTypeName as _,
+                    };
                     __anosys_call.finish_err(
                         ::anosys::__private::error_type_name(__anosys_ret),
-                        (&&&&::anosys::__private::Describe(__anosys_e)).anosys_describe(),
+                        (&&&&&&::anosys::__private::Describe(__anosys_e)).anosys_describe(),
                     )
                 }
             }
@@ -367,6 +370,27 @@ fn expand(args: Args, func: ImplItemFn) -> syn::Result<TokenStream2> {
         }
         #(#fields)*
     };
+    // Pin the body's type to the declared return type, so that `return`
+    // and `?` coerce exactly as they did in the original function (an
+    // unannotated closure or async block would not coerce `Box<E>` into
+    // `Box<dyn Error>`). Not possible with `impl Trait`, which needs no
+    // coercion anyway.
+    let declared: Option<TokenStream2> = match &sig.output {
+        ReturnType::Default => Some(quote!(())),
+        ReturnType::Type(_, t) if !quote!(#t).to_string().contains("impl") => Some(quote!(#t)),
+        ReturnType::Type(..) => None,
+    };
+    let pin_type = match declared {
+        Some(t) if !returns_future => quote! {
+            #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
+            if false {
+                let __anosys_declared: #t = loop {};
+                return __anosys_declared;
+            }
+        },
+        _ => quote!(),
+    };
+    let block = quote!({ #pin_type #block });
     let body = if is_async {
         quote! {{
             #start

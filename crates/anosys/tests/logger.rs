@@ -327,3 +327,35 @@ fn a_child_of_a_sync_call_gets_its_trace() {
     assert_eq!(seen["parent"], json!(r.span_id.to_string()));
     assert_eq!(seen["trace"], json!(r.trace_id.to_string()));
 }
+
+#[anosys::logger]
+fn load_config(path: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    Ok(text)
+}
+
+#[anosys::logger]
+fn boxed(fail: bool) -> Result<u8, Box<dyn std::error::Error>> {
+    if fail {
+        return Err(Box::new(Declined { cause: std::io::Error::other("no funds") }));
+    }
+    Ok(1)
+}
+
+#[test]
+fn anyhow_and_boxed_errors_keep_their_chain() {
+    memory();
+    assert!(load_config("/definitely/not/here.toml").is_err());
+    let r = one("load_config");
+    let e = r.error.unwrap();
+    assert_eq!(e.error_type, "anyhow::Error");
+    assert_eq!(e.message, "reading /definitely/not/here.toml");
+    let stack = e.stack.unwrap();
+    assert!(stack.contains("No such file or directory"), "{stack}");
+
+    assert!(boxed(true).is_err());
+    let e = one("boxed").error.unwrap();
+    assert_eq!(e.message, "card declined");
+    assert_eq!(e.stack.as_deref(), Some("caused by: no funds"));
+}

@@ -85,21 +85,67 @@ impl<T: ?Sized> CaptureTypeName for Capture<'_, T> {
 /// else `Display`, else `Debug`, else the type name.
 pub struct Describe<'a, T: ?Sized>(pub &'a T);
 
-/// Highest priority: `std::error::Error`.
+fn chain_of(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut chain = Vec::new();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        chain.push(format!("caused by: {cause}"));
+        next = cause.source();
+    }
+    (!chain.is_empty()).then(|| chain.join("\n"))
+}
+
+/// `anyhow::Error`, `eyre::Report` and `Box<dyn Error>` print their cause
+/// chain and, when one was captured, their backtrace with `{:?}`.
+fn boxed_error<T: Debug + ?Sized>(outer: &T, inner: &(dyn std::error::Error + 'static)) -> (String, Option<String>) {
+    let debug = format!("{outer:?}");
+    let stack = if debug.to_ascii_lowercase().contains("backtrace") { Some(debug) } else { chain_of(inner) };
+    (inner.to_string(), stack)
+}
+
+/// First: error handles that deref to `dyn Error + Send + Sync` (anyhow,
+/// eyre, `Box<dyn Error + Send + Sync>`).
+pub trait DescribeBoxedSendError {
+    /// (message, cause chain or backtrace)
+    fn anosys_describe(&self) -> (String, Option<String>);
+}
+impl<T> DescribeBoxedSendError for &&&&&Describe<'_, T>
+where
+    T: std::ops::Deref<Target = dyn std::error::Error + Send + Sync + 'static> + Debug + ?Sized,
+{
+    fn anosys_describe(&self) -> (String, Option<String>) {
+        boxed_error(self.0, &**self.0)
+    }
+}
+
+/// Then `Box<dyn Error>`.
+pub trait DescribeBoxedError {
+    /// (message, cause chain or backtrace)
+    fn anosys_describe(&self) -> (String, Option<String>);
+}
+impl<T> DescribeBoxedError for &&&&Describe<'_, T>
+where
+    T: std::ops::Deref<Target = dyn std::error::Error + 'static> + Debug + ?Sized,
+{
+    fn anosys_describe(&self) -> (String, Option<String>) {
+        boxed_error(self.0, &**self.0)
+    }
+}
+
+/// Then `std::error::Error`.
 pub trait DescribeError {
     /// (message, cause chain)
     fn anosys_describe(&self) -> (String, Option<String>);
 }
 impl<T: std::error::Error + ?Sized> DescribeError for &&&Describe<'_, T> {
     fn anosys_describe(&self) -> (String, Option<String>) {
-        let message = self.0.to_string();
         let mut chain = Vec::new();
         let mut next = self.0.source();
         while let Some(cause) = next {
             chain.push(format!("caused by: {cause}"));
             next = cause.source();
         }
-        (message, (!chain.is_empty()).then(|| chain.join("\n")))
+        (self.0.to_string(), (!chain.is_empty()).then(|| chain.join("\n")))
     }
 }
 

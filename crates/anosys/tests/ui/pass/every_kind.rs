@@ -71,7 +71,43 @@ impl T for S {
 }
 
 #[anosys::logger]
+async fn async_boxed(fail: bool) -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
+    if fail {
+        return Err(Box::new(std::io::Error::other("x")));
+    }
+    let n: u8 = "1".parse()?;
+    Ok(n)
+}
+
+#[anosys::logger]
+fn sync_boxed(fail: bool) -> Result<u8, Box<dyn std::error::Error>> {
+    if fail {
+        return Err(Box::new(std::io::Error::other("x")));
+    }
+    Ok("2".parse()?)
+}
+
+#[anosys::logger]
+fn early_unit(stop: bool) {
+    if stop {
+        return;
+    }
+}
+
+#[anosys::logger]
+fn borrowed<'a>(s: &'a str, _t: &str) -> &'a str {
+    if s.is_empty() {
+        return "";
+    }
+    s
+}
+
+#[anosys::logger]
 fn main() {
+    let _ = async_boxed(false);
+    let _ = sync_boxed(true);
+    early_unit(true);
+    let _ = borrowed("a", "b");
     let _ = free(1, (2, 3));
     let _ = with_args("ab", 1);
     let _ = asynchronous("x");
