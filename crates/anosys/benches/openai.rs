@@ -68,20 +68,7 @@ fn accumulator(c: &mut Criterion) {
     group.finish();
 }
 
-struct Discard;
-
-impl anosys::sinks::Sink for Discard {
-    fn name(&self) -> &str {
-        "discard"
-    }
-    fn export<'a>(
-        &'a self,
-        _: &'a [anosys::Record],
-        _: anosys::sinks::ExportContext,
-    ) -> anosys::sinks::BoxFuture<'a, anosys::sinks::ExportReport> {
-        Box::pin(async { anosys::sinks::ExportReport::default() })
-    }
-}
+include!("common/discard.rs");
 
 fn client(c: &mut Criterion) {
     let upstream = support::upstream::Upstream::start();

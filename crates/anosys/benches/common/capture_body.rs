@@ -3,23 +3,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anosys::sinks::anosys::{Encoder, SlotRegistry};
-use anosys::sinks::{BoxFuture, ExportContext, ExportReport, Sink};
 use anosys::{Config, LogLevel, Pipeline, Record, RecordKind, Resource, SpanKind, Status};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use std::hint::black_box;
 
-/// Accepts and forgets every batch.
-struct Discard;
-
-impl Sink for Discard {
-    fn name(&self) -> &str {
-        "discard"
-    }
-    fn export<'a>(&'a self, _: &'a [Record], _: ExportContext) -> BoxFuture<'a, ExportReport> {
-        Box::pin(async { ExportReport::default() })
-    }
-}
+include!("discard.rs");
 
 /// What an instrumented chat call builds: 12 attributes and content.
 fn typical_record() -> Record {

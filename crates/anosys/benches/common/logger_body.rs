@@ -2,20 +2,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anosys::sinks::{BoxFuture, ExportContext, ExportReport, Sink};
-use anosys::{Config, LogLevel, Pipeline, Record};
+use anosys::{Config, LogLevel, Pipeline};
 use criterion::{criterion_group, criterion_main, Criterion};
 
-struct Discard;
-
-impl Sink for Discard {
-    fn name(&self) -> &str {
-        "discard"
-    }
-    fn export<'a>(&'a self, _: &'a [Record], _: ExportContext) -> BoxFuture<'a, ExportReport> {
-        Box::pin(async { ExportReport::default() })
-    }
-}
+include!("discard.rs");
 
 #[inline(never)]
 fn bare(x: u64) -> u64 {

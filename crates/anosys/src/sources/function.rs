@@ -189,11 +189,6 @@ pub fn error_type_name<T, E>(_: &Result<T, E>) -> &'static str {
     std::any::type_name::<E>()
 }
 
-/// Whether content (inputs, outputs) is captured.
-pub fn capture_content() -> bool {
-    crate::global::global().is_none_or(|p| p.capture_content())
-}
-
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
