@@ -127,7 +127,7 @@ impl Parse for Args {
 /// }
 ///
 /// # let dir = std::env::temp_dir().join(format!("anosys-logger-doc-{}", std::process::id()));
-/// # let _g = anosys::init_with(anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build().unwrap()).unwrap();
+/// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
 /// assert_eq!(charge(&Order { cents: 1999 }, "4242…").unwrap(), 1999);
 /// ```
 ///
@@ -145,7 +145,7 @@ impl Parse for Args {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// # let dir = std::env::temp_dir().join(format!("anosys-logger-doc2-{}", std::process::id()));
-/// # let _g = anosys::init_with(anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build().unwrap()).unwrap();
+/// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
 /// assert_eq!(fetch(7).await, "item 7");
 /// # }
 /// ```

@@ -11,8 +11,9 @@
 //! | `ANOSYS_BATCH_SIZE` | records handed to the sinks at once | `256` |
 //! | `ANOSYS_FLUSH_INTERVAL_MS` | longest a record waits for its batch to fill | `1000` |
 //! | `ANOSYS_MAX_ATTRIBUTE_BYTES` | cap on one attribute, cut with a visible marker | `65536` |
-//! | `ANOSYS_SINKS` | `auto`, or a comma list of `anosys`, `jsonl`, `stdout` | `auto` |
-//! | `ANOSYS_JSONL_PATH` | file of the JSON-lines sink (the embedded default) | `.anosys/records.jsonl` |
+//! | `ANOSYS_SINKS` | `auto`, or a comma list of `anosys`, `sqlite`, `jsonl`, `stdout` | `auto` |
+//! | `ANOSYS_DB` | the embedded SQLite store (the default sink) | `.anosys/anosys.db` |
+//! | `ANOSYS_JSONL_PATH` | file of the JSON-lines sink | `.anosys/records.jsonl` |
 //! | `ANOSYS_MAX_IN_FLIGHT` | concurrent POSTs to AnoSys | `8` |
 //! | `ANOSYS_TIMEOUT_MS` | one HTTP request's timeout | `10000` |
 //! | `ANOSYS_RETRY_MAX_ELAPSED_MS` | how long a batch is retried before it is kept in the embedded sink | `60000` |
@@ -20,7 +21,8 @@
 //! | `OTEL_SERVICE_NAME` | `service.name` of the resource | the executable's name |
 //!
 //! `auto` sinks: AnoSys when a key or URL is set, otherwise the embedded
-//! JSON-lines file.
+//! store (SQLite; the JSON-lines file when built without the `sqlite`
+//! feature). Records AnoSys cannot take are kept in the embedded store.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -30,9 +32,10 @@ use crate::diag::LogLevel;
 
 /// Default key resolver.
 pub const DEFAULT_RESOLVER_URL: &str = "https://console.anosys.ai/api/resolveapikeys";
-/// Default file of the embedded JSON-lines sink, relative to the working
-/// directory.
+/// Default file of the JSON-lines sink, relative to the working directory.
 pub const DEFAULT_JSONL_PATH: &str = ".anosys/records.jsonl";
+/// Default file of the SQLite store, relative to the working directory.
+pub const DEFAULT_DB_PATH: &str = ".anosys/anosys.db";
 
 /// An AnoSys API key. Its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,16 +70,26 @@ impl fmt::Display for ApiKey {
 pub enum SinkKind {
     /// The AnoSys HTTP API.
     Anosys,
-    /// Append JSON lines to a file (the embedded default for now).
+    /// Append JSON lines to a file.
     Jsonl,
+    /// The embedded SQLite store (the default with no AnoSys account).
+    Sqlite,
     /// Readable lines on stdout.
     Stdout,
+}
+
+impl SinkKind {
+    /// The embedded store of this build: SQLite, or the JSON-lines file
+    /// without the `sqlite` feature.
+    pub fn embedded() -> SinkKind {
+        if cfg!(feature = "sqlite") { SinkKind::Sqlite } else { SinkKind::Jsonl }
+    }
 }
 
 /// Which sinks the pipeline runs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum SinkSelection {
-    /// AnoSys when a key or URL is configured, otherwise the embedded sink.
+    /// AnoSys when a key or URL is configured, otherwise the embedded store.
     #[default]
     Auto,
     /// Exactly these.
@@ -159,6 +172,8 @@ pub struct Config {
     pub sinks: SinkSelection,
     /// File of the JSON-lines sink.
     pub jsonl_path: PathBuf,
+    /// File of the SQLite store.
+    pub db_path: PathBuf,
     /// Concurrent POSTs to AnoSys.
     pub max_in_flight: usize,
     /// Timeout of one HTTP request.
@@ -188,6 +203,7 @@ impl Default for Config {
             max_attribute_bytes: 64 * 1024,
             sinks: SinkSelection::Auto,
             jsonl_path: PathBuf::from(DEFAULT_JSONL_PATH),
+            db_path: PathBuf::from(DEFAULT_DB_PATH),
             max_in_flight: 8,
             request_timeout: Duration::from_secs(10),
             retry_max_elapsed: Duration::from_secs(60),
@@ -222,7 +238,7 @@ impl Config {
             SinkSelection::Auto if self.api_url.is_some() || self.api_key.is_some() => {
                 vec![SinkKind::Anosys]
             }
-            SinkSelection::Auto => vec![SinkKind::Jsonl],
+            SinkSelection::Auto => vec![SinkKind::embedded()],
         }
     }
 }
@@ -276,8 +292,9 @@ fn parse_sinks(variable: &str, value: &str) -> Result<SinkSelection, ConfigError
         let kind = match part.trim().to_ascii_lowercase().as_str() {
             "anosys" => SinkKind::Anosys,
             "jsonl" => SinkKind::Jsonl,
+            "sqlite" if cfg!(feature = "sqlite") => SinkKind::Sqlite,
             "stdout" => SinkKind::Stdout,
-            _ => return Err(invalid(variable, value, "auto, or a comma list of anosys, jsonl, stdout")),
+            _ => return Err(invalid(variable, value, "auto, or a comma list of anosys, sqlite, jsonl, stdout")),
         };
         if !list.contains(&kind) {
             list.push(kind);
@@ -342,6 +359,9 @@ impl ConfigBuilder {
         }
         if let Some(v) = get("ANOSYS_JSONL_PATH") {
             c.jsonl_path = PathBuf::from(v.trim());
+        }
+        if let Some(v) = get("ANOSYS_DB") {
+            c.db_path = PathBuf::from(v.trim());
         }
         if let Some(v) = get("ANOSYS_MAX_IN_FLIGHT") {
             c.max_in_flight = parse_count("ANOSYS_MAX_IN_FLIGHT", &v, 1, 1024)?;
@@ -421,6 +441,11 @@ impl ConfigBuilder {
         self.config.jsonl_path = path.into();
         self
     }
+    /// File of the SQLite store.
+    pub fn db_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.db_path = path.into();
+        self
+    }
     /// Concurrent POSTs to AnoSys.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.config.max_in_flight = n;
@@ -477,7 +502,7 @@ impl ConfigBuilder {
             return Err(invalid("flush_interval (ANOSYS_FLUSH_INTERVAL_MS)", "0", "a duration above 0"));
         }
         if c.sinks == SinkSelection::Only(Vec::new()) {
-            return Err(invalid("sinks (ANOSYS_SINKS)", "", "at least one of anosys, jsonl, stdout"));
+            return Err(invalid("sinks (ANOSYS_SINKS)", "", "at least one of anosys, sqlite, jsonl, stdout"));
         }
         if c.resolved_sinks().contains(&SinkKind::Anosys) && c.api_url.is_none() && c.api_key.is_none() {
             return Err(invalid(
@@ -548,7 +573,7 @@ mod tests {
 
     #[test]
     fn auto_sinks_follow_credentials() {
-        assert_eq!(Config::default().resolved_sinks(), vec![SinkKind::Jsonl]);
+        assert_eq!(Config::default().resolved_sinks(), vec![SinkKind::embedded()]);
         let c = Config::builder().api_key("k").build().unwrap();
         assert_eq!(c.resolved_sinks(), vec![SinkKind::Anosys]);
     }

@@ -23,7 +23,7 @@ static AT_EXIT: Once = Once::new();
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("anosys-guard-doc-{}", std::process::id()));
-/// let config = anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build()?;
+/// let config = anosys::Config::builder().db_path(dir.join("r.db")).build()?;
 /// let _guard = anosys::init_with(config)?;
 /// anosys::log_raw(serde_json::json!({"event": "started"}));
 /// // dropped at the end of main: everything queued is delivered
@@ -128,7 +128,7 @@ pub fn init_with(config: Config) -> Result<Guard, InitError> {
 /// ```
 /// use std::sync::Arc;
 /// # let dir = std::env::temp_dir().join(format!("anosys-install-doc-{}", std::process::id()));
-/// let config = anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build()?;
+/// let config = anosys::Config::builder().db_path(dir.join("r.db")).build()?;
 /// let pipeline = anosys::Pipeline::builder(config).sink(Arc::new(anosys::sinks::StdoutSink)).build()?;
 /// let _guard = anosys::install(pipeline);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -170,7 +170,7 @@ pub(crate) fn global() -> Option<Pipeline> {
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("anosys-capture-doc-{}", std::process::id()));
-/// # let _g = anosys::init_with(anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build().unwrap()).unwrap();
+/// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
 /// let mut record = anosys::Record::new(anosys::RecordKind::FunctionCall, "job.run");
 /// record.finish(anosys::Status::ok());
 /// assert!(anosys::capture(record));
@@ -184,7 +184,7 @@ pub fn capture(record: Record) -> bool {
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("anosys-raw-doc-{}", std::process::id()));
-/// # let _g = anosys::init_with(anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build().unwrap()).unwrap();
+/// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
 /// anosys::log_raw(serde_json::json!({"event": "user_action", "action": "button_click", "user_id": "12345"}));
 /// ```
 pub fn log_raw(data: Value) -> bool {
@@ -197,7 +197,7 @@ pub fn log_raw(data: Value) -> bool {
 /// #[derive(serde::Serialize)]
 /// struct Signup { plan: &'static str, seats: u32 }
 /// # let dir = std::env::temp_dir().join(format!("anosys-raws-doc-{}", std::process::id()));
-/// # let _g = anosys::init_with(anosys::Config::builder().jsonl_path(dir.join("r.jsonl")).build().unwrap()).unwrap();
+/// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
 /// anosys::log_raw_serialize(&Signup { plan: "pro", seats: 3 });
 /// ```
 pub fn log_raw_serialize<T: Serialize + ?Sized>(data: &T) -> bool {

@@ -13,7 +13,7 @@
 //!
 //! # let dir = std::env::temp_dir().join(format!("anosys-lib-doc-{}", std::process::id()));
 //! let config = anosys::Config::builder()
-//!     .jsonl_path(dir.join("records.jsonl")) // the default with no API key
+//!     .db_path(dir.join("anosys.db")) // the embedded store, the default with no API key
 //!     .build()?;
 //! let guard = anosys::init_with(config)?;
 //!

@@ -19,6 +19,7 @@ fn config(url: &str, dir: &std::path::Path) -> ConfigBuilder {
         .api_url(url)
         .flush_interval(Duration::from_millis(20))
         .jsonl_path(dir.join("fallback.jsonl"))
+        .db_path(dir.join("kept.db"))
         .log_level(LogLevel::Off)
 }
 
@@ -259,7 +260,7 @@ fn backend_down_then_up_loses_nothing() {
     let mut seen: Vec<i64> = backend.accepted().iter().map(|b| decode(b)["i"].as_i64().unwrap()).collect();
     seen.sort();
     assert_eq!(seen, (0..20).collect::<Vec<_>>());
-    assert!(!dir.join("fallback.jsonl").exists());
+    assert!(!dir.join("kept.db").exists());
 }
 
 #[test]
@@ -275,8 +276,7 @@ fn unreachable_backend_keeps_records_in_the_embedded_sink() {
     let report = pipeline.shutdown(WAIT);
     assert_eq!(report.counters.kept_in_fallback, 5, "{report:?}");
     assert_eq!(report.pending, 0);
-    let text = std::fs::read_to_string(dir.join("fallback.jsonl")).unwrap();
-    let records: Vec<Record> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records = support::stored(&dir.join("kept.db"));
     assert_eq!(records.len(), 5);
     assert_eq!(records[3].attribute("i"), Some(&json!(3)));
 }
@@ -308,6 +308,7 @@ fn key_config(key: &str, backend: &Backend, dir: &std::path::Path) -> Config {
         .resolver_url(backend.resolver_url())
         .flush_interval(Duration::from_millis(20))
         .jsonl_path(dir.join("fallback.jsonl"))
+        .db_path(dir.join("kept.db"))
         .log_level(LogLevel::Off)
         .build()
         .unwrap()
@@ -341,7 +342,7 @@ fn failed_resolution_keeps_records_locally_and_posts_nowhere() {
     let report = pipeline.shutdown(WAIT);
     assert_eq!(report.counters.kept_in_fallback, 3, "{report:?}");
     assert!(backend.hits().is_empty());
-    assert_eq!(std::fs::read_to_string(dir.join("fallback.jsonl")).unwrap().lines().count(), 3);
+    assert_eq!(support::stored(&dir.join("kept.db")).len(), 3);
 }
 
 #[test]
@@ -402,7 +403,7 @@ fn shutdown_cuts_retries_short_and_keeps_the_rest_locally() {
     assert!(report.completed, "{report:?}");
     assert_eq!(report.counters.kept_in_fallback, 10);
     assert_eq!(report.pending, 0);
-    assert_eq!(std::fs::read_to_string(dir.join("fallback.jsonl")).unwrap().lines().count(), 10);
+    assert_eq!(support::stored(&dir.join("kept.db")).len(), 10);
 }
 
 #[test]

@@ -89,17 +89,17 @@ fn an_unresolvable_key_keeps_records_locally_and_is_never_printed() {
             .env("ANOSYS_API_KEY", KEY)
             .env("ANOSYS_RESOLVER_URL", &resolver)
             .env("ANOSYS_LOG_LEVEL", "debug")
-            .env("ANOSYS_JSONL_PATH", dir.join("kept.jsonl"))
+            .env("ANOSYS_DB", dir.join("kept.db"))
             .output()
             .unwrap();
         assert!(out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("could not resolve ANOSYS_API_KEY") && stderr.contains(says), "{stderr}");
-        assert!(stderr.contains("kept.jsonl"), "{stderr}");
+        assert!(stderr.contains("kept.db"), "{stderr}");
         assert!(!stderr.contains(KEY) && !String::from_utf8_lossy(&out.stdout).contains(KEY));
-        let kept = std::fs::read_to_string(dir.join("kept.jsonl")).unwrap();
-        assert_eq!(kept.lines().count(), 3);
-        assert!(!kept.contains(KEY));
+        let kept = support::stored(&dir.join("kept.db"));
+        assert_eq!(kept.len(), 3);
+        assert!(!serde_json::to_string(&kept).unwrap().contains(KEY));
     }
     assert!(backend.hits().is_empty(), "nothing is posted to a guessed address");
     assert_eq!(backend.shared.resolver_keys.lock().unwrap().as_slice(), [KEY]);

@@ -101,17 +101,29 @@ fn a_panicking_sink_is_contained_and_counted() {
 }
 
 #[test]
-fn the_default_sink_is_a_jsonl_file() {
+fn the_default_sink_is_the_sqlite_store() {
     let dir = support::temp_dir("default");
-    let c = config().jsonl_path(dir.join("sub/records.jsonl")).build().unwrap();
+    let c = config().db_path(dir.join("sub/anosys.db")).build().unwrap();
     let pipeline = Pipeline::new(c).unwrap();
-    assert!(pipeline.destinations()[0].contains("sub/records.jsonl"));
+    assert!(pipeline.destinations()[0].contains("sub/anosys.db"));
     pipeline.submit(anosys::sources::raw::raw_record(serde_json::json!({"event": "local"})));
     pipeline.shutdown(Duration::from_secs(10));
-    let text = std::fs::read_to_string(dir.join("sub/records.jsonl")).unwrap();
+    let records = support::stored(&dir.join("sub/anosys.db"));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].name, "local");
+    assert_eq!(records[0].kind, RecordKind::Raw);
+}
+
+#[test]
+fn the_jsonl_sink_on_request() {
+    let dir = support::temp_dir("jsonl");
+    let c = config().sinks([anosys::SinkKind::Jsonl]).jsonl_path(dir.join("r.jsonl")).build().unwrap();
+    let pipeline = Pipeline::new(c).unwrap();
+    pipeline.submit(anosys::sources::raw::raw_record(serde_json::json!({"event": "line"})));
+    pipeline.shutdown(Duration::from_secs(10));
+    let text = std::fs::read_to_string(dir.join("r.jsonl")).unwrap();
     let r: Record = serde_json::from_str(text.trim()).unwrap();
-    assert_eq!(r.name, "local");
-    assert_eq!(r.kind, RecordKind::Raw);
+    assert_eq!(r.name, "line");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -189,6 +189,15 @@ pub fn default_resource(service_name: Option<&str>) -> Resource {
     r
 }
 
+/// The local sink of `kind` (SQLite store or JSON-lines file).
+fn embedded_sink(config: &Config, kind: SinkKind) -> Arc<dyn Sink> {
+    match kind {
+        #[cfg(feature = "sqlite")]
+        SinkKind::Sqlite => Arc::new(crate::sinks::SqliteSink::new(&config.db_path)),
+        _ => Arc::new(JsonlSink::new(&config.jsonl_path)),
+    }
+}
+
 impl PipelineBuilder {
     /// Adds a sink next to the configured ones.
     pub fn sink(mut self, sink: Arc<dyn Sink>) -> Self {
@@ -221,14 +230,14 @@ impl PipelineBuilder {
             for kind in config.resolved_sinks() {
                 sinks.push(match kind {
                     SinkKind::Anosys => {
-                        let fallback: Arc<dyn Sink> = Arc::new(JsonlSink::new(&config.jsonl_path));
+                        let fallback = embedded_sink(&config, SinkKind::embedded());
                         Arc::new(
                             AnosysSink::new(&config)
                                 .map_err(|e| InitError::Sink(e.to_string()))?
                                 .with_fallback(fallback),
                         )
                     }
-                    SinkKind::Jsonl => Arc::new(JsonlSink::new(&config.jsonl_path)),
+                    SinkKind::Jsonl | SinkKind::Sqlite => embedded_sink(&config, kind),
                     SinkKind::Stdout => Arc::new(StdoutSink),
                 });
             }

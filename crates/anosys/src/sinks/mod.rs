@@ -7,6 +7,8 @@
 
 pub mod anosys;
 mod jsonl;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 mod stdout;
 
 use std::future::Future;
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 
 pub use anosys::AnosysSink;
 pub use jsonl::JsonlSink;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteSink;
 pub use stdout::StdoutSink;
 
 use crate::record::Record;

@@ -223,3 +223,11 @@ pub fn memory_pipeline() -> (anosys::Pipeline, Arc<MemorySink>) {
     let pipeline = anosys::Pipeline::builder(config).without_builtin_sinks().sink(memory.clone()).build().unwrap();
     (pipeline, memory)
 }
+
+/// The records in a SQLite store, oldest first.
+pub fn stored(db: &std::path::Path) -> Vec<anosys::Record> {
+    let conn = anosys::sinks::sqlite::open(db).unwrap();
+    let mut stmt = conn.prepare("SELECT record FROM records ORDER BY id").unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(|r| serde_json::from_str(&r.unwrap()).unwrap()).collect()
+}
