@@ -3,11 +3,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
+use super::local::LocalFile;
 use super::{BoxFuture, ExportContext, ExportReport, Sink};
-use crate::diag::{self, LogLevel};
 use crate::record::Record;
 
 /// Appends records as JSON lines (the [`Record`] serde form) to a file,
@@ -20,34 +19,25 @@ use crate::record::Record;
 /// ```
 #[derive(Debug, Clone)]
 pub struct JsonlSink {
-    path: PathBuf,
-    file: Arc<Mutex<Option<File>>>,
+    file: LocalFile<File>,
+}
+
+fn open(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 impl JsonlSink {
     /// A sink writing to `path`.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
-        let path = std::path::absolute(&path).unwrap_or(path);
-        JsonlSink { path, file: Arc::new(Mutex::new(None)) }
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        JsonlSink { file: LocalFile::new(path) }
     }
 
     /// The file written to (absolute).
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn write(path: &Path, file: &Mutex<Option<File>>, bytes: &[u8]) -> std::io::Result<()> {
-        let mut guard = file.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            *guard = Some(OpenOptions::new().create(true).append(true).open(path)?);
-        }
-        let f = guard.as_mut().expect("opened above");
-        f.write_all(bytes)?;
-        f.flush()
+        self.file.path()
     }
 }
 
@@ -57,7 +47,7 @@ impl Sink for JsonlSink {
     }
 
     fn describe(&self) -> String {
-        format!("records are written to {}", self.path.display())
+        format!("records are written to {}", self.path().display())
     }
 
     fn export<'a>(&'a self, batch: &'a [Record], _cx: ExportContext) -> BoxFuture<'a, ExportReport> {
@@ -70,20 +60,8 @@ impl Sink for JsonlSink {
                     Err(_) => failed += 1,
                 }
             }
-            let (path, file) = (self.path.clone(), self.file.clone());
-            let written = tokio::task::spawn_blocking(move || Self::write(&path, &file, &bytes)).await;
-            match written {
-                Ok(Ok(())) => ExportReport { failed, ..Default::default() },
-                Ok(Err(e)) => {
-                    diag::once(&format!("jsonl-{}", self.path.display()), LogLevel::Error, || {
-                        format!("cannot write {}: {e}", self.path.display())
-                    });
-                    // The file may have been reopened; try again next batch.
-                    *self.file.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                    ExportReport { failed: batch.len(), ..Default::default() }
-                }
-                Err(_) => ExportReport { failed: batch.len(), ..Default::default() },
-            }
+            let written = self.file.write(open, move |f| f.write_all(&bytes).and_then(|_| f.flush())).await;
+            ExportReport { failed: if written { failed } else { batch.len() }, ..Default::default() }
         })
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod anosys;
 mod jsonl;
+mod local;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod stdout;

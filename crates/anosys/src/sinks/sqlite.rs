@@ -9,14 +9,13 @@
 //! on open.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags};
 use serde_json::Value;
 
+use super::local::LocalFile;
 use super::{BoxFuture, ExportContext, ExportReport, Sink};
-use crate::diag::{self, LogLevel};
 use crate::record::time::epoch_millis;
 use crate::record::Record;
 
@@ -165,33 +164,18 @@ pub fn insert(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()>
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteSink {
-    path: PathBuf,
-    conn: Arc<Mutex<Option<Connection>>>,
+    db: LocalFile<Connection>,
 }
 
 impl SqliteSink {
     /// A store at `path`, opened on first use.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
-        let path = std::path::absolute(&path).unwrap_or(path);
-        SqliteSink { path, conn: Arc::new(Mutex::new(None)) }
+        SqliteSink { db: LocalFile::new(path) }
     }
 
     /// The database file (absolute).
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn write(path: &Path, conn: &Mutex<Option<Connection>>, records: &[Record]) -> rusqlite::Result<()> {
-        let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(open(path)?);
-        }
-        let result = insert(guard.as_mut().expect("opened above"), records);
-        if result.is_err() {
-            *guard = None; // reopen next time
-        }
-        result
+        self.db.path()
     }
 }
 
@@ -201,23 +185,14 @@ impl Sink for SqliteSink {
     }
 
     fn describe(&self) -> String {
-        format!("records are stored in {}", self.path.display())
+        format!("records are stored in {}", self.path().display())
     }
 
     fn export<'a>(&'a self, batch: &'a [Record], _cx: ExportContext) -> BoxFuture<'a, ExportReport> {
         Box::pin(async move {
-            let (path, conn, records) = (self.path.clone(), self.conn.clone(), batch.to_vec());
-            let written = tokio::task::spawn_blocking(move || Self::write(&path, &conn, &records)).await;
-            match written {
-                Ok(Ok(())) => ExportReport::default(),
-                Ok(Err(e)) => {
-                    diag::once(&format!("sqlite-{}", self.path.display()), LogLevel::Error, || {
-                        format!("cannot write {}: {e}", self.path.display())
-                    });
-                    ExportReport { failed: batch.len(), ..Default::default() }
-                }
-                Err(_) => ExportReport { failed: batch.len(), ..Default::default() },
-            }
+            let records = batch.to_vec();
+            let written = self.db.write(open, move |conn| insert(conn, &records)).await;
+            ExportReport { failed: if written { 0 } else { batch.len() }, ..Default::default() }
         })
     }
 }
