@@ -62,19 +62,41 @@ pub struct Shared {
     pub resolver_delay: Mutex<Duration>,
 }
 
-pub struct Backend {
+/// An axum app served on 127.0.0.1 by its own runtime, stopped on drop
+/// (also inside an async test).
+pub struct LocalServer {
     pub addr: SocketAddr,
-    pub shared: Arc<Shared>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-impl Drop for Backend {
+impl LocalServer {
+    /// Serves `app` on `port` (0 for any free one). Binds without
+    /// `block_on`, so async tests can start one too.
+    pub fn start(port: u16, app: Router) -> LocalServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+        LocalServer { addr, runtime: Some(runtime) }
+    }
+}
+
+impl Drop for LocalServer {
     fn drop(&mut self) {
-        // Safe inside an async test too.
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
     }
+}
+
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    _server: LocalServer,
 }
 
 async fn log(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -112,21 +134,13 @@ impl Backend {
 
     /// Starts on `port` (0 for any).
     pub fn start_on(port: u16) -> Backend {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let shared = Arc::new(Shared::default());
         let app = Router::new()
             .route("/log", post(log))
             .route("/resolve", get(resolve))
             .with_state(shared.clone());
-        // Bound without block_on, so that async tests can start one too.
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-        Backend { addr, shared, runtime: Some(runtime) }
+        let server = LocalServer::start(port, app);
+        Backend { addr: server.addr, shared, _server: server }
     }
 
     pub fn url(&self) -> String {

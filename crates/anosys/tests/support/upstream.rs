@@ -15,6 +15,7 @@ use axum::Router;
 use serde_json::Value;
 
 use super::cassette::Exchange;
+use super::LocalServer;
 
 #[derive(Default)]
 pub struct Shared {
@@ -27,15 +28,7 @@ pub struct Shared {
 pub struct Upstream {
     pub addr: SocketAddr,
     pub shared: Arc<Shared>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
+    _server: LocalServer,
 }
 
 async fn replay(State(s): State<Arc<Shared>>, request: Request) -> Response {
@@ -66,17 +59,10 @@ async fn replay(State(s): State<Arc<Shared>>, request: Request) -> Response {
 
 impl Upstream {
     pub fn start() -> Upstream {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let shared = Arc::new(Shared::default());
         let app = Router::new().fallback(replay).with_state(shared.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-        Upstream { addr, shared, runtime: Some(runtime) }
+        let server = LocalServer::start(0, app);
+        Upstream { addr: server.addr, shared, _server: server }
     }
 
     /// The base URL clients use, e.g. `http://127.0.0.1:1234/v1`.
