@@ -170,6 +170,8 @@ pub struct OpenAiCall {
     request: Option<Value>,
     streaming: bool,
     capture_content: bool,
+    /// When the request started: time to first chunk counts from here.
+    started: std::time::Instant,
 }
 
 impl OpenAiCall {
@@ -236,6 +238,7 @@ impl OpenAiCall {
             extract::request_content(&mut record, operation, request);
         }
         OpenAiCall {
+            started: std::time::Instant::now(),
             record,
             operation,
             request: kept,

@@ -202,9 +202,10 @@ pub struct StreamAccumulator {
 impl StreamAccumulator {
     pub(super) fn new(call: OpenAiCall) -> Self {
         StreamAccumulator {
+            // From the request, not from the response headers.
+            started: call.started,
             call,
             parser: SseParser::new(),
-            started: Instant::now(),
             first_chunk: None,
             chunks: 0,
             malformed: 0,

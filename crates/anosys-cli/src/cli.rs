@@ -1,0 +1,260 @@
+//! The command line: every subcommand, flag and `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "LLM observability for OpenAI-style APIs.
+
+Every LLM call and every logged function of your application becomes one
+record. With no AnoSys account, records are kept in a local SQLite store
+(ANOSYS_DB, default .anosys/anosys.db); these commands browse it.";
+
+const EXAMPLES: &str = "Examples:
+  anosys demo                      capture a scripted app's calls, locally
+  anosys logs --since 1h           what happened in the last hour
+  anosys stats                     calls, errors, tokens and latency per model
+  anosys show 12                   one record in full";
+
+/// The `anosys` command.
+#[derive(Debug, Parser)]
+#[command(name = "anosys", version, about = ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    /// The local store to read or write [default: $ANOSYS_DB, else .anosys/anosys.db]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// When to use colour.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// When to colour the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// When writing to a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorWhen {
+    /// Makes this choice for everything printed from now on.
+    pub fn write_global(self) {
+        let choice = match self {
+            ColorWhen::Auto => anstream::ColorChoice::Auto,
+            ColorWhen::Always => anstream::ColorChoice::Always,
+            ColorWhen::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a small scripted application against a local OpenAI-compatible
+    /// server and show what was captured.
+    ///
+    /// The server replays recorded OpenAI answers: a chat, a streamed chat
+    /// that calls tools, an embedding and an API error. A logged function
+    /// that fails and a raw event complete the picture. Records go where
+    /// your configuration sends them: the local store when ANOSYS_API_KEY
+    /// and ANOSYS_API_URL are unset.
+    #[command(after_help = "Examples:
+  anosys demo                                  replayed answers, local store
+  anosys demo --db /tmp/demo.db                into another store
+  OPENAI_API_KEY=sk-... anosys demo --live     the real OpenAI API (costs a few tokens)")]
+    Demo(DemoArgs),
+
+    /// List stored records as a table, newest first.
+    #[command(after_help = "Examples:
+  anosys logs                                  the 50 newest records
+  anosys logs --since 2h --status error        failures of the last two hours
+  anosys logs --model 'gpt-4o*' --limit 200    globs match models and sources
+  anosys logs --trace 4bf92f35                 one trace (an id or its prefix)
+  anosys logs --json | jq .name                whole records, one JSON per line")]
+    Logs(LogsArgs),
+
+    /// Show one record in full: timing, ids, model, tokens, input, output,
+    /// error, attributes and events.
+    #[command(after_help = "Examples:
+  anosys show 12                   by the ID column of `anosys logs`
+  anosys show 00f067aa0ba902b7     by span id (or a unique prefix of one)
+  anosys show 12 --json            the record exactly as stored")]
+    Show(ShowArgs),
+
+    /// Summarise: calls, error rate, tokens and p50/p95/p99 latency and time
+    /// to first chunk per model; the same per source for logged functions.
+    #[command(after_help = "Examples:
+  anosys stats                     everything stored
+  anosys stats --since 24h         the last day
+  anosys stats --source billing    one part of the application
+  anosys stats --json              machine-readable")]
+    Stats(StatsArgs),
+
+    /// Write stored records to a file or stdout, oldest first.
+    #[command(after_help = "Examples:
+  anosys export --format jsonl -o records.jsonl    whole records
+  anosys export --format csv --since 7d > week.csv the indexed fields, for spreadsheets")]
+    Export(ExportArgs),
+
+    /// Send stored records to AnoSys (again), oldest first: for records kept
+    /// locally while the backend was unreachable or before you had a key.
+    #[command(after_help = "Examples:
+  ANOSYS_API_KEY=... anosys send                       everything stored
+  ANOSYS_API_KEY=... anosys send --since 1h --status error
+  ANOSYS_API_URL=https://... anosys send               to a known ingestion URL")]
+    Send(SendArgs),
+}
+
+/// Which records a command looks at.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FilterArgs {
+    /// Only records newer than this: a duration (30m, 2h, 7d) or a time
+    /// (2026-11-28, 2026-11-28T14:00:00Z).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// Only this model (a glob: 'gpt-4o*').
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Only this outcome.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+
+    /// Only this source (a glob).
+    #[arg(long)]
+    pub source: Option<String>,
+
+    /// Only this trace (a trace id or a prefix of one).
+    #[arg(long, value_name = "TRACE_ID")]
+    pub trace: Option<String>,
+
+    /// Only this kind of record.
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+}
+
+/// A record's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    /// Succeeded.
+    Ok,
+    /// Failed.
+    Error,
+    /// Nothing was said.
+    Unset,
+}
+
+/// A kind of record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// LLM calls.
+    Llm,
+    /// Logged functions.
+    Function,
+    /// Raw events.
+    Raw,
+    /// OpenTelemetry spans.
+    Span,
+}
+
+/// `anosys demo`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DemoArgs {
+    /// Call the real OpenAI API (needs OPENAI_API_KEY) instead of the local
+    /// replay server.
+    #[arg(long)]
+    pub live: bool,
+}
+
+/// `anosys logs`.
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub filter: FilterArgs,
+
+    /// At most this many records.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub limit: usize,
+
+    /// Whole records as JSON, one per line, instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `anosys show`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// The record: its ID in `anosys logs`, or its span id.
+    pub id: String,
+
+    /// The record exactly as stored, as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `anosys stats`.
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub filter: FilterArgs,
+
+    /// The figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Whole records, one JSON object per line.
+    Jsonl,
+    /// The indexed fields and the error, one row per record.
+    Csv,
+}
+
+/// `anosys export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub filter: FilterArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+
+    /// Write here instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Where `anosys send` delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Destination {
+    /// The AnoSys API (ANOSYS_API_KEY or ANOSYS_API_URL).
+    Anosys,
+}
+
+/// `anosys send`.
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub filter: FilterArgs,
+
+    /// Where to send.
+    #[arg(long, value_enum, default_value_t = Destination::Anosys)]
+    pub to: Destination,
+}

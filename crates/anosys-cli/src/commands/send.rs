@@ -1,0 +1,92 @@
+//! `anosys send`: replays stored records to AnoSys.
+
+use anosys::sinks::{AnosysSink, ExportContext, Sink};
+use anosys::Record;
+
+use super::{filter, progress, CliError};
+use crate::cli::{Destination, SendArgs};
+use crate::output::{self, paint, BAD, GOOD};
+use crate::store::{Store, Stored};
+
+/// What a send achieved.
+#[derive(Debug, Default)]
+struct Tally {
+    delivered: u64,
+    failed: u64,
+    unreadable: Vec<i64>,
+}
+
+pub(super) fn run(store: &Store, args: SendArgs) -> Result<(), CliError> {
+    let filter = filter(&args.filter)?;
+    let config = anosys::ConfigBuilder::from_env()?.build()?;
+    let sink: Box<dyn Sink> = match args.to {
+        Destination::Anosys => {
+            if config.api_key.is_none() && config.api_url.is_none() {
+                return Err(CliError::new("sending to AnoSys needs an API key")
+                    .hint("set ANOSYS_API_KEY to your AnoSys key (or ANOSYS_API_URL to an ingestion URL) and run again"));
+            }
+            // No fallback: what cannot be delivered stays in the store and is
+            // reported, never written back to it.
+            Box::new(AnosysSink::new(&config).map_err(|e| CliError::new(e.to_string()))?)
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+    let total = store.count(&filter)?;
+    let bar = progress(total, "sending");
+    let cx = ExportContext::new();
+    let mut tally = Tally::default();
+    let mut batch: Vec<Record> = Vec::with_capacity(config.batch_size);
+    let export = |batch: &mut Vec<Record>, tally: &mut Tally| {
+        if batch.is_empty() {
+            return;
+        }
+        let report = runtime.block_on(sink.export(batch, cx.clone()));
+        let failed = report.failed.min(batch.len()) as u64;
+        tally.failed += failed;
+        tally.delivered += batch.len() as u64 - failed;
+        bar.inc(batch.len() as u64);
+        batch.clear();
+    };
+    store.for_each(&filter, |s: Stored| -> Result<(), CliError> {
+        match s.record() {
+            Ok(r) => batch.push(r),
+            Err(_) => {
+                tally.unreadable.push(s.id);
+                bar.inc(1);
+            }
+        }
+        if batch.len() >= config.batch_size {
+            export(&mut batch, &mut tally);
+        }
+        Ok(())
+    })?;
+    export(&mut batch, &mut tally);
+    runtime.block_on(sink.shutdown());
+    bar.finish_and_clear();
+
+    let line = format!(
+        "sent {} of {} records: {} delivered, {} failed",
+        output::count(tally.delivered + tally.failed),
+        output::count(total),
+        paint(GOOD, output::count(tally.delivered)),
+        paint(if tally.failed > 0 { BAD } else { GOOD }, output::count(tally.failed)),
+    );
+    output::emit(&format!("{line}\n  {}\n", sink.describe()))?;
+    if !tally.unreadable.is_empty() {
+        let ids: Vec<String> = tally.unreadable.iter().take(10).map(i64::to_string).collect();
+        output::emit(&format!(
+            "  {} records could not be read and were skipped (ids {}{})\n",
+            tally.unreadable.len(),
+            ids.join(", "),
+            if tally.unreadable.len() > 10 { ", …" } else { "" }
+        ))?;
+    }
+    if tally.failed > 0 {
+        return Err(CliError::new(format!("{} records were not delivered", output::count(tally.failed)))
+            .hint("they are still in the store: run the same command again to retry; ANOSYS_LOG_LEVEL=debug says why"));
+    }
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! Reading the local store that [`anosys::sinks::SqliteSink`] writes.
+//!
+//! The schema belongs to the sink (`anosys::sinks::sqlite::MIGRATIONS`);
+//! this module only reads it. Opening a store written by an older version
+//! migrates it first, exactly as the sink would.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anosys::Record;
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{params_from_iter, Connection};
+use serde::Serialize;
+
+/// Why the store could not be read.
+#[derive(Debug)]
+pub enum StoreError {
+    /// There is no database at this path.
+    Missing(PathBuf),
+    /// The file exists but is not a store this version can read.
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A query failed.
+    Query(rusqlite::Error),
+    /// No record has this id.
+    NotFound(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Missing(p) => write!(f, "no local store at {}", p.display()),
+            StoreError::Open { path, source } => write!(f, "cannot open the local store {}: {source}", path.display()),
+            StoreError::Query(e) => write!(f, "reading the local store failed: {e}"),
+            StoreError::NotFound(id) => write!(f, "no record with id {id}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Open { source, .. } => Some(source),
+            StoreError::Query(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Query(e)
+    }
+}
+
+/// Which records a command looks at. Empty means all.
+///
+/// `model` and `source` are globs (`gpt-4o*`), `trace` matches a trace id
+/// or a prefix of one.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only records that started at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Model glob.
+    pub model: Option<String>,
+    /// `OK`, `ERROR` or `UNSET`.
+    pub status: Option<String>,
+    /// Source glob.
+    pub source: Option<String>,
+    /// Trace id or a prefix of one.
+    pub trace: Option<String>,
+    /// Record kind (`llm_call`, `function_call`, `raw`, `span`).
+    pub kind: Option<String>,
+}
+
+impl Filter {
+    fn where_clause(&self) -> (String, Vec<SqlValue>) {
+        let mut clauses = Vec::new();
+        let mut values = Vec::new();
+        if let Some(s) = self.since_ms {
+            clauses.push("start_ms >= ?");
+            values.push(SqlValue::Integer(s));
+        }
+        if let Some(m) = &self.model {
+            clauses.push("model GLOB ?");
+            values.push(SqlValue::Text(m.clone()));
+        }
+        if let Some(s) = &self.status {
+            clauses.push("status = ?");
+            values.push(SqlValue::Text(s.to_ascii_uppercase()));
+        }
+        if let Some(s) = &self.source {
+            clauses.push("source GLOB ?");
+            values.push(SqlValue::Text(s.clone()));
+        }
+        if let Some(t) = &self.trace {
+            clauses.push("trace_id GLOB ?");
+            values.push(SqlValue::Text(format!("{}*", t.to_ascii_lowercase())));
+        }
+        if let Some(k) = &self.kind {
+            clauses.push("kind = ?");
+            values.push(SqlValue::Text(k.clone()));
+        }
+        if clauses.is_empty() {
+            (String::new(), values)
+        } else {
+            (format!(" WHERE {}", clauses.join(" AND ")), values)
+        }
+    }
+}
+
+/// One row of `anosys logs`: the indexed columns of a stored record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Row id, what `anosys show` takes.
+    pub id: i64,
+    /// Start time, ms since the epoch.
+    pub start_ms: i64,
+    /// Record kind (`llm_call`, …).
+    pub kind: String,
+    /// Span name.
+    pub name: String,
+    /// Source, when set.
+    pub source: Option<String>,
+    /// Model, for LLM calls.
+    pub model: Option<String>,
+    /// `OK`, `ERROR` or `UNSET`.
+    pub status: String,
+    /// Prompt tokens.
+    pub input_tokens: Option<i64>,
+    /// Completion tokens.
+    pub output_tokens: Option<i64>,
+    /// Duration in ms.
+    pub duration_ms: f64,
+    /// Time to first chunk in ms, for streams.
+    pub time_to_first_chunk_ms: Option<f64>,
+    /// W3C trace id.
+    pub trace_id: String,
+}
+
+/// A stored record: its row id and the record's JSON as written.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Row id.
+    pub id: i64,
+    /// The whole record as JSON.
+    pub json: String,
+}
+
+impl Stored {
+    /// The record, parsed.
+    pub fn record(&self) -> Result<Record, serde_json::Error> {
+        serde_json::from_str(&self.json)
+    }
+}
+
+/// The local store, open for reading.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SUMMARY_COLUMNS: &str = "id, start_ms, kind, name, source, model, status, input_tokens, output_tokens, \
+     duration_ms, time_to_first_chunk_ms, trace_id";
+
+fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
+    Ok(Summary {
+        id: row.get(0)?,
+        start_ms: row.get(1)?,
+        kind: row.get(2)?,
+        name: row.get(3)?,
+        source: row.get(4)?,
+        model: row.get(5)?,
+        status: row.get(6)?,
+        input_tokens: row.get(7)?,
+        output_tokens: row.get(8)?,
+        duration_ms: row.get(9)?,
+        time_to_first_chunk_ms: row.get(10)?,
+        trace_id: row.get(11)?,
+    })
+}
+
+impl Store {
+    /// Opens the store at `path` (migrating an older schema). A missing file
+    /// is an error: reading never creates a store.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_owned()));
+        }
+        let conn = anosys::sinks::sqlite::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        Ok(Store { conn, path: path.to_owned() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many records match.
+    pub fn count(&self, filter: &Filter) -> Result<u64, StoreError> {
+        let (clause, values) = filter.where_clause();
+        let n: i64 =
+            self.conn.query_row(&format!("SELECT count(*) FROM records{clause}"), params_from_iter(values), |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// The newest `limit` matching records, newest first.
+    pub fn latest(&self, filter: &Filter, limit: usize) -> Result<Vec<Summary>, StoreError> {
+        let (clause, mut values) = filter.where_clause();
+        values.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {SUMMARY_COLUMNS} FROM records{clause} ORDER BY start_ms DESC, id DESC LIMIT ?"))?;
+        let rows = stmt.query_map(params_from_iter(values), summary)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest `limit` matching records in full, newest first.
+    pub fn latest_full(&self, filter: &Filter, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let (clause, mut values) = filter.where_clause();
+        values.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT id, record FROM records{clause} ORDER BY start_ms DESC, id DESC LIMIT ?"))?;
+        let rows = stmt.query_map(params_from_iter(values), |r| Ok(Stored { id: r.get(0)?, json: r.get(1)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Calls `each` for every matching record, oldest first, without
+    /// loading them all at once. Stops at the first error `each` returns.
+    pub fn for_each<E: From<StoreError>>(
+        &self,
+        filter: &Filter,
+        mut each: impl FnMut(Stored) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (clause, values) = filter.where_clause();
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT id, record FROM records{clause} ORDER BY start_ms, id"))
+            .map_err(StoreError::from)?;
+        let mut rows = stmt.query(params_from_iter(values)).map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            let stored = Stored { id: row.get(0).map_err(StoreError::from)?, json: row.get(1).map_err(StoreError::from)? };
+            each(stored)?;
+        }
+        Ok(())
+    }
+
+    /// One record, by row id or by span id (or a unique prefix of one).
+    pub fn get(&self, id: &str) -> Result<Stored, StoreError> {
+        let id = id.trim();
+        let by_row = id.parse::<i64>().ok().map(|n| {
+            self.conn.query_row("SELECT id, record FROM records WHERE id = ?", [n], |r| {
+                Ok(Stored { id: r.get(0)?, json: r.get(1)? })
+            })
+        });
+        match by_row {
+            Some(Ok(s)) => return Ok(s),
+            Some(Err(rusqlite::Error::QueryReturnedNoRows)) | None => {}
+            Some(Err(e)) => return Err(e.into()),
+        }
+        if id.len() >= 4 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+            let mut stmt = self.conn.prepare("SELECT id, record FROM records WHERE span_id GLOB ? LIMIT 2")?;
+            let found: Vec<Stored> = stmt
+                .query_map([format!("{}*", id.to_ascii_lowercase())], |r| Ok(Stored { id: r.get(0)?, json: r.get(1)? }))?
+                .collect::<Result<_, _>>()?;
+            if found.len() == 1 {
+                return Ok(found.into_iter().next().expect("one row"));
+            }
+        }
+        Err(StoreError::NotFound(id.to_owned()))
+    }
+
+    /// Calls, errors, tokens and latency percentiles: per model for LLM
+    /// calls, per source for logged functions.
+    pub fn stats(&self, filter: &Filter) -> Result<Stats, StoreError> {
+        let (clause, values) = filter.where_clause();
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT kind, model, source, status, duration_ms, time_to_first_chunk_ms, input_tokens, output_tokens
+             FROM records{clause}"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(values))?;
+        let mut models: HashMap<String, Acc> = HashMap::new();
+        let mut sources: HashMap<String, Acc> = HashMap::new();
+        let mut total = 0u64;
+        let mut raw = 0u64;
+        while let Some(row) = rows.next()? {
+            total += 1;
+            let (map, key) = match row.get_ref(0)?.as_str().unwrap_or("") {
+                "llm_call" => (&mut models, row.get_ref(1)?),
+                "function_call" => (&mut sources, row.get_ref(2)?),
+                _ => {
+                    raw += 1;
+                    continue;
+                }
+            };
+            let key = match key {
+                ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or(UNKNOWN),
+                _ => UNKNOWN,
+            };
+            let acc = match map.get_mut(key) {
+                Some(acc) => acc,
+                None => map.entry(key.to_owned()).or_default(),
+            };
+            acc.calls += 1;
+            if row.get_ref(3)?.as_str().unwrap_or("") == "ERROR" {
+                acc.errors += 1;
+            }
+            acc.latency.push(row.get(4)?);
+            if let Some(t) = row.get::<_, Option<f64>>(5)? {
+                acc.ttfc.push(t);
+            }
+            acc.input_tokens += row.get::<_, Option<i64>>(6)?.unwrap_or(0).max(0) as u64;
+            acc.output_tokens += row.get::<_, Option<i64>>(7)?.unwrap_or(0).max(0) as u64;
+        }
+        Ok(Stats { records: total, other_records: raw, models: finish(models), sources: finish(sources) })
+    }
+}
+
+/// Group key for records without a model or source.
+pub const UNKNOWN: &str = "(none)";
+
+#[derive(Default)]
+struct Acc {
+    calls: u64,
+    errors: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    latency: Vec<f64>,
+    ttfc: Vec<f64>,
+}
+
+fn finish(map: HashMap<String, Acc>) -> Vec<GroupStats> {
+    let mut groups: Vec<GroupStats> = map
+        .into_iter()
+        .map(|(key, mut a)| GroupStats {
+            key,
+            calls: a.calls,
+            errors: a.errors,
+            error_rate: if a.calls == 0 { 0.0 } else { a.errors as f64 / a.calls as f64 },
+            input_tokens: a.input_tokens,
+            output_tokens: a.output_tokens,
+            latency_ms: Percentiles::of(&mut a.latency),
+            time_to_first_chunk_ms: Percentiles::of(&mut a.ttfc),
+        })
+        .collect();
+    groups.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.key.cmp(&b.key)));
+    groups
+}
+
+/// What `anosys stats` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// Records that matched the filter.
+    pub records: u64,
+    /// Of those, records that are neither LLM calls nor function calls.
+    pub other_records: u64,
+    /// LLM calls per model, most called first.
+    pub models: Vec<GroupStats>,
+    /// Logged function calls per source, most called first.
+    pub sources: Vec<GroupStats>,
+}
+
+/// Figures for one model or source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupStats {
+    /// The model or source ([`UNKNOWN`] when records had none).
+    pub key: String,
+    /// Calls.
+    pub calls: u64,
+    /// Calls with status `ERROR`.
+    pub errors: u64,
+    /// `errors / calls`.
+    pub error_rate: f64,
+    /// Prompt tokens, summed.
+    pub input_tokens: u64,
+    /// Completion tokens, summed.
+    pub output_tokens: u64,
+    /// Duration percentiles in ms.
+    pub latency_ms: Option<Percentiles>,
+    /// Time-to-first-chunk percentiles in ms (streams only).
+    pub time_to_first_chunk_ms: Option<Percentiles>,
+}
+
+/// p50, p95 and p99 by the nearest-rank method (the smallest value with at
+/// least p% of the values at or below it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+impl Percentiles {
+    /// The percentiles of `values` (reordered in place); `None` when empty.
+    pub fn of(values: &mut [f64]) -> Option<Percentiles> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_unstable_by(f64::total_cmp);
+        let at = |p: f64| {
+            let rank = (p * values.len() as f64).ceil() as usize;
+            values[rank.clamp(1, values.len()) - 1]
+        };
+        Some(Percentiles { p50: at(0.50), p95: at(0.95), p99: at(0.99) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let p = Percentiles::of(&mut v).unwrap();
+        assert_eq!((p.p50, p.p95, p.p99), (50.0, 95.0, 99.0));
+        let p = Percentiles::of(&mut [7.0]).unwrap();
+        assert_eq!((p.p50, p.p95, p.p99), (7.0, 7.0, 7.0));
+        assert_eq!(Percentiles::of(&mut []), None);
+    }
+}

@@ -1,0 +1,78 @@
+//! Records per second into the embedded SQLite store, against serialising
+//! the same records to JSON (the part every local sink pays), same run.
+//!
+//! `cargo bench -p anosys --bench store`
+
+use std::hint::black_box;
+
+use anosys::{Record, RecordKind, SpanKind, Status};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use serde_json::json;
+
+/// What an instrumented chat call records: 12 attributes and content.
+fn typical_record(i: usize) -> Record {
+    let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o-mini");
+    r.span_kind = SpanKind::Client;
+    r.source = Some("openai".into());
+    r.set_attribute("gen_ai.operation.name", "chat");
+    r.set_attribute("gen_ai.provider.name", "openai");
+    r.set_attribute("gen_ai.system", "openai");
+    r.set_attribute("gen_ai.request.model", "gpt-4o-mini");
+    r.set_attribute("gen_ai.request.temperature", 0.7);
+    r.set_attribute("gen_ai.request.max_tokens", 256);
+    r.set_attribute("gen_ai.response.id", format!("chatcmpl-{i}"));
+    r.set_attribute("gen_ai.response.model", "gpt-4o-mini-2024-07-18");
+    r.set_attribute("gen_ai.response.finish_reasons", json!(["stop"]));
+    r.set_attribute("gen_ai.usage.input_tokens", 42);
+    r.set_attribute("gen_ai.usage.output_tokens", 17);
+    r.set_attribute("server.address", "api.openai.com");
+    r.input = Some(json!([{"role": "user", "content": "Say this is a test"}]));
+    r.output = Some(json!("This is a test."));
+    r.finish(Status::ok());
+    r
+}
+
+const BATCH: usize = 256;
+
+fn store(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("anosys-bench-store-{}", std::process::id()));
+    let path = dir.join("bench.db");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut conn = anosys::sinks::sqlite::open(&path).expect("open the store");
+    let batch: Vec<Record> = (0..BATCH).map(typical_record).collect();
+
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    // Baseline: serialise the batch to JSON, as any local sink must.
+    g.bench_function("serialize 256 records to JSON (baseline)", |b| {
+        b.iter(|| {
+            for r in &batch {
+                black_box(serde_json::to_string(black_box(r)).expect("serialise"));
+            }
+        })
+    });
+    // One transaction of 256 inserts with their indexed columns (WAL,
+    // synchronous=NORMAL), the sink's write path.
+    g.bench_function("insert 256 records into SQLite", |b| {
+        b.iter(|| anosys::sinks::sqlite::insert(&mut conn, black_box(&batch)).expect("insert"))
+    });
+    // The same through the Sink trait (the hop to the blocking pool included).
+    let sink = anosys::sinks::SqliteSink::new(dir.join("sink.db"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    g.bench_function("SqliteSink::export of 256 records", |b| {
+        b.iter_batched(
+            || anosys::sinks::ExportContext::new(),
+            |cx| {
+                let report = runtime.block_on(anosys::sinks::Sink::export(&sink, &batch, cx));
+                assert_eq!(report.failed, 0);
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+    drop(conn);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, store);
+criterion_main!(benches);
