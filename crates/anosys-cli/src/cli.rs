@@ -105,12 +105,14 @@ pub enum Command {
   anosys export --format csv --since 7d > week.csv the indexed fields, for spreadsheets")]
     Export(ExportArgs),
 
-    /// Send stored records to AnoSys (again), oldest first: for records kept
-    /// locally while the backend was unreachable or before you had a key.
+    /// Send stored records to AnoSys or to an OpenTelemetry (OTLP) backend,
+    /// oldest first: records kept locally while a backend was unreachable,
+    /// or from before you had one.
     #[command(after_help = "Examples:
-  ANOSYS_API_KEY=... anosys send                       everything stored
+  ANOSYS_API_KEY=... anosys send                       everything stored, to AnoSys
   ANOSYS_API_KEY=... anosys send --since 1h --status error
-  ANOSYS_API_URL=https://... anosys send               to a known ingestion URL")]
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 anosys send --to otlp
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc anosys send --to otlp")]
     Send(SendArgs),
 }
 
@@ -245,6 +247,9 @@ pub struct ExportArgs {
 pub enum Destination {
     /// The AnoSys API (ANOSYS_API_KEY or ANOSYS_API_URL).
     Anosys,
+    /// An OpenTelemetry backend over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT,
+    /// OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_HEADERS).
+    Otlp,
 }
 
 /// `anosys send`.

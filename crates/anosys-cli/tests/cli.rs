@@ -13,7 +13,17 @@ use serde_json::Value;
 /// `anosys` with a clean environment: no AnoSys account, the given store.
 fn anosys(db: &Path) -> Command {
     let mut cmd = Command::cargo_bin("anosys").unwrap();
-    for var in ["ANOSYS_API_KEY", "ANOSYS_API_URL", "ANOSYS_SINKS", "ANOSYS_DB", "OPENAI_API_KEY", "NO_COLOR"] {
+    for var in [
+        "ANOSYS_API_KEY",
+        "ANOSYS_API_URL",
+        "ANOSYS_SINKS",
+        "ANOSYS_DB",
+        "OPENAI_API_KEY",
+        "NO_COLOR",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ] {
         cmd.env_remove(var);
     }
     cmd.arg("--db").arg(db);
@@ -374,6 +384,67 @@ fn send_replays_stored_records_to_anosys() {
         .stdout(predicate::str::contains(format!("{} failed", records.len())))
         .stderr(predicate::str::contains("were not delivered").and(predicate::str::contains("run the same command again")));
     assert_eq!(stored(&db).len(), records.len());
+}
+
+/// A stand-in OTLP/HTTP receiver on 127.0.0.1 keeping every span.
+struct OtlpReceiver {
+    endpoint: String,
+    spans: Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn otlp_receiver() -> OtlpReceiver {
+    use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+    use prost::Message;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let keep = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).unwrap();
+                for rs in request.resource_spans {
+                    for ss in rs.scope_spans {
+                        keep.lock().unwrap().extend(ss.spans);
+                    }
+                }
+                ExportTraceServiceResponse::default().encode_to_vec()
+            }
+        }),
+    );
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    OtlpReceiver { endpoint, spans, _runtime: runtime }
+}
+
+#[test]
+fn send_replays_stored_records_to_an_otlp_backend() {
+    let (_dir, db) = demo_store();
+    let records = stored(&db);
+    let receiver = otlp_receiver();
+    let out = stdout(anosys(&db).args(["send", "--to", "otlp"]).env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint));
+    assert!(out.contains(&format!("{n} delivered", n = records.len())), "{out}");
+    assert!(out.contains("/v1/traces (http/protobuf)"), "{out}");
+    let spans = receiver.spans.lock().unwrap();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let sent: BTreeSet<(String, String, String)> =
+        spans.iter().map(|s| (hex(&s.span_id), hex(&s.parent_span_id), s.name.clone())).collect();
+    let kept: BTreeSet<(String, String, String)> = records
+        .iter()
+        .map(|(_, r)| (r.span_id.to_string(), r.parent_span_id.map(|p| p.to_string()).unwrap_or_default(), r.name.clone()))
+        .collect();
+    assert_eq!(sent, kept);
+
+    anosys(&db)
+        .args(["send", "--to", "otlp"])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("OTEL_EXPORTER_OTLP_ENDPOINT"));
 }
 
 #[test]

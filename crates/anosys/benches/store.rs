@@ -61,7 +61,7 @@ fn store(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     g.bench_function("SqliteSink::export of 256 records", |b| {
         b.iter_batched(
-            || anosys::sinks::ExportContext::new(),
+            anosys::sinks::ExportContext::new,
             |cx| {
                 let report = runtime.block_on(anosys::sinks::Sink::export(&sink, &batch, cx));
                 assert_eq!(report.failed, 0);

@@ -19,10 +19,14 @@
 //! | `ANOSYS_RETRY_MAX_ELAPSED_MS` | how long a batch is retried before it is kept in the embedded sink | `60000` |
 //! | `ANOSYS_SHUTDOWN_TIMEOUT_MS` | how long exit and a dropped guard wait for delivery | `5000` |
 //! | `OTEL_SERVICE_NAME` | `service.name` of the resource | the executable's name |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP base URL (feature `otlp`) | none |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | OTLP traces URL, used as is | none |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL` (or `_TRACES_PROTOCOL`) | `http/protobuf` or `grpc` | `http/protobuf` |
 //!
-//! `auto` sinks: AnoSys when a key or URL is set, otherwise the embedded
-//! store (SQLite; the JSON-lines file when built without the `sqlite`
-//! feature). Records AnoSys cannot take are kept in the embedded store.
+//! `auto` sinks: AnoSys when a key or URL is set, OTLP when an OTLP
+//! endpoint is set (feature `otlp`), otherwise the embedded store (SQLite;
+//! the JSON-lines file when built without the `sqlite` feature). Records a
+//! remote sink cannot take are kept in the embedded store.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -76,6 +80,18 @@ pub enum SinkKind {
     Sqlite,
     /// Readable lines on stdout.
     Stdout,
+    /// OpenTelemetry spans over OTLP (feature `otlp`).
+    Otlp,
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OtlpProtocol {
+    /// Protobuf over HTTP (`http/protobuf`), the OpenTelemetry default.
+    #[default]
+    HttpProtobuf,
+    /// gRPC (`grpc`).
+    Grpc,
 }
 
 impl SinkKind {
@@ -186,6 +202,12 @@ pub struct Config {
     pub service_name: Option<String>,
     /// Starting indices of dynamic slots.
     pub starting_indices: Option<StartingIndices>,
+    /// OTLP base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub otlp_endpoint: Option<String>,
+    /// OTLP traces URL, used as is (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
+    pub otlp_traces_endpoint: Option<String>,
+    /// OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+    pub otlp_protocol: OtlpProtocol,
 }
 
 impl Default for Config {
@@ -210,6 +232,9 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             service_name: None,
             starting_indices: None,
+            otlp_endpoint: None,
+            otlp_traces_endpoint: None,
+            otlp_protocol: OtlpProtocol::HttpProtobuf,
         }
     }
 }
@@ -235,10 +260,19 @@ impl Config {
     pub fn resolved_sinks(&self) -> Vec<SinkKind> {
         match &self.sinks {
             SinkSelection::Only(list) => list.clone(),
-            SinkSelection::Auto if self.api_url.is_some() || self.api_key.is_some() => {
-                vec![SinkKind::Anosys]
+            SinkSelection::Auto => {
+                let mut sinks = Vec::new();
+                if self.api_url.is_some() || self.api_key.is_some() {
+                    sinks.push(SinkKind::Anosys);
+                }
+                if cfg!(feature = "otlp") && (self.otlp_endpoint.is_some() || self.otlp_traces_endpoint.is_some()) {
+                    sinks.push(SinkKind::Otlp);
+                }
+                if sinks.is_empty() {
+                    sinks.push(SinkKind::embedded());
+                }
+                sinks
             }
-            SinkSelection::Auto => vec![SinkKind::embedded()],
         }
     }
 }
@@ -294,7 +328,18 @@ fn parse_sinks(variable: &str, value: &str) -> Result<SinkSelection, ConfigError
             "jsonl" => SinkKind::Jsonl,
             "sqlite" if cfg!(feature = "sqlite") => SinkKind::Sqlite,
             "stdout" => SinkKind::Stdout,
-            _ => return Err(invalid(variable, value, "auto, or a comma list of anosys, sqlite, jsonl, stdout")),
+            "otlp" if cfg!(feature = "otlp") => SinkKind::Otlp,
+            _ => {
+                return Err(invalid(
+                    variable,
+                    value,
+                    if cfg!(feature = "otlp") {
+                        "auto, or a comma list of anosys, sqlite, jsonl, stdout, otlp"
+                    } else {
+                        "auto, or a comma list of anosys, sqlite, jsonl, stdout (otlp needs the `otlp` feature)"
+                    },
+                ));
+            }
         };
         if !list.contains(&kind) {
             list.push(kind);
@@ -377,6 +422,23 @@ impl ConfigBuilder {
         }
         if let Some(v) = get("OTEL_SERVICE_NAME") {
             c.service_name = Some(v.trim().to_owned());
+        }
+        if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            check_url("OTEL_EXPORTER_OTLP_ENDPOINT", v.trim())?;
+            c.otlp_endpoint = Some(v.trim().to_owned());
+        }
+        if let Some(v) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            check_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v.trim())?;
+            c.otlp_traces_endpoint = Some(v.trim().to_owned());
+        }
+        for variable in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
+            if let Some(v) = get(variable) {
+                c.otlp_protocol = match v.trim() {
+                    "http/protobuf" => OtlpProtocol::HttpProtobuf,
+                    "grpc" => OtlpProtocol::Grpc,
+                    _ => return Err(invalid(variable, &v, "http/protobuf or grpc")),
+                };
+            }
         }
         Ok(ConfigBuilder { config: c })
     }
@@ -476,6 +538,21 @@ impl ConfigBuilder {
         self.config.starting_indices = Some(indices);
         self
     }
+    /// OTLP base URL (`http://host:4318`; `/v1/traces` is added for HTTP).
+    pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.config.otlp_endpoint = Some(url.into());
+        self
+    }
+    /// OTLP traces URL, used as is.
+    pub fn otlp_traces_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.config.otlp_traces_endpoint = Some(url.into());
+        self
+    }
+    /// OTLP transport.
+    pub fn otlp_protocol(mut self, protocol: OtlpProtocol) -> Self {
+        self.config.otlp_protocol = protocol;
+        self
+    }
 
     /// Checks every value and returns the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
@@ -503,6 +580,17 @@ impl ConfigBuilder {
         }
         if c.sinks == SinkSelection::Only(Vec::new()) {
             return Err(invalid("sinks (ANOSYS_SINKS)", "", "at least one of anosys, sqlite, jsonl, stdout"));
+        }
+        for (name, url) in [
+            ("otlp_endpoint (OTEL_EXPORTER_OTLP_ENDPOINT)", &c.otlp_endpoint),
+            ("otlp_traces_endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)", &c.otlp_traces_endpoint),
+        ] {
+            if let Some(url) = url {
+                check_url(name, url)?;
+            }
+        }
+        if c.resolved_sinks().contains(&SinkKind::Otlp) && !cfg!(feature = "otlp") {
+            return Err(invalid("sinks (ANOSYS_SINKS)", "otlp", "a build with the `otlp` feature"));
         }
         if c.resolved_sinks().contains(&SinkKind::Anosys) && c.api_url.is_none() && c.api_key.is_none() {
             return Err(invalid(

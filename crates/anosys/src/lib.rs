@@ -47,7 +47,7 @@ pub mod __private {
     pub use crate::sources::function::*;
 }
 
-pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, SinkKind, SinkSelection, StartingIndices};
+pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, OtlpProtocol, SinkKind, SinkSelection, StartingIndices};
 pub use diag::LogLevel;
 pub use global::{capture, counters, flush, init, init_with, install, log_raw, log_raw_serialize, setup_api, shutdown, Guard};
 pub use pipeline::{Counters, FlushReport, InitError, Pipeline, PipelineBuilder};

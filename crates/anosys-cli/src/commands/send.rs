@@ -1,6 +1,6 @@
-//! `anosys send`: replays stored records to AnoSys.
+//! `anosys send`: replays stored records to AnoSys or an OTLP backend.
 
-use anosys::sinks::{AnosysSink, ExportContext, Sink};
+use anosys::sinks::{AnosysSink, ExportContext, OtlpSink, Sink};
 use anosys::Record;
 
 use super::{filter, progress, CliError};
@@ -28,6 +28,14 @@ pub(super) fn run(store: &Store, args: SendArgs) -> Result<(), CliError> {
             // No fallback: what cannot be delivered stays in the store and is
             // reported, never written back to it.
             Box::new(AnosysSink::new(&config).map_err(|e| CliError::new(e.to_string()))?)
+        }
+        Destination::Otlp => {
+            if config.otlp_endpoint.is_none() && config.otlp_traces_endpoint.is_none() {
+                return Err(CliError::new("sending to an OTLP backend needs its address").hint(
+                    "set OTEL_EXPORTER_OTLP_ENDPOINT (for example http://localhost:4318; add OTEL_EXPORTER_OTLP_PROTOCOL=grpc for port 4317)",
+                ));
+            }
+            Box::new(OtlpSink::new(&config))
         }
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

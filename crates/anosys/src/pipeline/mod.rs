@@ -239,6 +239,12 @@ impl PipelineBuilder {
                     }
                     SinkKind::Jsonl | SinkKind::Sqlite => embedded_sink(&config, kind),
                     SinkKind::Stdout => Arc::new(StdoutSink),
+                    #[cfg(feature = "otlp")]
+                    SinkKind::Otlp => Arc::new(
+                        crate::sinks::OtlpSink::new(&config).with_fallback(embedded_sink(&config, SinkKind::embedded())),
+                    ),
+                    #[cfg(not(feature = "otlp"))]
+                    SinkKind::Otlp => return Err(InitError::Sink("the otlp sink needs the `otlp` feature".into())),
                 });
             }
         }

@@ -2,12 +2,16 @@
 //! pipeline hands each one batches of finished records.
 //!
 //! Shipped: [`AnosysSink`] (the AnoSys HTTP API, which owns the AnoSys
-//! encoding), [`JsonlSink`] (a JSON-lines file, the embedded default) and
-//! [`StdoutSink`] (readable lines). Several can run together.
+//! encoding), `SqliteSink` (the embedded store, feature `sqlite`),
+//! `OtlpSink` (OpenTelemetry spans over OTLP, feature `otlp`),
+//! [`JsonlSink`] (a JSON-lines file) and [`StdoutSink`] (readable lines).
+//! Several can run together.
 
 pub mod anosys;
 mod jsonl;
 mod local;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod stdout;
@@ -19,6 +23,8 @@ use std::time::{Duration, Instant};
 
 pub use anosys::AnosysSink;
 pub use jsonl::JsonlSink;
+#[cfg(feature = "otlp")]
+pub use otlp::OtlpSink;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteSink;
 pub use stdout::StdoutSink;
@@ -107,6 +113,40 @@ impl ExportContext {
     }
 }
 
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// How long to wait before retry number `attempt` (from 0): exponential
+/// from 100 ms to 10 s, with jitter in the upper half.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_MAX);
+    let half = exp / 2;
+    half + Duration::from_micros(fastrand::u64(0..=half.as_micros() as u64))
+}
+
+/// Hands records a sink could not deliver to its fallback (counted as kept,
+/// or as failed if the fallback fails too); with no fallback they are
+/// counted as failed.
+pub(crate) async fn keep_in(
+    fallback: Option<&Arc<dyn Sink>>,
+    records: Vec<Record>,
+    cx: ExportContext,
+    report: &mut ExportReport,
+) {
+    if records.is_empty() {
+        return;
+    }
+    match fallback {
+        Some(fallback) => {
+            let n = records.len();
+            let r = fallback.export(&records, cx).await;
+            report.failed += r.failed;
+            report.kept_in_fallback += n - r.failed.min(n);
+        }
+        None => report.failed += records.len(),
+    }
+}
+
 /// A destination for records.
 ///
 /// ```
@@ -148,5 +188,17 @@ pub trait Sink: Send + Sync + 'static {
     /// One line saying where records go, printed once at start.
     fn describe(&self) -> String {
         format!("records go to the {} sink", self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) <= BACKOFF_BASE);
+        assert!(backoff(3) >= BACKOFF_BASE * 4);
+        assert!(backoff(40) <= BACKOFF_MAX);
     }
 }

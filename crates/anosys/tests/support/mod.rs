@@ -16,6 +16,7 @@ use axum::Router;
 use serde_json::Value;
 
 pub mod cassette;
+pub mod otlp;
 pub mod upstream;
 
 /// A scripted reply: status, optional Retry-After, optional delay.

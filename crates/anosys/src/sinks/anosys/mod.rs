@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 pub use encode::{Encoder, SlotRegistry, SlotType};
 
-use super::{BoxFuture, ExportContext, ExportReport, Sink};
+use super::{backoff, keep_in, BoxFuture, ExportContext, ExportReport, Sink};
 use crate::config::{ApiKey, Config};
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
@@ -78,8 +78,6 @@ impl std::fmt::Display for SinkError {
 
 impl std::error::Error for SinkError {}
 
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 
 impl AnosysSink {
@@ -184,18 +182,7 @@ impl AnosysSink {
     }
 
     async fn keep_in_fallback(&self, records: Vec<Record>, cx: ExportContext, report: &mut ExportReport) {
-        if records.is_empty() {
-            return;
-        }
-        match &self.fallback {
-            Some(fallback) => {
-                let n = records.len();
-                let r = fallback.export(&records, cx).await;
-                report.failed += r.failed;
-                report.kept_in_fallback += n - r.failed.min(n);
-            }
-            None => report.failed += records.len(),
-        }
+        keep_in(self.fallback.as_ref(), records, cx, report).await;
     }
 }
 
@@ -226,13 +213,6 @@ fn httpdate_parse(v: &str) -> Option<SystemTime> {
 /// Copies of the records at `indices`.
 fn pick(batch: &[Record], indices: &[usize]) -> Vec<Record> {
     indices.iter().map(|&i| batch[i].clone()).collect()
-}
-
-fn backoff(attempt: u32) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_MAX);
-    // Full jitter in [exp/2, exp].
-    let half = exp / 2;
-    half + Duration::from_micros(fastrand::u64(0..=half.as_micros() as u64))
 }
 
 impl Sink for AnosysSink {
@@ -385,10 +365,4 @@ mod tests {
         assert_eq!(parse_retry_after("999999"), Some(RETRY_AFTER_MAX));
     }
 
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(0) <= BACKOFF_BASE);
-        assert!(backoff(3) >= BACKOFF_BASE * 4);
-        assert!(backoff(40) <= BACKOFF_MAX);
-    }
 }
