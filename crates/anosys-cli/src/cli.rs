@@ -73,6 +73,30 @@ pub enum Command {
   OPENAI_API_KEY=sk-... anosys demo --live     the real OpenAI API (costs a few tokens)")]
     Demo(DemoArgs),
 
+    /// Run the OpenAI-compatible logging proxy: point any OpenAI client's
+    /// base URL at it and every call is recorded.
+    ///
+    /// Requests are forwarded unchanged and answers come back byte for
+    /// byte, streams event by event. Records go where your configuration
+    /// sends them (the local store by default). GET /healthz answers ok;
+    /// GET /metrics gives Prometheus metrics. SIGINT or SIGTERM stops it
+    /// gracefully.
+    #[command(after_help = "Examples:
+  anosys proxy                                         127.0.0.1:4000 -> https://api.openai.com
+  OPENAI_BASE_URL=http://127.0.0.1:4000/v1 python app.py   then run your app against it
+  anosys proxy --listen 0.0.0.0:8080 --upstream https://my-resource.openai.azure.com
+  anosys proxy --route /openai=https://api.openai.com --route /ollama/v1=http://127.0.0.1:11434/v1")]
+    Proxy(ProxyArgs),
+
+    /// Run the demo's local OpenAI-compatible server on its own: it answers
+    /// chat completions (plain, streamed, with tools), embeddings and
+    /// responses with recorded OpenAI replies. For trying clients and the
+    /// proxy without an OpenAI key.
+    #[command(after_help = "Examples:
+  anosys demo-server --listen 127.0.0.1:4001
+  anosys proxy --upstream http://127.0.0.1:4001     then OPENAI_BASE_URL=http://127.0.0.1:4000/v1")]
+    DemoServer(DemoServerArgs),
+
     /// List stored records as a table, newest first.
     #[command(after_help = "Examples:
   anosys logs                                  the 50 newest records
@@ -176,6 +200,57 @@ pub struct DemoArgs {
     /// replay server.
     #[arg(long)]
     pub live: bool,
+}
+
+/// `anosys proxy`.
+#[derive(Debug, Clone, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4000", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+
+    /// Where requests go (paths are appended unchanged) [default: https://api.openai.com, unless --route is given]
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+
+    /// More upstreams by path prefix: PREFIX=URL, the prefix replaced by the
+    /// URL's path (repeatable).
+    #[arg(long = "route", value_name = "PREFIX=URL")]
+    pub routes: Vec<String>,
+
+    /// Largest request body accepted, in MiB (413 above).
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub max_body_mb: usize,
+
+    /// Longest wait for the upstream's answer to start, and longest
+    /// silence within it, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub upstream_timeout: u64,
+
+    /// After SIGINT or SIGTERM, how long in-flight requests may finish, in
+    /// seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub shutdown_grace: u64,
+
+    /// No JSON access-log line per request on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `anosys demo-server`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4001", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+
+    /// Wait before each answer starts, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub first_byte_ms: u64,
+
+    /// Wait between the events of a stream, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub event_ms: u64,
 }
 
 /// `anosys logs`.

@@ -1,5 +1,6 @@
-//! The `anosys` command: a demo, and browsing, summarising, exporting and
-//! replaying what the embedded local store holds.
+//! The `anosys` command: a demo, the OpenAI-compatible logging proxy, and
+//! browsing, summarising, exporting and replaying what the embedded local
+//! store holds.
 //!
 //! The binary is a thin shell over [`run`]; the modules are public so the
 //! tests and benchmarks use the same code.
@@ -7,6 +8,7 @@
 pub mod cli;
 pub mod commands;
 pub mod output;
+pub mod proxy;
 pub mod replay;
 pub mod store;
 

@@ -82,6 +82,9 @@ pub fn choose(method: &Method, path: &str, body: &Value) -> Option<(&'static Rep
         }
         "embeddings"
     } else if path.ends_with("/responses") {
+        if !is_chat_model(model) {
+            return Some((reply("responses_not_found"), Some(model.to_owned())));
+        }
         if stream { "responses_stream" } else { "responses" }
     } else {
         return None;
@@ -157,6 +160,11 @@ async fn answer(State(pacing): State<Pacing>, request: Request) -> Response {
     response.body(Body::from_stream(stream)).unwrap_or_else(|_| json_response(status, String::new()))
 }
 
+/// The replay server's routes, for serving it on a listener of your own.
+pub fn router(pacing: Pacing) -> Router {
+    Router::new().fallback(answer).with_state(pacing)
+}
+
 /// The replay server, running on the current tokio runtime until dropped.
 #[derive(Debug)]
 pub struct ReplayServer {
@@ -178,7 +186,7 @@ impl ReplayServer {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = Router::new().fallback(answer).with_state(pacing);
+        let app = router(pacing);
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {

@@ -4,6 +4,7 @@
 mod demo;
 mod export;
 mod logs;
+mod proxy;
 mod send;
 mod show;
 mod stats;
@@ -98,6 +99,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     let db = cli.db;
     match cli.command {
         Command::Demo(args) => demo::run(db, args),
+        Command::Proxy(args) => proxy::run(db, args),
+        Command::DemoServer(args) => proxy::demo_server(args),
         Command::Logs(args) => logs::run(&open_store(db)?, args),
         Command::Show(args) => show::run(&open_store(db)?, args),
         Command::Stats(args) => stats::run(&open_store(db)?, args),

@@ -17,6 +17,7 @@ PICKS = {
     "embeddings_not_found": "test_embeddings_model_not_found",
     "responses": "test_responses_create_basic",
     "responses_stream": "test_responses_create_streaming",
+    "responses_not_found": "test_responses_create_api_error",
 }
 
 

@@ -59,3 +59,37 @@ impl Drop for EnteredSpan {
         });
     }
 }
+
+/// A W3C `traceparent` header: the remote parent's trace id, span id and
+/// trace flags. `None` for anything malformed, an all-zero id, or the
+/// invalid version `ff` (as the W3C spec requires).
+///
+/// ```
+/// use anosys::record::context::parse_traceparent;
+/// let (trace, parent, flags) =
+///     parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+/// assert_eq!(trace.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(parent.to_string(), "00f067aa0ba902b7");
+/// assert_eq!(flags, 1);
+/// assert!(parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
+/// assert!(parse_traceparent("garbage").is_none());
+/// ```
+pub fn parse_traceparent(header: &str) -> Option<(TraceId, SpanId, u8)> {
+    let mut parts = header.trim().split('-');
+    let version = parts.next()?;
+    let (trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?);
+    let hex2 = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    if !hex2(version) || version == "ff" || !hex2(flags) {
+        return None;
+    }
+    // Version 00 has exactly four fields; later versions may add more.
+    if version == "00" && parts.next().is_some() {
+        return None;
+    }
+    if trace.bytes().any(|b| b.is_ascii_uppercase()) || span.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let trace = TraceId::from_hex(trace).filter(|t| t.0 != [0; 16])?;
+    let span = SpanId::from_hex(span).filter(|s| s.0 != [0; 8])?;
+    Some((trace, span, u8::from_str_radix(flags, 16).ok()?))
+}

@@ -61,6 +61,25 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    // Switching a new file to WAL needs an exclusive lock, for which SQLite
+    // does not wait: when another process opens the same new file at the
+    // same moment, try again shortly.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match open_once(path) {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..25)));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+fn open_once(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(dir);
     }

@@ -47,7 +47,7 @@ use async_openai::middleware::{retry::OpenAIRetryLayer, HttpRequestFactory, Reqw
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{prepare_request, CaptureOptions, OpenAiCall, StreamRecorder};
+use super::{prepare_request, reqwest_message, CaptureOptions, OpenAiCall, RecordedBody, StreamRecorder};
 use crate::pipeline::Pipeline;
 use crate::record::Record;
 
@@ -140,16 +140,6 @@ fn error_type(e: &OpenAIError) -> String {
     }
 }
 
-/// A reqwest error's text without its URL (which may carry a key in its
-/// query string).
-fn reqwest_message(e: &reqwest::Error) -> String {
-    let text = e.to_string();
-    match e.url() {
-        Some(u) => text.replace(u.as_str(), "<url>"),
-        None => text,
-    }
-}
-
 fn error_message(e: &OpenAIError) -> String {
     match e {
         OpenAIError::Reqwest(r) => reqwest_message(r),
@@ -222,7 +212,7 @@ where
                 accumulator.set_http_status(status.as_u16());
                 let destination = layer.destination.clone();
                 let recorder = StreamRecorder::new(accumulator, move |r| destination.emit(r));
-                let body = reqwest::Body::wrap_stream(Tee { inner: Box::pin(response.bytes_stream()), recorder });
+                let body = reqwest::Body::wrap_stream(RecordedBody::events(Box::pin(response.bytes_stream()), recorder));
                 return builder.body(body).map(reqwest::Response::from).map_err(|e| OpenAIError::InvalidArgument(e.to_string()));
             }
             match response.bytes().await {
@@ -256,36 +246,3 @@ fn with_body(factory: HttpRequestFactory, body: Bytes) -> HttpRequestFactory {
     })
 }
 
-type ByteStream = Pin<Box<dyn futures_core::Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
-/// Passes the body through untouched, chunk by chunk, while the recorder
-/// reads along; dropping it (the caller stopped reading) ends the record as
-/// cancelled.
-struct Tee {
-    inner: ByteStream,
-    recorder: StreamRecorder,
-}
-
-impl futures_core::Stream for Tee {
-    type Item = reqwest::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => {
-                this.recorder.push_bytes(&bytes);
-                Poll::Ready(Some(Ok(bytes)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                let kind = if e.is_timeout() { "timeout" } else { "stream_error" };
-                this.recorder.fail(kind, &reqwest_message(&e));
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(None) => {
-                this.recorder.finish();
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}

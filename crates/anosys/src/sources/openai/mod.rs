@@ -24,6 +24,8 @@
 
 #[cfg(feature = "async-openai")]
 pub mod async_openai;
+#[cfg(feature = "http-stream")]
+mod body;
 mod extract;
 pub mod messages;
 pub mod sse;
@@ -32,6 +34,8 @@ mod stream;
 use serde_json::{json, Value};
 
 pub use stream::{StreamAccumulator, StreamOutcome, StreamRecorder};
+#[cfg(feature = "http-stream")]
+pub use body::{reqwest_message, ByteStream, RecordedBody};
 
 use crate::record::{ErrorInfo, Record, RecordKind, SpanKind, Status};
 
@@ -262,6 +266,12 @@ impl OpenAiCall {
         &self.record
     }
 
+    /// The record so far, to add what the caller knows (a source, a user,
+    /// a remote parent) before the call ends.
+    pub fn record_mut(&mut self) -> &mut Record {
+        &mut self.record
+    }
+
     /// Finishes with an HTTP status and a body that should be JSON; a body
     /// that is not is kept as text and marked.
     pub fn finish(self, status: u16, body: &[u8]) -> Record {
@@ -311,6 +321,14 @@ impl OpenAiCall {
     /// timeout, a cancelled request.
     pub fn fail(self, error_type: impl Into<String>, message: impl Into<String>) -> Record {
         self.error(error_type.into(), message.into())
+    }
+
+    /// The caller went away before the response ended (status `UNSET`,
+    /// `anosys.outcome = "cancelled"`, as for an abandoned stream).
+    pub fn cancel(mut self) -> Record {
+        self.record.set_attribute("anosys.outcome", "cancelled");
+        self.record.finish(Status::default());
+        self.record
     }
 
     /// Turns the call into an accumulator for its streamed response.

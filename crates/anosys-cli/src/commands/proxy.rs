@@ -1,0 +1,120 @@
+//! `anosys proxy`: the logging proxy, until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anstream::eprintln;
+
+use super::CliError;
+use crate::cli::{DemoServerArgs, ProxyArgs};
+use crate::output::{paint, ACCENT, HEADING};
+use crate::proxy::{Proxy, ProxyConfig, Route};
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> {
+    let mut routes = Vec::new();
+    for spec in &args.routes {
+        routes.push(Route::parse(spec).map_err(|e| CliError::new(format!("--route {e}")).hint("write --route /ollama/v1=http://127.0.0.1:11434/v1"))?);
+    }
+    let upstream = match (&args.upstream, routes.is_empty()) {
+        (Some(u), _) => Some(u.clone()),
+        (None, true) => Some("https://api.openai.com".to_owned()),
+        (None, false) => None,
+    };
+    if let Some(u) = upstream {
+        routes.push(Route::new("/", &u).map_err(|e| CliError::new(format!("--upstream {e}")).hint("write --upstream https://api.openai.com"))?);
+    }
+    let mut builder = anosys::ConfigBuilder::from_env()?;
+    if let Some(db) = db {
+        builder = builder.db_path(db);
+    }
+    let config = builder.build()?;
+    let shutdown_timeout = config.shutdown_timeout;
+    let pipeline = anosys::Pipeline::new(config)
+        .map_err(|e| CliError::new(format!("cannot start capturing: {e}")).hint("check the ANOSYS_* environment variables"))?;
+    let destinations = pipeline.destinations().to_vec();
+    let proxy_config = ProxyConfig {
+        routes: routes.clone(),
+        max_body_bytes: args.max_body_mb.saturating_mul(1 << 20),
+        upstream_timeout: Duration::from_secs(args.upstream_timeout.max(1)),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        access_log: !args.quiet,
+    };
+    let proxy = Proxy::new(proxy_config, pipeline.clone()).map_err(CliError::new)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
+            CliError::new(format!("cannot listen on {}: {e}", args.listen))
+                .hint("another process may use that port: pick another with --listen 127.0.0.1:PORT")
+        })?;
+        let addr = listener.local_addr().map_err(CliError::from)?;
+        eprintln!("{} listening on {}", paint(HEADING, "anosys proxy"), paint(ACCENT, Proxy::base_url(addr)));
+        for r in &routes {
+            eprintln!("  {} -> {}", r.prefix, r.upstream);
+        }
+        for d in &destinations {
+            eprintln!("  {d}");
+        }
+        eprintln!(
+            "  point clients at it: OPENAI_BASE_URL={}/v1 (GET /healthz, GET /metrics); Ctrl-C stops",
+            Proxy::base_url(addr)
+        );
+        proxy.serve(listener, shutdown_signal()).await.map_err(CliError::from)
+    });
+    drop(runtime);
+    let report = pipeline.shutdown(shutdown_timeout);
+    let c = report.counters;
+    eprintln!(
+        "anosys proxy stopped: {} records captured, {} delivered, {} kept locally, {} failed, {} dropped, {} pending",
+        c.captured, c.delivered, c.kept_in_fallback, c.failed, c.dropped, report.pending
+    );
+    served
+}
+
+/// `anosys demo-server`: the replay server until SIGINT or SIGTERM.
+pub(super) fn demo_server(args: DemoServerArgs) -> Result<(), CliError> {
+    let pacing = crate::replay::Pacing {
+        first_byte: Duration::from_millis(args.first_byte_ms),
+        between_events: Duration::from_millis(args.event_ms),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
+            CliError::new(format!("cannot listen on {}: {e}", args.listen))
+                .hint("another process may use that port: pick another with --listen 127.0.0.1:PORT")
+        })?;
+        let addr = listener.local_addr().map_err(CliError::from)?;
+        eprintln!("{} answering on {}/v1 (recorded OpenAI replies); Ctrl-C stops", paint(HEADING, "anosys demo-server"), paint(ACCENT, Proxy::base_url(addr)));
+        axum::serve(listener, crate::replay::router(pacing))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(CliError::from)
+    })
+}

@@ -1,0 +1,301 @@
+//! One request: forward it, relay the answer, record the call.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use anosys::record::context::parse_traceparent;
+use anosys::sources::openai::{reqwest_message, CaptureOptions, OpenAiCall, RecordedBody, StreamRecorder};
+use anosys::Record;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::metrics::Observation;
+use super::Shared;
+
+/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Request headers that go into the record and are not forwarded.
+const SOURCE_HEADER: &str = "x-anosys-source";
+const SESSION_HEADER: &str = "x-anosys-session-id";
+const USER_HEADER: &str = "x-anosys-user-id";
+
+fn error_json(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Whether a request header is forwarded upstream.
+fn forwarded(name: &HeaderName, connection_listed: &[String]) -> bool {
+    let n = name.as_str();
+    !(HOP_BY_HOP.contains(&n)
+        || n == "host"
+        || n == "content-length"
+        || n == "accept-encoding"
+        || n.starts_with("x-anosys-")
+        || connection_listed.iter().any(|c| c == n))
+}
+
+/// Header names the `Connection` header lists (also hop-by-hop).
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// What ends a request: metrics, the access log line, then the record.
+struct Finisher {
+    shared: Arc<Shared>,
+    route: String,
+    method: String,
+    path: String,
+    status: u16,
+    started: Instant,
+}
+
+impl Finisher {
+    fn finish(self, record: Record) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let attr_u64 = |k: &str| record.attribute(k).and_then(Value::as_u64);
+        let model = record
+            .attribute("gen_ai.response.model")
+            .or_else(|| record.attribute("gen_ai.request.model"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let error = record.error.as_ref().map(|e| e.error_type.clone());
+        let outcome = record.attribute("anosys.outcome").and_then(Value::as_str).map(str::to_owned);
+        let ttfc = record.attribute("gen_ai.response.time_to_first_chunk").and_then(Value::as_f64);
+        let tokens = (attr_u64("gen_ai.usage.input_tokens"), attr_u64("gen_ai.usage.output_tokens"));
+        if self.shared.config.access_log {
+            let line = json!({
+                "time": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+                "level": if error.is_some() { "warn" } else { "info" },
+                "msg": "request",
+                "method": self.method,
+                "path": self.path,
+                "route": self.route,
+                "status": self.status,
+                "duration_ms": (seconds * 1000.0 * 10.0).round() / 10.0,
+                "model": model,
+                "input_tokens": tokens.0,
+                "output_tokens": tokens.1,
+                "error_type": error,
+                "outcome": outcome,
+                "trace_id": record.trace_id.to_string(),
+                "span_id": record.span_id.to_string(),
+            });
+            eprintln!("{line}");
+        }
+        self.shared.metrics.finished(Observation {
+            route: self.route,
+            method: self.method,
+            status: self.status,
+            seconds,
+            error,
+            model,
+            tokens,
+            time_to_first_chunk: ttfc,
+        });
+        self.shared.pipeline.submit(record);
+    }
+}
+
+pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    if parts.method == Method::GET && path == "/healthz" {
+        return text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into());
+    }
+    if parts.method == Method::GET && path == "/metrics" {
+        let counters = shared.pipeline.counters();
+        return text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", shared.metrics.render(&counters));
+    }
+    let Some(route) = shared.route(&path).cloned() else {
+        return error_json(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "no_route",
+            &format!("the anosys proxy has no upstream for {path}; its routes are {}", {
+                let prefixes: Vec<&str> = shared.config.routes.iter().map(|r| r.prefix.as_str()).collect();
+                prefixes.join(", ")
+            }),
+        );
+    };
+    let target = route.target(&path, parts.uri.query());
+    shared.metrics.started();
+    let mut finisher = Finisher {
+        shared: shared.clone(),
+        route: route.prefix.clone(),
+        method: parts.method.to_string(),
+        path: path.clone(),
+        status: 0,
+        started,
+    };
+
+    // The body, within the size limit (announced or counted).
+    let limit = shared.config.max_body_bytes;
+    let announced = header_str(&parts.headers, "content-length").and_then(|v| v.parse::<u64>().ok());
+    let read = match announced {
+        Some(n) if n > limit as u64 => Err(None),
+        _ => axum::body::to_bytes(body, limit).await.map_err(Some),
+    };
+    let bytes = match read {
+        Ok(b) => b,
+        Err(e) => {
+            // http-body-util's LengthLimitError, under axum's error.
+            let too_large = match &e {
+                None => true,
+                Some(e) => {
+                    let mut source: Option<&dyn std::error::Error> = Some(e);
+                    let mut found = false;
+                    while let Some(s) = source {
+                        found |= s.to_string().contains("length limit exceeded");
+                        source = s.source();
+                    }
+                    found
+                }
+            };
+            let e = e.map_or_else(|| "too large".to_owned(), |e| e.to_string());
+            let (status, code, message) = if too_large {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request_too_large",
+                    format!("the request body is larger than the proxy's limit of {limit} bytes (anosys proxy --max-body-mb)"),
+                )
+            } else {
+                (StatusCode::BAD_REQUEST, "request_body_error", format!("could not read the request body: {e}"))
+            };
+            let call = OpenAiCall::start_owned(target.as_str(), Value::Null, &CaptureOptions::default());
+            finisher.status = status.as_u16();
+            finisher.finish(call.fail(code, message.clone()));
+            return error_json(status, "invalid_request_error", code, &message);
+        }
+    };
+
+    // The record starts with the request.
+    let json: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    let options = CaptureOptions {
+        capture_content: shared.pipeline.capture_content(),
+        source: header_str(&parts.headers, SOURCE_HEADER).unwrap_or("proxy").to_owned(),
+        ..CaptureOptions::default()
+    };
+    let mut call = OpenAiCall::start_owned(target.as_str(), json, &options);
+    {
+        let r = call.record_mut();
+        if let Some(v) = header_str(&parts.headers, SESSION_HEADER) {
+            r.set_attribute("session.id", v);
+        }
+        if let Some(v) = header_str(&parts.headers, USER_HEADER) {
+            r.set_attribute("user.id", v);
+        }
+        if let Some((trace, parent, flags)) = header_str(&parts.headers, "traceparent").and_then(parse_traceparent) {
+            r.trace_id = trace;
+            r.parent_span_id = Some(parent);
+            r.trace_flags = flags;
+            r.trace_state = header_str(&parts.headers, "tracestate").map(str::to_owned);
+        }
+        r.set_attribute("http.request.method", parts.method.as_str());
+        r.set_attribute("url.path", path.as_str());
+        if route.prefix != "/" {
+            r.set_attribute("anosys.proxy.route", route.prefix.as_str());
+        }
+    }
+
+    // Forward.
+    let listed = connection_listed(&parts.headers);
+    let mut headers = reqwest::header::HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in parts.headers.iter() {
+        if forwarded(name, &listed) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    let sent = shared.client.request(parts.method.clone(), target.clone()).headers(headers).body(bytes).send();
+    let response = match tokio::time::timeout(shared.config.upstream_timeout, sent).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let (status, kind) = if e.is_timeout() {
+                (StatusCode::GATEWAY_TIMEOUT, "timeout")
+            } else {
+                (StatusCode::BAD_GATEWAY, "connection_error")
+            };
+            let message = format!("the anosys proxy could not reach {}: {}", route.upstream, reqwest_message(&e));
+            finisher.status = status.as_u16();
+            finisher.finish(call.fail(kind, message.clone()));
+            return error_json(status, "upstream_error", kind, &message);
+        }
+        Err(_) => {
+            let message = format!(
+                "{} did not answer within {} s",
+                route.upstream,
+                shared.config.upstream_timeout.as_secs()
+            );
+            finisher.status = 504;
+            finisher.finish(call.fail("timeout", message.clone()));
+            return error_json(StatusCode::GATEWAY_TIMEOUT, "upstream_error", "timeout", &message);
+        }
+    };
+
+    // Relay the answer as it comes, recording along.
+    let status = response.status();
+    finisher.status = status.as_u16();
+    let mut builder = Response::builder().status(status);
+    let listed = connection_listed(response.headers());
+    if let Some(h) = builder.headers_mut() {
+        for (name, value) in response.headers() {
+            if !HOP_BY_HOP.contains(&name.as_str()) && !listed.iter().any(|c| c == name.as_str()) {
+                h.append(name.clone(), value.clone());
+            }
+        }
+    }
+    let is_sse = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let length = response.content_length();
+    let stream = Box::pin(response.bytes_stream());
+    let body = if is_sse && status.is_success() {
+        let mut accumulator = call.into_stream();
+        accumulator.set_http_status(status.as_u16());
+        RecordedBody::events(stream, StreamRecorder::new(accumulator, move |r| finisher.finish(r)))
+    } else {
+        RecordedBody::whole(stream, call, status.as_u16(), move |r| finisher.finish(r))
+    };
+    builder.body(Body::from_stream(body.with_length(length))).unwrap_or_else(|e| {
+        error_json(StatusCode::BAD_GATEWAY, "upstream_error", "bad_response", &format!("unusable upstream response: {e}"))
+    })
+}

@@ -1,0 +1,200 @@
+//! The OpenAI-compatible logging proxy: any OpenAI client, in any language,
+//! is observed by pointing its base URL here.
+//!
+//! Every request is forwarded as it came (method, path, query, headers,
+//! body) and the upstream's answer is returned unchanged: status, headers
+//! and body, byte for byte, streamed as it arrives. Known OpenAI endpoints
+//! are recorded by the OpenAI capture module (the same extraction the Rust
+//! client uses); anything else still gets a record with its request and
+//! response. Two changes are made on the way: `x-anosys-*` headers are
+//! taken out (they go into the record), and `accept-encoding: identity` is
+//! asked upstream so the proxy can read what it relays.
+
+mod forward;
+pub mod metrics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anosys::Pipeline;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use metrics::Metrics;
+
+/// One upstream and the path prefix it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Path prefix on the proxy (`/` for everything else).
+    pub prefix: String,
+    /// The upstream's base URL; the rest of the path is appended to it.
+    pub upstream: reqwest::Url,
+}
+
+impl Route {
+    /// A route; `prefix` is normalised to start with `/` and not end with one.
+    ///
+    /// ```
+    /// use anosys_cli::proxy::Route;
+    /// let r = Route::new("/ollama/v1/", "http://127.0.0.1:11434/v1").unwrap();
+    /// assert_eq!(r.target("/ollama/v1/chat/completions", Some("a=1")).as_str(), "http://127.0.0.1:11434/v1/chat/completions?a=1");
+    /// let openai = Route::new("/", "https://api.openai.com").unwrap();
+    /// assert_eq!(openai.target("/v1/embeddings", None).as_str(), "https://api.openai.com/v1/embeddings");
+    /// ```
+    pub fn new(prefix: &str, upstream: &str) -> Result<Route, String> {
+        let upstream = reqwest::Url::parse(upstream).map_err(|e| format!("{upstream:?} is not a URL: {e}"))?;
+        if !matches!(upstream.scheme(), "http" | "https") || upstream.host().is_none() {
+            return Err(format!("{upstream} is not an http:// or https:// URL"));
+        }
+        let prefix = format!("/{}", prefix.trim_matches('/'));
+        Ok(Route { prefix, upstream })
+    }
+
+    /// Parses `PREFIX=URL` (the `--route` flag).
+    pub fn parse(spec: &str) -> Result<Route, String> {
+        let (prefix, url) =
+            spec.split_once('=').ok_or_else(|| format!("{spec:?} is not PREFIX=URL (e.g. /ollama/v1=http://127.0.0.1:11434/v1)"))?;
+        Route::new(prefix, url)
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        self.prefix == "/"
+            || path == self.prefix
+            || (path.starts_with(&self.prefix) && path.as_bytes().get(self.prefix.len()) == Some(&b'/'))
+    }
+
+    /// The upstream URL for a request to `path` with `query`.
+    pub fn target(&self, path: &str, query: Option<&str>) -> reqwest::Url {
+        let rest = if self.prefix == "/" { path } else { &path[self.prefix.len().min(path.len())..] };
+        let mut url = self.upstream.clone();
+        let base = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base}{rest}"));
+        url.set_query(query);
+        url
+    }
+}
+
+/// How the proxy runs.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Routes; the longest matching prefix wins.
+    pub routes: Vec<Route>,
+    /// Largest request body accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// Longest wait for the upstream's response headers, and longest silence
+    /// in a response body (504 when the headers do not come in time).
+    pub upstream_timeout: Duration,
+    /// How long in-flight requests may finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// A JSON access-log line per request on stderr.
+    pub access_log: bool,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            routes: Vec::new(),
+            max_body_bytes: 32 << 20,
+            upstream_timeout: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(30),
+            access_log: true,
+        }
+    }
+}
+
+/// What every request handler shares.
+pub(crate) struct Shared {
+    config: ProxyConfig,
+    client: reqwest::Client,
+    pipeline: Pipeline,
+    metrics: Metrics,
+}
+
+impl Shared {
+    fn route(&self, path: &str) -> Option<&Route> {
+        self.config.routes.iter().filter(|r| r.matches(path)).max_by_key(|r| if r.prefix == "/" { 0 } else { r.prefix.len() })
+    }
+}
+
+/// A running proxy's parts, before it serves.
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    /// A proxy recording into `pipeline`.
+    pub fn new(config: ProxyConfig, pipeline: Pipeline) -> Result<Proxy, String> {
+        if config.routes.is_empty() {
+            return Err("no upstream: give --upstream URL or --route PREFIX=URL".into());
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(config.upstream_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Proxy { shared: Arc::new(Shared { config, client, pipeline, metrics: Metrics::default() }) })
+    }
+
+    /// The axum app (for embedding in another server).
+    pub fn router(&self) -> Router {
+        Router::new().fallback(forward::handle).with_state(self.shared.clone())
+    }
+
+    /// Serves on `listener` (HTTP/1.1 and HTTP/2) until `shutdown` resolves,
+    /// then lets in-flight requests finish for up to the configured grace
+    /// period. Records of requests cut off are kept, marked cancelled.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let grace = self.shared.config.shutdown_grace;
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = signalled_tx.send(());
+        });
+        tokio::select! {
+            result = server => result,
+            _ = async {
+                if signalled_rx.await.is_ok() {
+                    tokio::time::sleep(grace).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => Ok(()),
+        }
+    }
+
+    /// The address to give clients for `addr` (`http://127.0.0.1:4000`).
+    pub fn base_url(addr: SocketAddr) -> String {
+        format!("http://{addr}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_prefix_wins_and_paths_map() {
+        let routes = [
+            Route::new("/", "https://api.openai.com").unwrap(),
+            Route::new("/ollama/v1", "http://127.0.0.1:11434/v1").unwrap(),
+            Route::new("/ollama", "http://127.0.0.1:9").unwrap(),
+        ];
+        let shared = |p: &str| routes.iter().filter(|r| r.matches(p)).max_by_key(|r| if r.prefix == "/" { 0 } else { r.prefix.len() }).unwrap().clone();
+        assert_eq!(shared("/ollama/v1/chat/completions").prefix, "/ollama/v1");
+        assert_eq!(shared("/ollama/api/tags").prefix, "/ollama");
+        assert_eq!(shared("/ollamax/v1").prefix, "/");
+        assert_eq!(shared("/v1/chat/completions").prefix, "/");
+        assert_eq!(
+            shared("/ollama/v1/chat/completions").target("/ollama/v1/chat/completions", None).as_str(),
+            "http://127.0.0.1:11434/v1/chat/completions"
+        );
+        assert!(Route::parse("nonsense").is_err());
+        assert!(Route::parse("/x=ftp://host").is_err());
+    }
+}
