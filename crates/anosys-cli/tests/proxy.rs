@@ -1,179 +1,16 @@
 //! The logging proxy between a real HTTP client and a local upstream on
 //! 127.0.0.1, records checked in a real SQLite store.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anosys::{Config, Pipeline, Record, SinkKind};
-use anosys_cli::proxy::{Proxy, ProxyConfig, Route};
+use anosys_cli::proxy::Route;
 use anosys_cli::replay;
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::Notify;
-
-/// What the test upstream saw and how it is steered.
-#[derive(Default)]
-struct Upstream {
-    /// Every request: path and query, headers, body.
-    seen: Mutex<Vec<(String, HeaderMap, Bytes)>>,
-    /// A stream sends its first event, then waits for this.
-    gate: Notify,
-    gated: std::sync::atomic::AtomicBool,
-    /// Streams whose body was dropped before their end.
-    abandoned: AtomicUsize,
-    abandoned_signal: Notify,
-}
-
-/// Signals when a streamed body is dropped before its end.
-struct AbandonGuard {
-    upstream: Arc<Upstream>,
-    done: bool,
-}
-
-impl Drop for AbandonGuard {
-    fn drop(&mut self) {
-        if !self.done {
-            self.upstream.abandoned.fetch_add(1, Ordering::SeqCst);
-            self.upstream.abandoned_signal.notify_waiters();
-        }
-    }
-}
-
-/// OpenAI's documented error bodies for the statuses not in the recordings.
-fn openai_error(status: u16) -> (StatusCode, Vec<(&'static str, &'static str)>, Value) {
-    let (kind, code, message) = match status {
-        401 => ("invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-test***. You can find your API key at https://platform.openai.com/account/api-keys."),
-        429 => ("requests", "rate_limit_exceeded", "Rate limit reached for gpt-4o-mini in organization org-test on requests per min (RPM): Limit 3, Used 3, Requested 1."),
-        _ => ("server_error", "server_error", "The server had an error while processing your request. Sorry about that!"),
-    };
-    let headers = if status == 429 { vec![("retry-after", "1"), ("x-ratelimit-remaining-requests", "0")] } else { vec![] };
-    (StatusCode::from_u16(status).unwrap(), headers, json!({"error": {"message": message, "type": kind, "param": null, "code": code}}))
-}
-
-async fn upstream_answer(State(u): State<Arc<Upstream>>, request: Request) -> Response {
-    let path = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
-    let method = request.method().clone();
-    let headers = request.headers().clone();
-    let body = axum::body::to_bytes(request.into_body(), 64 << 20).await.unwrap();
-    u.seen.lock().unwrap().push((path.clone(), headers, body.clone()));
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let model = json["model"].as_str().unwrap_or("");
-    if let Some(status) = model.strip_prefix("error-").and_then(|s| s.parse::<u16>().ok()) {
-        let (status, headers, body) = openai_error(status);
-        let mut r = Response::builder().status(status).header("content-type", "application/json");
-        for (k, v) in headers {
-            r = r.header(k, v);
-        }
-        return r.body(Body::from(body.to_string())).unwrap();
-    }
-    if model == "slow" {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
-    let only_path = path.split('?').next().unwrap_or_default();
-    let Some((reply, _)) = replay::choose(&method, only_path, &json) else {
-        return Response::builder().status(404).body(Body::from("{\"error\":{\"message\":\"no\"}}")).unwrap();
-    };
-    let r = Response::builder().status(reply.status).header("content-type", &reply.content_type).header("x-request-id", "req_test_1");
-    if !reply.content_type.starts_with("text/event-stream") {
-        return r.body(Body::from(reply.body.clone())).unwrap();
-    }
-    let events: Vec<Bytes> = reply.body.split_inclusive("\n\n").map(|e| Bytes::from(e.to_owned())).collect();
-    let gated = u.gated.load(Ordering::SeqCst);
-    let guard = AbandonGuard { upstream: u.clone(), done: false };
-    let stream = futures_util::stream::unfold((events.into_iter(), 0usize, guard), move |(mut it, i, mut guard)| async move {
-        if i == 1 && gated {
-            guard.upstream.gate.notified().await;
-        }
-        match it.next() {
-            Some(e) => Some((Ok::<_, std::io::Error>(e), (it, i + 1, guard))),
-            None => {
-                guard.done = true;
-                drop(guard);
-                None
-            }
-        }
-    });
-    r.body(Body::from_stream(stream)).unwrap()
-}
-
-struct Setup {
-    runtime: tokio::runtime::Runtime,
-    upstream: Arc<Upstream>,
-    upstream_url: String,
-    proxy_url: String,
-    pipeline: Pipeline,
-    db: PathBuf,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Setup {
-    fn new(adjust: impl FnOnce(&mut ProxyConfig, &str)) -> Setup {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let upstream = Arc::new(Upstream::default());
-        let app = axum::Router::new().fallback(upstream_answer).with_state(upstream.clone());
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let upstream_url = format!("http://{}", listener.local_addr().unwrap());
-        runtime.spawn(async move { axum::serve(listener, app).await });
-
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("proxy.db");
-        let config = Config::builder()
-            .sinks([SinkKind::Sqlite])
-            .db_path(&db)
-            .flush_interval(Duration::from_millis(10))
-            .build()
-            .unwrap();
-        let pipeline = Pipeline::new(config).unwrap();
-        let mut proxy_config = ProxyConfig {
-            routes: vec![Route::new("/", &upstream_url).unwrap()],
-            access_log: false,
-            ..ProxyConfig::default()
-        };
-        adjust(&mut proxy_config, &upstream_url);
-        let proxy = Proxy::new(proxy_config, pipeline.clone()).unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let proxy_url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(proxy.serve(listener, async {
-            let _ = stopped.await;
-        }));
-        Setup { runtime, upstream, upstream_url, proxy_url, pipeline, db, _dir: dir, stop: Some(stop) }
-    }
-
-    /// Records in the store once the pipeline has delivered `n` in all.
-    fn records(&self, n: u64) -> Vec<Record> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self.pipeline.counters().delivered < n && std::time::Instant::now() < deadline {
-            self.pipeline.flush(Duration::from_millis(200));
-        }
-        stored(&self.db)
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
-fn stored(db: &Path) -> Vec<Record> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn.prepare("SELECT record FROM records ORDER BY id").unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(|j| serde_json::from_str(&j.unwrap()).unwrap()).collect()
-}
-
-fn chat(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "Say this is a test"}]})
-}
+use support::{chat, Setup};
 
 #[test]
 fn a_chat_is_relayed_byte_for_byte_and_recorded() {
@@ -405,4 +242,111 @@ fn http2_clients_are_served() {
     assert_eq!(version, reqwest::Version::HTTP_2);
     assert_eq!(status, 200);
     assert_eq!(s.records(1)[0].status.code, anosys::StatusCode::Ok);
+}
+
+/// `anosys proxy` as a child process in front of `upstream`.
+struct ProxyProcess {
+    child: std::process::Child,
+    url: String,
+    db: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ProxyProcess {
+    fn start(upstream: &str, grace_secs: u32) -> ProxyProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("proxy.db");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("anosys"))
+            .arg("--db")
+            .arg(&db)
+            .args(["proxy", "--quiet", "--listen", &format!("127.0.0.1:{port}"), "--upstream", upstream])
+            .args(["--shutdown-grace", &grace_secs.to_string()])
+            .env_remove("ANOSYS_API_KEY")
+            .env_remove("ANOSYS_API_URL")
+            .env_remove("ANOSYS_SINKS")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !healthy(&format!("{url}/healthz")) {
+            assert!(std::time::Instant::now() < deadline, "the proxy did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ProxyProcess { child, url, db, _dir: dir }
+    }
+
+    fn terminate(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+
+    /// Waits (at most 20 s) for the exit; returns success and stderr.
+    fn wait(mut self) -> (bool, String, Vec<anosys::Record>) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "the proxy did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = self.child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned(), support::stored(&self.db))
+    }
+}
+
+/// Whether `url` answers 2xx (on a single-use runtime: the proxy is
+/// another process).
+fn healthy(url: &str) -> bool {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async { reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) })
+}
+
+#[test]
+fn sigterm_lets_in_flight_streams_finish_and_flushes_records() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let pacing = replay::Pacing { first_byte: Duration::ZERO, between_events: Duration::from_millis(60) };
+    let upstream = runtime.block_on(replay::ReplayServer::start(pacing)).unwrap();
+    let proxy = ProxyProcess::start(&format!("http://{}", upstream.addr()), 20);
+    let body = json!({"model": "gpt-4", "stream": true, "messages": [{"role": "user", "content": "Say this is a test"}]});
+    let received = runtime.block_on(async {
+        let response =
+            reqwest::Client::new().post(format!("{}/v1/chat/completions", proxy.url)).json(&body).send().await.unwrap();
+        let mut stream = response.bytes_stream();
+        let mut all = stream.next().await.unwrap().unwrap().to_vec();
+        proxy.terminate(); // mid-stream
+        while let Some(chunk) = stream.next().await {
+            all.extend_from_slice(&chunk.unwrap());
+        }
+        all
+    });
+    assert_eq!(String::from_utf8(received).unwrap(), replay::reply("chat_stream").body, "the stream finished");
+    let (ok, stderr, records) = proxy.wait();
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("1 records captured, 1 delivered"), "{stderr}");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].attribute("anosys.outcome"), Some(&json!("completed")));
+}
+
+#[test]
+fn streams_still_open_at_the_deadline_are_recorded_as_cancelled() {
+    let s = Setup::new(|_, _| {});
+    let proxy = ProxyProcess::start(&s.upstream_url, 1);
+    let body = json!({"model": "gpt-4o-mini-hold", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    s.runtime.block_on(async {
+        let response =
+            reqwest::Client::new().post(format!("{}/v1/chat/completions", proxy.url)).json(&body).send().await.unwrap();
+        let mut stream = response.bytes_stream();
+        let _first = stream.next().await.unwrap().unwrap();
+        proxy.terminate();
+        // The proxy gives up on the held stream after its one-second grace.
+        while let Some(Ok(_)) = stream.next().await {}
+    });
+    let (ok, stderr, records) = proxy.wait();
+    assert!(ok, "{stderr}");
+    assert_eq!(records.len(), 1, "{stderr}");
+    assert_eq!(records[0].attribute("anosys.outcome"), Some(&json!("cancelled")));
 }
