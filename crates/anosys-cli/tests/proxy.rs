@@ -19,8 +19,9 @@ fn a_chat_is_relayed_byte_for_byte_and_recorded() {
     let (direct, proxied) = s.runtime.block_on(async {
         let send = |base: &str| {
             client
-                .post(format!("{base}/v1/chat/completions?api-version=1"))
+                .post(format!("{base}/v1/chat/completions?api-version=1&key=query-secret-key"))
                 .bearer_auth("sk-secret-test-key")
+                .header("api-key", "azure-secret-key")
                 .header("x-anosys-source", "checkout")
                 .header("x-anosys-session-id", "sess-7")
                 .header("x-anosys-user-id", "user-42")
@@ -43,8 +44,9 @@ fn a_chat_is_relayed_byte_for_byte_and_recorded() {
     // Upstream saw the same request, without the anosys headers.
     let seen = s.upstream.seen.lock().unwrap();
     let (path, headers, body) = &seen[1];
-    assert_eq!(path, "/v1/chat/completions?api-version=1");
+    assert_eq!(path, "/v1/chat/completions?api-version=1&key=query-secret-key");
     assert_eq!(headers["authorization"], "Bearer sk-secret-test-key");
+    assert_eq!(headers["api-key"], "azure-secret-key");
     assert_eq!(headers["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     assert!(headers.keys().all(|k| !k.as_str().starts_with("x-anosys-")), "{headers:?}");
     assert_eq!(body, &seen[0].2);
@@ -62,11 +64,13 @@ fn a_chat_is_relayed_byte_for_byte_and_recorded() {
     assert_eq!(r.attribute("user.id"), Some(&json!("user-42")));
     assert_eq!(r.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(r.parent_span_id.unwrap().to_string(), "00f067aa0ba902b7");
-    // The key is forwarded, never kept.
+    // Keys are forwarded, never kept.
     let file = std::fs::read(&s.db).unwrap();
     let wal = std::fs::read(s.db.with_extension("db-wal")).unwrap_or_default();
-    let needle = b"sk-secret-test-key";
-    assert!(!file.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle));
+    for needle in [&b"sk-secret-test-key"[..], b"azure-secret-key", b"query-secret-key"] {
+        let found = |bytes: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!found(&file) && !found(&wal), "{} reached the store", String::from_utf8_lossy(needle));
+    }
 }
 
 #[test]
