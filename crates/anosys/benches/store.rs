@@ -9,28 +9,7 @@ use anosys::{Record, RecordKind, SpanKind, Status};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::json;
 
-/// What an instrumented chat call records: 12 attributes and content.
-fn typical_record(i: usize) -> Record {
-    let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o-mini");
-    r.span_kind = SpanKind::Client;
-    r.source = Some("openai".into());
-    r.set_attribute("gen_ai.operation.name", "chat");
-    r.set_attribute("gen_ai.provider.name", "openai");
-    r.set_attribute("gen_ai.system", "openai");
-    r.set_attribute("gen_ai.request.model", "gpt-4o-mini");
-    r.set_attribute("gen_ai.request.temperature", 0.7);
-    r.set_attribute("gen_ai.request.max_tokens", 256);
-    r.set_attribute("gen_ai.response.id", format!("chatcmpl-{i}"));
-    r.set_attribute("gen_ai.response.model", "gpt-4o-mini-2024-07-18");
-    r.set_attribute("gen_ai.response.finish_reasons", json!(["stop"]));
-    r.set_attribute("gen_ai.usage.input_tokens", 42);
-    r.set_attribute("gen_ai.usage.output_tokens", 17);
-    r.set_attribute("server.address", "api.openai.com");
-    r.input = Some(json!([{"role": "user", "content": "Say this is a test"}]));
-    r.output = Some(json!("This is a test."));
-    r.finish(Status::ok());
-    r
-}
+include!("common/records.rs");
 
 const BATCH: usize = 256;
 
@@ -39,7 +18,7 @@ fn store(c: &mut Criterion) {
     let path = dir.join("bench.db");
     let _ = std::fs::remove_dir_all(&dir);
     let mut conn = anosys::sinks::sqlite::open(&path).expect("open the store");
-    let batch: Vec<Record> = (0..BATCH).map(typical_record).collect();
+    let batch: Vec<Record> = (0..BATCH).map(|_| typical_record()).collect();
 
     let mut g = c.benchmark_group("store");
     g.throughput(Throughput::Elements(BATCH as u64));

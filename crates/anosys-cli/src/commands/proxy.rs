@@ -10,6 +10,19 @@ use crate::cli::{DemoServerArgs, ProxyArgs};
 use crate::output::{paint, ACCENT, HEADING};
 use crate::proxy::{Proxy, ProxyConfig, Route};
 
+/// A multi-threaded runtime, and a listener on `addr` in it.
+fn runtime_and_listener(addr: std::net::SocketAddr) -> Result<(tokio::runtime::Runtime, tokio::net::TcpListener), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| {
+        CliError::new(format!("cannot listen on {addr}: {e}"))
+            .hint("another process may use that port: pick another with --listen 127.0.0.1:PORT")
+    })?;
+    Ok((runtime, listener))
+}
+
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -62,15 +75,8 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
         access_log: !args.quiet,
     };
     let proxy = Proxy::new(proxy_config, pipeline.clone()).map_err(CliError::new)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+    let (runtime, listener) = runtime_and_listener(args.listen)?;
     let served = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
-            CliError::new(format!("cannot listen on {}: {e}", args.listen))
-                .hint("another process may use that port: pick another with --listen 127.0.0.1:PORT")
-        })?;
         let addr = listener.local_addr().map_err(CliError::from)?;
         eprintln!("{} listening on {}", paint(HEADING, "anosys proxy"), paint(ACCENT, Proxy::base_url(addr)));
         for r in &routes {
@@ -101,15 +107,8 @@ pub(super) fn demo_server(args: DemoServerArgs) -> Result<(), CliError> {
         first_byte: Duration::from_millis(args.first_byte_ms),
         between_events: Duration::from_millis(args.event_ms),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+    let (runtime, listener) = runtime_and_listener(args.listen)?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
-            CliError::new(format!("cannot listen on {}: {e}", args.listen))
-                .hint("another process may use that port: pick another with --listen 127.0.0.1:PORT")
-        })?;
         let addr = listener.local_addr().map_err(CliError::from)?;
         eprintln!("{} answering on {}/v1 (recorded OpenAI replies); Ctrl-C stops", paint(HEADING, "anosys demo-server"), paint(ACCENT, Proxy::base_url(addr)));
         axum::serve(listener, crate::replay::router(pacing))
