@@ -354,3 +354,27 @@ fn streams_still_open_at_the_deadline_are_recorded_as_cancelled() {
     assert_eq!(records.len(), 1, "{stderr}");
     assert_eq!(records[0].attribute("anosys.outcome"), Some(&json!("cancelled")));
 }
+
+#[test]
+fn a_client_leaving_before_the_answer_starts_is_recorded_as_cancelled() {
+    let s = Setup::new(|_, _| {});
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let metrics = s.runtime.block_on(async {
+        let gave_up = client.post(format!("{}/v1/chat/completions", s.proxy_url)).json(&chat("slow")).send().await;
+        assert!(gave_up.unwrap_err().is_timeout());
+        // The proxy notices when it next touches the connection; give it the
+        // upstream's three seconds at most.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = reqwest::get(format!("{}/metrics", s.proxy_url)).await.unwrap().text().await.unwrap();
+            if m.contains("status=\"499\"") || std::time::Instant::now() > deadline {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    assert!(metrics.contains("anosys_proxy_requests_total{route=\"/\",method=\"POST\",status=\"499\"} 1"), "{metrics}");
+    let r = &s.records(1)[0];
+    assert_eq!(r.attribute("anosys.outcome"), Some(&json!("cancelled")));
+    assert_eq!(r.name, "chat slow");
+}

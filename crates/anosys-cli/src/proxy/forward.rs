@@ -132,6 +132,41 @@ impl Finisher {
     }
 }
 
+/// A request until its record is handed to the response body. Dropped
+/// before that (the client left before the answer started, or the handler
+/// was cancelled), it still ends the record, as cancelled, with status 499
+/// ("client closed request") in the metrics.
+struct Pending {
+    finisher: Option<Finisher>,
+    call: Option<OpenAiCall>,
+    target: String,
+}
+
+impl Pending {
+    /// Ends the request now with `status` and the record `make` builds.
+    fn end(&mut self, status: u16, make: impl FnOnce(OpenAiCall) -> Record) {
+        if let Some(mut finisher) = self.finisher.take() {
+            let call = self
+                .call
+                .take()
+                .unwrap_or_else(|| OpenAiCall::start_owned(&self.target, Value::Null, &CaptureOptions::default()));
+            finisher.status = status;
+            finisher.finish(make(call));
+        }
+    }
+
+    /// The call and its finisher, for the response body to end.
+    fn hand_off(mut self) -> Option<(OpenAiCall, Finisher)> {
+        Some((self.call.take()?, self.finisher.take()?))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.end(499, OpenAiCall::cancel);
+    }
+}
+
 pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
@@ -156,7 +191,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     };
     let target = route.target(&path, parts.uri.query());
     shared.metrics.started();
-    let mut finisher = Finisher {
+    let finisher = Finisher {
         shared: shared.clone(),
         route: route.prefix.clone(),
         method: parts.method.to_string(),
@@ -164,6 +199,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         status: 0,
         started,
     };
+    let mut pending = Pending { finisher: Some(finisher), call: None, target: target.to_string() };
 
     // The body, within the size limit (announced or counted).
     let limit = shared.config.max_body_bytes;
@@ -198,9 +234,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
             } else {
                 (StatusCode::BAD_REQUEST, "request_body_error", format!("could not read the request body: {e}"))
             };
-            let call = OpenAiCall::start_owned(target.as_str(), Value::Null, &CaptureOptions::default());
-            finisher.status = status.as_u16();
-            finisher.finish(call.fail(code, message.clone()));
+            pending.end(status.as_u16(), |call| call.fail(code, message.clone()));
             return error_json(status, "invalid_request_error", code, &message);
         }
     };
@@ -212,7 +246,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         source: header_str(&parts.headers, SOURCE_HEADER).unwrap_or("proxy").to_owned(),
         ..CaptureOptions::default()
     };
-    let mut call = OpenAiCall::start_owned(target.as_str(), json, &options);
+    let call = pending.call.insert(OpenAiCall::start_owned(target.as_str(), json, &options));
     {
         let r = call.record_mut();
         if let Some(v) = header_str(&parts.headers, SESSION_HEADER) {
@@ -253,8 +287,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
                 (StatusCode::BAD_GATEWAY, "connection_error")
             };
             let message = format!("the anosys proxy could not reach {}: {}", route.upstream, reqwest_message(&e));
-            finisher.status = status.as_u16();
-            finisher.finish(call.fail(kind, message.clone()));
+            pending.end(status.as_u16(), |call| call.fail(kind, message.clone()));
             return error_json(status, "upstream_error", kind, &message);
         }
         Err(_) => {
@@ -263,14 +296,16 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
                 route.upstream,
                 shared.config.upstream_timeout.as_secs()
             );
-            finisher.status = 504;
-            finisher.finish(call.fail("timeout", message.clone()));
+            pending.end(504, |call| call.fail("timeout", message.clone()));
             return error_json(StatusCode::GATEWAY_TIMEOUT, "upstream_error", "timeout", &message);
         }
     };
 
     // Relay the answer as it comes, recording along.
     let status = response.status();
+    let Some((call, mut finisher)) = pending.hand_off() else {
+        return error_json(StatusCode::INTERNAL_SERVER_ERROR, "proxy_error", "internal", "the request was already ended");
+    };
     finisher.status = status.as_u16();
     let mut builder = Response::builder().status(status);
     let listed = connection_listed(response.headers());
@@ -286,7 +321,9 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let length = response.content_length();
+    // No body follows a HEAD, a 204 or a 304, whatever the length says.
+    let bodiless = parts.method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let length = if bodiless { Some(0) } else { response.content_length() };
     let stream = Box::pin(response.bytes_stream());
     let body = if is_sse && status.is_success() {
         let mut accumulator = call.into_stream();
