@@ -56,7 +56,7 @@ fn demo_store() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn model(r: &Record) -> Option<&str> {
-    r.attribute("gen_ai.response.model").or_else(|| r.attribute("gen_ai.request.model")).and_then(Value::as_str)
+    r.model()
 }
 
 #[test]

@@ -95,20 +95,16 @@ fn csv_row(s: &Stored) -> Vec<String> {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    let model = match attr("gen_ai.response.model") {
-        m if m.is_empty() => attr("gen_ai.request.model"),
-        m => m,
-    };
     let ttfc = r.attribute("gen_ai.response.time_to_first_chunk").and_then(Value::as_f64);
     vec![
         s.id.to_string(),
         humantime::format_rfc3339_micros(r.start_time).to_string(),
         humantime::format_rfc3339_micros(r.end_time).to_string(),
         format!("{:.3}", r.duration().as_secs_f64() * 1000.0),
-        serde_json::to_value(r.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        r.kind.as_str().to_owned(),
         r.name.clone(),
         r.source.clone().unwrap_or_default(),
-        model,
+        r.model().unwrap_or_default().to_owned(),
         r.status.code.as_str().to_owned(),
         attr("gen_ai.usage.input_tokens"),
         attr("gen_ai.usage.output_tokens"),

@@ -81,8 +81,7 @@ pub fn render(id: i64, r: &Record) -> String {
         let f = c.function.as_deref().map(|f| format!("{f} at ")).unwrap_or_default();
         field(&mut out, "caller", format!("{f}{}:{}", c.file, c.line));
     }
-    let model = r.attribute("gen_ai.response.model").or_else(|| r.attribute("gen_ai.request.model"));
-    if let Some(m) = model.and_then(Value::as_str) {
+    if let Some(m) = r.model() {
         field(&mut out, "model", m);
     }
     let tokens = (r.attribute("gen_ai.usage.input_tokens"), r.attribute("gen_ai.usage.output_tokens"));

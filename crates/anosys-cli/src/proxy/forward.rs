@@ -89,11 +89,7 @@ impl Finisher {
     fn finish(self, record: Record) {
         let seconds = self.started.elapsed().as_secs_f64();
         let attr_u64 = |k: &str| record.attribute(k).and_then(Value::as_u64);
-        let model = record
-            .attribute("gen_ai.response.model")
-            .or_else(|| record.attribute("gen_ai.request.model"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let model = record.model().map(str::to_owned);
         let error = record.error.as_ref().map(|e| e.error_type.clone());
         let outcome = record.attribute("anosys.outcome").and_then(Value::as_str).map(str::to_owned);
         let ttfc = record.attribute("gen_ai.response.time_to_first_chunk").and_then(Value::as_f64);

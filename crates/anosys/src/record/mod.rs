@@ -42,6 +42,22 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
+    /// The serialized name (`llm_call`, `function_call`, `raw`, `span`), as
+    /// the local store and exports write it.
+    ///
+    /// ```
+    /// assert_eq!(anosys::RecordKind::LlmCall.as_str(), "llm_call");
+    /// assert_eq!(serde_json::to_value(anosys::RecordKind::FunctionCall).unwrap(), "function_call");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::LlmCall => "llm_call",
+            RecordKind::FunctionCall => "function_call",
+            RecordKind::Raw => "raw",
+            RecordKind::Span => "span",
+        }
+    }
+
     /// Upper-case label (`LLM`, `FUNCTION`, `RAW`, `SPAN`), as AnoSys shows it.
     pub fn label(self) -> &'static str {
         match self {
@@ -306,6 +322,22 @@ impl Record {
     /// An attribute's value.
     pub fn attribute(&self, key: &str) -> Option<&Value> {
         self.attributes.get(key)
+    }
+
+    /// The model of an LLM call: the one that answered
+    /// (`gen_ai.response.model`), else the one asked for.
+    ///
+    /// ```
+    /// let mut r = anosys::Record::new(anosys::RecordKind::LlmCall, "chat gpt-4o");
+    /// r.set_attribute("gen_ai.request.model", "gpt-4o");
+    /// assert_eq!(r.model(), Some("gpt-4o"));
+    /// r.set_attribute("gen_ai.response.model", "gpt-4o-2024-08-06");
+    /// assert_eq!(r.model(), Some("gpt-4o-2024-08-06"));
+    /// ```
+    pub fn model(&self) -> Option<&str> {
+        self.attribute("gen_ai.response.model")
+            .or_else(|| self.attribute("gen_ai.request.model"))
+            .and_then(Value::as_str)
     }
 
     /// Makes the record a child of the current span (see [`context`]), if

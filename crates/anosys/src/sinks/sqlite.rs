@@ -128,12 +128,8 @@ struct Row<'a> {
 }
 
 fn row_of(r: &Record) -> Row<'_> {
-    let model = r
-        .attribute("gen_ai.response.model")
-        .or_else(|| r.attribute("gen_ai.request.model"))
-        .and_then(Value::as_str);
     Row {
-        model,
+        model: r.model(),
         input_tokens: r.attribute("gen_ai.usage.input_tokens").and_then(Value::as_i64),
         output_tokens: r.attribute("gen_ai.usage.output_tokens").and_then(Value::as_i64),
         ttfc_ms: r.attribute("gen_ai.response.time_to_first_chunk").and_then(Value::as_f64).map(|s| s * 1000.0),
@@ -152,12 +148,11 @@ pub fn insert(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()>
         for r in records {
             let json = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()));
             let row = row_of(r);
-            let kind = serde_json::to_value(r.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
             stmt.execute(params![
                 epoch_millis(r.start_time) as i64,
                 epoch_millis(r.end_time) as i64,
                 r.duration().as_secs_f64() * 1000.0,
-                kind,
+                r.kind.as_str(),
                 r.name,
                 r.source,
                 row.model,

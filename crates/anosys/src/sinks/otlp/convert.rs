@@ -78,15 +78,6 @@ fn kind(k: SpanKind) -> OtelKind {
     }
 }
 
-fn record_kind(k: RecordKind) -> &'static str {
-    match k {
-        RecordKind::LlmCall => "llm_call",
-        RecordKind::FunctionCall => "function_call",
-        RecordKind::Raw => "raw",
-        RecordKind::Span => "span",
-    }
-}
-
 /// The span for one record.
 pub fn span_data(r: &Record, scope: &InstrumentationScope) -> SpanData {
     let trace_state = r.trace_state.as_deref().and_then(|s| s.parse::<TraceState>().ok()).unwrap_or_default();
@@ -104,7 +95,7 @@ pub fn span_data(r: &Record, scope: &InstrumentationScope) -> SpanData {
             attributes.push(KeyValue::new(k.to_string(), v));
         }
     }
-    attributes.push(KeyValue::new("anosys.record.kind", record_kind(r.kind)));
+    attributes.push(KeyValue::new("anosys.record.kind", r.kind.as_str()));
     if let Some(s) = &r.source {
         attributes.push(KeyValue::new("anosys.source", s.clone()));
     }
