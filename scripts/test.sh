@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Runs every test. First installs what the proxy tests drive: the official
-# `openai` Python client (a virtualenv in target/test-venv) and the official
-# `openai` npm client (crates/anosys-cli/tests/clients/node_modules), at the
-# versions pinned next to the test scripts. Then `cargo test`.
+# Runs every test. First installs what the tests drive, into
+# target/test-venv and tests/clients/node_modules, at the versions pinned
+# next to the tests: the official `openai` Python and npm clients (the
+# proxy tests), pytest, and the anosys Python package itself, built from
+# this workspace with the same pip command the README gives. Then
+# `cargo test` and the Python package's pytest suite.
 # Extra arguments go to cargo test (e.g. scripts/test.sh -p anosys-cli).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 clients=crates/anosys-cli/tests/clients
-if [ ! -x target/test-venv/bin/python ]; then
-    python3 -m venv target/test-venv
+python_pkg=crates/anosys-python
+venv=target/test-venv
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
 fi
-target/test-venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$clients/requirements.txt"
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+"${pip[@]}" -r "$clients/requirements.txt" -r "$python_pkg/tests/requirements.txt"
 npm ci --prefix "$clients" --no-audit --no-fund --loglevel=error
 
 cargo test --workspace --all-features "$@"
+
+# The Python package: built by maturin (from PyPI) through pip, then tested
+# against the real openai client.
+"${pip[@]}" "./$python_pkg"
+(cd "$python_pkg" && "../../$venv/bin/python" -m pytest -q -p no:cacheprovider tests)

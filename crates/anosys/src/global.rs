@@ -17,6 +17,14 @@ static GLOBAL: RwLock<Option<Pipeline>> = RwLock::new(None);
 /// Pipelines replaced by a later `init`; still delivered at exit.
 static RETIRED: Mutex<Vec<Pipeline>> = Mutex::new(Vec::new());
 static AT_EXIT: Once = Once::new();
+/// The configuration last given to [`init_with`] or [`setup_api`]: a pipeline
+/// started again later (after [`shutdown`], or in a forked child) uses it
+/// rather than the bare environment.
+static LAST_CONFIG: Mutex<Option<Config>> = Mutex::new(None);
+
+fn remember(config: &Config) {
+    *LAST_CONFIG.lock().unwrap_or_else(|p| p.into_inner()) = Some(config.clone());
+}
 
 /// Flushes the global pipeline when dropped (or when [`Guard::shutdown`] is
 /// called). Keep it alive for as long as the program captures.
@@ -118,6 +126,7 @@ pub fn init() -> Result<Guard, InitError> {
 /// Starts the global pipeline with `config`, replacing any earlier one
 /// (which still delivers what it already holds).
 pub fn init_with(config: Config) -> Result<Guard, InitError> {
+    remember(&config);
     let pipeline = Pipeline::new(config)?;
     Ok(install(pipeline))
 }
@@ -147,9 +156,12 @@ pub(crate) fn global() -> Option<Pipeline> {
     if let Some(p) = g.as_ref() {
         return Some(p.clone());
     }
-    let config = Config::from_env().unwrap_or_else(|e| {
-        diag::log(LogLevel::Error, &format!("{e}; using the defaults instead"));
-        Config::default()
+    let last = LAST_CONFIG.try_lock().ok().and_then(|c| c.clone());
+    let config = last.unwrap_or_else(|| {
+        Config::from_env().unwrap_or_else(|e| {
+            diag::log(LogLevel::Error, &format!("{e}; using the defaults instead"));
+            Config::default()
+        })
     });
     match Pipeline::new(config) {
         Ok(p) => {
@@ -213,12 +225,55 @@ pub fn flush(timeout: Duration) -> FlushReport {
 }
 
 /// Shuts the global pipeline down, delivering what it holds (waiting up to
-/// `timeout`). Later captures start a new one from the environment.
+/// `timeout`). Later captures start a new one, from the configuration last
+/// given to [`init_with`] or [`setup_api`], else from the environment.
 pub fn shutdown(timeout: Duration) -> FlushReport {
     let p = GLOBAL.write().unwrap_or_else(|p| p.into_inner()).take();
     match p {
         Some(p) => p.shutdown(timeout),
         None => FlushReport { counters: Counters::default(), pending: 0, completed: true },
+    }
+}
+
+/// Whether the global pipeline captures content (prompts, replies,
+/// inputs, outputs): `ANOSYS_CAPTURE_CONTENT`, on by default. Sources that
+/// build records themselves (the language packages) ask before converting
+/// what they would otherwise throw away.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("anosys-cc-doc-{}", std::process::id()));
+/// let config = anosys::Config::builder().db_path(dir.join("r.db")).capture_content(false).build()?;
+/// let _guard = anosys::init_with(config)?;
+/// assert!(!anosys::capture_content_enabled());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn capture_content_enabled() -> bool {
+    catch_unwind(|| global().is_none_or(|p| p.capture_content())).unwrap_or(true)
+}
+
+/// Call in a child process right after `fork()`. The child inherits the
+/// parent's pipelines but not their worker threads, so records it queued
+/// there would never be sent; this forgets them (the parent still delivers
+/// what they hold) and lets the next capture start a fresh pipeline from
+/// the environment, or from the configuration last given to
+/// [`setup_api`]. The Python package calls it from `os.register_at_fork`.
+///
+/// Only safe in the child of a fork, before it starts other threads.
+pub fn after_fork_in_child() {
+    // A lock another thread held at the moment of the fork stays locked in
+    // the child: never wait on one.
+    if let Ok(mut g) = GLOBAL.try_write() {
+        if let Some(old) = g.take() {
+            std::mem::forget(old);
+        }
+    } else {
+        diag::log(LogLevel::Warn, "after fork: the pipeline lock was held; records of this process are not captured");
+        return;
+    }
+    if let Ok(mut r) = RETIRED.try_lock() {
+        for old in r.drain(..) {
+            std::mem::forget(old);
+        }
     }
 }
 
@@ -243,6 +298,7 @@ pub fn setup_api(path: Option<&str>, starting_indices: Option<StartingIndices>) 
         builder = builder.starting_indices(si);
     }
     let config = builder.build()?;
+    remember(&config);
     match Pipeline::new(config) {
         Ok(p) => {
             install_global(p);

@@ -216,6 +216,44 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "Box<dyn Any>".to_owned())
 }
 
+/// A function-call record starting now, shaped the same for every
+/// language: the span name, `source`, `code.*` attributes of the
+/// definition and the caller. The Rust macro and the Python and Node
+/// packages' decorators all start their records here.
+///
+/// ```
+/// use anosys::Caller;
+/// let caller = Caller { function: Some("main".into()), file: "app.py".into(), line: 12 };
+/// let r = anosys::sources::function::function_record("app.charge", "billing", "app.py", 3, caller);
+/// assert_eq!(r.source.as_deref(), Some("billing"));
+/// assert_eq!(r.attribute("code.line.number"), Some(&serde_json::json!(3)));
+/// ```
+pub fn function_record(name: &str, source: &str, file: &str, line: u32, caller: Caller) -> Record {
+    let mut record = Record::new(RecordKind::FunctionCall, name);
+    record.source = Some(source.to_owned());
+    record.set_attribute("code.function.name", name.to_owned());
+    record.set_attribute("code.file.path", file.to_owned());
+    record.set_attribute("code.line.number", line);
+    record.caller = Some(caller);
+    record
+}
+
+/// Ends a function record with a failure: `error.type`, the error and an
+/// `ERROR` status (an exception, an `Err`, a panic).
+pub fn end_with_error(record: &mut Record, error_type: &str, message: String, stack: Option<String>) {
+    record.set_attribute("error.type", error_type.to_owned());
+    record.finish(Status::default());
+    record.fail(ErrorInfo { error_type: error_type.to_owned(), message, stack });
+}
+
+/// Ends a function record whose call was abandoned before it finished (a
+/// dropped future, a generator closed early): status `UNSET`,
+/// `anosys.outcome = "cancelled"`.
+pub fn end_cancelled(record: &mut Record) {
+    record.set_attribute("anosys.outcome", "cancelled");
+    record.finish(Status::default());
+}
+
 /// One call in progress.
 pub struct ActiveCall {
     record: Record,
@@ -229,19 +267,16 @@ impl ActiveCall {
     pub fn start(site: &'static CallSite, caller: Option<&'static Location<'static>>) -> ActiveCall {
         note_panic_locations();
         let name = format!("{}::{}", site.module_path, site.name);
-        let mut record = Record::new(RecordKind::FunctionCall, name.clone()).with_current_parent();
-        record.source = Some(site.source.unwrap_or(site.module_path).to_owned());
-        record.set_attribute("code.function.name", name);
-        record.set_attribute("code.file.path", site.file);
-        record.set_attribute("code.line.number", site.line);
-        if let Some(name) = std::thread::current().name() {
-            record.set_attribute("thread.name", name.to_owned());
-        }
-        record.caller = Some(match caller {
+        let caller = match caller {
             Some(l) => Caller { function: None, file: l.file().to_owned(), line: l.line() },
             // async functions: the definition site (see the macro's docs)
             None => Caller { function: Some(site.name.to_owned()), file: site.file.to_owned(), line: site.line },
-        });
+        };
+        let source = site.source.unwrap_or(site.module_path);
+        let mut record = function_record(&name, source, site.file, site.line, caller).with_current_parent();
+        if let Some(name) = std::thread::current().name() {
+            record.set_attribute("thread.name", name.to_owned());
+        }
         let pipeline = crate::global::global();
         let content = pipeline.as_ref().is_none_or(|p| p.capture_content());
         ActiveCall { record, content, pipeline }
@@ -287,9 +322,7 @@ impl ActiveCall {
 
     /// Ends with `Err(e)`.
     pub fn finish_err(mut self, error_type: &str, (message, stack): (String, Option<String>)) {
-        self.record.set_attribute("error.type", error_type.to_owned());
-        self.record.finish(Status::default());
-        self.record.fail(ErrorInfo { error_type: error_type.to_owned(), message, stack });
+        end_with_error(&mut self.record, error_type, message, stack);
         self.submit();
     }
 
@@ -310,8 +343,7 @@ impl ActiveCall {
 
     /// Ends an async call dropped before it finished.
     pub fn finish_cancelled(mut self) {
-        self.record.set_attribute("anosys.outcome", "cancelled");
-        self.record.finish(Status::default());
+        end_cancelled(&mut self.record);
         self.submit();
     }
 

@@ -1,0 +1,254 @@
+"""``@anosys_logger``: one record per call of a function, coroutine,
+generator or async generator."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import sys
+import traceback
+from contextvars import ContextVar
+from typing import Any, Callable, List, Optional, TypeVar, overload
+
+from . import _native
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_current: ContextVar[Optional[_native.FunctionCall]] = ContextVar("anosys_current_call", default=None)
+
+#: A generator's output keeps at most this many yielded items.
+MAX_ITEMS = 10_000
+
+
+def current_call() -> Optional[_native.FunctionCall]:
+    """The decorated call running in this context, if any: records made
+    inside it (OpenAI calls, nested decorated functions) are its children."""
+    return _current.get()
+
+
+def _error_type(exc: BaseException) -> str:
+    t = type(exc)
+    if t.__module__ in ("builtins", "__main__"):
+        return t.__qualname__
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _fail(call: _native.FunctionCall, exc: BaseException, output: Any = None) -> None:
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        call.fail(_error_type(exc), str(exc), tb, output)
+    except Exception:  # capture never breaks the caller
+        pass
+
+
+def _start(meta: tuple, frame: Any, args: tuple, kwargs: dict) -> Optional[_native.FunctionCall]:
+    name, source, file, line = meta
+    try:
+        if frame is not None:
+            code = frame.f_code
+            caller = (getattr(code, "co_qualname", code.co_name), code.co_filename, frame.f_lineno)
+        else:
+            caller = (None, "", 0)
+        return _native.FunctionCall(name, source, file, line, caller[0], caller[1], caller[2], _current.get(), args, kwargs)
+    except Exception:
+        return None
+
+
+def _caller_frame() -> Any:
+    try:
+        return sys._getframe(2)
+    except (AttributeError, ValueError):
+        return None
+
+
+@overload
+def anosys_logger(source: F) -> F: ...
+@overload
+def anosys_logger(source: Optional[str] = None) -> Callable[[F], F]: ...
+
+
+def anosys_logger(source: Any = None) -> Any:
+    """Record every call of the decorated function.
+
+    Each call becomes one record with the inputs (``args`` and ``kwargs``),
+    the output (for generators: the yielded items), the caller (function,
+    file and line), the duration, and, when it raises, the error type,
+    message and traceback; the exception is then re-raised unchanged.
+    Works on functions, ``async`` functions, generators and async
+    generators. Calls made inside (OpenAI calls, other decorated functions)
+    become its children in the same trace.
+
+    ``source`` names the part of the application (default: the function's
+    module). ``@anosys_logger`` without parentheses works too.
+
+    >>> @anosys_logger(source="math")
+    ... def add(a, b):
+    ...     return a + b
+    >>> add(2, b=3)
+    5
+    """
+    if callable(source) and not isinstance(source, str):
+        return anosys_logger()(source)
+
+    def decorate(fn: F) -> F:
+        target = inspect.unwrap(fn)
+        code = getattr(target, "__code__", None)
+        module = getattr(fn, "__module__", None) or "__main__"
+        qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+        meta = (
+            f"{module}.{qualname}",
+            source or module,
+            code.co_filename if code else "",
+            code.co_firstlineno if code else 0,
+        )
+
+        if inspect.isasyncgenfunction(fn):
+
+            @functools.wraps(fn)
+            def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                call = _start(meta, _caller_frame(), args, kwargs)
+                token = _current.set(call)
+                try:
+                    agen = fn(*args, **kwargs)
+                finally:
+                    _current.reset(token)
+                return agen if call is None else _traced_agen(call, agen)
+
+            return agen_wrapper  # type: ignore[return-value]
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                # Awaited directly, the frame below is the awaiting coroutine.
+                try:
+                    frame = sys._getframe(1)
+                except (AttributeError, ValueError):
+                    frame = None
+                call = _start(meta, frame, args, kwargs)
+                if call is None:
+                    return await fn(*args, **kwargs)
+                token = _current.set(call)
+                try:
+                    result = await fn(*args, **kwargs)
+                except asyncio.CancelledError:
+                    call.cancel()
+                    raise
+                except BaseException as exc:
+                    _fail(call, exc)
+                    raise
+                finally:
+                    _current.reset(token)
+                call.finish(result)
+                return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                call = _start(meta, _caller_frame(), args, kwargs)
+                token = _current.set(call)
+                try:
+                    gen = fn(*args, **kwargs)
+                finally:
+                    _current.reset(token)
+                return gen if call is None else _traced_gen(call, gen)
+
+            return gen_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            call = _start(meta, _caller_frame(), args, kwargs)
+            if call is None:
+                return fn(*args, **kwargs)
+            token = _current.set(call)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                _fail(call, exc)
+                raise
+            finally:
+                _current.reset(token)
+            call.finish(result)
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _traced_gen(call: _native.FunctionCall, gen: Any) -> Any:
+    """Runs ``gen`` as the call: forwards ``send``/``throw``/``close`` and
+    ends the record when the generator finishes, raises or is closed."""
+    items: List[Any] = []
+    sent: Any = None
+    thrown: Optional[BaseException] = None
+    while True:
+        token = _current.set(call)
+        try:
+            if thrown is not None:
+                exc, thrown = thrown, None
+                item = gen.throw(exc)
+            else:
+                item = gen.send(sent)
+        except StopIteration as stop:
+            call.finish(items if stop.value is None else {"yielded": items, "returned": stop.value})
+            return stop.value
+        except BaseException as exc:
+            _fail(call, exc, items)
+            raise
+        finally:
+            _current.reset(token)
+        if len(items) < MAX_ITEMS:
+            items.append(item)
+        try:
+            sent = yield item
+        except GeneratorExit:
+            try:
+                gen.close()
+            finally:
+                call.cancel(items)
+            raise
+        except BaseException as exc:
+            thrown = exc
+
+
+async def _traced_agen(call: _native.FunctionCall, agen: Any) -> Any:
+    """The async-generator form of :func:`_traced_gen`."""
+    items: List[Any] = []
+    sent: Any = None
+    thrown: Optional[BaseException] = None
+    while True:
+        token = _current.set(call)
+        try:
+            if thrown is not None:
+                exc, thrown = thrown, None
+                item = await agen.athrow(exc)
+            else:
+                item = await agen.asend(sent)
+        except StopAsyncIteration:
+            call.finish(items)
+            return
+        except asyncio.CancelledError:
+            call.cancel(items)
+            raise
+        except BaseException as exc:
+            _fail(call, exc, items)
+            raise
+        finally:
+            _current.reset(token)
+        if len(items) < MAX_ITEMS:
+            items.append(item)
+        try:
+            sent = yield item
+        except GeneratorExit:
+            try:
+                await agen.aclose()
+            finally:
+                call.cancel(items)
+            raise
+        except BaseException as exc:
+            thrown = exc

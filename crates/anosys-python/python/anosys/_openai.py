@@ -1,0 +1,257 @@
+"""Instrumentation of the official ``openai`` package.
+
+Patches the resource methods every client (sync and async, created before
+or after) goes through: ``chat.completions.create``, ``embeddings.create``,
+``images.generate`` and ``responses.create``. Requests and responses are
+handed to the Rust engine as they are; extraction of the GenAI attributes
+and aggregation of streamed chunks happen there, in the same code the Rust
+client and the proxy use.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import _native
+from ._decorator import _current
+
+_MARK = "__anosys_wrapped__"
+_lock = threading.Lock()
+_patched: List[Tuple[type, str, Any]] = []
+_user_context: Optional[Callable[[], Any]] = None
+
+#: (module, sync class, async class, method, API path)
+_TARGETS = [
+    ("openai.resources.chat.completions", "Completions", "AsyncCompletions", "create", "chat/completions"),
+    ("openai.resources.embeddings", "Embeddings", "AsyncEmbeddings", "create", "embeddings"),
+    ("openai.resources.images", "Images", "AsyncImages", "generate", "images/generations"),
+    ("openai.resources.responses", "Responses", "AsyncResponses", "create", "responses"),
+]
+
+# Arguments of `create` that shape the HTTP request rather than its body.
+_TRANSPORT_ARGS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+
+class AnosysOpenAILogger:
+    """Record every call the ``openai`` package makes.
+
+    ``AnosysOpenAILogger()`` instruments ``chat.completions.create`` (plain
+    and streamed: iteration, async iteration, ``with``, an early ``break`` or
+    ``close()``), ``embeddings.create``, ``images.generate`` and
+    ``responses.create`` on every ``OpenAI``, ``AsyncOpenAI`` and
+    ``AzureOpenAI`` client. Creating it again does not record twice; it
+    only replaces ``get_user_context``.
+
+    ``get_user_context``: called on each call; what it returns (a dict, say
+    ``{"user_id": ..., "session_id": ...}``) is stored with the record.
+
+    >>> from anosys import AnosysOpenAILogger
+    >>> logger = AnosysOpenAILogger(get_user_context=lambda: {"user_id": "u-42"})
+    >>> logger.instrumented
+    True
+    """
+
+    def __init__(self, get_user_context: Optional[Callable[[], Any]] = None) -> None:
+        self.get_user_context = get_user_context
+        self.instrumented = instrument_openai(get_user_context)
+
+
+def instrument_openai(get_user_context: Optional[Callable[[], Any]] = None) -> bool:
+    """Patch the ``openai`` package (idempotent). Returns whether it is
+    instrumented (``False`` when ``openai`` is not installed)."""
+    global _user_context
+    _user_context = get_user_context
+    with _lock:
+        ok = False
+        for module_name, sync_name, async_name, method, path in _TARGETS:
+            try:
+                module = importlib.import_module(module_name)
+            except Exception:
+                continue
+            for cls_name, is_async in ((sync_name, False), (async_name, True)):
+                cls = getattr(module, cls_name, None)
+                original = getattr(cls, method, None) if cls is not None else None
+                if original is None:
+                    continue
+                ok = True
+                if getattr(original, _MARK, False):
+                    continue
+                wrapped = _wrap_async(original, path) if is_async else _wrap_sync(original, path)
+                setattr(wrapped, _MARK, True)
+                setattr(cls, method, wrapped)
+                _patched.append((cls, method, original))
+        return ok
+
+
+def uninstrument_openai() -> None:
+    """Undo :func:`instrument_openai`."""
+    with _lock:
+        while _patched:
+            cls, method, original = _patched.pop()
+            setattr(cls, method, original)
+
+
+def _user() -> Any:
+    fn = _user_context
+    if fn is None:
+        return None
+    try:
+        return fn()
+    except Exception as exc:  # the user's callable never breaks the call
+        return {"anosys.user_context_error": f"{type(exc).__name__}: {exc}"}
+
+
+def _start(resource: Any, path: str, kwargs: Dict[str, Any]) -> Optional[_native.OpenAICall]:
+    try:
+        request = {k: v for k, v in kwargs.items() if k not in _TRANSPORT_ARGS and not _is_omitted(v)}
+        extra = kwargs.get("extra_body")
+        if isinstance(extra, dict):
+            request.update(extra)
+        base = str(resource._client.base_url)
+        url = base + path if base.endswith("/") else f"{base}/{path}"
+        return _native.OpenAICall(url, request, None, _current.get(), _user())
+    except Exception:
+        return None
+
+
+def _is_omitted(value: Any) -> bool:
+    # openai's NOT_GIVEN / omit sentinels
+    return type(value).__name__ in ("NotGiven", "Omit")
+
+
+def _record_error(call: _native.OpenAICall, exc: BaseException) -> None:
+    try:
+        response = getattr(exc, "response", None)
+        status = getattr(exc, "status_code", None)
+        body: Any = None
+        if response is not None and status is not None:
+            try:
+                body = response.content
+            except Exception:
+                body = getattr(exc, "body", None)
+        call.fail(type(exc).__name__, str(exc), status, body)
+    except Exception:
+        pass
+
+
+def _record_result(call: _native.OpenAICall, result: Any) -> Any:
+    """Ends a non-streamed call, or hooks a stream; returns what the caller
+    gets (the very object ``openai`` returned)."""
+    try:
+        raw = getattr(result, "http_response", None)
+        if raw is not None:  # `.with_raw_response`
+            if call.streaming:
+                call.finish({}, raw.status_code)
+            else:
+                call.finish(raw.content, raw.status_code)
+        elif call.streaming and hasattr(result, "response"):
+            _hook_stream(call, result)
+        else:
+            call.finish(result)
+    except Exception:
+        pass
+    return result
+
+
+def _stream_error(call: _native.OpenAICall, exc: BaseException) -> None:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and getattr(exc, "status_code", None) is None:
+        # an error event in the middle of the stream
+        call.push_chunk({"error": body})
+        call.end_stream()
+    else:
+        call.fail(type(exc).__name__, str(exc))
+
+
+def _recorded(call: _native.OpenAICall, iterator: Any) -> Any:
+    try:
+        for chunk in iterator:
+            call.push_chunk(chunk)
+            yield chunk
+    except GeneratorExit:
+        call.cancel()
+        raise
+    except BaseException as exc:
+        _stream_error(call, exc)
+        raise
+    call.end_stream()
+
+
+async def _arecorded(call: _native.OpenAICall, iterator: Any) -> Any:
+    try:
+        async for chunk in iterator:
+            call.push_chunk(chunk)
+            yield chunk
+    except GeneratorExit:
+        call.cancel()
+        raise
+    except BaseException as exc:
+        _stream_error(call, exc)
+        raise
+    call.end_stream()
+
+
+def _hook_stream(call: _native.OpenAICall, stream: Any) -> None:
+    """Records the chunks of an ``openai.Stream`` / ``AsyncStream`` as the
+    caller reads them, keeping the object (and its type) the caller gets."""
+    inner = getattr(stream, "_iterator", None)
+    if inner is None:
+        call.finish({}, 200)
+        return
+    if hasattr(inner, "__anext__"):
+        stream._iterator = _arecorded(call, inner)
+        close = stream.close
+
+        async def aclose() -> None:
+            try:
+                await close()
+            finally:
+                call.cancel()
+
+        stream.close = aclose
+    else:
+        stream._iterator = _recorded(call, inner)
+        close = stream.close
+
+        def sclose() -> None:
+            try:
+                close()
+            finally:
+                call.cancel()
+
+        stream.close = sclose
+
+
+def _wrap_sync(original: Any, path: str) -> Any:
+    @functools.wraps(original)
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _start(self, path, kwargs)
+        if call is None:
+            return original(self, *args, **kwargs)
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException as exc:
+            _record_error(call, exc)
+            raise
+        return _record_result(call, result)
+
+    return create
+
+
+def _wrap_async(original: Any, path: str) -> Any:
+    @functools.wraps(original)
+    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _start(self, path, kwargs)
+        if call is None:
+            return await original(self, *args, **kwargs)
+        try:
+            result = await original(self, *args, **kwargs)
+        except BaseException as exc:
+            _record_error(call, exc)
+            raise
+        return _record_result(call, result)
+
+    return create

@@ -1,0 +1,436 @@
+//! `anosys._native`: the Python package's bridge to the Rust engine.
+//!
+//! The Python side (python/anosys) decides *what* to capture (patching the
+//! `openai` package, wrapping decorated functions); everything else runs
+//! here, in the same code the Rust client and the proxy use: OpenAI JSON →
+//! GenAI semantic-convention extraction and stream aggregation
+//! (`anosys::sources::openai`), the function-record shape
+//! (`anosys::sources::function`), and the non-blocking delivery pipeline.
+//! Heavy work runs with the GIL released.
+
+use std::time::Duration;
+
+use anosys::sources::function;
+use anosys::sources::openai::{CaptureOptions, OpenAiCall, StreamAccumulator};
+use anosys::{Caller, Record, SpanId, StartingIndices, TraceId};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use serde_json::{json, Value};
+
+mod convert;
+
+use convert::{to_python, to_value};
+
+/// Sends a finished record to the global pipeline without holding the GIL.
+fn submit(py: Python<'_>, record: Record) -> bool {
+    py.detach(move || anosys::capture(record))
+}
+
+fn report(py: Python<'_>, report: anosys::FlushReport) -> PyResult<Bound<'_, PyAny>> {
+    let mut value = serde_json::to_value(report.counters).unwrap_or_else(|_| json!({}));
+    if let Value::Object(m) = &mut value {
+        m.insert("pending".into(), json!(report.pending));
+        m.insert("completed".into(), json!(report.completed));
+    }
+    to_python(py, &value)
+}
+
+fn seconds(timeout: f64) -> Duration {
+    if timeout.is_finite() && timeout > 0.0 {
+        Duration::from_secs_f64(timeout.min(86_400.0))
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// Delivers everything captured so far, waiting up to `timeout` seconds.
+/// Returns the pipeline's counters, `pending` and `completed`.
+#[pyfunction]
+#[pyo3(signature = (timeout = 5.0))]
+fn flush(py: Python<'_>, timeout: f64) -> PyResult<Bound<'_, PyAny>> {
+    let r = py.detach(|| anosys::flush(seconds(timeout)));
+    report(py, r)
+}
+
+/// Shuts the pipeline down, delivering what it holds (up to `timeout`
+/// seconds). A later capture starts a new one.
+#[pyfunction]
+#[pyo3(signature = (timeout = 5.0))]
+fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<Bound<'_, PyAny>> {
+    let r = py.detach(|| anosys::shutdown(seconds(timeout)));
+    report(py, r)
+}
+
+/// The pipeline's counters.
+#[pyfunction]
+fn counters(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let value = serde_json::to_value(anosys::counters()).unwrap_or_else(|_| json!({}));
+    to_python(py, &value)
+}
+
+/// Logs arbitrary data as one record (each top-level key its own column).
+#[pyfunction]
+fn log_raw(py: Python<'_>, data: &Bound<'_, PyAny>) -> bool {
+    let value = to_value(data);
+    py.detach(move || anosys::log_raw(value))
+}
+
+/// `setup_api(path, starting_indices)`: where to send, and the first
+/// dynamic slot per type. Raises `ValueError` for an invalid setting.
+#[pyfunction]
+#[pyo3(signature = (path = None, starting_indices = None))]
+fn setup_api(py: Python<'_>, path: Option<String>, starting_indices: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    let indices = match starting_indices {
+        None => None,
+        Some(d) => {
+            let mut si = StartingIndices::default();
+            for (k, v) in d.iter() {
+                let k: String = k.extract().map_err(|_| PyValueError::new_err("starting_indices keys must be strings"))?;
+                let n: u32 = v
+                    .extract()
+                    .map_err(|_| PyValueError::new_err(format!("starting_indices[{k:?}] must be a non-negative integer")))?;
+                match k.as_str() {
+                    "string" | "str" | "cvs" => si.string = n,
+                    "number" | "num" | "cvn" => si.number = n,
+                    "bool" | "boolean" | "cvb" => si.boolean = n,
+                    other => {
+                        return Err(PyValueError::new_err(format!(
+                            "unknown starting_indices key {other:?}: use \"string\", \"number\" or \"bool\""
+                        )));
+                    }
+                }
+            }
+            Some(si)
+        }
+    };
+    py.detach(|| anosys::setup_api(path.as_deref(), indices)).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// Called in a forked child (see `os.register_at_fork`): the next capture
+/// starts a pipeline of the child's own.
+#[pyfunction]
+fn after_fork_in_child() {
+    anosys::after_fork_in_child();
+}
+
+/// Whether prompts, replies, inputs and outputs are captured.
+#[pyfunction]
+fn capture_content_enabled(py: Python<'_>) -> bool {
+    py.detach(anosys::capture_content_enabled)
+}
+
+/// Names the SDK in the resource of pipelines started from now on.
+#[pyfunction]
+#[pyo3(signature = (version, service_name = None))]
+fn set_sdk_identity(version: &str, service_name: Option<&str>) {
+    anosys::pipeline::set_sdk_identity("python", version, service_name, Vec::new());
+}
+
+/// The trace context a record joins: `(trace_id, span_id)` of its parent.
+fn parent_of(parent: Option<&Bound<'_, PyAny>>) -> Option<(TraceId, SpanId)> {
+    let parent = parent?;
+    if let Ok(call) = parent.cast::<FunctionCall>() {
+        let call = call.borrow();
+        return Some((call.trace_id, call.span_id));
+    }
+    // A (trace_id, span_id) pair of hex strings, e.g. from OpenTelemetry.
+    let (t, s): (String, String) = parent.extract().ok()?;
+    Some((TraceId::from_hex(&t)?, SpanId::from_hex(&s)?))
+}
+
+/// One call of a decorated function, from entry to return, exception or
+/// (generators) early close. Dropped unfinished, it is recorded as
+/// cancelled.
+#[pyclass(module = "anosys._native")]
+struct FunctionCall {
+    record: Option<Record>,
+    trace_id: TraceId,
+    span_id: SpanId,
+    content: bool,
+}
+
+#[pymethods]
+impl FunctionCall {
+    #[new]
+    #[pyo3(signature = (name, source, file, line, caller_function, caller_file, caller_line, parent = None, args = None, kwargs = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        name: &str,
+        source: &str,
+        file: &str,
+        line: u32,
+        caller_function: Option<String>,
+        caller_file: String,
+        caller_line: u32,
+        parent: Option<&Bound<'_, PyAny>>,
+        args: Option<&Bound<'_, PyTuple>>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> Self {
+        let caller = Caller { function: caller_function, file: caller_file, line: caller_line };
+        let mut record = function::function_record(name, source, file, line, caller);
+        if let Some((trace, span)) = parent_of(parent) {
+            record = record.with_parent(trace, span);
+        }
+        let content = anosys::capture_content_enabled();
+        if content {
+            let args = args.map_or(Value::Array(Vec::new()), |a| to_value(a.as_any()));
+            let kwargs = kwargs.map_or(Value::Object(Default::default()), |k| to_value(k.as_any()));
+            record.input = Some(json!({"args": args, "kwargs": kwargs}));
+        }
+        FunctionCall { trace_id: record.trace_id, span_id: record.span_id, record: Some(record), content }
+    }
+
+    /// The trace id (32 hex digits).
+    #[getter]
+    fn trace_id(&self) -> String {
+        self.trace_id.to_string()
+    }
+
+    /// The span id (16 hex digits): children name it as their parent.
+    #[getter]
+    fn span_id(&self) -> String {
+        self.span_id.to_string()
+    }
+
+    /// Ends the call with its return value (for generators: what they
+    /// yielded).
+    fn finish(&mut self, py: Python<'_>, output: &Bound<'_, PyAny>) -> bool {
+        let Some(mut record) = self.record.take() else { return false };
+        if self.content {
+            record.output = Some(to_value(output));
+        }
+        record.finish(anosys::Status::ok());
+        submit(py, record)
+    }
+
+    /// Ends the call with an exception: its type, message and traceback.
+    #[pyo3(signature = (error_type, message, traceback = None, output = None))]
+    fn fail(
+        &mut self,
+        py: Python<'_>,
+        error_type: &str,
+        message: String,
+        traceback: Option<String>,
+        output: Option<&Bound<'_, PyAny>>,
+    ) -> bool {
+        let Some(mut record) = self.record.take() else { return false };
+        if let (true, Some(o)) = (self.content, output) {
+            record.output = Some(to_value(o));
+        }
+        function::end_with_error(&mut record, error_type, message, traceback);
+        submit(py, record)
+    }
+
+    /// Ends a call abandoned before it finished (a generator closed early,
+    /// a cancelled coroutine).
+    #[pyo3(signature = (output = None))]
+    fn cancel(&mut self, py: Python<'_>, output: Option<&Bound<'_, PyAny>>) -> bool {
+        let Some(mut record) = self.record.take() else { return false };
+        if let (true, Some(o)) = (self.content, output) {
+            record.output = Some(to_value(o));
+        }
+        function::end_cancelled(&mut record);
+        submit(py, record)
+    }
+}
+
+impl Drop for FunctionCall {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            function::end_cancelled(&mut record);
+            anosys::capture(record);
+        }
+    }
+}
+
+// One per call object, moved between states in place: no gain in boxing.
+#[allow(clippy::large_enum_variant)]
+enum CallState {
+    Started(OpenAiCall),
+    Streaming(StreamAccumulator),
+    Done,
+}
+
+/// One OpenAI-compatible call: started with the request, ended with the
+/// response, the error, or the stream's chunks. Dropped unfinished, it is
+/// recorded as cancelled (an abandoned stream).
+#[pyclass(module = "anosys._native")]
+struct OpenAICall {
+    state: CallState,
+}
+
+/// The JSON text of an `openai` model as it came on the wire (API names,
+/// only the fields the server sent), or `None` for anything else.
+fn model_json(obj: &Bound<'_, PyAny>) -> Option<String> {
+    let py = obj.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("by_alias", true).ok()?;
+    kwargs.set_item("exclude_unset", true).ok()?;
+    obj.call_method("model_dump_json", (), Some(&kwargs)).ok()?.extract::<String>().ok()
+}
+
+fn body_value(obj: &Bound<'_, PyAny>) -> Value {
+    if let Ok(s) = obj.cast::<PyString>() {
+        let s = s.to_string_lossy();
+        return serde_json::from_str(&s).unwrap_or_else(|_| Value::String(s.into_owned()));
+    }
+    if let Ok(b) = obj.cast::<pyo3::types::PyBytes>() {
+        return serde_json::from_slice(b.as_bytes())
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b.as_bytes()).into_owned()));
+    }
+    match model_json(obj) {
+        Some(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+        None => to_value(obj),
+    }
+}
+
+#[pymethods]
+impl OpenAICall {
+    #[new]
+    #[pyo3(signature = (url, request, source = None, parent = None, user_context = None))]
+    fn new(
+        py: Python<'_>,
+        url: &str,
+        request: &Bound<'_, PyAny>,
+        source: Option<String>,
+        parent: Option<&Bound<'_, PyAny>>,
+        user_context: Option<&Bound<'_, PyAny>>,
+    ) -> Self {
+        let request = to_value(request);
+        let user_context = user_context.filter(|u| !u.is_none()).map(to_value);
+        let parent = parent_of(parent);
+        let url = url.to_owned();
+        let call = py.detach(move || {
+            let options = CaptureOptions {
+                capture_content: anosys::capture_content_enabled(),
+                source: source.unwrap_or_else(|| "openai".into()),
+                ..CaptureOptions::default()
+            };
+            let mut call = OpenAiCall::start_owned(&url, request, &options);
+            let record = call.record_mut();
+            if let Some((trace, span)) = parent {
+                record.trace_id = trace;
+                record.parent_span_id = Some(span);
+            }
+            record.user_context = user_context;
+            call
+        });
+        OpenAICall { state: CallState::Started(call) }
+    }
+
+    /// Whether the request asked for a stream.
+    #[getter]
+    fn streaming(&self) -> bool {
+        match &self.state {
+            CallState::Started(c) => c.is_streaming(),
+            CallState::Streaming(_) => true,
+            CallState::Done => false,
+        }
+    }
+
+    /// Ends the call with the HTTP status and the response: JSON text,
+    /// bytes, a dict, or an `openai` model object.
+    #[pyo3(signature = (response, status = 200))]
+    fn finish(&mut self, py: Python<'_>, response: &Bound<'_, PyAny>, status: u16) -> bool {
+        let CallState::Started(call) = std::mem::replace(&mut self.state, CallState::Done) else { return false };
+        let body = body_value(response);
+        py.detach(move || anosys::capture(call.finish_owned(status, body)))
+    }
+
+    /// Ends the call (or its stream) with an error that has no response
+    /// body, or whose body is `body` (an API error's JSON).
+    #[pyo3(signature = (error_type, message, status = None, body = None))]
+    fn fail(
+        &mut self,
+        py: Python<'_>,
+        error_type: String,
+        message: String,
+        status: Option<u16>,
+        body: Option<&Bound<'_, PyAny>>,
+    ) -> bool {
+        let body = body.filter(|b| !b.is_none()).map(body_value);
+        let record = match std::mem::replace(&mut self.state, CallState::Done) {
+            CallState::Started(call) => match (status, body) {
+                (Some(status), Some(body)) => call.finish_owned(status, body),
+                (Some(status), None) => {
+                    let mut call = call;
+                    call.record_mut().set_attribute("http.response.status_code", status);
+                    call.fail(error_type, message)
+                }
+                _ => call.fail(error_type, message),
+            },
+            CallState::Streaming(acc) => acc.fail(error_type, message),
+            CallState::Done => return false,
+        };
+        submit(py, record)
+    }
+
+    /// Feeds one streamed chunk: an `openai` chunk or event object, a dict,
+    /// or the JSON text of one `data:` line.
+    fn push_chunk(&mut self, chunk: &Bound<'_, PyAny>) {
+        let acc = match std::mem::replace(&mut self.state, CallState::Done) {
+            CallState::Started(call) => call.into_stream(),
+            CallState::Streaming(acc) => acc,
+            CallState::Done => return,
+        };
+        let mut acc = acc;
+        if let Ok(s) = chunk.cast::<PyString>() {
+            acc.push_data(&s.to_string_lossy());
+        } else if let Some(json) = model_json(chunk) {
+            acc.push_data(&json);
+        } else {
+            acc.push_chunk(&to_value(chunk));
+        }
+        self.state = CallState::Streaming(acc);
+    }
+
+    /// The stream was read to its end.
+    fn end_stream(&mut self, py: Python<'_>) -> bool {
+        let record = match std::mem::replace(&mut self.state, CallState::Done) {
+            CallState::Started(call) => call.into_stream().finish(),
+            CallState::Streaming(acc) => acc.finish(),
+            CallState::Done => return false,
+        };
+        submit(py, record)
+    }
+
+    /// The caller stopped before the end (an early `break`, `close()`);
+    /// what arrived is kept.
+    fn cancel(&mut self, py: Python<'_>) -> bool {
+        let record = match std::mem::replace(&mut self.state, CallState::Done) {
+            CallState::Started(call) => call.into_stream().cancel(),
+            CallState::Streaming(acc) => acc.cancel(),
+            CallState::Done => return false,
+        };
+        submit(py, record)
+    }
+}
+
+impl Drop for OpenAICall {
+    fn drop(&mut self) {
+        let record = match std::mem::replace(&mut self.state, CallState::Done) {
+            CallState::Started(call) => call.cancel(),
+            CallState::Streaming(acc) => acc.cancel(),
+            CallState::Done => return,
+        };
+        anosys::capture(record);
+    }
+}
+
+/// The native core of the `anosys` package.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(flush, m)?)?;
+    m.add_function(wrap_pyfunction!(shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(counters, m)?)?;
+    m.add_function(wrap_pyfunction!(log_raw, m)?)?;
+    m.add_function(wrap_pyfunction!(setup_api, m)?)?;
+    m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(capture_content_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(set_sdk_identity, m)?)?;
+    m.add_class::<FunctionCall>()?;
+    m.add_class::<OpenAICall>()?;
+    m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,303 @@
+"""The real ``openai`` client against the loopback upstream, instrumented by
+``AnosysOpenAILogger``; every record is checked at the AnoSys stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import openai
+import pytest
+
+import anosys
+from anosys import AnosysOpenAILogger, anosys_logger
+
+CURRENT = {"test": None}
+LOGGER = AnosysOpenAILogger(get_user_context=lambda: {"test": CURRENT["test"], "user_id": "u-42"})
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_current_weather",
+        "description": "Get the current weather in a given location",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+    },
+}
+TOOL_MESSAGES = [
+    {"role": "system", "content": "You're a helpful assistant."},
+    {"role": "user", "content": "What's the weather in Seattle and San Francisco today?"},
+]
+
+
+@pytest.fixture(autouse=True)
+def tag(request):
+    CURRENT["test"] = request.node.name
+    yield request.node.name
+    CURRENT["test"] = None
+
+
+def mine(name):
+    return lambda r: (r.json("user_context") or {}).get("test") == name
+
+
+def test_sync_chat(tag, backend, openai_clients):
+    client, _ = openai_clients
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say this is a test"}], temperature=0.2)
+    assert reply.choices[0].message.content == "This is a test."
+    r = backend.one(mine(tag))
+    assert r["name"] == "chat gpt-4o-mini"
+    assert r["gen_ai.operation.name"] == "chat"
+    assert r["gen_ai.provider.name"] == "openai"
+    assert r["gen_ai.request.model"] == "gpt-4o-mini"
+    assert r["gen_ai.request.temperature"] == 0.2
+    assert r["gen_ai.response.model"] == reply.model
+    assert r["gen_ai.response.id"] == reply.id
+    assert r["gen_ai.usage.input_tokens"] == reply.usage.prompt_tokens
+    assert r["gen_ai.usage.output_tokens"] == reply.usage.completion_tokens
+    assert r.json("gen_ai.response.finish_reasons") == ["stop"]
+    assert r["status_code"] == "OK"
+    assert r["server.address"] == "127.0.0.1"
+    assert r["is_streaming"] is False
+    assert r.json("user_context") == {"test": tag, "user_id": "u-42"}
+    out = r.json("gen_ai.output.messages")
+    assert out[0]["parts"][0]["content"] == "This is a test."
+    inp = r.json("gen_ai.input.messages")
+    assert inp[0]["role"] == "user"
+    resource = r.json("otel_resource")
+    assert resource["telemetry.sdk.language"] == "python"
+    assert resource["telemetry.sdk.name"] == "anosys"
+
+
+def test_async_chat_with_tool_calls(tag, backend, openai_clients):
+    _, new_async = openai_clients
+
+    async def main():
+        return await new_async().chat.completions.create(model="gpt-4o-mini", messages=TOOL_MESSAGES, tools=[WEATHER_TOOL], tool_choice="auto")
+
+    reply = asyncio.run(main())
+    calls = reply.choices[0].message.tool_calls
+    assert len(calls) == 2
+    r = backend.one(mine(tag))
+    assert r.json("gen_ai.response.finish_reasons") == ["tool_calls"]
+    parts = r.json("gen_ai.output.messages")[0]["parts"]
+    tool_parts = [p for p in parts if p["type"] == "tool_call"]
+    assert [p["id"] for p in tool_parts] == [c.id for c in calls]
+    assert tool_parts[0]["name"] == "get_current_weather"
+    assert [t["name"] for t in r.json("gen_ai.tool.definitions")] == ["get_current_weather"]
+    assert r["gen_ai.request.tool_choice"] == "auto"
+
+
+def test_stream_with_tool_calls_and_include_usage(tag, backend, openai_clients):
+    client, _ = openai_clients
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=TOOL_MESSAGES, tools=[WEATHER_TOOL], stream=True, stream_options={"include_usage": True}
+    )
+    assert isinstance(stream, openai.Stream)  # the caller still gets openai's own type
+    chunks = list(stream)
+    usage = [c.usage for c in chunks if c.usage][0]
+    args = {}
+    for c in chunks:
+        for ch in c.choices:
+            for tc in ch.delta.tool_calls or []:
+                args[tc.index] = args.get(tc.index, "") + (tc.function.arguments or "")
+    r = backend.one(mine(tag))
+    assert r["is_streaming"] is True
+    assert r["gen_ai.usage.input_tokens"] == usage.prompt_tokens
+    assert r["gen_ai.usage.output_tokens"] == usage.completion_tokens
+    assert r.json("gen_ai.response.finish_reasons") == ["tool_calls"]
+    parts = [p for p in r.json("gen_ai.output.messages")[0]["parts"] if p["type"] == "tool_call"]
+    assert len(parts) == len(args) == 2
+    assert [p["arguments"] for p in parts] == [json.loads(args[i]) for i in sorted(args)]
+    assert r["status_code"] == "OK"
+    assert r.get("anosys.outcome") in (None, "completed")
+
+
+def test_async_stream_iteration(tag, backend, openai_clients):
+    _, new_async = openai_clients
+
+    async def main():
+        stream = await new_async().chat.completions.create(
+            model="gpt-4", messages=[{"role": "user", "content": "Say this is a test"}], stream=True, stream_options={"include_usage": True}
+        )
+        assert isinstance(stream, openai.AsyncStream)
+        text = ""
+        async for chunk in stream:
+            for ch in chunk.choices:
+                text += ch.delta.content or ""
+        return text
+
+    text = asyncio.run(main())
+    assert text
+    r = backend.one(mine(tag))
+    assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == text
+    assert r.json("gen_ai.response.finish_reasons") == ["stop"]
+    assert r["gen_ai.usage.output_tokens"] > 0
+
+
+def test_stream_as_context_manager_with_early_break(tag, backend, openai_clients):
+    client, _ = openai_clients
+    with client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "Say this is a test"}], stream=True) as stream:
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                first = chunk.choices[0].delta.content
+                break
+    r = backend.one(mine(tag))
+    assert r["anosys.outcome"] == "cancelled"
+    assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == first
+
+
+def test_stream_close_early(tag, backend, openai_clients):
+    client, _ = openai_clients
+    stream = client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "Say this is a test"}], stream=True)
+    next(iter(stream))
+    stream.close()
+    r = backend.one(mine(tag))
+    assert r["anosys.outcome"] == "cancelled"
+
+
+def test_async_stream_early_break(tag, backend, openai_clients):
+    _, new_async = openai_clients
+
+    async def main():
+        stream = await new_async().chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}], stream=True)
+        async for _ in stream:
+            break
+        await stream.close()
+
+    asyncio.run(main())
+    r = backend.one(mine(tag))
+    assert r["anosys.outcome"] == "cancelled"
+
+
+def test_error_mid_stream(tag, backend, openai_clients):
+    client, _ = openai_clients
+    stream = client.chat.completions.create(model="broken-stream", messages=[{"role": "user", "content": "hi"}], stream=True)
+    with pytest.raises(openai.APIError) as raised:
+        for _ in stream:
+            pass
+    r = backend.one(mine(tag))
+    assert r["status_code"] == "ERROR"
+    assert r["error_type"] == "server_error"
+    assert r["error_message"] == raised.value.message
+    assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == "Par"
+
+
+@pytest.mark.parametrize("model,status,exc,code", [
+    ("this-model-does-not-exist", 404, openai.NotFoundError, "model_not_found"),
+    ("error-401", 401, openai.AuthenticationError, "test_401"),
+    ("error-429", 429, openai.RateLimitError, "test_429"),
+    ("error-500", 500, openai.InternalServerError, "test_500"),
+])
+def test_api_errors_are_recorded_and_reraised(tag, backend, openai_clients, model, status, exc, code):
+    client, _ = openai_clients
+    with pytest.raises(exc) as raised:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert raised.value.status_code == status
+    r = backend.one(mine(tag))
+    assert r["status_code"] == "ERROR"
+    assert r["http.response.status_code"] == status
+    assert r["error_type"] == code
+    assert r["error_message"] == raised.value.body["message"] if isinstance(raised.value.body, dict) else True
+
+
+def test_connection_error(tag, backend):
+    client = openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1", max_retries=0)
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    r = backend.one(mine(tag))
+    assert r["status_code"] == "ERROR"
+    assert r["error_type"] == "APIConnectionError"
+
+
+def test_embeddings(tag, backend, openai_clients):
+    client, _ = openai_clients
+    reply = client.embeddings.create(model="text-embedding-3-small", input="This is a test for embeddings")
+    r = backend.one(mine(tag))
+    assert r["gen_ai.operation.name"] == "embeddings"
+    assert r["name"] == "embeddings text-embedding-3-small"
+    assert r["gen_ai.usage.input_tokens"] == reply.usage.prompt_tokens
+    assert r["gen_ai.embeddings.dimension.count"] == len(reply.data[0].embedding)
+
+
+def test_images_generate(tag, backend, openai_clients):
+    client, _ = openai_clients
+    reply = client.images.generate(model="gpt-image-1", prompt="a small cat", size="1024x1024")
+    assert reply.data[0].url
+    r = backend.one(mine(tag))
+    assert r["gen_ai.operation.name"] == "generate_content"
+    assert r["gen_ai.request.model"] == "gpt-image-1"
+    assert r["status_code"] == "OK"
+
+
+def test_responses_create_and_stream(tag, backend, openai_clients):
+    client, new_async = openai_clients
+    reply = client.responses.create(model="gpt-4o-mini", input="Say this is a test", instructions="You are a helpful assistant.")
+
+    async def stream():
+        s = await new_async().responses.create(model="gpt-4o-mini", input="Say this is a test", stream=True)
+        return [e async for e in s]
+
+    events = asyncio.run(stream())
+    records = backend.wait_for(mine(tag), count=2)
+    plain = [r for r in records if r["is_streaming"] is False][0]
+    streamed = [r for r in records if r["is_streaming"] is True][0]
+    assert plain["gen_ai.response.id"] == reply.id
+    assert plain["gen_ai.usage.output_tokens"] == reply.usage.output_tokens
+    assert plain.json("gen_ai.output.messages")[0]["parts"][0]["content"] == reply.output_text
+    done = [e for e in events if e.type == "response.completed"][0]
+    assert streamed["gen_ai.response.id"] == done.response.id
+    assert streamed["gen_ai.usage.output_tokens"] == done.response.usage.output_tokens
+
+
+def test_responses_api_error(tag, backend, openai_clients):
+    client, _ = openai_clients
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model="this-model-does-not-exist", input="Hello")
+    r = backend.one(mine(tag))
+    assert r["error_type"] == "model_not_found"
+
+
+def test_instrumenting_twice_records_once(tag, backend, openai_clients):
+    AnosysOpenAILogger(get_user_context=lambda: {"test": CURRENT["test"], "user_id": "u-42"})
+    anosys.instrument_openai(LOGGER.get_user_context)
+    client, _ = openai_clients
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say this is a test"}])
+    records = backend.wait_for(mine(tag))
+    anosys.flush()
+    assert len(backend.wait_for(mine(tag))) == 1 == len(records)
+
+
+def test_calls_inside_a_logged_function_are_its_children(tag, backend, openai_clients):
+    client, _ = openai_clients
+
+    @anosys_logger(source="agent")
+    def plan():
+        return client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say this is a test"}]).id
+
+    plan()
+    chat = backend.one(mine(tag))
+    fn = backend.one(lambda r: r.get("name", "").endswith(".plan") and r["trace_id"] == chat["trace_id"])
+    assert chat["parent_id"] == fn["span_id"]
+    assert fn["source"] == "agent"
+
+
+def test_secrets_never_reach_the_backend(tag, backend, openai_clients):
+    client, _ = openai_clients
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say this is a test"}])
+    r = backend.one(mine(tag))
+    assert "sk-test-not-a-real-key" not in json.dumps(r.body)
+
+
+def test_user_context_errors_do_not_break_calls(backend, openai_clients):
+    client, _ = openai_clients
+
+    def broken():
+        raise RuntimeError("no session")
+
+    anosys.instrument_openai(broken)
+    try:
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say this is a test"}])
+    finally:
+        anosys.instrument_openai(LOGGER.get_user_context)
+    r = backend.one(lambda r: "no session" in json.dumps(r.json("user_context") or {}))
+    assert r["gen_ai.response.id"] == reply.id
