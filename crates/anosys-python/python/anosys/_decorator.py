@@ -104,18 +104,7 @@ def anosys_logger(source: Any = None) -> Any:
         )
 
         if inspect.isasyncgenfunction(fn):
-
-            @functools.wraps(fn)
-            def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
-                call = _start(meta, _caller_frame(), args, kwargs)
-                token = _current.set(call)
-                try:
-                    agen = fn(*args, **kwargs)
-                finally:
-                    _current.reset(token)
-                return agen if call is None else _traced_agen(call, agen)
-
-            return agen_wrapper  # type: ignore[return-value]
+            return _generator_wrapper(fn, meta, _traced_agen)  # type: ignore[return-value]
 
         if inspect.iscoroutinefunction(fn):
 
@@ -146,18 +135,7 @@ def anosys_logger(source: Any = None) -> Any:
             return async_wrapper  # type: ignore[return-value]
 
         if inspect.isgeneratorfunction(fn):
-
-            @functools.wraps(fn)
-            def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-                call = _start(meta, _caller_frame(), args, kwargs)
-                token = _current.set(call)
-                try:
-                    gen = fn(*args, **kwargs)
-                finally:
-                    _current.reset(token)
-                return gen if call is None else _traced_gen(call, gen)
-
-            return gen_wrapper  # type: ignore[return-value]
+            return _generator_wrapper(fn, meta, _traced_gen)  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -178,6 +156,24 @@ def anosys_logger(source: Any = None) -> Any:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _generator_wrapper(fn: Callable[..., Any], meta: tuple, traced: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """Wraps a generator (or async generator) function: the call starts
+    when the generator is made (its caller is who made it) and runs until
+    ``traced`` sees it finish, fail or close."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = _start(meta, _caller_frame(), args, kwargs)
+        token = _current.set(call)
+        try:
+            gen = fn(*args, **kwargs)
+        finally:
+            _current.reset(token)
+        return gen if call is None else traced(call, gen)
+
+    return wrapper
 
 
 def _traced_gen(call: _native.FunctionCall, gen: Any) -> Any:

@@ -156,42 +156,77 @@ def _record_result(call: _native.OpenAICall, result: Any) -> Any:
     return result
 
 
-def _stream_error(call: _native.OpenAICall, exc: BaseException) -> None:
+def _stream_error(call: _native.OpenAICall, exc: BaseException, raw: bool) -> None:
     body = getattr(exc, "body", None)
     if isinstance(body, dict) and getattr(exc, "status_code", None) is None:
-        # an error event in the middle of the stream
-        call.push_chunk({"error": body})
+        # an error event in the middle of the stream (already seen when the
+        # events are recorded raw)
+        if not raw:
+            call.push_chunk({"error": body})
         call.end_stream()
     else:
         call.fail(type(exc).__name__, str(exc))
 
 
-def _recorded(call: _native.OpenAICall, iterator: Any) -> Any:
+def _recorded(call: _native.OpenAICall, iterator: Any, raw: bool) -> Any:
     try:
         for chunk in iterator:
-            call.push_chunk(chunk)
+            if not raw:
+                call.push_chunk(chunk)
             yield chunk
     except GeneratorExit:
         call.cancel()
         raise
     except BaseException as exc:
-        _stream_error(call, exc)
+        _stream_error(call, exc, raw)
         raise
     call.end_stream()
 
 
-async def _arecorded(call: _native.OpenAICall, iterator: Any) -> Any:
+async def _arecorded(call: _native.OpenAICall, iterator: Any, raw: bool) -> Any:
     try:
         async for chunk in iterator:
-            call.push_chunk(chunk)
+            if not raw:
+                call.push_chunk(chunk)
             yield chunk
     except GeneratorExit:
         call.cancel()
         raise
     except BaseException as exc:
-        _stream_error(call, exc)
+        _stream_error(call, exc, raw)
         raise
     call.end_stream()
+
+
+def _hook_events(call: _native.OpenAICall, stream: Any, is_async: bool) -> bool:
+    """Hands each server-sent event's JSON text to the engine as it is
+    parsed, before openai builds its object: no serialising it back.
+    Returns ``False`` when this openai version has no such hook (the
+    objects are then recorded as they come out)."""
+    events = getattr(stream, "_iter_events", None)
+    if not callable(events):
+        return False
+    if is_async:
+
+        async def aiter_events() -> Any:
+            async for sse in events():
+                data = sse.data
+                if data and not data.startswith("[DONE]"):
+                    call.push_chunk(data)
+                yield sse
+
+        stream._iter_events = aiter_events
+    else:
+
+        def iter_events() -> Any:
+            for sse in events():
+                data = sse.data
+                if data and not data.startswith("[DONE]"):
+                    call.push_chunk(data)
+                yield sse
+
+        stream._iter_events = iter_events
+    return True
 
 
 def _hook_stream(call: _native.OpenAICall, stream: Any) -> None:
@@ -201,9 +236,11 @@ def _hook_stream(call: _native.OpenAICall, stream: Any) -> None:
     if inner is None:
         call.finish({}, 200)
         return
-    if hasattr(inner, "__anext__"):
-        stream._iterator = _arecorded(call, inner)
-        close = stream.close
+    is_async = hasattr(inner, "__anext__")
+    raw = _hook_events(call, stream, is_async)
+    close = stream.close
+    if is_async:
+        stream._iterator = _arecorded(call, inner, raw)
 
         async def aclose() -> None:
             try:
@@ -213,8 +250,7 @@ def _hook_stream(call: _native.OpenAICall, stream: Any) -> None:
 
         stream.close = aclose
     else:
-        stream._iterator = _recorded(call, inner)
-        close = stream.close
+        stream._iterator = _recorded(call, inner, raw)
 
         def sclose() -> None:
             try:

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Per-call cost of ``client.chat.completions.create`` as the caller sees
+it, against a local OpenAI-compatible server, in one run:
+
+- bare: the openai client, nothing installed
+- anosys: this repository's package (``AnosysOpenAILogger()``)
+- anosys-sdk-openai: the original package from PyPI (1.0.14)
+- otel-openai-v2: ``opentelemetry-instrumentation-openai-v2`` with the
+  OpenTelemetry SDK's batch span processor
+
+Every variant runs in a fresh process (their patches cannot share one),
+in interleaved rounds; each process makes WARMUP calls, then times N calls
+one after another, plain and streamed. Figures are medians over rounds,
+reported as ratios to bare. Everything stays on 127.0.0.1: the upstream is
+``anosys demo-server`` (recorded OpenAI replies), and the packages that
+post records post them to a local AnoSys stand-in in this process.
+
+Usage (from the repository root; installs into target/bench-venv):
+
+    python3 bench/python_overhead.py            # N=2000, 5 rounds
+    python3 bench/python_overhead.py --n 500 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+VENV = ROOT / "target" / "bench-venv"
+PY = VENV / "bin" / "python"
+VARIANTS = ["bare", "anosys", "anosys-sdk-openai", "otel-openai-v2"]
+PACKAGES = [
+    "openai==3.57.0",
+    "anosys-sdk-openai==1.0.14",
+    "opentelemetry-instrumentation-openai-v2==2.4b0",
+    # 2.4b0 imports util.genai.instruments, which 1.2b0 renamed
+    "opentelemetry-util-genai==1.1b0",
+    "opentelemetry-sdk",
+    "httpx",  # opentelemetry-instrumentation-openai-v2 imports it; openai 3.x itself uses httpx2
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Collector(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    received = 0
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        Collector.received += 1
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+
+def setup() -> None:
+    if not PY.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    pip = [str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(pip + PACKAGES, check=True)
+    subprocess.run(pip + [str(ROOT / "crates" / "anosys-python")], check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "anosys-cli"], cwd=ROOT, check=True)
+
+
+def worker(variant: str, upstream: str, backend: str, n: int, warmup: int) -> None:
+    """Runs in the bench venv: instruments, then times the calls."""
+    if variant == "anosys":
+        os.environ["ANOSYS_API_URL"] = backend
+        import anosys
+
+        anosys.AnosysOpenAILogger()
+    elif variant == "anosys-sdk-openai":
+        import anosys_sdk_openai.instrumentor as seed
+
+        seed.resolve_api_key = lambda *a, **k: backend  # stay on loopback
+        seed.AnosysOpenAILogger()
+    elif variant == "otel-openai-v2":
+        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true"
+        from opentelemetry import trace
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+        trace.set_tracer_provider(provider)
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+    import openai
+
+    client = openai.OpenAI(api_key="sk-bench", base_url=upstream + "/v1", max_retries=0)
+    messages = [{"role": "user", "content": "Say this is a test"}]
+
+    def plain():
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+
+    def streamed():
+        for _ in client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True):
+            pass
+
+    out = {}
+    for name, fn in (("plain", plain), ("stream", streamed)):
+        for _ in range(warmup):
+            fn()
+        times = []
+        deadline = time.monotonic() + 120
+        cpu = time.process_time_ns()
+        for _ in range(n):
+            t = time.perf_counter_ns()
+            fn()
+            times.append(time.perf_counter_ns() - t)
+            if time.monotonic() > deadline:
+                break
+        # CPU of the whole process (every thread, the engine's included) per call
+        cpu_us = (time.process_time_ns() - cpu) / len(times) / 1000
+        out[name] = {"median_us": statistics.median(times) / 1000, "cpu_us": cpu_us, "calls": len(times)}
+    if variant == "anosys":
+        import anosys
+
+        out["delivered"] = anosys.flush(30)["delivered"]
+    print(json.dumps(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--skip-setup", action="store_true")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--upstream", help=argparse.SUPPRESS)
+    ap.add_argument("--backend", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args.worker, args.upstream, args.backend, args.n, args.warmup)
+
+    if not args.skip_setup:
+        setup()
+    port = free_port()
+    upstream = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([str(ROOT / "target" / "release" / "anosys"), "demo-server", "--listen", f"127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    backend = f"http://127.0.0.1:{httpd.server_address[1]}/log"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        results = {v: {"plain": [], "stream": []} for v in VARIANTS}
+        for r in range(args.rounds):
+            for v in VARIANTS:
+                env = dict(os.environ, ANOSYS_DB=str(ROOT / "target" / "bench-anosys.db"))
+                env.pop("ANOSYS_API_KEY", None)
+                proc = subprocess.run(
+                    [str(PY), __file__, "--worker", v, "--upstream", upstream, "--backend", backend,
+                     "--n", str(args.n), "--warmup", str(args.warmup)],
+                    capture_output=True, text=True, env=env, timeout=600,
+                )
+                if proc.returncode != 0:
+                    sys.exit(f"{v} failed:\n{proc.stderr[-3000:]}")
+                got = json.loads(proc.stdout.strip().splitlines()[-1])
+                for kind in ("plain", "stream"):
+                    results[v][kind].append((got[kind]["median_us"], got[kind]["cpu_us"]))
+                extra = f", delivered {got['delivered']}" if "delivered" in got else ""
+                print(f"round {r + 1} {v:18} plain {got['plain']['median_us']:8.1f} us (cpu {got['plain']['cpu_us']:7.1f})"
+                      f"  stream {got['stream']['median_us']:8.1f} us (cpu {got['stream']['cpu_us']:7.1f}){extra}", file=sys.stderr)
+        print(f"\nper call, median over {args.rounds} rounds of {args.n} calls; ratio to bare in the same run")
+        print("wall: the caller's median latency; cpu: CPU time of the calling process (all its threads) per call")
+        print(f"{'variant':18} {'plain wall':>10} {'ratio':>6} {'cpu':>7} {'ratio':>6}   {'stream wall':>11} {'ratio':>6} {'cpu':>7} {'ratio':>6}")
+
+        def med(v, kind, i):
+            return statistics.median(x[i] for x in results[v][kind])
+
+        for v in VARIANTS:
+            cells = []
+            for kind in ("plain", "stream"):
+                wall, cpu = med(v, kind, 0), med(v, kind, 1)
+                cells.append(f"{wall:10.1f} {wall / med('bare', kind, 0):6.2f} {cpu:7.1f} {cpu / med('bare', kind, 1):6.2f}")
+            print(f"{v:18} {cells[0]}   {cells[1]}")
+        print(f"\nAnoSys stand-in received {Collector.received} records")
+    finally:
+        server.terminate()
+        httpd.shutdown()
+
+
+if __name__ == "__main__":
+    main()
