@@ -134,7 +134,16 @@ def worker(variant: str, upstream: str, backend: str, n: int, warmup: int) -> No
         out[name] = {"median_us": statistics.median(times) / 1000, "cpu_us": cpu_us, "calls": len(times)}
     if variant == "anosys":
         import anosys
+        from anosys import _native
 
+        # The capture work alone, no HTTP: what the package adds to a call.
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        url = upstream + "/v1/chat/completions"
+        request = {"model": "gpt-4o-mini", "messages": messages}
+        t = time.perf_counter_ns()
+        for _ in range(n):
+            _native.OpenAICall(url, request, None, None, None).finish(reply)
+        out["capture_us"] = (time.perf_counter_ns() - t) / n / 1000
         out["delivered"] = anosys.flush(30)["delivered"]
     print(json.dumps(out))
 
@@ -169,6 +178,7 @@ def main() -> None:
             except OSError:
                 time.sleep(0.05)
         results = {v: {"plain": [], "stream": []} for v in VARIANTS}
+        capture = []
         for r in range(args.rounds):
             for v in VARIANTS:
                 env = dict(os.environ, ANOSYS_DB=str(ROOT / "target" / "bench-anosys.db"))
@@ -183,7 +193,9 @@ def main() -> None:
                 got = json.loads(proc.stdout.strip().splitlines()[-1])
                 for kind in ("plain", "stream"):
                     results[v][kind].append((got[kind]["median_us"], got[kind]["cpu_us"]))
-                extra = f", delivered {got['delivered']}" if "delivered" in got else ""
+                extra = f", capture alone {got['capture_us']:.1f} us, delivered {got['delivered']}" if "delivered" in got else ""
+                if "capture_us" in got:
+                    capture.append(got["capture_us"])
                 print(f"round {r + 1} {v:18} plain {got['plain']['median_us']:8.1f} us (cpu {got['plain']['cpu_us']:7.1f})"
                       f"  stream {got['stream']['median_us']:8.1f} us (cpu {got['stream']['cpu_us']:7.1f}){extra}", file=sys.stderr)
         print(f"\nper call, median over {args.rounds} rounds of {args.n} calls; ratio to bare in the same run")
@@ -199,7 +211,9 @@ def main() -> None:
                 wall, cpu = med(v, kind, 0), med(v, kind, 1)
                 cells.append(f"{wall:10.1f} {wall / med('bare', kind, 0):6.2f} {cpu:7.1f} {cpu / med('bare', kind, 1):6.2f}")
             print(f"{v:18} {cells[0]}   {cells[1]}")
-        print(f"\nAnoSys stand-in received {Collector.received} records")
+        print(f"\nanosys capture work alone (OpenAICall start + finish with the reply object, no HTTP): "
+              f"{statistics.median(capture):.1f} us per call, {statistics.median(capture) / med('bare', 'plain', 0) * 100:.1f}% of a bare call")
+        print(f"AnoSys stand-in received {Collector.received} records")
     finally:
         server.terminate()
         httpd.shutdown()

@@ -66,6 +66,7 @@ def test_exception_is_recorded_and_reraised_unchanged(backend):
     assert error is not None and str(error) == "card declined for 1200"
     r = backend.one(by_source(src))
     assert r["status_code"] == "ERROR"
+    assert r["error"] == "true"
     assert r["error_type"] == f"{__name__}.{PaymentDeclined.__qualname__}"
     assert r["error_message"] == "card declined for 1200"
     stack = r["error_stack"]
