@@ -44,12 +44,16 @@ fn seconds(timeout: f64) -> Duration {
     }
 }
 
-/// Delivers everything captured so far, waiting up to `timeout` seconds.
-/// Returns the pipeline's counters, `pending` and `completed`.
+/// Delivers everything captured so far, waiting up to `timeout` seconds
+/// (`None`: the configured shutdown timeout). Returns the pipeline's
+/// counters, `pending` and `completed`.
 #[pyfunction]
 #[pyo3(signature = (timeout = 5.0))]
-fn flush(py: Python<'_>, timeout: f64) -> PyResult<Bound<'_, PyAny>> {
-    let r = py.detach(|| anosys::flush(seconds(timeout)));
+fn flush(py: Python<'_>, timeout: Option<f64>) -> PyResult<Bound<'_, PyAny>> {
+    let r = py.detach(|| match timeout {
+        Some(t) => anosys::flush(seconds(t)),
+        None => anosys::flush_within_shutdown_timeout(),
+    });
     report(py, r)
 }
 
@@ -310,8 +314,7 @@ impl OpenAICall {
             let mut call = OpenAiCall::start_owned(&url, request, &options);
             let record = call.record_mut();
             if let Some((trace, span)) = parent {
-                record.trace_id = trace;
-                record.parent_span_id = Some(span);
+                record.set_parent(trace, span);
             }
             record.user_context = user_context;
             call

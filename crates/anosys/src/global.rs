@@ -224,6 +224,23 @@ pub fn flush(timeout: Duration) -> FlushReport {
     }
 }
 
+/// [`flush`] waiting up to the pipeline's configured shutdown timeout
+/// (`ANOSYS_SHUTDOWN_TIMEOUT_MS`, 5 s by default): what language packages
+/// call when their interpreter exits.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("anosys-flushc-doc-{}", std::process::id()));
+/// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
+/// anosys::log_raw(serde_json::json!({"event": "bye"}));
+/// assert!(anosys::flush_within_shutdown_timeout().completed);
+/// ```
+pub fn flush_within_shutdown_timeout() -> FlushReport {
+    match global() {
+        Some(p) => p.flush(p.shutdown_timeout()),
+        None => FlushReport { counters: Counters::default(), pending: 0, completed: true },
+    }
+}
+
 /// Shuts the global pipeline down, delivering what it holds (waiting up to
 /// `timeout`). Later captures start a new one, from the configuration last
 /// given to [`init_with`] or [`setup_api`], else from the environment.

@@ -49,6 +49,6 @@ pub mod __private {
 
 pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, OtlpProtocol, SinkKind, SinkSelection, StartingIndices};
 pub use diag::LogLevel;
-pub use global::{after_fork_in_child, capture, capture_content_enabled, counters, flush, init, init_with, install, log_raw, log_raw_serialize, setup_api, shutdown, Guard};
+pub use global::{after_fork_in_child, capture, capture_content_enabled, counters, flush, flush_within_shutdown_timeout, init, init_with, install, log_raw, log_raw_serialize, setup_api, shutdown, Guard};
 pub use pipeline::{Counters, FlushReport, InitError, Pipeline, PipelineBuilder};
 pub use record::{Caller, ErrorInfo, Event, Record, RecordKind, Resource, SpanId, SpanKind, Status, StatusCode, TraceId};

@@ -252,8 +252,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
             r.set_attribute("user.id", v);
         }
         if let Some((trace, parent, flags)) = header_str(&parts.headers, "traceparent").and_then(parse_traceparent) {
-            r.trace_id = trace;
-            r.parent_span_id = Some(parent);
+            r.set_parent(trace, parent);
             r.trace_flags = flags;
             r.trace_state = header_str(&parts.headers, "tracestate").map(str::to_owned);
         }

@@ -126,7 +126,7 @@ def counters() -> Dict[str, int]:
 
 def _deliver_at_exit() -> None:
     try:
-        _native.flush(float(_os.environ.get("ANOSYS_SHUTDOWN_TIMEOUT_MS", "5000")) / 1000.0)
+        _native.flush(None)  # waits up to ANOSYS_SHUTDOWN_TIMEOUT_MS
     except Exception:
         pass
 

@@ -344,17 +344,30 @@ impl Record {
     /// there is one.
     pub fn with_current_parent(mut self) -> Self {
         if let Some(cx) = context::current() {
-            self.trace_id = cx.trace_id;
-            self.parent_span_id = Some(cx.span_id);
+            self.set_parent(cx.trace_id, cx.span_id);
         }
         self
     }
 
     /// Marks the record as a child of `trace_id`/`parent`.
     pub fn with_parent(mut self, trace_id: TraceId, parent: SpanId) -> Self {
+        self.set_parent(trace_id, parent);
+        self
+    }
+
+    /// Makes the record a child of `parent` in trace `trace_id` (a record
+    /// already started, such as an OpenAI call's, or a remote parent).
+    ///
+    /// ```
+    /// use anosys::{Record, RecordKind, SpanId, TraceId};
+    /// let (trace, parent) = (TraceId::random(), SpanId::random());
+    /// let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+    /// r.set_parent(trace, parent);
+    /// assert_eq!((r.trace_id, r.parent_span_id), (trace, Some(parent)));
+    /// ```
+    pub fn set_parent(&mut self, trace_id: TraceId, parent: SpanId) {
         self.trace_id = trace_id;
         self.parent_span_id = Some(parent);
-        self
     }
 
     /// Ends the record now with `status`.
