@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use anosys::sources::function;
-use anosys::sources::openai::{CaptureOptions, OpenAiCall, StreamAccumulator};
+use anosys::sources::function::LiveFunctionCall;
+use anosys::sources::openai::{CaptureOptions, LiveCall};
 use anosys::{Caller, Record, SpanId, StartingIndices, TraceId};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -94,16 +94,7 @@ fn setup_api(py: Python<'_>, path: Option<String>, starting_indices: Option<&Bou
                 let n: u32 = v
                     .extract()
                     .map_err(|_| PyValueError::new_err(format!("starting_indices[{k:?}] must be a non-negative integer")))?;
-                match k.as_str() {
-                    "string" | "str" | "cvs" => si.string = n,
-                    "number" | "num" | "cvn" => si.number = n,
-                    "bool" | "boolean" | "cvb" => si.boolean = n,
-                    other => {
-                        return Err(PyValueError::new_err(format!(
-                            "unknown starting_indices key {other:?}: use \"string\", \"number\" or \"bool\""
-                        )));
-                    }
-                }
+                si.set(&k, n).map_err(|e| PyValueError::new_err(e.to_string()))?;
             }
             Some(si)
         }
@@ -136,7 +127,7 @@ fn parent_of(parent: Option<&Bound<'_, PyAny>>) -> Option<(TraceId, SpanId)> {
     let parent = parent?;
     if let Ok(call) = parent.cast::<FunctionCall>() {
         let call = call.borrow();
-        return Some((call.trace_id, call.span_id));
+        return Some((call.0.trace_id(), call.0.span_id()));
     }
     // A (trace_id, span_id) pair of hex strings, e.g. from OpenTelemetry.
     let (t, s): (String, String) = parent.extract().ok()?;
@@ -147,12 +138,7 @@ fn parent_of(parent: Option<&Bound<'_, PyAny>>) -> Option<(TraceId, SpanId)> {
 /// (generators) early close. Dropped unfinished, it is recorded as
 /// cancelled.
 #[pyclass(module = "anosys._native")]
-struct FunctionCall {
-    record: Option<Record>,
-    trace_id: TraceId,
-    span_id: SpanId,
-    content: bool,
-}
+struct FunctionCall(LiveFunctionCall);
 
 #[pymethods]
 impl FunctionCall {
@@ -172,40 +158,32 @@ impl FunctionCall {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> Self {
         let caller = Caller { function: caller_function, file: caller_file, line: caller_line };
-        let mut record = function::function_record(name, source, file, line, caller);
-        if let Some((trace, span)) = parent_of(parent) {
-            record = record.with_parent(trace, span);
-        }
-        let content = anosys::capture_content_enabled();
-        if content {
+        FunctionCall(LiveFunctionCall::start(name, source, file, line, caller, parent_of(parent), || {
             let args = args.map_or(Value::Array(Vec::new()), |a| to_value(a.as_any()));
             let kwargs = kwargs.map_or(Value::Object(Default::default()), |k| to_value(k.as_any()));
-            record.input = Some(json!({"args": args, "kwargs": kwargs}));
-        }
-        FunctionCall { trace_id: record.trace_id, span_id: record.span_id, record: Some(record), content }
+            json!({"args": args, "kwargs": kwargs})
+        }))
     }
 
     /// The trace id (32 hex digits).
     #[getter]
     fn trace_id(&self) -> String {
-        self.trace_id.to_string()
+        self.0.trace_id().to_string()
     }
 
     /// The span id (16 hex digits): children name it as their parent.
     #[getter]
     fn span_id(&self) -> String {
-        self.span_id.to_string()
+        self.0.span_id().to_string()
     }
 
     /// Ends the call with its return value (for generators: what they
     /// yielded).
     fn finish(&mut self, py: Python<'_>, output: &Bound<'_, PyAny>) -> bool {
-        let Some(mut record) = self.record.take() else { return false };
-        if self.content {
-            record.output = Some(to_value(output));
+        match self.0.finish_record(|| to_value(output)) {
+            Some(record) => submit(py, record),
+            None => false,
         }
-        record.finish(anosys::Status::ok());
-        submit(py, record)
     }
 
     /// Ends the call with an exception: its type, message and traceback.
@@ -218,51 +196,25 @@ impl FunctionCall {
         traceback: Option<String>,
         output: Option<&Bound<'_, PyAny>>,
     ) -> bool {
-        let Some(mut record) = self.record.take() else { return false };
-        if let (true, Some(o)) = (self.content, output) {
-            record.output = Some(to_value(o));
+        match self.0.fail_record(error_type, message, traceback, || output.map(to_value)) {
+            Some(record) => submit(py, record),
+            None => false,
         }
-        function::end_with_error(&mut record, error_type, message, traceback);
-        submit(py, record)
     }
 
     /// Ends a call abandoned before it finished (a generator closed early,
     /// a cancelled coroutine).
     #[pyo3(signature = (output = None))]
-    fn cancel(&mut self, py: Python<'_>, output: Option<&Bound<'_, PyAny>>) -> bool {
-        let Some(mut record) = self.record.take() else { return false };
-        if let (true, Some(o)) = (self.content, output) {
-            record.output = Some(to_value(o));
-        }
-        function::end_cancelled(&mut record);
-        submit(py, record)
+    fn cancel(&mut self, output: Option<&Bound<'_, PyAny>>) -> bool {
+        self.0.cancel(|| output.map(to_value))
     }
-}
-
-impl Drop for FunctionCall {
-    fn drop(&mut self) {
-        if let Some(mut record) = self.record.take() {
-            function::end_cancelled(&mut record);
-            anosys::capture(record);
-        }
-    }
-}
-
-// One per call object, moved between states in place: no gain in boxing.
-#[allow(clippy::large_enum_variant)]
-enum CallState {
-    Started(OpenAiCall),
-    Streaming(StreamAccumulator),
-    Done,
 }
 
 /// One OpenAI-compatible call: started with the request, ended with the
 /// response, the error, or the stream's chunks. Dropped unfinished, it is
 /// recorded as cancelled (an abandoned stream).
 #[pyclass(module = "anosys._native")]
-struct OpenAICall {
-    state: CallState,
-}
+struct OpenAICall(LiveCall);
 
 /// The JSON text of an `openai` model as it came on the wire (API names,
 /// only the fields the server sent), or `None` for anything else.
@@ -305,40 +257,35 @@ impl OpenAICall {
         let user_context = user_context.filter(|u| !u.is_none()).map(to_value);
         let parent = parent_of(parent);
         let url = url.to_owned();
-        let call = py.detach(move || {
+        OpenAICall(py.detach(move || {
             let options = CaptureOptions {
                 capture_content: anosys::capture_content_enabled(),
                 source: source.unwrap_or_else(|| "openai".into()),
                 ..CaptureOptions::default()
             };
-            let mut call = OpenAiCall::start_owned(&url, request, &options);
-            let record = call.record_mut();
-            if let Some((trace, span)) = parent {
-                record.set_parent(trace, span);
+            let mut call = LiveCall::start(&url, request, &options, parent);
+            if let Some(record) = call.record_mut() {
+                record.user_context = user_context;
             }
-            record.user_context = user_context;
             call
-        });
-        OpenAICall { state: CallState::Started(call) }
+        }))
     }
 
     /// Whether the request asked for a stream.
     #[getter]
     fn streaming(&self) -> bool {
-        match &self.state {
-            CallState::Started(c) => c.is_streaming(),
-            CallState::Streaming(_) => true,
-            CallState::Done => false,
-        }
+        self.0.is_streaming()
     }
 
     /// Ends the call with the HTTP status and the response: JSON text,
     /// bytes, a dict, or an `openai` model object.
     #[pyo3(signature = (response, status = 200))]
     fn finish(&mut self, py: Python<'_>, response: &Bound<'_, PyAny>, status: u16) -> bool {
-        let CallState::Started(call) = std::mem::replace(&mut self.state, CallState::Done) else { return false };
+        if self.0.is_done() {
+            return false;
+        }
         let body = body_value(response);
-        py.detach(move || anosys::capture(call.finish_owned(status, body)))
+        py.detach(|| self.0.finish(status, body))
     }
 
     /// Ends the call (or its stream) with an error that has no response
@@ -353,71 +300,30 @@ impl OpenAICall {
         body: Option<&Bound<'_, PyAny>>,
     ) -> bool {
         let body = body.filter(|b| !b.is_none()).map(body_value);
-        let record = match std::mem::replace(&mut self.state, CallState::Done) {
-            CallState::Started(call) => match (status, body) {
-                (Some(status), Some(body)) => call.finish_owned(status, body),
-                (Some(status), None) => {
-                    let mut call = call;
-                    call.record_mut().set_attribute("http.response.status_code", status);
-                    call.fail(error_type, message)
-                }
-                _ => call.fail(error_type, message),
-            },
-            CallState::Streaming(acc) => acc.fail(error_type, message),
-            CallState::Done => return false,
-        };
-        submit(py, record)
+        py.detach(|| self.0.fail(error_type, message, status, body))
     }
 
     /// Feeds one streamed chunk: an `openai` chunk or event object, a dict,
     /// or the JSON text of one `data:` line.
     fn push_chunk(&mut self, chunk: &Bound<'_, PyAny>) {
-        let acc = match std::mem::replace(&mut self.state, CallState::Done) {
-            CallState::Started(call) => call.into_stream(),
-            CallState::Streaming(acc) => acc,
-            CallState::Done => return,
-        };
-        let mut acc = acc;
         if let Ok(s) = chunk.cast::<PyString>() {
-            acc.push_data(&s.to_string_lossy());
+            self.0.push_data(&s.to_string_lossy());
         } else if let Some(json) = model_json(chunk) {
-            acc.push_data(&json);
+            self.0.push_data(&json);
         } else {
-            acc.push_chunk(&to_value(chunk));
+            self.0.push_chunk(&to_value(chunk));
         }
-        self.state = CallState::Streaming(acc);
     }
 
     /// The stream was read to its end.
     fn end_stream(&mut self, py: Python<'_>) -> bool {
-        let record = match std::mem::replace(&mut self.state, CallState::Done) {
-            CallState::Started(call) => call.into_stream().finish(),
-            CallState::Streaming(acc) => acc.finish(),
-            CallState::Done => return false,
-        };
-        submit(py, record)
+        py.detach(|| self.0.end_stream())
     }
 
     /// The caller stopped before the end (an early `break`, `close()`);
     /// what arrived is kept.
     fn cancel(&mut self, py: Python<'_>) -> bool {
-        let record = match std::mem::replace(&mut self.state, CallState::Done) {
-            CallState::Started(call) => call.into_stream().cancel(),
-            CallState::Streaming(acc) => acc.cancel(),
-            CallState::Done => return false,
-        };
-        submit(py, record)
-    }
-}
-
-impl Drop for OpenAICall {
-    fn drop(&mut self) {
-        let record = match std::mem::replace(&mut self.state, CallState::Done) {
-            CallState::Started(call) => call.cancel(),
-            CallState::Streaming(acc) => acc.cancel(),
-            CallState::Done => return,
-        };
-        anosys::capture(record);
+        py.detach(|| self.0.cancel())
     }
 }
 

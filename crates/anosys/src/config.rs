@@ -130,6 +130,34 @@ impl Default for StartingIndices {
     }
 }
 
+impl StartingIndices {
+    /// Sets the first slot of one type by the name bindings use:
+    /// `"string"` (or `"str"`, `"cvs"`), `"number"` (`"num"`, `"cvn"`) or
+    /// `"bool"` (`"boolean"`, `"cvb"`).
+    ///
+    /// ```
+    /// let mut indices = anosys::StartingIndices::default();
+    /// indices.set("number", 10).unwrap();
+    /// assert_eq!(indices.number, 10);
+    /// assert!(indices.set("colour", 1).is_err());
+    /// ```
+    pub fn set(&mut self, kind: &str, first: u32) -> Result<(), ConfigError> {
+        match kind {
+            "string" | "str" | "cvs" => self.string = first,
+            "number" | "num" | "cvn" => self.number = first,
+            "bool" | "boolean" | "cvb" => self.boolean = first,
+            other => {
+                return Err(ConfigError {
+                    variable: "starting_indices".into(),
+                    value: other.to_owned(),
+                    expected: "the key \"string\", \"number\" or \"bool\"".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An invalid configuration value: names the variable and what it accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

@@ -254,6 +254,130 @@ pub fn end_cancelled(record: &mut Record) {
     record.finish(Status::default());
 }
 
+/// A function call recorded by code outside Rust (the Python and Node
+/// decorators): started on entry, ended once with its output, its error or
+/// as cancelled, and recorded as cancelled if dropped unfinished.
+///
+/// Inputs and outputs are kept only when content capture is on
+/// ([`crate::capture_content_enabled`]); they are built lazily, so nothing
+/// is converted when it is off.
+///
+/// ```
+/// use anosys::Caller;
+/// use anosys::sources::function::LiveFunctionCall;
+/// use serde_json::json;
+///
+/// let caller = Caller { function: Some("main".into()), file: "app.js".into(), line: 7 };
+/// let mut call = LiveFunctionCall::start("charge", "billing", "app.js", 3, caller, None, || json!({"args": [42]}));
+/// let record = call.fail_record("TypeError", "no card".into(), Some("TypeError: no card\n    at charge".into()), || None).unwrap();
+/// assert_eq!(record.attribute("error.type"), Some(&json!("TypeError")));
+/// assert!(call.finish_record(|| json!(null)).is_none(), "a call ends once");
+/// ```
+#[derive(Debug)]
+pub struct LiveFunctionCall {
+    record: Option<Record>,
+    trace_id: crate::TraceId,
+    span_id: crate::SpanId,
+    content: bool,
+}
+
+impl LiveFunctionCall {
+    /// Starts the record of a call of `name` (defined at `file:line`) made
+    /// from `caller`, as a child of `parent` (trace id, span id) if given.
+    pub fn start(
+        name: &str,
+        source: &str,
+        file: &str,
+        line: u32,
+        caller: Caller,
+        parent: Option<(crate::TraceId, crate::SpanId)>,
+        input: impl FnOnce() -> Value,
+    ) -> LiveFunctionCall {
+        let mut record = function_record(name, source, file, line, caller);
+        if let Some((trace, span)) = parent {
+            record.set_parent(trace, span);
+        }
+        let content = crate::capture_content_enabled();
+        if content {
+            record.input = Some(input());
+        }
+        LiveFunctionCall { trace_id: record.trace_id, span_id: record.span_id, record: Some(record), content }
+    }
+
+    /// The trace this call belongs to.
+    pub fn trace_id(&self) -> crate::TraceId {
+        self.trace_id
+    }
+
+    /// This call's span id: children name it as their parent.
+    pub fn span_id(&self) -> crate::SpanId {
+        self.span_id
+    }
+
+    /// Whether inputs and outputs are captured.
+    pub fn content(&self) -> bool {
+        self.content
+    }
+
+    /// Ends the call with its return value; returns whether the pipeline
+    /// took the record.
+    pub fn finish(&mut self, output: impl FnOnce() -> Value) -> bool {
+        self.finish_record(output).is_some_and(crate::capture)
+    }
+
+    /// [`finish`](Self::finish), returning the record instead of sending it.
+    pub fn finish_record(&mut self, output: impl FnOnce() -> Value) -> Option<Record> {
+        let mut record = self.record.take()?;
+        if self.content {
+            record.output = Some(output());
+        }
+        record.finish(Status::ok());
+        Some(record)
+    }
+
+    /// Ends the call with an error: its type, message and stack, and what
+    /// it produced before failing (a generator's items), if anything.
+    pub fn fail(&mut self, error_type: &str, message: String, stack: Option<String>, output: impl FnOnce() -> Option<Value>) -> bool {
+        self.fail_record(error_type, message, stack, output).is_some_and(crate::capture)
+    }
+
+    /// [`fail`](Self::fail), returning the record instead of sending it.
+    pub fn fail_record(
+        &mut self,
+        error_type: &str,
+        message: String,
+        stack: Option<String>,
+        output: impl FnOnce() -> Option<Value>,
+    ) -> Option<Record> {
+        let mut record = self.record.take()?;
+        if self.content {
+            record.output = output();
+        }
+        end_with_error(&mut record, error_type, message, stack);
+        Some(record)
+    }
+
+    /// Ends a call abandoned before it finished (a generator closed early,
+    /// a cancelled coroutine), keeping what it produced.
+    pub fn cancel(&mut self, output: impl FnOnce() -> Option<Value>) -> bool {
+        let Some(mut record) = self.record.take() else { return false };
+        if self.content {
+            record.output = output();
+        }
+        end_cancelled(&mut record);
+        crate::capture(record)
+    }
+}
+
+impl Drop for LiveFunctionCall {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            end_cancelled(&mut record);
+            crate::capture(record);
+        }
+    }
+}
+
 /// One call in progress.
 pub struct ActiveCall {
     record: Record,

@@ -27,12 +27,14 @@ pub mod async_openai;
 #[cfg(feature = "http-stream")]
 mod body;
 mod extract;
+mod live;
 pub mod messages;
 pub mod sse;
 mod stream;
 
 use serde_json::{json, Value};
 
+pub use live::LiveCall;
 pub use stream::{StreamAccumulator, StreamOutcome, StreamRecorder};
 #[cfg(feature = "http-stream")]
 pub use body::{reqwest_message, ByteStream, RecordedBody};

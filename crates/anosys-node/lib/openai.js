@@ -1,0 +1,344 @@
+// Instrumentation of the official `openai` npm package.
+//
+// The wrappers hand requests, responses and streamed events to the Rust
+// engine as JSON text; extraction of the GenAI attributes and aggregation
+// of streamed chunks happen there, in the same code the Rust client, the
+// proxy and the Python package use.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+
+
+import { errorType } from './logger.js';
+import { toJson, wireJson } from './json.js';
+import { currentCall, markCaptured, native, openCalls } from './runtime.js';
+
+const ORIGINAL = Symbol.for('anosys.openai.original');
+
+/** [resource path on a client, method, API path] */
+const TARGETS = [
+  [['chat', 'completions'], 'create', 'chat/completions'],
+  [['embeddings'], 'create', 'embeddings'],
+  [['images'], 'generate', 'images/generations'],
+  [['responses'], 'create', 'responses'],
+];
+
+const settings = { getUserContext: undefined };
+
+function resourceOf(client, path) {
+  let resource = client;
+  for (const key of path) resource = resource?.[key];
+  return resource && typeof resource === 'object' ? resource : undefined;
+}
+
+function userContext() {
+  const fn = settings.getUserContext;
+  if (typeof fn !== 'function') return undefined;
+  try {
+    const value = fn();
+    return value === undefined || value === null ? undefined : toJson(value);
+  } catch (error) {
+    return toJson({ 'anosys.user_context_error': `${errorType(error)}: ${error?.message ?? error}` });
+  }
+}
+
+function urlOf(resource, apiPath) {
+  const base = String(resource?._client?.baseURL ?? 'https://api.openai.com/v1');
+  return base.endsWith('/') ? base + apiPath : `${base}/${apiPath}`;
+}
+
+function startCall(resource, apiPath, body) {
+  try {
+    const parent = currentCall.getStore();
+    const call = new native.OpenAICall(
+      urlOf(resource, apiPath),
+      wireJson(body ?? {}),
+      undefined,
+      parent?.traceId,
+      parent?.spanId,
+      userContext(),
+    );
+    openCalls.add(call);
+    return call;
+  } catch {
+    return undefined;
+  }
+}
+
+function ended(call) {
+  openCalls.delete(call);
+  markCaptured();
+}
+
+function recordError(call, error) {
+  try {
+    const status = typeof error?.status === 'number' && error.status > 0 ? error.status : undefined;
+    // An APIError carries the body's `error` object; rebuild the body.
+    const body = status !== undefined && error?.error !== undefined ? wireJson({ error: error.error }) : undefined;
+    call.fail(errorType(error), String(error?.message ?? error), status, body);
+  } catch {
+    // capture never breaks the caller
+  } finally {
+    ended(call);
+  }
+}
+
+/** Follows a stream's events as the caller reads them. */
+function observeIterator(iterator, call, stream) {
+  let over = false;
+  const end = (how, error) => {
+    if (over) return;
+    over = true;
+    try {
+      if (how === 'error') recordError(call, error);
+      else if (how === 'cancel' || stream?.controller?.signal?.aborted) call.cancel();
+      else call.endStream();
+    } catch {
+      // capture never breaks the caller
+    } finally {
+      ended(call);
+    }
+  };
+  return {
+    async next(...args) {
+      let step;
+      try {
+        step = await iterator.next(...args);
+      } catch (error) {
+        end('error', error);
+        throw error;
+      }
+      if (step.done) {
+        end('done');
+      } else if (!over) {
+        try {
+          call.pushData(wireJson(step.value));
+        } catch {
+          // capture never breaks the caller
+        }
+      }
+      return step;
+    },
+    async return(value) {
+      // An early `break`, or the consumer gave up: keep what arrived.
+      end('cancel');
+      return typeof iterator.return === 'function' ? iterator.return(value) : { done: true, value };
+    },
+    async throw(error) {
+      end('error', error);
+      if (typeof iterator.throw === 'function') return iterator.throw(error);
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+function observeStream(stream, call) {
+  if (typeof stream?.iterator === 'function') {
+    // openai's Stream: every way of reading it (for await, tee,
+    // toReadableStream) goes through `this.iterator()`.
+    const inner = stream.iterator;
+    stream.iterator = function () {
+      return observeIterator(inner.call(this), call, stream);
+    };
+    return stream;
+  }
+  if (typeof stream?.[Symbol.asyncIterator] === 'function') {
+    const inner = stream[Symbol.asyncIterator];
+    stream[Symbol.asyncIterator] = function () {
+      return observeIterator(inner.call(this), call, stream);
+    };
+    return stream;
+  }
+  // Not a stream after all: record what came back.
+  call.finish(200, wireJson(stream));
+  ended(call);
+  return stream;
+}
+
+function onResult(call, data, response) {
+  try {
+    if (call.streaming) return observeStream(data, call);
+    call.finish(typeof response?.status === 'number' ? response.status : 200, wireJson(data));
+    ended(call);
+  } catch {
+    // capture never breaks the caller
+  }
+  return data;
+}
+
+function wrapMethod(original, apiPath) {
+  if (original[ORIGINAL]) return original;
+  const wrapped = function (body, options) {
+    const call = startCall(this, apiPath, body);
+    if (call === undefined) return original.call(this, body, options);
+    let promise;
+    try {
+      promise = original.call(this, body, options);
+    } catch (error) {
+      recordError(call, error);
+      throw error;
+    }
+    if (promise && typeof promise._thenUnwrap === 'function' && typeof promise.parse === 'function') {
+      // openai's APIPromise: hand back an APIPromise (`.withResponse()`,
+      // `.asResponse()` keep working) whose result passes through us.
+      const observed = promise._thenUnwrap((data, props) => onResult(call, data, props?.response));
+      observed.parse().then(undefined, (error) => recordError(call, error));
+      return observed;
+    }
+    return Promise.resolve(promise).then(
+      (data) => onResult(call, data, undefined),
+      (error) => {
+        recordError(call, error);
+        throw error;
+      },
+    );
+  };
+  Object.defineProperty(wrapped, ORIGINAL, { value: original });
+  Object.defineProperty(wrapped, 'name', { value: original.name, configurable: true });
+  return wrapped;
+}
+
+function applyOptions(options) {
+  if (options && Object.prototype.hasOwnProperty.call(options, 'getUserContext')) {
+    if (options.getUserContext !== undefined && typeof options.getUserContext !== 'function') {
+      throw new TypeError('getUserContext must be a function');
+    }
+    settings.getUserContext = options.getUserContext;
+  }
+}
+
+/**
+ * Records every call `client` makes through `chat.completions.create`
+ * (plain and `stream: true`: async iteration, an early `break`,
+ * `stream.controller.abort()`), `embeddings.create`, `images.generate` and
+ * `responses.create`. Returns the same client. Instrumenting twice does not
+ * record twice.
+ *
+ * @example
+ * import OpenAI from 'openai';
+ * import { instrumentOpenAI } from 'anosys';
+ * const client = instrumentOpenAI(new OpenAI());
+ */
+export function instrumentOpenAI(client, options) {
+  applyOptions(options);
+  if (!client || typeof client !== 'object') {
+    throw new TypeError('instrumentOpenAI(client): expected an OpenAI client');
+  }
+  for (const [path, method, apiPath] of TARGETS) {
+    const resource = resourceOf(client, path);
+    const original = resource?.[method];
+    if (typeof original !== 'function' || original[ORIGINAL]) continue;
+    resource[method] = wrapMethod(original, apiPath);
+  }
+  return client;
+}
+
+/** Wraps the methods on the prototypes every client of `OpenAI` shares. */
+function instrumentClass(OpenAI) {
+  if (typeof OpenAI !== 'function') return false;
+  let sample;
+  try {
+    sample = new OpenAI({ apiKey: 'anosys-instrumentation-probe', baseURL: 'http://127.0.0.1:9/v1' });
+  } catch {
+    return false;
+  }
+  let any = false;
+  for (const [path, method, apiPath] of TARGETS) {
+    const resource = resourceOf(sample, path);
+    const proto = resource && Object.getPrototypeOf(resource);
+    const original = proto?.[method];
+    if (typeof original !== 'function') continue;
+    any = true;
+    if (!original[ORIGINAL]) proto[method] = wrapMethod(original, apiPath);
+  }
+  return any;
+}
+
+function classOf(module) {
+  if (typeof module === 'function') return module;
+  return module?.OpenAI ?? module?.default?.OpenAI ?? module?.default;
+}
+
+/**
+ * The `openai` package the application uses, both builds of it (the ESM
+ * one `import` loads and the CommonJS one `require` loads are separate
+ * classes), resolved from the application, not from this package (which
+ * may be linked from elsewhere).
+ */
+function applicationOpenAI() {
+  const found = [];
+  const starts = [process.argv[1] && resolve(process.argv[1]), join(process.cwd(), 'index.js')].filter(Boolean);
+  for (const from of starts) {
+    let require;
+    let cjs;
+    try {
+      require = createRequire(from);
+      cjs = require.resolve('openai');
+    } catch {
+      continue;
+    }
+    try {
+      found.push(require(cjs));
+    } catch {
+      // not loadable as CommonJS
+    }
+    // The ESM entry: `exports["."].import` / `.default` of its package.json.
+    let dir = dirname(cjs);
+    while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+      const root = pkg.exports?.['.'];
+      const entry = typeof root === 'object' ? (root.import?.default ?? root.import ?? root.default) : undefined;
+      if (typeof entry === 'string' && entry.endsWith('.mjs')) {
+        // require(esm) (Node ≥ 20.19) gives the instance `import` gives.
+        found.push(require(join(dir, entry)));
+      }
+    } catch {
+      // not resolvable as ESM here
+    }
+    break;
+  }
+  return found;
+}
+
+/**
+ * Records every call the `openai` package makes: instruments the classes
+ * every `OpenAI` (and `AzureOpenAI`) client shares, those created before
+ * and after.
+ *
+ * Options: `getUserContext`, called on each call, whose result (say
+ * `{ user_id, session_id }`) is stored with the record; `openai`, the
+ * `openai` module or `OpenAI` class to instrument when it cannot be found
+ * from the application's main script or working directory.
+ *
+ * @example
+ * import { AnosysOpenAILogger } from 'anosys';
+ * const logger = new AnosysOpenAILogger({ getUserContext: () => ({ user_id: 'u-42' }) });
+ */
+export class AnosysOpenAILogger {
+  constructor(options = {}) {
+    applyOptions(options);
+    this.getUserContext = settings.getUserContext;
+    const modules = options.openai ? [options.openai] : applicationOpenAI();
+    /** Whether an `openai` package was found and instrumented. */
+    this.instrumented = modules.map((m) => instrumentClass(classOf(m))).some(Boolean);
+  }
+}
+
+/** Undoes the instrumentation of `client` (or of the shared classes). */
+export function uninstrumentOpenAI(client) {
+  for (const [path, method] of TARGETS) {
+    const resource = resourceOf(client, path);
+    if (!resource) continue;
+    if (Object.prototype.hasOwnProperty.call(resource, method) && resource[method]?.[ORIGINAL]) {
+      resource[method] = resource[method][ORIGINAL];
+    }
+    const proto = Object.getPrototypeOf(resource);
+    if (proto?.[method]?.[ORIGINAL]) proto[method] = proto[method][ORIGINAL];
+  }
+}
+

@@ -1,0 +1,284 @@
+//! The native addon of the `anosys` npm package.
+//!
+//! The JavaScript side (`lib/`) decides *what* to capture: it wraps the
+//! `openai` client's methods and decorated functions, and hands requests,
+//! responses, streamed events, inputs and outputs over as JSON text
+//! (`JSON.stringify` is V8's fastest way out). Everything else runs here, in
+//! the same code the Rust client, the proxy and the Python package use:
+//! OpenAI JSON → GenAI semantic-convention extraction and stream
+//! aggregation ([`anosys::sources::openai::LiveCall`]), the function-record
+//! shape ([`anosys::sources::function::LiveFunctionCall`]) and the
+//! non-blocking delivery pipeline.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anosys::sources::function::LiveFunctionCall;
+use anosys::sources::openai::{CaptureOptions, LiveCall};
+use anosys::{Caller, SpanId, StartingIndices, TraceId};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use serde_json::{json, Value};
+
+/// Parses JSON text from JavaScript; text that is not JSON is kept as a
+/// string (never an error: capture must not break the caller).
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+fn millis(timeout_ms: Option<f64>) -> Option<Duration> {
+    timeout_ms.map(|t| if t.is_finite() && t > 0.0 { Duration::from_secs_f64(t.min(86_400_000.0) / 1000.0) } else { Duration::ZERO })
+}
+
+fn report(report: anosys::FlushReport) -> Value {
+    let mut value = serde_json::to_value(report.counters).unwrap_or_else(|_| json!({}));
+    if let Value::Object(m) = &mut value {
+        m.insert("pending".into(), json!(report.pending));
+        m.insert("completed".into(), json!(report.completed));
+    }
+    value
+}
+
+fn flush_now(timeout: Option<Duration>) -> Value {
+    report(match timeout {
+        Some(t) => anosys::flush(t),
+        None => anosys::flush_within_shutdown_timeout(),
+    })
+}
+
+/// A flush on libuv's thread pool: the event loop keeps running.
+pub struct FlushTask(Option<Duration>);
+
+impl Task for FlushTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<String> {
+        Ok(flush_now(self.0).to_string())
+    }
+
+    fn resolve(&mut self, _env: Env, output: String) -> Result<String> {
+        Ok(output)
+    }
+}
+
+/// Delivers everything captured so far, waiting up to `timeoutMs`
+/// (default: the configured shutdown timeout) off the main thread.
+/// Resolves to the JSON text of the pipeline's counters with `pending` and
+/// `completed`.
+#[napi]
+pub fn flush(timeout_ms: Option<f64>) -> AsyncTask<FlushTask> {
+    AsyncTask::new(FlushTask(millis(timeout_ms)))
+}
+
+/// [`flush`], blocking: for the `exit` event, where nothing async runs.
+#[napi(ts_return_type = "Record<string, number | boolean>")]
+pub fn flush_sync(timeout_ms: Option<f64>) -> Value {
+    flush_now(millis(timeout_ms))
+}
+
+/// Shuts the pipeline down, delivering what it holds (up to `timeoutMs`).
+/// A later capture starts a new one.
+#[napi(ts_return_type = "Record<string, number | boolean>")]
+pub fn shutdown_sync(timeout_ms: Option<f64>) -> Value {
+    report(anosys::shutdown(millis(timeout_ms).unwrap_or(Duration::from_secs(5))))
+}
+
+/// The pipeline's counters (captured, delivered, dropped by reason).
+#[napi(ts_return_type = "Record<string, number>")]
+pub fn counters() -> Value {
+    serde_json::to_value(anosys::counters()).unwrap_or_else(|_| json!({}))
+}
+
+/// Logs arbitrary data (JSON text) as one record.
+#[napi]
+pub fn log_raw(json: String) -> bool {
+    anosys::log_raw(parse(&json))
+}
+
+/// Where to send, and the first dynamic slot per type. Throws for an
+/// invalid setting.
+#[napi]
+pub fn setup_api(path: Option<String>, starting_indices: Option<HashMap<String, f64>>) -> Result<()> {
+    let indices = match starting_indices {
+        None => None,
+        Some(map) => {
+            let mut si = StartingIndices::default();
+            for (kind, n) in map {
+                if !(n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= f64::from(u32::MAX)) {
+                    return Err(Error::new(
+                        Status::InvalidArg,
+                        format!("startingIndices.{kind} must be a non-negative integer, not {n}"),
+                    ));
+                }
+                si.set(&kind, n as u32).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+            }
+            Some(si)
+        }
+    };
+    anosys::setup_api(path.as_deref(), indices).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))
+}
+
+/// Whether prompts, replies, inputs and outputs are captured.
+#[napi]
+pub fn capture_content_enabled() -> bool {
+    anosys::capture_content_enabled()
+}
+
+/// Names the SDK and the application in the resource of pipelines started
+/// from now on: `telemetry.sdk.language = "nodejs"`, the package version,
+/// and the application's `service.name` and `service.version` (from its
+/// package.json) unless `OTEL_SERVICE_NAME` or the configuration say
+/// otherwise.
+#[napi]
+pub fn set_sdk_identity(version: String, service_name: Option<String>, service_version: Option<String>) {
+    let extra = service_version.map(|v| vec![("service.version".to_owned(), Value::String(v))]).unwrap_or_default();
+    anosys::pipeline::set_sdk_identity("nodejs", &version, service_name.as_deref(), extra);
+}
+
+/// The engine's version.
+#[napi]
+pub fn engine_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+fn parent_of(trace_id: Option<String>, span_id: Option<String>) -> Option<(TraceId, SpanId)> {
+    Some((TraceId::from_hex(&trace_id?)?, SpanId::from_hex(&span_id?)?))
+}
+
+/// One call of a decorated function, from entry to return or throw.
+/// Garbage-collected unfinished, it is recorded as cancelled.
+#[napi]
+pub struct FunctionCall(LiveFunctionCall);
+
+#[napi]
+impl FunctionCall {
+    /// Starts the record. `input` is the JSON text of the inputs, given
+    /// only when content is captured.
+    #[napi(constructor)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: String,
+        source: String,
+        file: String,
+        line: u32,
+        caller_function: Option<String>,
+        caller_file: String,
+        caller_line: u32,
+        parent_trace_id: Option<String>,
+        parent_span_id: Option<String>,
+        input: Option<String>,
+    ) -> Self {
+        let caller = Caller { function: caller_function, file: caller_file, line: caller_line };
+        let parent = parent_of(parent_trace_id, parent_span_id);
+        FunctionCall(LiveFunctionCall::start(&name, &source, &file, line, caller, parent, || {
+            input.as_deref().map_or(Value::Null, parse)
+        }))
+    }
+
+    /// The trace id (32 hex digits).
+    #[napi(getter)]
+    pub fn trace_id(&self) -> String {
+        self.0.trace_id().to_string()
+    }
+
+    /// The span id (16 hex digits): children name it as their parent.
+    #[napi(getter)]
+    pub fn span_id(&self) -> String {
+        self.0.span_id().to_string()
+    }
+
+    /// Whether inputs and outputs are captured.
+    #[napi(getter)]
+    pub fn content(&self) -> bool {
+        self.0.content()
+    }
+
+    /// Ends the call with its return value (JSON text).
+    #[napi]
+    pub fn finish(&mut self, output: Option<String>) -> bool {
+        self.0.finish(|| output.as_deref().map_or(Value::Null, parse))
+    }
+
+    /// Ends the call with a thrown error: its name, message and stack.
+    #[napi]
+    pub fn fail(&mut self, error_type: String, message: String, stack: Option<String>) -> bool {
+        self.0.fail(&error_type, message, stack, || None)
+    }
+
+    /// Ends a call abandoned before it finished.
+    #[napi]
+    pub fn cancel(&mut self) -> bool {
+        self.0.cancel(|| None)
+    }
+}
+
+/// One OpenAI-compatible call: started with the request, ended with the
+/// response, the error, or the stream's events. Garbage-collected
+/// unfinished, it is recorded as cancelled.
+#[napi(js_name = "OpenAICall")]
+pub struct OpenAiCall(LiveCall);
+
+#[napi]
+impl OpenAiCall {
+    /// Starts the record of a call to `url` with `request` (JSON text).
+    #[napi(constructor)]
+    pub fn new(
+        url: String,
+        request: String,
+        source: Option<String>,
+        parent_trace_id: Option<String>,
+        parent_span_id: Option<String>,
+        user_context: Option<String>,
+    ) -> Self {
+        let options = CaptureOptions {
+            capture_content: anosys::capture_content_enabled(),
+            source: source.unwrap_or_else(|| "openai".into()),
+            ..CaptureOptions::default()
+        };
+        let mut call = LiveCall::start(&url, parse(&request), &options, parent_of(parent_trace_id, parent_span_id));
+        if let (Some(record), Some(user)) = (call.record_mut(), user_context) {
+            record.user_context = Some(parse(&user));
+        }
+        OpenAiCall(call)
+    }
+
+    /// Whether the request asked for a stream.
+    #[napi(getter)]
+    pub fn streaming(&self) -> bool {
+        self.0.is_streaming()
+    }
+
+    /// Ends the call with the HTTP status and the response (JSON text).
+    #[napi]
+    pub fn finish(&mut self, status: u32, response: String) -> bool {
+        self.0.finish(u16::try_from(status).unwrap_or(0), parse(&response))
+    }
+
+    /// Ends the call (or its stream) with an error: with the status and the
+    /// error body (JSON text) when the server answered.
+    #[napi]
+    pub fn fail(&mut self, error_type: String, message: String, status: Option<u32>, body: Option<String>) -> bool {
+        let status = status.and_then(|s| u16::try_from(s).ok()).filter(|s| *s > 0);
+        self.0.fail(error_type, message, status, body.as_deref().map(parse))
+    }
+
+    /// Feeds the JSON text of one streamed event.
+    #[napi]
+    pub fn push_data(&mut self, data: String) {
+        self.0.push_data(&data);
+    }
+
+    /// The stream was read to its end.
+    #[napi]
+    pub fn end_stream(&mut self) -> bool {
+        self.0.end_stream()
+    }
+
+    /// The caller stopped before the end (an early `break`, an abort);
+    /// what arrived is kept.
+    #[napi]
+    pub fn cancel(&mut self) -> bool {
+        self.0.cancel()
+    }
+}
