@@ -1,0 +1,312 @@
+// The real `openai` client against the loopback upstream, instrumented by
+// this package; every record is checked at the AnoSys stand-in.
+
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, test } from 'node:test';
+
+import OpenAI from 'openai';
+
+import { setup } from './servers.mjs';
+
+const current = { test: undefined };
+const userContext = () => ({ test: current.test, user_id: 'u-42' });
+const API_KEY = 'sk-test-not-a-real-key';
+
+let env;
+let anosys;
+let client;
+let logger;
+
+before(async () => {
+  env = await setup();
+  anosys = env.anosys;
+  // The shared classes: clients created before and after are recorded.
+  logger = new anosys.AnosysOpenAILogger({ getUserContext: userContext });
+  client = new OpenAI({ apiKey: API_KEY, baseURL: `${env.upstream.url}/v1`, maxRetries: 0 });
+});
+
+after(() => env.close());
+
+beforeEach((t) => {
+  current.test = t.name;
+});
+
+const mine = (name) => (r) => r.json('user_context')?.test === name;
+
+const WEATHER_TOOL = {
+  type: 'function',
+  function: {
+    name: 'get_current_weather',
+    description: 'Get the current weather in a given location',
+    parameters: { type: 'object', properties: { location: { type: 'string' } }, required: ['location'] },
+  },
+};
+const TOOL_MESSAGES = [
+  { role: 'system', content: "You're a helpful assistant." },
+  { role: 'user', content: "What's the weather in Seattle and San Francisco today?" },
+];
+const HELLO = [{ role: 'user', content: 'Say this is a test' }];
+
+test('AnosysOpenAILogger finds the application’s openai package', () => {
+  assert.equal(logger.instrumented, true);
+});
+
+test('chat completion', async (t) => {
+  const { data: reply, response } = await client.chat.completions
+    .create({ model: 'gpt-4o-mini', messages: HELLO, temperature: 0.2 })
+    .withResponse();
+  assert.equal(reply.choices[0].message.content, 'This is a test.');
+  assert.equal(response.status, 200, '.withResponse() still works');
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('name'), 'chat gpt-4o-mini');
+  assert.equal(r.must('gen_ai.operation.name'), 'chat');
+  assert.equal(r.must('gen_ai.provider.name'), 'openai');
+  assert.equal(r.must('gen_ai.request.model'), 'gpt-4o-mini');
+  assert.equal(r.must('gen_ai.request.temperature'), 0.2);
+  assert.equal(r.must('gen_ai.response.model'), reply.model);
+  assert.equal(r.must('gen_ai.response.id'), reply.id);
+  assert.equal(r.must('gen_ai.usage.input_tokens'), reply.usage.prompt_tokens);
+  assert.equal(r.must('gen_ai.usage.output_tokens'), reply.usage.completion_tokens);
+  assert.deepEqual(r.json('gen_ai.response.finish_reasons'), ['stop']);
+  assert.equal(r.must('status_code'), 'OK');
+  assert.equal(r.must('server.address'), '127.0.0.1');
+  assert.equal(r.must('is_streaming'), false);
+  assert.deepEqual(r.json('user_context'), { test: t.name, user_id: 'u-42' });
+  assert.equal(r.json('gen_ai.output.messages')[0].parts[0].content, 'This is a test.');
+  assert.equal(r.json('gen_ai.input.messages')[0].role, 'user');
+  const resource = r.json('otel_resource');
+  assert.equal(resource['telemetry.sdk.language'], 'nodejs');
+  assert.equal(resource['telemetry.sdk.name'], 'anosys');
+  assert.equal(resource['telemetry.sdk.version'], anosys.VERSION);
+});
+
+test('chat completion with tool calls', async (t) => {
+  const reply = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: TOOL_MESSAGES, tools: [WEATHER_TOOL], tool_choice: 'auto' });
+  const calls = reply.choices[0].message.tool_calls;
+  assert.equal(calls.length, 2);
+  const r = await env.one(mine(t.name));
+  assert.deepEqual(r.json('gen_ai.response.finish_reasons'), ['tool_calls']);
+  const toolParts = r.json('gen_ai.output.messages')[0].parts.filter((p) => p.type === 'tool_call');
+  assert.deepEqual(toolParts.map((p) => p.id), calls.map((c) => c.id));
+  assert.equal(toolParts[0].name, 'get_current_weather');
+  assert.deepEqual(r.json('gen_ai.tool.definitions').map((d) => d.name), ['get_current_weather']);
+  assert.equal(r.must('gen_ai.request.tool_choice'), 'auto');
+});
+
+test('stream with tool calls and include_usage', async (t) => {
+  const stream = await client.chat.completions.create({
+    model: 'gpt-4o-mini',
+    messages: TOOL_MESSAGES,
+    tools: [WEATHER_TOOL],
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  assert.equal(typeof stream.controller?.abort, 'function', "the caller still gets openai's Stream");
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  const usage = chunks.find((c) => c.usage).usage;
+  const args = {};
+  for (const c of chunks) {
+    for (const ch of c.choices) {
+      for (const tc of ch.delta.tool_calls ?? []) args[tc.index] = (args[tc.index] ?? '') + (tc.function?.arguments ?? '');
+    }
+  }
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('is_streaming'), true);
+  assert.equal(r.must('gen_ai.usage.input_tokens'), usage.prompt_tokens);
+  assert.equal(r.must('gen_ai.usage.output_tokens'), usage.completion_tokens);
+  assert.deepEqual(r.json('gen_ai.response.finish_reasons'), ['tool_calls']);
+  const parts = r.json('gen_ai.output.messages')[0].parts.filter((p) => p.type === 'tool_call');
+  assert.equal(parts.length, 2);
+  assert.deepEqual(parts.map((p) => p.arguments), Object.keys(args).sort().map((i) => JSON.parse(args[i])));
+  assert.equal(r.must('status_code'), 'OK');
+  assert.ok([undefined, 'completed'].includes(r.get('anosys.outcome')));
+});
+
+test('stream read to the end with async iteration', async (t) => {
+  const stream = await client.chat.completions.create({ model: 'gpt-4', messages: HELLO, stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  for await (const chunk of stream) {
+    for (const ch of chunk.choices) text += ch.delta.content ?? '';
+  }
+  assert.ok(text);
+  const r = await env.one(mine(t.name));
+  assert.equal(r.json('gen_ai.output.messages')[0].parts[0].content, text);
+  assert.deepEqual(r.json('gen_ai.response.finish_reasons'), ['stop']);
+  assert.ok(r.must('gen_ai.usage.output_tokens') > 0);
+  assert.ok(r.must('gen_ai.response.time_to_first_chunk') >= 0);
+});
+
+test('stream left early with break is recorded as cancelled, keeping what arrived', async (t) => {
+  const stream = await client.chat.completions.create({ model: 'gpt-4', messages: HELLO, stream: true });
+  let first;
+  for await (const chunk of stream) {
+    if (chunk.choices[0]?.delta?.content) {
+      first = chunk.choices[0].delta.content;
+      break;
+    }
+  }
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('anosys.outcome'), 'cancelled');
+  assert.equal(r.json('gen_ai.output.messages')[0].parts[0].content, first);
+  assert.notEqual(r.must('status_code'), 'ERROR');
+});
+
+test('stream.controller.abort() is recorded as cancelled', async (t) => {
+  const stream = await client.chat.completions.create({ model: 'slow-stream', messages: HELLO, stream: true });
+  let seen = 0;
+  for await (const chunk of stream) {
+    seen += 1;
+    if (chunk.choices[0]?.delta?.content) stream.controller.abort();
+  }
+  assert.ok(seen >= 1);
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('anosys.outcome'), 'cancelled');
+  assert.notEqual(r.must('status_code'), 'ERROR');
+});
+
+test('an error event mid-stream is recorded and thrown', async (t) => {
+  const stream = await client.chat.completions.create({ model: 'broken-stream', messages: HELLO, stream: true });
+  let thrown;
+  try {
+    for await (const _ of stream);
+  } catch (error) {
+    thrown = error;
+  }
+  assert.ok(thrown instanceof OpenAI.APIError);
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('status_code'), 'ERROR');
+  assert.equal(r.must('error_message'), thrown.message);
+  assert.equal(r.json('gen_ai.output.messages')[0].parts[0].content, 'Par');
+});
+
+for (const [model, status, Error, code] of [
+  ['this-model-does-not-exist', 404, OpenAI.NotFoundError, 'model_not_found'],
+  ['error-401', 401, OpenAI.AuthenticationError, 'test_401'],
+  ['error-429', 429, OpenAI.RateLimitError, 'test_429'],
+  ['error-500', 500, OpenAI.InternalServerError, 'test_500'],
+]) {
+  test(`API error ${status} is recorded and re-thrown as openai threw it`, async (t) => {
+    await assert.rejects(client.chat.completions.create({ model, messages: HELLO }), (error) => {
+      assert.ok(error instanceof Error);
+      assert.equal(error.status, status);
+      return true;
+    });
+    const r = await env.one(mine(t.name));
+    assert.equal(r.must('status_code'), 'ERROR');
+    assert.equal(r.must('http.response.status_code'), status);
+    assert.equal(r.must('error_type'), code);
+  });
+}
+
+test('a connection error is recorded and thrown', async (t) => {
+  const offline = new OpenAI({ apiKey: API_KEY, baseURL: 'http://127.0.0.1:9/v1', maxRetries: 0 });
+  await assert.rejects(offline.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO }), OpenAI.APIConnectionError);
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('status_code'), 'ERROR');
+  assert.equal(r.must('error_type'), 'APIConnectionError');
+});
+
+test('embeddings', async (t) => {
+  const reply = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'This is a test for embeddings', encoding_format: 'float' });
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('gen_ai.operation.name'), 'embeddings');
+  assert.equal(r.must('name'), 'embeddings text-embedding-3-small');
+  assert.equal(r.must('gen_ai.usage.input_tokens'), reply.usage.prompt_tokens);
+  assert.equal(r.must('gen_ai.embeddings.dimension.count'), reply.data[0].embedding.length);
+});
+
+test('images.generate', async (t) => {
+  const reply = await client.images.generate({ model: 'gpt-image-1', prompt: 'a small cat', size: '1024x1024' });
+  assert.ok(reply.data[0].url);
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('gen_ai.operation.name'), 'generate_content');
+  assert.equal(r.must('gen_ai.request.model'), 'gpt-image-1');
+  assert.equal(r.must('status_code'), 'OK');
+});
+
+test('responses.create, plain and streamed', async (t) => {
+  const reply = await client.responses.create({ model: 'gpt-4o-mini', input: 'Say this is a test', instructions: 'You are a helpful assistant.' });
+  const stream = await client.responses.create({ model: 'gpt-4o-mini', input: 'Say this is a test', stream: true });
+  const events = [];
+  for await (const e of stream) events.push(e);
+  const records = await env.waitFor(mine(t.name), { count: 2 });
+  const plain = records.find((r) => r.get('is_streaming') === false);
+  const streamed = records.find((r) => r.get('is_streaming') === true);
+  assert.equal(plain.must('gen_ai.response.id'), reply.id);
+  assert.equal(plain.must('gen_ai.usage.output_tokens'), reply.usage.output_tokens);
+  assert.equal(plain.json('gen_ai.output.messages')[0].parts[0].content, reply.output_text);
+  const done = events.find((e) => e.type === 'response.completed');
+  assert.equal(streamed.must('gen_ai.response.id'), done.response.id);
+  assert.equal(streamed.must('gen_ai.usage.output_tokens'), done.response.usage.output_tokens);
+});
+
+test('a Responses API error', async (t) => {
+  await assert.rejects(client.responses.create({ model: 'this-model-does-not-exist', input: 'Hello' }), OpenAI.BadRequestError);
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('error_type'), 'model_not_found');
+});
+
+test('instrumenting twice records once', async (t) => {
+  new anosys.AnosysOpenAILogger({ getUserContext: userContext });
+  const twice = anosys.instrumentOpenAI(anosys.instrumentOpenAI(new OpenAI({ apiKey: API_KEY, baseURL: `${env.upstream.url}/v1`, maxRetries: 0 })));
+  await twice.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO });
+  await env.waitFor(mine(t.name));
+  await anosys.flush();
+  await new Promise((r) => setTimeout(r, 100));
+  await anosys.flush();
+  assert.equal(env.backend.records().filter(mine(t.name)).length, 1);
+});
+
+test('calls inside a logged function are its children, across awaits', async (t) => {
+  const plan = anosys.anosysLogger('agent')(async function plan() {
+    await new Promise((r) => setTimeout(r, 1));
+    const reply = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO });
+    return reply.id;
+  });
+  const id = await plan();
+  const chat = await env.one(mine(t.name));
+  assert.equal(chat.must('gen_ai.response.id'), id);
+  const fn = await env.one((r) => r.get('name') === 'plan' && r.get('trace_id') === chat.must('trace_id'));
+  assert.equal(chat.must('parent_id'), fn.must('span_id'));
+  assert.equal(fn.must('source'), 'agent');
+});
+
+test('secrets never reach the backend', async (t) => {
+  await client.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO });
+  const r = await env.one(mine(t.name));
+  assert.ok(!JSON.stringify(r.body).includes(API_KEY));
+  assert.ok(!JSON.stringify(env.backend.bodies).includes(API_KEY));
+});
+
+test('a failing getUserContext does not break calls', async () => {
+  anosys.instrumentOpenAI(client, {
+    getUserContext: () => {
+      throw new Error('no session');
+    },
+  });
+  let reply;
+  try {
+    reply = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO });
+  } finally {
+    anosys.instrumentOpenAI(client, { getUserContext: userContext });
+  }
+  const r = await env.one((r) => JSON.stringify(r.json('user_context') ?? {}).includes('no session'));
+  assert.equal(r.must('gen_ai.response.id'), reply.id);
+});
+
+test('instrumentOpenAI on one client records that client', async (t) => {
+  anosys.uninstrumentOpenAI(client);
+  try {
+    const plain = new OpenAI({ apiKey: API_KEY, baseURL: `${env.upstream.url}/v1`, maxRetries: 0 });
+    await plain.embeddings.create({ model: 'text-embedding-3-small', input: 'not recorded', encoding_format: 'float' });
+    const own = anosys.instrumentOpenAI(new OpenAI({ apiKey: API_KEY, baseURL: `${env.upstream.url}/v1`, maxRetries: 0 }));
+    await own.embeddings.create({ model: 'text-embedding-3-small', input: 'recorded', encoding_format: 'float' });
+    const records = await env.waitFor(mine(t.name));
+    await anosys.flush();
+    assert.equal(env.backend.records().filter(mine(t.name)).length, 1);
+    assert.equal(records[0].must('gen_ai.operation.name'), 'embeddings');
+  } finally {
+    new anosys.AnosysOpenAILogger({ getUserContext: userContext });
+  }
+});
