@@ -43,12 +43,12 @@ function plain(value, depth, seen, budget) {
       return out;
     }
     if (typeof value.then === 'function') return '[Promise]';
+    if (ArrayBuffer.isView(value)) {
+      if (value instanceof DataView || value instanceof Uint8Array) return describeBytes(value);
+      return Array.from(value, (v) => plain(v, depth + 1, seen, budget));
+    }
     if (typeof value.toJSON === 'function') {
       return plain(value.toJSON(), depth + 1, seen, budget);
-    }
-    if (ArrayBuffer.isView(value)) {
-      if (value instanceof DataView || Buffer.isBuffer(value) || value instanceof Uint8Array) return describeBytes(value);
-      return Array.from(value, (v) => plain(v, depth + 1, seen, budget));
     }
     if (value instanceof ArrayBuffer) return describeBytes(new Uint8Array(value));
     if (Array.isArray(value) || value instanceof Set) {

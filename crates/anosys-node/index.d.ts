@@ -1,0 +1,172 @@
+// Type declarations of the `anosys` package (ESM).
+
+/** The pipeline's counters, as `flush()` and `counters()` report them. */
+export interface Counters {
+  /** Records handed to the pipeline. */
+  captured: number;
+  /** Records every sink accepted. */
+  delivered: number;
+  /** Records dropped (a full queue, an unusable record). */
+  dropped: number;
+  /** Records a sink gave up on after retries. */
+  failed: number;
+  /** Delivery attempts retried. */
+  retried: number;
+  /** Records kept in the local fallback store when AnoSys was unreachable. */
+  kept_in_fallback: number;
+  /** Errors anosys met (never thrown into your code). */
+  errors: number;
+  [counter: string]: number | boolean;
+}
+
+/** What `flush()` resolves to. */
+export interface FlushReport extends Counters {
+  /** Records still queued when the wait ended. */
+  pending: number;
+  /** Whether everything captured before the call was handled. */
+  completed: boolean;
+}
+
+/** Options of `instrumentOpenAI` and `AnosysOpenAILogger`. */
+export interface OpenAIInstrumentationOptions {
+  /**
+   * Called on each call; what it returns (say `{ user_id, session_id }`) is
+   * stored with the record. If it throws, the call goes on and the error is
+   * recorded instead.
+   */
+  getUserContext?: () => unknown;
+}
+
+/** Options of `AnosysOpenAILogger`. */
+export interface AnosysOpenAILoggerOptions extends OpenAIInstrumentationOptions {
+  /**
+   * The `openai` module (or its `OpenAI` class) to instrument, when it cannot
+   * be found from the application's main script or working directory.
+   */
+  openai?: unknown;
+}
+
+/**
+ * Records every call the `openai` package makes, for every `OpenAI` and
+ * `AzureOpenAI` client (created before or after): `chat.completions.create`
+ * (plain and streamed), `embeddings.create`, `images.generate` and
+ * `responses.create`. Creating it again does not record twice.
+ *
+ * @example
+ * ```js
+ * import OpenAI from 'openai';
+ * import { AnosysOpenAILogger } from 'anosys';
+ *
+ * new AnosysOpenAILogger({ getUserContext: () => ({ user_id: 'u-42' }) });
+ * const client = new OpenAI();
+ * await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] });
+ * ```
+ */
+export class AnosysOpenAILogger {
+  constructor(options?: AnosysOpenAILoggerOptions);
+  /** Whether an `openai` package was found and instrumented. */
+  readonly instrumented: boolean;
+  /** The user-context callback in use. */
+  readonly getUserContext: (() => unknown) | undefined;
+}
+
+/**
+ * Records every call one client makes (the methods `AnosysOpenAILogger`
+ * covers). Returns the same client, typed as it was.
+ *
+ * @example
+ * ```js
+ * import OpenAI from 'openai';
+ * import { instrumentOpenAI } from 'anosys';
+ *
+ * const client = instrumentOpenAI(new OpenAI());
+ * const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true });
+ * for await (const chunk of stream) process.stdout.write(chunk.choices[0]?.delta?.content ?? '');
+ * ```
+ */
+export function instrumentOpenAI<T extends object>(client: T, options?: OpenAIInstrumentationOptions): T;
+
+/** Undoes `instrumentOpenAI(client)`, and `AnosysOpenAILogger` for the classes `client` uses. */
+export function uninstrumentOpenAI(client: object): void;
+
+/** A function or method decorator that records each call. */
+export interface AnosysDecorator {
+  <F extends (...args: any[]) => any>(fn: F): F;
+  <F extends (...args: any[]) => any>(fn: F, context: ClassMethodDecoratorContext): F;
+  (target: object, key: string | symbol, descriptor: PropertyDescriptor): PropertyDescriptor;
+}
+
+/**
+ * Records each call of a function: inputs, output, caller, duration, and a
+ * thrown error (name, message, stack), which is re-thrown unchanged. A sync
+ * function stays sync; an async one is recorded when its promise settles
+ * and its caller gets that same promise. `this` is preserved. OpenAI calls
+ * and logged functions called inside become children of the call.
+ *
+ * @example
+ * ```js
+ * import { anosysLogger } from 'anosys';
+ *
+ * const charge = anosysLogger('billing')(async function charge(orderId, cents) {
+ *   return { orderId, cents, status: 'paid' };
+ * });
+ * await charge('o-1', 1200);
+ * ```
+ */
+export function anosysLogger(source?: string): AnosysDecorator;
+export function anosysLogger<F extends (...args: any[]) => any>(fn: F): F;
+
+/**
+ * Logs arbitrary data as one record; each top-level key is its own AnoSys
+ * column. Returns whether the pipeline accepted it.
+ *
+ * @example
+ * ```js
+ * anosysRawLogger({ event: 'user_action', action: 'button_click', user_id: '12345' });
+ * ```
+ */
+export function anosysRawLogger(data: unknown): boolean;
+
+/** Settings of `setupAPI`. */
+export interface SetupOptions {
+  /** The AnoSys log URL (wins over ANOSYS_API_KEY). */
+  path?: string;
+  /** The first dynamic column per type: `{ string: 100, number: 3, bool: 1 }`. */
+  startingIndices?: { string?: number; number?: number; bool?: number };
+}
+
+/**
+ * Where records go and the first dynamic column per type. Throws a
+ * `TypeError` or `Error` naming the bad setting.
+ *
+ * @example
+ * ```js
+ * setupAPI({ path: 'https://api.anosys.ai/log', startingIndices: { string: 100, number: 3, bool: 1 } });
+ * ```
+ */
+export function setupAPI(options?: SetupOptions): void;
+/** The seed SDK's name for `setupAPI`. */
+export const setupApi: typeof setupAPI;
+/** The seed SDK's name for `setupAPI`. */
+export const setupDecorator: typeof setupAPI;
+
+/**
+ * Delivers everything captured so far (without blocking the event loop).
+ * The process also delivers by itself before it exits.
+ *
+ * @example
+ * ```js
+ * const report = await flush({ timeoutMs: 5000 });
+ * console.log(report.delivered, report.pending);
+ * ```
+ */
+export function flush(options?: { timeoutMs?: number }): Promise<FlushReport>;
+
+/** The pipeline's counters. */
+export function counters(): Counters;
+
+/** Shuts the pipeline down, delivering what it holds (blocking up to `timeoutMs`). */
+export function shutdown(options?: { timeoutMs?: number }): FlushReport;
+
+/** This package's version. */
+export const VERSION: string;

@@ -1,0 +1,81 @@
+// The README's install command, in an application of its own: the package
+// is installed from the repository path next to the application's own
+// `openai`, `new AnosysOpenAILogger()` finds that `openai` (not the one this
+// package's tests use), and the resource names the application from its
+// package.json.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { Backend, Upstream } from './servers.mjs';
+
+const packageDir = dirname(dirname(fileURLToPath(import.meta.url)));
+const openaiVersion = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')).devDependencies.openai;
+
+let backend;
+let upstream;
+let app;
+
+before(async () => {
+  backend = await Backend.start();
+  upstream = await Upstream.start();
+  app = mkdtempSync(join(tmpdir(), 'anosys-node-app-'));
+});
+
+after(async () => {
+  await Promise.all([backend.close(), upstream.close()]);
+  rmSync(app, { recursive: true, force: true });
+});
+
+function run(command, args, options = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: app, stdio: ['ignore', 'pipe', 'pipe'], ...options });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+test('npm install <repo>/crates/anosys-node, then an app records its openai calls', { timeout: 240_000 }, async () => {
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'billing-app', version: '2.3.4', private: true, type: 'module' }));
+  const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', packageDir, `openai@${openaiVersion}`]);
+  assert.equal(install.code, 0, install.output);
+
+  writeFileSync(
+    join(app, 'main.js'),
+    `import OpenAI from 'openai';
+import { AnosysOpenAILogger } from 'anosys';
+const logger = new AnosysOpenAILogger();
+if (!logger.instrumented) throw new Error('openai not found');
+const client = new OpenAI({ apiKey: 'sk-app', baseURL: process.env.UPSTREAM + '/v1', maxRetries: 0 });
+const reply = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say this is a test' }] });
+console.log(reply.choices[0].message.content);
+`,
+  );
+  const env = { ...process.env, UPSTREAM: upstream.url, ANOSYS_API_URL: `${backend.url}/log` };
+  delete env.ANOSYS_API_KEY;
+  delete env.OTEL_SERVICE_NAME;
+  const main = await run(process.execPath, ['main.js'], { env });
+  assert.equal(main.code, 0, main.output);
+  assert.match(main.output, /This is a test\./);
+
+  // Delivered before the process exited (beforeExit), with no flush call.
+  const records = backend.records().filter((r) => r.get('gen_ai.operation.name') === 'chat');
+  assert.equal(records.length, 1);
+  const resource = records[0].json('otel_resource');
+  assert.equal(resource['service.name'], 'billing-app');
+  assert.equal(resource['service.version'], '2.3.4');
+  assert.equal(resource['telemetry.sdk.name'], 'anosys');
+  assert.equal(resource['telemetry.sdk.language'], 'nodejs');
+});
