@@ -4,7 +4,8 @@
 # next to the tests: the official `openai` Python and npm clients (the
 # proxy tests), pytest, and the anosys Python package itself, built from
 # this workspace with the same pip command the README gives. Then
-# `cargo test` and the Python package's pytest suite.
+# `cargo test`, the Python package's pytest suite and the Node.js
+# package's node:test suite.
 # Extra arguments go to cargo test (e.g. scripts/test.sh -p anosys-cli).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +26,12 @@ cargo test --workspace --all-features "$@"
 # against the real openai client.
 "${pip[@]}" "./$python_pkg"
 (cd "$python_pkg" && "../../$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
+
+# The Node.js package: `npm ci` installs its test dependencies (the openai
+# npm client, TypeScript) and, through the package's install step, builds
+# the native addon with cargo; `npm run build` rebuilds it if this checkout
+# changed since. Then node:test against the real openai client.
+node_pkg=crates/anosys-node
+npm ci --prefix "$node_pkg" --no-audit --no-fund --loglevel=error
+npm run --prefix "$node_pkg" --silent build
+npm test --prefix "$node_pkg"

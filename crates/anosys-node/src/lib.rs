@@ -20,6 +20,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use serde_json::{json, Value};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Parses JSON text from JavaScript; text that is not JSON is kept as a
 /// string (never an error: capture must not break the caller).
 fn parse(text: &str) -> Value {

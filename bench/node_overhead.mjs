@@ -1,0 +1,252 @@
+#!/usr/bin/env node
+// Per-call cost of `client.chat.completions.create` as the caller sees it,
+// against a local OpenAI-compatible server, in one run:
+//
+//   bare           the openai client (7.59, the current major), nothing installed
+//   anosys         the same with this repository's package (`new AnosysOpenAILogger()`)
+//   bare-v6        openai 6.30, nothing installed
+//   otel           openai 6.30 with @opentelemetry/instrumentation-openai 0.21
+//                  and the OpenTelemetry SDK's batch span processor
+//   anosys-sdk-openai  the original npm package, if the registry has it
+//
+// @opentelemetry/instrumentation-openai (0.21 and 0.22, the latest) only
+// instruments openai < 7, so it is measured on openai 6 against a bare
+// openai 6 baseline; each ratio is to the bare client of the same openai
+// version. The original `anosys-sdk-openai` npm package is measured when
+// `npm install anosys-sdk-openai` succeeds; it was not on the registry when
+// this was written, and the run says so instead of inventing a figure.
+//
+// Every variant runs in a fresh process (their patches cannot share one),
+// in interleaved rounds; each process makes WARMUP calls, then times N
+// calls one after another, plain and streamed. Figures are medians over
+// rounds. Everything stays on 127.0.0.1: the upstream is `anosys
+// demo-server` (recorded OpenAI replies), and records are posted to a local
+// AnoSys stand-in in this process.
+//
+// Usage (from the repository root; installs into target/bench-node):
+//
+//   node bench/node_overhead.mjs                 # N=2000, 5 rounds
+//   node bench/node_overhead.mjs --n 500 --rounds 3
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const DIR = join(ROOT, 'target', 'bench-node');
+const PACKAGES = [
+  'openai7@npm:openai@7.59.0',
+  'openai@6.30.1',
+  '@opentelemetry/api@1.9.1',
+  '@opentelemetry/sdk-trace-base@2.12.1',
+  '@opentelemetry/instrumentation@0.223.0',
+  '@opentelemetry/instrumentation-openai@0.21.0',
+];
+const SEED = 'anosys-sdk-openai';
+
+const { values: args } = parseArgs({
+  options: {
+    n: { type: 'string', default: '2000' },
+    rounds: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '200' },
+    'skip-setup': { type: 'boolean', default: false },
+    worker: { type: 'string' },
+    upstream: { type: 'string' },
+    backend: { type: 'string' },
+  },
+});
+const N = Number(args.n);
+const WARMUP = Number(args.warmup);
+
+function run(cmd, argv, cwd) {
+  const r = spawnSync(cmd, argv, { cwd, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status})`);
+}
+
+function setup() {
+  mkdirSync(DIR, { recursive: true });
+  writeFileSync(join(DIR, 'package.json'), JSON.stringify({ name: 'anosys-node-bench', private: true }));
+  run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...PACKAGES, join(ROOT, 'crates', 'anosys-node')], DIR);
+  const seed = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--no-save', SEED], { cwd: DIR, encoding: 'utf8' });
+  if (seed.status !== 0) {
+    console.error(`${SEED}: not installable from the npm registry (${(seed.stderr.match(/E\d{3}[^\n]*/) ?? ['failed'])[0].trim()}); left out.`);
+  }
+  run('npm', ['run', '--silent', 'build'], join(ROOT, 'crates', 'anosys-node'));
+  run('cargo', ['build', '--release', '--quiet', '-p', 'anosys-cli'], ROOT);
+}
+
+// ---- worker: runs in target/bench-node, one variant per process ----------
+
+async function worker(variant) {
+  const require = createRequire(join(DIR, 'index.js'));
+  let OpenAI;
+  let spans;
+  let anosys;
+  if (variant === 'anosys') {
+    process.env.ANOSYS_API_URL = args.backend;
+    anosys = await import(join(DIR, 'node_modules', 'anosys', 'index.js'));
+    OpenAI = (await import(require.resolve('openai7'))).default;
+    if (!new anosys.AnosysOpenAILogger({ openai: OpenAI }).instrumented) throw new Error('anosys did not instrument openai');
+  } else if (variant === 'otel') {
+    process.env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = 'true';
+    const { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } = require('@opentelemetry/sdk-trace-base');
+    const { trace } = require('@opentelemetry/api');
+    const { registerInstrumentations } = require('@opentelemetry/instrumentation');
+    const { OpenAIInstrumentation } = require('@opentelemetry/instrumentation-openai');
+    spans = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spans)] });
+    trace.setGlobalTracerProvider(provider);
+    registerInstrumentations({ instrumentations: [new OpenAIInstrumentation()], tracerProvider: provider });
+    OpenAI = require('openai');
+    spans.provider = provider;
+  } else if (variant === SEED) {
+    const seed = await import(require.resolve(SEED));
+    process.env.ANOSYS_API_URL = args.backend;
+    new seed.AnosysOpenAILogger();
+    OpenAI = require('openai7');
+  } else if (variant === 'bare-v6') {
+    OpenAI = require('openai');
+  } else {
+    OpenAI = (await import(require.resolve('openai7'))).default;
+  }
+
+  const client = new OpenAI({ apiKey: 'sk-bench', baseURL: `${args.upstream}/v1`, maxRetries: 0 });
+  const messages = [{ role: 'user', content: 'Say this is a test' }];
+  const plain = () => client.chat.completions.create({ model: 'gpt-4o-mini', messages });
+  const streamed = async () => {
+    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true });
+    for await (const _ of stream);
+  };
+  const out = {};
+  for (const [name, fn] of [['plain', plain], ['stream', streamed]]) {
+    for (let i = 0; i < WARMUP; i++) await fn();
+    const times = [];
+    const deadline = Date.now() + 120_000;
+    const cpu = process.cpuUsage();
+    for (let i = 0; i < N && Date.now() < deadline; i++) {
+      const t = process.hrtime.bigint();
+      await fn();
+      times.push(Number(process.hrtime.bigint() - t) / 1000);
+    }
+    const used = process.cpuUsage(cpu);
+    times.sort((a, b) => a - b);
+    out[name] = { median_us: times[times.length >> 1], cpu_us: (used.user + used.system) / times.length, calls: times.length };
+  }
+  if (variant === 'anosys') {
+    // The capture work alone, no HTTP: start + finish with the reply.
+    const reply = await plain();
+    const native = createRequire(import.meta.url)(join(DIR, 'node_modules', 'anosys', 'anosys.node'));
+    const url = `${args.upstream}/v1/chat/completions`;
+    const request = { model: 'gpt-4o-mini', messages };
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < N; i++) {
+      new native.OpenAICall(url, JSON.stringify(request)).finish(200, JSON.stringify(reply));
+    }
+    out.capture_us = Number(process.hrtime.bigint() - t) / 1000 / N;
+    out.delivered = (await anosys.flush({ timeoutMs: 30_000 })).delivered;
+  }
+  if (spans) {
+    await spans.provider.forceFlush();
+    out.spans = spans.getFinishedSpans().length;
+  }
+  console.log(JSON.stringify(out));
+}
+
+// ---- driver ----------------------------------------------------------------
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+async function main() {
+  if (!args['skip-setup']) setup();
+  const variants = ['bare', 'anosys', 'bare-v6', 'otel'];
+  if (existsSync(join(DIR, 'node_modules', SEED))) variants.push(SEED);
+
+  let received = 0;
+  const collector = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received += 1;
+      res.writeHead(200, { 'content-length': 0 });
+      res.end();
+    });
+  });
+  await new Promise((r) => collector.listen(0, '127.0.0.1', r));
+  const backend = `http://127.0.0.1:${collector.address().port}/log`;
+
+  const port = await new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const p = probe.address().port;
+      probe.close(() => resolve(p));
+    });
+  });
+  const upstream = `http://127.0.0.1:${port}`;
+  const server = spawn(join(ROOT, 'target', 'release', 'anosys'), ['demo-server', '--listen', `127.0.0.1:${port}`], { stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 100; i++) {
+      const ok = await fetch(`${upstream}/v1/models`).then(() => true, () => false);
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const results = Object.fromEntries(variants.map((v) => [v, { plain: [], stream: [] }]));
+    const capture = [];
+    for (let round = 1; round <= Number(args.rounds); round++) {
+      for (const v of variants) {
+        const env = { ...process.env, ANOSYS_DB: join(ROOT, 'target', 'bench-anosys.db') };
+        delete env.ANOSYS_API_KEY;
+        const got = await new Promise((resolve, reject) => {
+          const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--worker', v, '--upstream', upstream, '--backend', backend, '--n', String(N), '--warmup', String(WARMUP)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (d) => (stdout += d));
+          child.stderr.on('data', (d) => (stderr += d));
+          const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+          child.on('exit', (code) => {
+            clearTimeout(timer);
+            if (code !== 0) reject(new Error(`${v} failed:\n${stderr.slice(-3000)}`));
+            else resolve(JSON.parse(stdout.trim().split('\n').pop()));
+          });
+        });
+        for (const kind of ['plain', 'stream']) results[v][kind].push([got[kind].median_us, got[kind].cpu_us]);
+        if (got.capture_us !== undefined) capture.push(got.capture_us);
+        const extra = got.capture_us !== undefined ? `, capture alone ${got.capture_us.toFixed(1)} us, delivered ${got.delivered}` : got.spans !== undefined ? `, spans ${got.spans}` : '';
+        console.error(
+          `round ${round} ${v.padEnd(18)} plain ${got.plain.median_us.toFixed(1).padStart(8)} us (cpu ${got.plain.cpu_us.toFixed(1).padStart(7)})` +
+            `  stream ${got.stream.median_us.toFixed(1).padStart(8)} us (cpu ${got.stream.cpu_us.toFixed(1).padStart(7)})${extra}`,
+        );
+      }
+    }
+    const base = { bare: 'bare', anosys: 'bare', [SEED]: 'bare', 'bare-v6': 'bare-v6', otel: 'bare-v6' };
+    const med = (v, kind, i) => median(results[v][kind].map((x) => x[i]));
+    console.log(`\nper call, median over ${args.rounds} rounds of ${N} calls; ratio to the bare client of the same openai version, same run`);
+    console.log('wall: the caller\'s median latency; cpu: CPU time of the calling process (all its threads) per call');
+    console.log(`${'variant'.padEnd(18)} ${'baseline'.padEnd(8)} ${'plain wall'.padStart(10)} ${'ratio'.padStart(6)} ${'cpu'.padStart(7)} ${'ratio'.padStart(6)}   ${'stream wall'.padStart(11)} ${'ratio'.padStart(6)} ${'cpu'.padStart(7)} ${'ratio'.padStart(6)}`);
+    for (const v of variants) {
+      const cells = ['plain', 'stream'].map((kind) => {
+        const wall = med(v, kind, 0);
+        const cpu = med(v, kind, 1);
+        return `${wall.toFixed(1).padStart(kind === 'plain' ? 10 : 11)} ${(wall / med(base[v], kind, 0)).toFixed(2).padStart(6)} ${cpu.toFixed(1).padStart(7)} ${(cpu / med(base[v], kind, 1)).toFixed(2).padStart(6)}`;
+      });
+      console.log(`${v.padEnd(18)} ${base[v].padEnd(8)} ${cells[0]}   ${cells[1]}`);
+    }
+    if (!variants.includes(SEED)) console.log(`\n${SEED}: not available from the npm registry; not measured`);
+    const c = median(capture);
+    console.log(`\nanosys capture work alone (OpenAICall start + finish with the reply, no HTTP): ${c.toFixed(1)} us per call, ${((c / med('bare', 'plain', 0)) * 100).toFixed(1)}% of a bare call`);
+    console.log(`AnoSys stand-in received ${received} batches`);
+  } finally {
+    server.kill();
+    collector.close();
+  }
+}
+
+if (args.worker) {
+  await worker(args.worker);
+} else {
+  await main();
+}
