@@ -61,11 +61,11 @@ export function errorType(error) {
   return error === null ? 'null' : typeof error;
 }
 
-function fail(call, error) {
+function fail(call, error, output) {
   try {
     const message = error instanceof Error || (error && typeof error === 'object' && 'message' in error) ? String(error.message) : String(error);
     const stack = typeof error?.stack === 'string' ? error.stack : undefined;
-    call.fail(errorType(error), message, stack);
+    call.fail(errorType(error), message, stack, output !== undefined && call.content ? toJson(output) : undefined);
   } catch {
     // capture never breaks the caller
   } finally {
@@ -83,6 +83,78 @@ function finish(call, value) {
     openCalls.delete(call);
     markCaptured();
   }
+}
+
+function cancel(call, output) {
+  try {
+    call.cancel(output !== undefined && call.content ? toJson(output) : undefined);
+  } catch {
+    // capture never breaks the caller
+  } finally {
+    openCalls.delete(call);
+    markCaptured();
+  }
+}
+
+/** Items of a generator kept for its record; the rest are counted. */
+const MAX_ITEMS = 1000;
+
+/**
+ * A generator's (or async generator's) iterator, run as the call: `next`,
+ * `throw` and `return` are forwarded, each step runs with the call as the
+ * current parent, and the record ends when the generator finishes (output:
+ * what it yielded, and what it returned), throws, or is closed early
+ * (cancelled, keeping what it yielded).
+ */
+function traced(call, scope, iterator, isAsync) {
+  const items = [];
+  let more = 0;
+  let over = false;
+  let closing = false;
+  const yielded = () => (more ? [...items, `… ${more} more`] : items);
+  const onStep = (step) => {
+    if (over) return step;
+    if (step?.done) {
+      over = true;
+      if (closing) cancel(call, yielded());
+      else finish(call, step.value === undefined ? yielded() : { yielded: yielded(), returned: step.value });
+    } else if (items.length < MAX_ITEMS) {
+      items.push(step?.value);
+    } else {
+      more += 1;
+    }
+    return step;
+  };
+  const onError = (error) => {
+    if (!over) {
+      over = true;
+      fail(call, error, yielded());
+    }
+    throw error;
+  };
+  const step = (method, arg) => {
+    let result;
+    try {
+      result = currentCall.run(scope, () => iterator[method](arg));
+    } catch (error) {
+      return onError(error);
+    }
+    return isAsync ? Promise.resolve(result).then(onStep, onError) : onStep(result);
+  };
+  const it = {
+    next: (value) => step('next', value),
+    throw: (error) => step('throw', error),
+    return: (value) => {
+      // Closed before its end (a `break` out of for…of): cancelled.
+      closing = true;
+      return step('return', value);
+    },
+    [isAsync ? Symbol.asyncIterator : Symbol.iterator]() {
+      return it;
+    },
+    [Symbol.toStringTag]: isAsync ? 'AsyncGenerator' : 'Generator',
+  };
+  return it;
 }
 
 function start(meta, wrapper, args) {
@@ -125,7 +197,9 @@ function wrap(fn, source, name, definition) {
     file: where.file,
     line: where.line,
   };
-  const isAsync = fn.constructor?.name === 'AsyncFunction';
+  const kind = fn.constructor?.name;
+  const isAsync = kind === 'AsyncFunction';
+  const isGenerator = kind === 'GeneratorFunction' || kind === 'AsyncGeneratorFunction';
 
   const wrapper = function (...args) {
     const call = start(meta, wrapper, args);
@@ -148,6 +222,9 @@ function wrap(fn, source, name, definition) {
     } catch (error) {
       fail(call, error);
       throw error;
+    }
+    if (isGenerator && result && typeof result.next === 'function') {
+      return traced(call, scope, result, kind === 'AsyncGeneratorFunction');
     }
     if (isAsync || (isThenable(result) && !new.target)) {
       // The caller keeps the very promise the function returned (an

@@ -68,8 +68,22 @@ function startCall(resource, apiPath, body) {
 
 function ended(call) {
   openCalls.delete(call);
+  unread.unregister(call);
   markCaptured();
 }
+
+// A stream the application drops without reading to its end: when it is
+// garbage-collected, its call is recorded as cancelled (and no longer held).
+const unread = new FinalizationRegistry((call) => {
+  if (!openCalls.has(call)) return;
+  try {
+    call.cancel();
+  } catch {
+    // ended meanwhile
+  }
+  openCalls.delete(call);
+  markCaptured();
+});
 
 function recordError(call, error) {
   try {
@@ -137,6 +151,7 @@ function observeIterator(iterator, call, stream) {
 }
 
 function observeStream(stream, call) {
+  if (stream && typeof stream === 'object') unread.register(stream, call, call);
   if (typeof stream?.iterator === 'function') {
     // openai's Stream: every way of reading it (for await, tee,
     // toReadableStream) goes through `this.iterator()`.

@@ -203,16 +203,18 @@ impl FunctionCall {
         self.0.finish(|| output.as_deref().map_or(Value::Null, parse))
     }
 
-    /// Ends the call with a thrown error: its name, message and stack.
+    /// Ends the call with a thrown error: its name, message and stack, and
+    /// what it produced before (a generator's items, JSON text).
     #[napi]
-    pub fn fail(&mut self, error_type: String, message: String, stack: Option<String>) -> bool {
-        self.0.fail(&error_type, message, stack, || None)
+    pub fn fail(&mut self, error_type: String, message: String, stack: Option<String>, output: Option<String>) -> bool {
+        self.0.fail(&error_type, message, stack, || output.as_deref().map(parse))
     }
 
-    /// Ends a call abandoned before it finished.
+    /// Ends a call abandoned before it finished (a generator closed
+    /// early), keeping what it produced (JSON text).
     #[napi]
-    pub fn cancel(&mut self) -> bool {
-        self.0.cancel(|| None)
+    pub fn cancel(&mut self, output: Option<String>) -> bool {
+        self.0.cancel(|| output.as_deref().map(parse))
     }
 }
 

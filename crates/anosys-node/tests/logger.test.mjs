@@ -278,3 +278,76 @@ test('records are delivered when the process ends by itself (beforeExit) and thr
   await env.one(named('beforeExitCall'));
   await env.one((r) => r.get('event') === 'exiting');
 });
+
+test('generators: read to the end, left early, next/throw forwarded, errors', async () => {
+  const count = anosys.anosysLogger('gen')(function* countTo(n) {
+    for (let i = 1; i <= n; i++) yield i;
+    return 'done';
+  });
+  assert.deepEqual([...count(3)], [1, 2, 3]);
+  const full = await env.one(named('countTo'));
+  assert.deepEqual(full.json('llm_output') ?? full.json('output'), { yielded: [1, 2, 3], returned: 'done' });
+  assert.equal(full.must('status_code'), 'OK');
+
+  const naturals = anosys.anosysLogger('gen')(function* naturals() {
+    for (let i = 0; ; i++) yield i;
+  });
+  for (const i of naturals()) if (i === 2) break;
+  const early = await env.one(named('naturals'));
+  assert.equal(early.must('anosys.outcome'), 'cancelled');
+  assert.deepEqual(early.json('llm_output') ?? early.json('output'), [0, 1, 2]);
+
+  const echo = anosys.anosysLogger('gen')(function* echo() {
+    let got = yield 'ready';
+    for (;;) {
+      try {
+        got = yield `got ${got}`;
+      } catch (error) {
+        got = `caught ${error.message}`;
+      }
+    }
+  });
+  const g = echo();
+  assert.equal(g.next().value, 'ready');
+  assert.equal(g.next('a').value, 'got a');
+  assert.equal(g.throw(new Error('x')).value, 'got caught x');
+  g.return();
+  const echoed = await env.one(named('echo'));
+  assert.deepEqual(echoed.json('llm_output') ?? echoed.json('output'), ['ready', 'got a', 'got caught x']);
+
+  const broken = anosys.anosysLogger('gen')(function* broken() {
+    yield 1;
+    throw new SyntaxError('bad token');
+  });
+  assert.throws(() => [...broken()], SyntaxError);
+  const failed = await env.one(named('broken'));
+  assert.equal(failed.must('error_type'), 'SyntaxError');
+  assert.deepEqual(failed.json('llm_output') ?? failed.json('output'), [1]);
+});
+
+test('async generators, with children of each step', async () => {
+  const child = anosys.anosysLogger('agen')(function pageChild(n) {
+    return n * 10;
+  });
+  const pages = anosys.anosysLogger('agen')(async function* pages() {
+    for (let i = 1; i <= 3; i++) {
+      await new Promise((r) => setTimeout(r, 1));
+      yield child(i);
+    }
+  });
+  const seen = [];
+  for await (const p of pages()) seen.push(p);
+  assert.deepEqual(seen, [10, 20, 30]);
+  const parent = await env.one(named('pages'));
+  assert.deepEqual(parent.json('llm_output') ?? parent.json('output'), [10, 20, 30]);
+  const children = await env.waitFor(named('pageChild'), { count: 3 });
+  for (const c of children) assert.equal(c.must('parent_id'), parent.must('span_id'));
+
+  const stream = anosys.anosysLogger('agen')(async function* ticker() {
+    for (let i = 0; ; i++) yield i;
+  });
+  for await (const i of stream()) if (i === 1) break;
+  const left = await env.one(named('ticker'));
+  assert.equal(left.must('anosys.outcome'), 'cancelled');
+  assert.deepEqual(left.json('llm_output') ?? left.json('output'), [0, 1]);
+});

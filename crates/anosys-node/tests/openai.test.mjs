@@ -2,7 +2,9 @@
 // this package; every record is checked at the AnoSys stand-in.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, beforeEach, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 import OpenAI from 'openai';
 
@@ -309,4 +311,46 @@ test('instrumentOpenAI on one client records that client', async (t) => {
   } finally {
     new anosys.AnosysOpenAILogger({ getUserContext: userContext });
   }
+});
+
+test('a stream dropped unread is recorded as cancelled once collected', async () => {
+  const child = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--input-type=module',
+      '-e',
+      `
+      import OpenAI from 'openai';
+      import { AnosysOpenAILogger, flush } from 'anosys';
+      new AnosysOpenAILogger({ getUserContext: () => ({ test: 'dropped-unread' }) });
+      const client = new OpenAI({ apiKey: 'sk-x', baseURL: process.env.UPSTREAM + '/v1', maxRetries: 0 });
+      await (async () => {
+        const stream = await client.chat.completions.create({ model: 'gpt-4', messages: [{ role: 'user', content: 'hi' }], stream: true });
+        stream.controller.abort();
+      })();
+      for (let i = 0; i < 20; i++) {
+        globalThis.gc();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // Recorded by the collection, before the exit handler could do it.
+      console.log(JSON.stringify(await flush()));
+      `,
+    ],
+    {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: { ...process.env, UPSTREAM: env.upstream.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stderr = '';
+  let stdout = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.on('data', (d) => (stdout += d));
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  assert.equal(code, 0, stderr);
+  assert.equal(JSON.parse(stdout).captured, 1, stdout);
+  const r = await env.one(mine('dropped-unread'));
+  assert.equal(r.must('anosys.outcome'), 'cancelled');
+  assert.equal(r.must('is_streaming'), true);
 });
