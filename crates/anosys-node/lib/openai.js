@@ -72,8 +72,10 @@ function ended(call) {
   markCaptured();
 }
 
-// A stream the application drops without reading to its end: when it is
-// garbage-collected, its call is recorded as cancelled (and no longer held).
+// A reply the application drops without reading it through openai (a
+// promise never awaited, `.asResponse()` read raw, a stream not read to its
+// end): when it is garbage-collected, its call is recorded as cancelled,
+// with what was known, and no longer held.
 const unread = new FinalizationRegistry((call) => {
   if (!openCalls.has(call)) return;
   try {
@@ -176,6 +178,7 @@ function observeStream(stream, call) {
 
 function onResult(call, data, response) {
   try {
+    unread.unregister(call);
     if (call.streaming) return observeStream(data, call);
     call.finish(typeof response?.status === 'number' ? response.status : 200, wireJson(data));
     ended(call);
@@ -199,9 +202,23 @@ function wrapMethod(original, apiPath) {
     }
     if (promise && typeof promise._thenUnwrap === 'function' && typeof promise.parse === 'function') {
       // openai's APIPromise: hand back an APIPromise (`.withResponse()`,
-      // `.asResponse()` keep working) whose result passes through us.
+      // `.asResponse()` keep working) whose parsed result passes through
+      // us. Nothing is parsed that the application does not ask for: a raw
+      // `.asResponse()` keeps its unread body.
       const observed = promise._thenUnwrap((data, props) => onResult(call, data, props?.response));
-      observed.parse().then(undefined, (error) => recordError(call, error));
+      const parse = observed.parse;
+      let watching = false;
+      observed.parse = function (...args) {
+        const parsed = parse.apply(this, args);
+        if (!watching) {
+          watching = true;
+          parsed.then(undefined, (error) => recordError(call, error));
+        }
+        return parsed;
+      };
+      // HTTP and connection errors, even for a promise nobody awaits.
+      promise.responsePromise?.then?.(undefined, (error) => recordError(call, error));
+      unread.register(observed, call, call);
       return observed;
     }
     return Promise.resolve(promise).then(

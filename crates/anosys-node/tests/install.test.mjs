@@ -63,7 +63,7 @@ const reply = await client.chat.completions.create({ model: 'gpt-4o-mini', messa
 console.log(reply.choices[0].message.content);
 `,
   );
-  const env = { ...process.env, UPSTREAM: upstream.url, ANOSYS_API_URL: `${backend.url}/log` };
+  const env = { ...process.env, UPSTREAM: upstream.url, ANOSYS_API_URL: `${backend.url}/log`, ANOSYS_DB: join(app, 'fallback.db') };
   delete env.ANOSYS_API_KEY;
   delete env.OTEL_SERVICE_NAME;
   const main = await run(process.execPath, ['main.js'], { env });

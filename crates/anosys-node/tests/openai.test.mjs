@@ -82,6 +82,15 @@ test('chat completion', async (t) => {
   assert.equal(resource['telemetry.sdk.version'], anosys.VERSION);
 });
 
+test('.asResponse() keeps the raw body readable; an unawaited failing call is still recorded', async (t) => {
+  const response = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO }).asResponse();
+  const body = await response.json();
+  assert.equal(body.choices[0].message.content, 'This is a test.');
+  client.chat.completions.create({ model: 'error-500', messages: HELLO }); // never awaited
+  const r = await env.one((r) => mine(t.name)(r) && r.get('http.response.status_code') === 500);
+  assert.equal(r.must('status_code'), 'ERROR');
+});
+
 test('chat completion with tool calls', async (t) => {
   const reply = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: TOOL_MESSAGES, tools: [WEATHER_TOOL], tool_choice: 'auto' });
   const calls = reply.choices[0].message.tool_calls;
