@@ -188,6 +188,31 @@ function onResult(call, data, response) {
   return data;
 }
 
+/** Records a reply from a copy of its raw body, as the application reads the original. */
+function recordRaw(call, response) {
+  if (!openCalls.has(call)) return;
+  let copy;
+  try {
+    if (response.bodyUsed || response.body?.locked) return;
+    copy = response.clone();
+  } catch {
+    return;
+  }
+  unread.unregister(call);
+  const status = response.status;
+  (async () => {
+    if (!call.streaming) {
+      call.finishBytes(status, Buffer.from(await copy.arrayBuffer()));
+      return;
+    }
+    for await (const bytes of copy.body ?? []) call.pushBytes(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    call.endStream();
+  })().then(
+    () => ended(call),
+    (error) => recordError(call, error),
+  );
+}
+
 function wrapMethod(original, apiPath) {
   if (original[ORIGINAL]) return original;
   const wrapped = function (body, options) {
@@ -215,6 +240,15 @@ function wrapMethod(original, apiPath) {
           parsed.then(undefined, (error) => recordError(call, error));
         }
         return parsed;
+      };
+      // `.asResponse()` alone: the application reads the raw body; the
+      // record reads a copy (`withResponse()` parses, and is recorded so).
+      const asResponse = observed.asResponse;
+      observed.asResponse = function (...args) {
+        return asResponse.apply(this, args).then((response) => {
+          recordRaw(call, response);
+          return response;
+        });
       };
       // HTTP and connection errors, even for a promise nobody awaits.
       promise.responsePromise?.then?.(undefined, (error) => recordError(call, error));

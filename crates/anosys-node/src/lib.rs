@@ -268,6 +268,19 @@ impl OpenAiCall {
         self.0.fail(error_type, message, status, body.as_deref().map(parse))
     }
 
+    /// Ends the call with the HTTP status and the raw response body (what
+    /// the application read itself through `.asResponse()`).
+    #[napi]
+    pub fn finish_bytes(&mut self, status: u32, body: &[u8]) -> bool {
+        self.0.finish_bytes(u16::try_from(status).unwrap_or(0), body)
+    }
+
+    /// Feeds raw bytes of the server-sent-events body, split anywhere.
+    #[napi]
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        self.0.push_bytes(bytes);
+    }
+
     /// Feeds the JSON text of one streamed event.
     #[napi]
     pub fn push_data(&mut self, data: String) {

@@ -82,13 +82,27 @@ test('chat completion', async (t) => {
   assert.equal(resource['telemetry.sdk.version'], anosys.VERSION);
 });
 
-test('.asResponse() keeps the raw body readable; an unawaited failing call is still recorded', async (t) => {
+test('.asResponse(): the application reads the raw body, the record reads a copy', async (t) => {
   const response = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO }).asResponse();
   const body = await response.json();
   assert.equal(body.choices[0].message.content, 'This is a test.');
+  const raw = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO, stream: true }).asResponse();
+  const text = await raw.text();
+  assert.ok(text.includes('data: [DONE]'));
+  const records = await env.waitFor(mine(t.name), { count: 2 });
+  const plain = records.find((r) => r.get('is_streaming') === false);
+  const streamed = records.find((r) => r.get('is_streaming') === true);
+  assert.equal(plain.must('gen_ai.response.id'), body.id);
+  assert.equal(plain.json('gen_ai.output.messages')[0].parts[0].content, 'This is a test.');
+  assert.equal(streamed.must('status_code'), 'OK');
+  assert.ok(streamed.json('gen_ai.output.messages')[0].parts[0].content.length > 0);
+});
+
+test('an error of a call nobody awaits is still recorded', async (t) => {
   client.chat.completions.create({ model: 'error-500', messages: HELLO }); // never awaited
-  const r = await env.one((r) => mine(t.name)(r) && r.get('http.response.status_code') === 500);
+  const r = await env.one(mine(t.name));
   assert.equal(r.must('status_code'), 'ERROR');
+  assert.equal(r.must('http.response.status_code'), 500);
 });
 
 test('chat completion with tool calls', async (t) => {

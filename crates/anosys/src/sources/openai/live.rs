@@ -92,6 +92,17 @@ impl LiveCall {
         }
     }
 
+    /// Ends the call with its HTTP status and the raw response body (JSON
+    /// expected; anything else is kept as text and marked).
+    pub fn finish_bytes(&mut self, status: u16, body: &[u8]) -> bool {
+        let record = match self.take() {
+            State::Started(call) => call.finish(status, body),
+            State::Streaming(acc) => acc.finish(),
+            State::Done => return false,
+        };
+        crate::capture(record)
+    }
+
     /// Ends the call, or its stream, with an error: with the HTTP `status`
     /// and error `body` when the server answered, else with the error's
     /// type and message (a connection error, a timeout, a broken stream).
@@ -131,6 +142,13 @@ impl LiveCall {
     pub fn push_data(&mut self, data: &str) {
         if let Some(acc) = self.accumulator() {
             acc.push_data(data);
+        }
+    }
+
+    /// Feeds raw bytes of a server-sent-events body, split anywhere.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        if let Some(acc) = self.accumulator() {
+            acc.push_bytes(bytes);
         }
     }
 
