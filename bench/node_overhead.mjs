@@ -3,7 +3,11 @@
 // against a local OpenAI-compatible server, in one run:
 //
 //   bare           the openai client (7.59, the current major), nothing installed
-//   anosys         the same with this repository's package (`new AnosysOpenAILogger()`)
+//   anosys         the same with this repository's package (`new AnosysOpenAILogger()`),
+//                  posting each record to a local AnoSys stand-in (one POST per
+//                  record, as the AnoSys API takes them)
+//   anosys-local   the same, records written to the embedded JSON-lines sink
+//                  instead (no network: like the in-memory span exporter below)
 //   bare-v6        openai 6.30, nothing installed
 //   otel           openai 6.30 with @opentelemetry/instrumentation-openai 0.21
 //                  and the OpenTelemetry SDK's batch span processor
@@ -29,7 +33,7 @@
 //   node bench/node_overhead.mjs --n 500 --rounds 3
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -47,6 +51,7 @@ const PACKAGES = [
   '@opentelemetry/instrumentation-openai@0.21.0',
 ];
 const SEED = 'anosys-sdk-openai';
+const JSONL = join(ROOT, 'target', 'bench-anosys.jsonl');
 
 const { values: args } = parseArgs({
   options: {
@@ -86,8 +91,13 @@ async function worker(variant) {
   let OpenAI;
   let spans;
   let anosys;
-  if (variant === 'anosys') {
-    process.env.ANOSYS_API_URL = args.backend;
+  if (variant === 'anosys' || variant === 'anosys-local') {
+    if (variant === 'anosys') {
+      process.env.ANOSYS_API_URL = args.backend;
+    } else {
+      process.env.ANOSYS_SINKS = 'jsonl';
+      process.env.ANOSYS_JSONL_PATH = JSONL;
+    }
     anosys = await import(join(DIR, 'node_modules', 'anosys', 'index.js'));
     OpenAI = (await import(require.resolve('openai7'))).default;
     if (!new anosys.AnosysOpenAILogger({ openai: OpenAI }).instrumented) throw new Error('anosys did not instrument openai');
@@ -165,7 +175,7 @@ function median(xs) {
 
 async function main() {
   if (!args['skip-setup']) setup();
-  const variants = ['bare', 'anosys', 'bare-v6', 'otel'];
+  const variants = ['bare', 'anosys', 'anosys-local', 'bare-v6', 'otel'];
   if (existsSync(join(DIR, 'node_modules', SEED))) variants.push(SEED);
 
   let received = 0;
@@ -222,7 +232,7 @@ async function main() {
         );
       }
     }
-    const base = { bare: 'bare', anosys: 'bare', [SEED]: 'bare', 'bare-v6': 'bare-v6', otel: 'bare-v6' };
+    const base = { bare: 'bare', anosys: 'bare', 'anosys-local': 'bare', [SEED]: 'bare', 'bare-v6': 'bare-v6', otel: 'bare-v6' };
     const med = (v, kind, i) => median(results[v][kind].map((x) => x[i]));
     console.log(`\nper call, median over ${args.rounds} rounds of ${N} calls; ratio to the bare client of the same openai version, same run`);
     console.log('wall: the caller\'s median latency; cpu: CPU time of the calling process (all its threads) per call');
@@ -238,10 +248,11 @@ async function main() {
     if (!variants.includes(SEED)) console.log(`\n${SEED}: not available from the npm registry; not measured`);
     const c = median(capture);
     console.log(`\nanosys capture work alone (OpenAICall start + finish with the reply, no HTTP): ${c.toFixed(1)} us per call, ${((c / med('bare', 'plain', 0)) * 100).toFixed(1)}% of a bare call`);
-    console.log(`AnoSys stand-in received ${received} batches`);
+    console.log(`AnoSys stand-in received ${received} POSTs`);
   } finally {
     server.kill();
     collector.close();
+    rmSync(JSONL, { force: true });
   }
 }
 
