@@ -61,39 +61,35 @@ export function errorType(error) {
   return error === null ? 'null' : typeof error;
 }
 
-function fail(call, error, output) {
+/** Ends `call` with `end`; capture never breaks the caller. */
+function settle(call, end) {
   try {
-    const message = error instanceof Error || (error && typeof error === 'object' && 'message' in error) ? String(error.message) : String(error);
-    const stack = typeof error?.stack === 'string' ? error.stack : undefined;
-    call.fail(errorType(error), message, stack, output !== undefined && call.content ? toJson(output) : undefined);
+    end();
   } catch {
     // capture never breaks the caller
   } finally {
     openCalls.delete(call);
     markCaptured();
   }
+}
+
+/** JSON text of what a call produced, if content is captured. */
+const produced = (call, output) => (output !== undefined && call.content ? toJson(output) : undefined);
+
+function fail(call, error, output) {
+  settle(call, () => {
+    const message = error instanceof Error || (error && typeof error === 'object' && 'message' in error) ? String(error.message) : String(error);
+    const stack = typeof error?.stack === 'string' ? error.stack : undefined;
+    call.fail(errorType(error), message, stack, produced(call, output));
+  });
 }
 
 function finish(call, value) {
-  try {
-    call.finish(call.content ? toJson(value) : undefined);
-  } catch {
-    // capture never breaks the caller
-  } finally {
-    openCalls.delete(call);
-    markCaptured();
-  }
+  settle(call, () => call.finish(call.content ? toJson(value) : undefined));
 }
 
 function cancel(call, output) {
-  try {
-    call.cancel(output !== undefined && call.content ? toJson(output) : undefined);
-  } catch {
-    // capture never breaks the caller
-  } finally {
-    openCalls.delete(call);
-    markCaptured();
-  }
+  settle(call, () => call.cancel(produced(call, output)));
 }
 
 /** Items of a generator kept for its record; the rest are counted. */

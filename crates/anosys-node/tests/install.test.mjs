@@ -5,14 +5,13 @@
 // package.json.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { Backend, Upstream } from './servers.mjs';
+import { Backend, runProcess, Upstream } from './servers.mjs';
 
 const packageDir = dirname(dirname(fileURLToPath(import.meta.url)));
 const openaiVersion = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')).devDependencies.openai;
@@ -32,20 +31,7 @@ after(async () => {
   rmSync(app, { recursive: true, force: true });
 });
 
-function run(command, args, options = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: app, stdio: ['ignore', 'pipe', 'pipe'], ...options });
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
+const run = (command, args, options = {}) => runProcess(command, args, { cwd: app, timeoutMs: 180_000, ...options });
 
 test('npm install <repo>/crates/anosys-node, then an app records its openai calls', { timeout: 240_000 }, async () => {
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'billing-app', version: '2.3.4', private: true, type: 'module' }));

@@ -2,11 +2,10 @@
 // AnoSys stand-in.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { setup } from './servers.mjs';
+import { runProcess, setup } from './servers.mjs';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 
@@ -243,20 +242,10 @@ test('flush resolves to the counters', async () => {
 });
 
 function runChild(source) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      env: { ...process.env, ANOSYS_API_URL: `${env.backend.url}/log` },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
+  return runProcess(process.execPath, ['--input-type=module', '-e', source], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    env: { ...process.env, ANOSYS_API_URL: `${env.backend.url}/log` },
+    timeoutMs: 20_000,
   });
 }
 

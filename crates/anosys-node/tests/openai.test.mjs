@@ -2,13 +2,12 @@
 // this package; every record is checked at the AnoSys stand-in.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, beforeEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import OpenAI from 'openai';
 
-import { setup } from './servers.mjs';
+import { runProcess, setup } from './servers.mjs';
 
 const current = { test: undefined };
 const userContext = () => ({ test: current.test, user_id: 'u-42' });
@@ -337,7 +336,7 @@ test('instrumentOpenAI on one client records that client', async (t) => {
 });
 
 test('a stream dropped unread is recorded as cancelled once collected', async () => {
-  const child = spawn(
+  const { code, stdout, stderr } = await runProcess(
     process.execPath,
     [
       '--expose-gc',
@@ -363,14 +362,8 @@ test('a stream dropped unread is recorded as cancelled once collected', async ()
     {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
       env: { ...process.env, UPSTREAM: env.upstream.url },
-      stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
-  let stderr = '';
-  let stdout = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  child.stdout.on('data', (d) => (stdout += d));
-  const code = await new Promise((resolve) => child.on('exit', resolve));
   assert.equal(code, 0, stderr);
   assert.equal(JSON.parse(stdout).captured, 1, stdout);
   const r = await env.one(mine('dropped-unread'));

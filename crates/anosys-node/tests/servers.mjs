@@ -11,6 +11,7 @@
 //   mapping each record carries in `otel_schema_url`.
 
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -237,4 +238,21 @@ export async function setup() {
       await Promise.all([backend.close(), upstream.close()]);
     },
   };
+}
+
+/** Runs a process to its end (killed after `timeoutMs`): its exit code and output. */
+export function runProcess(command, args, { timeoutMs = 60_000, ...options } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, output: stdout + stderr });
+    });
+  });
 }
