@@ -19,9 +19,13 @@
 //! | `ANOSYS_RETRY_MAX_ELAPSED_MS` | how long a batch is retried before it is kept in the embedded sink | `60000` |
 //! | `ANOSYS_SHUTDOWN_TIMEOUT_MS` | how long exit and a dropped guard wait for delivery | `5000` |
 //! | `OTEL_SERVICE_NAME` | `service.name` of the resource | the executable's name |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | more resource attributes, `key=value,…` (`service.version=1.4.2`) | none |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP base URL (feature `otlp`) | none |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | OTLP traces URL, used as is | none |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL` (or `_TRACES_PROTOCOL`) | `http/protobuf` or `grpc` | `http/protobuf` |
+//! | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | OTLP metrics URL, used as is | the base URL (+ `/v1/metrics` for HTTP) |
+//! | `OTEL_METRICS_EXPORTER` | comma list; the OTLP sink sends GenAI client metrics unless it leaves out `otlp` (`none` turns them off) | `otlp` |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | milliseconds between two metrics exports (and one at shutdown) | `60000` |
 //!
 //! `auto` sinks: AnoSys when a key or URL is set, OTLP when an OTLP
 //! endpoint is set (feature `otlp`), otherwise the embedded store (SQLite;
@@ -228,6 +232,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `service.name` of the resource.
     pub service_name: Option<String>,
+    /// More resource attributes (`OTEL_RESOURCE_ATTRIBUTES`,
+    /// `service.version`, …); `service_name` wins over a `service.name`
+    /// given here.
+    pub resource_attributes: Vec<(String, String)>,
     /// Starting indices of dynamic slots.
     pub starting_indices: Option<StartingIndices>,
     /// OTLP base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`).
@@ -236,6 +244,15 @@ pub struct Config {
     pub otlp_traces_endpoint: Option<String>,
     /// OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
     pub otlp_protocol: OtlpProtocol,
+    /// OTLP metrics URL, used as is (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`);
+    /// by default the base URL, plus `/v1/metrics` for HTTP.
+    pub otlp_metrics_endpoint: Option<String>,
+    /// Whether the OTLP sink also exports the GenAI client metrics
+    /// (`OTEL_METRICS_EXPORTER`; `none` turns them off).
+    pub otlp_metrics: bool,
+    /// Time between two metrics exports (`OTEL_METRIC_EXPORT_INTERVAL`,
+    /// milliseconds); the last one is at shutdown.
+    pub otlp_metric_export_interval: Duration,
 }
 
 impl Default for Config {
@@ -259,10 +276,14 @@ impl Default for Config {
             retry_max_elapsed: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(5),
             service_name: None,
+            resource_attributes: Vec::new(),
             starting_indices: None,
             otlp_endpoint: None,
             otlp_traces_endpoint: None,
             otlp_protocol: OtlpProtocol::HttpProtobuf,
+            otlp_metrics_endpoint: None,
+            otlp_metrics: true,
+            otlp_metric_export_interval: Duration::from_millis(60_000),
         }
     }
 }
@@ -315,6 +336,23 @@ fn invalid(variable: &str, value: &str, expected: &str) -> ConfigError {
     ConfigError { variable: variable.to_owned(), value: value.to_owned(), expected: expected.to_owned() }
 }
 
+/// `OTEL_RESOURCE_ATTRIBUTES`: `key1=value1,key2=value2`, values
+/// percent-encoded (W3C Baggage octets).
+fn parse_resource_attributes(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let bad = || invalid("OTEL_RESOURCE_ATTRIBUTES", value, "comma-separated key=value pairs (values percent-encoded)");
+    let mut out = Vec::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(bad)?;
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(bad());
+        }
+        let v = percent_encoding::percent_decode_str(v.trim()).decode_utf8().map_err(|_| bad())?;
+        out.push((k.to_owned(), v.into_owned()));
+    }
+    Ok(out)
+}
+
 fn parse_bool(variable: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -342,6 +380,20 @@ fn check_url(variable: &str, value: &str) -> Result<(), ConfigError> {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
         _ => Err(invalid(variable, value, "an absolute http:// or https:// URL")),
     }
+}
+
+/// `OTEL_METRICS_EXPORTER`: a comma list of the exporters the
+/// OpenTelemetry spec names; metrics go out over OTLP when it holds `otlp`.
+fn parse_metrics_exporter(variable: &str, value: &str) -> Result<bool, ConfigError> {
+    let mut otlp = false;
+    for part in value.split(',') {
+        match part.trim().to_ascii_lowercase().as_str() {
+            "otlp" => otlp = true,
+            "none" | "console" | "prometheus" | "" => {}
+            _ => return Err(invalid(variable, value, "otlp or none (a comma list; console and prometheus are ignored)")),
+        }
+    }
+    Ok(otlp)
 }
 
 fn parse_sinks(variable: &str, value: &str) -> Result<SinkSelection, ConfigError> {
@@ -451,6 +503,9 @@ impl ConfigBuilder {
         if let Some(v) = get("OTEL_SERVICE_NAME") {
             c.service_name = Some(v.trim().to_owned());
         }
+        if let Some(v) = get("OTEL_RESOURCE_ATTRIBUTES") {
+            c.resource_attributes = parse_resource_attributes(&v)?;
+        }
         if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
             check_url("OTEL_EXPORTER_OTLP_ENDPOINT", v.trim())?;
             c.otlp_endpoint = Some(v.trim().to_owned());
@@ -458,6 +513,16 @@ impl ConfigBuilder {
         if let Some(v) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
             check_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v.trim())?;
             c.otlp_traces_endpoint = Some(v.trim().to_owned());
+        }
+        if let Some(v) = get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
+            check_url("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", v.trim())?;
+            c.otlp_metrics_endpoint = Some(v.trim().to_owned());
+        }
+        if let Some(v) = get("OTEL_METRICS_EXPORTER") {
+            c.otlp_metrics = parse_metrics_exporter("OTEL_METRICS_EXPORTER", &v)?;
+        }
+        if let Some(v) = get("OTEL_METRIC_EXPORT_INTERVAL") {
+            c.otlp_metric_export_interval = parse_millis("OTEL_METRIC_EXPORT_INTERVAL", &v, 1, 86_400_000)?;
         }
         for variable in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
             if let Some(v) = get(variable) {
@@ -561,6 +626,17 @@ impl ConfigBuilder {
         self.config.service_name = Some(name.into());
         self
     }
+    /// `service.version` of the resource.
+    pub fn service_version(self, version: impl Into<String>) -> Self {
+        self.resource_attribute("service.version", version)
+    }
+    /// One more resource attribute (as `OTEL_RESOURCE_ATTRIBUTES` gives them).
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.config.resource_attributes.retain(|(k, _)| *k != key);
+        self.config.resource_attributes.push((key, value.into()));
+        self
+    }
     /// Starting indices of dynamic slots.
     pub fn starting_indices(mut self, indices: StartingIndices) -> Self {
         self.config.starting_indices = Some(indices);
@@ -579,6 +655,30 @@ impl ConfigBuilder {
     /// OTLP transport.
     pub fn otlp_protocol(mut self, protocol: OtlpProtocol) -> Self {
         self.config.otlp_protocol = protocol;
+        self
+    }
+    /// OTLP metrics URL, used as is (by default the base URL, plus
+    /// `/v1/metrics` for HTTP).
+    pub fn otlp_metrics_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.config.otlp_metrics_endpoint = Some(url.into());
+        self
+    }
+    /// Whether the OTLP sink also exports the GenAI client metrics (on by
+    /// default).
+    pub fn otlp_metrics(mut self, on: bool) -> Self {
+        self.config.otlp_metrics = on;
+        self
+    }
+    /// Time between two metrics exports (the last one is at shutdown).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = anosys::Config::builder().otlp_metric_export_interval(Duration::from_secs(10)).build()?;
+    /// assert_eq!(config.otlp_metric_export_interval, Duration::from_secs(10));
+    /// # Ok::<(), anosys::ConfigError>(())
+    /// ```
+    pub fn otlp_metric_export_interval(mut self, d: Duration) -> Self {
+        self.config.otlp_metric_export_interval = d;
         self
     }
 
@@ -606,12 +706,20 @@ impl ConfigBuilder {
         if c.flush_interval.is_zero() {
             return Err(invalid("flush_interval (ANOSYS_FLUSH_INTERVAL_MS)", "0", "a duration above 0"));
         }
+        if c.otlp_metric_export_interval.is_zero() {
+            return Err(invalid(
+                "otlp_metric_export_interval (OTEL_METRIC_EXPORT_INTERVAL)",
+                "0",
+                "a duration above 0",
+            ));
+        }
         if c.sinks == SinkSelection::Only(Vec::new()) {
             return Err(invalid("sinks (ANOSYS_SINKS)", "", "at least one of anosys, sqlite, jsonl, stdout"));
         }
         for (name, url) in [
             ("otlp_endpoint (OTEL_EXPORTER_OTLP_ENDPOINT)", &c.otlp_endpoint),
             ("otlp_traces_endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)", &c.otlp_traces_endpoint),
+            ("otlp_metrics_endpoint (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)", &c.otlp_metrics_endpoint),
         ] {
             if let Some(url) = url {
                 check_url(name, url)?;
@@ -655,10 +763,19 @@ mod tests {
             ("ANOSYS_SINKS", "anosys, stdout"),
             ("ANOSYS_JSONL_PATH", "/tmp/x.jsonl"),
             ("OTEL_SERVICE_NAME", "svc"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.version=1.4.2, deployment.environment.name=prod%20eu,service.name=other"),
         ]))
         .unwrap()
         .build()
         .unwrap();
+        assert_eq!(
+            c.resource_attributes,
+            [("service.version", "1.4.2"), ("deployment.environment.name", "prod eu"), ("service.name", "other")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        let resource = crate::pipeline::resource_for(&c);
+        assert_eq!(resource.service_name(), Some("svc"), "OTEL_SERVICE_NAME wins");
+        assert_eq!(resource.attributes["deployment.environment.name"], "prod eu");
         assert_eq!(c.api_url.as_deref(), Some("http://127.0.0.1:1/log"));
         assert_eq!(c.log_level, LogLevel::Debug);
         assert!(!c.capture_content);
@@ -678,6 +795,8 @@ mod tests {
             ("ANOSYS_SINKS", "kafka", "jsonl"),
             ("ANOSYS_LOG_LEVEL", "loud", "debug"),
             ("ANOSYS_FLUSH_INTERVAL_MS", "-1", "milliseconds"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.version", "key=value"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "=x", "key=value"),
         ] {
             let e = ConfigBuilder::from_lookup(env(&[(var, val)])).unwrap_err();
             assert_eq!(e.variable, var);
@@ -685,6 +804,39 @@ mod tests {
         }
         let e = ConfigBuilder::from_lookup(env(&[("ANOSYS_SINKS", "anosys")])).unwrap().build().unwrap_err();
         assert!(e.to_string().contains("ANOSYS_API_KEY"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_otlp_metrics_variables() {
+        let c = Config::default();
+        assert!(c.otlp_metrics);
+        assert_eq!(c.otlp_metric_export_interval, Duration::from_secs(60));
+        assert_eq!(c.otlp_metrics_endpoint, None);
+        let c = ConfigBuilder::from_lookup(env(&[
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://127.0.0.1:4318/custom/metrics"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "250"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+        ]))
+        .unwrap()
+        .build()
+        .unwrap();
+        assert_eq!(c.otlp_metrics_endpoint.as_deref(), Some("http://127.0.0.1:4318/custom/metrics"));
+        assert_eq!(c.otlp_metric_export_interval, Duration::from_millis(250));
+        assert!(!c.otlp_metrics);
+        for (value, on) in [("otlp", true), ("OTLP", true), ("prometheus", false), ("console, otlp", true)] {
+            let c = ConfigBuilder::from_lookup(env(&[("OTEL_METRICS_EXPORTER", value)])).unwrap().build().unwrap();
+            assert_eq!(c.otlp_metrics, on, "{value}");
+        }
+        for (var, val, expect) in [
+            ("OTEL_METRICS_EXPORTER", "statsd", "otlp or none"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "0", "milliseconds"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4318", "http://"),
+        ] {
+            let e = ConfigBuilder::from_lookup(env(&[(var, val)])).unwrap_err();
+            assert_eq!(e.variable, var);
+            assert!(e.to_string().contains(expect), "{e}");
+        }
+        assert!(Config::builder().otlp_metric_export_interval(Duration::ZERO).build().is_err());
     }
 
     #[test]

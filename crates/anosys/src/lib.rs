@@ -51,4 +51,4 @@ pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, OtlpProtocol, SinkK
 pub use diag::LogLevel;
 pub use global::{after_fork_in_child, capture, capture_content_enabled, counters, flush, flush_within_shutdown_timeout, init, init_with, install, log_raw, log_raw_serialize, setup_api, shutdown, Guard};
 pub use pipeline::{Counters, FlushReport, InitError, Pipeline, PipelineBuilder};
-pub use record::{Caller, ErrorInfo, Event, Record, RecordKind, Resource, SpanId, SpanKind, Status, StatusCode, TraceId};
+pub use record::{Caller, ErrorInfo, Event, Link, Record, RecordKind, Resource, SpanId, SpanKind, Status, StatusCode, TraceId};

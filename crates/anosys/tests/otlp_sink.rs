@@ -47,7 +47,10 @@ fn config(receiver: &OtlpReceiver, protocol: OtlpProtocol, dir: &std::path::Path
         .sinks([SinkKind::Otlp])
         .otlp_endpoint(receiver.endpoint())
         .otlp_protocol(protocol)
+        // Spans only here; tests/otlp_metrics.rs covers the metrics.
+        .otlp_metrics(false)
         .service_name("checkout")
+        .service_version("2.0.1")
         .db_path(dir.join("fallback.db"))
         .flush_interval(Duration::from_millis(20))
         .retry_max_elapsed(Duration::from_secs(5))
@@ -68,6 +71,7 @@ fn check_spans(receiver: &OtlpReceiver, parent: &Record, child: &Record, failed:
     // Resource: the seed's attributes, with the configured service name.
     let (resource, _) = &spans[0];
     assert_eq!(resource["service.name"], "checkout");
+    assert_eq!(resource["service.version"], "2.0.1");
     assert_eq!(resource["telemetry.sdk.name"], "anosys");
     assert_eq!(resource["telemetry.sdk.language"], "rust");
     assert_eq!(resource["telemetry.sdk.version"], env!("CARGO_PKG_VERSION"));
@@ -195,6 +199,7 @@ fn an_unreachable_receiver_leaves_records_in_the_embedded_store() {
     let config = Config::builder()
         .sinks([SinkKind::Otlp])
         .otlp_endpoint(format!("http://127.0.0.1:{port}"))
+        .otlp_metrics(false)
         .db_path(dir.join("fallback.db"))
         .retry_max_elapsed(Duration::from_millis(300))
         .request_timeout(Duration::from_millis(500))

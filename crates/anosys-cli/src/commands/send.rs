@@ -18,7 +18,10 @@ struct Tally {
 
 pub(super) fn run(store: &Store, args: SendArgs) -> Result<(), CliError> {
     let filter = filter(&args.filter)?;
-    let config = anosys::ConfigBuilder::from_env()?.build()?;
+    let mut config = anosys::ConfigBuilder::from_env()?.build()?;
+    // GenAI metrics describe live traffic as it happens; replaying stored
+    // records would count old calls again at today's time.
+    config.otlp_metrics = false;
     let sink: Box<dyn Sink> = match args.to {
         Destination::Anosys => {
             if config.api_key.is_none() && config.api_url.is_none() {

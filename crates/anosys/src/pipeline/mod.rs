@@ -235,6 +235,29 @@ pub fn default_resource(service_name: Option<&str>) -> Resource {
     r
 }
 
+/// The resource of a pipeline built from `config`: [`default_resource`],
+/// then the configured attributes (`OTEL_RESOURCE_ATTRIBUTES`,
+/// `service_version`), which win over what an embedding package set, but
+/// not over `service.name` from `OTEL_SERVICE_NAME` or the SDK's own
+/// `telemetry.sdk.*`.
+///
+/// ```
+/// let config = anosys::Config::builder().service_name("billing").service_version("1.4.2").build().unwrap();
+/// let r = anosys::pipeline::resource_for(&config);
+/// assert_eq!(r.service_name(), Some("billing"));
+/// assert_eq!(r.attributes["service.version"], "1.4.2");
+/// ```
+pub fn resource_for(config: &Config) -> Resource {
+    let mut r = default_resource(config.service_name.as_deref());
+    for (k, v) in &config.resource_attributes {
+        let ours = k.starts_with("telemetry.sdk.") || (k == "service.name" && config.service_name.is_some());
+        if !ours {
+            r.attributes.insert(k.clone().into(), Value::String(v.clone()));
+        }
+    }
+    r
+}
+
 /// The local sink of `kind` (SQLite store or JSON-lines file).
 fn embedded_sink(config: &Config, kind: SinkKind) -> Arc<dyn Sink> {
     match kind {
@@ -299,7 +322,7 @@ impl PipelineBuilder {
             return Err(InitError::Sink("no sink configured".into()));
         }
         let description: Vec<String> = sinks.iter().map(|s| s.describe()).collect();
-        let resource = Arc::new(self.resource.unwrap_or_else(|| default_resource(config.service_name.as_deref())));
+        let resource = Arc::new(self.resource.unwrap_or_else(|| resource_for(&config)));
         let queue = Arc::new(queue::Queue::new(config.queue_size, config.batch_size));
         let (control, control_rx) = mpsc::unbounded_channel();
         let counters = Arc::new(AtomicCounters::default());

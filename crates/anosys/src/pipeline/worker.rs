@@ -31,6 +31,13 @@ pub(super) fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name("anosys-worker".into()).spawn(move || {
+        // The HTTP stack the sinks use (hyper, h2) emits `tracing` spans and
+        // events. Where the application sends its tracing spans into anosys
+        // (tracing-opentelemetry + AnosysSpanExporter), they would come back
+        // here as records, be delivered, emit more: a feedback loop. The
+        // worker's own telemetry goes nowhere.
+        #[cfg(feature = "otel")]
+        let _silenced = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
         let worker = Worker { queue, sinks, counters, settings };
         runtime.block_on(worker.run(control));
         // Let retries still in flight (after a missed deadline) end quietly.

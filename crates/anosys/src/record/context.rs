@@ -1,7 +1,10 @@
 //! The current trace context: which span new records are children of.
 //!
-//! A thread-local stack for now; the function-logging and OpenTelemetry
-//! issues extend it to async tasks and to OpenTelemetry's own context.
+//! anosys's own spans (`#[anosys::logger]` calls) are a thread-local stack,
+//! entered for each poll of an async call. With the `otel` feature, an
+//! active OpenTelemetry span counts too (and so does a `tracing` span, whose
+//! OpenTelemetry context tracing-opentelemetry activates on enter): the
+//! innermost of the two is the parent.
 
 use std::cell::RefCell;
 
@@ -16,8 +19,32 @@ pub struct SpanContext {
     pub span_id: SpanId,
 }
 
+/// One entered anosys span, with the OpenTelemetry span that was active
+/// when it was entered (an OpenTelemetry span active now but not then was
+/// entered inside it, and is the innermost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    cx: SpanContext,
+    foreign_at_entry: Option<SpanContext>,
+}
+
 thread_local! {
-    static STACK: RefCell<Vec<SpanContext>> = const { RefCell::new(Vec::new()) };
+    static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The active OpenTelemetry span on this thread, if any.
+#[cfg(feature = "otel")]
+fn foreign() -> Option<SpanContext> {
+    use opentelemetry::trace::TraceContextExt;
+    let cx = opentelemetry::Context::current();
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| SpanContext { trace_id: TraceId(sc.trace_id().to_bytes()), span_id: SpanId(sc.span_id().to_bytes()) })
+}
+
+#[cfg(not(feature = "otel"))]
+fn foreign() -> Option<SpanContext> {
+    None
 }
 
 /// The innermost entered span on this thread, if any.
@@ -33,19 +60,51 @@ thread_local! {
 /// assert!(context::current().is_none());
 /// ```
 pub fn current() -> Option<SpanContext> {
-    STACK.try_with(|s| s.borrow().last().copied()).ok().flatten()
+    let top = STACK.try_with(|s| s.borrow().last().copied()).ok().flatten();
+    let foreign = foreign();
+    match (top, foreign) {
+        (Some(top), Some(f)) if top.foreign_at_entry != Some(f) => Some(f),
+        (Some(top), _) => Some(top.cx),
+        (None, f) => f,
+    }
 }
 
 /// Makes `cx` the current span on this thread until the guard drops.
+///
+/// With the `otel` feature it is also the active OpenTelemetry span
+/// context meanwhile, so OpenTelemetry (and `tracing`) spans started inside
+/// a logged function are its children too.
 pub fn enter(cx: SpanContext) -> EnteredSpan {
-    let _ = STACK.try_with(|s| s.borrow_mut().push(cx));
-    EnteredSpan { cx, _not_send: std::marker::PhantomData }
+    let entry = Entry { cx, foreign_at_entry: foreign() };
+    let _ = STACK.try_with(|s| s.borrow_mut().push(entry));
+    EnteredSpan {
+        entry,
+        #[cfg(feature = "otel")]
+        _otel: attach_otel(cx),
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+#[cfg(feature = "otel")]
+fn attach_otel(cx: SpanContext) -> opentelemetry::ContextGuard {
+    use opentelemetry::trace::{SpanContext as OtelSpanContext, SpanId as OtelSpanId, TraceContextExt, TraceFlags, TraceId as OtelTraceId};
+    let current = opentelemetry::Context::current();
+    let span = OtelSpanContext::new(
+        OtelTraceId::from_bytes(cx.trace_id.0),
+        OtelSpanId::from_bytes(cx.span_id.0),
+        TraceFlags::SAMPLED,
+        false,
+        current.span().span_context().trace_state().clone(),
+    );
+    current.with_remote_span_context(span).attach()
 }
 
 /// Leaves the span when dropped. Not `Send`: it belongs to its thread.
 #[derive(Debug)]
 pub struct EnteredSpan {
-    cx: SpanContext,
+    entry: Entry,
+    #[cfg(feature = "otel")]
+    _otel: opentelemetry::ContextGuard,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -53,7 +112,7 @@ impl Drop for EnteredSpan {
     fn drop(&mut self) {
         let _ = STACK.try_with(|s| {
             let mut s = s.borrow_mut();
-            if let Some(pos) = s.iter().rposition(|c| *c == self.cx) {
+            if let Some(pos) = s.iter().rposition(|c| *c == self.entry) {
                 s.remove(pos);
             }
         });

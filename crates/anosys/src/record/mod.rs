@@ -184,6 +184,22 @@ pub struct Event {
     pub attributes: Attributes,
 }
 
+/// A link from a record to another span (an OpenTelemetry span link): a
+/// batch job linking the requests it serves, a message linking its sender.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    /// The linked span's trace.
+    pub trace_id: TraceId,
+    /// The linked span.
+    pub span_id: SpanId,
+    /// Its W3C `tracestate`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_state: Option<String>,
+    /// Link attributes.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub attributes: Attributes,
+}
+
 /// Describes the process that produced records (`service.name`, SDK name
 /// and version, …). Shared by every record of a pipeline.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -273,6 +289,9 @@ pub struct Record {
     /// Span events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
+    /// Links to other spans.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
     /// The producing process; the pipeline fills in its own when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<Arc<Resource>>,
@@ -308,6 +327,7 @@ impl Record {
             raw: None,
             attributes: Attributes::new(),
             events: Vec::new(),
+            links: Vec::new(),
             resource: None,
         }
     }
@@ -405,6 +425,7 @@ impl Record {
                 .map(|(k, v)| k.len() + approx_value_size(v) + 4)
                 .sum::<usize>()
             + self.events.iter().map(|e| 64 + e.name.len()).sum::<usize>()
+            + self.links.len() * 96
     }
 }
 

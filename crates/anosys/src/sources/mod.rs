@@ -5,8 +5,12 @@
 //!   included.
 //! - [`raw`]: arbitrary JSON (`anosys::log_raw`).
 //! - [`function`]: calls of functions marked `#[anosys::logger]`.
+//! - `otel` (feature `otel`): OpenTelemetry spans, `tracing` spans through
+//!   tracing-opentelemetry.
 
 #[doc(hidden)]
 pub mod function;
 pub mod openai;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod raw;

@@ -350,6 +350,9 @@ impl<'r> Encoder<'r> {
         if !record.events.is_empty() {
             out.fixed("events", serde_json::to_value(&record.events).unwrap_or(Value::Null));
         }
+        if !record.links.is_empty() {
+            out.fixed("links", serde_json::to_value(&record.links).unwrap_or(Value::Null));
+        }
         if !resource.attributes.is_empty() {
             out.fixed("otel_resource", serde_json::to_value(&resource.attributes).unwrap_or(Value::Null));
         }

@@ -118,6 +118,7 @@ pub const FIXED_SLOTS: &[(&str, &str)] = &[
     ("is_streaming", "cvb2"),
     ("is_agent", "cvb1"),
     ("events", "otel_events"),
+    ("links", "otel_links"),
     ("user_context", "cvs5"),
     ("gen_ai.request.tool_choice", "cvs15"),
 ];

@@ -168,10 +168,31 @@ pub fn span_data(r: &Record, scope: &InstrumentationScope) -> SpanData {
         attributes,
         dropped_attributes_count: 0,
         events: span_events(events),
-        links: SpanLinks::default(),
+        links: span_links(r),
         status,
         instrumentation_scope: scope.clone(),
     }
+}
+
+fn span_links(r: &Record) -> SpanLinks {
+    let mut l = SpanLinks::default();
+    l.links = r
+        .links
+        .iter()
+        .map(|link| {
+            let state = link.trace_state.as_deref().and_then(|s| s.parse::<TraceState>().ok()).unwrap_or_default();
+            let cx = SpanContext::new(
+                TraceId::from_bytes(link.trace_id.0),
+                SpanId::from_bytes(link.span_id.0),
+                TraceFlags::SAMPLED,
+                false,
+                state,
+            );
+            let attrs = link.attributes.iter().filter_map(|(k, v)| value(v).map(|v| KeyValue::new(k.to_string(), v))).collect();
+            opentelemetry::trace::Link::new(cx, attrs, 0)
+        })
+        .collect();
+    l
 }
 
 fn span_events(events: Vec<Event>) -> SpanEvents {

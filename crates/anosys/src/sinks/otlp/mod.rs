@@ -15,8 +15,14 @@
 //! the shutdown deadline runs out, then kept in the fallback (the embedded
 //! store), like the AnoSys sink. An HTTP 4xx other than 408 and 429 is not
 //! retried.
+//!
+//! The LLM records also feed the GenAI client metrics (duration, token
+//! usage, time to first chunk), sent to the same backend periodically and
+//! at shutdown; see [`metrics`]. `OTEL_METRICS_EXPORTER=none` turns them
+//! off.
 
 pub mod convert;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +55,8 @@ pub struct OtlpSink {
     exporter: tokio::sync::Mutex<Option<Result<opentelemetry_otlp::SpanExporter, String>>>,
     fallback: Option<Arc<dyn Sink>>,
     scope: InstrumentationScope,
+    /// The GenAI client metrics, unless turned off.
+    metrics: Option<metrics::GenAiMetrics>,
 }
 
 impl std::fmt::Debug for OtlpSink {
@@ -102,6 +110,7 @@ impl OtlpSink {
             exporter: tokio::sync::Mutex::new(None),
             fallback: None,
             scope: convert::scope(),
+            metrics: config.otlp_metrics.then(|| metrics::GenAiMetrics::new(config)),
         }
     }
 
@@ -114,6 +123,11 @@ impl OtlpSink {
     /// Where spans are sent.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The GenAI client metrics, unless `otlp_metrics` is off.
+    pub fn metrics(&self) -> Option<&metrics::GenAiMetrics> {
+        self.metrics.as_ref()
     }
 
     fn build(&self) -> Result<opentelemetry_otlp::SpanExporter, String> {
@@ -203,11 +217,26 @@ impl Sink for OtlpSink {
             OtlpProtocol::HttpProtobuf => "http/protobuf",
             OtlpProtocol::Grpc => "grpc",
         };
-        format!("records are exported as OTLP spans to {} ({protocol})", self.endpoint)
+        let mut line = format!("records are exported as OTLP spans to {} ({protocol})", self.endpoint);
+        if let Some(m) = &self.metrics {
+            line += &format!(", GenAI client metrics to {} every {}", m.endpoint(), humantime::format_duration(m.interval()));
+        }
+        line
+    }
+
+    fn start(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(m) = &self.metrics {
+                m.run().await;
+            }
+        })
     }
 
     fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport> {
         Box::pin(async move {
+            if let Some(m) = &self.metrics {
+                batch.iter().for_each(|r| m.record(r));
+            }
             let mut report = ExportReport::default();
             let mut guard = self.exporter.lock().await;
             let exporter = match guard.get_or_insert_with(|| self.build()) {
@@ -249,6 +278,9 @@ impl Sink for OtlpSink {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            if let Some(m) = &self.metrics {
+                m.shutdown().await;
+            }
             if let Some(Ok(exporter)) = self.exporter.lock().await.as_mut() {
                 let _ = exporter.shutdown();
             }
