@@ -4,26 +4,16 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anosys::sources::openai::{CaptureOptions, OpenAiCall};
 use anosys::{Config, ConfigBuilder, OtlpProtocol, Pipeline, Record, RecordKind, SinkKind, Status};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use axum::http::HeaderMap;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{metric, AggregationTemporality, HistogramDataPoint, Metric};
-use prost::Message;
 use serde_json::{json, Value};
-use support::otlp::attributes;
-use support::{temp_dir, LocalServer};
+use support::otlp::{attributes, OtlpReceiver};
+use support::temp_dir;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -35,99 +25,33 @@ const TOKEN_BOUNDS: [f64; 14] = [
 ];
 
 // ---------------------------------------------------------------------------
-// The receiver: metrics kept, spans counted.
+// The receiver (tests/support/otlp.rs): metrics kept, spans counted.
 
-#[derive(Default)]
-struct Shared {
-    metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
-    metrics_headers: Mutex<Vec<HeaderMap>>,
-    spans: Mutex<usize>,
-}
-
-struct Receiver {
-    shared: Arc<Shared>,
-    server: LocalServer,
-}
-
-async fn http_metrics(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    s.metrics_headers.lock().unwrap().push(headers);
-    match ExportMetricsServiceRequest::decode(body) {
-        Ok(request) => {
-            s.metrics.lock().unwrap().push(request);
-            let body = ExportMetricsServiceResponse::default().encode_to_vec();
-            ([(axum::http::header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    }
-}
-
-async fn http_traces(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
-    match ExportTraceServiceRequest::decode(body) {
-        Ok(request) => {
-            *s.spans.lock().unwrap() += count_spans(&request);
-            let body = ExportTraceServiceResponse::default().encode_to_vec();
-            ([(axum::http::header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    }
-}
-
-fn count_spans(request: &ExportTraceServiceRequest) -> usize {
-    request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
-}
-
-struct Grpc(Arc<Shared>);
-
-#[tonic::async_trait]
-impl MetricsService for Grpc {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        self.0.metrics_headers.lock().unwrap().push(request.metadata().clone().into_headers());
-        self.0.metrics.lock().unwrap().push(request.into_inner());
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Grpc {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        *self.0.spans.lock().unwrap() += count_spans(request.get_ref());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
+struct Receiver(OtlpReceiver);
 
 impl Receiver {
     fn http() -> Receiver {
-        let shared = Arc::new(Shared::default());
-        let app = Router::new()
-            .route("/v1/metrics", post(http_metrics))
-            .route("/v1/traces", post(http_traces))
-            .with_state(shared.clone());
-        Receiver { shared, server: LocalServer::start(0, app) }
+        Receiver(OtlpReceiver::http())
     }
 
     fn grpc() -> Receiver {
-        let shared = Arc::new(Shared::default());
-        let routes = tonic::service::Routes::new(MetricsServiceServer::new(Grpc(shared.clone())))
-            .add_service(TraceServiceServer::new(Grpc(shared.clone())));
-        Receiver { shared, server: LocalServer::start(0, routes.into_axum_router()) }
+        Receiver(OtlpReceiver::grpc())
     }
 
     fn endpoint(&self) -> String {
-        format!("http://{}", self.server.addr)
+        self.0.endpoint()
+    }
+
+    fn metrics_headers(&self) -> std::sync::MutexGuard<'_, Vec<HeaderMap>> {
+        self.0.shared.metrics_headers.lock().unwrap()
     }
 
     fn requests(&self) -> usize {
-        self.shared.metrics.lock().unwrap().len()
+        self.0.shared.metrics.lock().unwrap().len()
     }
 
     fn spans(&self) -> usize {
-        *self.shared.spans.lock().unwrap()
+        self.0.spans().len()
     }
 
     /// The latest export (cumulative: it holds every total), once `done`
@@ -135,7 +59,7 @@ impl Receiver {
     fn latest_when(&self, done: impl Fn(&Export) -> bool) -> Option<Export> {
         let end = Instant::now() + WAIT;
         loop {
-            if let Some(last) = self.shared.metrics.lock().unwrap().last() {
+            if let Some(last) = self.0.shared.metrics.lock().unwrap().last() {
                 let export = Export::of(last);
                 if done(&export) {
                     return Some(export);
@@ -402,7 +326,7 @@ fn llm_calls_become_genai_metrics_over_http_protobuf() {
     // The export at shutdown holds the same cumulative totals.
     let last = receiver.latest_when(|_| true).unwrap();
     check(&last, &calls);
-    let headers = receiver.shared.metrics_headers.lock().unwrap();
+    let headers = receiver.metrics_headers();
     assert_eq!(headers[0]["content-type"], "application/x-protobuf");
 }
 
@@ -457,7 +381,7 @@ fn otel_metrics_exporter_none_sends_no_metrics() {
     // over, and nothing came.
     assert_eq!(receiver.spans(), 5);
     assert_eq!(receiver.requests(), 0);
-    assert!(receiver.shared.metrics_headers.lock().unwrap().is_empty());
+    assert!(receiver.metrics_headers().is_empty());
 }
 
 #[test]

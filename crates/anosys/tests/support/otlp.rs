@@ -1,6 +1,7 @@
 //! A real OTLP receiver on 127.0.0.1, built from opentelemetry-proto:
-//! HTTP/protobuf (`POST /v1/traces`) and gRPC (`TraceService/Export`).
-//! It keeps every export request and answers with a planned status.
+//! HTTP/protobuf (`POST /v1/traces`, `POST /v1/metrics`) and gRPC
+//! (`TraceService/Export`, `MetricsService/Export`). It keeps every export
+//! request and answers span exports with a planned status.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -26,8 +29,12 @@ pub struct Shared {
     pub requests: Mutex<Vec<ExportTraceServiceRequest>>,
     /// Headers of every request.
     pub headers: Mutex<Vec<HeaderMap>>,
-    /// HTTP statuses to answer with, in order; then 200.
+    /// HTTP statuses to answer span exports with, in order; then 200.
     pub plan: Mutex<VecDeque<u16>>,
+    /// Metrics export requests.
+    pub metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
+    /// Headers of every metrics request.
+    pub metrics_headers: Mutex<Vec<HeaderMap>>,
 }
 
 pub struct OtlpReceiver {
@@ -50,7 +57,31 @@ async fn http_traces(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     }
 }
 
+async fn http_metrics(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    s.metrics_headers.lock().unwrap().push(headers);
+    match ExportMetricsServiceRequest::decode(body) {
+        Ok(request) => {
+            s.metrics.lock().unwrap().push(request);
+            let body = ExportMetricsServiceResponse::default().encode_to_vec();
+            ([(axum::http::header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
 struct Grpc(Arc<Shared>);
+
+#[tonic::async_trait]
+impl MetricsService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.0.metrics_headers.lock().unwrap().push(request.metadata().clone().into_headers());
+        self.0.metrics.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
 
 #[tonic::async_trait]
 impl TraceService for Grpc {
@@ -71,14 +102,18 @@ impl OtlpReceiver {
     /// OTLP over HTTP/protobuf.
     pub fn http() -> OtlpReceiver {
         let shared = Arc::new(Shared::default());
-        let app = Router::new().route("/v1/traces", post(http_traces)).with_state(shared.clone());
+        let app = Router::new()
+            .route("/v1/traces", post(http_traces))
+            .route("/v1/metrics", post(http_metrics))
+            .with_state(shared.clone());
         OtlpReceiver { shared, server: LocalServer::start(0, app) }
     }
 
     /// OTLP over gRPC (HTTP/2 without TLS).
     pub fn grpc() -> OtlpReceiver {
         let shared = Arc::new(Shared::default());
-        let routes = tonic::service::Routes::new(TraceServiceServer::new(Grpc(shared.clone())));
+        let routes = tonic::service::Routes::new(TraceServiceServer::new(Grpc(shared.clone())))
+            .add_service(MetricsServiceServer::new(Grpc(shared.clone())));
         OtlpReceiver { shared, server: LocalServer::start(0, routes.into_axum_router()) }
     }
 
