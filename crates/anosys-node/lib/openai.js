@@ -230,23 +230,27 @@ function wrapMethod(original, apiPath) {
       // `.asResponse()` keep working) whose parsed result passes through
       // us. Nothing is parsed that the application does not ask for: a raw
       // `.asResponse()` keeps its unread body.
-      const observed = promise._thenUnwrap((data, props) => onResult(call, data, props?.response));
+      // One way of recording per call: from the parsed result (awaiting,
+      // `.withResponse()`), or from a copy of the raw body (`.asResponse()`
+      // alone), whichever the application asks for first.
+      let via;
+      const observed = promise._thenUnwrap((data, props) => (via === 'raw' ? data : onResult(call, data, props?.response)));
       const parse = observed.parse;
-      let watching = false;
       observed.parse = function (...args) {
         const parsed = parse.apply(this, args);
-        if (!watching) {
-          watching = true;
+        if (via === undefined) {
+          via = 'parsed';
           parsed.then(undefined, (error) => recordError(call, error));
         }
         return parsed;
       };
-      // `.asResponse()` alone: the application reads the raw body; the
-      // record reads a copy (`withResponse()` parses, and is recorded so).
       const asResponse = observed.asResponse;
       observed.asResponse = function (...args) {
         return asResponse.apply(this, args).then((response) => {
-          recordRaw(call, response);
+          if (via === undefined) {
+            via = 'raw';
+            recordRaw(call, response);
+          }
           return response;
         });
       };

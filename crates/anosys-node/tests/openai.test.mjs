@@ -97,6 +97,20 @@ test('.asResponse(): the application reads the raw body, the record reads a copy
   assert.ok(streamed.json('gen_ai.output.messages')[0].parts[0].content.length > 0);
 });
 
+test('.withResponse() on a stream: recorded once, from the parsed events', async (t) => {
+  const { data: stream, response } = await client.chat.completions
+    .create({ model: 'gpt-4', messages: HELLO, stream: true })
+    .withResponse();
+  assert.equal(response.status, 200);
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+  await env.waitFor(mine(t.name));
+  await anosys.flush();
+  const records = env.backend.records().filter(mine(t.name));
+  assert.equal(records.length, 1);
+  assert.equal(records[0].json('gen_ai.output.messages')[0].parts[0].content, text);
+});
+
 test('an error of a call nobody awaits is still recorded', async (t) => {
   client.chat.completions.create({ model: 'error-500', messages: HELLO }); // never awaited
   const r = await env.one(mine(t.name));
