@@ -318,20 +318,7 @@ impl GenAiMetrics {
     /// `otlp_metric_export_interval`. Nothing is built or connected until
     /// the first LLM record and the first export.
     pub fn new(config: &Config) -> GenAiMetrics {
-        let endpoint = match &config.otlp_metrics_endpoint {
-            Some(full) => full.clone(),
-            None => {
-                let base = config.otlp_endpoint.as_deref().unwrap_or(match config.otlp_protocol {
-                    OtlpProtocol::HttpProtobuf => "http://localhost:4318",
-                    OtlpProtocol::Grpc => "http://localhost:4317",
-                });
-                let base = base.trim_end_matches('/');
-                match config.otlp_protocol {
-                    OtlpProtocol::HttpProtobuf => format!("{base}/v1/metrics"),
-                    OtlpProtocol::Grpc => base.to_owned(),
-                }
-            }
-        };
+        let endpoint = super::signal_endpoint(config, config.otlp_metrics_endpoint.as_deref(), "metrics");
         GenAiMetrics {
             protocol: config.otlp_protocol,
             endpoint,

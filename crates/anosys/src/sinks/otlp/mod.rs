@@ -65,6 +65,24 @@ impl std::fmt::Debug for OtlpSink {
     }
 }
 
+/// The URL of one signal (`traces`, `metrics`): its own endpoint as is
+/// when set (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, …), else the base
+/// endpoint (or the protocol's default), plus `/v1/{signal}` for HTTP.
+pub(crate) fn signal_endpoint(config: &Config, own: Option<&str>, signal: &str) -> String {
+    if let Some(full) = own {
+        return full.to_owned();
+    }
+    let default_base = match config.otlp_protocol {
+        OtlpProtocol::HttpProtobuf => "http://localhost:4318",
+        OtlpProtocol::Grpc => "http://localhost:4317",
+    };
+    let base = config.otlp_endpoint.as_deref().unwrap_or(default_base).trim_end_matches('/');
+    match config.otlp_protocol {
+        OtlpProtocol::HttpProtobuf => format!("{base}/v1/{signal}"),
+        OtlpProtocol::Grpc => base.to_owned(),
+    }
+}
+
 /// Whether an export error is worth retrying.
 fn retryable(message: &str) -> bool {
     // The HTTP exporter says "... failed with status code: 400".
@@ -88,20 +106,7 @@ impl OtlpSink {
     /// A sink for the OTLP settings in `config`. Nothing is connected until
     /// the first batch.
     pub fn new(config: &Config) -> OtlpSink {
-        let default_base = match config.otlp_protocol {
-            OtlpProtocol::HttpProtobuf => "http://localhost:4318",
-            OtlpProtocol::Grpc => "http://localhost:4317",
-        };
-        let endpoint = match (&config.otlp_traces_endpoint, &config.otlp_endpoint) {
-            (Some(full), _) => full.clone(),
-            (None, base) => {
-                let base = base.as_deref().unwrap_or(default_base).trim_end_matches('/');
-                match config.otlp_protocol {
-                    OtlpProtocol::HttpProtobuf => format!("{base}/v1/traces"),
-                    OtlpProtocol::Grpc => base.to_owned(),
-                }
-            }
-        };
+        let endpoint = signal_endpoint(config, config.otlp_traces_endpoint.as_deref(), "traces");
         OtlpSink {
             protocol: config.otlp_protocol,
             endpoint,
