@@ -10,6 +10,16 @@
 
 use serde_json::{json, Map, Value};
 
+/// A JSON object of already-built values. `json!` would serialize each
+/// `Value` argument again (a deep copy); this moves them.
+pub(crate) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    let mut map = Map::with_capacity(N);
+    for (key, value) in entries {
+        map.insert(key.to_owned(), value);
+    }
+    Value::Object(map)
+}
+
 fn text_part(text: &str) -> Value {
     json!({"type": "text", "content": text})
 }
@@ -211,7 +221,7 @@ fn responses_item(item: &Value) -> Value {
             "role": str_of(item, "role").unwrap_or("user"),
             "parts": content_parts(item.get("content").unwrap_or(&Value::Null)),
         }),
-        Some(_) => json!({"role": "user", "parts": [item.clone()]}),
+        Some(_) => object([("role", "user".into()), ("parts", Value::Array(vec![item.clone()]))]),
     }
 }
 

@@ -338,9 +338,11 @@ impl OpenAiCall {
         StreamAccumulator::new(self)
     }
 
+    /// Keeps the request and `response` as the record's `raw` (when content
+    /// is captured). Called once, as the call ends.
     fn raw(&mut self, response: Value) {
-        if let Some(request) = &self.request {
-            self.record.raw = Some(json!({"request": request, "response": response}));
+        if let Some(request) = self.request.take() {
+            self.record.raw = Some(messages::object([("request", request), ("response", response)]));
         }
     }
 

@@ -152,7 +152,7 @@ impl ChoiceAcc {
         }
         choice.insert("finish_reason".into(), json!(self.finish_reason));
         if !self.logprobs.is_empty() {
-            choice.insert("logprobs".into(), json!({"content": self.logprobs}));
+            choice.insert("logprobs".into(), super::messages::object([("content", Value::Array(self.logprobs.clone()))]));
         }
         Value::Object(choice)
     }
@@ -420,14 +420,15 @@ impl StreamAccumulator {
         }
         let mut choices: Vec<&ChoiceAcc> = self.choices.iter().collect();
         choices.sort_by_key(|c| c.index);
-        json!({
-            "id": self.id,
-            "model": self.model,
-            "system_fingerprint": self.system_fingerprint,
-            "service_tier": self.service_tier,
-            "choices": choices.iter().map(|c| c.to_choice(self.call.operation)).collect::<Vec<_>>(),
-            "usage": self.usage,
-        })
+        let text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::String);
+        super::messages::object([
+            ("id", text(&self.id)),
+            ("model", text(&self.model)),
+            ("system_fingerprint", text(&self.system_fingerprint)),
+            ("service_tier", text(&self.service_tier)),
+            ("choices", Value::Array(choices.iter().map(|c| c.to_choice(self.call.operation)).collect())),
+            ("usage", self.usage.clone().unwrap_or(Value::Null)),
+        ])
     }
 
     fn into_record(mut self, outcome: StreamOutcome, error: Option<(String, String)>) -> Record {
