@@ -5,7 +5,7 @@
 //! [`SlotRegistry`]; the full mapping, taken after this record's slots were
 //! assigned, travels in `otel_schema_url`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::SystemTime;
 
@@ -60,8 +60,9 @@ impl SlotType {
 
 #[derive(Debug)]
 struct RegistryState {
-    /// key → assigned slot (dynamic keys only).
-    assigned: HashMap<String, Arc<str>>,
+    /// key → assigned slot (dynamic keys only; bounded by the slot count,
+    /// so a fast non-keyed hash is safe).
+    assigned: mapping::FastMap<String, Arc<str>>,
     /// insertion order of `assigned`, for a stable mapping document.
     order: Vec<(String, Arc<str>)>,
     used: HashSet<Arc<str>>,
@@ -102,7 +103,7 @@ impl SlotRegistry {
         let d = StartingIndices::default();
         SlotRegistry {
             state: Mutex::new(RegistryState {
-                assigned: HashMap::new(),
+                assigned: mapping::FastMap::default(),
                 order: Vec::new(),
                 used: HashSet::new(),
                 next: [d.string, d.number, d.boolean],
@@ -197,7 +198,9 @@ const CONTENT_KEYS: &[&str] = &[
 pub(crate) fn text_of(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        other => other.to_string(),
+        // Straight into a byte buffer: `Display` goes through a formatter
+        // adapter, several times slower for large values.
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 
@@ -274,8 +277,25 @@ impl Out {
         }
     }
 
+    /// Puts a value built for this record into `key`'s fixed column; text
+    /// going to a text column is moved in, not copied.
     fn fixed(&mut self, key: &str, value: Value) {
-        self.put(key, mapping::fixed_column(key), &value);
+        let column = mapping::fixed_column(key);
+        if let (Some(column), Value::String(_)) = (column, &value) {
+            let text = matches!(mapping::column_type(column), ColumnType::Text | ColumnType::Json | ColumnType::Timestamp);
+            if text && !self.map.contains_key(column) {
+                self.map.insert(column.to_owned(), value);
+                return;
+            }
+        }
+        self.put(key, column, &value);
+    }
+
+    /// Puts a value of the record's own into `key`'s fixed column (coerced
+    /// from the reference: a large input or output is serialised once, never
+    /// cloned first).
+    fn fixed_ref(&mut self, key: &str, value: &Value) {
+        self.put(key, mapping::fixed_column(key), value);
     }
 }
 
@@ -366,10 +386,10 @@ impl<'r> Encoder<'r> {
             out.fixed("source", Value::String(source.clone()));
         }
         if let Some(input) = &record.input {
-            out.fixed("input", input.clone());
+            out.fixed_ref("input", input);
         }
         if let Some(output) = &record.output {
-            out.fixed("output", output.clone());
+            out.fixed_ref("output", output);
         }
         if let Some(error) = &record.error {
             out.fixed("error", Value::String("true".into()));
@@ -383,7 +403,7 @@ impl<'r> Encoder<'r> {
             out.fixed("caller", serde_json::to_value(caller).unwrap_or(Value::Null));
         }
         if let Some(ctx) = &record.user_context {
-            out.fixed("user_context", ctx.clone());
+            out.fixed_ref("user_context", ctx);
         }
         if let Some(state) = &record.trace_state {
             out.overflow.insert("trace_state".into(), Value::String(state.clone()));
@@ -439,7 +459,7 @@ impl<'r> Encoder<'r> {
             out.fixed("attributes", Value::Object(summary));
         }
         if let Some(raw) = &record.raw {
-            out.fixed("raw", raw.clone());
+            out.fixed_ref("raw", raw);
         }
         if !out.overflow.is_empty() {
             let overflow = std::mem::take(&mut out.overflow);

@@ -175,9 +175,32 @@ pub const MAX_NUMBER_SLOT: u32 = 99;
 /// Highest dynamic `cvb` slot.
 pub const MAX_BOOL_SLOT: u32 = 99;
 
-static FIXED_INDEX: LazyLock<HashMap<&'static str, &'static str>> =
+/// FNV-1a: the lookups below run for every attribute of every record, and
+/// their keys are short, fixed and not attacker-chosen, so SipHash's
+/// flooding resistance buys nothing here.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A map with [`Fnv`] hashing, for small maps of known or bounded keys.
+pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
+static FIXED_INDEX: LazyLock<FastMap<&'static str, &'static str>> =
     LazyLock::new(|| FIXED_SLOTS.iter().copied().collect());
-static TYPE_INDEX: LazyLock<HashMap<&'static str, ColumnType>> =
+static TYPE_INDEX: LazyLock<FastMap<&'static str, ColumnType>> =
     LazyLock::new(|| COLUMN_TYPES.iter().copied().collect());
 static RESERVED: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| FIXED_SLOTS.iter().map(|(_, c)| *c).collect());
