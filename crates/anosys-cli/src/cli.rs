@@ -193,6 +193,27 @@ pub enum KindArg {
     Span,
 }
 
+impl From<StatusArg> for anosys::StatusCode {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Ok => anosys::StatusCode::Ok,
+            StatusArg::Error => anosys::StatusCode::Error,
+            StatusArg::Unset => anosys::StatusCode::Unset,
+        }
+    }
+}
+
+impl From<KindArg> for anosys::RecordKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Llm => anosys::RecordKind::LlmCall,
+            KindArg::Function => anosys::RecordKind::FunctionCall,
+            KindArg::Raw => anosys::RecordKind::Raw,
+            KindArg::Span => anosys::RecordKind::Span,
+        }
+    }
+}
+
 /// `anosys demo`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct DemoArgs {

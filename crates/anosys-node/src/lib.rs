@@ -43,10 +43,7 @@ fn report(report: anosys::FlushReport) -> Value {
 }
 
 fn flush_now(timeout: Option<Duration>) -> Value {
-    report(match timeout {
-        Some(t) => anosys::flush(t),
-        None => anosys::flush_within_shutdown_timeout(),
-    })
+    report(anosys::flush(timeout))
 }
 
 /// A flush on libuv's thread pool: the event loop keeps running.
@@ -80,11 +77,12 @@ pub fn flush_sync(timeout_ms: Option<f64>) -> Value {
     flush_now(millis(timeout_ms))
 }
 
-/// Shuts the pipeline down, delivering what it holds (up to `timeoutMs`).
-/// A later capture starts a new one.
+/// Shuts the pipeline down, delivering what it holds (up to `timeoutMs`;
+/// default: the configured shutdown timeout). A later capture starts a new
+/// one.
 #[napi(ts_return_type = "Record<string, number | boolean>")]
 pub fn shutdown_sync(timeout_ms: Option<f64>) -> Value {
-    report(anosys::shutdown(millis(timeout_ms).unwrap_or(Duration::from_secs(5))))
+    report(anosys::shutdown(millis(timeout_ms)))
 }
 
 /// The pipeline's counters (captured, delivered, dropped by reason).
@@ -119,13 +117,13 @@ pub fn setup_api(path: Option<String>, starting_indices: Option<HashMap<String, 
             Some(si)
         }
     };
-    anosys::setup_api(path.as_deref(), indices).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))
+    anosys::compat::setup_api(path.as_deref(), indices).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))
 }
 
 /// Whether prompts, replies, inputs and outputs are captured.
 #[napi]
 pub fn capture_content_enabled() -> bool {
-    anosys::capture_content_enabled()
+    anosys::embed::capture_content_enabled()
 }
 
 /// Names the SDK and the application in the resource of pipelines started
@@ -136,7 +134,7 @@ pub fn capture_content_enabled() -> bool {
 #[napi]
 pub fn set_sdk_identity(version: String, service_name: Option<String>, service_version: Option<String>) {
     let extra = service_version.map(|v| vec![("service.version".to_owned(), Value::String(v))]).unwrap_or_default();
-    anosys::pipeline::set_sdk_identity("nodejs", &version, service_name.as_deref(), extra);
+    anosys::embed::set_sdk_identity("nodejs", &version, service_name.as_deref(), extra);
 }
 
 /// The engine's version.
@@ -237,7 +235,7 @@ impl OpenAiCall {
         user_context: Option<String>,
     ) -> Self {
         let options = CaptureOptions {
-            capture_content: anosys::capture_content_enabled(),
+            capture_content: anosys::embed::capture_content_enabled(),
             source: source.unwrap_or_else(|| "openai".into()),
             ..CaptureOptions::default()
         };

@@ -50,19 +50,17 @@ fn seconds(timeout: f64) -> Duration {
 #[pyfunction]
 #[pyo3(signature = (timeout = 5.0))]
 fn flush(py: Python<'_>, timeout: Option<f64>) -> PyResult<Bound<'_, PyAny>> {
-    let r = py.detach(|| match timeout {
-        Some(t) => anosys::flush(seconds(t)),
-        None => anosys::flush_within_shutdown_timeout(),
-    });
+    let r = py.detach(|| anosys::flush(timeout.map(seconds)));
     report(py, r)
 }
 
 /// Shuts the pipeline down, delivering what it holds (up to `timeout`
-/// seconds). A later capture starts a new one.
+/// seconds; `None`: the configured shutdown timeout). A later capture
+/// starts a new one.
 #[pyfunction]
-#[pyo3(signature = (timeout = 5.0))]
-fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<Bound<'_, PyAny>> {
-    let r = py.detach(|| anosys::shutdown(seconds(timeout)));
+#[pyo3(signature = (timeout = None))]
+fn shutdown(py: Python<'_>, timeout: Option<f64>) -> PyResult<Bound<'_, PyAny>> {
+    let r = py.detach(|| anosys::shutdown(timeout.map(seconds)));
     report(py, r)
 }
 
@@ -99,27 +97,27 @@ fn setup_api(py: Python<'_>, path: Option<String>, starting_indices: Option<&Bou
             Some(si)
         }
     };
-    py.detach(|| anosys::setup_api(path.as_deref(), indices)).map_err(|e| PyValueError::new_err(e.to_string()))
+    py.detach(|| anosys::compat::setup_api(path.as_deref(), indices)).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 /// Called in a forked child (see `os.register_at_fork`): the next capture
 /// starts a pipeline of the child's own.
 #[pyfunction]
 fn after_fork_in_child() {
-    anosys::after_fork_in_child();
+    anosys::embed::after_fork_in_child();
 }
 
 /// Whether prompts, replies, inputs and outputs are captured.
 #[pyfunction]
 fn capture_content_enabled(py: Python<'_>) -> bool {
-    py.detach(anosys::capture_content_enabled)
+    py.detach(anosys::embed::capture_content_enabled)
 }
 
 /// Names the SDK in the resource of pipelines started from now on.
 #[pyfunction]
 #[pyo3(signature = (version, service_name = None))]
 fn set_sdk_identity(version: &str, service_name: Option<&str>) {
-    anosys::pipeline::set_sdk_identity("python", version, service_name, Vec::new());
+    anosys::embed::set_sdk_identity("python", version, service_name, Vec::new());
 }
 
 /// The trace context a record joins: `(trace_id, span_id)` of its parent.
@@ -259,7 +257,7 @@ impl OpenAICall {
         let url = url.to_owned();
         OpenAICall(py.detach(move || {
             let options = CaptureOptions {
-                capture_content: anosys::capture_content_enabled(),
+                capture_content: anosys::embed::capture_content_enabled(),
                 source: source.unwrap_or_else(|| "openai".into()),
                 ..CaptureOptions::default()
             };

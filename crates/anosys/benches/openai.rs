@@ -125,7 +125,7 @@ fn client(c: &mut Criterion) {
         })
     });
     group.finish();
-    let report = pipeline.shutdown(Duration::from_secs(10));
+    let report = pipeline.shutdown(Some(Duration::from_secs(10)));
     eprintln!("client: {} records delivered, {} dropped", report.counters.delivered, report.counters.dropped);
 }
 

@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::cell::Cell;
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,17 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// The level's name, as `ANOSYS_LOG_LEVEL` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Off => "off",
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+
     /// Parses `off`, `error`, `warn`/`warning`, `info`, `debug`/`trace`
     /// (any case).
     pub fn parse(s: &str) -> Option<Self> {
@@ -40,15 +51,54 @@ impl LogLevel {
     }
 }
 
-static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 static ONCE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
-pub(crate) fn set_level(level: LogLevel) {
-    LEVEL.store(level as u8, Ordering::Relaxed);
+thread_local! {
+    /// The level of the pipeline whose work runs on this thread (its
+    /// worker, or a caller inside [`with_level`]).
+    static THREAD_LEVEL: Cell<Option<LogLevel>> = const { Cell::new(None) };
+}
+
+/// The level outside any pipeline: `ANOSYS_LOG_LEVEL`, else `info`.
+fn process_level() -> LogLevel {
+    static LEVEL: OnceLock<LogLevel> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        std::env::var("ANOSYS_LOG_LEVEL").ok().and_then(|v| LogLevel::parse(&v)).unwrap_or_default()
+    })
+}
+
+/// Makes `level` the level of everything this thread logs from now on: a
+/// pipeline's worker threads call it with the pipeline's level, so two
+/// pipelines never change each other's verbosity.
+pub(crate) fn set_thread_level(level: LogLevel) {
+    THREAD_LEVEL.with(|l| l.set(Some(level)));
+}
+
+/// Runs `f` with `level` as this thread's level (for a pipeline's work on
+/// the caller's thread).
+pub(crate) fn with_level<R>(level: LogLevel, f: impl FnOnce() -> R) -> R {
+    let before = THREAD_LEVEL.with(|l| l.replace(Some(level)));
+    let out = f();
+    THREAD_LEVEL.with(|l| l.set(before));
+    out
 }
 
 pub(crate) fn enabled(level: LogLevel) -> bool {
-    level != LogLevel::Off && level as u8 <= LEVEL.load(Ordering::Relaxed)
+    let threshold = THREAD_LEVEL.with(Cell::get).unwrap_or_else(process_level);
+    level != LogLevel::Off && level <= threshold
+}
+
+/// An error and each of its causes, `: `-separated, for a message.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 /// Writes one line if `level` is enabled.
@@ -76,5 +126,31 @@ pub(crate) fn once(key: &str, level: LogLevel, message: impl FnOnce() -> String)
     };
     if first {
         log(level, &message());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each pipeline's threads log at its own level; one never changes
+    /// another's.
+    #[test]
+    fn levels_are_per_thread_not_per_process() {
+        let quiet = std::thread::spawn(|| {
+            set_thread_level(LogLevel::Off);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            (enabled(LogLevel::Error), enabled(LogLevel::Debug))
+        });
+        let chatty = std::thread::spawn(|| {
+            set_thread_level(LogLevel::Debug);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            (enabled(LogLevel::Error), enabled(LogLevel::Debug))
+        });
+        assert_eq!(quiet.join().unwrap(), (false, false));
+        assert_eq!(chatty.join().unwrap(), (true, true));
+        let inside = with_level(LogLevel::Warn, || (enabled(LogLevel::Warn), enabled(LogLevel::Info)));
+        assert_eq!(inside, (true, false));
+        assert!(!enabled(LogLevel::Off));
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{Config, ConfigBuilder, ConfigError, StartingIndices};
+use crate::config::{Config, ConfigBuilder, StartingIndices};
 use crate::diag::{self, LogLevel};
-use crate::pipeline::{Counters, FlushReport, InitError, Pipeline};
+use crate::pipeline::{Counters, FlushReport, InitError, Pipeline, PipelineBuilder};
 use crate::record::Record;
 use crate::sources::raw;
 
@@ -17,7 +17,7 @@ static GLOBAL: RwLock<Option<Pipeline>> = RwLock::new(None);
 /// Pipelines replaced by a later `init`; still delivered at exit.
 static RETIRED: Mutex<Vec<Pipeline>> = Mutex::new(Vec::new());
 static AT_EXIT: Once = Once::new();
-/// The configuration last given to [`init_with`] or [`setup_api`]: a pipeline
+/// The configuration last given to [`init_with`] or `setup_api`: a pipeline
 /// started again later (after [`shutdown`], or in a forked child) uses it
 /// rather than the bare environment.
 static LAST_CONFIG: Mutex<Option<Config>> = Mutex::new(None);
@@ -49,18 +49,21 @@ impl Guard {
         self.pipeline.as_ref()
     }
 
-    /// Delivers everything queued, waiting up to the configured shutdown
-    /// timeout, and returns what happened.
-    pub fn shutdown(mut self) -> FlushReport {
-        let p = self.pipeline.take().expect("a guard owns its pipeline until shut down");
-        p.shutdown(p.shutdown_timeout())
+    /// Stops the pipeline and delivers everything queued, waiting up to
+    /// `timeout` (`None`: the configured shutdown timeout), and returns
+    /// what happened.
+    pub fn shutdown(mut self, timeout: Option<Duration>) -> FlushReport {
+        match self.pipeline.take() {
+            Some(p) => p.shutdown(timeout),
+            None => FlushReport::empty(),
+        }
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(p) = self.pipeline.take() {
-            let _ = catch_unwind(AssertUnwindSafe(|| p.shutdown(p.shutdown_timeout())));
+            let _ = catch_unwind(AssertUnwindSafe(|| p.shutdown(None)));
         }
     }
 }
@@ -75,7 +78,7 @@ extern "C" fn deliver_at_exit() {
             all.extend(r.iter().cloned());
         }
         for p in all {
-            p.shutdown(p.shutdown_timeout());
+            p.shutdown(None);
         }
     });
 }
@@ -90,7 +93,7 @@ fn install_global(pipeline: Pipeline) {
         // at the latest) to where it was going.
         let o = old.clone();
         let _ = std::thread::Builder::new().name("anosys-retire".into()).spawn(move || {
-            o.shutdown(o.shutdown_timeout());
+            o.shutdown(None);
         });
         RETIRED.lock().unwrap_or_else(|p| p.into_inner()).push(old);
     }
@@ -123,28 +126,29 @@ pub fn init() -> Result<Guard, InitError> {
     init_with(Config::from_env()?)
 }
 
-/// Starts the global pipeline with `config`, replacing any earlier one
-/// (which still delivers what it already holds).
-pub fn init_with(config: Config) -> Result<Guard, InitError> {
-    remember(&config);
-    let pipeline = Pipeline::new(config)?;
-    Ok(install(pipeline))
-}
-
-/// Makes `pipeline` (built with [`Pipeline::builder`], custom sinks and
-/// all) the global one, replacing any earlier one.
+/// Starts the global pipeline with `config` (or with a
+/// [`PipelineBuilder`](crate::PipelineBuilder), to add sinks of your own),
+/// replacing any earlier one (which still delivers what it already holds),
+/// and returns a guard that delivers everything when dropped.
 ///
 /// ```
 /// use std::sync::Arc;
-/// # let dir = std::env::temp_dir().join(format!("anosys-install-doc-{}", std::process::id()));
+/// # let dir = std::env::temp_dir().join(format!("anosys-init-with-doc-{}", std::process::id()));
 /// let config = anosys::Config::builder().db_path(dir.join("r.db")).build()?;
-/// let pipeline = anosys::Pipeline::builder(config).sink(Arc::new(anosys::sinks::StdoutSink)).build()?;
-/// let _guard = anosys::install(pipeline);
+/// let _guard = anosys::init_with(config.clone())?;
+///
+/// // With a sink of your own next to the configured ones:
+/// let builder = anosys::Pipeline::builder(config).sink(Arc::new(anosys::sinks::StdoutSink));
+/// let _guard = anosys::init_with(builder)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn install(pipeline: Pipeline) -> Guard {
+pub fn init_with(start: impl Into<PipelineBuilder>) -> Result<Guard, InitError> {
+    let builder = start.into();
+    let config = builder.config().clone();
+    let pipeline = builder.build()?;
+    remember(&config);
     install_global(pipeline.clone());
-    Guard { pipeline: Some(pipeline) }
+    Ok(Guard { pipeline: Some(pipeline) })
 }
 
 /// The global pipeline, started from the environment on first use.
@@ -216,40 +220,41 @@ pub fn log_raw_serialize<T: Serialize + ?Sized>(data: &T) -> bool {
     catch_unwind(AssertUnwindSafe(|| raw::raw_record_from(data))).map(capture).unwrap_or(false)
 }
 
-/// Delivers everything captured so far (waiting up to `timeout`).
-pub fn flush(timeout: Duration) -> FlushReport {
-    match global() {
-        Some(p) => p.flush(timeout),
-        None => FlushReport { counters: Counters::default(), pending: 0, completed: true },
-    }
-}
-
-/// [`flush`] waiting up to the pipeline's configured shutdown timeout
-/// (`ANOSYS_SHUTDOWN_TIMEOUT_MS`, 5 s by default): what language packages
-/// call when their interpreter exits.
+/// Delivers everything the global pipeline holds, waiting up to
+/// `timeout` (`None`: the configured shutdown timeout,
+/// `ANOSYS_SHUTDOWN_TIMEOUT_MS`). Does not start a pipeline: with none
+/// running the report is empty.
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("anosys-flushc-doc-{}", std::process::id()));
+/// # let dir = std::env::temp_dir().join(format!("anosys-flush-doc-{}", std::process::id()));
 /// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
 /// anosys::log_raw(serde_json::json!({"event": "bye"}));
-/// assert!(anosys::flush_within_shutdown_timeout().completed);
+/// let report = anosys::flush(None);
+/// assert!(report.completed);
+/// assert_eq!(report.pending, 0);
 /// ```
-pub fn flush_within_shutdown_timeout() -> FlushReport {
-    match global() {
-        Some(p) => p.flush(p.shutdown_timeout()),
-        None => FlushReport { counters: Counters::default(), pending: 0, completed: true },
+pub fn flush(timeout: Option<Duration>) -> FlushReport {
+    match running() {
+        Some(p) => p.flush(timeout),
+        None => FlushReport::empty(),
     }
 }
 
 /// Shuts the global pipeline down, delivering what it holds (waiting up to
-/// `timeout`). Later captures start a new one, from the configuration last
-/// given to [`init_with`] or [`setup_api`], else from the environment.
-pub fn shutdown(timeout: Duration) -> FlushReport {
+/// `timeout`; `None`: the configured shutdown timeout). Later captures
+/// start a new one, from the configuration last given to [`init_with`] or
+/// [`setup_api`](crate::compat::setup_api), else from the environment.
+pub fn shutdown(timeout: Option<Duration>) -> FlushReport {
     let p = GLOBAL.write().unwrap_or_else(|p| p.into_inner()).take();
     match p {
         Some(p) => p.shutdown(timeout),
-        None => FlushReport { counters: Counters::default(), pending: 0, completed: true },
+        None => FlushReport::empty(),
     }
+}
+
+/// The global pipeline if one is running (never starts one).
+fn running() -> Option<Pipeline> {
+    GLOBAL.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// Whether the global pipeline captures content (prompts, replies,
@@ -261,7 +266,7 @@ pub fn shutdown(timeout: Duration) -> FlushReport {
 /// # let dir = std::env::temp_dir().join(format!("anosys-cc-doc-{}", std::process::id()));
 /// let config = anosys::Config::builder().db_path(dir.join("r.db")).capture_content(false).build()?;
 /// let _guard = anosys::init_with(config)?;
-/// assert!(!anosys::capture_content_enabled());
+/// assert!(!anosys::embed::capture_content_enabled());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn capture_content_enabled() -> bool {
@@ -273,7 +278,7 @@ pub fn capture_content_enabled() -> bool {
 /// there would never be sent; this forgets them (the parent still delivers
 /// what they hold) and lets the next capture start a fresh pipeline from
 /// the environment, or from the configuration last given to
-/// [`setup_api`]. The Python package calls it from `os.register_at_fork`.
+/// [`setup_api`](crate::compat::setup_api). The Python package calls it from `os.register_at_fork`.
 ///
 /// Only safe in the child of a fork, before it starts other threads.
 pub fn after_fork_in_child() {
@@ -294,19 +299,21 @@ pub fn after_fork_in_child() {
     }
 }
 
-/// The global pipeline's counters (all zero before the first capture).
+/// The global pipeline's counters (all zero when none is running; like
+/// [`flush`], this does not start one).
 pub fn counters() -> Counters {
-    GLOBAL.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(Pipeline::counters).unwrap_or_default()
+    running().as_ref().map(Pipeline::counters).unwrap_or_default()
 }
 
-/// The seed's `setup_api(path, starting_indices)`: send to `path` (or, with
-/// `None`, to what the environment says) and start dynamic slots at
-/// `starting_indices`. Restarts the global pipeline.
+/// The original SDK's `setup_api(path, starting_indices)`: send to `path`
+/// (or, with `None`, to what the environment says) and start dynamic slots
+/// at `starting_indices`. Restarts the global pipeline.
 ///
 /// ```no_run
-/// anosys::setup_api(Some("https://example.invalid/log"), None).unwrap();
+/// anosys::compat::setup_api(Some("https://example.invalid/log"), None)?;
+/// # Ok::<(), anosys::InitError>(())
 /// ```
-pub fn setup_api(path: Option<&str>, starting_indices: Option<StartingIndices>) -> Result<(), ConfigError> {
+pub fn setup_api(path: Option<&str>, starting_indices: Option<StartingIndices>) -> Result<(), InitError> {
     let mut builder = ConfigBuilder::from_env()?;
     if let Some(path) = path {
         builder = builder.api_url(path);
@@ -314,17 +321,9 @@ pub fn setup_api(path: Option<&str>, starting_indices: Option<StartingIndices>) 
     if let Some(si) = starting_indices {
         builder = builder.starting_indices(si);
     }
-    let config = builder.build()?;
-    remember(&config);
-    match Pipeline::new(config) {
-        Ok(p) => {
-            install_global(p);
-            Ok(())
-        }
-        Err(InitError::Config(e)) => Err(e),
-        Err(e) => {
-            diag::log(LogLevel::Error, &e.to_string());
-            Ok(())
-        }
-    }
+    let guard = init_with(builder.build()?)?;
+    // The pipeline stays global until exit (or the next start); the
+    // original SDK had no guard to keep.
+    std::mem::forget(guard);
+    Ok(())
 }

@@ -19,7 +19,7 @@
 //!
 //! anosys::log_raw(json!({"event": "signup", "plan": "pro"}));
 //!
-//! let report = guard.shutdown(); // also happens when the guard is dropped
+//! let report = guard.shutdown(None); // also happens when the guard is dropped
 //! assert_eq!(report.counters.delivered, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -35,6 +35,7 @@ mod diag;
 mod global;
 pub mod pipeline;
 pub mod record;
+pub mod resource;
 pub mod sinks;
 pub mod sources;
 
@@ -47,8 +48,33 @@ pub mod __private {
     pub use crate::sources::function::*;
 }
 
+/// For users of the original AnoSys SDKs: its entry points, under their
+/// names.
+pub mod compat {
+    pub use crate::global::setup_api;
+}
+
+/// What the Python and Node.js packages build on: not needed in Rust
+/// programs, and not part of the stable API.
+///
+/// - [`set_sdk_identity`]: the package's language, version and default
+///   `service.name`, for the resource of pipelines started afterwards;
+/// - [`capture_content_enabled`]: whether to convert content at all before
+///   handing it to the engine;
+/// - [`after_fork_in_child`]: forget the parent's pipelines in a forked
+///   child;
+/// - [`LiveCall`] and [`LiveFunctionCall`]: an OpenAI call or a decorated
+///   function held across the language boundary from start to end.
+#[doc(hidden)]
+pub mod embed {
+    pub use crate::global::{after_fork_in_child, capture_content_enabled};
+    pub use crate::resource::set_sdk_identity;
+    pub use crate::sources::function::LiveFunctionCall;
+    pub use crate::sources::openai::LiveCall;
+}
+
 pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, OtlpProtocol, SinkKind, SinkSelection, StartingIndices};
 pub use diag::LogLevel;
-pub use global::{after_fork_in_child, capture, capture_content_enabled, counters, flush, flush_within_shutdown_timeout, init, init_with, install, log_raw, log_raw_serialize, setup_api, shutdown, Guard};
+pub use global::{capture, counters, flush, init, init_with, log_raw, log_raw_serialize, shutdown, Guard};
 pub use pipeline::{Counters, FlushReport, InitError, Pipeline, PipelineBuilder};
 pub use record::{Caller, ErrorInfo, Event, Link, Record, RecordKind, Resource, SpanId, SpanKind, Status, StatusCode, TraceId};

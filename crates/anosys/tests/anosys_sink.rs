@@ -56,7 +56,7 @@ fn posts_one_flat_object_per_record_with_the_fixed_table() {
     let dir = temp_dir("exact");
     let pipeline = Pipeline::new(config(&backend.url(), &dir).build().unwrap()).unwrap();
     assert!(pipeline.submit(llm_record()));
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert!(report.completed);
     assert_eq!(report.counters.delivered, 1);
 
@@ -133,7 +133,7 @@ fn errors_fill_the_error_columns() {
     r.user_context = Some(json!({"session_id": "s1"}));
     r.set_attribute("error.type", "CardDeclined");
     pipeline.submit(r);
-    pipeline.shutdown(WAIT);
+    pipeline.shutdown(Some(WAIT));
     let body = backend.accepted().remove(0);
     assert_eq!(body["cvs3"], "true");
     assert_eq!(body["cvs10"], "CardDeclined");
@@ -164,7 +164,7 @@ fn unknown_keys_get_typed_slots_that_decode_and_nulls_are_skipped() {
     });
     pipeline.submit(anosys::sources::raw::raw_record(data.clone()));
     pipeline.submit(anosys::sources::raw::raw_record(json!({"dyn_test.seats": 4, "dyn_test.plan": "team"})));
-    pipeline.shutdown(WAIT);
+    pipeline.shutdown(Some(WAIT));
     let mut bodies = backend.accepted();
     assert_eq!(bodies.len(), 2);
     // Up to eight POSTs are in flight at once: the arrival order is not fixed.
@@ -205,7 +205,7 @@ fn retries_500_then_delivers() {
     let dir = temp_dir("retry500");
     let pipeline = Pipeline::new(config(&backend.url(), &dir).build().unwrap()).unwrap();
     pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "retry"})));
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(backend.hits().iter().map(|h| h.status).collect::<Vec<_>>(), vec![500, 503, 200]);
     assert_eq!(report.counters.delivered, 1);
     assert_eq!(report.counters.retried, 2);
@@ -222,7 +222,7 @@ fn honours_retry_after_on_429() {
     let dir = temp_dir("retry429");
     let pipeline = Pipeline::new(config(&backend.url(), &dir).build().unwrap()).unwrap();
     pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "slow down"})));
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     let hits = backend.hits();
     assert_eq!(hits.iter().map(|h| h.status).collect::<Vec<_>>(), vec![429, 200]);
     let gap = hits[1].at - hits[0].at;
@@ -238,7 +238,7 @@ fn does_not_retry_400() {
     let pipeline = Pipeline::new(config(&backend.url(), &dir).build().unwrap()).unwrap();
     pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "bad"})));
     pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "good"})));
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(backend.hits().len(), 2);
     assert_eq!(report.counters.failed, 1);
     assert_eq!(report.counters.delivered, 1);
@@ -258,7 +258,7 @@ fn backend_down_then_up_loses_nothing() {
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(pipeline.counters().delivered, 0);
     let backend = Backend::start_on(port);
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.delivered, 20, "{report:?}");
     assert!(report.counters.retried > 0);
     let mut seen: Vec<i64> = backend.accepted().iter().map(|b| decode(b)["i"].as_i64().unwrap()).collect();
@@ -277,7 +277,7 @@ fn unreachable_backend_keeps_records_in_the_embedded_sink() {
     for i in 0..5 {
         pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "kept", "i": i})));
     }
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.kept_in_fallback, 5, "{report:?}");
     assert_eq!(report.pending, 0);
     let records = support::stored(&dir.join("kept.db"));
@@ -300,7 +300,7 @@ fn full_queue_drops_and_counts_without_blocking() {
     assert_eq!(during.captured, 200);
     assert!(during.dropped >= 150, "{during:?}");
     assert_eq!(during.dropped, 200 - accepted);
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.delivered, accepted);
     assert_eq!(report.counters.delivered + report.counters.dropped, 200);
     assert_eq!(backend.accepted().len() as u64, accepted);
@@ -326,7 +326,7 @@ fn resolves_the_key_in_the_background() {
     let c = key_config("k&y /+secret", &backend, &dir);
     let pipeline = Pipeline::new(c).unwrap();
     pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "resolved"})));
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.delivered, 1);
     assert_eq!(*backend.shared.resolver_keys.lock().unwrap(), vec!["k&y /+secret".to_string()]);
     assert_eq!(backend.accepted().len(), 1);
@@ -343,7 +343,7 @@ fn failed_resolution_keeps_records_locally_and_posts_nowhere() {
     for i in 0..3 {
         pipeline.submit(anosys::sources::raw::raw_record(json!({"i": i})));
     }
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.kept_in_fallback, 3, "{report:?}");
     assert!(backend.hits().is_empty());
     assert_eq!(support::stored(&dir.join("kept.db")).len(), 3);
@@ -359,7 +359,7 @@ fn big_values_are_cut_with_a_visible_marker() {
     r.output = Some(json!("x".repeat(50_000)));
     r.set_attribute("gen_ai.output.messages", json!([{"role": "assistant", "content": "y".repeat(50_000)}]));
     pipeline.submit(r);
-    pipeline.shutdown(WAIT);
+    pipeline.shutdown(Some(WAIT));
     let body = backend.accepted().remove(0);
     let out = body["llm_output"].as_str().unwrap();
     assert!(out.len() < 1100 && out.ends_with("kept 1000 of 50000 bytes]"), "{}", &out[out.len() - 60..]);
@@ -380,7 +380,7 @@ fn jsonl_and_stdout_sinks_run_together_with_anosys() {
     r.start_time = std::time::SystemTime::now();
     r.end_time = r.start_time;
     pipeline.submit(r.clone());
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.delivered, 1);
     assert_eq!(backend.accepted().len(), 1);
     let line = std::fs::read_to_string(dir.join("fallback.jsonl")).unwrap();
@@ -403,7 +403,7 @@ fn shutdown_cuts_retries_short_and_keeps_the_rest_locally() {
     }
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(pipeline.counters().delivered, 0);
-    let report = pipeline.shutdown(Duration::from_secs(1));
+    let report = pipeline.shutdown(Some(Duration::from_secs(1)));
     assert!(report.completed, "{report:?}");
     assert_eq!(report.counters.kept_in_fallback, 10);
     assert_eq!(report.pending, 0);
@@ -420,7 +420,7 @@ fn shutdown_does_not_wait_for_a_hanging_backend() {
         pipeline.submit(anosys::sources::raw::raw_record(json!({"i": i})));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let report = pipeline.shutdown(Duration::from_secs(1));
+    let report = pipeline.shutdown(Some(Duration::from_secs(1)));
     assert!(report.completed, "{report:?}");
     assert_eq!(report.counters.kept_in_fallback, 3);
     assert_eq!(report.pending, 0);
@@ -437,8 +437,41 @@ fn a_slow_key_resolution_never_holds_up_shutdown() {
         pipeline.submit(anosys::sources::raw::raw_record(json!({"i": i})));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let report = pipeline.shutdown(Duration::from_secs(1));
+    let report = pipeline.shutdown(Some(Duration::from_secs(1)));
     assert!(report.completed, "{report:?}");
     assert_eq!(report.counters.kept_in_fallback, 4);
     assert!(backend.hits().is_empty());
+}
+
+/// Building a pipeline changes nothing outside it: two pipelines with
+/// different slot starting indices, running at once, each put a new key
+/// where their own configuration says.
+#[test]
+fn two_pipelines_keep_their_own_starting_indices() {
+    let backend_a = Backend::start();
+    let backend_b = Backend::start();
+    let dir = temp_dir("two-indices");
+    let moved = anosys::StartingIndices { string: 150, number: 50, boolean: 30 };
+    let a = Pipeline::new(config(&backend_a.url(), &dir).starting_indices(moved).build().unwrap()).unwrap();
+    let b = Pipeline::new(config(&backend_b.url(), &dir).build().unwrap()).unwrap();
+    for p in [&a, &b] {
+        p.submit(anosys::sources::raw::raw_record(json!({"customer_tier": "gold", "seats": 7, "trial": true})));
+    }
+    assert!(a.shutdown(Some(WAIT)).completed);
+    assert!(b.shutdown(Some(WAIT)).completed);
+    let slots = |backend: &Backend| {
+        let body = backend.accepted().pop().expect("one body");
+        let key_of = |value: Value| {
+            let found = body.iter().find(|(_, v)| **v == value).map(|(k, _)| k.clone());
+            found.unwrap_or_else(|| panic!("{value} is not in {body:?}"))
+        };
+        (key_of(json!("gold")), key_of(json!(7)), key_of(json!(true)))
+    };
+    assert_eq!(slots(&backend_a), ("cvs150".to_owned(), "cvn50".to_owned(), "cvb30".to_owned()));
+    // B's sink shares the process's default-indices registry with the
+    // other tests here, so its slots are the next free ones from the
+    // defaults: below where A's start, never A's.
+    let (s, n, b) = slots(&backend_b);
+    let number = |slot: &str| slot[3..].parse::<u32>().unwrap();
+    assert!((100..150).contains(&number(&s)) && (3..50).contains(&number(&n)) && (1..30).contains(&number(&b)), "{s} {n} {b}");
 }

@@ -42,7 +42,7 @@ fn harness() -> Harness {
 
 impl Harness {
     fn records(&self) -> Vec<Record> {
-        let report = self.pipeline.flush(Duration::from_secs(10));
+        let report = self.pipeline.flush(Some(Duration::from_secs(10)));
         assert!(report.completed);
         self.memory.records.lock().unwrap().clone()
     }
@@ -228,7 +228,7 @@ async fn an_unreachable_server_is_recorded_as_an_error() {
     let x = cassette::first("test_chat_completion_with_content");
     let err = client.chat().create(typed(&x.request)).await.unwrap_err();
     assert!(matches!(err, OpenAIError::Reqwest(_)), "{err:?}");
-    pipeline.flush(Duration::from_secs(10));
+    pipeline.flush(Some(Duration::from_secs(10)));
     let r = memory.records.lock().unwrap()[0].clone();
     assert_eq!(r.status.code, StatusCode::Error);
     assert_eq!(r.attribute("error.type"), Some(&json!("connection_error")));

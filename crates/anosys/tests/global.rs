@@ -136,9 +136,9 @@ fn setup_api_sets_the_url_and_starting_indices() {
     }
     let _s = serial();
     let backend = Backend::start();
-    anosys::setup_api(Some(&backend.url()), Some(StartingIndices { string: 150, number: 40, boolean: 20 })).unwrap();
+    anosys::compat::setup_api(Some(&backend.url()), Some(StartingIndices { string: 150, number: 40, boolean: 20 })).unwrap();
     anosys::log_raw(json!({"setup.s": "x", "setup.n": 1, "setup.b": true}));
-    let report = anosys::shutdown(Duration::from_secs(10));
+    let report = anosys::shutdown(Some(Duration::from_secs(10)));
     assert_eq!(report.counters.delivered, 1);
     let body = backend.accepted().remove(0);
     let mapping: serde_json::Map<String, serde_json::Value> =
@@ -147,7 +147,7 @@ fn setup_api_sets_the_url_and_starting_indices() {
     assert_eq!(mapping["setup.n"], "cvn40");
     assert_eq!(mapping["setup.b"], "cvb20");
     assert_eq!(body["cvs150"], "x");
-    assert!(anosys::setup_api(Some("not a url"), None).unwrap_err().to_string().contains("http"));
+    assert!(anosys::compat::setup_api(Some("not a url"), None).unwrap_err().to_string().contains("http"));
 }
 
 #[derive(Debug)]
@@ -183,10 +183,10 @@ async fn works_inside_a_current_thread_runtime_and_survives_panicking_input() {
     assert!(!anosys::log_raw_serialize(&Exploding));
     std::panic::set_hook(prev);
     tokio::task::yield_now().await;
-    let flushed = anosys::flush(Duration::from_secs(10));
+    let flushed = anosys::flush(Some(Duration::from_secs(10)));
     assert!(flushed.completed);
     assert_eq!(flushed.counters.delivered, 2);
-    let report = guard.shutdown();
+    let report = guard.shutdown(None);
     assert_eq!(report.counters.captured, 2);
     assert_eq!(backend.accepted().len(), 2);
     // Captures after the guard's shutdown are dropped and counted.

@@ -12,8 +12,10 @@ use support::MemorySink;
 fn memory() -> &'static (anosys::Pipeline, Arc<MemorySink>) {
     static MEMORY: OnceLock<(anosys::Pipeline, Arc<MemorySink>)> = OnceLock::new();
     MEMORY.get_or_init(|| {
-        let (pipeline, memory) = support::memory_pipeline();
-        std::mem::forget(anosys::install(pipeline.clone()));
+        let (builder, memory) = support::memory_builder();
+        let guard = anosys::init_with(builder).unwrap();
+        let pipeline = guard.pipeline().unwrap().clone();
+        std::mem::forget(guard);
         (pipeline, memory)
     })
 }
@@ -21,7 +23,7 @@ fn memory() -> &'static (anosys::Pipeline, Arc<MemorySink>) {
 /// The records whose function name ends with `name`.
 fn records_of(name: &str) -> Vec<Record> {
     let (pipeline, memory) = memory();
-    pipeline.flush(Duration::from_secs(10));
+    pipeline.flush(Some(Duration::from_secs(10)));
     memory
         .records
         .lock()

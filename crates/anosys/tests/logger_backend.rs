@@ -79,7 +79,7 @@ fn logged_calls_reach_the_backend() {
     assert!(rt.block_on(async { tokio::time::timeout(Duration::from_millis(20), never_done()).await }).is_err());
     drop(rt);
 
-    let report = guard.shutdown();
+    let report = guard.shutdown(None);
     assert_eq!(report.counters.delivered, 7, "{report:?}");
     let bodies = backend.accepted();
     assert!(!bodies.iter().any(|b| Value::Object(b.clone()).to_string().contains("s3cr3t-value")));

@@ -79,7 +79,7 @@ fn tracing_spans_reach_the_store_and_anosys_with_their_tree_events_links_and_res
             tracing::error!(error = "card declined", "payment failed");
         }
     });
-    let report = anosys::flush(Duration::from_secs(5));
+    let report = anosys::flush(Some(Duration::from_secs(5)));
     assert!(report.completed, "{report:?}");
 
     let records = stored(&s.db);
@@ -147,7 +147,7 @@ fn otel_api_spans_with_exceptions_and_genai_attributes() {
     span.record_error(&std::io::Error::other("upstream timed out"));
     span.set_status(Status::error("timeout"));
     span.end();
-    assert!(anosys::flush(Duration::from_secs(5)).completed);
+    assert!(anosys::flush(Some(Duration::from_secs(5))).completed);
     let records = stored(&s.db);
     let r = by_name(&records, "chat gpt-4o");
     assert_eq!(r.kind, RecordKind::LlmCall, "a GenAI span is an LLM call");
@@ -203,7 +203,7 @@ fn records_made_inside_otel_and_tracing_spans_are_their_children() {
     // And with no span active, a record is a root.
     let lone = OpenAiCall::start("https://api.openai.com/v1/embeddings", &json!({"model": "m"}), &CaptureOptions::default());
     anosys::capture(lone.finish_json(200, &json!({"model": "m", "data": []})));
-    assert!(anosys::flush(Duration::from_secs(5)).completed);
+    assert!(anosys::flush(Some(Duration::from_secs(5))).completed);
 
     let records = stored(&s.db);
     let request = by_name(&records, "handle_request");

@@ -320,7 +320,7 @@ fn llm_calls_become_genai_metrics_over_http_protobuf() {
         .expect("a periodic export with every call");
     check(&running, &calls);
 
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.delivered, 5, "{report:?}");
     assert_eq!(receiver.spans(), 5);
     // The export at shutdown holds the same cumulative totals.
@@ -336,13 +336,13 @@ fn a_short_lived_process_delivers_its_metrics_at_shutdown_over_grpc() {
     let dir = temp_dir("otlp-metrics-grpc");
     // The default interval (60 s): only the export at shutdown can deliver.
     let config = config(&receiver, OtlpProtocol::Grpc, &dir).build().unwrap();
-    assert_eq!(config.otlp_metric_export_interval, Duration::from_secs(60));
+    assert_eq!(config.otlp_metric_export_interval(), Duration::from_secs(60));
     let pipeline = Pipeline::new(config).unwrap();
     let calls = calls();
     for r in calls.all() {
         assert!(pipeline.submit(r));
     }
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.delivered, 5, "{report:?}");
     let export = receiver
         .latest_when(|e| e.count("gen_ai.client.operation.duration") == 4)
@@ -367,7 +367,7 @@ fn otel_metrics_exporter_none_sends_no_metrics() {
         .otlp_metric_export_interval(Duration::from_millis(50))
         .build()
         .unwrap();
-    assert!(!config.otlp_metrics);
+    assert!(!config.otlp_metrics());
     assert!(anosys::sinks::OtlpSink::new(&config).metrics().is_none());
     let pipeline = Pipeline::new(config).unwrap();
     assert!(!pipeline.destinations()[0].contains("metrics"), "{:?}", pipeline.destinations());
@@ -375,7 +375,7 @@ fn otel_metrics_exporter_none_sends_no_metrics() {
     for r in calls.all() {
         assert!(pipeline.submit(r));
     }
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.delivered, 5, "{report:?}");
     // The spans went out; the shutdown (when metrics would be sent last) is
     // over, and nothing came.
@@ -402,7 +402,7 @@ fn metrics_that_cannot_be_sent_do_not_hold_up_the_spans() {
         assert!(pipeline.submit(r));
     }
     let started = Instant::now();
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert!(report.completed, "{report:?}");
     assert!(started.elapsed() < WAIT);
     assert_eq!(report.counters.delivered, 5, "{report:?}");

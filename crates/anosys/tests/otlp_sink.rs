@@ -138,31 +138,45 @@ fn check_spans(receiver: &OtlpReceiver, parent: &Record, child: &Record, failed:
 fn records_become_spans_over_http_protobuf() {
     let receiver = OtlpReceiver::http();
     let dir = temp_dir("otlp-http");
-    let pipeline = Pipeline::new(config(&receiver, OtlpProtocol::HttpProtobuf, &dir).build().unwrap()).unwrap();
+    let config = config(&receiver, OtlpProtocol::HttpProtobuf, &dir)
+        .otlp_headers([("x-api-key".to_owned(), "key 1".to_owned())])
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::new(config).unwrap();
     assert!(pipeline.destinations()[0].contains("/v1/traces (http/protobuf)"), "{:?}", pipeline.destinations());
     let (parent, child, failed) = records();
     for r in [parent.clone(), child.clone(), failed.clone()] {
         assert!(pipeline.submit(r));
     }
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.delivered, 3, "{report:?}");
     check_spans(&receiver, &parent, &child, &failed);
     let headers = receiver.shared.headers.lock().unwrap();
     assert_eq!(headers[0]["content-type"], "application/x-protobuf");
+    assert_eq!(headers[0]["x-api-key"], "key 1", "configured headers are sent");
 }
 
 #[test]
 fn records_become_spans_over_grpc() {
     let receiver = OtlpReceiver::grpc();
     let dir = temp_dir("otlp-grpc");
-    let pipeline = Pipeline::new(config(&receiver, OtlpProtocol::Grpc, &dir).build().unwrap()).unwrap();
+    // OTEL_EXPORTER_OTLP_HEADERS, as the environment gives it.
+    let headers = anosys::ConfigBuilder::from_lookup(|v| (v == "OTEL_EXPORTER_OTLP_HEADERS").then(|| "X-Tenant=t%201".into()))
+        .unwrap()
+        .build()
+        .unwrap()
+        .otlp_headers()
+        .to_vec();
+    let config = config(&receiver, OtlpProtocol::Grpc, &dir).otlp_headers(headers).build().unwrap();
+    let pipeline = Pipeline::new(config).unwrap();
     let (parent, child, failed) = records();
     for r in [parent.clone(), child.clone(), failed.clone()] {
         assert!(pipeline.submit(r));
     }
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.delivered, 3, "{report:?}");
     check_spans(&receiver, &parent, &child, &failed);
+    assert_eq!(receiver.shared.headers.lock().unwrap()[0]["x-tenant"], "t 1", "configured metadata is sent");
 }
 
 #[test]
@@ -173,7 +187,7 @@ fn a_failing_receiver_is_retried_then_succeeds() {
     let pipeline = Pipeline::new(config(&receiver, OtlpProtocol::HttpProtobuf, &dir).build().unwrap()).unwrap();
     let (parent, _, _) = records();
     pipeline.submit(parent.clone());
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.delivered, 1, "{report:?}");
     assert!(report.counters.retried >= 2, "{report:?}");
     assert_eq!(receiver.shared.headers.lock().unwrap().len(), 3);
@@ -187,7 +201,7 @@ fn a_rejecting_receiver_is_not_retried() {
     let dir = temp_dir("otlp-reject");
     let pipeline = Pipeline::new(config(&receiver, OtlpProtocol::HttpProtobuf, &dir).build().unwrap()).unwrap();
     pipeline.submit(records().0);
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.failed, 1, "{report:?}");
     assert_eq!(receiver.shared.headers.lock().unwrap().len(), 1);
 }
@@ -209,7 +223,7 @@ fn an_unreachable_receiver_leaves_records_in_the_embedded_store() {
     let (parent, child, _) = records();
     pipeline.submit(parent.clone());
     pipeline.submit(child.clone());
-    let report = pipeline.shutdown(WAIT);
+    let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(report.counters.kept_in_fallback, 2, "{report:?}");
     let kept: Vec<String> = support::stored(&dir.join("fallback.db")).iter().map(|r| r.span_id.to_string()).collect();
     assert!(kept.contains(&parent.span_id.to_string()) && kept.contains(&child.span_id.to_string()));
@@ -227,7 +241,7 @@ fn otlp_settings_come_from_the_standard_variables() {
     .unwrap()
     .build()
     .unwrap();
-    assert_eq!(c.otlp_protocol, OtlpProtocol::Grpc);
+    assert_eq!(c.otlp_protocol(), OtlpProtocol::Grpc);
     // An OTLP endpoint alone selects the OTLP sink.
     assert_eq!(c.resolved_sinks(), vec![SinkKind::Otlp]);
     assert_eq!(anosys::sinks::OtlpSink::new(&c).endpoint(), "http://127.0.0.1:4317");
@@ -243,7 +257,7 @@ fn otlp_settings_come_from_the_standard_variables() {
     assert_eq!(anosys::sinks::OtlpSink::new(&c).endpoint(), "http://collector:4318/custom/traces");
 
     let err = anosys::ConfigBuilder::from_lookup(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).unwrap_err();
-    assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_PROTOCOL");
+    assert_eq!(err.variable(), "OTEL_EXPORTER_OTLP_PROTOCOL");
     let err = anosys::ConfigBuilder::from_lookup(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")])).unwrap_err();
-    assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_ENDPOINT");
+    assert_eq!(err.variable(), "OTEL_EXPORTER_OTLP_ENDPOINT");
 }

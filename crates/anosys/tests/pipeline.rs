@@ -51,7 +51,7 @@ fn batches_by_count_and_fills_the_resource() {
     while memory.batches.lock().unwrap().len() < 2 && std::time::Instant::now() < end {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let report = pipeline.flush(Duration::from_secs(10));
+    let report = pipeline.flush(Some(Duration::from_secs(10)));
     assert!(report.completed);
     assert_eq!(report.counters.delivered, 7);
     let batches = memory.batches.lock().unwrap();
@@ -87,7 +87,7 @@ fn a_panicking_sink_is_contained_and_counted() {
     for _ in 0..4 {
         pipeline.submit(Record::new(RecordKind::Raw, "r"));
     }
-    let report = pipeline.shutdown(Duration::from_secs(10));
+    let report = pipeline.shutdown(Some(Duration::from_secs(10)));
     assert!(report.completed);
     assert_eq!(report.counters.failed, 4);
     assert_eq!(report.counters.errors, 1);
@@ -97,7 +97,7 @@ fn a_panicking_sink_is_contained_and_counted() {
     // After shutdown, records are dropped and counted, never queued.
     assert!(!pipeline.submit(Record::new(RecordKind::Raw, "late")));
     assert_eq!(pipeline.counters().dropped, 1);
-    assert!(pipeline.shutdown(Duration::from_secs(1)).completed);
+    assert!(pipeline.shutdown(Some(Duration::from_secs(1))).completed);
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn the_default_sink_is_the_sqlite_store() {
     let pipeline = Pipeline::new(c).unwrap();
     assert!(pipeline.destinations()[0].contains("sub/anosys.db"));
     pipeline.submit(anosys::sources::raw::raw_record(serde_json::json!({"event": "local"})));
-    pipeline.shutdown(Duration::from_secs(10));
+    pipeline.shutdown(Some(Duration::from_secs(10)));
     let records = support::stored(&dir.join("sub/anosys.db"));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].name, "local");
@@ -120,7 +120,7 @@ fn the_jsonl_sink_on_request() {
     let c = config().sinks([anosys::SinkKind::Jsonl]).jsonl_path(dir.join("r.jsonl")).build().unwrap();
     let pipeline = Pipeline::new(c).unwrap();
     pipeline.submit(anosys::sources::raw::raw_record(serde_json::json!({"event": "line"})));
-    pipeline.shutdown(Duration::from_secs(10));
+    pipeline.shutdown(Some(Duration::from_secs(10)));
     let text = std::fs::read_to_string(dir.join("r.jsonl")).unwrap();
     let r: Record = serde_json::from_str(text.trim()).unwrap();
     assert_eq!(r.name, "line");
@@ -149,7 +149,7 @@ async fn works_inside_a_multi_thread_runtime() {
         t.await.unwrap();
     }
     // The blocking flush is fine on a runtime thread: the worker has its own.
-    let report = pipeline.flush(Duration::from_secs(10));
+    let report = pipeline.flush(Some(Duration::from_secs(10)));
     assert!(report.completed);
     assert_eq!(report.counters.delivered, 100);
     assert_eq!(memory.batches.lock().unwrap().iter().map(Vec::len).sum::<usize>(), 100);

@@ -52,7 +52,7 @@ fn keys_never_share_or_move_slots_and_overflow_keeps_the_rest() {
                 for i in 0..PER_THREAD {
                     assert!(pipeline.submit(anosys::sources::raw::raw_record(Value::Object(record_data(t, i)))));
                 }
-                let report = pipeline.shutdown(Duration::from_secs(30));
+                let report = pipeline.shutdown(Some(Duration::from_secs(30)));
                 assert_eq!(report.counters.delivered, PER_THREAD as u64, "{report:?}");
             })
         })

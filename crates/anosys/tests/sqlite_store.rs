@@ -34,7 +34,7 @@ fn rows_carry_the_indexed_columns_and_the_whole_record() {
     let llm = stream.finish();
     p.submit(llm.clone());
     p.submit(anosys::sources::raw::raw_record(json!({"event": "signup"})));
-    assert_eq!(p.shutdown(Duration::from_secs(10)).counters.delivered, 2);
+    assert_eq!(p.shutdown(Some(Duration::from_secs(10))).counters.delivered, 2);
 
     let conn = sqlite::open(&db).unwrap();
     type Row = (String, Option<String>, Option<String>, String, Option<i64>, Option<i64>, Option<f64>, String, f64);
@@ -78,7 +78,7 @@ fn an_older_schema_is_migrated_on_open() {
     }
     let p = pipeline(&db);
     p.submit(anosys::sources::raw::raw_record(json!({"event": "after migration"})));
-    assert_eq!(p.shutdown(Duration::from_secs(10)).counters.delivered, 1);
+    assert_eq!(p.shutdown(Some(Duration::from_secs(10))).counters.delivered, 1);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version as usize, SCHEMA_VERSION);
@@ -108,7 +108,7 @@ fn child_writes_records() {
     for i in 0..PER_CHILD {
         assert!(p.submit(anosys::sources::raw::raw_record(json!({"writer": tag, "i": i}))));
     }
-    let report = p.shutdown(Duration::from_secs(60));
+    let report = p.shutdown(Some(Duration::from_secs(60)));
     assert_eq!(report.counters.delivered, PER_CHILD as u64, "{report:?}");
 }
 

@@ -211,7 +211,7 @@ pub(super) fn run(db: Option<PathBuf>, args: DemoArgs) -> Result<(), CliError> {
         builder = builder.db_path(db);
     }
     let config = builder.build()?;
-    let db_path = config.db_path.clone();
+    let db_path = config.db_path().to_path_buf();
     let stores_locally = config.resolved_sinks().contains(&SinkKind::Sqlite);
     let guard = anosys::init_with(config).map_err(|e| {
         CliError::new(format!("cannot start capturing: {e}")).hint("check the ANOSYS_* environment variables")
@@ -247,7 +247,7 @@ pub(super) fn run(db: Option<PathBuf>, args: DemoArgs) -> Result<(), CliError> {
     drop(runtime);
 
     let destinations: Vec<String> = guard.pipeline().map(|p| p.destinations().to_vec()).unwrap_or_default();
-    let report = guard.shutdown();
+    let report = guard.shutdown(None);
     let c = report.counters;
     say(format!(
         "\n{} {} records: {} delivered, {} kept locally, {} failed, {} dropped\n",

@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anstream::eprintln;
 
-use crate::cli::{Cli, Command, FilterArgs, KindArg, StatusArg};
+use anosys::{RecordKind, StatusCode};
+
+use crate::cli::{Cli, Command, FilterArgs};
 use crate::output::{paint, BAD, NOTE};
 use crate::store::{Filter, Store, StoreError};
 
@@ -34,6 +36,18 @@ impl CliError {
     /// An error with no hint.
     pub fn new(message: impl Into<String>) -> CliError {
         CliError { message: message.into(), hint: None, silent: false }
+    }
+
+    /// `context`, then the error and each of its causes.
+    pub fn caused_by(context: &str, error: &(dyn std::error::Error + 'static)) -> CliError {
+        // TODO(merge): the engine's one error-chain helper.
+        let mut message = format!("{context}: {error}");
+        let mut next = error.source();
+        while let Some(cause) = next {
+            message.push_str(&format!(": {cause}"));
+            next = cause.source();
+        }
+        CliError::new(message)
     }
 
     /// Adds what the user can do next.
@@ -90,7 +104,16 @@ impl From<std::io::Error> for CliError {
 
 impl From<anosys::ConfigError> for CliError {
     fn from(e: anosys::ConfigError) -> Self {
-        CliError::new(e.to_string()).hint("fix or unset that environment variable")
+        CliError::new(e.to_string()).hint(format!("fix or unset {}", e.variable()))
+    }
+}
+
+impl From<anosys::InitError> for CliError {
+    fn from(e: anosys::InitError) -> Self {
+        match e {
+            anosys::InitError::Config(e) => e.into(),
+            e => CliError::caused_by("cannot start capturing", &e).hint("check the ANOSYS_* and OTEL_* environment variables"),
+        }
     }
 }
 
@@ -114,7 +137,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
 pub fn store_path(db: Option<PathBuf>) -> Result<PathBuf, CliError> {
     match db {
         Some(p) => Ok(p),
-        None => Ok(anosys::ConfigBuilder::from_env()?.build()?.db_path),
+        None => Ok(anosys::Config::from_env()?.db_path().to_path_buf()),
     }
 }
 
@@ -156,22 +179,10 @@ pub fn filter(args: &FilterArgs) -> Result<Filter, CliError> {
     Ok(Filter {
         since_ms,
         model: args.model.clone(),
-        status: args.status.map(|s| match s {
-            StatusArg::Ok => "OK".to_owned(),
-            StatusArg::Error => "ERROR".to_owned(),
-            StatusArg::Unset => "UNSET".to_owned(),
-        }),
+        status: args.status.map(|s| StatusCode::from(s).as_str().to_owned()),
         source: args.source.clone(),
         trace: args.trace.clone(),
-        kind: args.kind.map(|k| {
-            match k {
-                KindArg::Llm => "llm_call",
-                KindArg::Function => "function_call",
-                KindArg::Raw => "raw",
-                KindArg::Span => "span",
-            }
-            .to_owned()
-        }),
+        kind: args.kind.map(|k| RecordKind::from(k).as_str().to_owned()),
     })
 }
 

@@ -63,9 +63,7 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
         builder = builder.db_path(db);
     }
     let config = builder.build()?;
-    let shutdown_timeout = config.shutdown_timeout;
-    let pipeline = anosys::Pipeline::new(config)
-        .map_err(|e| CliError::new(format!("cannot start capturing: {e}")).hint("check the ANOSYS_* environment variables"))?;
+    let pipeline = anosys::Pipeline::new(config)?;
     let destinations = pipeline.destinations().to_vec();
     let proxy_config = ProxyConfig {
         routes: routes.clone(),
@@ -92,7 +90,7 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
         proxy.serve(listener, shutdown_signal()).await.map_err(CliError::from)
     });
     drop(runtime);
-    let report = pipeline.shutdown(shutdown_timeout);
+    let report = pipeline.shutdown(None);
     let c = report.counters;
     eprintln!(
         "anosys proxy stopped: {} records captured, {} delivered, {} kept locally, {} failed, {} dropped, {} pending",

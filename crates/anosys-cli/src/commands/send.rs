@@ -18,22 +18,21 @@ struct Tally {
 
 pub(super) fn run(store: &Store, args: SendArgs) -> Result<(), CliError> {
     let filter = filter(&args.filter)?;
-    let mut config = anosys::ConfigBuilder::from_env()?.build()?;
     // GenAI metrics describe live traffic as it happens; replaying stored
     // records would count old calls again at today's time.
-    config.otlp_metrics = false;
+    let config = anosys::ConfigBuilder::from_env()?.otlp_metrics(false).build()?;
     let sink: Box<dyn Sink> = match args.to {
         Destination::Anosys => {
-            if config.api_key.is_none() && config.api_url.is_none() {
+            if config.api_key().is_none() && config.api_url().is_none() {
                 return Err(CliError::new("sending to AnoSys needs an API key")
                     .hint("set ANOSYS_API_KEY to your AnoSys key (or ANOSYS_API_URL to an ingestion URL) and run again"));
             }
             // No fallback: what cannot be delivered stays in the store and is
             // reported, never written back to it.
-            Box::new(AnosysSink::new(&config).map_err(|e| CliError::new(e.to_string()))?)
+            Box::new(AnosysSink::new(&config).map_err(|e| CliError::caused_by("cannot send to AnoSys", &e))?)
         }
         Destination::Otlp => {
-            if config.otlp_endpoint.is_none() && config.otlp_traces_endpoint.is_none() {
+            if config.otlp_endpoint().is_none() && config.otlp_traces_endpoint().is_none() {
                 return Err(CliError::new("sending to an OTLP backend needs its address").hint(
                     "set OTEL_EXPORTER_OTLP_ENDPOINT (for example http://localhost:4318; add OTEL_EXPORTER_OTLP_PROTOCOL=grpc for port 4317)",
                 ));
@@ -49,7 +48,7 @@ pub(super) fn run(store: &Store, args: SendArgs) -> Result<(), CliError> {
     let bar = progress(total, "sending");
     let cx = ExportContext::new();
     let mut tally = Tally::default();
-    let mut batch: Vec<Record> = Vec::with_capacity(config.batch_size);
+    let mut batch: Vec<Record> = Vec::with_capacity(config.batch_size());
     let export = |batch: &mut Vec<Record>, tally: &mut Tally| {
         if batch.is_empty() {
             return;
@@ -69,7 +68,7 @@ pub(super) fn run(store: &Store, args: SendArgs) -> Result<(), CliError> {
                 bar.inc(1);
             }
         }
-        if batch.len() >= config.batch_size {
+        if batch.len() >= config.batch_size() {
             export(&mut batch, &mut tally);
         }
         Ok(())

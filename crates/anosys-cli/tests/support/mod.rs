@@ -154,7 +154,7 @@ impl Setup {
     pub fn records(&self, n: u64) -> Vec<Record> {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while self.pipeline.counters().delivered < n && std::time::Instant::now() < deadline {
-            self.pipeline.flush(Duration::from_millis(200));
+            self.pipeline.flush(Some(Duration::from_millis(200)));
         }
         stored(&self.db)
     }

@@ -103,8 +103,9 @@ def setup_api(path: Optional[str] = None, starting_indices: Optional[Mapping[str
 setup_decorator = setup_api
 
 
-def flush(timeout: float = 5.0) -> Dict[str, Any]:
-    """Deliver everything captured so far, waiting up to ``timeout`` seconds.
+def flush(timeout: Optional[float] = 5.0) -> Dict[str, Any]:
+    """Deliver everything captured so far, waiting up to ``timeout`` seconds
+    (``None``: the configured shutdown timeout, ``ANOSYS_SHUTDOWN_TIMEOUT_MS``).
 
     Returns the pipeline's counters (``captured``, ``delivered``,
     ``dropped``, ``failed``, ``kept_in_fallback``, …) plus ``pending`` and
@@ -113,9 +114,10 @@ def flush(timeout: float = 5.0) -> Dict[str, Any]:
     return _native.flush(timeout)
 
 
-def shutdown(timeout: float = 5.0) -> Dict[str, Any]:
+def shutdown(timeout: Optional[float] = None) -> Dict[str, Any]:
     """Stop the pipeline after delivering what it holds (up to ``timeout``
-    seconds). A later capture starts a new one."""
+    seconds; ``None``: the configured shutdown timeout). A later capture
+    starts a new one."""
     return _native.shutdown(timeout)
 
 

@@ -43,7 +43,7 @@ fn caller_cost(c: &mut Criterion) {
     group.bench_function("build record (baseline)", |b| b.iter(|| black_box(typical_record())));
     group.bench_function("build and enqueue", |b| b.iter(|| black_box(pipeline.submit(typical_record()))));
     group.finish();
-    let report = pipeline.shutdown(Duration::from_secs(30));
+    let report = pipeline.shutdown(Some(Duration::from_secs(30)));
     eprintln!(
         "caller: {} captured, {} delivered, {} dropped (queue full)",
         report.counters.captured, report.counters.delivered, report.counters.dropped

@@ -26,14 +26,13 @@ fn logged(x: u64) -> u64 {
 
 fn calls(c: &mut Criterion) {
     let config = Config::builder().queue_size(1 << 20).log_level(LogLevel::Off).build().unwrap();
-    let pipeline = Pipeline::builder(config).without_builtin_sinks().sink(Arc::new(Discard)).build().unwrap();
-    let guard = anosys::install(pipeline);
+    let guard = anosys::init_with(Pipeline::builder(config).without_builtin_sinks().sink(Arc::new(Discard))).unwrap();
     let mut group = c.benchmark_group("no-op function");
     group.bench_function("bare (baseline)", |b| b.iter(|| bare(black_box(7))));
     group.bench_function("tracing::instrument, no subscriber", |b| b.iter(|| traced(black_box(7))));
     group.bench_function("anosys::logger", |b| b.iter(|| logged(black_box(7))));
     group.finish();
-    let report = guard.shutdown();
+    let report = guard.shutdown(None);
     eprintln!("logger: {} captured, {} dropped", report.counters.captured, report.counters.dropped);
 }
 

@@ -17,13 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, SinkKind};
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
-use crate::sinks::{AnosysSink, ExportContext, JsonlSink, Sink, StdoutSink};
+use crate::sinks::{AnosysSink, ExportContext, JsonlSink, Sink, SinkError, StdoutSink};
 
 /// Counts of what the pipeline did with records, since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -42,6 +41,13 @@ pub struct Counters {
     pub kept_in_fallback: u64,
     /// Internal errors (a panicking sink or serialiser), each counted once.
     pub errors: u64,
+}
+
+impl FlushReport {
+    /// The report of a flush with no pipeline running: nothing to do.
+    pub(crate) fn empty() -> Self {
+        FlushReport { counters: Counters::default(), pending: 0, completed: true }
+    }
 }
 
 impl Counters {
@@ -104,6 +110,7 @@ pub(crate) struct Inner {
     queue_size: usize,
     shutdown_timeout: Duration,
     capture_content: bool,
+    log_level: LogLevel,
     description: Vec<String>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -119,7 +126,7 @@ pub(crate) struct Inner {
 ///     .build()?;
 /// let pipeline = Pipeline::new(config)?;
 /// pipeline.submit(Record::new(RecordKind::Raw, "hello"));
-/// let report = pipeline.shutdown(std::time::Duration::from_secs(5));
+/// let report = pipeline.shutdown(None); // waits up to the configured shutdown timeout
 /// assert_eq!(report.counters.delivered, 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -135,32 +142,24 @@ impl std::fmt::Debug for Pipeline {
 }
 
 /// Why a pipeline could not start.
-#[derive(Debug)]
+///
+/// ```
+/// let config = anosys::Config::default();
+/// let err = anosys::Pipeline::builder(config).without_builtin_sinks().build().unwrap_err();
+/// assert!(matches!(err, anosys::InitError::Sink(anosys::sinks::SinkError::NoSink)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InitError {
     /// A configuration value is invalid.
-    Config(crate::config::ConfigError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A sink could not be built.
-    Sink(String),
+    #[error("cannot start an anosys sink")]
+    Sink(#[source] crate::sinks::SinkError),
     /// The background thread could not be started.
-    Thread(std::io::Error),
-}
-
-impl std::fmt::Display for InitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InitError::Config(e) => write!(f, "invalid anosys configuration: {e}"),
-            InitError::Sink(e) => write!(f, "cannot start an anosys sink: {e}"),
-            InitError::Thread(e) => write!(f, "cannot start the anosys background thread: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for InitError {}
-
-impl From<crate::config::ConfigError> for InitError {
-    fn from(e: crate::config::ConfigError) -> Self {
-        InitError::Config(e)
-    }
+    #[error("cannot start the anosys background thread")]
+    Thread(#[source] std::io::Error),
 }
 
 /// Builds a [`Pipeline`] with extra sinks or another resource.
@@ -169,93 +168,6 @@ pub struct PipelineBuilder {
     extra: Vec<Arc<dyn Sink>>,
     builtin: bool,
     resource: Option<Resource>,
-}
-
-/// Who embeds the engine, as [`set_sdk_identity`] set it.
-#[derive(Debug, Clone)]
-struct SdkIdentity {
-    language: String,
-    version: String,
-    default_service: Option<String>,
-    extra: Vec<(String, Value)>,
-}
-
-static SDK_IDENTITY: std::sync::RwLock<Option<SdkIdentity>> = std::sync::RwLock::new(None);
-
-/// For language packages built on the engine (Python, Node.js): the
-/// `telemetry.sdk.language` and `telemetry.sdk.version` of pipelines
-/// started after this call, the `service.name` they use when neither
-/// `OTEL_SERVICE_NAME` nor the configuration names one (the script rather
-/// than the interpreter), and extra resource attributes (such as
-/// `service.version`).
-///
-/// ```
-/// anosys::pipeline::set_sdk_identity("python", "0.1.0", Some("billing_worker"), Vec::new());
-/// let r = anosys::pipeline::default_resource(None);
-/// assert_eq!(r.attributes["telemetry.sdk.language"], "python");
-/// assert_eq!(r.service_name(), Some("billing_worker"));
-/// # anosys::pipeline::set_sdk_identity("rust", env!("CARGO_PKG_VERSION"), None, Vec::new());
-/// ```
-pub fn set_sdk_identity(language: &str, version: &str, default_service: Option<&str>, extra: Vec<(String, Value)>) {
-    let identity = SdkIdentity {
-        language: language.to_owned(),
-        version: version.to_owned(),
-        default_service: default_service.map(str::to_owned),
-        extra,
-    };
-    *SDK_IDENTITY.write().unwrap_or_else(|p| p.into_inner()) = Some(identity);
-}
-
-/// The resource of this process: `service.name` (from `OTEL_SERVICE_NAME`,
-/// the configuration, the embedding package, or the executable's name) and
-/// the SDK's name, language and version.
-pub fn default_resource(service_name: Option<&str>) -> Resource {
-    let identity = SDK_IDENTITY.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let service = service_name
-        .map(str::to_owned)
-        .or_else(|| identity.as_ref().and_then(|i| i.default_service.clone()))
-        .unwrap_or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "unknown_service".into())
-        });
-    let mut r = Resource::default();
-    r.attributes.insert("service.name".into(), Value::String(service));
-    r.attributes.insert("telemetry.sdk.name".into(), Value::from("anosys"));
-    let (language, version) = match &identity {
-        Some(i) => (i.language.clone(), i.version.clone()),
-        None => ("rust".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
-    };
-    r.attributes.insert("telemetry.sdk.language".into(), Value::from(language));
-    r.attributes.insert("telemetry.sdk.version".into(), Value::from(version));
-    for (k, v) in identity.into_iter().flat_map(|i| i.extra) {
-        r.attributes.insert(k.into(), v);
-    }
-    r
-}
-
-/// The resource of a pipeline built from `config`: [`default_resource`],
-/// then the configured attributes (`OTEL_RESOURCE_ATTRIBUTES`,
-/// `service_version`), which win over what an embedding package set, but
-/// not over `service.name` from `OTEL_SERVICE_NAME` or the SDK's own
-/// `telemetry.sdk.*`.
-///
-/// ```
-/// let config = anosys::Config::builder().service_name("billing").service_version("1.4.2").build().unwrap();
-/// let r = anosys::pipeline::resource_for(&config);
-/// assert_eq!(r.service_name(), Some("billing"));
-/// assert_eq!(r.attributes["service.version"], "1.4.2");
-/// ```
-pub fn resource_for(config: &Config) -> Resource {
-    let mut r = default_resource(config.service_name.as_deref());
-    for (k, v) in &config.resource_attributes {
-        let ours = k.starts_with("telemetry.sdk.") || (k == "service.name" && config.service_name.is_some());
-        if !ours {
-            r.attributes.insert(k.clone().into(), Value::String(v.clone()));
-        }
-    }
-    r
 }
 
 /// The local sink of `kind` (SQLite store or JSON-lines file).
@@ -267,7 +179,18 @@ fn embedded_sink(config: &Config, kind: SinkKind) -> Arc<dyn Sink> {
     }
 }
 
+impl From<Config> for PipelineBuilder {
+    fn from(config: Config) -> Self {
+        Pipeline::builder(config)
+    }
+}
+
 impl PipelineBuilder {
+    /// The configuration the pipeline will be built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Adds a sink next to the configured ones.
     pub fn sink(mut self, sink: Arc<dyn Sink>) -> Self {
         self.extra.push(sink);
@@ -286,25 +209,21 @@ impl PipelineBuilder {
         self
     }
 
-    /// Starts the background thread and returns the pipeline. Never touches
-    /// the network: key resolution happens on the background thread.
+    /// Checks the configuration ([`Config::validate`]), starts the
+    /// background thread and returns the pipeline. Never touches the
+    /// network: key resolution happens on the background thread. Changes
+    /// nothing outside this pipeline: its log level, slot starting indices
+    /// and resource are its own.
     pub fn build(self) -> Result<Pipeline, InitError> {
         let config = self.config;
-        diag::set_level(config.log_level);
-        if let Some(si) = config.starting_indices {
-            crate::sinks::anosys::SlotRegistry::global().set_starting_indices(si);
-        }
+        config.validate()?;
         let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
         if self.builtin {
             for kind in config.resolved_sinks() {
                 sinks.push(match kind {
                     SinkKind::Anosys => {
                         let fallback = embedded_sink(&config, SinkKind::embedded());
-                        Arc::new(
-                            AnosysSink::new(&config)
-                                .map_err(|e| InitError::Sink(e.to_string()))?
-                                .with_fallback(fallback),
-                        )
+                        Arc::new(AnosysSink::new(&config).map_err(InitError::Sink)?.with_fallback(fallback))
                     }
                     SinkKind::Jsonl | SinkKind::Sqlite => embedded_sink(&config, kind),
                     SinkKind::Stdout => Arc::new(StdoutSink),
@@ -313,16 +232,18 @@ impl PipelineBuilder {
                         crate::sinks::OtlpSink::new(&config).with_fallback(embedded_sink(&config, SinkKind::embedded())),
                     ),
                     #[cfg(not(feature = "otlp"))]
-                    SinkKind::Otlp => return Err(InitError::Sink("the otlp sink needs the `otlp` feature".into())),
+                    SinkKind::Otlp => return Err(InitError::Sink(SinkError::NotInThisBuild(kind))),
+                    #[cfg(not(feature = "sqlite"))]
+                    SinkKind::Sqlite => return Err(InitError::Sink(SinkError::NotInThisBuild(kind))),
                 });
             }
         }
         sinks.extend(self.extra);
         if sinks.is_empty() {
-            return Err(InitError::Sink("no sink configured".into()));
+            return Err(InitError::Sink(SinkError::NoSink));
         }
         let description: Vec<String> = sinks.iter().map(|s| s.describe()).collect();
-        let resource = Arc::new(self.resource.unwrap_or_else(|| resource_for(&config)));
+        let resource = Arc::new(self.resource.unwrap_or_else(|| crate::resource::resource_for(&config)));
         let queue = Arc::new(queue::Queue::new(config.queue_size, config.batch_size));
         let (control, control_rx) = mpsc::unbounded_channel();
         let counters = Arc::new(AtomicCounters::default());
@@ -332,18 +253,21 @@ impl PipelineBuilder {
             max_batch_bytes: config.max_batch_bytes,
             flush_interval: config.flush_interval,
             max_attribute_bytes: config.max_attribute_bytes,
+            log_level: config.log_level,
             resource,
             cx: cx.clone(),
         };
         let handle = worker::spawn(queue.clone(), control_rx, sinks, counters.clone(), settings).map_err(InitError::Thread)?;
         let where_to = description.join("; ");
-        if config.api_url.is_none() && config.api_key.is_none() && config.sinks == crate::config::SinkSelection::Auto {
-            diag::once(&format!("where-{where_to}"), LogLevel::Info, || {
-                format!("no ANOSYS_API_KEY or ANOSYS_API_URL set: {where_to}")
-            });
-        } else {
-            diag::once(&format!("where-{where_to}"), LogLevel::Debug, || where_to.clone());
-        }
+        diag::with_level(config.log_level, || {
+            if config.api_url.is_none() && config.api_key.is_none() && config.sinks == crate::config::SinkSelection::Auto {
+                diag::once(&format!("where-{where_to}"), LogLevel::Info, || {
+                    format!("no ANOSYS_API_KEY or ANOSYS_API_URL set: {where_to}")
+                });
+            } else {
+                diag::once(&format!("where-{where_to}"), LogLevel::Debug, || where_to.clone());
+            }
+        });
         Ok(Pipeline {
             inner: Arc::new(Inner {
                 queue,
@@ -354,6 +278,7 @@ impl PipelineBuilder {
                 queue_size: config.queue_size,
                 shutdown_timeout: config.shutdown_timeout,
                 capture_content: config.capture_content,
+                log_level: config.log_level,
                 description,
                 worker: Mutex::new(Some(handle)),
             }),
@@ -379,19 +304,21 @@ impl Pipeline {
         inner.counters.captured.fetch_add(1, Ordering::Relaxed);
         if inner.closed.load(Ordering::Acquire) {
             inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            diag::once("closed", LogLevel::Warn, || "a record was captured after shutdown and is dropped".into());
+            diag::with_level(inner.log_level, || {
+                diag::once("closed", LogLevel::Warn, || "a record was captured after shutdown and is dropped".into());
+            });
             return false;
         }
         if inner.queue.push(record) {
             return true;
         }
         inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        diag::once("queue-full", LogLevel::Warn, || {
+        diag::with_level(inner.log_level, || diag::once("queue-full", LogLevel::Warn, || {
             format!(
                 "the delivery queue is full ({} records); new records are dropped and counted (raise ANOSYS_QUEUE_SIZE?)",
                 inner.queue_size
             )
-        });
+        }));
         false
     }
 
@@ -411,18 +338,16 @@ impl Pipeline {
         &self.inner.description
     }
 
-    pub(crate) fn shutdown_timeout(&self) -> Duration {
-        self.inner.shutdown_timeout
-    }
-
     fn report(&self, completed: bool) -> FlushReport {
         let counters = self.counters();
         FlushReport { counters, pending: counters.pending(), completed }
     }
 
-    /// Hands everything queued so far to the sinks and waits (up to
-    /// `timeout`) until they are done with it.
-    pub fn flush(&self, timeout: Duration) -> FlushReport {
+    /// Hands everything queued so far to the sinks and waits until they
+    /// are done with it, or until `timeout` (`None`: the configured
+    /// shutdown timeout, `ANOSYS_SHUTDOWN_TIMEOUT_MS`).
+    pub fn flush(&self, timeout: Option<Duration>) -> FlushReport {
+        let timeout = timeout.unwrap_or(self.inner.shutdown_timeout);
         let (reply, done) = std::sync::mpsc::sync_channel(1);
         if self.inner.control.send(Control::Flush(reply)).is_err() {
             return self.report(true);
@@ -432,9 +357,11 @@ impl Pipeline {
     }
 
     /// Stops taking records, delivers what is queued and waits until done
-    /// or `timeout`. Records captured afterwards are dropped and counted.
-    /// Calling it again returns at once.
-    pub fn shutdown(&self, timeout: Duration) -> FlushReport {
+    /// or `timeout` (`None`: the configured shutdown timeout). Records
+    /// captured afterwards are dropped and counted. Calling it again
+    /// returns at once.
+    pub fn shutdown(&self, timeout: Option<Duration>) -> FlushReport {
+        let timeout = timeout.unwrap_or(self.inner.shutdown_timeout);
         self.inner.closed.store(true, Ordering::Release);
         let deadline = Instant::now() + timeout;
         // Sinks must stop retrying a little earlier, to leave time for

@@ -18,6 +18,7 @@ pub(super) struct Settings {
     pub max_batch_bytes: usize,
     pub flush_interval: Duration,
     pub max_attribute_bytes: usize,
+    pub log_level: diag::LogLevel,
     pub resource: Arc<Resource>,
     pub cx: ExportContext,
 }
@@ -29,8 +30,14 @@ pub(super) fn spawn(
     counters: Arc<AtomicCounters>,
     settings: Settings,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // The pipeline's own log level on every thread that does its work.
+    let level = settings.log_level;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_start(move || diag::set_thread_level(level))
+        .build()?;
     std::thread::Builder::new().name("anosys-worker".into()).spawn(move || {
+        diag::set_thread_level(level);
         // The HTTP stack the sinks use (hyper, h2) emits `tracing` spans and
         // events. Where the application sends its tracing spans into anosys
         // (tracing-opentelemetry + AnosysSpanExporter), they would come back

@@ -147,6 +147,33 @@ pub(crate) async fn keep_in(
     }
 }
 
+/// Why a built-in sink could not be built.
+///
+/// ```
+/// let config = anosys::Config::builder().api_url("http://127.0.0.1:9/log").build()?;
+/// let config_without_url = anosys::Config::default();
+/// assert!(anosys::sinks::AnosysSink::new(&config).is_ok());
+/// let err = anosys::sinks::AnosysSink::new(&config_without_url).unwrap_err();
+/// assert!(matches!(err, anosys::sinks::SinkError::MissingCredentials));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The AnoSys sink was chosen without a key or URL.
+    #[error("the AnoSys sink needs ANOSYS_API_KEY or ANOSYS_API_URL")]
+    MissingCredentials,
+    /// The HTTP client could not be built (TLS roots, resolver).
+    #[error("cannot build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    /// The sink needs a feature this build leaves out.
+    #[error("the {0} sink needs the `{0}` feature, which this build leaves out")]
+    NotInThisBuild(crate::config::SinkKind),
+    /// The pipeline would have no sink at all.
+    #[error("no sink configured (ANOSYS_SINKS, or a sink added to the pipeline builder)")]
+    NoSink,
+}
+
 /// A destination for records.
 ///
 /// ```

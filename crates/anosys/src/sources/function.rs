@@ -297,7 +297,7 @@ impl LiveFunctionCall {
         if let Some((trace, span)) = parent {
             record.set_parent(trace, span);
         }
-        let content = crate::capture_content_enabled();
+        let content = crate::embed::capture_content_enabled();
         if content {
             record.input = Some(input());
         }

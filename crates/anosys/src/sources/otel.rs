@@ -69,12 +69,12 @@ impl SpanExporter for AnosysSpanExporter {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        crate::flush_within_shutdown_timeout();
+        crate::flush(None);
         Ok(())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        crate::flush(timeout);
+        crate::flush(Some(timeout));
         Ok(())
     }
 

@@ -233,10 +233,16 @@ impl anosys::sinks::Sink for MemorySink {
 
 /// A pipeline delivering into a [`MemorySink`].
 pub fn memory_pipeline() -> (anosys::Pipeline, Arc<MemorySink>) {
+    let (builder, memory) = memory_builder();
+    (builder.build().unwrap(), memory)
+}
+
+/// A pipeline builder whose only sink is memory (for `anosys::init_with`).
+#[allow(dead_code)]
+pub fn memory_builder() -> (anosys::PipelineBuilder, Arc<MemorySink>) {
     let memory = Arc::new(MemorySink::default());
     let config = anosys::Config::builder().log_level(anosys::LogLevel::Off).build().unwrap();
-    let pipeline = anosys::Pipeline::builder(config).without_builtin_sinks().sink(memory.clone()).build().unwrap();
-    (pipeline, memory)
+    (anosys::Pipeline::builder(config).without_builtin_sinks().sink(memory.clone()), memory)
 }
 
 /// The records in a SQLite store, oldest first.

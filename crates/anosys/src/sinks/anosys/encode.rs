@@ -6,7 +6,7 @@
 //! assigned, travels in `otel_schema_url`.
 
 use std::collections::HashSet;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde_json::{Map, Value};
@@ -89,8 +89,6 @@ pub struct SlotRegistry {
     state: Mutex<RegistryState>,
 }
 
-static GLOBAL_REGISTRY: LazyLock<SlotRegistry> = LazyLock::new(SlotRegistry::new);
-
 impl Default for SlotRegistry {
     fn default() -> Self {
         Self::new()
@@ -100,21 +98,44 @@ impl Default for SlotRegistry {
 impl SlotRegistry {
     /// An empty registry with the default starting indices.
     pub fn new() -> Self {
-        let d = StartingIndices::default();
+        Self::with_starting_indices(StartingIndices::default())
+    }
+
+    /// An empty registry whose dynamic slots start at `indices` (the
+    /// original SDK's `starting_indices`; each AnoSys sink has its own).
+    ///
+    /// ```
+    /// use anosys::sinks::anosys::{SlotRegistry, SlotType};
+    /// let registry = SlotRegistry::with_starting_indices(anosys::StartingIndices { string: 150, number: 3, boolean: 1 });
+    /// assert_eq!(&*registry.slot_for("customer.tier", SlotType::String).unwrap(), "cvs150");
+    /// ```
+    pub fn with_starting_indices(indices: StartingIndices) -> Self {
+        let d = indices;
         SlotRegistry {
             state: Mutex::new(RegistryState {
                 assigned: mapping::FastMap::default(),
                 order: Vec::new(),
                 used: HashSet::new(),
-                next: [d.string, d.number, d.boolean],
+                next: [d.string.max(1), d.number.max(1), d.boolean.max(1)],
                 mapping_json: None,
             }),
         }
     }
 
-    /// The one registry every AnoSys sink of this process shares.
-    pub fn global() -> &'static SlotRegistry {
-        &GLOBAL_REGISTRY
+    /// The registry of this process for `indices`: AnoSys sinks with the
+    /// same starting indices share one, so a key has one slot and a slot
+    /// one key in everything the process sends; sinks with other indices
+    /// have their own, so one pipeline's settings never move another's
+    /// columns.
+    pub fn shared(indices: StartingIndices) -> Arc<SlotRegistry> {
+        static SHARED: Mutex<Vec<(StartingIndices, Arc<SlotRegistry>)>> = Mutex::new(Vec::new());
+        let mut all = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, registry)) = all.iter().find(|(i, _)| *i == indices) {
+            return registry.clone();
+        }
+        let registry = Arc::new(SlotRegistry::with_starting_indices(indices));
+        all.push((indices, registry.clone()));
+        registry
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RegistryState> {
@@ -240,12 +261,6 @@ fn coerce(column: &str, value: &Value) -> Option<Value> {
 #[derive(Debug, Clone, Copy)]
 pub struct Encoder<'r> {
     registry: &'r SlotRegistry,
-}
-
-impl Default for Encoder<'static> {
-    fn default() -> Self {
-        Encoder { registry: SlotRegistry::global() }
-    }
 }
 
 struct Out {

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 pub use encode::{Encoder, SlotRegistry, SlotType};
 
-use super::{backoff, keep_in, BoxFuture, ExportContext, ExportReport, Sink};
+use super::{backoff, keep_in, BoxFuture, ExportContext, ExportReport, Sink, SinkError};
 use crate::config::{ApiKey, Config};
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
@@ -47,6 +47,7 @@ pub struct AnosysSink {
     client: reqwest::Client,
     target: Target,
     endpoint: OnceCell<Result<String, String>>,
+    registry: Arc<SlotRegistry>,
     fallback: Option<Arc<dyn Sink>>,
     max_in_flight: usize,
     retry_max_elapsed: Duration,
@@ -66,18 +67,6 @@ enum Attempt {
     Rejected(HttpStatus),
 }
 
-/// Reasons a sink could not be built.
-#[derive(Debug)]
-pub struct SinkError(pub String);
-
-impl std::fmt::Display for SinkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SinkError {}
-
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 
 impl AnosysSink {
@@ -87,9 +76,7 @@ impl AnosysSink {
         let target = match (&config.api_url, &config.api_key) {
             (Some(url), _) => Target::Url(url.clone()),
             (None, Some(key)) => Target::Key { key: key.clone(), resolver: config.resolver_url.clone() },
-            (None, None) => {
-                return Err(SinkError("the AnoSys sink needs ANOSYS_API_KEY or ANOSYS_API_URL".into()));
-            }
+            (None, None) => return Err(SinkError::MissingCredentials),
         };
         let client = reqwest::Client::builder()
             .timeout(config.request_timeout)
@@ -99,11 +86,12 @@ impl AnosysSink {
             .tcp_nodelay(true)
             .user_agent(concat!("anosys-rust/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| SinkError(format!("cannot build the HTTP client: {}", e.without_url())))?;
+            .map_err(|e| SinkError::HttpClient(e.without_url()))?;
         Ok(AnosysSink {
             client,
             target,
             endpoint: OnceCell::new(),
+            registry: SlotRegistry::shared(config.starting_indices),
             fallback: None,
             max_in_flight: config.max_in_flight,
             retry_max_elapsed: config.retry_max_elapsed,
@@ -243,7 +231,7 @@ impl Sink for AnosysSink {
                 self.keep_in_fallback(batch.to_vec(), cx.clone(), &mut report).await;
                 return report;
             };
-            let encoder = Encoder::default();
+            let encoder = Encoder::with_registry(&self.registry);
             let empty = Resource::default();
             let observed = SystemTime::now();
             let bodies: Vec<bytes::Bytes> = batch

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use opentelemetry::metrics::{Histogram, MeterProvider as _};
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{MetricExporter, Protocol, RetryPolicy, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::MetricExporter;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter as _;
@@ -45,7 +45,8 @@ use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, SdkMete
 use serde_json::Value;
 
 use super::convert;
-use crate::config::{Config, OtlpProtocol};
+use super::transport::{LazyExporter, OtlpError, Transport};
+use crate::config::Config;
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, RecordKind, Resource, StatusCode};
 
@@ -288,24 +289,21 @@ impl Instruments {
 /// # Ok::<(), anosys::ConfigError>(())
 /// ```
 pub struct GenAiMetrics {
-    protocol: OtlpProtocol,
-    endpoint: String,
-    timeout: Duration,
+    transport: Transport,
     interval: Duration,
     scope: InstrumentationScope,
     instruments: OnceLock<Instruments>,
-    /// Built on first export, inside the runtime (gRPC channels need one).
     /// Held across collect and send, so exports never overlap and arrive
     /// in order.
-    exporter: tokio::sync::Mutex<Option<Result<MetricExporter, String>>>,
+    exporter: LazyExporter<MetricExporter>,
     closed: AtomicBool,
 }
 
 impl std::fmt::Debug for GenAiMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GenAiMetrics")
-            .field("protocol", &self.protocol)
-            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.transport.protocol)
+            .field("endpoint", &self.transport.endpoint)
             .field("interval", &self.interval)
             .finish_non_exhaustive()
     }
@@ -318,22 +316,19 @@ impl GenAiMetrics {
     /// `otlp_metric_export_interval`. Nothing is built or connected until
     /// the first LLM record and the first export.
     pub fn new(config: &Config) -> GenAiMetrics {
-        let endpoint = super::signal_endpoint(config, config.otlp_metrics_endpoint.as_deref(), "metrics");
         GenAiMetrics {
-            protocol: config.otlp_protocol,
-            endpoint,
-            timeout: config.request_timeout,
+            transport: Transport::new(config, config.otlp_metrics_endpoint.as_deref(), "metrics"),
             interval: config.otlp_metric_export_interval,
             scope: convert::scope(),
             instruments: OnceLock::new(),
-            exporter: tokio::sync::Mutex::new(None),
+            exporter: LazyExporter::new(),
             closed: AtomicBool::new(false),
         }
     }
 
     /// Where metrics are sent.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.transport.endpoint
     }
 
     /// Time between two periodic exports.
@@ -368,52 +363,28 @@ impl GenAiMetrics {
         }
     }
 
-    fn build(&self) -> Result<MetricExporter, String> {
-        // One attempt per export: a failed one is made up for by the next,
-        // which carries the same cumulative totals.
-        let built = match self.protocol {
-            OtlpProtocol::HttpProtobuf => MetricExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(&self.endpoint)
-                .with_timeout(self.timeout)
-                .with_retry_policy(RetryPolicy::disabled())
-                .with_temporality(Temporality::Cumulative)
-                .build(),
-            OtlpProtocol::Grpc => MetricExporter::builder()
-                .with_tonic()
-                .with_protocol(Protocol::Grpc)
-                .with_endpoint(&self.endpoint)
-                .with_timeout(self.timeout)
-                .with_retry_policy(RetryPolicy::disabled())
-                .with_temporality(Temporality::Cumulative)
-                .build(),
-        };
-        built.map_err(|e| e.to_string())
-    }
-
     /// Collects the totals so far and sends them, once. Returns how many
     /// metrics were sent (0 before the first LLM record), or why they were
     /// not (also logged, once).
-    pub async fn export(&self) -> Result<usize, String> {
+    pub async fn export(&self) -> Result<usize, OtlpError> {
         let Some(instruments) = self.instruments.get() else {
             return Ok(0);
         };
-        let mut guard = self.exporter.lock().await;
-        let exporter = match guard.get_or_insert_with(|| self.build()) {
+        let endpoint = &self.transport.endpoint;
+        let exporter = match self.exporter.lock(|| self.transport.metric_exporter()).await {
             Ok(exporter) => exporter,
-            Err(reason) => {
+            Err(error) => {
                 diag::once("otlp-metrics-build", LogLevel::Error, || {
-                    format!("cannot set up the export of GenAI metrics to {}: {reason}", self.endpoint)
+                    format!("cannot set up the export of GenAI metrics to {endpoint}: {}", diag::chain(&error))
                 });
-                return Err(reason.clone());
+                return Err(error);
             }
         };
         let mut rm = ResourceMetrics::default();
         if let Err(e) = instruments.reader.collect(&mut rm) {
-            let reason = e.to_string();
-            diag::log(LogLevel::Debug, &format!("GenAI metrics could not be collected: {reason}"));
-            return Err(reason);
+            let error = OtlpError::Collect(Arc::new(e));
+            diag::log(LogLevel::Debug, &diag::chain(&error));
+            return Err(error);
         }
         let count: usize = rm.scope_metrics().map(|s| s.metrics().count()).sum();
         if count == 0 {
@@ -422,15 +393,13 @@ impl GenAiMetrics {
         match exporter.export(&rm).await {
             Ok(()) => Ok(count),
             Err(e) => {
-                let reason = e.to_string();
+                let error = OtlpError::Export(Arc::new(e));
+                let reason = diag::chain(&error);
                 diag::once("otlp-metrics-export", LogLevel::Warn, || {
-                    format!(
-                        "GenAI metrics could not be sent to {} ({reason}); the next export carries the same totals",
-                        self.endpoint
-                    )
+                    format!("GenAI metrics could not be sent to {endpoint} ({reason}); the next export carries the same totals")
                 });
-                diag::log(LogLevel::Debug, &format!("OTLP metrics export to {} failed: {reason}", self.endpoint));
-                Err(reason)
+                diag::log(LogLevel::Debug, &format!("OTLP metrics export to {endpoint} failed: {reason}"));
+                Err(error)
             }
         }
     }
@@ -461,7 +430,7 @@ impl GenAiMetrics {
         if let Some(instruments) = self.instruments.get() {
             let _ = instruments.provider.shutdown();
         }
-        if let Some(Ok(exporter)) = self.exporter.lock().await.as_ref() {
+        if let Some(exporter) = self.exporter.built().await {
             let _ = exporter.shutdown();
         }
     }

@@ -6,10 +6,10 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL; `/v1/traces` is added for HTTP)
 //! or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is),
 //! `OTEL_EXPORTER_OTLP_PROTOCOL` / `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`
-//! (`http/protobuf`, the default, or `grpc`), and `OTEL_SERVICE_NAME`; the
-//! exporter itself reads `OTEL_EXPORTER_OTLP_HEADERS` (and `_TRACES_`),
-//! compression and timeout variables. See [`convert`] for how a record
-//! becomes a span.
+//! (`http/protobuf`, the default, or `grpc`), `OTEL_EXPORTER_OTLP_HEADERS`
+//! (or `_TRACES_HEADERS`) and `OTEL_SERVICE_NAME`, all read by
+//! [`Config`]; the exporter itself also reads its compression variables.
+//! See [`convert`] for how a record becomes a span.
 //!
 //! A batch that fails is retried with backoff until the retry budget or
 //! the shutdown deadline runs out, then kept in the fallback (the embedded
@@ -23,16 +23,19 @@
 
 pub mod convert;
 pub mod metrics;
+mod transport;
+
+pub use transport::OtlpError;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
-use opentelemetry_otlp::{Protocol, RetryPolicy, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+use transport::{LazyExporter, Transport};
 
 use super::{backoff, keep_in, BoxFuture, ExportContext, ExportReport, Sink};
-use crate::config::{Config, OtlpProtocol};
+use crate::config::Config;
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
 
@@ -46,13 +49,9 @@ use crate::record::{Record, Resource};
 /// # Ok::<(), anosys::ConfigError>(())
 /// ```
 pub struct OtlpSink {
-    protocol: OtlpProtocol,
-    endpoint: String,
-    timeout: Duration,
+    transport: Transport,
     retry_max_elapsed: Duration,
-    /// Built on first use, inside the pipeline's runtime (gRPC channels
-    /// need one). Export calls never overlap, as the exporter requires.
-    exporter: tokio::sync::Mutex<Option<Result<opentelemetry_otlp::SpanExporter, String>>>,
+    exporter: LazyExporter<opentelemetry_otlp::SpanExporter>,
     fallback: Option<Arc<dyn Sink>>,
     scope: InstrumentationScope,
     /// The GenAI client metrics, unless turned off.
@@ -61,25 +60,7 @@ pub struct OtlpSink {
 
 impl std::fmt::Debug for OtlpSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OtlpSink").field("protocol", &self.protocol).field("endpoint", &self.endpoint).finish_non_exhaustive()
-    }
-}
-
-/// The URL of one signal (`traces`, `metrics`): its own endpoint as is
-/// when set (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, …), else the base
-/// endpoint (or the protocol's default), plus `/v1/{signal}` for HTTP.
-pub(crate) fn signal_endpoint(config: &Config, own: Option<&str>, signal: &str) -> String {
-    if let Some(full) = own {
-        return full.to_owned();
-    }
-    let default_base = match config.otlp_protocol {
-        OtlpProtocol::HttpProtobuf => "http://localhost:4318",
-        OtlpProtocol::Grpc => "http://localhost:4317",
-    };
-    let base = config.otlp_endpoint.as_deref().unwrap_or(default_base).trim_end_matches('/');
-    match config.otlp_protocol {
-        OtlpProtocol::HttpProtobuf => format!("{base}/v1/{signal}"),
-        OtlpProtocol::Grpc => base.to_owned(),
+        f.debug_struct("OtlpSink").field("protocol", &self.transport.protocol).field("endpoint", &self.transport.endpoint).finish_non_exhaustive()
     }
 }
 
@@ -106,13 +87,10 @@ impl OtlpSink {
     /// A sink for the OTLP settings in `config`. Nothing is connected until
     /// the first batch.
     pub fn new(config: &Config) -> OtlpSink {
-        let endpoint = signal_endpoint(config, config.otlp_traces_endpoint.as_deref(), "traces");
         OtlpSink {
-            protocol: config.otlp_protocol,
-            endpoint,
-            timeout: config.request_timeout,
+            transport: Transport::new(config, config.otlp_traces_endpoint.as_deref(), "traces"),
             retry_max_elapsed: config.retry_max_elapsed,
-            exporter: tokio::sync::Mutex::new(None),
+            exporter: LazyExporter::new(),
             fallback: None,
             scope: convert::scope(),
             metrics: config.otlp_metrics.then(|| metrics::GenAiMetrics::new(config)),
@@ -127,34 +105,12 @@ impl OtlpSink {
 
     /// Where spans are sent.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.transport.endpoint
     }
 
     /// The GenAI client metrics, unless `otlp_metrics` is off.
     pub fn metrics(&self) -> Option<&metrics::GenAiMetrics> {
         self.metrics.as_ref()
-    }
-
-    fn build(&self) -> Result<opentelemetry_otlp::SpanExporter, String> {
-        let built = match self.protocol {
-            OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(&self.endpoint)
-                .with_timeout(self.timeout)
-                // One retry policy, ours: it knows the budget, the shutdown
-                // deadline and the fallback.
-                .with_retry_policy(RetryPolicy::disabled())
-                .build(),
-            OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_protocol(Protocol::Grpc)
-                .with_endpoint(&self.endpoint)
-                .with_timeout(self.timeout)
-                .with_retry_policy(RetryPolicy::disabled())
-                .build(),
-        };
-        built.map_err(|e| e.to_string())
     }
 
     /// Sends one resource's spans, retrying; returns whether they were
@@ -180,11 +136,11 @@ impl OtlpSink {
             };
             if !retryable(&message) {
                 diag::once(&format!("otlp-rejected-{message}"), LogLevel::Error, || {
-                    format!("the OTLP endpoint {} refused spans ({message}); they are not retried", self.endpoint)
+                    format!("the OTLP endpoint {} refused spans ({message}); they are not retried", self.transport.endpoint)
                 });
                 return (Outcome::Rejected, attempt as usize);
             }
-            diag::log(LogLevel::Debug, &format!("OTLP export to {} failed: {message}", self.endpoint));
+            diag::log(LogLevel::Debug, &format!("OTLP export to {} failed: {message}", self.transport.endpoint));
             let wait = backoff(attempt);
             let out_of_budget = started.elapsed() + wait > self.retry_max_elapsed;
             let past_deadline = cx.deadline().is_some_and(|d| Instant::now() + wait >= d);
@@ -196,7 +152,7 @@ impl OtlpSink {
                 || (!cx.sleep(wait).await && cx.deadline().is_some_and(|d| wake >= d));
             if out_of_time {
                 diag::once("otlp-unreachable", LogLevel::Error, || {
-                    format!("the OTLP endpoint {} could not be reached in time ({message})", self.endpoint)
+                    format!("the OTLP endpoint {} could not be reached in time ({message})", self.transport.endpoint)
                 });
                 return (Outcome::OutOfTime, attempt as usize);
             }
@@ -218,11 +174,8 @@ impl Sink for OtlpSink {
     }
 
     fn describe(&self) -> String {
-        let protocol = match self.protocol {
-            OtlpProtocol::HttpProtobuf => "http/protobuf",
-            OtlpProtocol::Grpc => "grpc",
-        };
-        let mut line = format!("records are exported as OTLP spans to {} ({protocol})", self.endpoint);
+        let mut line =
+            format!("records are exported as OTLP spans to {} ({})", self.transport.endpoint, self.transport.protocol);
         if let Some(m) = &self.metrics {
             line += &format!(", GenAI client metrics to {} every {}", m.endpoint(), humantime::format_duration(m.interval()));
         }
@@ -243,12 +196,11 @@ impl Sink for OtlpSink {
                 batch.iter().for_each(|r| m.record(r));
             }
             let mut report = ExportReport::default();
-            let mut guard = self.exporter.lock().await;
-            let exporter = match guard.get_or_insert_with(|| self.build()) {
+            let mut exporter = match self.exporter.lock(|| self.transport.span_exporter()).await {
                 Ok(exporter) => exporter,
-                Err(reason) => {
+                Err(error) => {
                     diag::once("otlp-build", LogLevel::Error, || {
-                        format!("cannot set up OTLP export to {}: {reason}", self.endpoint)
+                        format!("cannot set up OTLP export to {}: {}", self.transport.endpoint, diag::chain(&error))
                     });
                     keep_in(self.fallback.as_ref(), batch.to_vec(), cx, &mut report).await;
                     return report;
@@ -266,7 +218,7 @@ impl Sink for OtlpSink {
             }
             for (resource, members) in groups {
                 let spans: Vec<SpanData> = members.iter().map(|&i| convert::span_data(&batch[i], &self.scope)).collect();
-                let (outcome, retried) = self.send(exporter, &resource, spans, &cx).await;
+                let (outcome, retried) = self.send(&mut exporter, &resource, spans, &cx).await;
                 report.retried += retried * members.len();
                 match outcome {
                     Outcome::Delivered => {}
@@ -286,7 +238,7 @@ impl Sink for OtlpSink {
             if let Some(m) = &self.metrics {
                 m.shutdown().await;
             }
-            if let Some(Ok(exporter)) = self.exporter.lock().await.as_mut() {
+            if let Some(exporter) = self.exporter.built().await {
                 let _ = exporter.shutdown();
             }
         })
