@@ -201,6 +201,18 @@ fn too_large_requests_get_413() {
     assert!(body["error"]["message"].as_str().unwrap().contains("1024 bytes"));
     assert!(s.upstream.seen.lock().unwrap().is_empty(), "nothing forwarded");
     assert_eq!(s.records(1)[0].error.as_ref().unwrap().error_type, "request_too_large");
+
+    // Streamed with no Content-Length: known too large by counting.
+    let (status, body) = s.runtime.block_on(async {
+        let bytes = serde_json::to_vec(&big).unwrap();
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(512).map(|c| Ok(c.to_vec())).collect();
+        let streamed = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+        let r = client.post(format!("{}/v1/chat/completions", s.proxy_url)).body(streamed).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "request_too_large");
+    assert!(s.upstream.seen.lock().unwrap().is_empty(), "nothing forwarded");
 }
 
 #[test]

@@ -72,7 +72,7 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         access_log: !args.quiet,
     };
-    let proxy = Proxy::new(proxy_config, pipeline.clone()).map_err(CliError::new)?;
+    let proxy = Proxy::new(proxy_config, pipeline.clone()).map_err(|e| CliError::caused_by("cannot start the proxy", &e))?;
     let (runtime, listener) = runtime_and_listener(args.listen)?;
     let served = runtime.block_on(async {
         let addr = listener.local_addr().map_err(CliError::from)?;

@@ -63,6 +63,40 @@ fn forwarded(name: &HeaderName, connection_listed: &[String]) -> bool {
         || connection_listed.iter().any(|c| c == n))
 }
 
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// Longer than the proxy's limit (announced or counted).
+    #[error("the request body is over the size limit")]
+    TooLarge,
+    /// The client's stream broke.
+    #[error("the request body could not be read")]
+    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The whole body, or why not: over `limit` bytes is known by its error
+/// type (http-body-util's `LengthLimitError`), not by its message.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, BodyError> {
+    use http_body_util::BodyExt as _;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Read(e)),
+    }
+}
+
+/// An error and its causes, for a message.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    // TODO(merge): the engine's one error-chain helper.
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(&format!(": {cause}"));
+        next = cause.source();
+    }
+    text
+}
+
 /// Header names the `Connection` header lists (also hop-by-hop).
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     headers
@@ -201,26 +235,13 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let limit = shared.config.max_body_bytes;
     let announced = header_str(&parts.headers, "content-length").and_then(|v| v.parse::<u64>().ok());
     let read = match announced {
-        Some(n) if n > limit as u64 => Err(None),
-        _ => axum::body::to_bytes(body, limit).await.map_err(Some),
+        Some(n) if n > limit as u64 => Err(BodyError::TooLarge),
+        _ => read_body(body, limit).await,
     };
     let bytes = match read {
         Ok(b) => b,
         Err(e) => {
-            // http-body-util's LengthLimitError, under axum's error.
-            let too_large = match &e {
-                None => true,
-                Some(e) => {
-                    let mut source: Option<&dyn std::error::Error> = Some(e);
-                    let mut found = false;
-                    while let Some(s) = source {
-                        found |= s.to_string().contains("length limit exceeded");
-                        source = s.source();
-                    }
-                    found
-                }
-            };
-            let e = e.map_or_else(|| "too large".to_owned(), |e| e.to_string());
+            let too_large = matches!(e, BodyError::TooLarge);
             let (status, code, message) = if too_large {
                 (
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -228,7 +249,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
                     format!("the request body is larger than the proxy's limit of {limit} bytes (anosys proxy --max-body-mb)"),
                 )
             } else {
-                (StatusCode::BAD_REQUEST, "request_body_error", format!("could not read the request body: {e}"))
+                (StatusCode::BAD_REQUEST, "request_body_error", format!("could not read the request body: {}", chain(&e)))
             };
             pending.end(status.as_u16(), |call| call.fail(code, message.clone()));
             return error_json(status, "invalid_request_error", code, &message);

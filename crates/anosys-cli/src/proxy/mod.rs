@@ -43,19 +43,20 @@ impl Route {
     /// let openai = Route::new("/", "https://api.openai.com").unwrap();
     /// assert_eq!(openai.target("/v1/embeddings", None).as_str(), "https://api.openai.com/v1/embeddings");
     /// ```
-    pub fn new(prefix: &str, upstream: &str) -> Result<Route, String> {
-        let upstream = reqwest::Url::parse(upstream).map_err(|e| format!("{upstream:?} is not a URL: {e}"))?;
-        if !matches!(upstream.scheme(), "http" | "https") || upstream.host().is_none() {
-            return Err(format!("{upstream} is not an http:// or https:// URL"));
+    pub fn new(prefix: &str, upstream: &str) -> Result<Route, ProxyError> {
+        let bad = |source: Option<Box<dyn std::error::Error + Send + Sync>>| ProxyError::BadUpstream { url: upstream.to_owned(), source };
+        let url = reqwest::Url::parse(upstream).map_err(|e| bad(Some(Box::new(e))))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(bad(None));
         }
+        let upstream = url;
         let prefix = format!("/{}", prefix.trim_matches('/'));
         Ok(Route { prefix, upstream })
     }
 
     /// Parses `PREFIX=URL` (the `--route` flag).
-    pub fn parse(spec: &str) -> Result<Route, String> {
-        let (prefix, url) =
-            spec.split_once('=').ok_or_else(|| format!("{spec:?} is not PREFIX=URL (e.g. /ollama/v1=http://127.0.0.1:11434/v1)"))?;
+    pub fn parse(spec: &str) -> Result<Route, ProxyError> {
+        let (prefix, url) = spec.split_once('=').ok_or_else(|| ProxyError::BadRoute { spec: spec.to_owned() })?;
         Route::new(prefix, url)
     }
 
@@ -74,6 +75,39 @@ impl Route {
         url.set_query(query);
         url
     }
+}
+
+/// The route of a request to `path`: the longest matching prefix wins, `/`
+/// matches everything else.
+pub fn select_route<'r>(routes: &'r [Route], path: &str) -> Option<&'r Route> {
+    routes.iter().filter(|r| r.matches(path)).max_by_key(|r| if r.prefix == "/" { 0 } else { r.prefix.len() })
+}
+
+/// Why a proxy could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// An upstream that is not an absolute `http://` or `https://` URL.
+    #[error("{url:?} is not an http:// or https:// URL")]
+    BadUpstream {
+        /// What was given.
+        url: String,
+        /// Why it does not parse, when it does not.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A `--route` that is not `PREFIX=URL`.
+    #[error("{spec:?} is not PREFIX=URL (e.g. /ollama/v1=http://127.0.0.1:11434/v1)")]
+    BadRoute {
+        /// What was given.
+        spec: String,
+    },
+    /// No route at all.
+    #[error("no upstream: give --upstream URL or --route PREFIX=URL")]
+    NoUpstream,
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
 }
 
 /// How the proxy runs.
@@ -114,7 +148,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn route(&self, path: &str) -> Option<&Route> {
-        self.config.routes.iter().filter(|r| r.matches(path)).max_by_key(|r| if r.prefix == "/" { 0 } else { r.prefix.len() })
+        select_route(&self.config.routes, path)
     }
 }
 
@@ -125,9 +159,9 @@ pub struct Proxy {
 
 impl Proxy {
     /// A proxy recording into `pipeline`.
-    pub fn new(config: ProxyConfig, pipeline: Pipeline) -> Result<Proxy, String> {
+    pub fn new(config: ProxyConfig, pipeline: Pipeline) -> Result<Proxy, ProxyError> {
         if config.routes.is_empty() {
-            return Err("no upstream: give --upstream URL or --route PREFIX=URL".into());
+            return Err(ProxyError::NoUpstream);
         }
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -137,7 +171,7 @@ impl Proxy {
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(ProxyError::HttpClient)?;
         Ok(Proxy { shared: Arc::new(Shared { config, client, pipeline, metrics: Metrics::default() }) })
     }
 
@@ -185,7 +219,7 @@ mod tests {
             Route::new("/ollama/v1", "http://127.0.0.1:11434/v1").unwrap(),
             Route::new("/ollama", "http://127.0.0.1:9").unwrap(),
         ];
-        let shared = |p: &str| routes.iter().filter(|r| r.matches(p)).max_by_key(|r| if r.prefix == "/" { 0 } else { r.prefix.len() }).unwrap().clone();
+        let shared = |p: &str| select_route(&routes, p).unwrap().clone();
         assert_eq!(shared("/ollama/v1/chat/completions").prefix, "/ollama/v1");
         assert_eq!(shared("/ollama/api/tags").prefix, "/ollama");
         assert_eq!(shared("/ollamax/v1").prefix, "/");
@@ -194,7 +228,9 @@ mod tests {
             shared("/ollama/v1/chat/completions").target("/ollama/v1/chat/completions", None).as_str(),
             "http://127.0.0.1:11434/v1/chat/completions"
         );
-        assert!(Route::parse("nonsense").is_err());
-        assert!(Route::parse("/x=ftp://host").is_err());
+        assert!(matches!(Route::parse("nonsense"), Err(ProxyError::BadRoute { .. })));
+        assert!(matches!(Route::parse("/x=ftp://host"), Err(ProxyError::BadUpstream { source: None, .. })));
+        assert!(matches!(Route::parse("/x=not a url"), Err(ProxyError::BadUpstream { source: Some(_), .. })));
+        assert!(select_route(&routes[1..], "/v1/chat/completions").is_none());
     }
 }
