@@ -29,6 +29,7 @@
 //! exits.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
 mod diag;
@@ -40,6 +41,7 @@ pub mod sinks;
 pub mod sources;
 
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use anosys_macros::logger;
 
 /// Used by the code `#[anosys::logger]` generates; not a stable API.

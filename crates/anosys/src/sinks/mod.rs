@@ -11,8 +11,10 @@ pub mod anosys;
 mod jsonl;
 mod local;
 #[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub mod otlp;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 mod stdout;
 
@@ -24,8 +26,10 @@ use std::time::{Duration, Instant};
 pub use anosys::AnosysSink;
 pub use jsonl::JsonlSink;
 #[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::OtlpSink;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteSink;
 pub use stdout::StdoutSink;
 

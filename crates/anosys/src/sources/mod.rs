@@ -12,5 +12,6 @@
 pub mod function;
 pub mod openai;
 #[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub mod otel;
 pub mod raw;

@@ -23,6 +23,7 @@
 //! ```
 
 #[cfg(feature = "async-openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async-openai")))]
 pub mod async_openai;
 #[cfg(feature = "http-stream")]
 mod body;
@@ -37,6 +38,7 @@ use serde_json::{json, Value};
 pub use live::LiveCall;
 pub use stream::{StreamAccumulator, StreamOutcome, StreamRecorder};
 #[cfg(feature = "http-stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http-stream")))]
 pub use body::{reqwest_message, ByteStream, RecordedBody};
 
 use crate::record::{ErrorInfo, Record, RecordKind, SpanKind, Status};
