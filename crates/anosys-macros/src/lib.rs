@@ -6,14 +6,14 @@
 //! `anosys::logger` for the documentation.
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::{Span, TokenStream as TokenStream2, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{
-    parse_macro_input, Expr, FnArg, GenericArgument, Ident, ImplItemFn, LitStr, Pat, PathArguments, ReturnType, Token,
-    Type, TypeParamBound,
+    parse_macro_input, parse_quote_spanned, AttrStyle, Expr, FnArg, GenericArgument, Ident, ImplItemFn, LitStr, Pat,
+    PathArguments, ReturnType, Stmt, Token, Type, TypeParamBound,
 };
 
 /// The arguments: `source = "…"`, `skip(a, b)`, `skip_all`, `fields(k = expr, …)`.
@@ -260,35 +260,59 @@ fn capture(expr: TokenStream2) -> TokenStream2 {
     }}
 }
 
+/// A local of the expansion: mixed-site hygiene, so the user's code can
+/// neither see it nor shadow it.
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// Whether `impl Trait` appears anywhere in a type (a closure's return
+/// type cannot be annotated with one).
+fn contains_impl(tokens: TokenStream2) -> bool {
+    tokens.into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i == "impl",
+        TokenTree::Group(g) => contains_impl(g.stream()),
+        _ => false,
+    })
+}
+
 /// What to do with the output once the body finished.
 fn done(output_is_result: bool) -> TokenStream2 {
-    let value = capture(quote!(__anosys_v));
+    let (call, ret, v, e) = (local("__anosys_call"), local("__anosys_ret"), local("__anosys_v"), local("__anosys_e"));
+    let value = capture(quote!(#v));
     if output_is_result {
         quote! {
-            |__anosys_call: ::anosys::__private::ActiveCall, __anosys_ret| match __anosys_ret {
-                ::core::result::Result::Ok(__anosys_v) => __anosys_call.finish_ok(|| #value),
-                ::core::result::Result::Err(__anosys_e) => {
+            |#call: ::anosys::__private::ActiveCall, #ret| match #ret {
+                ::core::result::Result::Ok(#v) => #call.finish_ok(|| #value),
+                ::core::result::Result::Err(#e) => {
                     #[allow(unused_imports)]
                     use ::anosys::__private::{
                         DescribeBoxedSendError as _, DescribeBoxedError as _, DescribeError as _,
                         DescribeDisplay as _, DescribeDebug as _, DescribeTypeName as _,
                     };
-                    __anosys_call.finish_err(
-                        ::anosys::__private::error_type_name(__anosys_ret),
-                        (&&&&&&::anosys::__private::Describe(__anosys_e)).anosys_describe(),
+                    #call.finish_err(
+                        ::anosys::__private::error_type_name(#ret),
+                        (&&&&&&::anosys::__private::Describe(#e)).anosys_describe(),
                     )
                 }
             }
         }
     } else {
         quote! {
-            |__anosys_call: ::anosys::__private::ActiveCall, __anosys_v| __anosys_call.finish_value(|| #value)
+            |#call: ::anosys::__private::ActiveCall, #v| #call.finish_value(|| #value)
         }
     }
 }
 
 fn expand(args: Args, func: ImplItemFn) -> syn::Result<TokenStream2> {
-    let ImplItemFn { attrs, vis, defaultness, sig, block } = func;
+    let ImplItemFn { mut attrs, vis, defaultness, sig, block } = func;
+    // Inner attributes of the body (`#![allow(…)]`) annotate the function:
+    // they become outer ones, as they would be put back before `fn`.
+    for attr in &mut attrs {
+        if let AttrStyle::Inner(_) = attr.style {
+            attr.style = AttrStyle::Outer;
+        }
+    }
     if let Some(c) = &sig.constness {
         return Err(syn::Error::new(c.span(), "#[anosys::logger] cannot log a `const fn`"));
     }
@@ -316,6 +340,12 @@ fn expand(args: Args, func: ImplItemFn) -> syn::Result<TokenStream2> {
                     let ident = &pi.ident;
                     known.push(ident.to_string());
                     if !args.skip_all && !args.skip.iter().any(|s| s == ident) {
+                        // The user's argument, read by generated code: it
+                        // resolves (and errors point) as the user's
+                        // token, but lints see the expansion (using `_x`
+                        // here is not the user's doing).
+                        let mut ident = ident.clone();
+                        ident.set_span(Span::call_site().located_at(ident.span()));
                         inputs.push(capture(quote!(&#ident)));
                     }
                 }
@@ -327,9 +357,10 @@ fn expand(args: Args, func: ImplItemFn) -> syn::Result<TokenStream2> {
             return Err(syn::Error::new(s.span(), format!("`skip({s})`: this function has no argument `{s}`")));
         }
     }
+    let call = local("__anosys_call");
     let fields = args.fields.iter().map(|(key, value)| {
         let v = capture(quote!(&(#value)));
-        quote!(__anosys_call.field(#key, #v);)
+        quote!(#call.field(#key, #v);)
     });
     let source = match &args.source {
         Some(s) => quote!(::core::option::Option::Some(#s)),
@@ -364,48 +395,75 @@ fn expand(args: Args, func: ImplItemFn) -> syn::Result<TokenStream2> {
             is_async: #is_async,
         };
         #[allow(unused_mut)]
-        let mut __anosys_call = ::anosys::__private::ActiveCall::start(&__ANOSYS_SITE, #caller);
-        if __anosys_call.content() {
-            __anosys_call.inputs(::std::vec![#(#inputs),*]);
+        let mut #call = ::anosys::__private::ActiveCall::start(&__ANOSYS_SITE, #caller);
+        if #call.content() {
+            #call.inputs(::std::vec![#(#inputs),*]);
         }
         #(#fields)*
     };
-    // Pin the body's type to the declared return type, so that `return`
-    // and `?` coerce exactly as they did in the original function (an
-    // unannotated closure or async block would not coerce `Box<E>` into
+    // The body keeps the declared return type, so that `return` and `?`
+    // coerce exactly as they did in the original function (an unannotated
+    // closure or async block would not coerce `Box<E>` into
     // `Box<dyn Error>`). Not possible with `impl Trait`, which needs no
     // coercion anyway.
-    let declared: Option<TokenStream2> = match &sig.output {
-        ReturnType::Default => Some(quote!(())),
-        ReturnType::Type(_, t) if !quote!(#t).to_string().contains("impl") => Some(quote!(#t)),
-        ReturnType::Type(..) => None,
+    //
+    // The user's block is never nested in a generated block: as the tail
+    // of one, a body on one line (`{ a + b }`) trips `unused_braces` on
+    // the user's own braces. It is a closure's body (the declared type
+    // as the closure's return type), or an async block's, its statements
+    // after one that pins the type.
+    let declared: Option<(TokenStream2, Span)> = match &sig.output {
+        _ if returns_future => None,
+        ReturnType::Default => Some((quote!(()), ident_span)),
+        ReturnType::Type(_, t) if contains_impl(quote!(#t)) => None,
+        ReturnType::Type(_, t) => Some((quote!(#t), t.span())),
     };
-    let pin_type = match declared {
-        Some(t) if !returns_future => quote! {
-            #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
-            if false {
-                let __anosys_declared: #t = loop {};
-                return __anosys_declared;
-            }
-        },
-        _ => quote!(),
-    };
-    let block = quote!({ #pin_type #block });
     let body = if is_async {
+        let (future, declare) = match &declared {
+            Some((t, t_span)) => {
+                // The type is named outside the body, where none of the
+                // body's own items can shadow it.
+                let declared_fn = local("__anosys_declared");
+                let mut block = block;
+                // After the body's leading items (`clippy::items_after_statements`
+                // would take them for the user's), before any of its code.
+                let at = block.stmts.iter().take_while(|s| matches!(s, Stmt::Item(_))).count();
+                // Generated code (mixed-site), though a type error it leads
+                // to points at the declared type.
+                let span = Span::mixed_site().located_at(*t_span);
+                let declared_at = Ident::new("__anosys_declared", span);
+                block.stmts.insert(
+                    at,
+                    parse_quote_spanned! {span=>
+                        if false {
+                            return #declared_at();
+                        }
+                    },
+                );
+                (
+                    quote!(async move #block),
+                    quote!(let #declared_fn = || -> #t { ::core::unreachable!() };),
+                )
+            }
+            None => (quote!(async move #block), quote!()),
+        };
         quote! {{
             #start
-            ::anosys::__private::LoggedFuture::new(__anosys_call, async move #block, #done).await
+            #declare
+            ::anosys::__private::LoggedFuture::new(#call, #future, #done).await
         }}
     } else if returns_future {
+        let future = local("__anosys_future");
         quote! {{
             #start
-            let __anosys_future = (move || #block)();
-            ::anosys::__private::LoggedFuture::new(__anosys_call, __anosys_future, #done)
+            let #future = (move || #block)();
+            ::anosys::__private::LoggedFuture::new(#call, #future, #done)
         }}
     } else {
+        let ret = declared.map(|(t, _)| quote!(-> #t));
         quote! {{
             #start
-            ::anosys::__private::run_sync(__anosys_call, move || #block, #done)
+            ::anosys::__private::run_sync(#call, move || #ret #block, #done)
         }}
     };
     let track = if track_caller { quote!(#[track_caller]) } else { quote!() };
