@@ -1,4 +1,6 @@
 //! The command line: every subcommand, flag and `--help` text.
+// Doc comments here are also the --help text, which prints URLs as written.
+#![allow(rustdoc::bare_urls)]
 
 use std::path::PathBuf;
 

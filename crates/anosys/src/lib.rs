@@ -59,13 +59,13 @@ pub mod compat {
 /// What the Python and Node.js packages build on: not needed in Rust
 /// programs, and not part of the stable API.
 ///
-/// - [`set_sdk_identity`]: the package's language, version and default
+/// - [`set_sdk_identity`](crate::embed::set_sdk_identity): the package's language, version and default
 ///   `service.name`, for the resource of pipelines started afterwards;
-/// - [`capture_content_enabled`]: whether to convert content at all before
+/// - [`capture_content_enabled`](crate::embed::capture_content_enabled): whether to convert content at all before
 ///   handing it to the engine;
-/// - [`after_fork_in_child`]: forget the parent's pipelines in a forked
+/// - [`after_fork_in_child`](crate::embed::after_fork_in_child): forget the parent's pipelines in a forked
 ///   child;
-/// - [`LiveCall`] and [`LiveFunctionCall`]: an OpenAI call or a decorated
+/// - [`LiveCall`](crate::embed::LiveCall) and [`LiveFunctionCall`](crate::embed::LiveFunctionCall): an OpenAI call or a decorated
 ///   function held across the language boundary from start to end.
 #[doc(hidden)]
 pub mod embed {

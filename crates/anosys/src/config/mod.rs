@@ -3,7 +3,7 @@
 //!
 //! Every setting is defined once (`settings.rs`): [`Config`]'s getters, the
 //! [`ConfigBuilder`]'s setters, the environment variables (as constants in
-//! [`env`]), the checks of [`Config::validate`] and the table below (and
+//! [`env`](mod@env)), the checks of [`Config::validate`] and the table below (and
 //! the README's, kept equal by a test) all come from that one list. The
 //! table is also [`markdown_table`] and [`SETTINGS`].
 //!

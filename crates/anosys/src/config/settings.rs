@@ -3,7 +3,7 @@
 //! (which parses and range-checks it on both the builder and the
 //! environment path), its documented default and one line of doc. The
 //! `Config` struct, its `Default`, the getters, the builder's setters, the
-//! [`env`] constants, the environment reader, the checks and the README's
+//! [`env`](mod@env) constants, the environment reader, the checks and the README's
 //! table all come from this list (see `define.rs`).
 
 use std::path::{Path, PathBuf};

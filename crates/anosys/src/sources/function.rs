@@ -259,7 +259,7 @@ pub fn end_cancelled(record: &mut Record) {
 /// as cancelled, and recorded as cancelled if dropped unfinished.
 ///
 /// Inputs and outputs are kept only when content capture is on
-/// ([`crate::capture_content_enabled`]); they are built lazily, so nothing
+/// ([`crate::embed::capture_content_enabled`]); they are built lazily, so nothing
 /// is converted when it is off.
 ///
 /// ```

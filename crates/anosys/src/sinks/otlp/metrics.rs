@@ -439,6 +439,7 @@ impl GenAiMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OtlpProtocol;
     use crate::record::ErrorInfo;
     use serde_json::json;
 
