@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anosys::sources::function::LiveFunctionCall;
 use anosys::sources::openai::{CaptureOptions, LiveCall};
-use anosys::{Caller, Record, SpanId, StartingIndices, TraceId};
+use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -210,6 +210,19 @@ impl FunctionCall {
     }
 }
 
+/// Ends `call` with a client's exception: with the HTTP `status` and error
+/// `body` when the server answered (the body's error is recorded), else with
+/// the exception's type and message.
+fn fail_call(call: &mut LiveCall, error_type: String, message: String, status: Option<u16>, body: Option<Value>) -> Option<Record> {
+    if let (Some(status), Some(body)) = (status, body) {
+        return call.finish(status, body);
+    }
+    if let Some(status) = status {
+        call.set_http_status(status);
+    }
+    call.fail(ErrorInfo::new(error_type, message))
+}
+
 /// One OpenAI-compatible call: started with the request, ended with the
 /// response, the error, or the stream's chunks. Dropped unfinished, it is
 /// recorded as cancelled (an abandoned stream).
@@ -285,7 +298,7 @@ impl OpenAICall {
             return false;
         }
         let body = body_value(response);
-        py.detach(|| self.0.finish(status, body))
+        py.detach(|| self.0.finish(status, body).is_some_and(anosys::capture))
     }
 
     /// Ends the call (or its stream) with an error that has no response
@@ -300,7 +313,7 @@ impl OpenAICall {
         body: Option<&Bound<'_, PyAny>>,
     ) -> bool {
         let body = body.filter(|b| !b.is_none()).map(body_value);
-        py.detach(|| self.0.fail(error_type, message, status, body))
+        py.detach(|| fail_call(&mut self.0, error_type, message, status, body).is_some_and(anosys::capture))
     }
 
     /// Feeds one streamed chunk: an `openai` chunk or event object, a dict,
@@ -317,13 +330,13 @@ impl OpenAICall {
 
     /// The stream was read to its end.
     fn end_stream(&mut self, py: Python<'_>) -> bool {
-        py.detach(|| self.0.end_stream())
+        py.detach(|| self.0.end_stream().is_some_and(anosys::capture))
     }
 
     /// The caller stopped before the end (an early `break`, `close()`);
     /// what arrived is kept.
     fn cancel(&mut self, py: Python<'_>) -> bool {
-        py.detach(|| self.0.cancel())
+        py.detach(|| self.0.cancel().is_some_and(anosys::capture))
     }
 }
 

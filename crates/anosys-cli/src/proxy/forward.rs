@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use anosys::record::context::parse_traceparent;
 use anosys::sources::openai::{reqwest_message, CaptureOptions, OpenAiCall, RecordedBody, StreamRecorder};
-use anosys::Record;
+use anosys::{ErrorInfo, Record};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -145,7 +145,7 @@ impl Pending {
             let call = self
                 .call
                 .take()
-                .unwrap_or_else(|| OpenAiCall::start_owned(&self.target, Value::Null, &CaptureOptions::default()));
+                .unwrap_or_else(|| OpenAiCall::start(&self.target, Value::Null, &CaptureOptions::default()));
             finisher.status = status;
             finisher.finish(make(call));
         }
@@ -208,19 +208,12 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         Ok(b) => b,
         Err(e) => {
             // http-body-util's LengthLimitError, under axum's error.
-            let too_large = match &e {
-                None => true,
-                Some(e) => {
-                    let mut source: Option<&dyn std::error::Error> = Some(e);
-                    let mut found = false;
-                    while let Some(s) = source {
-                        found |= s.to_string().contains("length limit exceeded");
-                        source = s.source();
-                    }
-                    found
-                }
-            };
-            let e = e.map_or_else(|| "too large".to_owned(), |e| e.to_string());
+            let error = e.map(|e| ErrorInfo::from_error(&e));
+            let too_large = error.as_ref().is_none_or(|e| {
+                let limit = "length limit exceeded";
+                e.message.contains(limit) || e.stack.as_deref().is_some_and(|s| s.contains(limit))
+            });
+            let e = error.map_or_else(|| "too large".to_owned(), |e| e.message);
             let (status, code, message) = if too_large {
                 (
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -230,7 +223,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
             } else {
                 (StatusCode::BAD_REQUEST, "request_body_error", format!("could not read the request body: {e}"))
             };
-            pending.end(status.as_u16(), |call| call.fail(code, message.clone()));
+            pending.end(status.as_u16(), |call| call.fail(ErrorInfo::new(code, message.clone())));
             return error_json(status, "invalid_request_error", code, &message);
         }
     };
@@ -242,7 +235,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         source: header_str(&parts.headers, SOURCE_HEADER).unwrap_or("proxy").to_owned(),
         ..CaptureOptions::default()
     };
-    let call = pending.call.insert(OpenAiCall::start_owned(target.as_str(), json, &options));
+    let call = pending.call.insert(OpenAiCall::start(target.as_str(), json, &options));
     {
         let r = call.record_mut();
         if let Some(v) = header_str(&parts.headers, SESSION_HEADER) {
@@ -282,7 +275,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
                 (StatusCode::BAD_GATEWAY, "connection_error")
             };
             let message = format!("the anosys proxy could not reach {}: {}", route.upstream, reqwest_message(&e));
-            pending.end(status.as_u16(), |call| call.fail(kind, message.clone()));
+            pending.end(status.as_u16(), |call| call.fail(ErrorInfo::new(kind, message.clone())));
             return error_json(status, "upstream_error", kind, &message);
         }
         Err(_) => {
@@ -291,7 +284,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
                 route.upstream,
                 shared.config.upstream_timeout.as_secs()
             );
-            pending.end(504, |call| call.fail("timeout", message.clone()));
+            pending.end(504, |call| call.fail(ErrorInfo::new("timeout", message.clone())));
             return error_json(StatusCode::GATEWAY_TIMEOUT, "upstream_error", "timeout", &message);
         }
     };
