@@ -206,21 +206,27 @@ impl FunctionCall {
     /// Ends the call with its return value (JSON text).
     #[napi]
     pub fn finish(&mut self, output: Option<String>) -> bool {
-        self.0.finish(|| output.as_deref().map_or(Value::Null, parse))
+        submit(self.0.finish(|| output.as_deref().map_or(Value::Null, parse)))
     }
 
     /// Ends the call with a thrown error: its name, message and stack, and
     /// what it produced before (a generator's items, JSON text).
     #[napi]
     pub fn fail(&mut self, error_type: String, message: String, stack: Option<String>, output: Option<String>) -> bool {
-        self.0.fail(&error_type, message, stack, || output.as_deref().map(parse))
+        if let Some(output) = output {
+            self.0.set_output(|| parse(&output));
+        }
+        submit(self.0.fail(ErrorInfo { stack, ..ErrorInfo::new(error_type, message) }))
     }
 
     /// Ends a call abandoned before it finished (a generator closed
     /// early), keeping what it produced (JSON text).
     #[napi]
     pub fn cancel(&mut self, output: Option<String>) -> bool {
-        self.0.cancel(|| output.as_deref().map(parse))
+        if let Some(output) = output {
+            self.0.set_output(|| parse(&output));
+        }
+        submit(self.0.cancel())
     }
 }
 

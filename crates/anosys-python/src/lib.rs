@@ -22,9 +22,10 @@ mod convert;
 
 use convert::{to_python, to_value};
 
-/// Sends a finished record to the global pipeline without holding the GIL.
-fn submit(py: Python<'_>, record: Record) -> bool {
-    py.detach(move || anosys::capture(record))
+/// Sends a finished record to the global pipeline without holding the GIL
+/// (`None`: the call had ended already).
+fn submit(py: Python<'_>, record: Option<Record>) -> bool {
+    record.is_some_and(|record| py.detach(move || anosys::capture(record)))
 }
 
 fn report(py: Python<'_>, report: anosys::FlushReport) -> PyResult<Bound<'_, PyAny>> {
@@ -180,10 +181,8 @@ impl FunctionCall {
     /// Ends the call with its return value (for generators: what they
     /// yielded).
     fn finish(&mut self, py: Python<'_>, output: &Bound<'_, PyAny>) -> bool {
-        match self.0.finish_record(|| to_value(output)) {
-            Some(record) => submit(py, record),
-            None => false,
-        }
+        let record = self.0.finish(|| to_value(output));
+        submit(py, record)
     }
 
     /// Ends the call with an exception: its type, message and traceback.
@@ -196,17 +195,21 @@ impl FunctionCall {
         traceback: Option<String>,
         output: Option<&Bound<'_, PyAny>>,
     ) -> bool {
-        match self.0.fail_record(error_type, message, traceback, || output.map(to_value)) {
-            Some(record) => submit(py, record),
-            None => false,
+        if let Some(output) = output {
+            self.0.set_output(|| to_value(output));
         }
+        let record = self.0.fail(ErrorInfo { stack: traceback, ..ErrorInfo::new(error_type, message) });
+        submit(py, record)
     }
 
     /// Ends a call abandoned before it finished (a generator closed early,
     /// a cancelled coroutine).
     #[pyo3(signature = (output = None))]
     fn cancel(&mut self, output: Option<&Bound<'_, PyAny>>) -> bool {
-        self.0.cancel(|| output.map(to_value))
+        if let Some(output) = output {
+            self.0.set_output(|| to_value(output));
+        }
+        self.0.cancel().is_some_and(anosys::capture)
     }
 }
 
