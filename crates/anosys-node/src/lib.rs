@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anosys::sources::function::LiveFunctionCall;
 use anosys::sources::openai::{CaptureOptions, LiveCall};
-use anosys::{Caller, SpanId, StartingIndices, TraceId};
+use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use serde_json::{json, Value};
@@ -117,7 +117,7 @@ pub fn setup_api(path: Option<String>, starting_indices: Option<HashMap<String, 
             Some(si)
         }
     };
-    anosys::compat::setup_api(path.as_deref(), indices).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))
+    anosys::compat::setup_api(path.as_deref(), indices).map_err(|e| Error::new(Status::InvalidArg, anosys::ErrorInfo::from_error(&e).one_line()))
 }
 
 /// Whether prompts, replies, inputs and outputs are captured.
@@ -135,6 +135,12 @@ pub fn capture_content_enabled() -> bool {
 pub fn set_sdk_identity(version: String, service_name: Option<String>, service_version: Option<String>) {
     let extra = service_version.map(|v| vec![("service.version".to_owned(), Value::String(v))]).unwrap_or_default();
     anosys::embed::set_sdk_identity("nodejs", &version, service_name.as_deref(), extra);
+}
+
+/// Sends a finished record to the global pipeline (`None`: the call had
+/// ended already); returns whether the pipeline took it.
+fn submit(record: Option<Record>) -> bool {
+    record.is_some_and(anosys::capture)
 }
 
 /// The engine's version.
@@ -198,21 +204,27 @@ impl FunctionCall {
     /// Ends the call with its return value (JSON text).
     #[napi]
     pub fn finish(&mut self, output: Option<String>) -> bool {
-        self.0.finish(|| output.as_deref().map_or(Value::Null, parse))
+        submit(self.0.finish(|| output.as_deref().map_or(Value::Null, parse)))
     }
 
     /// Ends the call with a thrown error: its name, message and stack, and
     /// what it produced before (a generator's items, JSON text).
     #[napi]
     pub fn fail(&mut self, error_type: String, message: String, stack: Option<String>, output: Option<String>) -> bool {
-        self.0.fail(&error_type, message, stack, || output.as_deref().map(parse))
+        if let Some(output) = output {
+            self.0.set_output(|| parse(&output));
+        }
+        submit(self.0.fail(ErrorInfo { stack, ..ErrorInfo::new(error_type, message) }))
     }
 
     /// Ends a call abandoned before it finished (a generator closed
     /// early), keeping what it produced (JSON text).
     #[napi]
     pub fn cancel(&mut self, output: Option<String>) -> bool {
-        self.0.cancel(|| output.as_deref().map(parse))
+        if let Some(output) = output {
+            self.0.set_output(|| parse(&output));
+        }
+        submit(self.0.cancel())
     }
 }
 
@@ -255,7 +267,7 @@ impl OpenAiCall {
     /// Ends the call with the HTTP status and the response (JSON text).
     #[napi]
     pub fn finish(&mut self, status: u32, response: String) -> bool {
-        self.0.finish(u16::try_from(status).unwrap_or(0), parse(&response))
+        submit(self.0.finish(u16::try_from(status).unwrap_or(0), parse(&response)))
     }
 
     /// Ends the call (or its stream) with an error: with the status and the
@@ -263,14 +275,24 @@ impl OpenAiCall {
     #[napi]
     pub fn fail(&mut self, error_type: String, message: String, status: Option<u32>, body: Option<String>) -> bool {
         let status = status.and_then(|s| u16::try_from(s).ok()).filter(|s| *s > 0);
-        self.0.fail(error_type, message, status, body.as_deref().map(parse))
+        let record = match (status, body) {
+            // The server answered: its error body says what went wrong.
+            (Some(status), Some(body)) => self.0.finish(status, parse(&body)),
+            (status, _) => {
+                if let Some(status) = status {
+                    self.0.set_http_status(status);
+                }
+                self.0.fail(ErrorInfo::new(error_type, message))
+            }
+        };
+        submit(record)
     }
 
     /// Ends the call with the HTTP status and the raw response body (what
     /// the application read itself through `.asResponse()`).
     #[napi]
     pub fn finish_bytes(&mut self, status: u32, body: &[u8]) -> bool {
-        self.0.finish_bytes(u16::try_from(status).unwrap_or(0), body)
+        submit(self.0.finish(u16::try_from(status).unwrap_or(0), body))
     }
 
     /// Feeds raw bytes of the server-sent-events body, split anywhere.
@@ -288,13 +310,13 @@ impl OpenAiCall {
     /// The stream was read to its end.
     #[napi]
     pub fn end_stream(&mut self) -> bool {
-        self.0.end_stream()
+        submit(self.0.end_stream())
     }
 
     /// The caller stopped before the end (an early `break`, an abort);
     /// what arrived is kept.
     #[napi]
     pub fn cancel(&mut self) -> bool {
-        self.0.cancel()
+        submit(self.0.cancel())
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anosys::sources::function::LiveFunctionCall;
 use anosys::sources::openai::{CaptureOptions, LiveCall};
-use anosys::{Caller, Record, SpanId, StartingIndices, TraceId};
+use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -22,9 +22,10 @@ mod convert;
 
 use convert::{to_python, to_value};
 
-/// Sends a finished record to the global pipeline without holding the GIL.
-fn submit(py: Python<'_>, record: Record) -> bool {
-    py.detach(move || anosys::capture(record))
+/// Sends a finished record to the global pipeline without holding the GIL
+/// (`None`: the call had ended already).
+fn submit(py: Python<'_>, record: Option<Record>) -> bool {
+    record.is_some_and(|record| py.detach(move || anosys::capture(record)))
 }
 
 fn report(py: Python<'_>, report: anosys::FlushReport) -> PyResult<Bound<'_, PyAny>> {
@@ -97,7 +98,7 @@ fn setup_api(py: Python<'_>, path: Option<String>, starting_indices: Option<&Bou
             Some(si)
         }
     };
-    py.detach(|| anosys::compat::setup_api(path.as_deref(), indices)).map_err(|e| PyValueError::new_err(e.to_string()))
+    py.detach(|| anosys::compat::setup_api(path.as_deref(), indices)).map_err(|e| PyValueError::new_err(anosys::ErrorInfo::from_error(&e).one_line()))
 }
 
 /// Called in a forked child (see `os.register_at_fork`): the next capture
@@ -178,10 +179,8 @@ impl FunctionCall {
     /// Ends the call with its return value (for generators: what they
     /// yielded).
     fn finish(&mut self, py: Python<'_>, output: &Bound<'_, PyAny>) -> bool {
-        match self.0.finish_record(|| to_value(output)) {
-            Some(record) => submit(py, record),
-            None => false,
-        }
+        let record = self.0.finish(|| to_value(output));
+        submit(py, record)
     }
 
     /// Ends the call with an exception: its type, message and traceback.
@@ -194,18 +193,35 @@ impl FunctionCall {
         traceback: Option<String>,
         output: Option<&Bound<'_, PyAny>>,
     ) -> bool {
-        match self.0.fail_record(error_type, message, traceback, || output.map(to_value)) {
-            Some(record) => submit(py, record),
-            None => false,
+        if let Some(output) = output {
+            self.0.set_output(|| to_value(output));
         }
+        let record = self.0.fail(ErrorInfo { stack: traceback, ..ErrorInfo::new(error_type, message) });
+        submit(py, record)
     }
 
     /// Ends a call abandoned before it finished (a generator closed early,
     /// a cancelled coroutine).
     #[pyo3(signature = (output = None))]
     fn cancel(&mut self, output: Option<&Bound<'_, PyAny>>) -> bool {
-        self.0.cancel(|| output.map(to_value))
+        if let Some(output) = output {
+            self.0.set_output(|| to_value(output));
+        }
+        self.0.cancel().is_some_and(anosys::capture)
     }
+}
+
+/// Ends `call` with a client's exception: with the HTTP `status` and error
+/// `body` when the server answered (the body's error is recorded), else with
+/// the exception's type and message.
+fn fail_call(call: &mut LiveCall, error_type: String, message: String, status: Option<u16>, body: Option<Value>) -> Option<Record> {
+    if let (Some(status), Some(body)) = (status, body) {
+        return call.finish(status, body);
+    }
+    if let Some(status) = status {
+        call.set_http_status(status);
+    }
+    call.fail(ErrorInfo::new(error_type, message))
 }
 
 /// One OpenAI-compatible call: started with the request, ended with the
@@ -283,7 +299,7 @@ impl OpenAICall {
             return false;
         }
         let body = body_value(response);
-        py.detach(|| self.0.finish(status, body))
+        py.detach(|| self.0.finish(status, body).is_some_and(anosys::capture))
     }
 
     /// Ends the call (or its stream) with an error that has no response
@@ -298,7 +314,7 @@ impl OpenAICall {
         body: Option<&Bound<'_, PyAny>>,
     ) -> bool {
         let body = body.filter(|b| !b.is_none()).map(body_value);
-        py.detach(|| self.0.fail(error_type, message, status, body))
+        py.detach(|| fail_call(&mut self.0, error_type, message, status, body).is_some_and(anosys::capture))
     }
 
     /// Feeds one streamed chunk: an `openai` chunk or event object, a dict,
@@ -315,13 +331,13 @@ impl OpenAICall {
 
     /// The stream was read to its end.
     fn end_stream(&mut self, py: Python<'_>) -> bool {
-        py.detach(|| self.0.end_stream())
+        py.detach(|| self.0.end_stream().is_some_and(anosys::capture))
     }
 
     /// The caller stopped before the end (an early `break`, `close()`);
     /// what arrived is kept.
     fn cancel(&mut self, py: Python<'_>) -> bool {
-        py.detach(|| self.0.cancel())
+        py.detach(|| self.0.cancel().is_some_and(anosys::capture))
     }
 }
 

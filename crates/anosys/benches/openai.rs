@@ -28,7 +28,7 @@ fn extraction(c: &mut Criterion) {
     });
     group.bench_function("OpenAiCall start + finish", |b| {
         b.iter(|| {
-            let call = OpenAiCall::start(&x.uri, black_box(&x.request), &options);
+            let call = OpenAiCall::start(&x.uri, black_box(x.request.clone()), &options);
             black_box(call.finish(200, black_box(&x.body)))
         })
     });
@@ -39,7 +39,7 @@ fn accumulator(c: &mut Criterion) {
     let x = cassette::first("test_chat_completion_multiple_choices_streaming");
     let options = CaptureOptions::default();
     let chunks = {
-        let mut s = OpenAiCall::start(&x.uri, &x.request, &options).into_stream();
+        let mut s = OpenAiCall::start(&x.uri, x.request.clone(), &options).into_stream();
         s.push_bytes(&x.body);
         s.chunk_count()
     };
@@ -60,7 +60,7 @@ fn accumulator(c: &mut Criterion) {
     });
     group.bench_function("accumulate and build the record", |b| {
         b.iter(|| {
-            let mut s = OpenAiCall::start(&x.uri, &x.request, &options).into_stream();
+            let mut s = OpenAiCall::start(&x.uri, x.request.clone(), &options).into_stream();
             s.push_bytes(black_box(&x.body));
             black_box(s.finish())
         })

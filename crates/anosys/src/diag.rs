@@ -91,14 +91,7 @@ pub(crate) fn enabled(level: LogLevel) -> bool {
 /// An error and each of its causes, `: `-separated, for a message.
 #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
+    crate::record::ErrorInfo::from_error(error).one_line()
 }
 
 /// Writes one line if `level` is enabled.

@@ -318,7 +318,7 @@ fn a_child_of_a_sync_call_gets_its_trace() {
     fn parent_fn() -> Value {
         let call = anosys::sources::openai::OpenAiCall::start(
             "https://api.openai.com/v1/chat/completions",
-            &json!({"model": "m"}),
+            json!({"model": "m"}),
             &Default::default(),
         );
         json!({"parent": call.record().parent_span_id.map(|s| s.to_string()), "trace": call.record().trace_id.to_string()})

@@ -4,12 +4,12 @@
 mod support;
 
 use anosys::sources::openai::{prepare_request, CaptureOptions, OpenAiCall};
-use anosys::{Record, StatusCode};
+use anosys::{ErrorInfo, Record, StatusCode};
 use serde_json::{json, Value};
 use support::cassette::{self, Exchange};
 
 fn capture_with(x: &Exchange, options: &CaptureOptions) -> Record {
-    let call = OpenAiCall::start(&x.uri, &x.request, options);
+    let call = OpenAiCall::start(&x.uri, x.request.clone(), options);
     if x.is_sse() {
         let mut stream = call.into_stream();
         stream.push_bytes(&x.body);
@@ -161,7 +161,7 @@ fn api_errors_keep_the_request() {
     assert_eq!(attr(&r, "http.response.status_code"), &json!(400));
 
     // An error body with no code falls back to the HTTP status.
-    let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &json!({"model": "m"}), &Default::default());
+    let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", json!({"model": "m"}), &Default::default());
     let r = call.finish(502, b"<html>bad gateway</html>");
     assert_eq!(attr(&r, "error.type"), &json!("502"));
     assert_eq!(r.error.unwrap().message, "<html>bad gateway</html>");
@@ -259,7 +259,7 @@ fn any_split_of_a_recorded_stream_gives_the_same_record() {
     for x in &streams {
         let whole = comparable(capture(x));
         for _ in 0..25 {
-            let call = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default());
+            let call = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default());
             let mut stream = call.into_stream();
             let mut rest = &x.body[..];
             while !rest.is_empty() {
@@ -280,7 +280,7 @@ fn chunks_of(x: &Exchange) -> Vec<&[u8]> {
 #[test]
 fn a_dropped_stream_keeps_its_partial_content() {
     let x = cassette::first("test_chat_completion_streaming");
-    let call = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default());
+    let call = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default());
     let mut stream = call.into_stream();
     for c in &chunks_of(&x)[..4] {
         stream.push_bytes(c);
@@ -296,7 +296,7 @@ fn a_dropped_stream_keeps_its_partial_content() {
 #[test]
 fn a_stream_cut_before_done_is_an_error_with_its_partial_content() {
     let x = cassette::first("test_chat_completion_streaming");
-    let mut stream = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default()).into_stream();
+    let mut stream = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default()).into_stream();
     for c in &chunks_of(&x)[..3] {
         stream.push_bytes(c);
     }
@@ -309,7 +309,7 @@ fn a_stream_cut_before_done_is_an_error_with_its_partial_content() {
 #[test]
 fn an_error_mid_stream_is_recorded_with_what_came_before() {
     let x = cassette::first("test_chat_completion_streaming");
-    let mut stream = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default()).into_stream();
+    let mut stream = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default()).into_stream();
     for c in &chunks_of(&x)[..3] {
         stream.push_bytes(c);
     }
@@ -324,9 +324,9 @@ fn an_error_mid_stream_is_recorded_with_what_came_before() {
     assert_eq!(r.output, Some(json!("\"This is")));
 
     // A broken connection.
-    let mut stream = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default()).into_stream();
+    let mut stream = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default()).into_stream();
     stream.push_bytes(chunks_of(&x)[1]);
-    let r = stream.fail("connection_reset", "connection reset by peer");
+    let r = stream.fail(ErrorInfo::new("connection_reset", "connection reset by peer"));
     assert_eq!(attr(&r, "error.type"), &json!("connection_reset"));
     assert_eq!(r.output, Some(json!("\"This")));
 }
@@ -336,7 +336,7 @@ fn the_recorder_ends_each_stream_exactly_once() {
     use anosys::sources::openai::StreamRecorder;
     use std::sync::{Arc, Mutex};
     let x = cassette::first("test_chat_completion_streaming");
-    let start = || OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default()).into_stream();
+    let start = || OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default()).into_stream();
     type Got = Arc<Mutex<Vec<Record>>>;
     let recorder = |got: &Got| {
         let g = got.clone();
@@ -348,7 +348,7 @@ fn the_recorder_ends_each_stream_exactly_once() {
     r.push_bytes(&x.body);
     r.finish();
     r.finish();
-    r.fail("late", "ignored");
+    r.fail(ErrorInfo::new("late", "ignored"));
     drop(r);
     assert_eq!(got.lock().unwrap().len(), 1);
     assert_eq!(got.lock().unwrap()[0].attribute("anosys.outcome"), Some(&json!("completed")));
@@ -356,7 +356,7 @@ fn the_recorder_ends_each_stream_exactly_once() {
     let got: Got = Default::default();
     let mut r = recorder(&got);
     r.push_bytes(chunks_of(&x)[1]);
-    r.fail("timeout", "read timed out");
+    r.fail(ErrorInfo::new("timeout", "read timed out"));
     drop(r);
     assert_eq!(got.lock().unwrap().len(), 1);
     assert_eq!(got.lock().unwrap()[0].attribute("error.type"), Some(&json!("timeout")));
@@ -391,19 +391,19 @@ fn providers_and_include_usage_injection() {
 
     let call = OpenAiCall::start(
         "https://x.openai.azure.com/openai/deployments/gpt4/chat/completions?api-version=2024-02-01",
-        &json!({"messages": []}),
+        json!({"messages": []}),
         &Default::default(),
     );
     assert_eq!(call.record().attribute("gen_ai.provider.name"), Some(&json!("azure.ai.openai")));
     assert_eq!(call.record().attribute("gen_ai.request.model"), Some(&json!("gpt4")));
-    let local = OpenAiCall::start("http://127.0.0.1:11434/v1/chat/completions", &json!({"model": "llama3"}), &Default::default());
+    let local = OpenAiCall::start("http://127.0.0.1:11434/v1/chat/completions", json!({"model": "llama3"}), &Default::default());
     assert_eq!(local.record().attribute("gen_ai.provider.name"), Some(&json!("ollama")));
     assert_eq!(local.record().attribute("server.port"), Some(&json!(11434)));
     let custom = CaptureOptions { provider: Some("vllm".into()), ..Default::default() };
-    let vllm = OpenAiCall::start("http://10.0.0.5:8000/v1/completions", &json!({"model": "m", "prompt": "p"}), &custom);
+    let vllm = OpenAiCall::start("http://10.0.0.5:8000/v1/completions", json!({"model": "m", "prompt": "p"}), &custom);
     assert_eq!(vllm.record().attribute("gen_ai.provider.name"), Some(&json!("vllm")));
     assert_eq!(vllm.record().attribute("gen_ai.operation.name"), Some(&json!("text_completion")));
-    let other = OpenAiCall::start("https://api.openai.com/v1/moderations", &json!({"input": "x"}), &Default::default());
+    let other = OpenAiCall::start("https://api.openai.com/v1/moderations", json!({"input": "x"}), &Default::default());
     assert_eq!(other.record().name, "moderations");
     let r = other.finish(200, br#"{"id": "modr-1", "model": "omni-moderation", "results": []}"#);
     assert_eq!(r.output, Some(json!({"id": "modr-1", "model": "omni-moderation", "results": []})));
@@ -414,7 +414,7 @@ fn records_are_children_of_the_current_span() {
     use anosys::record::context::{enter, SpanContext};
     let cx = SpanContext { trace_id: anosys::TraceId::random(), span_id: anosys::SpanId::random() };
     let _entered = enter(cx);
-    let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &json!({"model": "m"}), &Default::default());
+    let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", json!({"model": "m"}), &Default::default());
     assert_eq!(call.record().trace_id, cx.trace_id);
     assert_eq!(call.record().parent_span_id, Some(cx.span_id));
 }
@@ -431,7 +431,7 @@ fn sse(events: &[Value]) -> Vec<u8> {
 #[test]
 fn streamed_refusals_logprobs_and_legacy_function_calls() {
     let request = json!({"model": "gpt-4o", "stream": true, "logprobs": true, "messages": [{"role": "user", "content": "x"}]});
-    let mut s = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &request, &Default::default()).into_stream();
+    let mut s = OpenAiCall::start("https://api.openai.com/v1/chat/completions", request, &Default::default()).into_stream();
     s.push_bytes(&sse(&[
         json!({"id": "c", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"role": "assistant", "refusal": "I can"}, "logprobs": {"content": [{"token": "I", "logprob": -0.1}]}}]}),
         json!({"choices": [{"index": 0, "delta": {"refusal": "'t help."}, "logprobs": {"content": [{"token": " can't", "logprob": -0.2}]}}]}),
@@ -452,8 +452,8 @@ fn streamed_refusals_logprobs_and_legacy_function_calls() {
 #[test]
 fn legacy_completions_and_images() {
     let request = json!({"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 7, "stop": "\n", "n": 2});
-    let call = OpenAiCall::start("https://api.openai.com/v1/completions", &request, &Default::default());
-    let r = call.finish_json(200, &json!({
+    let call = OpenAiCall::start("https://api.openai.com/v1/completions", request, &Default::default());
+    let r = call.finish(200, json!({
         "id": "cmpl-1", "model": "gpt-3.5-turbo-instruct",
         "choices": [{"index": 0, "text": "Hi!", "finish_reason": "stop"}, {"index": 1, "text": "Hello", "finish_reason": "length"}],
         "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
@@ -467,9 +467,9 @@ fn legacy_completions_and_images() {
     assert_eq!(attr(&r, "gen_ai.output.messages")[1]["parts"][0]["content"], "Hello");
 
     let request = json!({"model": "dall-e-3", "prompt": "a red fox", "n": 1, "size": "1024x1024"});
-    let call = OpenAiCall::start("https://api.openai.com/v1/images/generations", &request, &Default::default());
+    let call = OpenAiCall::start("https://api.openai.com/v1/images/generations", request, &Default::default());
     let b64 = "A".repeat(10_000);
-    let r = call.finish_json(200, &json!({"created": 1, "data": [
+    let r = call.finish(200, json!({"created": 1, "data": [
         {"url": "https://img.example/fox.png", "revised_prompt": "a red fox in snow"},
         {"b64_json": b64}
     ]}));

@@ -169,8 +169,8 @@ fn summarise(order: u32) -> String {
     let tracer = opentelemetry::global::tracer("inner");
     tracer.in_span("render_receipt", |_| {
         let request = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
-        let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &request, &CaptureOptions::default());
-        anosys::capture(call.finish_json(200, &json!({"id": "c", "model": "gpt-4o-mini", "choices": []})));
+        let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", request, &CaptureOptions::default());
+        anosys::capture(call.finish(200, json!({"id": "c", "model": "gpt-4o-mini", "choices": []})));
     });
     format!("order {order}")
 }
@@ -196,13 +196,13 @@ fn records_made_inside_otel_and_tracing_spans_are_their_children() {
     {
         let _attached = cx.clone().attach();
         let request = json!({"model": "gpt-4o-mini", "input": "x"});
-        let call = OpenAiCall::start("https://api.openai.com/v1/embeddings", &request, &CaptureOptions::default());
-        anosys::capture(call.finish_json(200, &json!({"model": "gpt-4o-mini", "data": []})));
+        let call = OpenAiCall::start("https://api.openai.com/v1/embeddings", request, &CaptureOptions::default());
+        anosys::capture(call.finish(200, json!({"model": "gpt-4o-mini", "data": []})));
     }
     cx.span().end();
     // And with no span active, a record is a root.
-    let lone = OpenAiCall::start("https://api.openai.com/v1/embeddings", &json!({"model": "m"}), &CaptureOptions::default());
-    anosys::capture(lone.finish_json(200, &json!({"model": "m", "data": []})));
+    let lone = OpenAiCall::start("https://api.openai.com/v1/embeddings", json!({"model": "m"}), &CaptureOptions::default());
+    anosys::capture(lone.finish(200, json!({"model": "m", "data": []})));
     assert!(anosys::flush(Some(Duration::from_secs(5))).completed);
 
     let records = stored(&s.db);

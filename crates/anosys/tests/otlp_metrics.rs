@@ -125,10 +125,10 @@ const URL: &str = "http://127.0.0.1:9/v1/chat/completions";
 
 fn chat() -> Record {
     let request = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]});
-    let call = OpenAiCall::start(URL, &request, &CaptureOptions::default());
-    call.finish_json(
+    let call = OpenAiCall::start(URL, request, &CaptureOptions::default());
+    call.finish(
         200,
-        &json!({
+        json!({
             "id": "chatcmpl-1", "model": "gpt-4o-mini-2024-07-18",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10}
@@ -138,16 +138,16 @@ fn chat() -> Record {
 
 fn rate_limited() -> Record {
     let request = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]});
-    let call = OpenAiCall::start(URL, &request, &CaptureOptions::default());
-    call.finish_json(
+    let call = OpenAiCall::start(URL, request, &CaptureOptions::default());
+    call.finish(
         429,
-        &json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}),
+        json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}),
     )
 }
 
 fn stream() -> Record {
     let request = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
-    let mut stream = OpenAiCall::start(URL, &request, &CaptureOptions::default()).into_stream();
+    let mut stream = OpenAiCall::start(URL, request, &CaptureOptions::default()).into_stream();
     for chunk in [
         json!({"id": "c1", "model": "gpt-4o-2024-08-06", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]}),
         json!({"id": "c1", "model": "gpt-4o-2024-08-06", "choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]}),

@@ -27,7 +27,7 @@ fn records() -> (Record, Record, Record) {
     let x = cassette::first("test_chat_completion_tool_calls_with_content");
     let child = {
         let _entered = anosys::record::context::enter(anosys::record::context::SpanContext { trace_id: parent.trace_id, span_id: parent.span_id });
-        let call = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default());
+        let call = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default());
         call.finish(x.status, &x.body)
     };
     parent.finish(Status::ok());

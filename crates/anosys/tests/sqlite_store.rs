@@ -29,7 +29,7 @@ fn rows_carry_the_indexed_columns_and_the_whole_record() {
     let db = dir.join("anosys.db");
     let p = pipeline(&db);
     let x = cassette::first("test_chat_completion_streaming");
-    let mut stream = OpenAiCall::start(&x.uri, &x.request, &CaptureOptions::default()).into_stream();
+    let mut stream = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default()).into_stream();
     stream.push_bytes(&x.body);
     let llm = stream.finish();
     p.submit(llm.clone());

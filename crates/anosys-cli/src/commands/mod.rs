@@ -40,14 +40,7 @@ impl CliError {
 
     /// `context`, then the error and each of its causes.
     pub fn caused_by(context: &str, error: &(dyn std::error::Error + 'static)) -> CliError {
-        // TODO(merge): the engine's one error-chain helper.
-        let mut message = format!("{context}: {error}");
-        let mut next = error.source();
-        while let Some(cause) = next {
-            message.push_str(&format!(": {cause}"));
-            next = cause.source();
-        }
-        CliError::new(message)
+        CliError::new(format!("{context}: {}", anosys::ErrorInfo::from_error(error).one_line()))
     }
 
     /// Adds what the user can do next.

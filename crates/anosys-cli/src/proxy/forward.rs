@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use anosys::record::context::parse_traceparent;
 use anosys::sources::openai::{reqwest_message, CaptureOptions, OpenAiCall, RecordedBody, StreamRecorder};
-use anosys::Record;
+use anosys::{ErrorInfo, Record};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -83,18 +83,6 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes,
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
         Err(e) => Err(BodyError::Read(e)),
     }
-}
-
-/// An error and its causes, for a message.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    // TODO(merge): the engine's one error-chain helper.
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        text.push_str(&format!(": {cause}"));
-        next = cause.source();
-    }
-    text
 }
 
 /// Header names the `Connection` header lists (also hop-by-hop).
@@ -179,7 +167,7 @@ impl Pending {
             let call = self
                 .call
                 .take()
-                .unwrap_or_else(|| OpenAiCall::start_owned(&self.target, Value::Null, &CaptureOptions::default()));
+                .unwrap_or_else(|| OpenAiCall::start(&self.target, Value::Null, &CaptureOptions::default()));
             finisher.status = status;
             finisher.finish(make(call));
         }
@@ -249,9 +237,9 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
                     format!("the request body is larger than the proxy's limit of {limit} bytes (anosys proxy --max-body-mb)"),
                 )
             } else {
-                (StatusCode::BAD_REQUEST, "request_body_error", format!("could not read the request body: {}", chain(&e)))
+                (StatusCode::BAD_REQUEST, "request_body_error", format!("could not read the request body: {}", ErrorInfo::from_error(&e).one_line()))
             };
-            pending.end(status.as_u16(), |call| call.fail(code, message.clone()));
+            pending.end(status.as_u16(), |call| call.fail(ErrorInfo::new(code, message.clone())));
             return error_json(status, "invalid_request_error", code, &message);
         }
     };
@@ -263,7 +251,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         source: header_str(&parts.headers, SOURCE_HEADER).unwrap_or("proxy").to_owned(),
         ..CaptureOptions::default()
     };
-    let call = pending.call.insert(OpenAiCall::start_owned(target.as_str(), json, &options));
+    let call = pending.call.insert(OpenAiCall::start(target.as_str(), json, &options));
     {
         let r = call.record_mut();
         if let Some(v) = header_str(&parts.headers, SESSION_HEADER) {
@@ -303,7 +291,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
                 (StatusCode::BAD_GATEWAY, "connection_error")
             };
             let message = format!("the anosys proxy could not reach {}: {}", route.upstream, reqwest_message(&e));
-            pending.end(status.as_u16(), |call| call.fail(kind, message.clone()));
+            pending.end(status.as_u16(), |call| call.fail(ErrorInfo::new(kind, message.clone())));
             return error_json(status, "upstream_error", kind, &message);
         }
         Err(_) => {
@@ -312,7 +300,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
                 route.upstream,
                 shared.config.upstream_timeout.as_secs()
             );
-            pending.end(504, |call| call.fail("timeout", message.clone()));
+            pending.end(504, |call| call.fail(ErrorInfo::new("timeout", message.clone())));
             return error_json(StatusCode::GATEWAY_TIMEOUT, "upstream_error", "timeout", &message);
         }
     };

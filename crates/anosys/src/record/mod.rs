@@ -159,6 +159,83 @@ pub struct ErrorInfo {
     pub stack: Option<String>,
 }
 
+impl ErrorInfo {
+    /// An error of `error_type` with `message` and no stack.
+    ///
+    /// ```
+    /// let e = anosys::ErrorInfo::new("timeout", "no answer within 30 s");
+    /// assert_eq!((e.error_type.as_str(), e.stack), ("timeout", None));
+    /// ```
+    pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> ErrorInfo {
+        ErrorInfo { error_type: error_type.into(), message: message.into(), stack: None }
+    }
+
+    /// A Rust error: its message (`Display`) and, as the stack, its cause
+    /// chain (`source()`, one `caused by: …` line per cause). The type is
+    /// `E`'s name; replace it when a better one is known.
+    ///
+    /// ```
+    /// #[derive(Debug)]
+    /// struct Saving(std::io::Error);
+    /// impl std::fmt::Display for Saving {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("could not save")
+    ///     }
+    /// }
+    /// impl std::error::Error for Saving {
+    ///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+    ///         Some(&self.0)
+    ///     }
+    /// }
+    ///
+    /// let e = anosys::ErrorInfo::from_error(&Saving(std::io::Error::other("disk full")));
+    /// assert!(e.error_type.ends_with("Saving"));
+    /// assert_eq!(e.message, "could not save");
+    /// assert_eq!(e.stack.as_deref(), Some("caused by: disk full"));
+    /// ```
+    pub fn from_error<E: std::error::Error + ?Sized>(error: &E) -> ErrorInfo {
+        let mut chain = String::new();
+        let mut next = error.source();
+        while let Some(cause) = next {
+            if !chain.is_empty() {
+                chain.push('\n');
+            }
+            chain.push_str("caused by: ");
+            chain.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        ErrorInfo {
+            error_type: std::any::type_name::<E>().to_owned(),
+            message: error.to_string(),
+            stack: (!chain.is_empty()).then_some(chain),
+        }
+    }
+
+    /// The message followed by the causes [`from_error`](Self::from_error)
+    /// found, `: `-separated: one line for a log or an error message.
+    ///
+    /// ```
+    /// #[derive(Debug)]
+    /// struct Saving(std::io::Error);
+    /// impl std::fmt::Display for Saving {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("could not save") }
+    /// }
+    /// impl std::error::Error for Saving {
+    ///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> { Some(&self.0) }
+    /// }
+    /// let e = anosys::ErrorInfo::from_error(&Saving(std::io::Error::other("disk full")));
+    /// assert_eq!(e.one_line(), "could not save: disk full");
+    /// ```
+    pub fn one_line(&self) -> String {
+        let mut text = self.message.clone();
+        for cause in self.stack.iter().flat_map(|s| s.lines()).filter_map(|l| l.strip_prefix("caused by: ")) {
+            text.push_str(": ");
+            text.push_str(cause);
+        }
+        text
+    }
+}
+
 /// Where a captured call was made from.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Caller {

@@ -4,7 +4,8 @@
 //! - [`openai`]: OpenAI-compatible calls (JSON in, record out), streams
 //!   included.
 //! - [`raw`]: arbitrary JSON (`anosys::log_raw`).
-//! - [`function`]: calls of functions marked `#[anosys::logger]`.
+//! - [`function`]: function calls: of functions marked `#[anosys::logger]`
+//!   (its runtime) and of the Python and Node decorators (`LiveFunctionCall`).
 //! - `otel` (feature `otel`): OpenTelemetry spans, `tracing` spans through
 //!   tracing-opentelemetry.
 

@@ -158,8 +158,8 @@ fn seconds(v: &Value) -> Option<f64> {
 /// use serde_json::json;
 ///
 /// let request = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]});
-/// let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &request, &CaptureOptions::default());
-/// let record = call.finish_json(200, &json!({
+/// let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", request, &CaptureOptions::default());
+/// let record = call.finish(200, json!({
 ///     "model": "gpt-4o-mini-2024-07-18",
 ///     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
 ///     "usage": {"prompt_tokens": 8, "completion_tokens": 2}

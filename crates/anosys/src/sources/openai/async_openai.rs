@@ -49,7 +49,7 @@ use serde_json::Value;
 
 use super::{prepare_request, reqwest_message, CaptureOptions, OpenAiCall, RecordedBody, StreamRecorder};
 use crate::pipeline::Pipeline;
-use crate::record::Record;
+use crate::record::{ErrorInfo, Record};
 
 /// Where records go: the global pipeline, or a given one.
 #[derive(Clone, Debug, Default)]
@@ -131,19 +131,23 @@ pub fn client_with<C: Config>(config: C, layer: AnosysLayer) -> async_openai::Cl
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-fn error_type(e: &OpenAIError) -> String {
+/// The error of a request that got no response.
+fn request_error(e: &OpenAIError) -> ErrorInfo {
     match e {
-        OpenAIError::Reqwest(r) if r.is_timeout() => "timeout".into(),
-        OpenAIError::Reqwest(r) if r.is_connect() => "connection_error".into(),
-        OpenAIError::Reqwest(_) => "http_error".into(),
-        other => format!("{other:?}").split(['(', ' ', '{']).next().unwrap_or("error").to_owned(),
-    }
-}
-
-fn error_message(e: &OpenAIError) -> String {
-    match e {
-        OpenAIError::Reqwest(r) => reqwest_message(r),
-        other => other.to_string(),
+        OpenAIError::Reqwest(r) => {
+            let kind = if r.is_timeout() {
+                "timeout"
+            } else if r.is_connect() {
+                "connection_error"
+            } else {
+                "http_error"
+            };
+            ErrorInfo::new(kind, reqwest_message(r))
+        }
+        other => {
+            let kind = format!("{other:?}").split(['(', ' ', '{']).next().unwrap_or("error").to_owned();
+            ErrorInfo::new(kind, other.to_string())
+        }
     }
 }
 
@@ -184,7 +188,7 @@ where
                     } else {
                         factory
                     };
-                    (Some(OpenAiCall::start_owned(&url, json, &options)), factory)
+                    (Some(OpenAiCall::start(&url, json, &options)), factory)
                 }
                 Err(_) => (None, factory),
             };
@@ -193,7 +197,7 @@ where
             let response = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    layer.destination.emit(call.fail(error_type(&e), error_message(&e)));
+                    layer.destination.emit(call.fail(request_error(&e)));
                     return Err(e);
                 }
             };
@@ -217,14 +221,15 @@ where
             }
             match response.bytes().await {
                 Ok(bytes) => {
-                    layer.destination.emit(call.finish(status.as_u16(), &bytes));
+                    layer.destination.emit(call.finish(status.as_u16(), &bytes[..]));
                     builder
                         .body(reqwest::Body::from(bytes))
                         .map(reqwest::Response::from)
                         .map_err(|e| OpenAIError::InvalidArgument(e.to_string()))
                 }
                 Err(e) => {
-                    layer.destination.emit(call.fail(if e.is_timeout() { "timeout" } else { "http_error" }, reqwest_message(&e)));
+                    let kind = if e.is_timeout() { "timeout" } else { "http_error" };
+                    layer.destination.emit(call.fail(ErrorInfo::new(kind, reqwest_message(&e))));
                     Err(OpenAIError::Reqwest(e))
                 }
             }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 
 use super::{OpenAiCall, StreamRecorder};
-use crate::record::Record;
+use crate::record::{ErrorInfo, Record};
 
 /// A response body as a stream of chunks.
 pub type ByteStream = Pin<Box<dyn futures_core::Stream<Item = reqwest::Result<Bytes>> + Send>>;
@@ -35,8 +35,9 @@ pub fn reqwest_message(e: &reqwest::Error) -> String {
     }
 }
 
-fn error_kind(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() { "timeout" } else { "stream_error" }
+/// A body's read error, its type `timeout` or `stream_error`.
+fn read_error(e: &reqwest::Error) -> ErrorInfo {
+    ErrorInfo::new(if e.is_timeout() { "timeout" } else { "stream_error" }, reqwest_message(e))
 }
 
 enum State {
@@ -60,7 +61,7 @@ enum State {
 /// let records = Arc::new(Mutex::new(Vec::new()));
 /// let keep = records.clone();
 /// let request = serde_json::json!({"model": "gpt-4o-mini", "messages": []});
-/// let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &request, &CaptureOptions::default());
+/// let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", request, &CaptureOptions::default());
 /// let body = br#"{"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}"#;
 /// let chunks = futures_util::stream::iter([Ok(bytes::Bytes::from_static(&body[..20])), Ok(bytes::Bytes::from_static(&body[20..]))]);
 /// let mut recorded = RecordedBody::whole(Box::pin(chunks), call, 200, move |r| keep.lock().unwrap().push(r));
@@ -127,8 +128,8 @@ impl RecordedBody {
             && let (Some(call), Some(emit)) = (call.take(), emit.take())
         {
             let record = match how {
-                End::Finished => call.finish(*status, body),
-                End::Failed(kind, message) => call.fail(kind, message),
+                End::Finished => call.finish(*status, body.as_slice()),
+                End::Failed(error) => call.fail(error),
                 End::Cancelled => call.cancel(),
             };
             *body = Vec::new();
@@ -139,7 +140,7 @@ impl RecordedBody {
 
 enum End {
     Finished,
-    Failed(&'static str, String),
+    Failed(ErrorInfo),
     Cancelled,
 }
 
@@ -157,11 +158,8 @@ impl futures_core::Stream for RecordedBody {
                     body.extend_from_slice(&bytes[..bytes.len().min(room)]);
                 }
             }
-            (Poll::Ready(Some(Err(e))), State::Events(r)) => r.fail(error_kind(e), &reqwest_message(e)),
-            (Poll::Ready(Some(Err(e))), State::Whole { .. }) => {
-                let end = End::Failed(error_kind(e), reqwest_message(e));
-                this.end_whole(end);
-            }
+            (Poll::Ready(Some(Err(e))), State::Events(r)) => r.fail(read_error(e)),
+            (Poll::Ready(Some(Err(e))), State::Whole { .. }) => this.end_whole(End::Failed(read_error(e))),
             (Poll::Ready(None), _) => this.end(),
             (Poll::Pending, _) => {}
         }

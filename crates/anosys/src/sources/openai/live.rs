@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::{CaptureOptions, OpenAiCall, StreamAccumulator};
-use crate::record::{Record, SpanId, TraceId};
+use super::{CaptureOptions, OpenAiCall, ResponseBody, StreamAccumulator};
+use crate::record::{ErrorInfo, Record, SpanId, TraceId};
 
 // One per call, moved between states in place: no gain in boxing.
 #[allow(clippy::large_enum_variant)]
@@ -16,10 +16,11 @@ enum State {
 }
 
 /// An OpenAI-compatible call owned by code outside Rust: started with the
-/// request, it moves in place to its response, its error or its stream,
-/// sends its record to the global pipeline exactly once, and is recorded as
-/// cancelled if dropped unfinished (an abandoned stream, a request whose
-/// promise was never awaited).
+/// request, it moves in place to its response, its error or its stream and
+/// ends exactly once. Each ending returns the record (`None` once the call
+/// has ended) for the caller to submit ([`crate::capture`]); a call dropped
+/// unfinished (an abandoned stream, a request whose promise was never
+/// awaited) is sent to the global pipeline as cancelled.
 ///
 /// The Python and Node packages hold one per call; their wrappers only
 /// decide when to call which method.
@@ -33,9 +34,9 @@ enum State {
 /// assert!(call.is_streaming());
 /// call.push_data(r#"{"id":"c1","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hel"}}]}"#);
 /// call.push_data(r#"{"id":"c1","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}"#);
-/// let record = call.end_stream_record().unwrap();
+/// let record = call.end_stream().unwrap();
 /// assert_eq!(record.output, Some(json!("Hello")));
-/// assert!(call.end_stream_record().is_none(), "a call ends once");
+/// assert!(call.end_stream().is_none(), "a call ends once");
 /// ```
 #[derive(Debug)]
 pub struct LiveCall {
@@ -46,7 +47,7 @@ impl LiveCall {
     /// Starts capturing a call to `url` with JSON `request`, as a child of
     /// `parent` (trace id, span id) when given.
     pub fn start(url: &str, request: Value, options: &CaptureOptions, parent: Option<(TraceId, SpanId)>) -> LiveCall {
-        let mut call = OpenAiCall::start_owned(url, request, options);
+        let mut call = OpenAiCall::start(url, request, options);
         if let Some((trace, span)) = parent {
             call.record_mut().set_parent(trace, span);
         }
@@ -76,55 +77,59 @@ impl LiveCall {
         matches!(self.state, State::Done)
     }
 
-    /// Ends the call with its HTTP status and JSON body (status 400 and up,
-    /// or an `{"error": …}` body, make an error record). Returns whether the
-    /// record was accepted by the pipeline.
-    pub fn finish(&mut self, status: u16, body: Value) -> bool {
-        self.finish_record(status, body).is_some_and(crate::capture)
+    /// Records the HTTP status the response came with, before the call
+    /// ends (an error that carries a status but no body).
+    pub fn set_http_status(&mut self, status: u16) {
+        match &mut self.state {
+            State::Started(call) => {
+                call.record_mut().set_attribute("http.response.status_code", status);
+            }
+            State::Streaming(acc) => acc.set_http_status(status),
+            State::Done => {}
+        }
     }
 
-    /// [`finish`](Self::finish), returning the record instead of sending it.
-    pub fn finish_record(&mut self, status: u16, body: Value) -> Option<Record> {
+    /// Ends the call with its HTTP status and response body, raw or parsed
+    /// (see [`OpenAiCall::finish`]). Once streaming, the stream ends
+    /// instead (as [`end_stream`](Self::end_stream)).
+    pub fn finish<'a>(&mut self, status: u16, body: impl Into<ResponseBody<'a>>) -> Option<Record> {
         match self.take() {
-            State::Started(call) => Some(call.finish_owned(status, body)),
+            State::Started(call) => Some(call.finish(status, body)),
             State::Streaming(acc) => Some(acc.finish()),
             State::Done => None,
         }
     }
 
-    /// Ends the call with its HTTP status and the raw response body (JSON
-    /// expected; anything else is kept as text and marked).
-    pub fn finish_bytes(&mut self, status: u16, body: &[u8]) -> bool {
-        let record = match self.take() {
-            State::Started(call) => call.finish(status, body),
-            State::Streaming(acc) => acc.finish(),
-            State::Done => return false,
-        };
-        crate::capture(record)
+    /// Ends the call, or its stream, with an error that has no usable
+    /// response (a connection error, a timeout, a broken stream).
+    pub fn fail(&mut self, error: ErrorInfo) -> Option<Record> {
+        match self.take() {
+            State::Started(call) => Some(call.fail(error)),
+            State::Streaming(acc) => Some(acc.fail(error)),
+            State::Done => None,
+        }
     }
 
-    /// Ends the call, or its stream, with an error: with the HTTP `status`
-    /// and error `body` when the server answered, else with the error's
-    /// type and message (a connection error, a timeout, a broken stream).
-    pub fn fail(&mut self, error_type: String, message: String, status: Option<u16>, body: Option<Value>) -> bool {
-        self.fail_record(error_type, message, status, body).is_some_and(crate::capture)
+    /// Ends a streamed response that was read to its end: the
+    /// [`finish`](Self::finish) of a stream, whose body came through the
+    /// `push_*` methods.
+    pub fn end_stream(&mut self) -> Option<Record> {
+        match self.take() {
+            State::Started(call) => Some(call.into_stream().finish()),
+            State::Streaming(acc) => Some(acc.finish()),
+            State::Done => None,
+        }
     }
 
-    /// [`fail`](Self::fail), returning the record instead of sending it.
-    pub fn fail_record(&mut self, error_type: String, message: String, status: Option<u16>, body: Option<Value>) -> Option<Record> {
-        Some(match self.take() {
-            State::Started(call) => match (status, body) {
-                (Some(status), Some(body)) => call.finish_owned(status, body),
-                (Some(status), None) => {
-                    let mut call = call;
-                    call.record_mut().set_attribute("http.response.status_code", status);
-                    call.fail(error_type, message)
-                }
-                _ => call.fail(error_type, message),
-            },
-            State::Streaming(acc) => acc.fail(error_type, message),
-            State::Done => return None,
-        })
+    /// The caller stopped before the end (an early `break`, an abort):
+    /// recorded as cancelled, keeping what arrived.
+    pub fn cancel(&mut self) -> Option<Record> {
+        match self.take() {
+            State::Started(call) if call.is_streaming() => Some(call.into_stream().cancel()),
+            State::Started(call) => Some(call.cancel()),
+            State::Streaming(acc) => Some(acc.cancel()),
+            State::Done => None,
+        }
     }
 
     fn accumulator(&mut self) -> Option<&mut StreamAccumulator> {
@@ -159,36 +164,6 @@ impl LiveCall {
         }
     }
 
-    /// The stream was read to its end.
-    pub fn end_stream(&mut self) -> bool {
-        self.end_stream_record().is_some_and(crate::capture)
-    }
-
-    /// [`end_stream`](Self::end_stream), returning the record.
-    pub fn end_stream_record(&mut self) -> Option<Record> {
-        match self.take() {
-            State::Started(call) => Some(call.into_stream().finish()),
-            State::Streaming(acc) => Some(acc.finish()),
-            State::Done => None,
-        }
-    }
-
-    /// The caller stopped before the end (an early `break`, an abort):
-    /// recorded as cancelled, keeping what arrived.
-    pub fn cancel(&mut self) -> bool {
-        self.cancel_record().is_some_and(crate::capture)
-    }
-
-    /// [`cancel`](Self::cancel), returning the record.
-    pub fn cancel_record(&mut self) -> Option<Record> {
-        match self.take() {
-            State::Started(call) if call.is_streaming() => Some(call.into_stream().cancel()),
-            State::Started(call) => Some(call.cancel()),
-            State::Streaming(acc) => Some(acc.cancel()),
-            State::Done => None,
-        }
-    }
-
     fn take(&mut self) -> State {
         std::mem::replace(&mut self.state, State::Done)
     }
@@ -196,7 +171,7 @@ impl LiveCall {
 
 impl Drop for LiveCall {
     fn drop(&mut self) {
-        if let Some(record) = self.cancel_record() {
+        if let Some(record) = self.cancel() {
             crate::capture(record);
         }
     }

@@ -10,13 +10,13 @@
 //! use serde_json::json;
 //!
 //! let request = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]});
-//! let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &request, &CaptureOptions::default());
+//! let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", request, &CaptureOptions::default());
 //! let response = json!({
 //!     "id": "chatcmpl-1", "model": "gpt-4o-mini-2024-07-18",
 //!     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
 //!     "usage": {"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10}
 //! });
-//! let record = call.finish_json(200, &response);
+//! let record = call.finish(200, response);
 //! assert_eq!(record.name, "chat gpt-4o-mini");
 //! assert_eq!(record.attribute("gen_ai.usage.output_tokens"), Some(&json!(2)));
 //! assert_eq!(record.output, Some(json!("Hello!")));
@@ -145,17 +145,14 @@ pub fn provider_for_host(host: &str, port: Option<u16>) -> &'static str {
 /// (not Azure, which rejects it on some API versions). Returns whether the
 /// request was changed.
 pub fn prepare_request(url: &str, request: &mut Value, options: &CaptureOptions) -> bool {
-    let Ok(parsed) = reqwest::Url::parse(url) else { return false };
-    let op = Operation::from_path(parsed.path());
-    let provider = options
-        .provider
-        .clone()
-        .unwrap_or_else(|| provider_for_host(parsed.host_str().unwrap_or(""), parsed.port()).to_owned());
-    let streaming = request.get("stream").and_then(Value::as_bool) == Some(true);
-    if !options.inject_include_usage || !streaming || provider == "azure.ai.openai" {
+    if !options.inject_include_usage {
         return false;
     }
-    if !matches!(op, Operation::Chat | Operation::TextCompletion) {
+    let target = Target::of(url, request, options);
+    if !target.streaming || target.provider == "azure.ai.openai" {
+        return false;
+    }
+    if !matches!(target.operation, Operation::Chat | Operation::TextCompletion) {
         return false;
     }
     let Some(obj) = request.as_object_mut() else { return false };
@@ -166,6 +163,65 @@ pub fn prepare_request(url: &str, request: &mut Value, options: &CaptureOptions)
             true
         }
         _ => false,
+    }
+}
+
+/// What a call's URL and request say about it, read the same way for
+/// [`prepare_request`] and [`OpenAiCall::start`].
+struct Target {
+    url: Option<reqwest::Url>,
+    operation: Operation,
+    /// `gen_ai.provider.name`: the configured one, else the host's.
+    provider: String,
+    /// Whether the request asks for a stream (`"stream": true`).
+    streaming: bool,
+}
+
+impl Target {
+    fn of(url: &str, request: &Value, options: &CaptureOptions) -> Target {
+        let url = reqwest::Url::parse(url).ok();
+        let operation = Operation::from_path(url.as_ref().map_or("", |u| u.path()));
+        let provider = options.provider.clone().unwrap_or_else(|| {
+            let (host, port) = url.as_ref().map_or(("", None), |u| (u.host_str().unwrap_or(""), u.port()));
+            provider_for_host(host, port).to_owned()
+        });
+        let streaming = request.get("stream").and_then(Value::as_bool) == Some(true);
+        Target { url, operation, provider, streaming }
+    }
+}
+
+/// A response body as the caller has it, for [`OpenAiCall::finish`]: the
+/// bytes read off the wire (JSON expected; anything else is kept as text
+/// and marked), or JSON a client already parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseBody<'a> {
+    /// The raw body.
+    Bytes(&'a [u8]),
+    /// The parsed body.
+    Json(Value),
+}
+
+impl<'a> From<&'a [u8]> for ResponseBody<'a> {
+    fn from(bytes: &'a [u8]) -> Self {
+        ResponseBody::Bytes(bytes)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [u8; N]> for ResponseBody<'a> {
+    fn from(bytes: &'a [u8; N]) -> Self {
+        ResponseBody::Bytes(bytes)
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for ResponseBody<'a> {
+    fn from(bytes: &'a Vec<u8>) -> Self {
+        ResponseBody::Bytes(bytes)
+    }
+}
+
+impl From<Value> for ResponseBody<'_> {
+    fn from(json: Value) -> Self {
+        ResponseBody::Json(json)
     }
 }
 
@@ -183,27 +239,12 @@ pub struct OpenAiCall {
 }
 
 impl OpenAiCall {
-    /// Starts capturing a call to `url` with JSON `request`. Never fails:
-    /// an unparsable URL or an odd request still gives a record.
-    pub fn start(url: &str, request: &Value, options: &CaptureOptions) -> OpenAiCall {
-        let kept = options.capture_content.then(|| request.clone());
-        Self::start_inner(url, request, kept, options)
-    }
-
-    /// [`start`](Self::start) taking the request by value (saves a copy
-    /// when content is captured).
-    pub fn start_owned(url: &str, request: Value, options: &CaptureOptions) -> OpenAiCall {
-        let mut call = Self::start_inner(url, &request, None, options);
-        if options.capture_content {
-            call.request = Some(request);
-        }
-        call
-    }
-
-    fn start_inner(url: &str, request: &Value, kept: Option<Value>, options: &CaptureOptions) -> OpenAiCall {
-        let parsed = reqwest::Url::parse(url).ok();
+    /// Starts capturing a call to `url` with JSON `request` (kept, when
+    /// content is captured, as the record's `raw` with the response). Never
+    /// fails: an unparsable URL or an odd request still gives a record.
+    pub fn start(url: &str, request: Value, options: &CaptureOptions) -> OpenAiCall {
+        let Target { url: parsed, operation, provider, streaming } = Target::of(url, &request, options);
         let path = parsed.as_ref().map_or("", |u| u.path());
-        let operation = Operation::from_path(path);
         let operation_name = match operation {
             Operation::Other => path.trim_matches('/').rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("other").to_owned(),
             op => op.name().to_owned(),
@@ -221,10 +262,6 @@ impl OpenAiCall {
             Some(u) => (u.host_str().unwrap_or("").to_owned(), u.port_or_known_default()),
             None => (String::new(), None),
         };
-        let provider = options
-            .provider
-            .clone()
-            .unwrap_or_else(|| provider_for_host(&host, parsed.as_ref().and_then(|u| u.port())).to_owned());
         record.set_attribute("gen_ai.provider.name", provider.clone());
         record.set_attribute("gen_ai.system", provider);
         if let Some(m) = &model {
@@ -236,20 +273,19 @@ impl OpenAiCall {
         if let Some(p) = port {
             record.set_attribute("server.port", p);
         }
-        let streaming = request.get("stream").and_then(Value::as_bool) == Some(true);
         if streaming {
             record.set_attribute("gen_ai.request.stream", true);
         }
         record.set_attribute("is_streaming", streaming);
-        extract::request_attributes(&mut record, operation, request);
+        extract::request_attributes(&mut record, operation, &request);
         if options.capture_content {
-            extract::request_content(&mut record, operation, request);
+            extract::request_content(&mut record, operation, &request);
         }
         OpenAiCall {
             started: std::time::Instant::now(),
             record,
             operation,
-            request: kept,
+            request: options.capture_content.then_some(request),
             streaming,
             capture_content: options.capture_content,
         }
@@ -276,43 +312,36 @@ impl OpenAiCall {
         &mut self.record
     }
 
-    /// Finishes with an HTTP status and a body that should be JSON; a body
-    /// that is not is kept as text and marked.
-    pub fn finish(self, status: u16, body: &[u8]) -> Record {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(v) => self.finish_owned(status, v),
-            Err(_) => {
-                let text = String::from_utf8_lossy(body).into_owned();
-                let mut call = self;
-                call.record.set_attribute("anosys.response.malformed", true);
-                if status >= 400 {
-                    call.record.set_attribute("http.response.status_code", status);
-                    let message = if text.trim().is_empty() { format!("HTTP {status}") } else { text.clone() };
-                    call.raw(Value::String(text));
-                    call.error(status.to_string(), message)
-                } else {
-                    call.finish_owned(status, Value::String(text))
+    /// Finishes with the HTTP status and the response body, raw or parsed
+    /// (see [`ResponseBody`]). Status 400 and above, or an `{"error": …}`
+    /// body, make an error record; a raw body that is not JSON is kept as
+    /// text and marked.
+    pub fn finish<'a>(mut self, status: u16, body: impl Into<ResponseBody<'a>>) -> Record {
+        let response = match body.into() {
+            ResponseBody::Json(v) => v,
+            ResponseBody::Bytes(bytes) => match serde_json::from_slice::<Value>(bytes) {
+                Ok(v) => v,
+                Err(_) => {
+                    let text = String::from_utf8_lossy(bytes).into_owned();
+                    self.record.set_attribute("anosys.response.malformed", true);
+                    if status >= 400 {
+                        self.record.set_attribute("http.response.status_code", status);
+                        let message = if text.trim().is_empty() { format!("HTTP {status}") } else { text.clone() };
+                        self.raw(Value::String(text));
+                        return self.fail(ErrorInfo::new(status.to_string(), message));
+                    }
+                    Value::String(text)
                 }
-            }
-        }
-    }
-
-    /// Finishes with an HTTP status and its parsed JSON body. Status 400 and
-    /// above, or an `{"error": …}` body, make an error record.
-    pub fn finish_json(self, status: u16, response: &Value) -> Record {
-        self.finish_owned(status, response.clone())
-    }
-
-    /// [`finish_json`](Self::finish_json) taking the body by value.
-    pub fn finish_owned(mut self, status: u16, response: Value) -> Record {
+            },
+        };
         if status != 0 {
             self.record.set_attribute("http.response.status_code", status);
         }
         let api_error = response.get("error").filter(|e| e.is_object() && response.get("choices").is_none());
         if status >= 400 || api_error.is_some() {
-            let (error_type, message) = error_of(status, &response);
+            let error = error_of(status, &response);
             self.raw(extract::raw_response(self.operation, response));
-            return self.error(error_type, message);
+            return self.fail(error);
         }
         let found = extract::response(&mut self.record, self.operation, &response, self.capture_content);
         self.record.set_attribute("anosys.usage.source", if found { "provider" } else { "missing" });
@@ -321,10 +350,14 @@ impl OpenAiCall {
         self.record
     }
 
-    /// Finishes a call that got no HTTP response: a connection error, a
-    /// timeout, a cancelled request.
-    pub fn fail(self, error_type: impl Into<String>, message: impl Into<String>) -> Record {
-        self.error(error_type.into(), message.into())
+    /// Finishes a call that got no usable HTTP response (a connection
+    /// error, a timeout, a body that could not be read), or whose error
+    /// response was already made into `error`.
+    pub fn fail(mut self, error: ErrorInfo) -> Record {
+        self.record.set_attribute("error.type", error.error_type.clone());
+        self.record.finish(Status::default());
+        self.record.fail(error);
+        self.record
     }
 
     /// The caller went away before the response ended (status `UNSET`,
@@ -347,13 +380,6 @@ impl OpenAiCall {
             self.record.raw = Some(messages::object([("request", request), ("response", response)]));
         }
     }
-
-    fn error(mut self, error_type: String, message: String) -> Record {
-        self.record.set_attribute("error.type", error_type.clone());
-        self.record.finish(Status::default());
-        self.record.fail(ErrorInfo { error_type, message, stack: None });
-        self.record
-    }
 }
 
 fn span_name(operation: &str, model: Option<&str>) -> String {
@@ -370,9 +396,9 @@ fn azure_deployment(path: &str) -> Option<String> {
     parts.next().filter(|d| !d.is_empty()).map(str::to_owned)
 }
 
-/// `(error.type, message)` of an error response: the API's error code (or
-/// type), else the HTTP status.
-fn error_of(status: u16, body: &Value) -> (String, String) {
+/// The error of an error response: the API's error code (or type), else
+/// the HTTP status, and its message.
+fn error_of(status: u16, body: &Value) -> ErrorInfo {
     let error = body.get("error");
     let field = |k: &str| error.and_then(|e| e.get(k)).and_then(Value::as_str).filter(|s| !s.is_empty());
     let code = error.and_then(|e| e.get("code")).and_then(|c| match c {
@@ -387,5 +413,5 @@ fn error_of(status: u16, body: &Value) -> (String, String) {
         .map(str::to_owned)
         .or_else(|| error.and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| format!("HTTP {status}"));
-    (error_type, message)
+    ErrorInfo::new(error_type, message)
 }

@@ -158,6 +158,31 @@ impl ChoiceAcc {
     }
 }
 
+/// One streamed event, as text or already parsed.
+#[derive(Clone, Copy)]
+enum Event<'a> {
+    Text(&'a str),
+    Parsed(&'a Value),
+}
+
+impl<'a> Event<'a> {
+    /// As JSON (a Responses API event).
+    fn value(self) -> serde_json::Result<Cow<'a, Value>> {
+        match self {
+            Event::Text(text) => serde_json::from_str(text).map(Cow::Owned),
+            Event::Parsed(value) => Ok(Cow::Borrowed(value)),
+        }
+    }
+
+    /// As a chat or completion chunk (strings borrowed where they can be).
+    fn chunk(self) -> serde_json::Result<Chunk<'a>> {
+        match self {
+            Event::Text(text) => serde_json::from_str(text),
+            Event::Parsed(value) => Chunk::deserialize(value),
+        }
+    }
+}
+
 /// Takes a streamed response one event (or chunk) at a time and at the end
 /// gives the record a non-streaming call would have given, plus time to
 /// first chunk, chunk count and how the stream ended.
@@ -170,7 +195,7 @@ impl ChoiceAcc {
 /// use serde_json::json;
 ///
 /// let request = json!({"model": "gpt-4", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
-/// let mut stream = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &request, &CaptureOptions::default())
+/// let mut stream = OpenAiCall::start("https://api.openai.com/v1/chat/completions", request, &CaptureOptions::default())
 ///     .into_stream();
 /// stream.push_bytes(b"data: {\"id\":\"c1\",\"model\":\"gpt-4\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n");
 /// stream.push_bytes(b"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
@@ -196,7 +221,7 @@ pub struct StreamAccumulator {
     response: Option<Value>,
     response_text: String,
     done: bool,
-    error: Option<(String, String)>,
+    error: Option<ErrorInfo>,
 }
 
 impl StreamAccumulator {
@@ -259,30 +284,23 @@ impl StreamAccumulator {
 
     /// Feeds one chunk's JSON text (the `data:` of one event).
     pub fn push_data(&mut self, data: &str) {
-        self.saw_chunk();
-        if self.call.operation == Operation::Responses {
-            match serde_json::from_str::<Value>(data) {
-                Ok(v) => self.responses_event(&v),
-                Err(_) => self.malformed += 1,
-            }
-            return;
-        }
-        match serde_json::from_str::<Chunk<'_>>(data) {
-            Ok(chunk) => self.chunk(chunk),
-            Err(_) => self.malformed += 1,
-        }
+        self.push(Event::Text(data));
     }
 
     /// Feeds one chunk a typed client already parsed.
     pub fn push_chunk(&mut self, chunk: &Value) {
+        self.push(Event::Parsed(chunk));
+    }
+
+    fn push(&mut self, event: Event<'_>) {
         self.saw_chunk();
-        if self.call.operation == Operation::Responses {
-            self.responses_event(chunk);
-            return;
-        }
-        match Chunk::deserialize(chunk) {
-            Ok(c) => self.chunk(c),
-            Err(_) => self.malformed += 1,
+        let read = if self.call.operation == Operation::Responses {
+            event.value().map(|v| self.responses_event(&v))
+        } else {
+            event.chunk().map(|c| self.chunk(c))
+        };
+        if read.is_err() {
+            self.malformed += 1;
         }
     }
 
@@ -431,7 +449,7 @@ impl StreamAccumulator {
         ])
     }
 
-    fn into_record(mut self, outcome: StreamOutcome, error: Option<(String, String)>) -> Record {
+    fn into_record(mut self, outcome: StreamOutcome, error: Option<ErrorInfo>) -> Record {
         let mut parser = std::mem::take(&mut self.parser);
         parser.finish(|e| self.push_event(&e));
         let aggregated = self.aggregated();
@@ -444,7 +462,7 @@ impl StreamAccumulator {
                 o.remove("error");
             }
         }
-        let mut record = self.call.finish_owned(0, response);
+        let mut record = self.call.finish(0, response);
         if let Some(t) = first_chunk {
             record.set_attribute("gen_ai.response.time_to_first_chunk", t.as_secs_f64());
         }
@@ -455,9 +473,9 @@ impl StreamAccumulator {
         let outcome = if error.is_some() || record.status.code == StatusCode::Error { StreamOutcome::Error } else { outcome };
         record.set_attribute("anosys.outcome", outcome.as_str());
         match (outcome, error) {
-            (_, Some((error_type, message))) => {
-                record.set_attribute("error.type", error_type.clone());
-                record.fail(ErrorInfo { error_type, message, stack: None });
+            (_, Some(error)) => {
+                record.set_attribute("error.type", error.error_type.clone());
+                record.fail(error);
             }
             (StreamOutcome::Cancelled, None) => record.status = Status::default(),
             _ => {}
@@ -475,16 +493,16 @@ impl StreamAccumulator {
                 _ => self.choices.is_empty() || self.choices.iter().any(|c| c.finish_reason.is_none()),
             };
         if unfinished {
-            let message = "the stream ended before its last event".to_owned();
-            return self.into_record(StreamOutcome::Error, Some(("incomplete_stream".into(), message)));
+            let error = ErrorInfo::new("incomplete_stream", "the stream ended before its last event");
+            return self.into_record(StreamOutcome::Error, Some(error));
         }
         self.into_record(StreamOutcome::Completed, None)
     }
 
     /// The stream broke (connection error, timeout, a client-side error);
     /// what arrived is kept.
-    pub fn fail(self, error_type: impl Into<String>, message: impl Into<String>) -> Record {
-        self.into_record(StreamOutcome::Error, Some((error_type.into(), message.into())))
+    pub fn fail(self, error: ErrorInfo) -> Record {
+        self.into_record(StreamOutcome::Error, Some(error))
     }
 
     /// The caller dropped the stream before its end; what arrived is kept.
@@ -496,8 +514,9 @@ impl StreamAccumulator {
     }
 }
 
-/// Ends a stream's record exactly once, whatever happens to the stream:
-/// [`finish`](Self::finish), [`fail`](Self::fail), or, when it is dropped
+/// Ends a stream's record exactly once, whatever happens to the stream, and
+/// hands it to the emit target it was made with: [`finish`](Self::finish),
+/// [`fail`](Self::fail), [`cancel`](Self::cancel), or, when it is dropped
 /// first (the caller broke out of the loop, the task was cancelled),
 /// recorded as cancelled. Wrap it in the stream type a client returns.
 ///
@@ -508,7 +527,7 @@ impl StreamAccumulator {
 /// let got = Arc::new(Mutex::new(Vec::new()));
 /// let sink = got.clone();
 /// let request = serde_json::json!({"model": "gpt-4", "stream": true, "messages": []});
-/// let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", &request, &CaptureOptions::default());
+/// let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", request, &CaptureOptions::default());
 /// let mut recorder = StreamRecorder::new(call.into_stream(), move |r| sink.lock().unwrap().push(r));
 /// recorder.push_bytes(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"par\"}}]}\n\n");
 /// drop(recorder); // the caller stopped reading
@@ -555,9 +574,17 @@ impl StreamRecorder {
     }
 
     /// The stream broke: ends the record as an error (once).
-    pub fn fail(&mut self, error_type: &str, message: &str) {
+    pub fn fail(&mut self, error: ErrorInfo) {
         if let Some((a, emit)) = self.state.take() {
-            emit(a.fail(error_type, message));
+            emit(a.fail(error));
+        }
+    }
+
+    /// The caller stopped reading: ends the record as cancelled (once),
+    /// keeping what arrived.
+    pub fn cancel(&mut self) {
+        if let Some((a, emit)) = self.state.take() {
+            emit(a.cancel());
         }
     }
 
@@ -569,8 +596,6 @@ impl StreamRecorder {
 
 impl Drop for StreamRecorder {
     fn drop(&mut self) {
-        if let Some((a, emit)) = self.state.take() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || emit(a.cancel())));
-        }
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.cancel()));
     }
 }

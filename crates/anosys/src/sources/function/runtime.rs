@@ -2,8 +2,9 @@
 //! function, with inputs, output, errors, panics, cancellation, caller,
 //! duration, thread and the trace context its children join.
 //!
-//! The macro expands to calls into this module; its items are public only
-//! for that and are not a stable API.
+//! The macro expands to calls into this module (through
+//! `anosys::__private`); its items are public only for that and are not a
+//! stable API.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -17,8 +18,9 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::{end_cancelled, end_with_error, function_record};
 use crate::record::context::{self, EnteredSpan, SpanContext};
-use crate::record::{Caller, ErrorInfo, Record, RecordKind, Status};
+use crate::record::{Caller, ErrorInfo, Record, Status};
 
 /// What the macro knows about a function at compile time.
 #[derive(Debug)]
@@ -85,22 +87,13 @@ impl<T: ?Sized> CaptureTypeName for Capture<'_, T> {
 /// else `Display`, else `Debug`, else the type name.
 pub struct Describe<'a, T: ?Sized>(pub &'a T);
 
-fn chain_of(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut chain = Vec::new();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        chain.push(format!("caused by: {cause}"));
-        next = cause.source();
-    }
-    (!chain.is_empty()).then(|| chain.join("\n"))
-}
-
 /// `anyhow::Error`, `eyre::Report` and `Box<dyn Error>` print their cause
 /// chain and, when one was captured, their backtrace with `{:?}`.
 fn boxed_error<T: Debug + ?Sized>(outer: &T, inner: &(dyn std::error::Error + 'static)) -> (String, Option<String>) {
+    let error = ErrorInfo::from_error(inner);
     let debug = format!("{outer:?}");
-    let stack = if debug.to_ascii_lowercase().contains("backtrace") { Some(debug) } else { chain_of(inner) };
-    (inner.to_string(), stack)
+    let stack = if debug.to_ascii_lowercase().contains("backtrace") { Some(debug) } else { error.stack };
+    (error.message, stack)
 }
 
 /// First: error handles that deref to `dyn Error + Send + Sync` (anyhow,
@@ -139,13 +132,8 @@ pub trait DescribeError {
 }
 impl<T: std::error::Error + ?Sized> DescribeError for &&&Describe<'_, T> {
     fn anosys_describe(&self) -> (String, Option<String>) {
-        let mut chain = Vec::new();
-        let mut next = self.0.source();
-        while let Some(cause) = next {
-            chain.push(format!("caused by: {cause}"));
-            next = cause.source();
-        }
-        (self.0.to_string(), (!chain.is_empty()).then(|| chain.join("\n")))
+        let error = ErrorInfo::from_error(self.0);
+        (error.message, error.stack)
     }
 }
 
@@ -216,168 +204,6 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "Box<dyn Any>".to_owned())
 }
 
-/// A function-call record starting now, shaped the same for every
-/// language: the span name, `source`, `code.*` attributes of the
-/// definition and the caller. The Rust macro and the Python and Node
-/// packages' decorators all start their records here.
-///
-/// ```
-/// use anosys::Caller;
-/// let caller = Caller { function: Some("main".into()), file: "app.py".into(), line: 12 };
-/// let r = anosys::sources::function::function_record("app.charge", "billing", "app.py", 3, caller);
-/// assert_eq!(r.source.as_deref(), Some("billing"));
-/// assert_eq!(r.attribute("code.line.number"), Some(&serde_json::json!(3)));
-/// ```
-pub fn function_record(name: &str, source: &str, file: &str, line: u32, caller: Caller) -> Record {
-    let mut record = Record::new(RecordKind::FunctionCall, name);
-    record.source = Some(source.to_owned());
-    record.set_attribute("code.function.name", name.to_owned());
-    record.set_attribute("code.file.path", file.to_owned());
-    record.set_attribute("code.line.number", line);
-    record.caller = Some(caller);
-    record
-}
-
-/// Ends a function record with a failure: `error.type`, the error and an
-/// `ERROR` status (an exception, an `Err`, a panic).
-pub fn end_with_error(record: &mut Record, error_type: &str, message: String, stack: Option<String>) {
-    record.set_attribute("error.type", error_type.to_owned());
-    record.finish(Status::default());
-    record.fail(ErrorInfo { error_type: error_type.to_owned(), message, stack });
-}
-
-/// Ends a function record whose call was abandoned before it finished (a
-/// dropped future, a generator closed early): status `UNSET`,
-/// `anosys.outcome = "cancelled"`.
-pub fn end_cancelled(record: &mut Record) {
-    record.set_attribute("anosys.outcome", "cancelled");
-    record.finish(Status::default());
-}
-
-/// A function call recorded by code outside Rust (the Python and Node
-/// decorators): started on entry, ended once with its output, its error or
-/// as cancelled, and recorded as cancelled if dropped unfinished.
-///
-/// Inputs and outputs are kept only when content capture is on
-/// ([`crate::embed::capture_content_enabled`]); they are built lazily, so nothing
-/// is converted when it is off.
-///
-/// ```
-/// use anosys::Caller;
-/// use anosys::sources::function::LiveFunctionCall;
-/// use serde_json::json;
-///
-/// let caller = Caller { function: Some("main".into()), file: "app.js".into(), line: 7 };
-/// let mut call = LiveFunctionCall::start("charge", "billing", "app.js", 3, caller, None, || json!({"args": [42]}));
-/// let record = call.fail_record("TypeError", "no card".into(), Some("TypeError: no card\n    at charge".into()), || None).unwrap();
-/// assert_eq!(record.attribute("error.type"), Some(&json!("TypeError")));
-/// assert!(call.finish_record(|| json!(null)).is_none(), "a call ends once");
-/// ```
-#[derive(Debug)]
-pub struct LiveFunctionCall {
-    record: Option<Record>,
-    trace_id: crate::TraceId,
-    span_id: crate::SpanId,
-    content: bool,
-}
-
-impl LiveFunctionCall {
-    /// Starts the record of a call of `name` (defined at `file:line`) made
-    /// from `caller`, as a child of `parent` (trace id, span id) if given.
-    pub fn start(
-        name: &str,
-        source: &str,
-        file: &str,
-        line: u32,
-        caller: Caller,
-        parent: Option<(crate::TraceId, crate::SpanId)>,
-        input: impl FnOnce() -> Value,
-    ) -> LiveFunctionCall {
-        let mut record = function_record(name, source, file, line, caller);
-        if let Some((trace, span)) = parent {
-            record.set_parent(trace, span);
-        }
-        let content = crate::embed::capture_content_enabled();
-        if content {
-            record.input = Some(input());
-        }
-        LiveFunctionCall { trace_id: record.trace_id, span_id: record.span_id, record: Some(record), content }
-    }
-
-    /// The trace this call belongs to.
-    pub fn trace_id(&self) -> crate::TraceId {
-        self.trace_id
-    }
-
-    /// This call's span id: children name it as their parent.
-    pub fn span_id(&self) -> crate::SpanId {
-        self.span_id
-    }
-
-    /// Whether inputs and outputs are captured.
-    pub fn content(&self) -> bool {
-        self.content
-    }
-
-    /// Ends the call with its return value; returns whether the pipeline
-    /// took the record.
-    pub fn finish(&mut self, output: impl FnOnce() -> Value) -> bool {
-        self.finish_record(output).is_some_and(crate::capture)
-    }
-
-    /// [`finish`](Self::finish), returning the record instead of sending it.
-    pub fn finish_record(&mut self, output: impl FnOnce() -> Value) -> Option<Record> {
-        let mut record = self.record.take()?;
-        if self.content {
-            record.output = Some(output());
-        }
-        record.finish(Status::ok());
-        Some(record)
-    }
-
-    /// Ends the call with an error: its type, message and stack, and what
-    /// it produced before failing (a generator's items), if anything.
-    pub fn fail(&mut self, error_type: &str, message: String, stack: Option<String>, output: impl FnOnce() -> Option<Value>) -> bool {
-        self.fail_record(error_type, message, stack, output).is_some_and(crate::capture)
-    }
-
-    /// [`fail`](Self::fail), returning the record instead of sending it.
-    pub fn fail_record(
-        &mut self,
-        error_type: &str,
-        message: String,
-        stack: Option<String>,
-        output: impl FnOnce() -> Option<Value>,
-    ) -> Option<Record> {
-        let mut record = self.record.take()?;
-        if self.content {
-            record.output = output();
-        }
-        end_with_error(&mut record, error_type, message, stack);
-        Some(record)
-    }
-
-    /// Ends a call abandoned before it finished (a generator closed early,
-    /// a cancelled coroutine), keeping what it produced.
-    pub fn cancel(&mut self, output: impl FnOnce() -> Option<Value>) -> bool {
-        let Some(mut record) = self.record.take() else { return false };
-        if self.content {
-            record.output = output();
-        }
-        end_cancelled(&mut record);
-        crate::capture(record)
-    }
-}
-
-impl Drop for LiveFunctionCall {
-    fn drop(&mut self) {
-        if let Some(mut record) = self.record.take() {
-            end_cancelled(&mut record);
-            crate::capture(record);
-        }
-    }
-}
-
 /// One call in progress.
 pub struct ActiveCall {
     record: Record,
@@ -446,7 +272,7 @@ impl ActiveCall {
 
     /// Ends with `Err(e)`.
     pub fn finish_err(mut self, error_type: &str, (message, stack): (String, Option<String>)) {
-        end_with_error(&mut self.record, error_type, message, stack);
+        end_with_error(&mut self.record, ErrorInfo { error_type: error_type.to_owned(), message, stack });
         self.submit();
     }
 
@@ -454,14 +280,9 @@ impl ActiveCall {
     pub fn finish_panic(mut self, payload: &(dyn Any + Send)) {
         let location = LAST_PANIC.try_with(|p| p.borrow_mut().take()).ok().flatten();
         let message = panic_message(payload);
-        self.record.set_attribute("error.type", "panic");
+        let stack = location.map(|l| format!("panicked at {l}"));
+        end_with_error(&mut self.record, ErrorInfo { stack, ..ErrorInfo::new("panic", message) });
         self.record.set_attribute("anosys.outcome", "panicked");
-        self.record.finish(Status::default());
-        self.record.fail(ErrorInfo {
-            error_type: "panic".into(),
-            message,
-            stack: location.map(|l| format!("panicked at {l}")),
-        });
         self.submit();
     }
 
