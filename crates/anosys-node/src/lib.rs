@@ -6,15 +6,15 @@
 //! (`JSON.stringify` is V8's fastest way out). Everything else runs here, in
 //! the same code the Rust client, the proxy and the Python package use:
 //! OpenAI JSON → GenAI semantic-convention extraction and stream
-//! aggregation ([`anosys::sources::openai::LiveCall`]), the function-record
-//! shape ([`anosys::sources::function::LiveFunctionCall`]) and the
+//! aggregation ([`anosys::embed::LiveCall`]), the function-record
+//! shape ([`anosys::embed::LiveFunctionCall`]) and the
 //! non-blocking delivery pipeline.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anosys::sources::function::LiveFunctionCall;
-use anosys::sources::openai::{CaptureOptions, LiveCall};
+use anosys::embed::{LiveCall, LiveFunctionCall};
+use anosys::sources::openai::CaptureOptions;
 use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

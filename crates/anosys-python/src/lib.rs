@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use anosys::sources::function::LiveFunctionCall;
-use anosys::sources::openai::{CaptureOptions, LiveCall};
+use anosys::embed::{LiveCall, LiveFunctionCall};
+use anosys::sources::openai::CaptureOptions;
 use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

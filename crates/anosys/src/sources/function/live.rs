@@ -18,7 +18,7 @@ use crate::record::{Caller, ErrorInfo, Record, SpanId, Status, TraceId};
 ///
 /// ```
 /// use anosys::{Caller, ErrorInfo};
-/// use anosys::sources::function::LiveFunctionCall;
+/// use anosys::embed::LiveFunctionCall;
 /// use serde_json::json;
 ///
 /// let caller = Caller { function: Some("main".into()), file: "app.js".into(), line: 7 };

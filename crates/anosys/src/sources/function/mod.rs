@@ -14,6 +14,8 @@
 mod live;
 pub mod runtime;
 
+/// For the language bindings: see [`crate::embed`].
+#[doc(hidden)]
 pub use live::LiveFunctionCall;
 pub use runtime::*;
 

@@ -26,7 +26,8 @@ enum State {
 /// decide when to call which method.
 ///
 /// ```
-/// use anosys::sources::openai::{CaptureOptions, LiveCall};
+/// use anosys::embed::LiveCall;
+/// use anosys::sources::openai::CaptureOptions;
 /// use serde_json::json;
 ///
 /// let request = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});

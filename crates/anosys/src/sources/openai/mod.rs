@@ -35,6 +35,8 @@ mod stream;
 
 use serde_json::{json, Value};
 
+/// For the language bindings: see [`crate::embed`].
+#[doc(hidden)]
 pub use live::LiveCall;
 pub use stream::{StreamAccumulator, StreamOutcome, StreamRecorder};
 #[cfg(feature = "http-stream")]
