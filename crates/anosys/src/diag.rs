@@ -77,10 +77,15 @@ pub(crate) fn set_thread_level(level: LogLevel) {
 /// Runs `f` with `level` as this thread's level (for a pipeline's work on
 /// the caller's thread).
 pub(crate) fn with_level<R>(level: LogLevel, f: impl FnOnce() -> R) -> R {
-    let before = THREAD_LEVEL.with(|l| l.replace(Some(level)));
-    let out = f();
-    THREAD_LEVEL.with(|l| l.set(before));
-    out
+    /// Puts the thread's level back, also if `f` panics.
+    struct Restore(Option<LogLevel>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            THREAD_LEVEL.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(THREAD_LEVEL.with(|l| l.replace(Some(level))));
+    f()
 }
 
 pub(crate) fn enabled(level: LogLevel) -> bool {

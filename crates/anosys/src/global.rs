@@ -143,12 +143,18 @@ pub fn init() -> Result<Guard, InitError> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn init_with(start: impl Into<PipelineBuilder>) -> Result<Guard, InitError> {
-    let builder = start.into();
+    let pipeline = start_global(start.into())?;
+    Ok(Guard { pipeline: Some(pipeline) })
+}
+
+/// Builds the pipeline, makes it the global one and remembers its
+/// configuration for a later restart.
+fn start_global(builder: PipelineBuilder) -> Result<Pipeline, InitError> {
     let config = builder.config().clone();
     let pipeline = builder.build()?;
     remember(&config);
     install_global(pipeline.clone());
-    Ok(Guard { pipeline: Some(pipeline) })
+    Ok(pipeline)
 }
 
 /// The global pipeline, started from the environment on first use.
@@ -321,9 +327,8 @@ pub fn setup_api(path: Option<&str>, starting_indices: Option<StartingIndices>) 
     if let Some(si) = starting_indices {
         builder = builder.starting_indices(si);
     }
-    let guard = init_with(builder.build()?)?;
-    // The pipeline stays global until exit (or the next start); the
-    // original SDK had no guard to keep.
-    std::mem::forget(guard);
+    // No guard: the original SDK had none to keep; the pipeline stays
+    // global until exit (or the next start).
+    start_global(builder.build()?.into())?;
     Ok(())
 }
