@@ -4,16 +4,26 @@
 export interface Counters {
   /** Records handed to the pipeline. */
   captured: number;
-  /** Records every sink accepted. */
+  /** Records every sink accepted at once. */
   delivered: number;
-  /** Records dropped (a full queue, an unusable record). */
+  /** Records dropped (a full queue, a sink behind with no outbox). */
   dropped: number;
-  /** Records a sink gave up on after retries. */
+  /** Records a sink refused for good (an HTTP 4xx). */
   failed: number;
-  /** Delivery attempts retried. */
+  /** Records sent again. */
   retried: number;
-  /** Records kept in the local fallback store when AnoSys was unreachable. */
-  kept_in_fallback: number;
+  /** Records a remote sink could not deliver at once, kept in the durable outbox on disk. */
+  kept_in_outbox: number;
+  /** Records sent from the outbox (kept by this process or an earlier one). */
+  outbox_delivered: number;
+  /** Records from the outbox refused for good or unreadable. */
+  outbox_failed: number;
+  /** Oldest records dropped from the outbox because it was full. */
+  outbox_dropped: number;
+  /** Records sent again after an attempt whose answer never came (the backend may have them twice). */
+  duplicates: number;
+  /** Records waiting in the outbox, as last seen. */
+  in_outbox: number;
   /** Errors anosys met (never thrown into your code). */
   errors: number;
   [counter: string]: number | boolean;

@@ -114,6 +114,7 @@ fn posts_one_flat_object_per_record_with_the_fixed_table() {
         "cvn3": 443,
         "cvb2": true,
         "cvs18": summary.to_string(),
+        "anosys_record_id": "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
     });
     assert_eq!(Value::Object(body), expected);
 }
@@ -207,12 +208,16 @@ fn retries_500_then_delivers() {
     pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "retry"})));
     let report = pipeline.shutdown(Some(WAIT));
     assert_eq!(backend.hits().iter().map(|h| h.status).collect::<Vec<_>>(), vec![500, 503, 200]);
-    assert_eq!(report.counters.delivered, 1);
+    // Kept in the outbox after the 500, sent from it before shutdown ended.
+    assert_eq!((report.counters.kept_in_outbox, report.counters.outbox_delivered), (1, 1), "{report:?}");
+    assert_eq!(report.counters.in_outbox, 0);
     assert_eq!(report.counters.retried, 2);
     assert_eq!(report.counters.failed, 0);
-    // The same body each time.
+    // The same record each time, by its stable id.
     let hits = backend.hits();
-    assert_eq!(hits[0].body, hits[2].body);
+    let id = |body: &[u8]| serde_json::from_slice::<Value>(body).unwrap()["anosys_record_id"].clone();
+    assert_eq!(id(&hits[0].body), id(&hits[2].body));
+    assert!(id(&hits[0].body).is_string());
 }
 
 #[test]
@@ -227,7 +232,7 @@ fn honours_retry_after_on_429() {
     assert_eq!(hits.iter().map(|h| h.status).collect::<Vec<_>>(), vec![429, 200]);
     let gap = hits[1].at - hits[0].at;
     assert!(gap >= Duration::from_millis(950), "retried after {gap:?}, Retry-After said 1s");
-    assert_eq!(report.counters.delivered, 1);
+    assert_eq!(report.counters.outbox_delivered, 1);
 }
 
 #[test]
@@ -259,28 +264,29 @@ fn backend_down_then_up_loses_nothing() {
     assert_eq!(pipeline.counters().delivered, 0);
     let backend = Backend::start_on(port);
     let report = pipeline.shutdown(Some(WAIT));
-    assert_eq!(report.counters.delivered, 20, "{report:?}");
+    assert_eq!(report.counters.kept_in_outbox, 20, "{report:?}");
+    assert_eq!(report.counters.outbox_delivered, 20, "{report:?}");
     assert!(report.counters.retried > 0);
     let mut seen: Vec<i64> = backend.accepted().iter().map(|b| decode(b)["i"].as_i64().unwrap()).collect();
     seen.sort();
     assert_eq!(seen, (0..20).collect::<Vec<_>>());
-    assert!(!dir.join("kept.db").exists());
+    assert!(support::outboxed(&dir.join("kept.db")).is_empty());
 }
 
 #[test]
-fn unreachable_backend_keeps_records_in_the_embedded_sink() {
+fn unreachable_backend_keeps_records_in_the_outbox() {
     let port = free_port();
     let dir = temp_dir("keep");
     let url = format!("http://127.0.0.1:{port}/log");
-    let c = config(&url, &dir).retry_max_elapsed(Duration::from_millis(300)).build().unwrap();
-    let pipeline = Pipeline::new(c).unwrap();
+    let pipeline = Pipeline::new(config(&url, &dir).build().unwrap()).unwrap();
     for i in 0..5 {
         pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "kept", "i": i})));
     }
-    let report = pipeline.shutdown(Some(WAIT));
-    assert_eq!(report.counters.kept_in_fallback, 5, "{report:?}");
+    let report = pipeline.shutdown(Some(Duration::from_secs(2)));
+    assert_eq!(report.counters.kept_in_outbox, 5, "{report:?}");
+    assert_eq!(report.counters.in_outbox, 5, "{report:?}");
     assert_eq!(report.pending, 0);
-    let records = support::stored(&dir.join("kept.db"));
+    let records = support::outboxed(&dir.join("kept.db"));
     assert_eq!(records.len(), 5);
     assert_eq!(records[3].attribute("i"), Some(&json!(3)));
 }
@@ -290,7 +296,8 @@ fn full_queue_drops_and_counts_without_blocking() {
     let backend = Backend::start();
     *backend.shared.default_reply.lock().unwrap() = Some(Reply::status(200).delay(Duration::from_millis(300)));
     let dir = temp_dir("full");
-    let c = config(&backend.url(), &dir).queue_size(4).batch_size(1).max_in_flight(1).build().unwrap();
+    // No outbox: what the sink cannot take is dropped and counted.
+    let c = config(&backend.url(), &dir).queue_size(4).batch_size(1).max_in_flight(1).outbox_max_bytes(0).build().unwrap();
     let pipeline = Pipeline::new(c).unwrap();
     let mut accepted = 0;
     for i in 0..200 {
@@ -299,11 +306,11 @@ fn full_queue_drops_and_counts_without_blocking() {
     let during = pipeline.counters();
     assert_eq!(during.captured, 200);
     assert!(during.dropped >= 150, "{during:?}");
-    assert_eq!(during.dropped, 200 - accepted);
+    // Refused at the queue, or dropped later by the sink's full buffer.
+    assert!(during.dropped >= 200 - accepted, "{during:?}");
     let report = pipeline.shutdown(Some(WAIT));
-    assert_eq!(report.counters.delivered, accepted);
-    assert_eq!(report.counters.delivered + report.counters.dropped, 200);
-    assert_eq!(backend.accepted().len() as u64, accepted);
+    assert_eq!(report.counters.delivered + report.counters.dropped, 200, "{report:?}");
+    assert_eq!(backend.accepted().len() as u64, report.counters.delivered);
 }
 
 fn key_config(key: &str, backend: &Backend, dir: &std::path::Path) -> Config {
@@ -343,10 +350,10 @@ fn failed_resolution_keeps_records_locally_and_posts_nowhere() {
     for i in 0..3 {
         pipeline.submit(anosys::sources::raw::raw_record(json!({"i": i})));
     }
-    let report = pipeline.shutdown(Some(WAIT));
-    assert_eq!(report.counters.kept_in_fallback, 3, "{report:?}");
+    let report = pipeline.shutdown(Some(Duration::from_secs(2)));
+    assert_eq!(report.counters.kept_in_outbox, 3, "{report:?}");
     assert!(backend.hits().is_empty());
-    assert_eq!(support::stored(&dir.join("kept.db")).len(), 3);
+    assert_eq!(support::outboxed(&dir.join("kept.db")).len(), 3);
 }
 
 #[test]
@@ -391,7 +398,7 @@ fn jsonl_and_stdout_sinks_run_together_with_anosys() {
 }
 
 #[test]
-fn shutdown_cuts_retries_short_and_keeps_the_rest_locally() {
+fn shutdown_cuts_retries_short_and_keeps_the_rest_in_the_outbox() {
     // Backend down: the batch is in its retry loop (budget 60 s) when the
     // process shuts down with 1 s to go.
     let port = free_port();
@@ -405,9 +412,9 @@ fn shutdown_cuts_retries_short_and_keeps_the_rest_locally() {
     assert_eq!(pipeline.counters().delivered, 0);
     let report = pipeline.shutdown(Some(Duration::from_secs(1)));
     assert!(report.completed, "{report:?}");
-    assert_eq!(report.counters.kept_in_fallback, 10);
+    assert_eq!(report.counters.kept_in_outbox, 10);
     assert_eq!(report.pending, 0);
-    assert_eq!(support::stored(&dir.join("kept.db")).len(), 10);
+    assert_eq!(support::outboxed(&dir.join("kept.db")).len(), 10);
 }
 
 #[test]
@@ -422,7 +429,7 @@ fn shutdown_does_not_wait_for_a_hanging_backend() {
     std::thread::sleep(Duration::from_millis(200));
     let report = pipeline.shutdown(Some(Duration::from_secs(1)));
     assert!(report.completed, "{report:?}");
-    assert_eq!(report.counters.kept_in_fallback, 3);
+    assert_eq!(report.counters.kept_in_outbox, 3);
     assert_eq!(report.pending, 0);
 }
 
@@ -443,7 +450,7 @@ fn a_slow_key_resolution_never_holds_up_shutdown() {
     let report = pipeline.shutdown(Some(Duration::from_secs(3)));
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
     assert!(report.completed, "{report:?}");
-    assert_eq!(report.counters.kept_in_fallback, 4);
+    assert_eq!(report.counters.kept_in_outbox, 4);
     assert!(backend.hits().is_empty());
 }
 

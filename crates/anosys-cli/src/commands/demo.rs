@@ -250,11 +250,11 @@ pub(super) fn run(db: Option<PathBuf>, args: DemoArgs) -> Result<(), CliError> {
     let report = guard.shutdown(None);
     let c = report.counters;
     say(format!(
-        "\n{} {} records: {} delivered, {} kept locally, {} failed, {} dropped\n",
+        "\n{} {} records: {} delivered, {} kept in the outbox, {} failed, {} dropped\n",
         paint(HEADING, "Captured:"),
         c.captured,
         c.delivered,
-        c.kept_in_fallback,
+        c.kept_in_outbox,
         c.failed,
         c.dropped
     ));

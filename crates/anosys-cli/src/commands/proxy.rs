@@ -93,8 +93,8 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
     let report = pipeline.shutdown(None);
     let c = report.counters;
     eprintln!(
-        "anosys proxy stopped: {} records captured, {} delivered, {} kept locally, {} failed, {} dropped, {} pending",
-        c.captured, c.delivered, c.kept_in_fallback, c.failed, c.dropped, report.pending
+        "anosys proxy stopped: {} records captured, {} delivered, {} kept in the outbox, {} failed, {} dropped, {} pending",
+        c.captured, c.delivered, c.kept_in_outbox, c.failed, c.dropped, report.pending
     );
     served
 }

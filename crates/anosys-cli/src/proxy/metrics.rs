@@ -160,9 +160,12 @@ impl Metrics {
         for (name, help, v) in [
             ("anosys_records_captured_total", "Records handed to the pipeline.", pipeline.captured),
             ("anosys_records_delivered_total", "Records delivered by every sink.", pipeline.delivered),
-            ("anosys_records_dropped_total", "Records dropped because the queue was full.", pipeline.dropped),
-            ("anosys_records_failed_total", "Records a sink could not deliver nor keep.", pipeline.failed),
-            ("anosys_records_kept_in_fallback_total", "Records kept in the embedded store instead.", pipeline.kept_in_fallback),
+            ("anosys_records_dropped_total", "Records dropped (queue full, a sink behind with no outbox).", pipeline.dropped),
+            ("anosys_records_failed_total", "Records a sink refused for good.", pipeline.failed),
+            ("anosys_records_kept_in_outbox_total", "Records kept in the durable outbox for later delivery.", pipeline.kept_in_outbox),
+            ("anosys_outbox_delivered_total", "Records sent from the outbox.", pipeline.outbox_delivered),
+            ("anosys_outbox_dropped_total", "Oldest records dropped from a full outbox.", pipeline.outbox_dropped),
+            ("anosys_outbox_duplicates_total", "Records sent again after an unanswered attempt.", pipeline.duplicates),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");

@@ -108,7 +108,7 @@ def flush(timeout: Optional[float] = 5.0) -> Dict[str, Any]:
     (``None``: the configured shutdown timeout, ``ANOSYS_SHUTDOWN_TIMEOUT_MS``).
 
     Returns the pipeline's counters (``captured``, ``delivered``,
-    ``dropped``, ``failed``, ``kept_in_fallback``, …) plus ``pending`` and
+    ``dropped``, ``failed``, ``kept_in_outbox``, ``outbox_delivered``, ``duplicates``, ``in_outbox``, …) plus ``pending`` and
     ``completed`` (``False`` when the timeout passed first).
     """
     return _native.flush(timeout)

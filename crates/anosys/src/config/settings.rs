@@ -78,6 +78,18 @@ settings! {
         set(records: usize) = records;
         get(c) -> usize = c.queue_size;
 
+    /// approximate bytes of records held in memory (queue and sinks' buffers) before new ones are dropped (and counted)
+    queue_max_bytes: usize = 64 * 1024 * 1024;
+        env ANOSYS_QUEUE_MAX_BYTES; kind Count(64 * 1024, 1 << 40); shown "`67108864`";
+        set(bytes: usize) = bytes;
+        get(c) -> usize = c.queue_max_bytes;
+
+    /// bytes the outbox (records waiting on disk for a remote sink) may hold before its oldest are dropped (and counted); `0` turns it off
+    outbox_max_bytes: usize = 1024 * 1024 * 1024;
+        env ANOSYS_OUTBOX_MAX_BYTES; kind Count(0, 1 << 44); shown "`1073741824`";
+        set(bytes: usize) = bytes;
+        get(c) -> usize = c.outbox_max_bytes;
+
     /// records handed to the sinks at once
     batch_size: usize = 256;
         env ANOSYS_BATCH_SIZE; kind Count(1, 100_000); shown "`256`";
@@ -132,7 +144,7 @@ settings! {
         set(timeout: Duration) = timeout;
         get(c) -> Duration = c.request_timeout;
 
-    /// how long a batch is retried before it is kept in the embedded store, in milliseconds
+    /// how long a remote sink retries a batch in memory when the outbox cannot keep it (off, or its store unwritable), in milliseconds
     retry_max_elapsed: Duration = Duration::from_secs(60);
         env ANOSYS_RETRY_MAX_ELAPSED_MS; kind Millis(0, 86_400_000); shown "`60000`";
         set(elapsed: Duration) = elapsed;

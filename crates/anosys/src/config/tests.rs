@@ -83,6 +83,8 @@ fn every_rule_holds_on_both_paths() {
         ("queue_size", "ANOSYS_QUEUE_SIZE", "10000001", |b| b.queue_size(10_000_001)),
         ("batch_size", "ANOSYS_BATCH_SIZE", "0", |b| b.batch_size(0)),
         ("batch_size", "ANOSYS_BATCH_SIZE", "100001", |b| b.batch_size(100_001)),
+        ("queue_max_bytes", "ANOSYS_QUEUE_MAX_BYTES", "1000", |b| b.queue_max_bytes(1000)),
+        ("outbox_max_bytes", "ANOSYS_OUTBOX_MAX_BYTES", "99999999999999999", |b| b.outbox_max_bytes(99_999_999_999_999_999)),
         ("max_batch_bytes", "ANOSYS_MAX_BATCH_BYTES", "0", |b| b.max_batch_bytes(0)),
         ("max_batch_bytes", "ANOSYS_MAX_BATCH_BYTES", "1023", |b| b.max_batch_bytes(1023)),
         ("flush_interval", "ANOSYS_FLUSH_INTERVAL_MS", "0", |b| b.flush_interval(Duration::ZERO)),

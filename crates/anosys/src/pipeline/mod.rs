@@ -1,6 +1,10 @@
-//! The delivery pipeline: a bounded queue the caller pushes into without
-//! ever blocking, and one background thread that batches records by count,
-//! size and time and hands them to the sinks.
+//! The delivery pipeline: a queue the caller pushes into without ever
+//! blocking, bounded by count and by bytes, and one background thread that
+//! batches records by count, size and time and hands each batch to every
+//! sink's lane. Each sink delivers on its own task from its own bounded
+//! buffer, so a down or slow sink never holds up another one; a remote
+//! sink keeps what it cannot deliver now in a durable outbox on disk and
+//! sends it when the destination answers again (see [`lane`]).
 //!
 //! The caller's cost is building the record and one non-blocking enqueue:
 //! no network, disk or lock held across I/O. It works from plain sync code
@@ -8,6 +12,8 @@
 //! its own thread). When the queue is full, new records are dropped and
 //! counted.
 
+mod batch;
+mod lane;
 pub mod limits;
 mod queue;
 mod worker;
@@ -25,20 +31,42 @@ use crate::record::{Record, Resource};
 use crate::sinks::{AnosysSink, ExportContext, JsonlSink, Sink, SinkError, StdoutSink};
 
 /// Counts of what the pipeline did with records, since it started.
+///
+/// Every record captured ends as exactly one of `delivered`, `dropped`,
+/// `failed` or `kept_in_outbox`, or is still `pending`. What was kept in
+/// the outbox is then counted again as it leaves it: `outbox_delivered`,
+/// `outbox_failed` or `outbox_dropped` (these also count records an earlier
+/// process kept, which this one delivered).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     /// Records handed to the pipeline.
     pub captured: u64,
-    /// Records every sink accepted.
+    /// Records every sink accepted at once.
     pub delivered: u64,
-    /// Records dropped because the queue was full or the pipeline shut down.
+    /// Records dropped: the queue was full (by count or bytes), a sink fell
+    /// behind with no outbox to keep its records, or the pipeline had shut down.
     pub dropped: u64,
-    /// Repeated delivery attempts.
+    /// Repeated delivery attempts (records sent again).
     pub retried: u64,
-    /// Records a sink refused or could not deliver, and did not keep.
+    /// Records a sink refused for good (an HTTP 4xx, a failed local write).
     pub failed: u64,
-    /// Records not delivered to AnoSys but kept in the embedded sink.
-    pub kept_in_fallback: u64,
+    /// Records a remote sink could not deliver at once, kept in its
+    /// durable outbox on disk to be sent later.
+    pub kept_in_outbox: u64,
+    /// Records sent from the outbox.
+    pub outbox_delivered: u64,
+    /// Records from the outbox refused for good, or unreadable.
+    pub outbox_failed: u64,
+    /// Records dropped from the outbox, oldest first, because it was full
+    /// (`ANOSYS_OUTBOX_MAX_BYTES`).
+    pub outbox_dropped: u64,
+    /// Records sent again after an attempt whose answer never came: the
+    /// destination may have them twice (each carries a stable id to drop
+    /// the duplicate by).
+    pub duplicates: u64,
+    /// Records waiting in the outbox for this pipeline's destinations, as
+    /// last seen (written by any process using the store).
+    pub in_outbox: u64,
     /// Internal errors (a panicking sink or serialiser), each counted once.
     pub errors: u64,
 }
@@ -53,8 +81,7 @@ impl FlushReport {
 impl Counters {
     /// Records captured but not yet delivered, dropped, failed or kept.
     pub fn pending(&self) -> u64 {
-        self.captured
-            .saturating_sub(self.delivered + self.dropped + self.failed + self.kept_in_fallback)
+        self.captured.saturating_sub(self.delivered + self.dropped + self.failed + self.kept_in_outbox)
     }
 }
 
@@ -65,7 +92,12 @@ pub(crate) struct AtomicCounters {
     dropped: AtomicU64,
     retried: AtomicU64,
     failed: AtomicU64,
-    kept_in_fallback: AtomicU64,
+    kept_in_outbox: AtomicU64,
+    outbox_delivered: AtomicU64,
+    outbox_failed: AtomicU64,
+    outbox_dropped: AtomicU64,
+    duplicates: AtomicU64,
+    in_outbox: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -78,7 +110,12 @@ impl AtomicCounters {
             dropped: l(&self.dropped),
             retried: l(&self.retried),
             failed: l(&self.failed),
-            kept_in_fallback: l(&self.kept_in_fallback),
+            kept_in_outbox: l(&self.kept_in_outbox),
+            outbox_delivered: l(&self.outbox_delivered),
+            outbox_failed: l(&self.outbox_failed),
+            outbox_dropped: l(&self.outbox_dropped),
+            duplicates: l(&self.duplicates),
+            in_outbox: l(&self.in_outbox),
             errors: l(&self.errors),
         }
     }
@@ -89,7 +126,8 @@ impl AtomicCounters {
 pub struct FlushReport {
     /// Counters after the flush.
     pub counters: Counters,
-    /// Records still waiting (queued, or being retried) when it returned.
+    /// Records still waiting (queued, or being sent) when it returned; those
+    /// in the outbox are in `counters.in_outbox`.
     pub pending: u64,
     /// `false` when the deadline passed before everything queued was handed
     /// to the sinks.
@@ -103,6 +141,7 @@ pub(crate) enum Control {
 
 pub(crate) struct Inner {
     queue: Arc<queue::Queue>,
+    memory: Arc<batch::Memory>,
     cx: ExportContext,
     control: mpsc::UnboundedSender<Control>,
     counters: Arc<AtomicCounters>,
@@ -221,16 +260,13 @@ impl PipelineBuilder {
         if self.builtin {
             for kind in config.resolved_sinks() {
                 sinks.push(match kind {
-                    SinkKind::Anosys => {
-                        let fallback = embedded_sink(&config, SinkKind::embedded());
-                        Arc::new(AnosysSink::new(&config).map_err(InitError::Sink)?.with_fallback(fallback))
-                    }
-                    SinkKind::Jsonl | SinkKind::Sqlite => embedded_sink(&config, kind),
+                    SinkKind::Anosys => Arc::new(AnosysSink::new(&config).map_err(InitError::Sink)?),
+                    SinkKind::Jsonl => embedded_sink(&config, kind),
+                    #[cfg(feature = "sqlite")]
+                    SinkKind::Sqlite => embedded_sink(&config, kind),
                     SinkKind::Stdout => Arc::new(StdoutSink),
                     #[cfg(feature = "otlp")]
-                    SinkKind::Otlp => Arc::new(
-                        crate::sinks::OtlpSink::new(&config).with_fallback(embedded_sink(&config, SinkKind::embedded())),
-                    ),
+                    SinkKind::Otlp => Arc::new(crate::sinks::OtlpSink::new(&config)),
                     #[cfg(not(feature = "otlp"))]
                     SinkKind::Otlp => return Err(InitError::Sink(SinkError::NotInThisBuild(kind))),
                     #[cfg(not(feature = "sqlite"))]
@@ -245,6 +281,7 @@ impl PipelineBuilder {
         let description: Vec<String> = sinks.iter().map(|s| s.describe()).collect();
         let resource = Arc::new(self.resource.unwrap_or_else(|| crate::resource::resource_for(&config)));
         let queue = Arc::new(queue::Queue::new(config.queue_size, config.batch_size));
+        let memory = Arc::new(batch::Memory::new(config.queue_max_bytes, config.queue_size));
         let (control, control_rx) = mpsc::unbounded_channel();
         let counters = Arc::new(AtomicCounters::default());
         let cx = ExportContext::new();
@@ -256,8 +293,19 @@ impl PipelineBuilder {
             log_level: config.log_level,
             resource,
             cx: cx.clone(),
+            lanes: lane::LaneSettings {
+                batch_size: config.batch_size,
+                // A sink may fall behind by a quarter of the memory bound
+                // before its batches go to its outbox (or are dropped).
+                max_held: config.queue_max_bytes / 4,
+                max_held_records: (config.queue_size / 4).max(config.batch_size),
+                retry_max_elapsed: config.retry_max_elapsed,
+                request_timeout: config.request_timeout,
+                outbox: Some((config.db_path.clone(), config.outbox_max_bytes)),
+            },
         };
-        let handle = worker::spawn(queue.clone(), control_rx, sinks, counters.clone(), settings).map_err(InitError::Thread)?;
+        let handle = worker::spawn(queue.clone(), memory.clone(), control_rx, sinks, counters.clone(), settings)
+            .map_err(InitError::Thread)?;
         let where_to = description.join("; ");
         diag::with_level(config.log_level, || {
             if config.api_url.is_none() && config.api_key.is_none() && config.sinks == crate::config::SinkSelection::Auto {
@@ -271,6 +319,7 @@ impl PipelineBuilder {
         Ok(Pipeline {
             inner: Arc::new(Inner {
                 queue,
+                memory,
                 cx,
                 control,
                 counters,
@@ -309,9 +358,21 @@ impl Pipeline {
             });
             return false;
         }
-        if inner.queue.push(record) {
+        let size = record.approx_size();
+        if !inner.memory.reserve(size) {
+            inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            diag::with_level(inner.log_level, || diag::once("queue-bytes", LogLevel::Warn, || {
+                format!(
+                    "records waiting for delivery hold {} bytes or {} records; new records are dropped and counted (raise ANOSYS_QUEUE_MAX_BYTES or ANOSYS_QUEUE_SIZE?)",
+                    inner.memory.max(), inner.queue_size
+                )
+            }));
+            return false;
+        }
+        if inner.queue.push(record, size) {
             return true;
         }
+        inner.memory.release(1, size);
         inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
         diag::with_level(inner.log_level, || diag::once("queue-full", LogLevel::Warn, || {
             format!(
@@ -364,8 +425,8 @@ impl Pipeline {
         let timeout = timeout.unwrap_or(self.inner.shutdown_timeout);
         self.inner.closed.store(true, Ordering::Release);
         let deadline = Instant::now() + timeout;
-        // Sinks must stop retrying a little earlier, to leave time for
-        // keeping what is undelivered in their fallback.
+        // Sinks must stop a little earlier, to leave time for keeping what
+        // is undelivered in their outbox.
         let sinks_deadline = deadline - (timeout / 5).min(Duration::from_millis(500));
         if self.inner.cx.deadline().is_none_or(|d| sinks_deadline < d) {
             self.inner.cx.set_deadline(sinks_deadline);

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use crate::record::Record;
 
 pub(crate) struct Queue {
-    items: SegQueue<Record>,
+    items: SegQueue<(Record, usize)>,
     len: AtomicUsize,
     capacity: usize,
     wake_at: usize,
@@ -32,14 +32,15 @@ impl Queue {
         }
     }
 
-    /// Adds a record; `false` (and the record dropped) when the queue is full.
-    pub(crate) fn push(&self, record: Record) -> bool {
+    /// Adds a record of about `size` bytes; `false` (and the record
+    /// dropped) when the queue is full.
+    pub(crate) fn push(&self, record: Record, size: usize) -> bool {
         let before = self.len.fetch_add(1, Ordering::AcqRel);
         if before >= self.capacity {
             self.len.fetch_sub(1, Ordering::AcqRel);
             return false;
         }
-        self.items.push(record);
+        self.items.push((record, size));
         if before + 1 >= self.wake_at
             && !self.wake_pending.load(Ordering::Relaxed)
             && !self.wake_pending.swap(true, Ordering::AcqRel)
@@ -49,7 +50,7 @@ impl Queue {
         true
     }
 
-    pub(crate) fn pop(&self) -> Option<Record> {
+    pub(crate) fn pop(&self) -> Option<(Record, usize)> {
         let r = self.items.pop()?;
         self.len.fetch_sub(1, Ordering::AcqRel);
         Some(r)

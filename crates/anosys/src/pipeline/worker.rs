@@ -1,17 +1,19 @@
 //! The background thread: its own current-thread Tokio runtime, batching
-//! by count, bytes and time, export to every sink with panics contained.
+//! by count, bytes and time, and handing each batch to every sink's lane
+//! (see [`lane`](super::lane)); the lanes deliver on their own tasks.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::batch::{Batch, Memory};
+use super::lane::{LaneHandle, LaneSettings};
 use super::queue::Queue;
 use super::{limits, AtomicCounters, Control};
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
-use crate::sinks::{ExportContext, ExportReport, Sink};
+use crate::sinks::{ExportContext, Sink};
 
 pub(super) struct Settings {
     pub batch_size: usize,
@@ -21,10 +23,12 @@ pub(super) struct Settings {
     pub log_level: diag::LogLevel,
     pub resource: Arc<Resource>,
     pub cx: ExportContext,
+    pub lanes: LaneSettings,
 }
 
 pub(super) fn spawn(
     queue: Arc<Queue>,
+    memory: Arc<Memory>,
     control: mpsc::UnboundedReceiver<Control>,
     sinks: Vec<Arc<dyn Sink>>,
     counters: Arc<AtomicCounters>,
@@ -45,26 +49,33 @@ pub(super) fn spawn(
         // worker's own telemetry goes nowhere.
         #[cfg(feature = "otel")]
         let _silenced = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
-        let worker = Worker { queue, sinks, counters, settings };
-        runtime.block_on(worker.run(control));
-        // Let retries still in flight (after a missed deadline) end quietly.
+        runtime.block_on(async move {
+            for sink in &sinks {
+                let sink = sink.clone();
+                tokio::spawn(async move { sink.start().await });
+            }
+            let lanes = sinks
+                .into_iter()
+                .map(|sink| LaneHandle::spawn(sink, counters.clone(), settings.cx.clone(), &settings.lanes))
+                .collect();
+            let worker = Worker { queue, memory, lanes, counters, settings };
+            worker.run(control).await;
+        });
+        // Let exports still in flight (after a missed deadline) end quietly.
         runtime.shutdown_timeout(Duration::from_millis(100));
     })
 }
 
 struct Worker {
     queue: Arc<Queue>,
-    sinks: Vec<Arc<dyn Sink>>,
+    memory: Arc<Memory>,
+    lanes: Vec<LaneHandle>,
     counters: Arc<AtomicCounters>,
     settings: Settings,
 }
 
 impl Worker {
     async fn run(self, mut control: mpsc::UnboundedReceiver<Control>) {
-        for sink in &self.sinks {
-            let sink = sink.clone();
-            tokio::spawn(async move { sink.start().await });
-        }
         let interval = self.settings.flush_interval;
         let mut next_tick = tokio::time::Instant::now() + interval;
         loop {
@@ -72,21 +83,39 @@ impl Worker {
                 biased;
                 ctl = control.recv() => match ctl {
                     Some(Control::Flush(reply)) => {
-                        self.drain().await;
-                        let _ = reply.try_send(());
+                        self.drain();
+                        let waits: Vec<_> = self.lanes.iter().map(LaneHandle::flush).collect();
+                        tokio::spawn(async move {
+                            for w in waits {
+                                let _ = w.await;
+                            }
+                            let _ = reply.try_send(());
+                        });
                         continue;
                     }
                     Some(Control::Shutdown { deadline, reply }) => {
-                        self.drain().await;
-                        for sink in &self.sinks {
-                            let _ = tokio::time::timeout_at(deadline.into(), sink.shutdown()).await;
-                        }
+                        self.drain();
+                        let waits: Vec<_> = self.lanes.iter().map(|l| l.shutdown(deadline)).collect();
+                        let _ = tokio::time::timeout_at(deadline.into(), async {
+                            for w in waits {
+                                let _ = w.await;
+                            }
+                        })
+                        .await;
                         let _ = reply.try_send(());
                         return;
                     }
                     None => {
-                        // Every handle is gone: deliver what is left and stop.
-                        self.drain().await;
+                        // Every handle is gone: hand over what is left and stop.
+                        self.drain();
+                        let deadline = Instant::now() + Duration::from_secs(5);
+                        let waits: Vec<_> = self.lanes.iter().map(|l| l.shutdown(deadline)).collect();
+                        let _ = tokio::time::timeout_at(deadline.into(), async {
+                            for w in waits {
+                                let _ = w.await;
+                            }
+                        })
+                        .await;
                         return;
                     }
                 },
@@ -96,43 +125,43 @@ impl Worker {
             self.queue.rearm();
             while self.queue.len() >= self.settings.batch_size {
                 let batch = self.take_batch();
-                self.export(batch).await;
+                self.dispatch(batch);
             }
             if tokio::time::Instant::now() >= next_tick {
-                self.drain().await;
+                self.drain();
                 next_tick = tokio::time::Instant::now() + interval;
             }
         }
     }
 
     /// Up to one batch: by count, and by approximate bytes.
-    fn take_batch(&self) -> Vec<Record> {
+    fn take_batch(&self) -> (Vec<Record>, usize) {
         let mut batch = Vec::with_capacity(self.settings.batch_size.min(self.queue.len().max(1)));
         let mut bytes = 0;
         while batch.len() < self.settings.batch_size && bytes < self.settings.max_batch_bytes {
             match self.queue.pop() {
-                Some(r) => {
-                    bytes += r.approx_size();
+                Some((r, size)) => {
+                    bytes += size;
                     batch.push(r);
                 }
                 None => break,
             }
         }
-        batch
+        (batch, bytes)
     }
 
-    /// Exports everything queued right now, in batches.
-    async fn drain(&self) {
+    /// Hands everything queued right now to the lanes, in batches.
+    fn drain(&self) {
         loop {
             let batch = self.take_batch();
-            if batch.is_empty() {
+            if batch.0.is_empty() {
                 return;
             }
-            self.export(batch).await;
+            self.dispatch(batch);
         }
     }
 
-    async fn export(&self, mut records: Vec<Record>) {
+    fn dispatch(&self, (mut records, bytes): (Vec<Record>, usize)) {
         if records.is_empty() {
             return;
         }
@@ -151,31 +180,9 @@ impl Worker {
                 )
             });
         }
-        let n = records.len();
-        let records = Arc::new(records);
-        let mut total = ExportReport::default();
-        for sink in &self.sinks {
-            let (sink, batch, cx) = (sink.clone(), records.clone(), self.settings.cx.clone());
-            let name = sink.name().to_owned();
-            let report = match tokio::spawn(async move { sink.export(&batch, cx).await }).await {
-                Ok(r) => r,
-                Err(_) => {
-                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    diag::once(&format!("panic-{name}"), LogLevel::Error, || {
-                        format!("the {name} sink panicked; its batches are counted as failed")
-                    });
-                    ExportReport { failed: n, ..Default::default() }
-                }
-            };
-            total.failed = total.failed.max(report.failed.min(n));
-            total.kept_in_fallback = total.kept_in_fallback.max(report.kept_in_fallback.min(n));
-            total.retried += report.retried;
+        let batch = Arc::new(Batch::new(records, bytes, self.lanes.len(), self.memory.clone(), self.counters.clone()));
+        for lane in &self.lanes {
+            lane.offer(batch.clone());
         }
-        let kept = total.kept_in_fallback.min(n - total.failed);
-        let c = &self.counters;
-        c.retried.fetch_add(total.retried as u64, Ordering::Relaxed);
-        c.failed.fetch_add(total.failed as u64, Ordering::Relaxed);
-        c.kept_in_fallback.fetch_add(kept as u64, Ordering::Relaxed);
-        c.delivered.fetch_add((n - total.failed - kept) as u64, Ordering::Release);
     }
 }

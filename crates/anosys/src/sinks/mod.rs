@@ -10,6 +10,7 @@
 pub mod anosys;
 mod jsonl;
 mod local;
+pub mod outbox;
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub mod otlp;
@@ -38,16 +39,93 @@ use crate::record::Record;
 /// A boxed, sendable future (sinks are used as trait objects).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What became of one exported batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What became of one exported batch: one attempt, no retries inside the
+/// sink. Whatever is worth another try is listed in [`retry`](Self::retry);
+/// the pipeline keeps those records in the sink's durable outbox (see
+/// [`Sink::destination`]) and tries again with backoff.
+///
+/// ```
+/// use anosys::sinks::ExportReport;
+/// let report = ExportReport::retry_all(3);
+/// assert_eq!(report.retry, vec![0, 1, 2]);
+/// assert_eq!(ExportReport::failed_all(3).failed, 3);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExportReport {
-    /// Records this sink could not deliver and did not keep anywhere.
+    /// Records the destination refused for good (an HTTP 4xx other than
+    /// 408 and 429, an invalid argument, a local write that failed): never
+    /// tried again, counted as failed.
     pub failed: usize,
-    /// Records this sink could not deliver but kept in its fallback (the
-    /// embedded sink).
-    pub kept_in_fallback: usize,
-    /// Delivery attempts repeated after a retryable failure.
-    pub retried: usize,
+    /// Positions in the batch of records not delivered for a reason that
+    /// may pass (connection refused, timeout, HTTP 5xx, 408 or 429).
+    pub retry: Vec<usize>,
+    /// Of [`retry`](Self::retry), those whose attempt may have reached the
+    /// destination all the same (sent, but no answer in time): delivering
+    /// them again may make a duplicate, which is counted.
+    pub uncertain: Vec<usize>,
+    /// How long the destination asked to be left alone (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl ExportReport {
+    /// Every one of `n` records refused for good.
+    pub fn failed_all(n: usize) -> Self {
+        ExportReport { failed: n, ..Default::default() }
+    }
+
+    /// Every one of `n` records worth another try.
+    pub fn retry_all(n: usize) -> Self {
+        ExportReport { retry: (0..n).collect(), ..Default::default() }
+    }
+}
+
+/// Where a remote sink sends: the identity its durable outbox is kept
+/// under, shared by every process that sends to the same place.
+///
+/// ```
+/// use anosys::sinks::Destination;
+/// let d = Destination::new("anosys", "https://api.example.com/log?key=secret", "AnoSys at https://api.example.com");
+/// assert!(d.key().starts_with("anosys:"));
+/// assert!(!d.key().contains("secret"));
+/// assert_eq!(d, Destination::new("anosys", "https://api.example.com/log?key=secret", "other label"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Destination {
+    key: String,
+    label: String,
+}
+
+impl PartialEq for Destination {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Destination {}
+
+impl Destination {
+    /// The destination of a `kind` of sink whose full target (URL, key,
+    /// headers: anything that makes two targets different) is `identity`.
+    /// Only a hash of `identity` is kept, so it may hold secrets; `label`
+    /// is shown to people and must not.
+    pub fn new(kind: &str, identity: &str, label: impl Into<String>) -> Self {
+        Destination { key: format!("{kind}:{:016x}", fnv1a(identity.as_bytes())), label: label.into() }
+    }
+
+    /// The stable identity: the kind and a hash of the target.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// What to show for it.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms (the outbox's
+/// destination keys must not change between releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[derive(Debug, Default)]
@@ -128,29 +206,6 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     half + Duration::from_micros(fastrand::u64(0..=half.as_micros() as u64))
 }
 
-/// Hands records a sink could not deliver to its fallback (counted as kept,
-/// or as failed if the fallback fails too); with no fallback they are
-/// counted as failed.
-pub(crate) async fn keep_in(
-    fallback: Option<&Arc<dyn Sink>>,
-    records: Vec<Record>,
-    cx: ExportContext,
-    report: &mut ExportReport,
-) {
-    if records.is_empty() {
-        return;
-    }
-    match fallback {
-        Some(fallback) => {
-            let n = records.len();
-            let r = fallback.export(&records, cx).await;
-            report.failed += r.failed;
-            report.kept_in_fallback += n - r.failed.min(n);
-        }
-        None => report.failed += records.len(),
-    }
-}
-
 /// Why a built-in sink could not be built.
 ///
 /// ```
@@ -178,7 +233,7 @@ pub enum SinkError {
     NoSink,
 }
 
-/// A destination for records.
+/// A place records are delivered to.
 ///
 /// ```
 /// use anosys::sinks::{BoxFuture, ExportContext, ExportReport, Sink};
@@ -200,10 +255,21 @@ pub trait Sink: Send + Sync + 'static {
     /// Short name for diagnostics.
     fn name(&self) -> &str;
 
-    /// Delivers a batch. Runs on the pipeline's background thread, never on
-    /// the caller's. Must not panic; a panic is caught and the batch counted
-    /// as failed.
+    /// Delivers a batch, in one attempt: what is worth another try goes in
+    /// [`ExportReport::retry`], and the pipeline tries again later (from
+    /// the durable outbox when the sink has a [`destination`](Self::destination)).
+    /// Runs on the pipeline's background thread, on the sink's own task, never
+    /// on the caller's thread. Must not panic; a panic is caught and the
+    /// batch counted as failed.
     fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport>;
+
+    /// For a remote sink, where it sends: records it cannot deliver now are
+    /// kept on disk under this identity (the embedded store's outbox) and
+    /// sent when the destination answers again, by this process or the
+    /// next one using the same store. `None` (the default) for local sinks.
+    fn destination(&self) -> Option<Destination> {
+        None
+    }
 
     /// Called once on the background thread when the pipeline starts, and
     /// run alongside it (the AnoSys sink resolves its key here).

@@ -252,3 +252,16 @@ pub fn stored(db: &std::path::Path) -> Vec<anosys::Record> {
     let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
     rows.map(|r| serde_json::from_str(&r.unwrap()).unwrap()).collect()
 }
+
+/// The records waiting in the outboxes of the store at `db`, oldest first.
+pub fn outboxed(db: &std::path::Path) -> Vec<anosys::Record> {
+    let conn = anosys::sinks::sqlite::open(db).unwrap();
+    let mut out = Vec::new();
+    for stats in anosys::sinks::outbox::list(&conn).unwrap() {
+        let id: i64 = conn.query_row("SELECT id FROM outbox_destinations WHERE key = ?1", [&stats.key], |r| r.get(0)).unwrap();
+        let mut stmt = conn.prepare(&format!("SELECT record FROM outbox_{id} ORDER BY id")).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        out.extend(rows.map(|r| serde_json::from_str::<anosys::Record>(&r.unwrap()).unwrap()));
+    }
+    out
+}

@@ -216,6 +216,18 @@ const CONTENT_KEYS: &[&str] = &[
 ];
 
 /// JSON text of a value: strings as they are, everything else serialised.
+/// A record's stable id, `<trace id>-<span id>`: the `anosys_record_id`
+/// column, the same on every delivery of the record.
+///
+/// ```
+/// let record = anosys::Record::new(anosys::RecordKind::Raw, "r");
+/// let id = anosys::sinks::anosys::encode::record_id(&record);
+/// assert_eq!(id, format!("{}-{}", record.trace_id, record.span_id));
+/// ```
+pub fn record_id(record: &Record) -> String {
+    format!("{}-{}", record.trace_id, record.span_id)
+}
+
 pub(crate) fn text_of(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -358,6 +370,7 @@ impl<'r> Encoder<'r> {
         out.fixed("name", Value::String(record.name.clone()));
         out.fixed("trace_id", Value::String(record.trace_id.to_string()));
         out.fixed("span_id", Value::String(record.span_id.to_string()));
+        out.fixed("anosys.record_id", Value::String(record_id(record)));
         if let Some(parent) = record.parent_span_id {
             out.fixed("parent_id", Value::String(parent.to_string()));
         }
@@ -638,4 +651,3 @@ mod tests {
         }
     }
 }
-

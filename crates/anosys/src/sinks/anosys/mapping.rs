@@ -30,6 +30,9 @@ pub const FIXED_SLOTS: &[(&str, &str)] = &[
     ("custom_mapping", "otel_schema_url"),
     ("otel_observed_timestamp", "otel_observed_timestamp"),
     ("otel_record_type", "otel_record_type"),
+    // anosys's own: the record's stable id (trace and span id), the same on
+    // every delivery, so the backend can drop a duplicate.
+    ("anosys.record_id", "anosys_record_id"),
     // Timing
     ("cvn1", "cvn1"),
     ("cvn2", "cvn2"),

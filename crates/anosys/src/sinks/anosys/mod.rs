@@ -2,11 +2,13 @@
 //! ([`Encoder`]) and POSTed on its own, over keep-alive connections with a
 //! bounded number of requests in flight.
 //!
-//! Retries: 5xx, 408, timeouts and connection errors with exponential
-//! backoff and jitter; 429 waits at least its `Retry-After`; other 4xx are
-//! not retried (counted as failed). What cannot be delivered before the
-//! retry budget or the shutdown deadline runs out is kept in the fallback
-//! sink (the embedded one), never posted to a guessed address.
+//! One attempt per export: 5xx, 408, 429, timeouts and connection errors
+//! are reported for another try (with the `Retry-After` asked for), and the
+//! pipeline keeps those records in the durable outbox and sends them again
+//! with backoff; other 4xx are refused for good (counted as failed). Until
+//! a key is resolved nothing is posted anywhere, never to a guessed
+//! address. Each body carries `anosys_record_id` (trace and span id), so
+//! the backend can drop a duplicate of a record sent twice.
 
 pub mod encode;
 pub mod mapping;
@@ -21,7 +23,7 @@ use tokio::task::JoinSet;
 
 pub use encode::{Encoder, SlotRegistry, SlotType};
 
-use super::{backoff, keep_in, BoxFuture, ExportContext, ExportReport, Sink, SinkError};
+use super::{BoxFuture, Destination, ExportContext, ExportReport, Sink, SinkError};
 use crate::config::{ApiKey, Config};
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
@@ -48,9 +50,7 @@ pub struct AnosysSink {
     target: Target,
     endpoint: OnceCell<Result<String, String>>,
     registry: Arc<SlotRegistry>,
-    fallback: Option<Arc<dyn Sink>>,
     max_in_flight: usize,
-    retry_max_elapsed: Duration,
     request_timeout: Duration,
 }
 
@@ -63,7 +63,8 @@ impl std::fmt::Debug for AnosysSink {
 /// Outcome of one POST.
 enum Attempt {
     Delivered,
-    Retry { after: Option<Duration> },
+    /// Worth another try; `uncertain` when the request may have arrived.
+    Retry { after: Option<Duration>, uncertain: bool },
     Rejected(HttpStatus),
 }
 
@@ -92,17 +93,9 @@ impl AnosysSink {
             target,
             endpoint: OnceCell::new(),
             registry: SlotRegistry::shared(config.starting_indices),
-            fallback: None,
             max_in_flight: config.max_in_flight,
-            retry_max_elapsed: config.retry_max_elapsed,
             request_timeout: config.request_timeout,
         })
-    }
-
-    /// Keeps what cannot be delivered in `fallback` instead of dropping it.
-    pub fn with_fallback(mut self, fallback: Arc<dyn Sink>) -> Self {
-        self.fallback = Some(fallback);
-        self
     }
 
     async fn endpoint(&self) -> &Result<String, String> {
@@ -113,15 +106,10 @@ impl AnosysSink {
                     Target::Key { key, resolver } => {
                         let result = resolve::resolve(&self.client, resolver, key, self.request_timeout).await;
                         if let Err(reason) = &result {
-                            let kept = self
-                                .fallback
-                                .as_ref()
-                                .map(|f| f.describe())
-                                .unwrap_or_else(|| "nowhere: they are counted as failed".into());
                             diag::log(
                                 LogLevel::Error,
                                 &format!(
-                                    "could not resolve ANOSYS_API_KEY ({reason}); nothing is sent to AnoSys in this process, {kept}"
+                                    "could not resolve ANOSYS_API_KEY ({reason}); nothing is sent to AnoSys in this process: records wait in the outbox for a process that can"
                                 ),
                             );
                         }
@@ -155,22 +143,24 @@ impl AnosysSink {
                     .and_then(parse_retry_after);
                 let _ = r.bytes().await;
                 if status == HttpStatus::TOO_MANY_REQUESTS {
-                    Attempt::Retry { after: Some(after.unwrap_or(Duration::from_secs(1))) }
+                    Attempt::Retry { after: Some(after.unwrap_or(Duration::from_secs(1))), uncertain: false }
                 } else if status.is_server_error() || status == HttpStatus::REQUEST_TIMEOUT {
-                    Attempt::Retry { after }
+                    // A 502/504 from a gateway may hide a backend that did
+                    // store the record.
+                    let uncertain = matches!(status, HttpStatus::BAD_GATEWAY | HttpStatus::GATEWAY_TIMEOUT);
+                    Attempt::Retry { after, uncertain }
                 } else {
                     Attempt::Rejected(status)
                 }
             }
             Err(e) => {
+                // A refused connection certainly did not deliver; a timeout
+                // or a connection lost after sending may have.
+                let uncertain = !e.is_connect();
                 diag::log(LogLevel::Debug, &format!("POST to AnoSys failed: {}", e.without_url()));
-                Attempt::Retry { after: None }
+                Attempt::Retry { after: None, uncertain }
             }
         }
-    }
-
-    async fn keep_in_fallback(&self, records: Vec<Record>, cx: ExportContext, report: &mut ExportReport) {
-        keep_in(self.fallback.as_ref(), records, cx, report).await;
     }
 }
 
@@ -198,11 +188,6 @@ fn httpdate_parse(v: &str) -> Option<SystemTime> {
     crate::record::time::from_iso(&iso)
 }
 
-/// Copies of the records at `indices`.
-fn pick(batch: &[Record], indices: &[usize]) -> Vec<Record> {
-    indices.iter().map(|&i| batch[i].clone()).collect()
-}
-
 impl Sink for AnosysSink {
     fn name(&self) -> &str {
         "anosys"
@@ -218,9 +203,17 @@ impl Sink for AnosysSink {
         }
     }
 
+    fn destination(&self) -> Option<Destination> {
+        Some(match &self.target {
+            Target::Url(url) => Destination::new("anosys", url, self.describe()),
+            Target::Key { key, resolver } => {
+                Destination::new("anosys", &format!("{}\n{resolver}", key.expose()), self.describe())
+            }
+        })
+    }
+
     fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport> {
         Box::pin(async move {
-            let mut report = ExportReport::default();
             // Key resolution may still be running: wait for it, but not past
             // a shutdown deadline.
             let endpoint = tokio::select! {
@@ -228,109 +221,83 @@ impl Sink for AnosysSink {
                 _ = cx.deadline_passed() => None,
             };
             let Some(url) = endpoint else {
-                self.keep_in_fallback(batch.to_vec(), cx.clone(), &mut report).await;
-                return report;
+                return ExportReport::retry_all(batch.len());
             };
+            // A request never outlives the shutdown deadline.
+            let timeout = match cx.deadline() {
+                Some(d) => d.saturating_duration_since(Instant::now()).mul_f32(0.8).min(self.request_timeout),
+                None => self.request_timeout,
+            };
+            if timeout < Duration::from_millis(10) {
+                return ExportReport::retry_all(batch.len());
+            }
             let encoder = Encoder::with_registry(&self.registry);
             let empty = Resource::default();
             let observed = SystemTime::now();
-            let bodies: Vec<bytes::Bytes> = batch
-                .iter()
-                .map(|r| bytes::Bytes::from(encoder.encode_to_vec(r, &empty, observed)))
-                .collect();
-
-            let started = Instant::now();
-            let mut pending: Vec<usize> = (0..batch.len()).collect();
-            let mut attempt = 0u32;
-            loop {
-                // A request never outlives the shutdown deadline.
-                let timeout = match cx.deadline() {
-                    Some(d) => d.saturating_duration_since(Instant::now()).mul_f32(0.8).min(self.request_timeout),
-                    None => self.request_timeout,
-                };
-                if timeout < Duration::from_millis(10) {
-                    self.keep_in_fallback(pick(batch, &pending), cx.clone(), &mut report).await;
-                    return report;
-                }
-                let mut retry: Vec<usize> = Vec::new();
-                let mut wait_at_least: Option<Duration> = None;
-                let mut set = JoinSet::new();
-                let mut unfinished: std::collections::BTreeSet<usize> = pending.iter().copied().collect();
-                let mut queue = pending.iter().copied();
-                let mut spawn_next = |set: &mut JoinSet<(usize, Attempt)>| {
-                    if let Some(i) = queue.next() {
-                        let (client, url, body) = (self.client.clone(), url.clone(), bodies[i].clone());
-                        set.spawn(async move { (i, Self::post(client, url, body, timeout).await) });
-                    }
-                };
-                for _ in 0..self.max_in_flight {
-                    spawn_next(&mut set);
-                }
-                loop {
-                    let joined = tokio::select! {
-                        joined = set.join_next() => match joined {
-                            Some(joined) => joined,
-                            None => break,
-                        },
-                        _ = cx.deadline_passed() => {
-                            // Past the deadline: what has not answered is kept locally.
-                            set.abort_all();
-                            break;
-                        }
-                    };
-                    spawn_next(&mut set);
-                    // A panicked task stays in `unfinished` and is retried.
-                    let Ok((i, outcome)) = joined else { continue };
-                    unfinished.remove(&i);
-                    match outcome {
-                        Attempt::Delivered => {}
-                        Attempt::Retry { after } => {
-                            retry.push(i);
-                            if let Some(a) = after {
-                                wait_at_least = Some(wait_at_least.map_or(a, |w| w.max(a)));
-                            }
-                        }
-                        Attempt::Rejected(status) => {
-                            report.failed += 1;
-                            diag::once(&format!("anosys-rejected-{}", status.as_u16()), LogLevel::Error, || {
-                                format!("AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed")
-                            });
-                        }
-                    }
-                }
-                // Requests cut off by the deadline, or (never expected) a
-                // panicked task: retried, or kept locally below.
-                retry.extend(unfinished.iter().copied());
-                if retry.is_empty() {
-                    return report;
-                }
-                retry.sort_unstable();
-                retry.dedup();
-                let wait = backoff(attempt).max(wait_at_least.unwrap_or_default());
-                let out_of_budget = started.elapsed() + wait > self.retry_max_elapsed;
-                let past_deadline = cx.deadline().is_some_and(|d| Instant::now() + wait >= d);
-                if out_of_budget || past_deadline {
-                    diag::once("anosys-unreachable", LogLevel::Error, || {
-                        let kept = self.fallback.as_ref().map(|f| f.describe()).unwrap_or_else(|| "they are counted as failed".into());
-                        format!("AnoSys could not be reached in time; undelivered records are kept: {kept}")
-                    });
-                    self.keep_in_fallback(pick(batch, &retry), cx.clone(), &mut report).await;
-                    return report;
-                }
-                report.retried += retry.len();
-                let wake = Instant::now() + wait;
-                if !cx.sleep(wait).await {
-                    // A shutdown began: wait out the backoff only if its
-                    // deadline leaves room for another try.
-                    if cx.deadline().is_some_and(|d| wake >= d) {
-                        self.keep_in_fallback(pick(batch, &retry), cx.clone(), &mut report).await;
-                        return report;
-                    }
-                    tokio::time::sleep_until(wake.into()).await;
-                }
-                attempt += 1;
-                pending = retry;
+            let mut report = ExportReport::default();
+            let mut set = JoinSet::new();
+            let spawn = |set: &mut JoinSet<(usize, Attempt)>, i: usize| {
+                let body = bytes::Bytes::from(encoder.encode_to_vec(&batch[i], &empty, observed));
+                let (client, url) = (self.client.clone(), url.clone());
+                set.spawn(async move { (i, Self::post(client, url, body, timeout).await) });
+            };
+            let mut next = 0;
+            while next < batch.len() && next < self.max_in_flight.max(1) {
+                spawn(&mut set, next);
+                next += 1;
             }
+            let mut answered = vec![false; batch.len()];
+            loop {
+                let joined = tokio::select! {
+                    joined = set.join_next() => match joined {
+                        Some(joined) => joined,
+                        None => break,
+                    },
+                    _ = cx.deadline_passed() => {
+                        // Past the deadline: what has not answered is tried again later.
+                        set.abort_all();
+                        break;
+                    }
+                };
+                if next < batch.len() {
+                    spawn(&mut set, next);
+                    next += 1;
+                }
+                // A panicked task counts as unanswered.
+                let Ok((i, outcome)) = joined else { continue };
+                answered[i] = true;
+                match outcome {
+                    Attempt::Delivered => {}
+                    Attempt::Retry { after, uncertain } => {
+                        report.retry.push(i);
+                        if uncertain {
+                            report.uncertain.push(i);
+                        }
+                        if let Some(a) = after {
+                            report.retry_after = Some(report.retry_after.map_or(a, |w| w.max(a)));
+                        }
+                    }
+                    Attempt::Rejected(status) => {
+                        report.failed += 1;
+                        diag::once(&format!("anosys-rejected-{}", status.as_u16()), LogLevel::Error, || {
+                            format!("AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed")
+                        });
+                    }
+                }
+            }
+            // Requests cut off by the deadline may have arrived; those never
+            // started did not.
+            for (i, &done) in answered.iter().enumerate() {
+                if !done {
+                    report.retry.push(i);
+                    if i < next {
+                        report.uncertain.push(i);
+                    }
+                }
+            }
+            report.retry.sort_unstable();
+            report.uncertain.sort_unstable();
+            report
         })
     }
 

@@ -11,10 +11,12 @@
 //! [`Config`]; the exporter itself also reads its compression variables.
 //! See [`convert`] for how a record becomes a span.
 //!
-//! A batch that fails is retried with backoff until the retry budget or
-//! the shutdown deadline runs out, then kept in the fallback (the embedded
-//! store), like the AnoSys sink. An HTTP 4xx other than 408 and 429 is not
-//! retried.
+//! One attempt per export, like the AnoSys sink: spans that could not be
+//! delivered for a reason that may pass are reported for another try, and
+//! the pipeline keeps them in the durable outbox and sends them again with
+//! backoff. An HTTP 4xx other than 408 and 429 (or a gRPC status no retry
+//! fixes) is refused for good. Each span keeps its trace and span id on
+//! every delivery, so a backend can drop a duplicate.
 //!
 //! The LLM records also feed the GenAI client metrics (duration, token
 //! usage, time to first chunk), sent to the same backend periodically and
@@ -28,13 +30,12 @@ mod transport;
 pub use transport::OtlpError;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use transport::{LazyExporter, Transport};
 
-use super::{backoff, keep_in, BoxFuture, ExportContext, ExportReport, Sink};
+use super::{BoxFuture, Destination, ExportContext, ExportReport, Sink};
 use crate::config::Config;
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
@@ -50,9 +51,7 @@ use crate::record::{Record, Resource};
 /// ```
 pub struct OtlpSink {
     transport: Transport,
-    retry_max_elapsed: Duration,
     exporter: LazyExporter<opentelemetry_otlp::SpanExporter>,
-    fallback: Option<Arc<dyn Sink>>,
     scope: InstrumentationScope,
     /// The GenAI client metrics, unless turned off.
     metrics: Option<metrics::GenAiMetrics>,
@@ -89,18 +88,10 @@ impl OtlpSink {
     pub fn new(config: &Config) -> OtlpSink {
         OtlpSink {
             transport: Transport::new(config, config.otlp_traces_endpoint.as_deref(), "traces"),
-            retry_max_elapsed: config.retry_max_elapsed,
             exporter: LazyExporter::new(),
-            fallback: None,
             scope: convert::scope(),
             metrics: config.otlp_metrics.then(|| metrics::GenAiMetrics::new(config)),
         }
-    }
-
-    /// Keeps what cannot be delivered in `fallback` instead of dropping it.
-    pub fn with_fallback(mut self, fallback: Arc<dyn Sink>) -> Self {
-        self.fallback = Some(fallback);
-        self
     }
 
     /// Where spans are sent.
@@ -113,59 +104,40 @@ impl OtlpSink {
         self.metrics.as_ref()
     }
 
-    /// Sends one resource's spans, retrying; returns whether they were
-    /// delivered, and how many retries it took.
+    /// Sends one resource's spans, once.
     async fn send(
         &self,
         exporter: &mut opentelemetry_otlp::SpanExporter,
         resource: &Resource,
         spans: Vec<SpanData>,
         cx: &ExportContext,
-    ) -> (Outcome, usize) {
+    ) -> Outcome {
         exporter.set_resource(&convert::resource(resource));
-        let started = Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            let result = tokio::select! {
-                r = exporter.export(spans.clone()) => r,
-                _ = cx.deadline_passed() => return (Outcome::OutOfTime, attempt as usize),
-            };
-            let message = match result {
-                Ok(()) => return (Outcome::Delivered, attempt as usize),
-                Err(e) => e.to_string(),
-            };
-            if !retryable(&message) {
-                diag::once(&format!("otlp-rejected-{message}"), LogLevel::Error, || {
-                    format!("the OTLP endpoint {} refused spans ({message}); they are not retried", self.transport.endpoint)
-                });
-                return (Outcome::Rejected, attempt as usize);
-            }
-            diag::log(LogLevel::Debug, &format!("OTLP export to {} failed: {message}", self.transport.endpoint));
-            let wait = backoff(attempt);
-            let out_of_budget = started.elapsed() + wait > self.retry_max_elapsed;
-            let past_deadline = cx.deadline().is_some_and(|d| Instant::now() + wait >= d);
-            let wake = Instant::now() + wait;
-            let out_of_time = out_of_budget
-                || past_deadline
-                // A shutdown began while waiting: go on only if its deadline
-                // leaves room for another try.
-                || (!cx.sleep(wait).await && cx.deadline().is_some_and(|d| wake >= d));
-            if out_of_time {
-                diag::once("otlp-unreachable", LogLevel::Error, || {
-                    format!("the OTLP endpoint {} could not be reached in time ({message})", self.transport.endpoint)
-                });
-                return (Outcome::OutOfTime, attempt as usize);
-            }
-            tokio::time::sleep_until(wake.into()).await;
-            attempt += 1;
+        let result = tokio::select! {
+            r = exporter.export(spans) => r,
+            _ = cx.deadline_passed() => return Outcome::Retry { uncertain: true },
+        };
+        let message = match result {
+            Ok(()) => return Outcome::Delivered,
+            Err(e) => e.to_string(),
+        };
+        if !retryable(&message) {
+            diag::once(&format!("otlp-rejected-{message}"), LogLevel::Error, || {
+                format!("the OTLP endpoint {} refused spans ({message}); they are not retried", self.transport.endpoint)
+            });
+            return Outcome::Rejected;
         }
+        diag::log(LogLevel::Debug, &format!("OTLP export to {} failed: {message}", self.transport.endpoint));
+        let lower = message.to_ascii_lowercase();
+        let uncertain = lower.contains("timeout") || lower.contains("timed out") || lower.contains("deadline");
+        Outcome::Retry { uncertain }
     }
 }
 
 enum Outcome {
     Delivered,
     Rejected,
-    OutOfTime,
+    Retry { uncertain: bool },
 }
 
 impl Sink for OtlpSink {
@@ -180,6 +152,12 @@ impl Sink for OtlpSink {
             line += &format!(", GenAI client metrics to {} every {}", m.endpoint(), humantime::format_duration(m.interval()));
         }
         line
+    }
+
+    fn destination(&self) -> Option<Destination> {
+        let t = &self.transport;
+        let identity = format!("{}\n{}\n{:?}", t.endpoint, t.protocol, t.headers);
+        Some(Destination::new("otlp", &identity, format!("OTLP at {} ({})", t.endpoint, t.protocol)))
     }
 
     fn start(&self) -> BoxFuture<'_, ()> {
@@ -202,8 +180,7 @@ impl Sink for OtlpSink {
                     diag::once("otlp-build", LogLevel::Error, || {
                         format!("cannot set up OTLP export to {}: {}", self.transport.endpoint, diag::chain(&error))
                     });
-                    keep_in(self.fallback.as_ref(), batch.to_vec(), cx, &mut report).await;
-                    return report;
+                    return ExportReport::retry_all(batch.len());
                 }
             };
             // One export per resource (a batch nearly always has one).
@@ -218,17 +195,19 @@ impl Sink for OtlpSink {
             }
             for (resource, members) in groups {
                 let spans: Vec<SpanData> = members.iter().map(|&i| convert::span_data(&batch[i], &self.scope)).collect();
-                let (outcome, retried) = self.send(&mut exporter, &resource, spans, &cx).await;
-                report.retried += retried * members.len();
-                match outcome {
+                match self.send(&mut exporter, &resource, spans, &cx).await {
                     Outcome::Delivered => {}
                     Outcome::Rejected => report.failed += members.len(),
-                    Outcome::OutOfTime => {
-                        let records = members.iter().map(|&i| batch[i].clone()).collect();
-                        keep_in(self.fallback.as_ref(), records, cx.clone(), &mut report).await;
+                    Outcome::Retry { uncertain } => {
+                        if uncertain {
+                            report.uncertain.extend(&members);
+                        }
+                        report.retry.extend(members);
                     }
                 }
             }
+            report.retry.sort_unstable();
+            report.uncertain.sort_unstable();
             report
         })
     }

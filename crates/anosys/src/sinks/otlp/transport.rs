@@ -35,7 +35,7 @@ pub(crate) struct Transport {
     pub protocol: OtlpProtocol,
     pub endpoint: String,
     timeout: Duration,
-    headers: Vec<(String, String)>,
+    pub(super) headers: Vec<(String, String)>,
 }
 
 impl Transport {

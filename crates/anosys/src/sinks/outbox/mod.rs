@@ -1,0 +1,104 @@
+//! The durable outbox: records a remote sink (AnoSys, OTLP) could not
+//! deliver now, kept on disk in the embedded SQLite store until the
+//! destination answers again.
+//!
+//! Each [`Destination`] has its own table (`outbox_<n>`), listed in
+//! `outbox_destinations` with its row and byte counts. A batch is written in
+//! one transaction (WAL, so a `kill -9` loses at most the transaction being
+//! written, never what was committed). Rows are sent oldest first by
+//! whichever process holding a sink for that destination gets to them:
+//! [`claim`](Outbox::claim) leases rows to one process for a while, so two
+//! processes never send the same row at the same time, and a process that
+//! dies mid-send lets its lease run out for another to pick up. Delivery is
+//! at least once: a row whose earlier attempt may have arrived (no answer
+//! in time) is marked `uncertain`, and delivering it again is counted as a
+//! possible duplicate.
+//!
+//! The outbox is bounded in bytes across all destinations: when a write
+//! would go over, the oldest rows not leased are dropped (and counted).
+
+#[cfg(feature = "sqlite")]
+mod store;
+
+use std::time::Duration;
+
+use crate::record::Record;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::{list, Outbox, OutboxError};
+
+/// One record to keep.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// The record.
+    pub record: &'a Record,
+    /// Whether an attempt may already have delivered it.
+    pub uncertain: bool,
+}
+
+/// What a [`put`](Outbox::put) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Put {
+    /// Rows written.
+    pub written: usize,
+    /// Oldest rows dropped to stay under the byte bound (of any destination).
+    pub dropped_oldest: usize,
+    /// Rows written that could not be serialised (never expected).
+    pub unserialisable: usize,
+}
+
+/// A row leased for sending.
+#[derive(Debug)]
+pub struct Claimed {
+    /// The row's id (its place in the order of arrival).
+    pub id: i64,
+    /// Whether an earlier attempt may already have delivered it.
+    pub uncertain: bool,
+    /// The record, or why its row could not be read back.
+    pub record: Result<Record, String>,
+}
+
+/// What became of claimed rows after an attempt.
+#[derive(Debug, Default)]
+pub struct Settle {
+    /// Delivered: removed.
+    pub delivered: Vec<i64>,
+    /// Refused for good, or unreadable: removed.
+    pub failed: Vec<i64>,
+    /// Worth another try, with whether the attempt may have arrived.
+    pub retry: Vec<(i64, bool)>,
+    /// When the rows to retry may be tried again.
+    pub next_try: Duration,
+    /// What went wrong, for `anosys status`.
+    pub error: Option<String>,
+}
+
+/// What one destination's outbox holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxStats {
+    /// The destination's key.
+    pub key: String,
+    /// Where it sends (no secrets).
+    pub label: String,
+    /// Records waiting.
+    pub records: u64,
+    /// Their bytes (as stored).
+    pub bytes: u64,
+    /// When the oldest waiting record was kept (Unix milliseconds).
+    pub oldest_ms: Option<u64>,
+    /// The last delivery error seen, and when (Unix milliseconds).
+    pub last_error: Option<(String, u64)>,
+}
+
+/// A row's record, read back.
+///
+/// ```
+/// let record = anosys::Record::new(anosys::RecordKind::Raw, "r");
+/// let text = serde_json::to_vec(&record).unwrap();
+/// assert_eq!(anosys::sinks::outbox::decode(&text).unwrap().span_id, record.span_id);
+/// assert!(anosys::sinks::outbox::decode(b"{\"not\": \"a record\"").is_err());
+/// ```
+pub fn decode(bytes: &[u8]) -> Result<Record, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+

@@ -1,0 +1,420 @@
+//! The outbox's tables in the SQLite store.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{decode, Claimed, Entry, OutboxStats, Put, Settle};
+use crate::sinks::Destination;
+use crate::record::time::epoch_millis;
+
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the outbox could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutboxError {
+    /// The store could not be opened (refused, unreadable, no permission).
+    #[error("cannot open the outbox in {}", path.display())]
+    Open {
+        /// The store's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Source,
+    },
+    /// A read or write failed (a full disk, a locked or damaged file).
+    #[error("cannot use the outbox in {}", path.display())]
+    Io {
+        /// The store's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl OutboxError {
+    /// Whether the disk (or the file size limit) is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            OutboxError::Io { source, .. } => matches!(source.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull)),
+            OutboxError::Open { .. } => false,
+        }
+    }
+}
+
+/// One destination's outbox in a store. Blocking: use it off the async
+/// threads.
+///
+/// ```
+/// use anosys::sinks::{outbox::{Entry, Outbox, Settle}, Destination};
+/// use std::time::Duration;
+/// let path = std::env::temp_dir().join(format!("anosys-outbox-doc-{}.db", std::process::id()));
+/// # let _ = std::fs::remove_file(&path);
+/// let destination = Destination::new("anosys", "https://example.invalid/log", "AnoSys");
+/// let mut outbox = Outbox::open(&path, &destination, 1 << 20)?;
+/// let record = anosys::Record::new(anosys::RecordKind::Raw, "kept");
+/// outbox.put(&[Entry { record: &record, uncertain: false }])?;
+/// let claimed = outbox.claim(10, Duration::from_secs(30))?;
+/// assert_eq!(claimed.len(), 1);
+/// outbox.settle(&Settle { delivered: vec![claimed[0].id], ..Default::default() })?;
+/// assert_eq!(outbox.stats()?.records, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Outbox {
+    conn: Connection,
+    path: PathBuf,
+    destination_id: i64,
+    table: String,
+    owner: String,
+    max_bytes: u64,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("path", &self.path).field("table", &self.table).finish_non_exhaustive()
+    }
+}
+
+fn io_at(path: &Path, source: rusqlite::Error) -> OutboxError {
+    OutboxError::Io { path: path.to_owned(), source }
+}
+
+fn now_ms() -> i64 {
+    epoch_millis(SystemTime::now()) as i64
+}
+
+const DESTINATIONS: &str = "CREATE TABLE IF NOT EXISTS outbox_destinations (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    label TEXT NOT NULL,
+    rows INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_error_ms INTEGER,
+    created_ms INTEGER NOT NULL
+)";
+
+fn table_of(id: i64) -> String {
+    format!("outbox_{id}")
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the store at `path` and the outbox of
+    /// `destination` in it, bounded to `max_bytes` across destinations.
+    pub fn open(path: &Path, destination: &Destination, max_bytes: u64) -> Result<Outbox, OutboxError> {
+        let conn = crate::sinks::sqlite::open(path).map_err(|e| OutboxError::Open { path: path.to_owned(), source: e.into() })?;
+        let io = |source| OutboxError::Io { path: path.to_owned(), source };
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(io)?;
+        let made = (|| {
+            conn.execute_batch(DESTINATIONS)?;
+            conn.execute(
+                "INSERT INTO outbox_destinations (key, label, created_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET label = excluded.label",
+                params![destination.key(), destination.label(), now_ms()],
+            )?;
+            let id: i64 =
+                conn.query_row("SELECT id FROM outbox_destinations WHERE key = ?1", [destination.key()], |r| r.get(0))?;
+            conn.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {} (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    record_id TEXT NOT NULL,
+                    created_ms INTEGER NOT NULL,
+                    bytes INTEGER NOT NULL,
+                    uncertain INTEGER NOT NULL DEFAULT 0,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    lease_owner TEXT,
+                    lease_until INTEGER NOT NULL DEFAULT 0,
+                    next_try_ms INTEGER NOT NULL DEFAULT 0,
+                    record TEXT NOT NULL
+                )",
+                table_of(id)
+            ))?;
+            Ok(id)
+        })();
+        let id = match made {
+            Ok(id) => {
+                conn.execute_batch("COMMIT").map_err(io)?;
+                id
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(io(e));
+            }
+        };
+        // Rows leased by a process that is gone (killed mid-send) need not
+        // wait for their lease to run out.
+        let _ = release_dead_leases(&conn, &table_of(id));
+        Ok(Outbox {
+            conn,
+            path: path.to_owned(),
+            destination_id: id,
+            table: table_of(id),
+            owner: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
+            max_bytes,
+        })
+    }
+
+    /// The store's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io(&self, source: rusqlite::Error) -> OutboxError {
+        io_at(&self.path, source)
+    }
+
+    /// Keeps `entries`, in one transaction, dropping the oldest rows (of
+    /// this destination first, then of others) if the outbox would go over
+    /// its bound.
+    pub fn put(&mut self, entries: &[Entry<'_>]) -> Result<Put, OutboxError> {
+        let path = self.path.clone();
+        let mut put = Put::default();
+        let mut rows: Vec<(String, String, bool)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match serde_json::to_string(e.record) {
+                Ok(json) => rows.push((crate::sinks::anosys::encode::record_id(e.record), json, e.uncertain)),
+                Err(_) => put.unserialisable += 1,
+            }
+        }
+        let (table, id, max) = (self.table.clone(), self.destination_id, self.max_bytes);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| io_at(&path, e))?;
+        let result = (|| {
+            let now = now_ms();
+            let mut bytes = 0i64;
+            {
+                let mut insert = tx.prepare_cached(&format!(
+                    "INSERT INTO {table} (record_id, created_ms, bytes, uncertain, record) VALUES (?1, ?2, ?3, ?4, ?5)"
+                ))?;
+                for (record_id, json, uncertain) in &rows {
+                    let size = (json.len() + record_id.len() + 64) as i64;
+                    insert.execute(params![record_id, now, size, uncertain, json])?;
+                    bytes += size;
+                }
+            }
+            tx.execute(
+                "UPDATE outbox_destinations SET rows = rows + ?1, bytes = bytes + ?2 WHERE id = ?3",
+                params![rows.len() as i64, bytes, id],
+            )?;
+            put.written = rows.len();
+            put.dropped_oldest = enforce_bound(&tx, id, max, now)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => tx.commit().map_err(|e| io_at(&path, e))?,
+            Err(e) => return Err(io_at(&path, e)),
+        }
+        Ok(put)
+    }
+
+    /// Leases up to `limit` of the oldest rows that are due and not leased
+    /// by another process, for `lease`.
+    pub fn claim(&mut self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, OutboxError> {
+        let path = self.path.clone();
+        let now = now_ms();
+        let until = now + lease.as_millis() as i64;
+        let sql = format!(
+            "UPDATE {t} SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM {t} WHERE lease_until <= ?3 AND next_try_ms <= ?3 ORDER BY id LIMIT ?4)
+             RETURNING id, uncertain, record",
+            t = self.table
+        );
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| io_at(&path, e))?;
+        let claimed: Result<Vec<Claimed>, rusqlite::Error> = (|| {
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![self.owner, until, now, limit as i64], |r| {
+                let text: String = r.get(2)?;
+                Ok(Claimed {
+                    id: r.get(0)?,
+                    uncertain: r.get(1)?,
+                    record: decode(text.as_bytes()),
+                })
+            })?;
+            rows.collect()
+        })();
+        let mut claimed = match claimed {
+            Ok(c) => c,
+            Err(e) => return Err(io_at(&path, e)),
+        };
+        tx.commit().map_err(|e| io_at(&path, e))?;
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
+    }
+
+    /// Records what became of claimed rows, in one transaction.
+    pub fn settle(&mut self, settle: &Settle) -> Result<(), OutboxError> {
+        let path = self.path.clone();
+        let (table, id, owner) = (self.table.clone(), self.destination_id, self.owner.clone());
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| io_at(&path, e))?;
+        let result = (|| {
+            let (mut rows, mut bytes) = (0i64, 0i64);
+            {
+                let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1 RETURNING bytes"))?;
+                for row in settle.delivered.iter().chain(&settle.failed) {
+                    if let Some(b) = delete.query_row([row], |r| r.get::<_, i64>(0)).optional()? {
+                        rows += 1;
+                        bytes += b;
+                    }
+                }
+                let next = now_ms() + settle.next_try.as_millis() as i64;
+                let mut release = tx.prepare_cached(&format!(
+                    "UPDATE {table} SET lease_owner = NULL, lease_until = 0, next_try_ms = ?1,
+                        uncertain = uncertain OR ?2 WHERE id = ?3 AND lease_owner = ?4"
+                ))?;
+                for (row, uncertain) in &settle.retry {
+                    release.execute(params![next, uncertain, row, owner])?;
+                }
+            }
+            tx.execute(
+                "UPDATE outbox_destinations SET rows = MAX(rows - ?1, 0), bytes = MAX(bytes - ?2, 0) WHERE id = ?3",
+                params![rows, bytes, id],
+            )?;
+            if let Some(error) = &settle.error {
+                tx.execute(
+                    "UPDATE outbox_destinations SET last_error = ?1, last_error_ms = ?2 WHERE id = ?3",
+                    params![error, now_ms(), id],
+                )?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => tx.commit().map_err(|e| io_at(&path, e)),
+            Err(e) => Err(io_at(&path, e)),
+        }
+    }
+
+    /// What this destination's outbox holds.
+    pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
+        stats_of(&self.conn, self.destination_id).map_err(|e| self.io(e))
+    }
+
+    /// When the next row not leased by another process is due, if any.
+    pub fn next_due(&self) -> Result<Option<SystemTime>, OutboxError> {
+        let due: Option<i64> = self
+            .conn
+            .query_row(
+                &format!("SELECT MIN(MAX(lease_until, next_try_ms)) FROM {}", self.table),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.io(e))?;
+        Ok(due.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)))
+    }
+}
+
+/// Frees the leases of owners (`<pid>-<random>`) whose process no longer
+/// exists on this machine.
+fn release_dead_leases(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare(&format!("SELECT DISTINCT lease_owner FROM {table} WHERE lease_until > ?1"))?;
+    let owners: Vec<String> = stmt.query_map([now_ms()], |r| r.get::<_, Option<String>>(0))?.filter_map(|o| o.ok().flatten()).collect();
+    let mut freed = 0;
+    for owner in owners {
+        let pid = owner.split('-').next().and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|pid| !process_alive(pid)) {
+            freed += conn.execute(&format!("UPDATE {table} SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?1"), [&owner])?;
+        }
+    }
+    Ok(freed)
+}
+
+#[cfg(unix)]
+fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return true;
+    }
+    // Signal 0 checks for existence; EPERM means it exists (another user's).
+    // SAFETY: kill with signal 0 sends nothing.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(not(unix))]
+fn process_alive(_: i32) -> bool {
+    true
+}
+
+/// Drops the oldest rows not leased until the outbox fits `max` bytes:
+/// this destination's first, then the others'. Returns how many.
+fn enforce_bound(conn: &Connection, own: i64, max: u64, now: i64) -> rusqlite::Result<usize> {
+    let total = |conn: &Connection| -> rusqlite::Result<i64> {
+        conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM outbox_destinations", [], |r| r.get(0))
+    };
+    let mut over = total(conn)? - max as i64;
+    if over <= 0 {
+        return Ok(0);
+    }
+    let mut ids: Vec<i64> = vec![own];
+    let mut others = conn.prepare_cached("SELECT id FROM outbox_destinations WHERE id != ?1 ORDER BY id")?;
+    ids.extend(others.query_map([own], |r| r.get::<_, i64>(0))?.collect::<rusqlite::Result<Vec<_>>>()?);
+    let mut dropped = 0;
+    for id in ids {
+        let table = table_of(id);
+        while over > 0 {
+            let mut oldest = conn.prepare_cached(&format!(
+                "SELECT id, bytes FROM {table} WHERE lease_until <= ?1 ORDER BY id LIMIT 256"
+            ))?;
+            let rows: Vec<(i64, i64)> =
+                oldest.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            if rows.is_empty() {
+                break;
+            }
+            // Just as many as it takes to fit.
+            let (mut count, mut bytes) = (0i64, 0i64);
+            let mut delete = conn.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1"))?;
+            for (row, size) in rows {
+                if over - bytes <= 0 {
+                    break;
+                }
+                delete.execute([row])?;
+                count += 1;
+                bytes += size;
+            }
+            conn.execute(
+                "UPDATE outbox_destinations SET rows = MAX(rows - ?1, 0), bytes = MAX(bytes - ?2, 0) WHERE id = ?3",
+                params![count, bytes, id],
+            )?;
+            over -= bytes;
+            dropped += count as usize;
+        }
+        if over <= 0 {
+            break;
+        }
+    }
+    Ok(dropped)
+}
+
+fn stats_of(conn: &Connection, id: i64) -> rusqlite::Result<OutboxStats> {
+    let (key, label, records, bytes, error, error_ms): (String, String, i64, i64, Option<String>, Option<i64>) = conn
+        .query_row(
+            "SELECT key, label, rows, bytes, last_error, last_error_ms FROM outbox_destinations WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )?;
+    let oldest: Option<i64> = conn.query_row(&format!("SELECT MIN(created_ms) FROM {}", table_of(id)), [], |r| r.get(0))?;
+    Ok(OutboxStats {
+        key,
+        label,
+        records: records.max(0) as u64,
+        bytes: bytes.max(0) as u64,
+        oldest_ms: oldest.map(|m| m.max(0) as u64),
+        last_error: error.zip(error_ms.map(|m| m.max(0) as u64)),
+    })
+}
+
+/// What every destination's outbox in a store holds (empty when the store
+/// has none). Works on a read-only connection.
+pub fn list(conn: &Connection) -> rusqlite::Result<Vec<OutboxStats>> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox_destinations')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare("SELECT id FROM outbox_destinations ORDER BY id")?;
+    let ids: Vec<i64> = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    ids.into_iter().map(|id| stats_of(conn, id)).collect()
+}

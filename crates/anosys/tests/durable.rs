@@ -1,0 +1,236 @@
+//! Durable delivery against a real HTTP stand-in on 127.0.0.1 and real
+//! SQLite files: outages, refusals, slow backends, restarts, two processes
+//! on one store, and the byte bounds. Every record carries a sequence
+//! number and is counted at the stand-in. (Shortened forms: the full-length
+//! scenarios run from `scripts/faults.sh`.)
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anosys::sinks::outbox::{self, Entry, Outbox};
+use anosys::sinks::{AnosysSink, Sink};
+use anosys::{Config, ConfigBuilder, LogLevel, Pipeline, SinkKind};
+use serde_json::json;
+use support::{decode, free_port, temp_dir, Backend, Reply};
+
+fn config(url: &str, dir: &std::path::Path) -> ConfigBuilder {
+    Config::builder()
+        .api_url(url)
+        .flush_interval(Duration::from_millis(20))
+        .db_path(dir.join("store.db"))
+        .jsonl_path(dir.join("records.jsonl"))
+        .request_timeout(Duration::from_secs(2))
+        .log_level(LogLevel::Off)
+}
+
+fn record(seq: u64) -> anosys::Record {
+    anosys::sources::raw::raw_record(json!({"seq": seq, "pad": "x".repeat(200)}))
+}
+
+/// How many times the stand-in accepted each sequence number.
+fn seen(backend: &Backend) -> BTreeMap<u64, usize> {
+    let mut seen = BTreeMap::new();
+    for body in backend.accepted() {
+        *seen.entry(decode(&body)["seq"].as_u64().unwrap()).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+/// Logs `n` records at about `per_second`, calling `during` with the
+/// elapsed time before each.
+fn log_at(pipeline: &Pipeline, n: u64, per_second: u64, mut during: impl FnMut(Duration)) {
+    let started = Instant::now();
+    for seq in 0..n {
+        let due = Duration::from_secs_f64(seq as f64 / per_second as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        during(started.elapsed());
+        pipeline.submit(record(seq));
+    }
+}
+
+fn all_delivered_once(backend: &Backend, n: u64) -> bool {
+    let seen = seen(backend);
+    seen.len() as u64 == n && seen.keys().copied().eq(0..n)
+}
+
+#[test]
+fn an_outage_of_503s_loses_nothing_and_recovers_in_the_same_process() {
+    let backend = Backend::start();
+    *backend.shared.default_reply.lock().unwrap() = Some(Reply::status(503));
+    let dir = temp_dir("durable-503");
+    let pipeline = Pipeline::new(config(&backend.url(), &dir).build().unwrap()).unwrap();
+    let n = 600;
+    let shared = backend.shared.clone();
+    // Down for the first 2 of 3 seconds.
+    log_at(&pipeline, n, 200, |t| {
+        if t >= Duration::from_secs(2) {
+            *shared.default_reply.lock().unwrap() = None;
+        }
+    });
+    assert!(pipeline.counters().kept_in_outbox > 0, "{:?}", pipeline.counters());
+    // Delivered from the outbox without a shutdown, soon after the return.
+    assert!(wait_until(Duration::from_secs(15), || all_delivered_once(&backend, n)), "{:?}", pipeline.counters());
+    let report = pipeline.shutdown(Some(Duration::from_secs(5)));
+    let c = report.counters;
+    assert_eq!(c.captured, n);
+    assert_eq!(c.delivered + c.kept_in_outbox, n, "{c:?}");
+    assert_eq!(c.outbox_delivered, c.kept_in_outbox, "{c:?}");
+    assert_eq!((c.dropped, c.failed, c.in_outbox, report.pending), (0, 0, 0, 0), "{c:?}");
+    // A 503 is an answer: nothing was sent twice.
+    assert_eq!(c.duplicates, 0);
+}
+
+#[test]
+fn a_refused_connection_loses_nothing() {
+    let port = free_port();
+    let dir = temp_dir("durable-refused");
+    let url = format!("http://127.0.0.1:{port}/log");
+    let pipeline = Pipeline::new(config(&url, &dir).build().unwrap()).unwrap();
+    let n = 400;
+    let mut backend = None;
+    log_at(&pipeline, n, 200, |t| {
+        if t >= Duration::from_millis(1500) && backend.is_none() {
+            backend = Some(Backend::start_on(port));
+        }
+    });
+    let backend = backend.unwrap();
+    assert!(wait_until(Duration::from_secs(15), || all_delivered_once(&backend, n)), "{:?}", pipeline.counters());
+    let c = pipeline.shutdown(Some(Duration::from_secs(5))).counters;
+    assert_eq!(c.delivered + c.kept_in_outbox, n, "{c:?}");
+    assert!(c.kept_in_outbox > 0 && c.outbox_delivered == c.kept_in_outbox, "{c:?}");
+    assert_eq!((c.dropped, c.failed, c.in_outbox), (0, 0, 0), "{c:?}");
+}
+
+#[test]
+fn a_slow_backend_never_holds_up_the_local_sinks() {
+    let backend = Backend::start();
+    *backend.shared.default_reply.lock().unwrap() = Some(Reply::status(200).delay(Duration::from_secs(3)));
+    let dir = temp_dir("durable-slow");
+    let c = config(&backend.url(), &dir).sinks([SinkKind::Anosys, SinkKind::Jsonl]).build().unwrap();
+    let pipeline = Pipeline::new(c).unwrap();
+    let started = Instant::now();
+    for seq in 0..50 {
+        pipeline.submit(record(seq));
+    }
+    let lines = || std::fs::read_to_string(dir.join("records.jsonl")).map(|t| t.lines().count()).unwrap_or(0);
+    assert!(wait_until(Duration::from_secs(2), || lines() == 50), "{} lines", lines());
+    // Well before the first AnoSys answer.
+    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
+    assert!(backend.accepted().is_empty());
+    let c = pipeline.shutdown(Some(Duration::from_secs(10))).counters;
+    assert_eq!(c.delivered + c.kept_in_outbox, 50, "{c:?}");
+}
+
+#[test]
+fn the_next_process_delivers_what_an_earlier_one_kept() {
+    let port = free_port();
+    let dir = temp_dir("durable-restart");
+    let url = format!("http://127.0.0.1:{port}/log");
+    let first = Pipeline::new(config(&url, &dir).build().unwrap()).unwrap();
+    for seq in 0..100 {
+        first.submit(record(seq));
+    }
+    let c = first.shutdown(Some(Duration::from_secs(1))).counters;
+    assert_eq!((c.kept_in_outbox, c.in_outbox), (100, 100), "{c:?}");
+    drop(first);
+
+    let backend = Backend::start_on(port);
+    let second = Pipeline::new(config(&url, &dir).build().unwrap()).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || all_delivered_once(&backend, 100)));
+    let c = second.shutdown(Some(Duration::from_secs(5))).counters;
+    assert_eq!((c.captured, c.outbox_delivered, c.in_outbox), (0, 100, 0), "{c:?}");
+}
+
+#[test]
+fn two_processes_on_one_store_never_send_the_same_row_twice() {
+    let backend = Backend::start();
+    *backend.shared.default_reply.lock().unwrap() = Some(Reply::status(200).delay(Duration::from_millis(2)));
+    let dir = temp_dir("durable-two");
+    let config = config(&backend.url(), &dir).build().unwrap();
+    let destination = AnosysSink::new(&config).unwrap().destination().unwrap();
+    let n = 2000u64;
+    {
+        let mut outbox = Outbox::open(&dir.join("store.db"), &destination, 1 << 30).unwrap();
+        let records: Vec<_> = (0..n).map(record).collect();
+        let entries: Vec<Entry<'_>> = records.iter().map(|record| Entry { record, uncertain: false }).collect();
+        assert_eq!(outbox.put(&entries).unwrap().written, n as usize);
+    }
+    let a = Pipeline::new(config.clone()).unwrap();
+    let b = Pipeline::new(config).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || seen(&backend).len() as u64 == n), "{} of {n}", seen(&backend).len());
+    let (ca, cb) = (a.shutdown(None).counters, b.shutdown(None).counters);
+    let twice: Vec<_> = seen(&backend).into_iter().filter(|(_, times)| *times > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_eq!(ca.outbox_delivered + cb.outbox_delivered, n, "{ca:?} {cb:?}");
+    // Both took part.
+    assert!(ca.outbox_delivered > 0 && cb.outbox_delivered > 0, "{ca:?} {cb:?}");
+    let conn = anosys::sinks::sqlite::open(&dir.join("store.db")).unwrap();
+    assert_eq!(outbox::list(&conn).unwrap()[0].records, 0);
+}
+
+#[test]
+fn a_full_outbox_drops_its_oldest_and_counts_them() {
+    let port = free_port();
+    let dir = temp_dir("durable-full");
+    let url = format!("http://127.0.0.1:{port}/log");
+    let max = 64 * 1024;
+    let pipeline = Pipeline::new(config(&url, &dir).outbox_max_bytes(max).build().unwrap()).unwrap();
+    let n = 500;
+    for seq in 0..n {
+        pipeline.submit(record(seq));
+    }
+    let c = pipeline.shutdown(Some(Duration::from_secs(1))).counters;
+    assert_eq!(c.kept_in_outbox, n, "{c:?}");
+    assert!(c.outbox_dropped > 0, "{c:?}");
+    let conn = anosys::sinks::sqlite::open(&dir.join("store.db")).unwrap();
+    let stats = outbox::list(&conn).unwrap().remove(0);
+    assert!(stats.bytes <= max as u64, "{stats:?}");
+    assert_eq!(stats.records + c.outbox_dropped, n, "{stats:?} {c:?}");
+    // The newest are kept.
+    let kept: Vec<u64> = support::outboxed(&dir.join("store.db"))
+        .iter()
+        .map(|r| r.raw.as_ref().unwrap()["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(*kept.last().unwrap(), n - 1);
+    assert!(kept[0] > 0);
+}
+
+#[test]
+fn memory_is_bounded_in_bytes_as_well_as_count() {
+    let backend = Backend::start();
+    *backend.shared.default_reply.lock().unwrap() = Some(Reply::status(200).delay(Duration::from_secs(5)));
+    let dir = temp_dir("durable-bytes");
+    let c = config(&backend.url(), &dir)
+        .queue_max_bytes(256 * 1024)
+        .outbox_max_bytes(0)
+        .max_in_flight(1)
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::new(c).unwrap();
+    let mut accepted = 0u64;
+    for seq in 0..1000u64 {
+        let mut r = record(seq);
+        r.output = Some(json!("y".repeat(10_000)));
+        accepted += u64::from(pipeline.submit(r));
+    }
+    // About 25 records of 10 KB fit in 256 KiB.
+    assert!(accepted < 60, "{accepted} accepted");
+    let c = pipeline.counters();
+    assert!(c.dropped >= 1000 - accepted, "{c:?}");
+    pipeline.shutdown(Some(Duration::from_millis(500)));
+}
