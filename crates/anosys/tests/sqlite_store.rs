@@ -447,3 +447,16 @@ fn threads_opening_a_new_store_at_once_all_succeed() {
     assert_eq!(application_id(&db), APPLICATION_ID);
     assert!(set_aside_files(&dir).is_empty());
 }
+
+#[test]
+fn a_new_store_is_readable_while_its_writer_still_has_it_open() {
+    let dir = temp_dir("sqlite-live");
+    let db = dir.join("live.db");
+    let mut conn = sqlite::open(&db).unwrap();
+    sqlite::insert(&mut conn, &[anosys::sources::raw::raw_record(json!({"n": 1}))]).unwrap();
+    // Its records are still in the WAL, not yet in the main file.
+    let reader = sqlite::open_read_only(&db).unwrap();
+    let n: i64 = reader.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1);
+    drop(sqlite::open(&db).unwrap());
+}

@@ -178,8 +178,8 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Opens (creating it and its folder if needed) and migrates the store.
 ///
-/// A missing or empty file becomes a new store, marked with
-/// [`APPLICATION_ID`]; a store of an earlier version is adopted (marked and
+/// A missing or empty file (or a SQLite database with nothing in it)
+/// becomes a new store, marked with [`APPLICATION_ID`]; a store of an earlier version is adopted (marked and
 /// migrated). A SQLite database of another application
 /// ([`StoreError::Foreign`]) or a file that is not a database
 /// ([`StoreError::NotADatabase`]) is refused and left byte for byte as it
@@ -451,6 +451,8 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     let missing = || StoreError::Missing { path: path.to_owned() };
     let marked = match read_header(path)? {
+        // An empty file whose first transactions are still in the WAL only.
+        Header::New if std::fs::metadata(with_suffix(path, "-wal")).is_ok_and(|m| m.len() > 0) => false,
         Header::New => return Err(missing()),
         Header::NotADatabase => return Err(StoreError::NotADatabase { path: path.to_owned() }),
         Header::DamagedAnosys => return Err(StoreError::Damaged { path: path.to_owned(), source: None }),
