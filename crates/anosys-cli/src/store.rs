@@ -1,13 +1,16 @@
 //! Reading the local store that [`anosys::sinks::SqliteSink`] writes.
 //!
 //! The schema belongs to the sink (`anosys::sinks::sqlite::MIGRATIONS`);
-//! this module only reads it. Opening a store written by an older version
-//! migrates it first, exactly as the sink would.
+//! this module only reads it, through
+//! [`anosys::sinks::sqlite::open_read_only`]: reading never creates,
+//! migrates or changes a store, and a store of an older schema version is
+//! read as it is.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use anosys::sinks::sqlite;
 use anosys::Record;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params_from_iter, Connection};
@@ -18,13 +21,10 @@ use serde::Serialize;
 pub enum StoreError {
     /// There is no database at this path.
     Missing(PathBuf),
-    /// The file exists but is not a store this version can read.
-    Open {
-        /// The database file.
-        path: PathBuf,
-        /// What SQLite said.
-        source: rusqlite::Error,
-    },
+    /// The file exists but is not a store this version can read (another
+    /// application's database, not a database, damaged); the error names
+    /// the path.
+    Open(sqlite::StoreError),
     /// A query failed.
     Query(rusqlite::Error),
     /// No record has this id.
@@ -34,8 +34,8 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Missing(p) => write!(f, "no local store at {}", p.display()),
-            StoreError::Open { path, source } => write!(f, "cannot open the local store {}: {source}", path.display()),
+            StoreError::Missing(p) => write!(f, "no local store at {} (no records yet)", p.display()),
+            StoreError::Open(e) => write!(f, "{e}"),
             StoreError::Query(e) => write!(f, "reading the local store failed: {e}"),
             StoreError::NotFound(id) => write!(f, "no record with id {id}"),
         }
@@ -45,7 +45,7 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            StoreError::Open { source, .. } => Some(source),
+            StoreError::Open(e) => Some(e),
             StoreError::Query(e) => Some(e),
             _ => None,
         }
@@ -164,10 +164,9 @@ impl Stored {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// `time_to_first_chunk_ms`, or `NULL` in a store of schema version 1.
+    ttfc: &'static str,
 }
-
-const SUMMARY_COLUMNS: &str = "id, start_ms, kind, name, source, model, status, input_tokens, output_tokens, \
-     duration_ms, time_to_first_chunk_ms, trace_id";
 
 fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
     Ok(Summary {
@@ -187,14 +186,28 @@ fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
 }
 
 impl Store {
-    /// Opens the store at `path` (migrating an older schema). A missing file
-    /// is an error: reading never creates a store.
+    /// Opens the store at `path` read-only. A missing file is
+    /// [`StoreError::Missing`]: reading never creates, migrates or changes
+    /// a store; one of an older schema version is read as it is.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.to_owned()));
-        }
-        let conn = anosys::sinks::sqlite::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
-        Ok(Store { conn, path: path.to_owned() })
+        let conn = sqlite::open_read_only(path).map_err(|e| match e {
+            sqlite::StoreError::Missing { path } => StoreError::Missing(path),
+            e => StoreError::Open(e),
+        })?;
+        let has_ttfc: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('records') WHERE name = 'time_to_first_chunk_ms'",
+            [],
+            |r| r.get(0),
+        )?;
+        let ttfc = if has_ttfc { "time_to_first_chunk_ms" } else { "NULL" };
+        Ok(Store { conn, path: path.to_owned(), ttfc })
+    }
+
+    fn summary_columns(&self) -> String {
+        format!(
+            "id, start_ms, kind, name, source, model, status, input_tokens, output_tokens, duration_ms, {}, trace_id",
+            self.ttfc
+        )
     }
 
     /// The database file.
@@ -216,7 +229,7 @@ impl Store {
         values.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT {SUMMARY_COLUMNS} FROM records{clause} ORDER BY start_ms DESC, id DESC LIMIT ?"))?;
+            .prepare(&format!("SELECT {} FROM records{clause} ORDER BY start_ms DESC, id DESC LIMIT ?", self.summary_columns()))?;
         let rows = stmt.query_map(params_from_iter(values), summary)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -281,8 +294,9 @@ impl Store {
     pub fn stats(&self, filter: &Filter) -> Result<Stats, StoreError> {
         let (clause, values) = filter.where_clause();
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT kind, model, source, status, duration_ms, time_to_first_chunk_ms, input_tokens, output_tokens
-             FROM records{clause}"
+            "SELECT kind, model, source, status, duration_ms, {}, input_tokens, output_tokens
+             FROM records{clause}",
+            self.ttfc
         ))?;
         let mut rows = stmt.query(params_from_iter(values))?;
         let mut models: HashMap<String, Acc> = HashMap::new();

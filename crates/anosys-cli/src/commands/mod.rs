@@ -79,7 +79,15 @@ impl From<StoreError> for CliError {
             StoreError::Missing(_) => Some(
                 "run `anosys demo` to create one, or point --db or ANOSYS_DB at your application's store".to_owned(),
             ),
-            StoreError::Open { .. } => Some("check that the file is an anosys store (made by the SQLite sink)".to_owned()),
+            StoreError::Open(e) => match e {
+                anosys::sinks::sqlite::StoreError::Foreign { .. } | anosys::sinks::sqlite::StoreError::NotADatabase { .. } => {
+                    Some("point --db or ANOSYS_DB at an anosys store (the default is .anosys/anosys.db), not at another application's file".to_owned())
+                }
+                anosys::sinks::sqlite::StoreError::Damaged { .. } => Some(
+                    "the next app (or `anosys demo`) that writes to it moves it aside as <name>.corrupt-<time> and starts a new store".to_owned(),
+                ),
+                _ => Some("check that the file is an anosys store (made by the SQLite sink) and readable".to_owned()),
+            },
             StoreError::NotFound(_) => Some("`anosys logs` lists records with their ids".to_owned()),
             StoreError::Query(_) => None,
         };

@@ -63,7 +63,10 @@ impl<H: Send + 'static> LocalFile<H> {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
                 diag::once(&format!("local-{}", self.path.display()), LogLevel::Error, || {
-                    format!("cannot write {}: {e}", self.path.display())
+                    let message = e.to_string();
+                    let path = self.path.display().to_string();
+                    // Errors that name the file already are clear enough alone.
+                    if message.contains(&path) { message } else { format!("cannot write {path}: {message}") }
                 });
                 false
             }

@@ -7,7 +7,17 @@
 //! processes can write the same file at once (SQLite's locking, with a busy
 //! timeout). The schema is versioned (`PRAGMA user_version`) and migrated
 //! on open.
+//!
+//! anosys only touches files it made: a store is marked with
+//! [`APPLICATION_ID`] when it is created, and [`open`] refuses (with a
+//! [`StoreError`] naming the path, leaving the file as it is) a SQLite
+//! database of another application or a file that is not a database. A
+//! store of an earlier version (no mark, but anosys's `records` table) is
+//! adopted. A damaged store that carries the mark is renamed aside to
+//! `<name>.corrupt-<UTC time>` and a new one is started. Readers use
+//! [`open_read_only`], which never creates, migrates or renames anything.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,8 +26,123 @@ use serde_json::Value;
 
 use super::local::LocalFile;
 use super::{BoxFuture, ExportContext, ExportReport, Sink};
+use crate::diag::{self, LogLevel};
 use crate::record::time::epoch_millis;
 use crate::record::Record;
+
+/// The `PRAGMA application_id` that marks a SQLite file as an anosys store:
+/// `0x414E_4F53`, "ANOS" in ASCII (bytes 68 to 71 of the file header).
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("anosys-appid-doc-{}.db", std::process::id()));
+/// let conn = anosys::sinks::sqlite::open(&path)?;
+/// let id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+/// assert_eq!(id, anosys::sinks::sqlite::APPLICATION_ID);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const APPLICATION_ID: i32 = 0x414E_4F53;
+
+/// Why a store could not be opened. Each variant names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// There is no store at the path (or an empty file): nothing recorded
+    /// yet. Only [`open_read_only`] says so; [`open`] creates the store.
+    #[error("no records yet at {}", .path.display())]
+    Missing {
+        /// The store path.
+        path: PathBuf,
+    },
+    /// A SQLite database of another application (another
+    /// `application_id`, or no anosys `records` table). anosys leaves it
+    /// untouched.
+    #[error(
+        "{} is a SQLite database of another application, not an anosys store; anosys leaves it untouched",
+        .path.display()
+    )]
+    Foreign {
+        /// The database file.
+        path: PathBuf,
+        /// Its `PRAGMA application_id` (0 when unset).
+        application_id: i32,
+    },
+    /// A file that is not a SQLite database at all. anosys leaves it
+    /// untouched.
+    #[error("{} is not a SQLite database, so not an anosys store; anosys leaves it untouched", .path.display())]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An anosys store that is damaged. [`open`] renames such a store
+    /// aside and starts a new one; [`open_read_only`] reports it.
+    #[error("the anosys store {} is damaged{}", .path.display(), .source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Damaged {
+        /// The store file.
+        path: PathBuf,
+        /// What SQLite said, when it said something.
+        source: Option<rusqlite::Error>,
+    },
+    /// A damaged anosys store could not be renamed aside.
+    #[error("cannot move the damaged anosys store {} aside: {source}", .path.display())]
+    SetAside {
+        /// The store file.
+        path: PathBuf,
+        /// Why the rename failed.
+        source: std::io::Error,
+    },
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        /// The store path.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// SQLite failed (locked for too long, disk full, read-only file, …).
+    #[error("cannot use the anosys store {}: {source}", .path.display())]
+    Sqlite {
+        /// The store file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+}
+
+impl StoreError {
+    /// The file the error is about.
+    ///
+    /// ```
+    /// use anosys::sinks::sqlite::{open_read_only, StoreError};
+    /// let path = std::env::temp_dir().join("anosys-no-such-store.db");
+    /// let err = open_read_only(&path).unwrap_err();
+    /// assert!(matches!(err, StoreError::Missing { .. }));
+    /// assert_eq!(err.path(), path);
+    /// ```
+    pub fn path(&self) -> &Path {
+        match self {
+            StoreError::Missing { path }
+            | StoreError::Foreign { path, .. }
+            | StoreError::NotADatabase { path }
+            | StoreError::Damaged { path, .. }
+            | StoreError::SetAside { path, .. }
+            | StoreError::Io { path, .. }
+            | StoreError::Sqlite { path, .. } => path,
+        }
+    }
+
+    /// The SQLite error underneath, if any.
+    pub fn sqlite_error(&self) -> Option<&rusqlite::Error> {
+        match self {
+            StoreError::Sqlite { source, .. } => Some(source),
+            StoreError::Damaged { source, .. } => source.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite { path: path.to_owned(), source }
+    }
+}
 
 /// Schema migrations, in order; `PRAGMA user_version` counts those applied.
 pub const MIGRATIONS: &[&str] = &[
@@ -53,21 +178,47 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Opens (creating it and its folder if needed) and migrates the store.
 ///
+/// A missing or empty file (or a SQLite database with nothing in it)
+/// becomes a new store, marked with [`APPLICATION_ID`]; a store of an earlier version is adopted (marked and
+/// migrated). A SQLite database of another application
+/// ([`StoreError::Foreign`]) or a file that is not a database
+/// ([`StoreError::NotADatabase`]) is refused and left byte for byte as it
+/// is. A damaged anosys store is renamed aside to
+/// `<name>.corrupt-<UTC time>` (with its `-wal` and `-shm` files), once
+/// logged, and a new store is started in its place.
+///
 /// ```
 /// let path = std::env::temp_dir().join(format!("anosys-open-doc-{}.db", std::process::id()));
 /// let conn = anosys::sinks::sqlite::open(&path)?;
 /// let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
 /// assert_eq!(version as usize, anosys::sinks::sqlite::SCHEMA_VERSION);
+///
+/// // Not a database: refused, and left as it was.
+/// let text = std::env::temp_dir().join(format!("anosys-open-doc-{}.txt", std::process::id()));
+/// std::fs::write(&text, "notes\n")?;
+/// let err = anosys::sinks::sqlite::open(&text).unwrap_err();
+/// assert!(err.to_string().contains("not a SQLite database"));
+/// assert_eq!(std::fs::read(&text)?, b"notes\n");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    match open_retrying(path) {
+        Err(Failure::Damaged { seen, error }) => {
+            set_aside(path, seen, &error)?;
+            open_retrying(path).map_err(Failure::into_error)
+        }
+        result => result.map_err(Failure::into_error),
+    }
+}
+
+fn open_retrying(path: &Path) -> Result<Connection, Failure> {
     // Switching a new file to WAL needs an exclusive lock, for which SQLite
     // does not wait: when another process opens the same new file at the
     // same moment, try again shortly.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         match open_once(path) {
-            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+            Err(Failure::Store(e)) if e.sqlite_error().is_some_and(is_busy) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..25)));
             }
             result => return result,
@@ -79,44 +230,299 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
-fn open_once(path: &Path) -> rusqlite::Result<Connection> {
+/// SQLite found the file damaged.
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
+}
+
+/// A failed open: an error to report, or a damaged anosys store to set
+/// aside (with the identity of the file found damaged).
+enum Failure {
+    Store(StoreError),
+    Damaged { seen: Option<FileKey>, error: StoreError },
+}
+
+impl Failure {
+    fn into_error(self) -> StoreError {
+        match self {
+            Failure::Store(e) | Failure::Damaged { error: e, .. } => e,
+        }
+    }
+}
+
+/// Which file a path named (device and inode), to never set aside a new
+/// store another process has just started in place of a damaged one.
+type FileKey = (u64, u64);
+
+fn file_key(path: &Path) -> Option<FileKey> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// What the first 100 bytes of the file say.
+enum Header {
+    /// No file, or an empty one.
+    New,
+    /// A SQLite database with this application id in its header (the
+    /// current one may still be in the WAL when this is 0).
+    Sqlite { application_id: i32 },
+    /// Not a SQLite header, but anosys's application id where SQLite keeps
+    /// it: an anosys store whose header is damaged.
+    DamagedAnosys,
+    /// Anything else.
+    NotADatabase,
+}
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+fn read_header(path: &Path) -> Result<Header, StoreError> {
+    let io = |source| StoreError::Io { path: path.to_owned(), source };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Header::New),
+        Err(e) => return Err(io(e)),
+    };
+    let mut head = Vec::with_capacity(100);
+    file.take(100).read_to_end(&mut head).map_err(io)?;
+    let id = head.get(68..72).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    Ok(if head.is_empty() {
+        Header::New
+    } else if head.starts_with(SQLITE_MAGIC) {
+        Header::Sqlite { application_id: id.unwrap_or(0) }
+    } else if id == Some(APPLICATION_ID) {
+        Header::DamagedAnosys
+    } else {
+        Header::NotADatabase
+    })
+}
+
+/// Whose database an open connection holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// Marked with [`APPLICATION_ID`].
+    Anosys,
+    /// An anosys store from before the mark.
+    EarlierAnosys,
+    /// A database with nothing in it (a new store another process is
+    /// creating, for one).
+    Empty,
+    /// Another application's, with its application id.
+    Foreign(i32),
+}
+
+/// The columns of the first version of the `records` table.
+const RECORDS_COLUMNS: &[&str] = &[
+    "id", "start_ms", "end_ms", "duration_ms", "kind", "name", "source", "model", "status", "input_tokens",
+    "output_tokens", "trace_id", "span_id", "record",
+];
+
+fn owner(conn: &Connection) -> rusqlite::Result<Owner> {
+    let id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    if id != 0 && id != APPLICATION_ID {
+        return Ok(Owner::Foreign(id));
+    }
+    // Reads the schema, which finds a damaged first page.
+    let objects: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if id == APPLICATION_ID {
+        return Ok(Owner::Anosys);
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == 0 && objects == 0 {
+        return Ok(Owner::Empty);
+    }
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('records')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let anosys = version >= 1 && RECORDS_COLUMNS.iter().all(|c| columns.iter().any(|have| have == c));
+    Ok(if anosys { Owner::EarlierAnosys } else { Owner::Foreign(0) })
+}
+
+fn open_once(path: &Path) -> Result<Connection, Failure> {
+    let seen = file_key(path);
+    let refuse = |e| Err(Failure::Store(e));
+    let marked = match read_header(path).map_err(Failure::Store)? {
+        Header::New => false,
+        Header::NotADatabase => return refuse(StoreError::NotADatabase { path: path.to_owned() }),
+        Header::DamagedAnosys => {
+            return Err(Failure::Damaged { seen, error: StoreError::Damaged { path: path.to_owned(), source: None } })
+        }
+        Header::Sqlite { application_id } if application_id != 0 && application_id != APPLICATION_ID => {
+            return refuse(StoreError::Foreign { path: path.to_owned(), application_id })
+        }
+        Header::Sqlite { application_id } => application_id == APPLICATION_ID,
+    };
+    // An anosys store that SQLite finds damaged is set aside; any other
+    // file is only reported.
+    let fail = |source: rusqlite::Error| {
+        if marked && is_damage(&source) {
+            Failure::Damaged { seen, error: StoreError::Damaged { path: path.to_owned(), source: Some(source) } }
+        } else {
+            Failure::Store(StoreError::Sqlite { path: path.to_owned(), source })
+        }
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(dir);
     }
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    migrate(&conn)?;
-    Ok(conn)
+    )
+    .map_err(fail)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(fail)?;
+    // Whose file this is, before anything (the WAL switch first) writes.
+    if let Owner::Foreign(application_id) = owner(&conn).map_err(fail)? {
+        return refuse(StoreError::Foreign { path: path.to_owned(), application_id });
+    }
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(fail)?;
+    match migrate(&conn) {
+        Ok(()) => Ok(conn),
+        Err(StoreError::Sqlite { source, .. }) => Err(fail(source)),
+        Err(e) => refuse(e),
+    }
+}
+
+/// Renames a damaged store (and its `-wal`, `-shm` and `-journal` files)
+/// to `<name>.corrupt-<UTC time>`, unless the path names another file by
+/// now, and says so once.
+fn set_aside(path: &Path, seen: Option<FileKey>, error: &StoreError) -> Result<(), StoreError> {
+    if seen.is_some() && file_key(path) != seen {
+        // Another process set it aside already (or nothing is left).
+        return Ok(());
+    }
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(['-', ':'], "");
+    let mut aside = with_suffix(path, &format!(".corrupt-{stamp}"));
+    for n in 2.. {
+        if !aside.exists() {
+            break;
+        }
+        aside = with_suffix(path, &format!(".corrupt-{stamp}-{n}"));
+    }
+    std::fs::rename(path, &aside).map_err(|source| StoreError::SetAside { path: path.to_owned(), source })?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let from = with_suffix(path, suffix);
+        if from.exists() {
+            let _ = std::fs::rename(&from, with_suffix(&aside, suffix));
+        }
+    }
+    diag::log(
+        LogLevel::Warn,
+        &format!("{error}; it was moved aside to {} and a new store is started", aside.display()),
+    );
+    Ok(())
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Opens an existing store for reading only: it never creates, migrates,
+/// marks or renames anything, and sees a store of an earlier schema
+/// version as it is (check `PRAGMA user_version` or the columns).
+///
+/// A missing or empty file (or an empty database) is
+/// [`StoreError::Missing`]; another application's database, a file that
+/// is not a database and a damaged store are refused as in [`open`].
+///
+/// ```
+/// use anosys::sinks::sqlite::{self, StoreError};
+/// let path = std::env::temp_dir().join(format!("anosys-read-doc-{}.db", std::process::id()));
+/// assert!(matches!(sqlite::open_read_only(&path), Err(StoreError::Missing { .. })));
+/// assert!(!path.exists());
+///
+/// drop(sqlite::open(&path)?);
+/// let conn = sqlite::open_read_only(&path)?;
+/// let n: i64 = conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?;
+/// assert_eq!(n, 0);
+/// assert!(conn.execute_batch("DELETE FROM records").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    let missing = || StoreError::Missing { path: path.to_owned() };
+    let marked = match read_header(path)? {
+        // An empty file whose first transactions are still in the WAL only.
+        Header::New if std::fs::metadata(with_suffix(path, "-wal")).is_ok_and(|m| m.len() > 0) => false,
+        Header::New => return Err(missing()),
+        Header::NotADatabase => return Err(StoreError::NotADatabase { path: path.to_owned() }),
+        Header::DamagedAnosys => return Err(StoreError::Damaged { path: path.to_owned(), source: None }),
+        Header::Sqlite { application_id } if application_id != 0 && application_id != APPLICATION_ID => {
+            return Err(StoreError::Foreign { path: path.to_owned(), application_id })
+        }
+        Header::Sqlite { application_id } => application_id == APPLICATION_ID,
+    };
+    let fail = |source: rusqlite::Error| {
+        if marked && is_damage(&source) {
+            StoreError::Damaged { path: path.to_owned(), source: Some(source) }
+        } else {
+            StoreError::Sqlite { path: path.to_owned(), source }
+        }
+    };
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(fail)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(fail)?;
+    match owner(&conn).map_err(fail)? {
+        Owner::Anosys | Owner::EarlierAnosys => Ok(conn),
+        Owner::Empty => Err(missing()),
+        Owner::Foreign(application_id) => Err(StoreError::Foreign { path: path.to_owned(), application_id }),
+    }
 }
 
 /// Applies the migrations this file lacks, each in its own transaction
-/// (safe when several processes open a new file at once).
-pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+/// (safe when several processes open a new file at once). The first one
+/// marks the file with [`APPLICATION_ID`]; a store of an earlier version
+/// is marked when it is migrated; another application's database is
+/// refused with [`StoreError::Foreign`] and left as it is.
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let path = PathBuf::from(conn.path().unwrap_or_default());
     loop {
         // BEGIN IMMEDIATE takes the write lock before reading the version.
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let version = usize::try_from(version).unwrap_or(0);
-        if version >= MIGRATIONS.len() {
-            conn.execute_batch("COMMIT")?;
-            return Ok(());
-        }
-        let applied = conn
-            .execute_batch(MIGRATIONS[version])
-            .and_then(|_| conn.execute_batch(&format!("PRAGMA user_version = {}", version + 1)));
-        match applied {
-            Ok(()) => conn.execute_batch("COMMIT")?,
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::sqlite(&path))?;
+        match migrate_step(conn, &path) {
+            Ok(done) => {
+                conn.execute_batch("COMMIT").map_err(StoreError::sqlite(&path))?;
+                if done {
+                    return Ok(());
+                }
+            }
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 return Err(e);
             }
         }
     }
+}
+
+/// One migration (or none when the file is current), in the open
+/// transaction; `true` when nothing was left to do.
+fn migrate_step(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
+    let sqlite = StoreError::sqlite;
+    match owner(conn).map_err(sqlite(path))? {
+        Owner::Foreign(application_id) => return Err(StoreError::Foreign { path: path.to_owned(), application_id }),
+        Owner::Anosys => {}
+        Owner::Empty | Owner::EarlierAnosys => {
+            conn.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}")).map_err(sqlite(path))?
+        }
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite(path))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    if version >= MIGRATIONS.len() {
+        return Ok(true);
+    }
+    conn.execute_batch(MIGRATIONS[version])
+        .and_then(|_| conn.execute_batch(&format!("PRAGMA user_version = {}", version + 1)))
+        .map_err(sqlite(path))?;
+    Ok(false)
 }
 
 /// The indexed columns of a record.
@@ -169,6 +575,30 @@ pub fn insert(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()>
     tx.commit()
 }
 
+/// Inserts `records`; when SQLite finds the store damaged, reopens it
+/// (which sets a damaged anosys store aside) and tries again, so that the
+/// batch lands in a working store rather than being lost.
+fn insert_recovering(conn: &mut Connection, path: &Path, records: &[Record]) -> Result<(), StoreError> {
+    match insert(conn, records) {
+        Err(e) if is_damage(&e) => {}
+        result => return result.map_err(StoreError::sqlite(path)),
+    }
+    // Close before anything is renamed: closing deletes `<path>-wal`.
+    let placeholder = || Connection::open_in_memory().map_err(StoreError::sqlite(path));
+    drop(std::mem::replace(conn, placeholder()?));
+    *conn = open(path)?;
+    let seen = file_key(path);
+    match insert(conn, records) {
+        Err(e) if is_damage(&e) && matches!(read_header(path), Ok(Header::Sqlite { application_id: APPLICATION_ID })) => {
+            drop(std::mem::replace(conn, placeholder()?));
+            set_aside(path, seen, &StoreError::Damaged { path: path.to_owned(), source: Some(e) })?;
+            *conn = open(path)?;
+            insert(conn, records).map_err(StoreError::sqlite(path))
+        }
+        result => result.map_err(StoreError::sqlite(path)),
+    }
+}
+
 /// The SQLite store as a [`Sink`].
 ///
 /// ```
@@ -205,7 +635,8 @@ impl Sink for SqliteSink {
     fn export<'a>(&'a self, batch: &'a [Record], _cx: ExportContext) -> BoxFuture<'a, ExportReport> {
         Box::pin(async move {
             let records = batch.to_vec();
-            let written = self.db.write(open, move |conn| insert(conn, &records)).await;
+            let path = self.path().to_owned();
+            let written = self.db.write(open, move |conn| insert_recovering(conn, &path, &records)).await;
             ExportReport { failed: if written { 0 } else { batch.len() }, ..Default::default() }
         })
     }
