@@ -97,7 +97,7 @@ fn an_unresolvable_key_keeps_records_locally_and_is_never_printed() {
         assert!(stderr.contains("could not resolve ANOSYS_API_KEY") && stderr.contains(says), "{stderr}");
         assert!(stderr.contains("kept.db"), "{stderr}");
         assert!(!stderr.contains(KEY) && !String::from_utf8_lossy(&out.stdout).contains(KEY));
-        let kept = support::stored(&dir.join("kept.db"));
+        let kept = support::outboxed(&dir.join("kept.db"));
         assert_eq!(kept.len(), 3);
         assert!(!serde_json::to_string(&kept).unwrap().contains(KEY));
     }

@@ -204,16 +204,22 @@ impl Lane {
     }
 
     /// At shutdown: sends what waits in the outbox while the deadline
-    /// leaves time for it; the rest stays there for the next process.
+    /// leaves time for it and the destination answers (three failed tries
+    /// in a row end it); the rest stays there for the next process.
     async fn drain_before(&mut self, deadline: Instant) {
-        while self.backlog && self.outbox.is_some() {
+        let mut failures = 0;
+        while self.backlog && self.outbox.is_some() && failures < 3 {
             let limit = self.cx.deadline().unwrap_or(deadline).min(deadline);
             let at = self.down_until.unwrap_or_else(Instant::now);
             if at >= limit {
                 return;
             }
             tokio::time::sleep_until(at.into()).await;
+            let before = self.attempt;
             self.drain_some().await;
+            if self.attempt > before {
+                failures += 1;
+            }
         }
     }
 

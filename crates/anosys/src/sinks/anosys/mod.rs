@@ -50,6 +50,8 @@ pub struct AnosysSink {
     target: Target,
     endpoint: OnceCell<Result<String, String>>,
     registry: Arc<SlotRegistry>,
+    /// Where undelivered records wait, for messages.
+    kept_in: String,
     max_in_flight: usize,
     request_timeout: Duration,
 }
@@ -93,6 +95,11 @@ impl AnosysSink {
             target,
             endpoint: OnceCell::new(),
             registry: SlotRegistry::shared(config.starting_indices),
+            kept_in: if cfg!(feature = "sqlite") && config.outbox_max_bytes > 0 {
+                format!("records wait in the outbox in {} for a process that can", config.db_path.display())
+            } else {
+                "records are retried in memory, then dropped and counted".into()
+            },
             max_in_flight: config.max_in_flight,
             request_timeout: config.request_timeout,
         })
@@ -109,7 +116,8 @@ impl AnosysSink {
                             diag::log(
                                 LogLevel::Error,
                                 &format!(
-                                    "could not resolve ANOSYS_API_KEY ({reason}); nothing is sent to AnoSys in this process: records wait in the outbox for a process that can"
+                                    "could not resolve ANOSYS_API_KEY ({reason}); nothing is sent to AnoSys in this process: {}",
+                                    self.kept_in
                                 ),
                             );
                         }
