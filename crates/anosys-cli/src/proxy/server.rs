@@ -331,7 +331,7 @@ impl CapNotice {
             "msg": "connection limit reached",
             "max_connections": self.max,
             "detail": format!(
-                "{} connections are open; new ones wait until one closes. Raise the limit with --max-connections (0: no limit)",
+                "{} connections are open and a new one has to wait until one closes; raise the limit with --max-connections (0: no limit)",
                 self.max
             ),
         });
@@ -373,8 +373,9 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// records end as cancelled).
 ///
 /// At the connection cap, new connections **wait** (they are not
-/// refused): the loop stops accepting, so they queue in the kernel's
-/// listen backlog and are served as soon as a connection closes. Clients
+/// refused): the one just accepted waits for a slot, unserved, and the loop
+/// accepts no other meanwhile, so the next ones queue in the kernel's
+/// listen backlog; each is served as soon as a connection closes. Clients
 /// of an LLM proxy are mostly SDKs whose calls cost money and time; a burst
 /// over the cap is better delayed than failed, and the header and idle
 /// timeouts keep slots from being held by connections that do nothing.
@@ -394,22 +395,6 @@ pub(crate) async fn serve(
     tokio::pin!(shutdown);
     loop {
         while connections.try_join_next().is_some() {}
-        let permit = match &slots {
-            None => None,
-            Some((slots, _)) => match slots.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    notice.free(slots.available_permits() + 1);
-                    Some(permit)
-                }
-                Err(_) => {
-                    notice.reached(&shared);
-                    tokio::select! {
-                        permit = slots.clone().acquire_owned() => permit.ok(),
-                        _ = &mut shutdown => break,
-                    }
-                }
-            },
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
@@ -425,6 +410,25 @@ pub(crate) async fn serve(
                 }
             },
             _ = &mut shutdown => break,
+        };
+        // At the cap, this connection waits, unserved, for a slot; the
+        // loop accepts no other meanwhile, so the next ones wait in the
+        // listen backlog.
+        let permit = match &slots {
+            None => None,
+            Some((slots, _)) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    notice.free(slots.available_permits() + 1);
+                    Some(permit)
+                }
+                Err(_) => {
+                    notice.reached(&shared);
+                    tokio::select! {
+                        permit = slots.clone().acquire_owned() => permit.ok(),
+                        _ = &mut shutdown => break,
+                    }
+                }
+            },
         };
         // Streamed events go out as they come, not held for more.
         let _ = stream.set_nodelay(true);
