@@ -186,6 +186,30 @@ fn a_stream_longer_than_the_timeouts_is_not_cut_and_keep_alive_still_works() {
     assert_eq!(records[0].attribute("anosys.outcome"), Some(&json!("completed")));
 }
 
+#[test]
+fn an_http2_connection_gets_the_idle_timeout_between_requests_not_the_header_timeout() {
+    let s = setup(Duration::from_millis(300), Duration::from_millis(1500));
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    s.runtime.block_on(async {
+        for pause in [0, 800] {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let r = client.post(format!("{}/v1/chat/completions", s.proxy_url)).json(&chat("gpt-4o-mini")).send().await.unwrap();
+            assert_eq!((r.version(), r.status().as_u16()), (reqwest::Version::HTTP_2, 200));
+            r.bytes().await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = metrics(&s.proxy_url).await;
+            if m.contains("anosys_proxy_connections_expired_total{reason=\"idle_timeout\"} 1") {
+                assert!(m.contains("anosys_proxy_connections_expired_total{reason=\"header_timeout\"} 0"), "{m}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the idle HTTP/2 connection was not closed:\n{m}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
 /// `anosys proxy --max-connections N` as a child process (its log is its
 /// stderr).
 struct CappedProxy {
