@@ -255,6 +255,21 @@ pub struct ProxyArgs {
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub shutdown_grace: u64,
 
+    /// Longest wait for a request head, in seconds: a client that sends
+    /// nothing or half a head is disconnected (0: no limit).
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub header_timeout: u64,
+
+    /// Longest wait for the next request on a kept-alive connection, in
+    /// seconds; it is closed after that (0: no limit).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub idle_timeout: u64,
+
+    /// Most client connections open at once; more wait until one closes
+    /// (0: no limit).
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+
     /// No JSON access-log line per request on stderr.
     #[arg(long)]
     pub quiet: bool,

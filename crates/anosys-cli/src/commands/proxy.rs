@@ -71,6 +71,9 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
         upstream_timeout: Duration::from_secs(args.upstream_timeout.max(1)),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         access_log: !args.quiet,
+        header_timeout: (args.header_timeout > 0).then(|| Duration::from_secs(args.header_timeout)),
+        idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
+        max_connections: (args.max_connections > 0).then_some(args.max_connections),
     };
     let proxy = Proxy::new(proxy_config, pipeline.clone()).map_err(|e| CliError::caused_by("cannot start the proxy", &e))?;
     let (runtime, listener) = runtime_and_listener(args.listen)?;

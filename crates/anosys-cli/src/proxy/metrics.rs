@@ -46,6 +46,12 @@ struct Inner {
     /// route → time to first chunk of streams, in seconds.
     ttfc: BTreeMap<String, Histogram>,
     in_flight: i64,
+    /// Client connections open now.
+    open_connections: i64,
+    /// Why the server closed connections: header or idle timeout.
+    expired: BTreeMap<&'static str, u64>,
+    /// Times the connection cap was reached (once per episode).
+    limit_reached: u64,
 }
 
 /// What one finished request adds to the metrics.
@@ -114,6 +120,26 @@ impl Metrics {
         }
     }
 
+    /// A client connection was accepted.
+    pub(crate) fn connection_opened(&self) {
+        self.lock().open_connections += 1;
+    }
+
+    /// A client connection ended.
+    pub(crate) fn connection_closed(&self) {
+        self.lock().open_connections -= 1;
+    }
+
+    /// The server closed a connection that waited too long for a request.
+    pub(crate) fn connection_expired(&self, why: super::server::Expiry) {
+        *self.lock().expired.entry(why.as_str()).or_default() += 1;
+    }
+
+    /// The connection cap was reached.
+    pub(crate) fn connection_limit_reached(&self) {
+        self.lock().limit_reached += 1;
+    }
+
     /// The text `/metrics` answers, with the pipeline's counters.
     pub fn render(&self, pipeline: &Counters) -> String {
         let m = self.lock();
@@ -157,6 +183,18 @@ impl Metrics {
         let _ = writeln!(out, "# HELP anosys_proxy_in_flight_requests Requests being answered now.");
         let _ = writeln!(out, "# TYPE anosys_proxy_in_flight_requests gauge");
         let _ = writeln!(out, "anosys_proxy_in_flight_requests {}", m.in_flight);
+        let _ = writeln!(out, "# HELP anosys_proxy_open_connections Client connections open now.");
+        let _ = writeln!(out, "# TYPE anosys_proxy_open_connections gauge");
+        let _ = writeln!(out, "anosys_proxy_open_connections {}", m.open_connections);
+        let _ = writeln!(out, "# HELP anosys_proxy_connections_expired_total Connections the proxy closed while waiting for a request, by reason.");
+        let _ = writeln!(out, "# TYPE anosys_proxy_connections_expired_total counter");
+        for reason in ["header_timeout", "idle_timeout"] {
+            let n = m.expired.get(reason).copied().unwrap_or(0);
+            let _ = writeln!(out, "anosys_proxy_connections_expired_total{{reason=\"{reason}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP anosys_proxy_connection_limit_reached_total Times the cap on open connections was reached.");
+        let _ = writeln!(out, "# TYPE anosys_proxy_connection_limit_reached_total counter");
+        let _ = writeln!(out, "anosys_proxy_connection_limit_reached_total {}", m.limit_reached);
         for (name, help, v) in [
             ("anosys_records_captured_total", "Records handed to the pipeline.", pipeline.captured),
             ("anosys_records_delivered_total", "Records delivered by every sink.", pipeline.delivered),

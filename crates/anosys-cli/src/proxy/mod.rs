@@ -12,6 +12,7 @@
 
 mod forward;
 pub mod metrics;
+mod server;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -124,6 +125,18 @@ pub struct ProxyConfig {
     pub shutdown_grace: Duration,
     /// A JSON access-log line per request on stderr.
     pub access_log: bool,
+    /// Longest wait for a request head: from the accept to the end of the
+    /// first head, and from the first byte of a later head to its end. A
+    /// client that sends nothing or half a head is disconnected. `None`: no
+    /// limit.
+    pub header_timeout: Option<Duration>,
+    /// Longest wait for the next request on a kept-alive connection; it is
+    /// closed after that. `None`: no limit.
+    pub idle_timeout: Option<Duration>,
+    /// Most client connections open at once; more wait (in the listen
+    /// backlog) until one closes, and one log line says the cap was
+    /// reached. `None`: no limit.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ProxyConfig {
@@ -134,6 +147,9 @@ impl Default for ProxyConfig {
             upstream_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
             access_log: true,
+            header_timeout: Some(Duration::from_secs(5)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_connections: Some(1024),
         }
     }
 }
@@ -183,23 +199,13 @@ impl Proxy {
     /// Serves on `listener` (HTTP/1.1 and HTTP/2) until `shutdown` resolves,
     /// then lets in-flight requests finish for up to the configured grace
     /// period. Records of requests cut off are kept, marked cancelled.
+    ///
+    /// Connections are held to the configured header and idle timeouts and
+    /// the cap on open connections (see [`ProxyConfig`]); at the cap, new
+    /// connections wait in the listen backlog rather than being refused.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let grace = self.shared.config.shutdown_grace;
-        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = signalled_tx.send(());
-        });
-        tokio::select! {
-            result = server => result,
-            _ = async {
-                if signalled_rx.await.is_ok() {
-                    tokio::time::sleep(grace).await;
-                } else {
-                    std::future::pending::<()>().await;
-                }
-            } => Ok(()),
-        }
+        let router = self.router();
+        server::serve(self.shared, router, listener, shutdown).await
     }
 
     /// The address to give clients for `addr` (`http://127.0.0.1:4000`).
