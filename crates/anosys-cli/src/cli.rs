@@ -140,6 +140,14 @@ pub enum Command {
   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 anosys send --to otlp
   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc anosys send --to otlp")]
     Send(SendArgs),
+
+    /// What the local store holds and what waits in its outbox for each
+    /// remote destination (AnoSys, OTLP): records, bytes, the oldest one's
+    /// age and the last delivery error.
+    #[command(after_help = "Examples:
+  anosys status            the store and its outbox
+  anosys status --json     machine-readable")]
+    Status(StatusArgs),
 }
 
 /// Which records a command looks at.
@@ -325,6 +333,14 @@ pub struct StatsArgs {
     #[allow(missing_docs)]
     pub filter: FilterArgs,
 
+    /// The figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `anosys status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
     /// The figures as JSON.
     #[arg(long)]
     pub json: bool,

@@ -223,6 +223,11 @@ impl Store {
         Ok(n as u64)
     }
 
+    /// What waits in the store's outboxes, per destination.
+    pub fn outboxes(&self) -> Result<Vec<anosys::sinks::outbox::OutboxStats>, StoreError> {
+        Ok(anosys::sinks::outbox::list(&self.conn)?)
+    }
+
     /// The newest `limit` matching records, newest first.
     pub fn latest(&self, filter: &Filter, limit: usize) -> Result<Vec<Summary>, StoreError> {
         let (clause, mut values) = filter.where_clause();

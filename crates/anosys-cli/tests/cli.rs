@@ -556,3 +556,36 @@ fn two_demos_writing_one_store_at_once() {
         Connection::open(&db).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
 }
+
+#[test]
+fn status_shows_what_waits_in_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("status.db");
+    // No store yet: said plainly, nothing created.
+    let text = stdout(anosys(&db).arg("status"));
+    assert!(text.contains("nothing is waiting for delivery"), "{text}");
+    assert!(!db.exists());
+
+    let destination = anosys::sinks::Destination::new("anosys", "http://127.0.0.1:9/log?k=secret", "AnoSys at http://127.0.0.1:9");
+    let mut outbox = anosys::sinks::outbox::Outbox::open(&db, &destination, 1 << 20).unwrap();
+    let records: Vec<Record> = (0..3).map(|i| anosys::sources::raw::raw_record(serde_json::json!({"i": i}))).collect();
+    let entries: Vec<_> = records.iter().map(|record| anosys::sinks::outbox::Entry { record, uncertain: false }).collect();
+    outbox.put(&entries).unwrap();
+    let claimed = outbox.claim(1, std::time::Duration::from_secs(30)).unwrap();
+    outbox
+        .settle(&anosys::sinks::outbox::Settle {
+            retry: vec![(claimed[0].id, false)],
+            error: Some("1 of 1 records not delivered".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    drop(outbox);
+
+    let text = stdout(anosys(&db).arg("status"));
+    assert!(text.contains("AnoSys at http://127.0.0.1:9"), "{text}");
+    assert!(text.contains("1 of 1 records not delivered"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    let json: Value = serde_json::from_str(&stdout(anosys(&db).args(["status", "--json"]))).unwrap();
+    assert_eq!(json["outbox"][0]["records"], 3, "{json}");
+    assert_eq!(json["records"], 0);
+}

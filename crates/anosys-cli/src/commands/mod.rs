@@ -8,6 +8,7 @@ mod proxy;
 mod send;
 mod show;
 mod stats;
+mod status;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -130,6 +131,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Stats(args) => stats::run(&open_store(db)?, args),
         Command::Export(args) => export::run(&open_store(db)?, args),
         Command::Send(args) => send::run(&open_store(db)?, args),
+        Command::Status(args) => status::run(&store_path(db)?, args),
     }
 }
 

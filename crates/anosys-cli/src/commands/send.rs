@@ -54,7 +54,9 @@ pub(super) fn run(store: &Store, args: SendArgs) -> Result<(), CliError> {
             return;
         }
         let report = runtime.block_on(sink.export(batch, cx.clone()));
-        let failed = report.failed.min(batch.len()) as u64;
+        // One attempt: what is worth another try is not delivered either
+        // (it stays in the store; run again later).
+        let failed = (report.failed + report.retry.len()).min(batch.len()) as u64;
         tally.failed += failed;
         tally.delivered += batch.len() as u64 - failed;
         bar.inc(batch.len() as u64);
