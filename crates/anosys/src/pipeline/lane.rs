@@ -83,16 +83,14 @@ impl LaneHandle {
         };
         let name = lane.name.clone();
         tokio::spawn(lane.run());
-        LaneHandle {
-            name,
-            tx,
-            held,
-            held_records,
-            max_held: settings.max_held,
-            max_held_records: settings.max_held_records,
-            outbox,
-            counters,
-        }
+        // A sink with an outbox spills to it past its share of memory; one
+        // without (a local sink) may use all of it, since dropping sooner
+        // would save nothing.
+        let (max_held, max_held_records) = match outbox {
+            Some(_) => (settings.max_held, settings.max_held_records),
+            None => (usize::MAX, usize::MAX),
+        };
+        LaneHandle { name, tx, held, held_records, max_held, max_held_records, outbox, counters }
     }
 
     /// Hands the lane a batch; when its buffer is full the batch goes to

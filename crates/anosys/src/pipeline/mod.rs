@@ -4,7 +4,7 @@
 //! sink's lane. Each sink delivers on its own task from its own bounded
 //! buffer, so a down or slow sink never holds up another one; a remote
 //! sink keeps what it cannot deliver now in a durable outbox on disk and
-//! sends it when the destination answers again (see [`lane`]).
+//! sends it when the destination answers again (see the `sinks::outbox` module).
 //!
 //! The caller's cost is building the record and one non-blocking enqueue:
 //! no network, disk or lock held across I/O. It works from plain sync code

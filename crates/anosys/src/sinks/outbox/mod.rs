@@ -2,7 +2,7 @@
 //! deliver now, kept on disk in the embedded SQLite store until the
 //! destination answers again.
 //!
-//! Each [`Destination`] has its own table (`outbox_<n>`), listed in
+//! Each [`Destination`](crate::sinks::Destination) has its own table (`outbox_<n>`), listed in
 //! `outbox_destinations` with its row and byte counts. A batch is written in
 //! one transaction (WAL, so a `kill -9` loses at most the transaction being
 //! written, never what was committed). Rows are sent oldest first by
