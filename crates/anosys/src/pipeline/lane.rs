@@ -105,8 +105,8 @@ impl LaneHandle {
                 Some(outbox) => {
                     let (outbox, counters) = (outbox.clone(), self.counters.clone());
                     tokio::spawn(async move {
-                        let entries = batch.records.iter().map(|r| (r, false));
-                        let outcome = store::spill(&outbox, &counters, entries.collect()).await;
+                        let all = (0..batch.records.len()).map(|i| (i, false)).collect();
+                        let outcome = store::spill(&outbox, &counters, batch.records.clone(), all).await;
                         let kept = outcome.unwrap_or(0);
                         let dropped = batch.records.len() - kept;
                         if dropped > 0 {
@@ -260,14 +260,14 @@ impl Lane {
         if (self.is_down() || self.stopping && self.backlog)
             && let Some(outbox) = &self.outbox
         {
-            let entries = batch.records.iter().map(|r| (r, false)).collect();
-            if let Some(kept) = store::spill(outbox, &self.counters, entries).await {
+            let all = (0..n).map(|i| (i, false)).collect();
+            if let Some(kept) = store::spill(outbox, &self.counters, batch.records.clone(), all).await {
                 self.backlog = true;
                 batch.settle(Outcome { kept, dropped: n - kept, ..Default::default() });
                 return;
             }
         }
-        let records: Arc<[Record]> = batch.records.clone().into();
+        let records = batch.records.clone();
         let Some(report) = self.export(records.clone()).await else {
             batch.settle(Outcome { failed: n, ..Default::default() });
             return;
@@ -280,8 +280,8 @@ impl Lane {
         }
         self.went_down(report.retry_after);
         if let Some(outbox) = &self.outbox {
-            let entries = report.retry.iter().map(|&i| (&records[i], report.uncertain.binary_search(&i).is_ok())).collect();
-            if let Some(kept) = store::spill(outbox, &self.counters, entries).await {
+            let picks = report.retry.iter().map(|&i| (i, report.uncertain.binary_search(&i).is_ok())).collect();
+            if let Some(kept) = store::spill(outbox, &self.counters, records.clone(), picks).await {
                 self.backlog = true;
                 outcome.kept = kept;
                 outcome.dropped = report.retry.len() - kept;
@@ -508,17 +508,19 @@ mod store {
         }
     }
 
-    /// Writes `entries` to the outbox; how many were kept, or `None` when
+    /// Writes the records at `picks` (position, and whether an attempt may
+    /// have delivered it) to the outbox; how many were kept, or `None` when
     /// the outbox cannot be used.
     pub(crate) async fn spill(
         cell: &Arc<OutboxCell>,
         counters: &AtomicCounters,
-        entries: Vec<(&Record, bool)>,
+        records: Arc<[Record]>,
+        picks: Vec<(usize, bool)>,
     ) -> Option<usize> {
-        let owned: Vec<(Record, bool)> = entries.into_iter().map(|(r, u)| (r.clone(), u)).collect();
         let (put, stats) = cell
             .with(move |o| {
-                let entries: Vec<Entry<'_>> = owned.iter().map(|(record, uncertain)| Entry { record, uncertain: *uncertain }).collect();
+                let entries: Vec<Entry<'_>> =
+                    picks.iter().map(|&(i, uncertain)| Entry { record: &records[i], uncertain }).collect();
                 let put = o.put(&entries)?;
                 Ok((put, o.stats()?))
             })
@@ -567,7 +569,12 @@ mod store {
         }
     }
 
-    pub(crate) async fn spill(cell: &Arc<OutboxCell>, _: &AtomicCounters, _: Vec<(&Record, bool)>) -> Option<usize> {
+    pub(crate) async fn spill(
+        cell: &Arc<OutboxCell>,
+        _: &AtomicCounters,
+        _: Arc<[Record]>,
+        _: Vec<(usize, bool)>,
+    ) -> Option<usize> {
         match **cell {}
     }
 }
