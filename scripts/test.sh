@@ -27,6 +27,16 @@ cargo test --workspace --all-features "$@"
 "${pip[@]}" "./$python_pkg"
 (cd "$python_pkg" && "../../$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
 
+# The fault-injection scenarios (shortened; scripts/faults.sh runs them at
+# full length): real app processes against a failing AnoSys stand-in, in a
+# release build as applications run.
+faults_log=target/faults-short.log
+if ! ANOSYS_FAULTS_PYTHON="$PWD/$venv/bin/python" cargo test --release -p anosys --all-features --test faults -- --include-ignored --test-threads=1 --nocapture >"$faults_log" 2>&1; then
+    tail -n 60 "$faults_log"
+    exit 1
+fi
+grep -E '^FAULTS\||FAULTS\||test result' "$faults_log"
+
 # The Node.js package: `npm ci` installs its test dependencies (the openai
 # npm client, TypeScript) and, through the package's install step, builds
 # the native addon with cargo; `npm run build` rebuilds it if this checkout

@@ -425,9 +425,10 @@ impl Pipeline {
         let timeout = timeout.unwrap_or(self.inner.shutdown_timeout);
         self.inner.closed.store(true, Ordering::Release);
         let deadline = Instant::now() + timeout;
-        // Sinks must stop a little earlier, to leave time for keeping what
-        // is undelivered in their outbox.
-        let sinks_deadline = deadline - (timeout / 5).min(Duration::from_millis(500));
+        // Sinks must stop earlier, to leave time for keeping what is
+        // undelivered in their outbox: a fifth of the time, at most 2 s (a
+        // backlog of big records takes a while to write).
+        let sinks_deadline = deadline - (timeout / 5).min(Duration::from_secs(2));
         if self.inner.cx.deadline().is_none_or(|d| sinks_deadline < d) {
             self.inner.cx.set_deadline(sinks_deadline);
         }
