@@ -64,7 +64,8 @@ pub(crate) struct Outcome {
 }
 
 pub(crate) struct Batch {
-    pub records: Vec<Record>,
+    /// Shared with the sinks' exports as they are (never copied).
+    pub records: Arc<[Record]>,
     pub bytes: usize,
     memory: Arc<Memory>,
     counters: Arc<AtomicCounters>,
@@ -83,7 +84,7 @@ impl Batch {
         counters: Arc<AtomicCounters>,
     ) -> Self {
         Batch {
-            records,
+            records: records.into(),
             bytes,
             memory,
             counters,

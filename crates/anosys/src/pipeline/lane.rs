@@ -267,7 +267,7 @@ impl Lane {
                 return;
             }
         }
-        let records: Arc<[Record]> = batch.records.clone().into();
+        let records = batch.records.clone();
         let Some(report) = self.export(records.clone()).await else {
             batch.settle(Outcome { failed: n, ..Default::default() });
             return;
