@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 use super::{decode, Claimed, Entry, OutboxStats, Put, Settle};
 use crate::sinks::Destination;
@@ -240,11 +240,23 @@ impl Outbox {
         in_transaction(&mut self.conn, &self.path, |tx| {
             let (mut rows, mut bytes) = (0i64, 0i64);
             {
-                let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1 RETURNING bytes"))?;
+                // One statement for the whole chunk: the ids as a JSON array.
+                let mut ids = String::from("[");
                 for row in settle.delivered.iter().chain(&settle.failed) {
-                    if let Some(b) = delete.query_row([row], |r| r.get::<_, i64>(0)).optional()? {
+                    if ids.len() > 1 {
+                        ids.push(',');
+                    }
+                    ids.push_str(&row.to_string());
+                }
+                ids.push(']');
+                if ids.len() > 2 {
+                    let mut delete = tx.prepare_cached(&format!(
+                        "DELETE FROM {table} WHERE id IN (SELECT value FROM json_each(?1)) RETURNING bytes"
+                    ))?;
+                    let mut deleted = delete.query([&ids])?;
+                    while let Some(row) = deleted.next()? {
                         rows += 1;
-                        bytes += b;
+                        bytes += row.get::<_, i64>(0)?;
                     }
                 }
                 let next = now_ms() + settle.next_try.as_millis() as i64;
@@ -273,6 +285,15 @@ impl Outbox {
     /// What this destination's outbox holds.
     pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
         stats_of(&self.conn, self.destination_id).map_err(|e| self.io(e))
+    }
+
+    /// How many records this destination's outbox holds: what
+    /// [`stats`](Self::stats) counts, without looking for the oldest.
+    pub fn records(&self) -> Result<u64, OutboxError> {
+        self.conn
+            .query_row("SELECT rows FROM outbox_destinations WHERE id = ?1", [self.destination_id], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.io(e))
     }
 
     /// When the next row not leased by another process is due, if any.
