@@ -98,13 +98,11 @@ fn healthy(server: &StandIn, n: u64) -> f64 {
     let records: Vec<Record> = (0..n).map(|_| typical_record()).collect();
     let hits = server.hits.load(Ordering::Relaxed);
     let started = Instant::now();
-    let mut submitted = 0u64;
-    for record in records {
+    for (submitted, record) in (0u64..).zip(records) {
         while submitted - pipeline.counters().delivered >= WINDOW {
             std::thread::sleep(Duration::from_micros(50));
         }
         pipeline.submit(record);
-        submitted += 1;
     }
     pipeline.flush(Some(Duration::from_secs(120)));
     while pipeline.counters().pending() > 0 && started.elapsed() < Duration::from_secs(300) {
