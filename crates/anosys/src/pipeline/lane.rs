@@ -496,14 +496,14 @@ mod store {
         }
 
         pub(crate) async fn settle(self: &Arc<Self>, settle: Settle, counters: &AtomicCounters) {
-            if let Ok(stats) = self
+            if let Ok(records) = self
                 .with(move |o| {
                     o.settle(&settle)?;
-                    o.stats()
+                    o.records()
                 })
                 .await
             {
-                counters.in_outbox.store(stats.records, Ordering::Relaxed);
+                counters.in_outbox.store(records, Ordering::Relaxed);
             }
         }
     }
@@ -517,16 +517,16 @@ mod store {
         records: Arc<[Record]>,
         picks: Vec<(usize, bool)>,
     ) -> Option<usize> {
-        let (put, stats) = cell
+        let (put, waiting) = cell
             .with(move |o| {
                 let entries: Vec<Entry<'_>> =
                     picks.iter().map(|&(i, uncertain)| Entry { record: &records[i], uncertain }).collect();
                 let put = o.put(&entries)?;
-                Ok((put, o.stats()?))
+                Ok((put, o.records()?))
             })
             .await
             .ok()?;
-        counters.in_outbox.store(stats.records, Ordering::Relaxed);
+        counters.in_outbox.store(waiting, Ordering::Relaxed);
         if put.dropped_oldest > 0 {
             counters.outbox_dropped.fetch_add(put.dropped_oldest as u64, Ordering::Relaxed);
             diag::once("outbox-full", LogLevel::Warn, || {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 use super::{decode, Claimed, Entry, OutboxStats, Put, Settle};
 use crate::sinks::Destination;
@@ -82,6 +82,21 @@ fn io_at(path: &Path, source: rusqlite::Error) -> OutboxError {
     OutboxError::Io { path: path.to_owned(), source }
 }
 
+/// Runs `f` in an immediate transaction (the write lock taken at once, so
+/// two processes never interleave), committed when `f` succeeds and rolled
+/// back when it fails.
+fn in_transaction<T>(
+    conn: &mut Connection,
+    path: &Path,
+    f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+) -> Result<T, OutboxError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| io_at(path, e))?;
+    // Dropping `tx` on an error rolls it back.
+    let value = f(&tx).map_err(|e| io_at(path, e))?;
+    tx.commit().map_err(|e| io_at(path, e))?;
+    Ok(value)
+}
+
 fn now_ms() -> i64 {
     epoch_millis(SystemTime::now()) as i64
 }
@@ -105,19 +120,17 @@ impl Outbox {
     /// Opens (creating if needed) the store at `path` and the outbox of
     /// `destination` in it, bounded to `max_bytes` across destinations.
     pub fn open(path: &Path, destination: &Destination, max_bytes: u64) -> Result<Outbox, OutboxError> {
-        let conn = crate::sinks::sqlite::open(path).map_err(|e| OutboxError::Open { path: path.to_owned(), source: e.into() })?;
-        let io = |source| OutboxError::Io { path: path.to_owned(), source };
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(io)?;
-        let made = (|| {
-            conn.execute_batch(DESTINATIONS)?;
-            conn.execute(
+        let mut conn = crate::sinks::sqlite::open(path).map_err(|e| OutboxError::Open { path: path.to_owned(), source: e.into() })?;
+        let id = in_transaction(&mut conn, path, |tx| {
+            tx.execute_batch(DESTINATIONS)?;
+            tx.execute(
                 "INSERT INTO outbox_destinations (key, label, created_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT(key) DO UPDATE SET label = excluded.label",
                 params![destination.key(), destination.label(), now_ms()],
             )?;
             let id: i64 =
-                conn.query_row("SELECT id FROM outbox_destinations WHERE key = ?1", [destination.key()], |r| r.get(0))?;
-            conn.execute_batch(&format!(
+                tx.query_row("SELECT id FROM outbox_destinations WHERE key = ?1", [destination.key()], |r| r.get(0))?;
+            tx.execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS {} (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
                     record_id TEXT NOT NULL,
@@ -133,17 +146,7 @@ impl Outbox {
                 table_of(id)
             ))?;
             Ok(id)
-        })();
-        let id = match made {
-            Ok(id) => {
-                conn.execute_batch("COMMIT").map_err(io)?;
-                id
-            }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(io(e));
-            }
-        };
+        })?;
         // Rows leased by a process that is gone (killed mid-send) need not
         // wait for their lease to run out.
         let _ = release_dead_leases(&conn, &table_of(id));
@@ -170,7 +173,6 @@ impl Outbox {
     /// this destination first, then of others) if the outbox would go over
     /// its bound.
     pub fn put(&mut self, entries: &[Entry<'_>]) -> Result<Put, OutboxError> {
-        let path = self.path.clone();
         let mut put = Put::default();
         let mut rows: Vec<(String, String, bool)> = Vec::with_capacity(entries.len());
         for e in entries {
@@ -179,9 +181,8 @@ impl Outbox {
                 Err(_) => put.unserialisable += 1,
             }
         }
-        let (table, id, max) = (self.table.clone(), self.destination_id, self.max_bytes);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| io_at(&path, e))?;
-        let result = (|| {
+        let (table, id, max) = (&self.table, self.destination_id, self.max_bytes);
+        in_transaction(&mut self.conn, &self.path, |tx| {
             let now = now_ms();
             let mut bytes = 0i64;
             {
@@ -199,20 +200,15 @@ impl Outbox {
                 params![rows.len() as i64, bytes, id],
             )?;
             put.written = rows.len();
-            put.dropped_oldest = enforce_bound(&tx, id, max, now)?;
+            put.dropped_oldest = enforce_bound(tx, id, max, now)?;
             Ok(())
-        })();
-        match result {
-            Ok(()) => tx.commit().map_err(|e| io_at(&path, e))?,
-            Err(e) => return Err(io_at(&path, e)),
-        }
+        })?;
         Ok(put)
     }
 
     /// Leases up to `limit` of the oldest rows that are due and not leased
     /// by another process, for `lease`.
     pub fn claim(&mut self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, OutboxError> {
-        let path = self.path.clone();
         let now = now_ms();
         let until = now + lease.as_millis() as i64;
         let sql = format!(
@@ -221,10 +217,10 @@ impl Outbox {
              RETURNING id, uncertain, record",
             t = self.table
         );
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| io_at(&path, e))?;
-        let claimed: Result<Vec<Claimed>, rusqlite::Error> = (|| {
+        let owner = &self.owner;
+        let mut claimed = in_transaction(&mut self.conn, &self.path, |tx| {
             let mut stmt = tx.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![self.owner, until, now, limit as i64], |r| {
+            let rows = stmt.query_map(params![owner, until, now, limit as i64], |r| {
                 let text: String = r.get(2)?;
                 Ok(Claimed {
                     id: r.get(0)?,
@@ -232,30 +228,35 @@ impl Outbox {
                     record: decode(text.as_bytes()),
                 })
             })?;
-            rows.collect()
-        })();
-        let mut claimed = match claimed {
-            Ok(c) => c,
-            Err(e) => return Err(io_at(&path, e)),
-        };
-        tx.commit().map_err(|e| io_at(&path, e))?;
+            rows.collect::<rusqlite::Result<Vec<Claimed>>>()
+        })?;
         claimed.sort_by_key(|c| c.id);
         Ok(claimed)
     }
 
     /// Records what became of claimed rows, in one transaction.
     pub fn settle(&mut self, settle: &Settle) -> Result<(), OutboxError> {
-        let path = self.path.clone();
-        let (table, id, owner) = (self.table.clone(), self.destination_id, self.owner.clone());
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| io_at(&path, e))?;
-        let result = (|| {
+        let (table, id, owner) = (&self.table, self.destination_id, &self.owner);
+        in_transaction(&mut self.conn, &self.path, |tx| {
             let (mut rows, mut bytes) = (0i64, 0i64);
             {
-                let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1 RETURNING bytes"))?;
+                // One statement for the whole chunk: the ids as a JSON array.
+                let mut ids = String::from("[");
                 for row in settle.delivered.iter().chain(&settle.failed) {
-                    if let Some(b) = delete.query_row([row], |r| r.get::<_, i64>(0)).optional()? {
+                    if ids.len() > 1 {
+                        ids.push(',');
+                    }
+                    ids.push_str(&row.to_string());
+                }
+                ids.push(']');
+                if ids.len() > 2 {
+                    let mut delete = tx.prepare_cached(&format!(
+                        "DELETE FROM {table} WHERE id IN (SELECT value FROM json_each(?1)) RETURNING bytes"
+                    ))?;
+                    let mut deleted = delete.query([&ids])?;
+                    while let Some(row) = deleted.next()? {
                         rows += 1;
-                        bytes += b;
+                        bytes += row.get::<_, i64>(0)?;
                     }
                 }
                 let next = now_ms() + settle.next_try.as_millis() as i64;
@@ -278,16 +279,21 @@ impl Outbox {
                 )?;
             }
             Ok(())
-        })();
-        match result {
-            Ok(()) => tx.commit().map_err(|e| io_at(&path, e)),
-            Err(e) => Err(io_at(&path, e)),
-        }
+        })
     }
 
     /// What this destination's outbox holds.
     pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
         stats_of(&self.conn, self.destination_id).map_err(|e| self.io(e))
+    }
+
+    /// How many records this destination's outbox holds: what
+    /// [`stats`](Self::stats) counts, without looking for the oldest.
+    pub fn records(&self) -> Result<u64, OutboxError> {
+        self.conn
+            .query_row("SELECT rows FROM outbox_destinations WHERE id = ?1", [self.destination_id], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.io(e))
     }
 
     /// When the next row not leased by another process is due, if any.
