@@ -17,5 +17,5 @@ ANOSYS_FAULTS=full cargo test --release -p anosys --all-features --test faults -
     --include-ignored --test-threads=1 --nocapture "$@" >"$log" 2>&1 || { tail -n 80 "$log"; exit 1; }
 echo "| scenario | logged | delivered | duplicated | dropped (counted) | lost | peak memory (MiB) | notes |"
 echo "|---|---|---|---|---|---|---|---|"
-grep -o 'FAULTS|.*' "$log" | sed -e 's/^FAULTS|/| /' -e 's/|/ | /g' -e 's/$/ |/' -e 's/  */ /g'
+grep -o 'FAULTS|.*' "$log" | sed -e 's/^FAULTS//' -e 's/|/ | /g' -e 's/$/ |/' -e 's/^ //' -e 's/  */ /g'
 grep 'test result' "$log"
