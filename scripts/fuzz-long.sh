@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The long fuzz run (by hand, not CI): runs each cargo-fuzz target in fuzz/
 # for a while, one at a time on one core, growing its kept corpus in
-# fuzz/corpus/<target>/, then minimises the corpus (cargo fuzz cmin) and
+# fuzz/corpus/<target>/, then minimises the corpus (cargo fuzz cmin, and
+# inputs over 8 KiB are dropped) and
 # prints a table (target, inputs run, exec/s, crashes, corpus entries).
 # Stops at the first crash (the input is left in fuzz/artifacts/<target>/).
 #
@@ -46,6 +47,8 @@ for t in "${targets[@]}"; do
         exit 1
     fi
     nice -n 10 cargo fuzz cmin "$t" "corpus/$t" >"$logs/$t.cmin.log" 2>&1
+    # Inputs over 8 KiB are dropped, to keep the corpora in the repo small.
+    find "corpus/$t" -type f -size +8k -delete
     entries=$(ls "corpus/$t" | wc -l)
     total=$((total + ${runs:-0}))
     rows+=("| \`$t\` | ${runs:-?} | ${speed:-?} | 0 | $entries |")
