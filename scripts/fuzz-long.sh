@@ -37,7 +37,7 @@ for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     echo "== fuzz $t (${limit[*]})"
     status=0
-    nice -n 10 cargo fuzz run "$t" "corpus/$t" -- "${limit[@]}" -jobs=1 -print_final_stats=1 \
+    nice -n 10 cargo fuzz run "$t" "corpus/$t" -- "${limit[@]}" -print_final_stats=1 \
         >"$logs/$t.log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -n 1)
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$logs/$t.log" | tail -n 1)
