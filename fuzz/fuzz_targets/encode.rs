@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     let mut record = anosys::sources::raw::raw_record(value);
     anosys::pipeline::limits::cap_record(&mut record, 4096);
-    let registry = SlotRegistry::global();
+    let registry = &SlotRegistry::new();
     let body = Encoder::with_registry(registry).encode_to_vec(&record, &anosys::Resource::default(), std::time::SystemTime::now());
     serde_json::from_slice::<serde_json::Value>(&body).expect("the encoder writes valid JSON");
 });

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let cut = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
     let request: serde_json::Value = serde_json::from_slice(&rest[..cut]).unwrap_or(serde_json::Value::Null);
     let response = rest.get(cut + 1..).unwrap_or(&[]);
-    let call = OpenAiCall::start(url, &request, &CaptureOptions::default());
+    let call = OpenAiCall::start(url, request, &CaptureOptions::default());
     let record = call.finish(status, response);
     assert!(!record.name.is_empty() || url == "not a url");
 });

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
 
     for url in ["https://api.openai.com/v1/chat/completions", "https://api.openai.com/v1/responses"] {
         let request = serde_json::json!({"model": "m", "stream": true});
-        let mut stream = OpenAiCall::start(url, &request, &CaptureOptions::default()).into_stream();
+        let mut stream = OpenAiCall::start(url, request, &CaptureOptions::default()).into_stream();
         stream.push_bytes(&body[..split]);
         stream.push_bytes(&body[split..]);
         let _ = stream.finish();
