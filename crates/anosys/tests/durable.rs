@@ -234,3 +234,28 @@ fn memory_is_bounded_in_bytes_as_well_as_count() {
     assert!(c.dropped >= 1000 - accepted, "{c:?}");
     pipeline.shutdown(Some(Duration::from_millis(500)));
 }
+
+#[test]
+fn what_a_full_lane_spills_is_drained_without_a_restart() {
+    let backend = Backend::start();
+    *backend.shared.default_reply.lock().unwrap() = Some(Reply::status(200).delay(Duration::from_millis(300)));
+    let dir = temp_dir("durable-spill");
+    // A quarter of 256 KiB: the lane holds about a hundred records, the rest
+    // of a burst goes to the outbox.
+    let c = config(&backend.url(), &dir).queue_max_bytes(256 * 1024).build().unwrap();
+    let pipeline = Pipeline::new(c).unwrap();
+    let n = 600;
+    for seq in 0..n {
+        pipeline.submit(record(seq));
+        if seq % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert!(wait_until(Duration::from_secs(5), || pipeline.counters().kept_in_outbox > 0), "{:?}", pipeline.counters());
+    *backend.shared.default_reply.lock().unwrap() = None;
+    // Delivered from the outbox by the same process, no shutdown needed.
+    assert!(wait_until(Duration::from_secs(30), || all_delivered_once(&backend, n)), "{:?}", pipeline.counters());
+    let c = pipeline.shutdown(Some(Duration::from_secs(5))).counters;
+    assert_eq!(c.delivered + c.kept_in_outbox + c.dropped, n, "{c:?}");
+    assert_eq!((c.dropped, c.outbox_delivered, c.in_outbox), (0, c.kept_in_outbox, 0), "{c:?}");
+}

@@ -26,6 +26,9 @@ use crate::sinks::{backoff, ExportContext, ExportReport, Sink};
 pub(crate) enum LaneMsg {
     Batch(Arc<Batch>),
     Flush(oneshot::Sender<()>),
+    /// Rows were written to the lane's outbox from outside the lane (a
+    /// batch spilled because the lane was full): drain them.
+    Backlog,
     Shutdown { deadline: Instant, reply: oneshot::Sender<()> },
 }
 
@@ -103,11 +106,14 @@ impl LaneHandle {
             let name = self.name.clone();
             match &self.outbox {
                 Some(outbox) => {
-                    let (outbox, counters) = (outbox.clone(), self.counters.clone());
+                    let (outbox, counters, lane) = (outbox.clone(), self.counters.clone(), self.tx.clone());
                     tokio::spawn(async move {
                         let all = (0..batch.records.len()).map(|i| (i, false)).collect();
                         let outcome = store::spill(&outbox, &counters, batch.records.clone(), all).await;
                         let kept = outcome.unwrap_or(0);
+                        if kept > 0 {
+                            let _ = lane.send(LaneMsg::Backlog);
+                        }
                         let dropped = batch.records.len() - kept;
                         if dropped > 0 {
                             diag::once(&format!("lane-full-{name}"), LogLevel::Warn, || {
@@ -187,6 +193,7 @@ impl Lane {
                     Some(LaneMsg::Flush(reply)) => {
                         let _ = reply.send(());
                     }
+                    Some(LaneMsg::Backlog) => self.backlog = true,
                     Some(LaneMsg::Shutdown { deadline, reply }) => {
                         self.stopping = true;
                         self.drain_before(deadline).await;
