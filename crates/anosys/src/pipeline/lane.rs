@@ -11,11 +11,13 @@
 //! (off, not in this build, or its store unusable) a batch is retried in
 //! memory for `ANOSYS_RETRY_MAX_ELAPSED_MS`.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 use super::batch::{Batch, Outcome};
 use super::AtomicCounters;
@@ -25,11 +27,19 @@ use crate::sinks::{backoff, ExportContext, ExportReport, Sink};
 
 pub(crate) enum LaneMsg {
     Batch(Arc<Batch>),
-    Flush(oneshot::Sender<()>),
+    /// Answer once every batch sent before is dealt with; by `deadline`
+    /// the caller stops waiting.
+    Flush {
+        deadline: Instant,
+        reply: oneshot::Sender<()>,
+    },
     /// Rows were written to the lane's outbox from outside the lane (a
     /// batch spilled because the lane was full): drain them.
     Backlog,
-    Shutdown { deadline: Instant, reply: oneshot::Sender<()> },
+    Shutdown {
+        deadline: Instant,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The dispatcher's side of a lane.
@@ -79,10 +89,18 @@ impl LaneHandle {
             lease: Duration::from_secs(30) + settings.request_timeout * 2,
             attempt: 0,
             down_until: None,
+            drain_wait: None,
             // Rows kept by an earlier process: only where a store exists
             // (a healthy start never creates one).
             backlog: outbox.is_some() && settings.outbox.as_ref().is_some_and(|(path, _)| path.exists()),
             stopping: false,
+            batches: BTreeMap::new(),
+            next_seq: 0,
+            waiting: VecDeque::new(),
+            jobs: JoinSet::new(),
+            drains: 0,
+            flushes: Vec::new(),
+            shutdown: None,
         };
         let name = lane.name.clone();
         tokio::spawn(lane.run());
@@ -117,7 +135,9 @@ impl LaneHandle {
                         let dropped = batch.records.len() - kept;
                         if dropped > 0 {
                             diag::once(&format!("lane-full-{name}"), LogLevel::Warn, || {
-                                format!("the {name} sink is behind and its outbox cannot keep more: records are dropped and counted")
+                                format!(
+                                    "the {name} sink is behind and its outbox cannot keep more: records are dropped and counted"
+                                )
                             });
                         }
                         batch.settle(Outcome { kept, dropped, ..Default::default() });
@@ -125,7 +145,9 @@ impl LaneHandle {
                 }
                 None => {
                     diag::once(&format!("lane-full-{name}"), LogLevel::Warn, || {
-                        format!("the {name} sink is behind (its buffer is full): records are dropped and counted (ANOSYS_QUEUE_MAX_BYTES)")
+                        format!(
+                            "the {name} sink is behind (its buffer is full): records are dropped and counted (ANOSYS_QUEUE_MAX_BYTES)"
+                        )
                     });
                     batch.settle(Outcome { dropped: batch.records.len(), ..Default::default() });
                 }
@@ -143,9 +165,9 @@ impl LaneHandle {
     }
 
     /// Resolves when the lane has dealt with everything offered before.
-    pub(crate) fn flush(&self) -> oneshot::Receiver<()> {
+    pub(crate) fn flush(&self, deadline: Instant) -> oneshot::Receiver<()> {
         let (reply, done) = oneshot::channel();
-        let _ = self.tx.send(LaneMsg::Flush(reply));
+        let _ = self.tx.send(LaneMsg::Flush { deadline, reply });
         done
     }
 
@@ -155,6 +177,44 @@ impl LaneHandle {
         let _ = self.tx.send(LaneMsg::Shutdown { deadline, reply });
         done
     }
+}
+
+/// Exports one lane runs at once: deliveries, in-memory retries and
+/// outbox drains together.
+const MAX_JOBS: usize = 4;
+/// Outbox drains among them: one, so that writes to the outbox (of
+/// batches that cannot be sent) never queue behind a second drain's.
+const MAX_DRAINS: usize = 1;
+/// How long a flush waits on an export in flight before the lane counts
+/// its sink as slow and hands what the flush waits for to the outbox (the
+/// export goes on; rows it delivers are removed from the outbox again).
+const FLUSH_GRACE: Duration = Duration::from_secs(1);
+
+/// A batch the lane holds, from its arrival until its export is over.
+struct Held {
+    batch: Arc<Batch>,
+    /// When its export started (`None`: waiting for a free slot).
+    started: Option<Instant>,
+    /// Being retried in memory (no outbox to keep it in).
+    retrying: bool,
+    /// Its rows in the outbox, leased to this lane, once a flush handed it
+    /// over (position in the batch, row id): the batch is settled as kept
+    /// then, and the export's outcome settles the rows.
+    handed_over: Option<Vec<(usize, i64)>>,
+}
+
+/// A finished job.
+enum Done {
+    Deliver { seq: u64, report: Option<ExportReport> },
+    Retried { seq: u64, failed: usize, dropped: usize },
+    Drain { job: DrainJob, report: Option<ExportReport> },
+}
+
+/// Rows claimed from the outbox, on their way.
+struct DrainJob {
+    ids: Vec<i64>,
+    uncertain: Vec<bool>,
+    settle: crate::sinks::outbox::Settle,
 }
 
 struct Lane {
@@ -173,39 +233,314 @@ struct Lane {
     attempt: u32,
     /// No attempt before this (the destination is down, or asked to wait).
     down_until: Option<Instant>,
+    /// No look at the outbox before this (nothing in it was due).
+    drain_wait: Option<Instant>,
     /// The outbox may hold rows for this destination.
     backlog: bool,
     stopping: bool,
+    /// Batches held, by order of arrival.
+    batches: BTreeMap<u64, Held>,
+    next_seq: u64,
+    /// Batches waiting for a free slot.
+    waiting: VecDeque<u64>,
+    jobs: JoinSet<Done>,
+    drains: usize,
+    /// Flushes waiting: every batch before `upto` must be dealt with.
+    flushes: Vec<FlushWait>,
+    shutdown: Option<(Instant, oneshot::Sender<()>)>,
+}
+
+struct FlushWait {
+    upto: u64,
+    arrived: Instant,
+    deadline: Instant,
+    reply: oneshot::Sender<()>,
 }
 
 impl Lane {
     async fn run(mut self) {
         loop {
-            let drain_at = (self.backlog && !self.stopping && self.outbox.is_some())
-                .then(|| self.down_until.unwrap_or_else(Instant::now));
+            self.start_jobs().await;
+            self.answer_flushes();
+            if let Some((deadline, _)) = &self.shutdown
+                && ((self.batches.is_empty() && self.jobs.is_empty()) || Instant::now() >= *deadline)
+            {
+                break;
+            }
+            let drain_at = self.drain_due();
+            let hand_over_at = self.hand_over_due();
+            let stop_at = self.shutdown.as_ref().map(|(d, _)| *d);
             tokio::select! {
-                msg = self.rx.recv() => match msg {
-                    Some(LaneMsg::Batch(batch)) => {
-                        self.deliver(&batch).await;
-                        self.held.fetch_sub(batch.bytes, Ordering::AcqRel);
-                        self.held_records.fetch_sub(batch.records.len(), Ordering::AcqRel);
-                    }
-                    Some(LaneMsg::Flush(reply)) => {
-                        let _ = reply.send(());
-                    }
-                    Some(LaneMsg::Backlog) => self.backlog = true,
-                    Some(LaneMsg::Shutdown { deadline, reply }) => {
-                        self.stopping = true;
-                        self.drain_before(deadline).await;
-                        let _ = tokio::time::timeout_at(deadline.into(), self.sink.shutdown()).await;
-                        let _ = reply.send(());
-                        return;
-                    }
+                msg = self.rx.recv(), if self.shutdown.is_none() => match msg {
+                    Some(msg) => self.receive(msg),
                     None => return,
                 },
-                _ = sleep_until_opt(drain_at) => self.drain_some().await,
+                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
+                    // The jobs' own tasks never panic (the sink's export runs
+                    // on a task of its own); an abort is not expected.
+                    if let Ok(done) = done {
+                        self.finish(done).await;
+                    }
+                }
+                _ = sleep_until_opt(drain_at) => self.start_drain().await,
+                _ = sleep_until_opt(hand_over_at) => self.hand_over().await,
+                _ = sleep_until_opt(stop_at) => {}
             }
         }
+        if let Some((deadline, reply)) = self.shutdown.take() {
+            self.drain_before(deadline).await;
+            let _ = tokio::time::timeout_at(deadline.into(), self.sink.shutdown()).await;
+            let _ = reply.send(());
+        }
+    }
+
+    fn receive(&mut self, msg: LaneMsg) {
+        match msg {
+            LaneMsg::Batch(batch) => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.batches.insert(seq, Held { batch, started: None, retrying: false, handed_over: None });
+                self.waiting.push_back(seq);
+            }
+            LaneMsg::Flush { deadline, reply } => {
+                self.flushes.push(FlushWait { upto: self.next_seq, arrived: Instant::now(), deadline, reply });
+            }
+            LaneMsg::Backlog => {
+                self.backlog = true;
+                self.drain_wait = None;
+            }
+            LaneMsg::Shutdown { deadline, reply } => {
+                self.stopping = true;
+                self.shutdown = Some((deadline, reply));
+            }
+        }
+    }
+
+    /// Answers the flushes whose batches are all dealt with (delivered,
+    /// refused, or kept in the outbox).
+    fn answer_flushes(&mut self) {
+        if self.flushes.is_empty() {
+            return;
+        }
+        let first_open = self.batches.iter().find(|(_, h)| h.handed_over.is_none()).map(|(&seq, _)| seq);
+        let (done, open): (Vec<_>, Vec<_>) =
+            self.flushes.drain(..).partition(|f| first_open.is_none_or(|seq| seq >= f.upto));
+        self.flushes = open;
+        for f in done {
+            let _ = f.reply.send(());
+        }
+    }
+
+    /// When the lane should hand what the flushes wait for to the outbox:
+    /// an export they wait on has taken longer than [`FLUSH_GRACE`] (or
+    /// half the flush's time).
+    fn hand_over_due(&self) -> Option<Instant> {
+        self.outbox.as_ref()?;
+        let upto = self.flushes.iter().map(|f| f.upto).max()?;
+        let oldest = self
+            .batches
+            .range(..upto)
+            .filter(|(_, h)| h.handed_over.is_none() && !h.retrying)
+            .filter_map(|(_, h)| h.started)
+            .min()?;
+        let patience =
+            self.flushes.iter().map(|f| f.arrived + (f.deadline.saturating_duration_since(f.arrived)) / 2).min();
+        Some(patience.map_or(oldest + FLUSH_GRACE, |p| p.min(oldest + FLUSH_GRACE)))
+    }
+
+    /// The sink is slow and a flush waits: keeps the batches it waits for
+    /// in the outbox. Those not started go there as if the destination
+    /// were down; those in flight are kept leased to this lane while their
+    /// export goes on.
+    async fn hand_over(&mut self) {
+        let Some(outbox) = self.outbox.clone() else {
+            return;
+        };
+        let Some(upto) = self.flushes.iter().map(|f| f.upto).max() else {
+            return;
+        };
+        let seqs: Vec<u64> = self
+            .batches
+            .range(..upto)
+            .filter(|(_, h)| h.handed_over.is_none() && !h.retrying)
+            .map(|(&seq, _)| seq)
+            .collect();
+        let name = self.name.clone();
+        diag::once(&format!("slow-{name}"), LogLevel::Warn, || {
+            format!("the {name} sink is slow: a flush keeps what it waits for in the outbox, to be sent from there")
+        });
+        for seq in seqs {
+            let Some(h) = self.batches.get(&seq) else {
+                continue;
+            };
+            let batch = h.batch.clone();
+            let n = batch.records.len();
+            if h.started.is_none() {
+                let all = (0..n).map(|i| (i, false)).collect();
+                let Some(kept) = store::spill(&outbox, &self.counters, batch.records.clone(), all).await else {
+                    return;
+                };
+                self.waiting.retain(|&s| s != seq);
+                self.backlog = true;
+                batch.settle(Outcome { kept, dropped: n - kept, ..Default::default() });
+                self.release(seq);
+            } else {
+                let Some(rows) = store::keep_leased(&outbox, &self.counters, batch.records.clone(), self.lease).await
+                else {
+                    return;
+                };
+                batch.settle(Outcome { kept: rows.len(), dropped: n - rows.len(), ..Default::default() });
+                if let Some(h) = self.batches.get_mut(&seq) {
+                    h.handed_over = Some(rows);
+                }
+            }
+        }
+    }
+
+    /// Starts what waits, as far as there are free slots; straight to the
+    /// outbox while the destination is known to be down.
+    async fn start_jobs(&mut self) {
+        while let Some(&seq) = self.waiting.front() {
+            let Some(batch) = self.batches.get(&seq).map(|h| h.batch.clone()) else {
+                self.waiting.pop_front();
+                continue;
+            };
+            let n = batch.records.len();
+            if (self.is_down() || self.stopping && self.backlog)
+                && let Some(outbox) = &self.outbox
+            {
+                // Behind what is already waiting there.
+                let all = (0..n).map(|i| (i, false)).collect();
+                if let Some(kept) = store::spill(outbox, &self.counters, batch.records.clone(), all).await {
+                    self.waiting.pop_front();
+                    self.backlog = true;
+                    batch.settle(Outcome { kept, dropped: n - kept, ..Default::default() });
+                    self.release(seq);
+                    continue;
+                }
+            }
+            if self.jobs.len() >= MAX_JOBS {
+                return;
+            }
+            self.waiting.pop_front();
+            if let Some(h) = self.batches.get_mut(&seq) {
+                h.started = Some(Instant::now());
+            }
+            let (sink, cx, records) = (self.sink.clone(), self.cx.clone(), batch.records.clone());
+            self.jobs.spawn(async move {
+                let report = tokio::spawn(async move { sink.export(&records, cx).await }).await.ok();
+                Done::Deliver { seq, report }
+            });
+        }
+    }
+
+    /// The lane is done with batch `seq`.
+    fn release(&mut self, seq: u64) {
+        if let Some(h) = self.batches.remove(&seq) {
+            self.held.fetch_sub(h.batch.bytes, Ordering::AcqRel);
+            self.held_records.fetch_sub(h.batch.records.len(), Ordering::AcqRel);
+        }
+    }
+
+    /// A sink's export panicked: counted, logged once.
+    fn panicked(&self, n: usize) -> ExportReport {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        let name = &self.name;
+        diag::once(&format!("panic-{name}"), LogLevel::Error, || {
+            format!("the {name} sink panicked; its batches are counted as failed")
+        });
+        ExportReport::failed_all(n)
+    }
+
+    async fn finish(&mut self, done: Done) {
+        match done {
+            Done::Deliver { seq, report } => self.delivered(seq, report).await,
+            Done::Retried { seq, failed, dropped } => {
+                if let Some(h) = self.batches.get(&seq) {
+                    h.batch.settle(Outcome { failed, dropped, ..Default::default() });
+                }
+                self.release(seq);
+            }
+            Done::Drain { job, report } => {
+                self.drains -= 1;
+                self.drain_wait = None;
+                let n = job.ids.len();
+                let report = report.unwrap_or_else(|| self.panicked(n));
+                self.drained(job, report).await;
+            }
+        }
+    }
+
+    /// A delivery's export is over.
+    async fn delivered(&mut self, seq: u64, report: Option<ExportReport>) {
+        let Some(h) = self.batches.get_mut(&seq) else {
+            return;
+        };
+        let (batch, handed_over) = (h.batch.clone(), h.handed_over.take());
+        let n = batch.records.len();
+        let report = report.unwrap_or_else(|| self.panicked(n));
+        if report.retry.is_empty() {
+            self.came_up();
+        } else {
+            self.went_down(report.retry_after);
+        }
+        // A flush kept its records in the outbox already: settle the rows.
+        if let Some(rows) = handed_over {
+            let ids = rows.iter().map(|&(_, id)| id).collect();
+            let uncertain = vec![false; rows.len()];
+            let positions: Vec<usize> = rows.iter().map(|&(i, _)| i).collect();
+            let retry = positions
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| report.retry.binary_search(i).is_ok())
+                .map(|(k, _)| k)
+                .collect();
+            let at_rows = ExportReport {
+                failed: report.failed,
+                retry,
+                uncertain: (0..rows.len()).collect(),
+                retry_after: report.retry_after,
+            };
+            self.drained(DrainJob { ids, uncertain, settle: Default::default() }, at_rows).await;
+            self.release(seq);
+            return;
+        }
+        let mut outcome = Outcome { failed: report.failed.min(n), ..Default::default() };
+        if report.retry.is_empty() {
+            batch.settle(outcome);
+            self.release(seq);
+            return;
+        }
+        if let Some(outbox) = &self.outbox {
+            let picks = report.retry.iter().map(|&i| (i, report.uncertain.binary_search(&i).is_ok())).collect();
+            if let Some(kept) = store::spill(outbox, &self.counters, batch.records.clone(), picks).await {
+                self.backlog = true;
+                outcome.kept = kept;
+                outcome.dropped = report.retry.len() - kept;
+                batch.settle(outcome);
+                self.release(seq);
+                return;
+            }
+        }
+        // No outbox to keep them in: retry in memory, for a while, on a
+        // job of its own.
+        if let Some(h) = self.batches.get_mut(&seq) {
+            h.retrying = true;
+        }
+        let retry = InMemoryRetry {
+            name: self.name.clone(),
+            sink: self.sink.clone(),
+            cx: self.cx.clone(),
+            counters: self.counters.clone(),
+            max_elapsed: self.retry_max_elapsed,
+            attempt: self.attempt,
+            wait: self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default(),
+        };
+        let (records, first_failed) = (batch.records.clone(), outcome.failed);
+        self.jobs.spawn(async move {
+            let (failed, dropped) = retry.run(&records, report).await;
+            Done::Retried { seq, failed: (first_failed + failed).min(records.len()), dropped }
+        });
     }
 
     /// At shutdown: sends what waits in the outbox while the deadline
@@ -215,13 +550,19 @@ impl Lane {
         let mut failures = 0;
         while self.backlog && self.outbox.is_some() && failures < 3 {
             let limit = self.cx.deadline().unwrap_or(deadline).min(deadline);
-            let at = self.down_until.unwrap_or_else(Instant::now);
+            let at = self.next_drain_at();
             if at >= limit {
                 return;
             }
             tokio::time::sleep_until(at.into()).await;
             let before = self.attempt;
-            self.drain_some().await;
+            if let Some((job, records)) = self.claim().await {
+                let n = records.len();
+                let (sink, cx) = (self.sink.clone(), self.cx.clone());
+                let report = tokio::spawn(async move { sink.export(&records, cx).await }).await.ok();
+                let report = report.unwrap_or_else(|| self.panicked(n));
+                self.drained(job, report).await;
+            }
             if self.attempt > before {
                 failures += 1;
             }
@@ -230,6 +571,19 @@ impl Lane {
 
     fn is_down(&self) -> bool {
         self.down_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    fn next_drain_at(&self) -> Instant {
+        let now = Instant::now();
+        self.down_until.unwrap_or(now).max(self.drain_wait.unwrap_or(now))
+    }
+
+    /// When to look at the outbox next, if there is reason to.
+    fn drain_due(&self) -> Option<Instant> {
+        // While the destination is down, one probe at a time.
+        let drains = if self.attempt > 0 { 1 } else { MAX_DRAINS };
+        (self.backlog && !self.stopping && self.outbox.is_some() && self.drains < drains && self.jobs.len() < MAX_JOBS)
+            .then(|| self.next_drain_at())
     }
 
     /// One attempt failed: wait longer before the next.
@@ -244,145 +598,79 @@ impl Lane {
         self.down_until = None;
     }
 
-    /// The sink's export of `records` on its own task, a panic contained.
-    async fn export(&self, records: Arc<[Record]>) -> Option<ExportReport> {
-        let (sink, cx) = (self.sink.clone(), self.cx.clone());
-        match tokio::spawn(async move { sink.export(&records, cx).await }).await {
-            Ok(report) => Some(report),
-            Err(_) => {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                let name = &self.name;
-                diag::once(&format!("panic-{name}"), LogLevel::Error, || {
-                    format!("the {name} sink panicked; its batches are counted as failed")
-                });
-                None
-            }
-        }
-    }
-
-    async fn deliver(&mut self, batch: &Arc<Batch>) {
-        let n = batch.records.len();
-        // The destination is known to be down: straight to the outbox,
-        // behind what is already waiting there.
-        if (self.is_down() || self.stopping && self.backlog)
-            && let Some(outbox) = &self.outbox
-        {
-            let all = (0..n).map(|i| (i, false)).collect();
-            if let Some(kept) = store::spill(outbox, &self.counters, batch.records.clone(), all).await {
-                self.backlog = true;
-                batch.settle(Outcome { kept, dropped: n - kept, ..Default::default() });
-                return;
-            }
-        }
-        let records = batch.records.clone();
-        let Some(report) = self.export(records.clone()).await else {
-            batch.settle(Outcome { failed: n, ..Default::default() });
+    /// Starts sending the oldest rows of the outbox that are due.
+    async fn start_drain(&mut self) {
+        let Some((job, records)) = self.claim().await else {
             return;
         };
-        let mut outcome = Outcome { failed: report.failed.min(n), ..Default::default() };
-        if report.retry.is_empty() {
-            self.came_up();
-            batch.settle(outcome);
-            return;
-        }
-        self.went_down(report.retry_after);
-        if let Some(outbox) = &self.outbox {
-            let picks = report.retry.iter().map(|&i| (i, report.uncertain.binary_search(&i).is_ok())).collect();
-            if let Some(kept) = store::spill(outbox, &self.counters, records.clone(), picks).await {
-                self.backlog = true;
-                outcome.kept = kept;
-                outcome.dropped = report.retry.len() - kept;
-                batch.settle(outcome);
-                return;
-            }
-        }
-        // No outbox to keep them in: retry in memory, for a while.
-        let (failed, kept_trying) = self.retry_in_memory(&records, report).await;
-        outcome.failed = (outcome.failed + failed).min(n);
-        outcome.dropped = kept_trying;
-        batch.settle(outcome);
+        self.drains += 1;
+        let (sink, cx) = (self.sink.clone(), self.cx.clone());
+        self.jobs.spawn(async move {
+            let report = tokio::spawn(async move { sink.export(&records, cx).await }).await.ok();
+            Done::Drain { job, report }
+        });
     }
 
-    /// Retries `report.retry` with backoff until delivered, refused, the
-    /// retry budget is spent or a shutdown deadline nears. Returns how many
-    /// were refused and how many are given up (counted as dropped).
-    async fn retry_in_memory(&mut self, records: &Arc<[Record]>, mut report: ExportReport) -> (usize, usize) {
-        let started = Instant::now();
-        let mut failed = 0;
-        loop {
-            let wait = self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default();
-            let out_of_budget = started.elapsed() + wait > self.retry_max_elapsed;
-            let past_deadline = self.cx.deadline().is_some_and(|d| Instant::now() + wait >= d);
-            if out_of_budget || past_deadline || (!self.cx.sleep(wait).await && self.cx.deadline().is_some_and(|d| Instant::now() + wait >= d)) {
-                let name = &self.name;
-                diag::once(&format!("gave-up-{name}"), LogLevel::Error, || {
-                    format!("the {name} sink could not deliver in time and there is no outbox to keep records in: they are dropped and counted")
-                });
-                return (failed, report.retry.len());
-            }
-            self.counters.retried.fetch_add(report.retry.len() as u64, Ordering::Relaxed);
-            let again: Arc<[Record]> = report.retry.iter().map(|&i| records[i].clone()).collect();
-            let Some(next) = self.export(again).await else {
-                return (failed + report.retry.len(), 0);
-            };
-            failed += next.failed;
-            if next.retry.is_empty() {
-                self.came_up();
-                return (failed, 0);
-            }
-            self.went_down(next.retry_after);
-            report.retry = next.retry.iter().map(|&i| report.retry[i]).collect();
-        }
-    }
-
-    /// Sends the oldest rows of the outbox that are due.
-    async fn drain_some(&mut self) {
-        let Some(outbox) = self.outbox.clone() else { return };
+    /// Leases the oldest rows that are due; `None` when there are none (the
+    /// next look is planned) or the outbox cannot be used.
+    async fn claim(&mut self) -> Option<(DrainJob, Arc<[Record]>)> {
+        let outbox = self.outbox.clone()?;
         // While the destination is down, probe with a few rows only.
         let limit = if self.attempt > 0 { 8.min(self.batch_size) } else { self.batch_size };
         let claimed = match outbox.claim(limit, self.lease).await {
             Ok(c) => c,
             Err(()) => {
                 self.went_down(None);
-                return;
+                return None;
             }
         };
         if claimed.rows.is_empty() {
             match claimed.next_due {
                 Some(due) => {
                     let wait = due.duration_since(std::time::SystemTime::now()).unwrap_or_default();
-                    self.down_until = Some(Instant::now() + wait.max(Duration::from_millis(50)));
+                    self.drain_wait = Some(Instant::now() + wait.max(Duration::from_millis(50)));
                 }
+                // Rows of drains in flight come back if they fail.
+                None if self.drains > 0 => self.drain_wait = Some(Instant::now() + Duration::from_millis(100)),
                 None => self.backlog = false,
             }
-            return;
+            return None;
         }
-        let mut settle = crate::sinks::outbox::Settle::default();
-        let mut ids = Vec::with_capacity(claimed.rows.len());
-        let mut uncertain = Vec::with_capacity(claimed.rows.len());
+        let mut job = DrainJob {
+            ids: Vec::with_capacity(claimed.rows.len()),
+            uncertain: Vec::with_capacity(claimed.rows.len()),
+            settle: Default::default(),
+        };
         let mut records = Vec::with_capacity(claimed.rows.len());
         for row in claimed.rows {
             match row.record {
                 Ok(r) => {
-                    ids.push(row.id);
-                    uncertain.push(row.uncertain);
+                    job.ids.push(row.id);
+                    job.uncertain.push(row.uncertain);
                     records.push(r);
                 }
                 Err(reason) => {
-                    settle.failed.push(row.id);
+                    job.settle.failed.push(row.id);
                     self.counters.outbox_failed.fetch_add(1, Ordering::Relaxed);
                     diag::once("outbox-unreadable", LogLevel::Error, || {
-                        format!("a record in the outbox could not be read back ({reason}); it is removed and counted as failed")
+                        format!(
+                            "a record in the outbox could not be read back ({reason}); it is removed and counted as failed"
+                        )
                     });
                 }
             }
         }
         self.counters.retried.fetch_add(records.len() as u64, Ordering::Relaxed);
-        let n = records.len();
-        let report = match self.export(records.into()).await {
-            Some(r) => r,
-            None => ExportReport::failed_all(n),
+        Some((job, records.into()))
+    }
+
+    /// Settles outbox rows after an attempt at them.
+    async fn drained(&mut self, job: DrainJob, report: ExportReport) {
+        let Some(outbox) = self.outbox.clone() else {
+            return;
         };
+        let DrainJob { ids, uncertain, mut settle } = job;
+        let n = ids.len();
         let mut retry = vec![false; n];
         for &i in &report.retry {
             if let Some(slot) = retry.get_mut(i) {
@@ -404,6 +692,7 @@ impl Lane {
             self.came_up();
         } else {
             self.went_down(report.retry_after);
+            self.backlog = true;
             settle.next_try = self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default();
             settle.error = Some(format!("{} of {n} records not delivered", report.retry.len()));
         }
@@ -412,6 +701,59 @@ impl Lane {
         c.outbox_failed.fetch_add(failed as u64, Ordering::Relaxed);
         c.duplicates.fetch_add(duplicates.min(delivered) as u64, Ordering::Relaxed);
         outbox.settle(settle, &self.counters).await;
+    }
+}
+
+/// Retries of a batch in memory, for a lane with no outbox to keep it in.
+struct InMemoryRetry {
+    name: String,
+    sink: Arc<dyn Sink>,
+    cx: ExportContext,
+    counters: Arc<AtomicCounters>,
+    max_elapsed: Duration,
+    attempt: u32,
+    /// Before the first retry.
+    wait: Duration,
+}
+
+impl InMemoryRetry {
+    /// Retries `report.retry` with backoff until delivered, refused, the
+    /// retry budget is spent or a shutdown deadline nears. Returns how many
+    /// were refused and how many are given up (counted as dropped).
+    async fn run(mut self, records: &Arc<[Record]>, mut report: ExportReport) -> (usize, usize) {
+        let started = Instant::now();
+        let mut failed = 0;
+        let mut wait = self.wait;
+        loop {
+            let out_of_budget = started.elapsed() + wait > self.max_elapsed;
+            let past_deadline = self.cx.deadline().is_some_and(|d| Instant::now() + wait >= d);
+            if out_of_budget
+                || past_deadline
+                || (!self.cx.sleep(wait).await && self.cx.deadline().is_some_and(|d| Instant::now() + wait >= d))
+            {
+                let name = &self.name;
+                diag::once(&format!("gave-up-{name}"), LogLevel::Error, || {
+                    format!(
+                        "the {name} sink could not deliver in time and there is no outbox to keep records in: they are dropped and counted"
+                    )
+                });
+                return (failed, report.retry.len());
+            }
+            self.counters.retried.fetch_add(report.retry.len() as u64, Ordering::Relaxed);
+            let again: Arc<[Record]> = report.retry.iter().map(|&i| records[i].clone()).collect();
+            let (sink, cx) = (self.sink.clone(), self.cx.clone());
+            let Ok(next) = tokio::spawn(async move { sink.export(&again, cx).await }).await else {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                return (failed + report.retry.len(), 0);
+            };
+            failed += next.failed;
+            if next.retry.is_empty() {
+                return (failed, 0);
+            }
+            wait = backoff(self.attempt).max(next.retry_after.unwrap_or_default());
+            self.attempt = self.attempt.saturating_add(1);
+            report.retry = next.retry.iter().map(|&i| report.retry[i]).collect();
+        }
     }
 }
 
@@ -451,9 +793,7 @@ mod store {
     pub(super) fn cell(sink: &dyn Sink, settings: &LaneSettings) -> Option<Arc<OutboxCell>> {
         let destination = sink.destination()?;
         let (path, max) = settings.outbox.clone()?;
-        (max > 0).then(|| {
-            Arc::new(OutboxCell { path, destination, max_bytes: max as u64, outbox: Mutex::new(None) })
-        })
+        (max > 0).then(|| Arc::new(OutboxCell { path, destination, max_bytes: max as u64, outbox: Mutex::new(None) }))
     }
 
     impl OutboxCell {
@@ -483,9 +823,9 @@ mod store {
                     let what = if e.is_disk_full() { "the disk is full" } else { "it cannot be used" };
                     diag::once(&format!("outbox-{}", self.path.display()), LogLevel::Error, || {
                         format!(
-                            "{}; {what}: records a remote sink cannot deliver now are retried in memory, and dropped and counted when that runs out",
-                            diag::chain(&e)
-                        )
+                                "{}; {what}: records a remote sink cannot deliver now are retried in memory, and dropped and counted when that runs out",
+                                diag::chain(&e)
+                            )
                     });
                     Err(())
                 }
@@ -542,6 +882,31 @@ mod store {
         }
         Some(put.written)
     }
+
+    /// Keeps every record of a batch whose send is still going on, leased
+    /// to this lane (so no drain sends it meanwhile) and marked uncertain:
+    /// the rows written (position, row id), or `None` when the outbox
+    /// cannot be used.
+    pub(crate) async fn keep_leased(
+        cell: &Arc<OutboxCell>,
+        counters: &AtomicCounters,
+        records: Arc<[Record]>,
+        lease: Duration,
+    ) -> Option<Vec<(usize, i64)>> {
+        let (put, rows, waiting) = cell
+            .with(move |o| {
+                let entries: Vec<Entry<'_>> = records.iter().map(|record| Entry { record, uncertain: true }).collect();
+                let (put, rows) = o.put_claimed(&entries, lease)?;
+                Ok((put, rows, o.records()?))
+            })
+            .await
+            .ok()?;
+        counters.in_outbox.store(waiting, Ordering::Relaxed);
+        if put.dropped_oldest > 0 {
+            counters.outbox_dropped.fetch_add(put.dropped_oldest as u64, Ordering::Relaxed);
+        }
+        Some(rows)
+    }
 }
 
 #[cfg(not(feature = "sqlite"))]
@@ -582,6 +947,15 @@ mod store {
         _: Arc<[Record]>,
         _: Vec<(usize, bool)>,
     ) -> Option<usize> {
+        match **cell {}
+    }
+
+    pub(crate) async fn keep_leased(
+        cell: &Arc<OutboxCell>,
+        _: &AtomicCounters,
+        _: Arc<[Record]>,
+        _: Duration,
+    ) -> Option<Vec<(usize, i64)>> {
         match **cell {}
     }
 }

@@ -135,7 +135,7 @@ pub struct FlushReport {
 }
 
 pub(crate) enum Control {
-    Flush(std::sync::mpsc::SyncSender<()>),
+    Flush { deadline: Instant, reply: std::sync::mpsc::SyncSender<()> },
     Shutdown { deadline: Instant, reply: std::sync::mpsc::SyncSender<()> },
 }
 
@@ -270,7 +270,9 @@ impl PipelineBuilder {
                     #[cfg(not(feature = "otlp"))]
                     SinkKind::Otlp => return Err(InitError::Sink(SinkError::NotInThisBuild(kind))),
                     #[cfg(not(feature = "sqlite"))]
-                    SinkKind::Sqlite => return Err(InitError::Sink(SinkError::NotInThisBuild(kind))),
+                    SinkKind::Sqlite => {
+                        return Err(InitError::Sink(SinkError::NotInThisBuild(kind)));
+                    }
                 });
             }
         }
@@ -308,7 +310,10 @@ impl PipelineBuilder {
             .map_err(InitError::Thread)?;
         let where_to = description.join("; ");
         diag::with_level(config.log_level, || {
-            if config.api_url.is_none() && config.api_key.is_none() && config.sinks == crate::config::SinkSelection::Auto {
+            if config.api_url.is_none()
+                && config.api_key.is_none()
+                && config.sinks == crate::config::SinkSelection::Auto
+            {
                 diag::once(&format!("where-{where_to}"), LogLevel::Info, || {
                     format!("no ANOSYS_API_KEY or ANOSYS_API_URL set: {where_to}")
                 });
@@ -361,12 +366,15 @@ impl Pipeline {
         let size = record.approx_size();
         if !inner.memory.reserve(size) {
             inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            diag::with_level(inner.log_level, || diag::once("queue-bytes", LogLevel::Warn, || {
-                format!(
-                    "records waiting for delivery hold {} bytes or {} records; new records are dropped and counted (raise ANOSYS_QUEUE_MAX_BYTES or ANOSYS_QUEUE_SIZE?)",
-                    inner.memory.max(), inner.queue_size
-                )
-            }));
+            diag::with_level(inner.log_level, || {
+                diag::once("queue-bytes", LogLevel::Warn, || {
+                    format!(
+                        "records waiting for delivery hold {} bytes or {} records; new records are dropped and counted (raise ANOSYS_QUEUE_MAX_BYTES or ANOSYS_QUEUE_SIZE?)",
+                        inner.memory.max(),
+                        inner.queue_size
+                    )
+                })
+            });
             return false;
         }
         if inner.queue.push(record, size) {
@@ -374,12 +382,14 @@ impl Pipeline {
         }
         inner.memory.release(1, size);
         inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        diag::with_level(inner.log_level, || diag::once("queue-full", LogLevel::Warn, || {
-            format!(
-                "the delivery queue is full ({} records); new records are dropped and counted (raise ANOSYS_QUEUE_SIZE?)",
-                inner.queue_size
-            )
-        }));
+        diag::with_level(inner.log_level, || {
+            diag::once("queue-full", LogLevel::Warn, || {
+                format!(
+                    "the delivery queue is full ({} records); new records are dropped and counted (raise ANOSYS_QUEUE_SIZE?)",
+                    inner.queue_size
+                )
+            })
+        });
         false
     }
 
@@ -407,10 +417,17 @@ impl Pipeline {
     /// Hands everything queued so far to the sinks and waits until they
     /// are done with it, or until `timeout` (`None`: the configured
     /// shutdown timeout, `ANOSYS_SHUTDOWN_TIMEOUT_MS`).
+    ///
+    /// A slow remote sink does not hold it up: what such a sink has been
+    /// sending for a second (or half the timeout, if that is shorter) is
+    /// kept in its outbox and counted there (`kept_in_outbox`), and the
+    /// send goes on; what it delivers is removed from the outbox again.
     pub fn flush(&self, timeout: Option<Duration>) -> FlushReport {
         let timeout = timeout.unwrap_or(self.inner.shutdown_timeout);
         let (reply, done) = std::sync::mpsc::sync_channel(1);
-        if self.inner.control.send(Control::Flush(reply)).is_err() {
+        let now = Instant::now();
+        let deadline = now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
+        if self.inner.control.send(Control::Flush { deadline, reply }).is_err() {
             return self.report(true);
         }
         let completed = done.recv_timeout(timeout).is_ok();

@@ -82,9 +82,9 @@ impl Worker {
             tokio::select! {
                 biased;
                 ctl = control.recv() => match ctl {
-                    Some(Control::Flush(reply)) => {
+                    Some(Control::Flush { deadline, reply }) => {
                         self.drain();
-                        let waits: Vec<_> = self.lanes.iter().map(LaneHandle::flush).collect();
+                        let waits: Vec<_> = self.lanes.iter().map(|l| l.flush(deadline)).collect();
                         tokio::spawn(async move {
                             for w in waits {
                                 let _ = w.await;

@@ -66,7 +66,10 @@ impl std::fmt::Debug for AnosysSink {
 enum Attempt {
     Delivered,
     /// Worth another try; `uncertain` when the request may have arrived.
-    Retry { after: Option<Duration>, uncertain: bool },
+    Retry {
+        after: Option<Duration>,
+        uncertain: bool,
+    },
     Rejected(HttpStatus),
 }
 
@@ -255,6 +258,7 @@ impl Sink for AnosysSink {
                 next += 1;
             }
             let mut answered = vec![false; batch.len()];
+            let mut stopped = false;
             loop {
                 let joined = tokio::select! {
                     joined = set.join_next() => match joined {
@@ -267,13 +271,17 @@ impl Sink for AnosysSink {
                         break;
                     }
                 };
-                if next < batch.len() {
-                    spawn(&mut set, next);
-                    next += 1;
-                }
                 // A panicked task counts as unanswered.
                 let Ok((i, outcome)) = joined else { continue };
                 answered[i] = true;
+                // Once the destination asks for another try (down, refusing,
+                // overloaded), the rest of the batch is not sent now: it is
+                // reported for another try with the rest.
+                stopped |= matches!(outcome, Attempt::Retry { .. });
+                if next < batch.len() && !stopped {
+                    spawn(&mut set, next);
+                    next += 1;
+                }
                 match outcome {
                     Attempt::Delivered => {}
                     Attempt::Retry { after, uncertain } => {
@@ -288,7 +296,9 @@ impl Sink for AnosysSink {
                     Attempt::Rejected(status) => {
                         report.failed += 1;
                         diag::once(&format!("anosys-rejected-{}", status.as_u16()), LogLevel::Error, || {
-                            format!("AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed")
+                            format!(
+                                    "AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed"
+                                )
                         });
                     }
                 }
@@ -327,5 +337,4 @@ mod tests {
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("999999"), Some(RETRY_AFTER_MAX));
     }
-
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 use super::{decode, Claimed, Entry, OutboxStats, Put, Settle};
-use crate::sinks::Destination;
 use crate::record::time::epoch_millis;
+use crate::sinks::Destination;
 
 type Source = Box<dyn std::error::Error + Send + Sync>;
 
@@ -120,7 +120,8 @@ impl Outbox {
     /// Opens (creating if needed) the store at `path` and the outbox of
     /// `destination` in it, bounded to `max_bytes` across destinations.
     pub fn open(path: &Path, destination: &Destination, max_bytes: u64) -> Result<Outbox, OutboxError> {
-        let mut conn = crate::sinks::sqlite::open(path).map_err(|e| OutboxError::Open { path: path.to_owned(), source: e.into() })?;
+        let mut conn = crate::sinks::sqlite::open(path)
+            .map_err(|e| OutboxError::Open { path: path.to_owned(), source: e.into() })?;
         let id = in_transaction(&mut conn, path, |tx| {
             tx.execute_batch(DESTINATIONS)?;
             tx.execute(
@@ -173,26 +174,53 @@ impl Outbox {
     /// this destination first, then of others) if the outbox would go over
     /// its bound.
     pub fn put(&mut self, entries: &[Entry<'_>]) -> Result<Put, OutboxError> {
+        self.insert(entries, None).map(|(put, _)| put)
+    }
+
+    /// Keeps `entries` like [`put`](Self::put), leased to this outbox for
+    /// `lease` as if [claimed](Self::claim): for records whose send is
+    /// still going on. Returns, besides, each row written as (position in
+    /// `entries`, row id), for [`settle`](Self::settle).
+    pub fn put_claimed(
+        &mut self,
+        entries: &[Entry<'_>],
+        lease: Duration,
+    ) -> Result<(Put, Vec<(usize, i64)>), OutboxError> {
+        self.insert(entries, Some(lease))
+    }
+
+    fn insert(
+        &mut self,
+        entries: &[Entry<'_>],
+        lease: Option<Duration>,
+    ) -> Result<(Put, Vec<(usize, i64)>), OutboxError> {
         let mut put = Put::default();
-        let mut rows: Vec<(String, String, bool)> = Vec::with_capacity(entries.len());
-        for e in entries {
+        let mut rows: Vec<(usize, String, String, bool)> = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
             match serde_json::to_string(e.record) {
-                Ok(json) => rows.push((crate::sinks::anosys::encode::record_id(e.record), json, e.uncertain)),
+                Ok(json) => rows.push((i, crate::sinks::anosys::encode::record_id(e.record), json, e.uncertain)),
                 Err(_) => put.unserialisable += 1,
             }
         }
         let (table, id, max) = (&self.table, self.destination_id, self.max_bytes);
+        let owner = lease.map(|_| self.owner.as_str());
+        let mut written = Vec::with_capacity(if lease.is_some() { rows.len() } else { 0 });
         in_transaction(&mut self.conn, &self.path, |tx| {
             let now = now_ms();
+            let until = lease.map_or(0, |l| now + l.as_millis() as i64);
             let mut bytes = 0i64;
             {
                 let mut insert = tx.prepare_cached(&format!(
-                    "INSERT INTO {table} (record_id, created_ms, bytes, uncertain, record) VALUES (?1, ?2, ?3, ?4, ?5)"
+                    "INSERT INTO {table} (record_id, created_ms, bytes, uncertain, record, lease_owner, lease_until)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                 ))?;
-                for (record_id, json, uncertain) in &rows {
+                for (i, record_id, json, uncertain) in &rows {
                     let size = (json.len() + record_id.len() + 64) as i64;
-                    insert.execute(params![record_id, now, size, uncertain, json])?;
+                    insert.execute(params![record_id, now, size, uncertain, json, owner, until])?;
                     bytes += size;
+                    if lease.is_some() {
+                        written.push((*i, tx.last_insert_rowid()));
+                    }
                 }
             }
             tx.execute(
@@ -203,7 +231,7 @@ impl Outbox {
             put.dropped_oldest = enforce_bound(tx, id, max, now)?;
             Ok(())
         })?;
-        Ok(put)
+        Ok((put, written))
     }
 
     /// Leases up to `limit` of the oldest rows that are due and not leased
@@ -222,11 +250,7 @@ impl Outbox {
             let mut stmt = tx.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![owner, until, now, limit as i64], |r| {
                 let text: String = r.get(2)?;
-                Ok(Claimed {
-                    id: r.get(0)?,
-                    uncertain: r.get(1)?,
-                    record: decode(text.as_bytes()),
-                })
+                Ok(Claimed { id: r.get(0)?, uncertain: r.get(1)?, record: decode(text.as_bytes()) })
             })?;
             rows.collect::<rusqlite::Result<Vec<Claimed>>>()
         })?;
@@ -291,7 +315,9 @@ impl Outbox {
     /// [`stats`](Self::stats) counts, without looking for the oldest.
     pub fn records(&self) -> Result<u64, OutboxError> {
         self.conn
-            .query_row("SELECT rows FROM outbox_destinations WHERE id = ?1", [self.destination_id], |r| r.get::<_, i64>(0))
+            .query_row("SELECT rows FROM outbox_destinations WHERE id = ?1", [self.destination_id], |r| {
+                r.get::<_, i64>(0)
+            })
             .map(|n| n.max(0) as u64)
             .map_err(|e| self.io(e))
     }
@@ -300,11 +326,7 @@ impl Outbox {
     pub fn next_due(&self) -> Result<Option<SystemTime>, OutboxError> {
         let due: Option<i64> = self
             .conn
-            .query_row(
-                &format!("SELECT MIN(MAX(lease_until, next_try_ms)) FROM {}", self.table),
-                [],
-                |r| r.get(0),
-            )
+            .query_row(&format!("SELECT MIN(MAX(lease_until, next_try_ms)) FROM {}", self.table), [], |r| r.get(0))
             .map_err(|e| self.io(e))?;
         Ok(due.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)))
     }
@@ -314,12 +336,16 @@ impl Outbox {
 /// exists on this machine.
 fn release_dead_leases(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
     let mut stmt = conn.prepare(&format!("SELECT DISTINCT lease_owner FROM {table} WHERE lease_until > ?1"))?;
-    let owners: Vec<String> = stmt.query_map([now_ms()], |r| r.get::<_, Option<String>>(0))?.filter_map(|o| o.ok().flatten()).collect();
+    let owners: Vec<String> =
+        stmt.query_map([now_ms()], |r| r.get::<_, Option<String>>(0))?.filter_map(|o| o.ok().flatten()).collect();
     let mut freed = 0;
     for owner in owners {
         let pid = owner.split('-').next().and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|pid| !process_alive(pid)) {
-            freed += conn.execute(&format!("UPDATE {table} SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?1"), [&owner])?;
+            freed += conn.execute(
+                &format!("UPDATE {table} SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?1"),
+                [&owner],
+            )?;
         }
     }
     Ok(freed)
@@ -394,11 +420,12 @@ fn enforce_bound(conn: &Connection, own: i64, max: u64, now: i64) -> rusqlite::R
 fn stats_of(conn: &Connection, id: i64) -> rusqlite::Result<OutboxStats> {
     let (key, label, records, bytes, error, error_ms): (String, String, i64, i64, Option<String>, Option<i64>) = conn
         .query_row(
-            "SELECT key, label, rows, bytes, last_error, last_error_ms FROM outbox_destinations WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-        )?;
-    let oldest: Option<i64> = conn.query_row(&format!("SELECT MIN(created_ms) FROM {}", table_of(id)), [], |r| r.get(0))?;
+        "SELECT key, label, rows, bytes, last_error, last_error_ms FROM outbox_destinations WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+    )?;
+    let oldest: Option<i64> =
+        conn.query_row(&format!("SELECT MIN(created_ms) FROM {}", table_of(id)), [], |r| r.get(0))?;
     Ok(OutboxStats {
         key,
         label,
