@@ -138,7 +138,8 @@ pub enum Command {
   ANOSYS_API_KEY=... anosys send                       everything stored, to AnoSys
   ANOSYS_API_KEY=... anosys send --since 1h --status error
   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 anosys send --to otlp
-  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc anosys send --to otlp")]
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc anosys send --to otlp
+  ANOSYS_API_KEY=... anosys send --outbox              what waits in the outbox for AnoSys, now")]
     Send(SendArgs),
 
     /// What the local store holds and what waits in its outbox for each
@@ -151,7 +152,7 @@ pub enum Command {
 }
 
 /// Which records a command looks at.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct FilterArgs {
     /// Only records newer than this: a duration (30m, 2h, 7d) or a time
     /// (2026-11-28, 2026-11-28T14:00:00Z).
@@ -391,4 +392,10 @@ pub struct SendArgs {
     /// Where to send.
     #[arg(long, value_enum, default_value_t = Destination::Anosys)]
     pub to: Destination,
+
+    /// Send what waits in the outbox for that destination (records a
+    /// process could not deliver), now, without waiting out its backoff;
+    /// instead of the stored records. Delivered rows leave the outbox.
+    #[arg(long)]
+    pub outbox: bool,
 }

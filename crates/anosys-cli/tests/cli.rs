@@ -589,3 +589,73 @@ fn status_shows_what_waits_in_the_outbox() {
     assert_eq!(json["outbox"][0]["records"], 3, "{json}");
     assert_eq!(json["records"], 0);
 }
+
+#[test]
+fn send_outbox_delivers_what_waits_there_now() {
+    use anosys::sinks::outbox::{Entry, Outbox, Settle};
+    use anosys::sinks::Sink;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("outbox.db");
+    let down = backend(503);
+    let up = backend(200);
+    // Both stand-ins are one destination to the outbox only if their URL is
+    // the same: the rows are kept for the one that is down, and sent to it.
+    let destination_of = |url: &str| {
+        let config = anosys::Config::builder().api_url(url).build().unwrap();
+        anosys::sinks::AnosysSink::new(&config).unwrap().destination().unwrap()
+    };
+
+    // Nothing kept yet: said plainly.
+    stdout(anosys(&db).arg("demo"));
+    let text = stdout(anosys(&db).args(["send", "--outbox"]).env("ANOSYS_API_URL", &up.url));
+    assert!(text.contains("nothing waits in the outbox"), "{text}");
+
+    let records: Vec<Record> = (0..5).map(|i| anosys::sources::raw::raw_record(serde_json::json!({"i": i}))).collect();
+    for (url, uncertain_first) in [(&down.url, false), (&up.url, true)] {
+        let mut outbox = Outbox::open(&db, &destination_of(url), 1 << 20).unwrap();
+        let entries: Vec<_> =
+            records.iter().enumerate().map(|(i, record)| Entry { record, uncertain: i == 0 && uncertain_first }).collect();
+        outbox.put(&entries).unwrap();
+        // Two rows are backing off for an hour: a send by hand does not wait.
+        let claimed = outbox.claim(2, std::time::Duration::from_secs(30)).unwrap();
+        outbox
+            .settle(&Settle {
+                retry: claimed.iter().map(|c| (c.id, false)).collect(),
+                next_try: std::time::Duration::from_secs(3600),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    // A filter makes no sense here.
+    anosys(&db)
+        .args(["send", "--outbox", "--since", "1h"])
+        .env("ANOSYS_API_URL", &up.url)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("takes no filter"));
+
+    // The destination is down: said so, exit 1, every row still there.
+    anosys(&db)
+        .args(["send", "--outbox"])
+        .env("ANOSYS_API_URL", &down.url)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("5 records wait in the outbox"));
+    assert!(!down.bodies.lock().unwrap().is_empty());
+
+    // Up: all five delivered, the earlier uncertain one counted as a
+    // possible duplicate, the outbox empty; the other destination's rows
+    // untouched.
+    let text = stdout(anosys(&db).args(["send", "--outbox"]).env("ANOSYS_API_URL", &up.url));
+    assert!(text.contains("5 delivered") && text.contains("0 left"), "{text}");
+    assert!(text.contains("1 of them may have been delivered before"), "{text}");
+    let sent: BTreeSet<String> =
+        up.bodies.lock().unwrap().iter().map(|b| b["anosys_record_id"].as_str().unwrap().to_owned()).collect();
+    let kept: BTreeSet<String> = records.iter().map(anosys::sinks::anosys::encode::record_id).collect();
+    assert_eq!(sent, kept);
+    let json: Value = serde_json::from_str(&stdout(anosys(&db).args(["status", "--json"]))).unwrap();
+    let waiting: Vec<u64> = json["outbox"].as_array().unwrap().iter().map(|o| o["records"].as_u64().unwrap()).collect();
+    assert_eq!(waiting.iter().sum::<u64>(), 5, "{json}");
+    assert!(waiting.contains(&0), "{json}");
+}

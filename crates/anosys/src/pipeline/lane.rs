@@ -23,6 +23,7 @@ use super::batch::{Batch, Outcome};
 use super::AtomicCounters;
 use crate::diag::{self, LogLevel};
 use crate::record::Record;
+use crate::sinks::outbox::Settle;
 use crate::sinks::{backoff, ExportContext, ExportReport, Sink};
 
 pub(crate) enum LaneMsg {
@@ -214,7 +215,7 @@ enum Done {
 struct DrainJob {
     ids: Vec<i64>,
     uncertain: Vec<bool>,
-    settle: crate::sinks::outbox::Settle,
+    settle: Settle,
 }
 
 struct Lane {
@@ -666,40 +667,22 @@ impl Lane {
 
     /// Settles outbox rows after an attempt at them.
     async fn drained(&mut self, job: DrainJob, report: ExportReport) {
-        let Some(outbox) = self.outbox.clone() else {
-            return;
-        };
-        let DrainJob { ids, uncertain, mut settle } = job;
-        let n = ids.len();
-        let mut retry = vec![false; n];
-        for &i in &report.retry {
-            if let Some(slot) = retry.get_mut(i) {
-                *slot = true;
-            }
-        }
-        let mut duplicates = 0;
-        for (i, &id) in ids.iter().enumerate() {
-            if retry[i] {
-                settle.retry.push((id, report.uncertain.binary_search(&i).is_ok()));
-            } else {
-                settle.delivered.push(id);
-                duplicates += usize::from(uncertain[i]);
-            }
-        }
-        let failed = report.failed.min(settle.delivered.len());
-        let delivered = settle.delivered.len() - failed;
+        let Some(outbox) = self.outbox.clone() else { return };
+        let (mut settle, done) = Settle::after(&job.ids, &job.uncertain, &report);
+        // Rows that could not be read back were settled as failed already.
+        settle.failed.extend(job.settle.failed);
         if report.retry.is_empty() {
             self.came_up();
         } else {
             self.went_down(report.retry_after);
             self.backlog = true;
             settle.next_try = self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default();
-            settle.error = Some(format!("{} of {n} records not delivered", report.retry.len()));
+            settle.error = Some(format!("{} of {} records not delivered", done.retry, job.ids.len()));
         }
         let c = &self.counters;
-        c.outbox_delivered.fetch_add(delivered as u64, Ordering::Relaxed);
-        c.outbox_failed.fetch_add(failed as u64, Ordering::Relaxed);
-        c.duplicates.fetch_add(duplicates.min(delivered) as u64, Ordering::Relaxed);
+        c.outbox_delivered.fetch_add(done.delivered as u64, Ordering::Relaxed);
+        c.outbox_failed.fetch_add(done.failed as u64, Ordering::Relaxed);
+        c.duplicates.fetch_add(done.duplicates as u64, Ordering::Relaxed);
         outbox.settle(settle, &self.counters).await;
     }
 }

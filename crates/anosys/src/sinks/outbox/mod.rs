@@ -73,6 +73,58 @@ pub struct Settle {
     pub error: Option<String>,
 }
 
+/// What an attempt at claimed rows achieved, in records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attempted {
+    /// Delivered.
+    pub delivered: usize,
+    /// Refused for good.
+    pub failed: usize,
+    /// Delivered again after an earlier attempt that may have arrived.
+    pub duplicates: usize,
+    /// Left for another try.
+    pub retry: usize,
+}
+
+impl Settle {
+    /// What to do with rows `ids` (in the order they were sent, with
+    /// whether an earlier attempt may have delivered each) after an
+    /// export of them answered `report`, and what that achieved.
+    ///
+    /// ```
+    /// use anosys::sinks::ExportReport;
+    /// use anosys::sinks::outbox::Settle;
+    /// let report = ExportReport { retry: vec![1], ..Default::default() };
+    /// let (settle, done) = Settle::after(&[10, 11, 12], &[true, false, false], &report);
+    /// assert_eq!(settle.delivered, vec![10, 12]);
+    /// assert_eq!(settle.retry, vec![(11, false)]);
+    /// assert_eq!((done.delivered, done.duplicates, done.retry), (2, 1, 1));
+    /// ```
+    pub fn after(ids: &[i64], uncertain: &[bool], report: &crate::sinks::ExportReport) -> (Settle, Attempted) {
+        let mut settle = Settle::default();
+        let mut retry = vec![false; ids.len()];
+        for &i in &report.retry {
+            if let Some(slot) = retry.get_mut(i) {
+                *slot = true;
+            }
+        }
+        let mut duplicates = 0;
+        for (i, &id) in ids.iter().enumerate() {
+            if retry[i] {
+                settle.retry.push((id, report.uncertain.binary_search(&i).is_ok()));
+            } else {
+                settle.delivered.push(id);
+                duplicates += usize::from(uncertain.get(i).copied().unwrap_or(false));
+            }
+        }
+        // A refusal is not told by position: among those not to retry.
+        let failed = report.failed.min(settle.delivered.len());
+        let delivered = settle.delivered.len() - failed;
+        let done = Attempted { delivered, failed, duplicates: duplicates.min(delivered), retry: settle.retry.len() };
+        (settle, done)
+    }
+}
+
 /// What one destination's outbox holds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OutboxStats {

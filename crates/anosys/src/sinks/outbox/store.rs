@@ -237,18 +237,29 @@ impl Outbox {
     /// Leases up to `limit` of the oldest rows that are due and not leased
     /// by another process, for `lease`.
     pub fn claim(&mut self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, OutboxError> {
+        self.lease_rows(limit, lease, true)
+    }
+
+    /// Leases up to `limit` of the oldest rows not leased by another
+    /// process, due or not: for a send asked for by hand (`anosys send
+    /// --outbox`), which does not wait out the backoff.
+    pub fn claim_now(&mut self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, OutboxError> {
+        self.lease_rows(limit, lease, false)
+    }
+
+    fn lease_rows(&mut self, limit: usize, lease: Duration, due_only: bool) -> Result<Vec<Claimed>, OutboxError> {
         let now = now_ms();
         let until = now + lease.as_millis() as i64;
         let sql = format!(
             "UPDATE {t} SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1
-             WHERE id IN (SELECT id FROM {t} WHERE lease_until <= ?3 AND next_try_ms <= ?3 ORDER BY id LIMIT ?4)
+             WHERE id IN (SELECT id FROM {t} WHERE lease_until <= ?3 AND (next_try_ms <= ?3 OR NOT ?5) ORDER BY id LIMIT ?4)
              RETURNING id, uncertain, record",
             t = self.table
         );
         let owner = &self.owner;
         let mut claimed = in_transaction(&mut self.conn, &self.path, |tx| {
             let mut stmt = tx.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![owner, until, now, limit as i64], |r| {
+            let rows = stmt.query_map(params![owner, until, now, limit as i64, due_only], |r| {
                 let text: String = r.get(2)?;
                 Ok(Claimed { id: r.get(0)?, uncertain: r.get(1)?, record: decode(text.as_bytes()) })
             })?;
