@@ -1,39 +1,19 @@
 //! The `anosys` binary, run as a user runs it, on temporary stores.
 
+mod command;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anosys::Record;
 use assert_cmd::Command;
+use command::{anosys, stdout};
 use predicates::prelude::*;
 use rusqlite::Connection;
 use serde_json::Value;
 
-/// `anosys` with a clean environment: no AnoSys account, the given store.
-fn anosys(db: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("anosys").unwrap();
-    for var in [
-        "ANOSYS_API_KEY",
-        "ANOSYS_API_URL",
-        "ANOSYS_SINKS",
-        "ANOSYS_DB",
-        "OPENAI_API_KEY",
-        "NO_COLOR",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--db").arg(db);
-    cmd
-}
 
-fn stdout(cmd: &mut Command) -> String {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    String::from_utf8(out).unwrap()
-}
 
 /// Every record in the store, by row id, read directly with SQLite.
 fn stored(db: &Path) -> Vec<(i64, Record)> {

@@ -4,31 +4,14 @@
 //! error and left byte for byte as it was, and a damaged anosys store is
 //! reported by readers and set aside by the next writer.
 
+mod command;
+
 use std::path::Path;
 
-use assert_cmd::Command;
+use command::anosys;
 use predicates::prelude::*;
 use rusqlite::Connection;
 
-/// `anosys` with a clean environment: no AnoSys account, the given store.
-fn anosys(db: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("anosys").unwrap();
-    for var in [
-        "ANOSYS_API_KEY",
-        "ANOSYS_API_URL",
-        "ANOSYS_SINKS",
-        "ANOSYS_DB",
-        "OPENAI_API_KEY",
-        "NO_COLOR",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--db").arg(db);
-    cmd
-}
 
 /// The reading commands, each as a user types it.
 const READERS: &[&[&str]] = &[&["logs"], &["logs", "--json"], &["stats"], &["show", "1"], &["export"], &["export", "--format", "csv"]];
