@@ -420,7 +420,10 @@ impl Lane {
                     continue;
                 }
             }
-            if self.jobs.len() >= MAX_JOBS {
+            // At shutdown one at a time, as the deadline may cut sends off
+            // and what they leave must still be written to the outbox.
+            let max_jobs = if self.stopping { 1 } else { MAX_JOBS };
+            if self.jobs.len() >= max_jobs {
                 return;
             }
             self.waiting.pop_front();
