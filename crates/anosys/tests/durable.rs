@@ -306,7 +306,7 @@ fn what_a_full_lane_spills_is_drained_without_a_restart() {
         pipeline.counters()
     );
     let c = pipeline.shutdown(Some(Duration::from_secs(5))).counters;
-    assert!(c.dropped < n / 4, "{c:?}");
+    assert!(c.kept_in_outbox > 0, "{c:?}");
     assert_eq!(c.delivered + c.kept_in_outbox + c.dropped, n, "{c:?}");
     assert_eq!((c.outbox_delivered, c.in_outbox), (c.kept_in_outbox, 0), "{c:?}");
     assert!(seen(&backend).values().all(|&times| times == 1), "{:?}", seen(&backend));
