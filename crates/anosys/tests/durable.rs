@@ -179,6 +179,45 @@ fn a_flush_is_not_held_up_by_a_slow_backend() {
 }
 
 #[test]
+fn written_ahead_batches_are_on_disk_while_they_are_sent() {
+    let backend = Backend::start();
+    *backend.shared.default_reply.lock().unwrap() = Some(Reply::status(200).delay(Duration::from_millis(1500)));
+    let dir = temp_dir("durable-write-ahead");
+    let c = config(&backend.url(), &dir).outbox_write_ahead(true).build().unwrap();
+    let pipeline = Pipeline::new(c).unwrap();
+    let n = 12;
+    for seq in 0..n {
+        pipeline.submit(record(seq));
+    }
+    let waiting = || {
+        let conn = anosys::sinks::sqlite::open(&dir.join("store.db")).ok()?;
+        outbox::list(&conn).ok()?.first().map(|o| o.records)
+    };
+    // While the answers take their time, every record is on disk.
+    assert!(wait_until(Duration::from_secs(5), || waiting() == Some(n)), "{:?}", waiting());
+    assert!(backend.accepted().is_empty());
+    // Delivered: counted as delivered (not as kept), and gone from the disk.
+    assert!(wait_until(Duration::from_secs(20), || all_delivered_once(&backend, n)), "{:?}", seen(&backend));
+    assert!(wait_until(Duration::from_secs(5), || waiting() == Some(0)), "{:?}", waiting());
+    let c = pipeline.shutdown(Some(Duration::from_secs(5))).counters;
+    assert_eq!((c.delivered, c.kept_in_outbox, c.outbox_delivered, c.duplicates), (n, 0, 0, 0), "{c:?}");
+
+    // Down: what was written ahead stays, counted as kept, and goes out
+    // from there once the destination is back.
+    *backend.shared.default_reply.lock().unwrap() = Some(Reply::status(503));
+    let c = config(&backend.url(), &dir).outbox_write_ahead(true).build().unwrap();
+    let pipeline = Pipeline::new(c).unwrap();
+    for seq in n..2 * n {
+        pipeline.submit(record(seq));
+    }
+    assert!(wait_until(Duration::from_secs(10), || pipeline.counters().kept_in_outbox == n), "{:?}", pipeline.counters());
+    *backend.shared.default_reply.lock().unwrap() = None;
+    assert!(wait_until(Duration::from_secs(20), || all_delivered_once(&backend, 2 * n)), "{:?}", seen(&backend));
+    let c = pipeline.shutdown(Some(Duration::from_secs(5))).counters;
+    assert_eq!((c.kept_in_outbox, c.outbox_delivered, c.in_outbox), (n, n, 0), "{c:?}");
+}
+
+#[test]
 fn the_next_process_delivers_what_an_earlier_one_kept() {
     let port = free_port();
     let dir = temp_dir("durable-restart");

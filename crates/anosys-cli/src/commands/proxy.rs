@@ -59,6 +59,11 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
         routes.push(Route::new("/", &u).map_err(|e| CliError::new(format!("--upstream {e}")).hint("write --upstream https://api.openai.com"))?);
     }
     let mut builder = anosys::ConfigBuilder::from_env()?;
+    // A server restarted by a supervisor (or killed by one): every batch
+    // for a remote sink is on disk before it is sent, unless told otherwise.
+    if std::env::var_os("ANOSYS_OUTBOX_WRITE_AHEAD").is_none() {
+        builder = builder.outbox_write_ahead(true);
+    }
     if let Some(db) = db {
         builder = builder.db_path(db);
     }

@@ -90,6 +90,12 @@ settings! {
         set(bytes: usize) = bytes;
         get(c) -> usize = c.outbox_max_bytes;
 
+    /// write every batch for a remote sink to the outbox before sending it (and remove it once delivered), so that a `kill -9` loses only records not yet handed to the sinks; `anosys proxy` turns it on unless this is set
+    outbox_write_ahead: bool = false;
+        env ANOSYS_OUTBOX_WRITE_AHEAD; kind Flag; shown "`false`";
+        set(on: bool) = on;
+        get(c) -> bool = c.outbox_write_ahead;
+
     /// records handed to the sinks at once
     batch_size: usize = 256;
         env ANOSYS_BATCH_SIZE; kind Count(1, 100_000); shown "`256`";

@@ -62,6 +62,8 @@ pub(crate) struct LaneSettings {
     pub retry_max_elapsed: Duration,
     pub request_timeout: Duration,
     pub outbox: Option<(std::path::PathBuf, usize)>,
+    /// Every batch goes to the outbox before it is sent.
+    pub write_ahead: bool,
 }
 
 impl LaneHandle {
@@ -95,6 +97,7 @@ impl LaneHandle {
             // (a healthy start never creates one).
             backlog: outbox.is_some() && settings.outbox.as_ref().is_some_and(|(path, _)| path.exists()),
             stopping: false,
+            write_ahead: settings.write_ahead,
             batches: BTreeMap::new(),
             next_seq: 0,
             waiting: VecDeque::new(),
@@ -202,6 +205,10 @@ struct Held {
     /// over (position in the batch, row id): the batch is settled as kept
     /// then, and the export's outcome settles the rows.
     handed_over: Option<Vec<(usize, i64)>>,
+    /// Its rows in the outbox, leased to this lane, written before its send
+    /// (write-ahead): removed when delivered, left there (and counted as
+    /// kept) when not.
+    journal: Option<Vec<(usize, i64)>>,
 }
 
 /// A finished job.
@@ -239,6 +246,7 @@ struct Lane {
     /// The outbox may hold rows for this destination.
     backlog: bool,
     stopping: bool,
+    write_ahead: bool,
     /// Batches held, by order of arrival.
     batches: BTreeMap<u64, Held>,
     next_seq: u64,
@@ -288,6 +296,13 @@ impl Lane {
                 _ = sleep_until_opt(stop_at) => {}
             }
         }
+        // Sends cut off by the deadline: what was written ahead is kept.
+        for h in self.batches.values_mut() {
+            if let Some(rows) = h.journal.take() {
+                let n = h.batch.records.len();
+                h.batch.settle(Outcome { kept: rows.len(), dropped: n - rows.len(), ..Default::default() });
+            }
+        }
         if let Some((deadline, reply)) = self.shutdown.take() {
             self.drain_before(deadline).await;
             let _ = tokio::time::timeout_at(deadline.into(), self.sink.shutdown()).await;
@@ -300,7 +315,7 @@ impl Lane {
             LaneMsg::Batch(batch) => {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                self.batches.insert(seq, Held { batch, started: None, retrying: false, handed_over: None });
+                self.batches.insert(seq, Held { batch, started: None, retrying: false, handed_over: None, journal: None });
                 self.waiting.push_back(seq);
             }
             LaneMsg::Flush { deadline, reply } => {
@@ -386,9 +401,17 @@ impl Lane {
                 batch.settle(Outcome { kept, dropped: n - kept, ..Default::default() });
                 self.release(seq);
             } else {
-                let Some(rows) = store::keep_leased(&outbox, &self.counters, batch.records.clone(), self.lease).await
-                else {
-                    return;
+                let journal = self.batches.get_mut(&seq).and_then(|h| h.journal.take());
+                let rows = match journal {
+                    Some(rows) => rows,
+                    None => {
+                        let records = batch.records.clone();
+                        let Some(rows) = store::keep_leased(&outbox, &self.counters, records, self.lease, true).await
+                        else {
+                            return;
+                        };
+                        rows
+                    }
                 };
                 batch.settle(Outcome { kept: rows.len(), dropped: n - rows.len(), ..Default::default() });
                 if let Some(h) = self.batches.get_mut(&seq) {
@@ -427,8 +450,15 @@ impl Lane {
                 return;
             }
             self.waiting.pop_front();
+            let journal = match &self.outbox {
+                Some(outbox) if self.write_ahead => {
+                    store::keep_leased(outbox, &self.counters, batch.records.clone(), self.lease, false).await
+                }
+                _ => None,
+            };
             if let Some(h) = self.batches.get_mut(&seq) {
                 h.started = Some(Instant::now());
+                h.journal = journal;
             }
             let (sink, cx, records) = (self.sink.clone(), self.cx.clone(), batch.records.clone());
             self.jobs.spawn(async move {
@@ -480,7 +510,7 @@ impl Lane {
         let Some(h) = self.batches.get_mut(&seq) else {
             return;
         };
-        let (batch, handed_over) = (h.batch.clone(), h.handed_over.take());
+        let (batch, handed_over, journal) = (h.batch.clone(), h.handed_over.take(), h.journal.take());
         let n = batch.records.len();
         let report = report.unwrap_or_else(|| self.panicked(n));
         if report.retry.is_empty() {
@@ -510,6 +540,31 @@ impl Lane {
             return;
         }
         let mut outcome = Outcome { failed: report.failed.min(n), ..Default::default() };
+        // Written ahead: the rows delivered (or refused) leave the outbox,
+        // the others stay there, kept.
+        if let (Some(rows), Some(outbox)) = (journal, self.outbox.clone()) {
+            let mut settle = Settle::default();
+            for &(i, id) in &rows {
+                if report.retry.binary_search(&i).is_ok() {
+                    settle.retry.push((id, report.uncertain.binary_search(&i).is_ok()));
+                } else {
+                    settle.delivered.push(id);
+                }
+            }
+            if !settle.retry.is_empty() {
+                self.backlog = true;
+                settle.next_try =
+                    self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default();
+                settle.error = Some(format!("{} of {n} records not delivered", report.retry.len()));
+            }
+            outcome.kept = settle.retry.len();
+            // Records the outbox could not take (never expected).
+            outcome.dropped = report.retry.len().saturating_sub(settle.retry.len());
+            outbox.settle(settle, &self.counters).await;
+            batch.settle(outcome);
+            self.release(seq);
+            return;
+        }
         if report.retry.is_empty() {
             batch.settle(outcome);
             self.release(seq);
@@ -869,19 +924,20 @@ mod store {
         Some(put.written)
     }
 
-    /// Keeps every record of a batch whose send is still going on, leased
-    /// to this lane (so no drain sends it meanwhile) and marked uncertain:
-    /// the rows written (position, row id), or `None` when the outbox
-    /// cannot be used.
+    /// Keeps every record of a batch whose send goes on (or is about to
+    /// start), leased to this lane so no drain sends it meanwhile, and
+    /// marked `uncertain` (a send in flight may arrive): the rows written
+    /// (position, row id), or `None` when the outbox cannot be used.
     pub(crate) async fn keep_leased(
         cell: &Arc<OutboxCell>,
         counters: &AtomicCounters,
         records: Arc<[Record]>,
         lease: Duration,
+        uncertain: bool,
     ) -> Option<Vec<(usize, i64)>> {
         let (put, rows, waiting) = cell
             .with(move |o| {
-                let entries: Vec<Entry<'_>> = records.iter().map(|record| Entry { record, uncertain: true }).collect();
+                let entries: Vec<Entry<'_>> = records.iter().map(|record| Entry { record, uncertain }).collect();
                 let (put, rows) = o.put_claimed(&entries, lease)?;
                 Ok((put, rows, o.records()?))
             })
@@ -941,6 +997,7 @@ mod store {
         _: &AtomicCounters,
         _: Arc<[Record]>,
         _: Duration,
+        _: bool,
     ) -> Option<Vec<(usize, i64)>> {
         match **cell {}
     }

@@ -304,6 +304,7 @@ impl PipelineBuilder {
                 retry_max_elapsed: config.retry_max_elapsed,
                 request_timeout: config.request_timeout,
                 outbox: Some((config.db_path.clone(), config.outbox_max_bytes)),
+                write_ahead: config.outbox_write_ahead,
             },
         };
         let handle = worker::spawn(queue.clone(), memory.clone(), control_rx, sinks, counters.clone(), settings)

@@ -344,7 +344,8 @@ impl Outbox {
 }
 
 /// Frees the leases of owners (`<pid>-<random>`) whose process no longer
-/// exists on this machine.
+/// exists on this machine; their rows may have been on their way, so a
+/// later delivery of them counts as a possible duplicate.
 fn release_dead_leases(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
     let mut stmt = conn.prepare(&format!("SELECT DISTINCT lease_owner FROM {table} WHERE lease_until > ?1"))?;
     let owners: Vec<String> =
@@ -354,7 +355,8 @@ fn release_dead_leases(conn: &Connection, table: &str) -> rusqlite::Result<usize
         let pid = owner.split('-').next().and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|pid| !process_alive(pid)) {
             freed += conn.execute(
-                &format!("UPDATE {table} SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?1"),
+                // It may have been sending them when it died.
+                &format!("UPDATE {table} SET lease_owner = NULL, lease_until = 0, uncertain = 1 WHERE lease_owner = ?1"),
                 [&owner],
             )?;
         }
