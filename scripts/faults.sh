@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The fault-injection scenarios at full length (60 s outages at 1,000
-# records/s, 200 kill -9 points, ...), in a release build, then their
+# records/s, 200 kill -9 points, the proxy killed 12 times under load,
+# ...), in a release build, then their
 # results as the README's table. Takes about 10 minutes.
 #   scripts/faults.sh            all scenarios
 #   scripts/faults.sh s5         the ones whose name contains s5
@@ -15,6 +16,9 @@ if [ -x target/test-venv/bin/python ] && target/test-venv/bin/python -c 'import 
 fi
 ANOSYS_FAULTS=full cargo test --release -p anosys --all-features --test faults -- \
     --include-ignored --test-threads=1 --nocapture "$@" >"$log" 2>&1 || { tail -n 80 "$log"; exit 1; }
+# Scenario 8: the proxy binary (anosys-cli) killed with kill -9 mid-load.
+ANOSYS_FAULTS=full cargo test --release -p anosys-cli --all-features --test faults_proxy -- \
+    --include-ignored --test-threads=1 --nocapture "$@" >>"$log" 2>&1 || { tail -n 80 "$log"; exit 1; }
 echo "| scenario | logged | delivered | duplicated | dropped (counted) | lost | peak memory (MiB) | notes |"
 echo "|---|---|---|---|---|---|---|---|"
 grep -o 'FAULTS|.*' "$log" | sed -e 's/^FAULTS//' -e 's/|/ | /g' -e 's/$/ |/' -e 's/^ //' -e 's/  */ /g'

@@ -35,6 +35,11 @@ if ! ANOSYS_FAULTS_PYTHON="$PWD/$venv/bin/python" cargo test --release -p anosys
     tail -n 60 "$faults_log"
     exit 1
 fi
+# Scenario 8: the proxy binary killed with kill -9 mid-load, restarted.
+if ! cargo test --release -p anosys-cli --all-features --test faults_proxy -- --include-ignored --test-threads=1 --nocapture >>"$faults_log" 2>&1; then
+    tail -n 60 "$faults_log"
+    exit 1
+fi
 grep -E '^FAULTS\||FAULTS\||test result' "$faults_log"
 
 # The Node.js package: `npm ci` installs its test dependencies (the openai
