@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The fault-injection scenarios at full length (60 s outages at 1,000
 # records/s, 200 kill -9 points, the proxy killed 12 times under load,
-# ...), in a release build, then their
-# results as the README's table. Takes about 10 minutes.
+# ...), in a release build, then their results as the README's table.
+# Takes about 11 minutes.
 #   scripts/faults.sh            all scenarios
 #   scripts/faults.sh s5         the ones whose name contains s5
 set -euo pipefail

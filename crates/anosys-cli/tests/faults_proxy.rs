@@ -367,12 +367,12 @@ fn s8_proxy_kill_9_loses_at_most_the_last_flush_interval() {
     let completed_n = completed.len() as u64;
     let delivered_of_completed = completed_n - total_lost;
     println!(
-        "FAULTS|8 proxy kill -9 mid-load, restart|{completed_n}|{delivered_of_completed}|{}|{dropped}|{total_lost}|{:.0}|{} kills at random moments in {:.0} s of chat calls at {}/s through the proxy ({sent} sent, {completed_n} completed); flush interval {} ms; at most {worst_lost} lost at a kill (the last flush interval held up to {worst_window} calls), the oldest {} ms before its kill, {older_than_interval} older than one interval; {flushed_lost} of the lost (at most {worst_flushed} at a kill) were in the batch being delivered (the local store had them); {not_stored} completed calls not in the local store",
+        "FAULTS|8 proxy kill -9 mid-load, restart (calls)|{completed_n}|{delivered_of_completed}|{}|{dropped}|{total_lost}|{:.0}|{} kills at random moments, {}/s chat calls for {:.0} s ({sent} sent); flush interval {} ms: at most {worst_lost} lost at a kill (its last interval held up to {worst_window}), the oldest {} ms before it, {older_than_interval} older than one interval; {flushed_lost} of the lost (at most {worst_flushed} at a kill) were in the batch being delivered (in the local store); {not_stored} completed calls not in the local store",
         stand.duplicated(),
         peak_rss_kb as f64 / 1024.0,
         s.kills,
-        load_ended.saturating_duration_since(load_started).as_secs_f64(),
         s.rate,
+        load_ended.saturating_duration_since(load_started).as_secs_f64(),
         flush.as_millis(),
         worst_age.as_millis(),
     );
