@@ -14,11 +14,9 @@ mkdir -p target
 if [ -x target/test-venv/bin/python ] && target/test-venv/bin/python -c 'import anosys' 2>/dev/null; then
     export ANOSYS_FAULTS_PYTHON="$PWD/target/test-venv/bin/python"
 fi
-ANOSYS_FAULTS=full cargo test --release -p anosys --all-features --test faults -- \
+# Scenario 8 is anosys-cli's faults_proxy (the proxy binary killed mid-load).
+ANOSYS_FAULTS=full cargo test --release -p anosys -p anosys-cli --all-features --test faults --test faults_proxy -- \
     --include-ignored --test-threads=1 --nocapture "$@" >"$log" 2>&1 || { tail -n 80 "$log"; exit 1; }
-# Scenario 8: the proxy binary (anosys-cli) killed with kill -9 mid-load.
-ANOSYS_FAULTS=full cargo test --release -p anosys-cli --all-features --test faults_proxy -- \
-    --include-ignored --test-threads=1 --nocapture "$@" >>"$log" 2>&1 || { tail -n 80 "$log"; exit 1; }
 echo "| scenario | logged | delivered | duplicated | dropped (counted) | lost | peak memory (MiB) | notes |"
 echo "|---|---|---|---|---|---|---|---|"
 grep -o 'FAULTS|.*' "$log" | sed -e 's/^FAULTS//' -e 's/|/ | /g' -e 's/$/ |/' -e 's/^ //' -e 's/  */ /g'
