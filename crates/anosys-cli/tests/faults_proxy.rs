@@ -9,10 +9,12 @@
 //! A completed call (2xx and its whole body received) is in the proxy's
 //! memory until the next flush point (`ANOSYS_FLUSH_INTERVAL_MS`, or a full
 //! batch), then handed to the store and to AnoSys. A kill loses at most
-//! what was still in memory: the calls of the last flush interval, and the
-//! batch being delivered. This test measures that per kill and asserts the
-//! bound; what completed after the last restart is all delivered by the
-//! graceful shutdown (SIGTERM).
+//! what was still in memory: the calls of the last flush interval still in
+//! the queue, and the batches the AnoSys sink's lane held undelivered (the
+//! one being delivered, and while deliveries lag up to a quarter of
+//! `ANOSYS_QUEUE_SIZE`; past that it writes them to its outbox). This test
+//! measures both per kill and asserts those bounds; what completed after
+//! the last restart is all delivered by the graceful shutdown (SIGTERM).
 //!
 //! Release builds only, like `anosys/tests/faults.rs` (`scripts/test.sh`
 //! runs it shortened, `scripts/faults.sh` at full length with
@@ -251,6 +253,10 @@ fn s8_proxy_kill_9_loses_at_most_the_last_flush_interval() {
     let defaults = anosys::Config::builder().build().unwrap();
     let flush = flush_override.map(Duration::from_millis).unwrap_or(defaults.flush_interval());
     let batch = defaults.batch_size() as u64;
+    // What the AnoSys sink's lane may hold in memory while its deliveries
+    // lag, before it writes further batches to its outbox (a quarter of the
+    // queue, at least one batch; see anosys's pipeline).
+    let lane_hold = (defaults.queue_size() as u64 / 4).max(batch);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let upstream = runtime.block_on(replay::ReplayServer::start(replay::Pacing::default())).unwrap();
@@ -325,7 +331,6 @@ fn s8_proxy_kill_9_loses_at_most_the_last_flush_interval() {
     // Per kill: the calls that completed while that proxy ran, those lost,
     // and those completed within one flush interval before the kill.
     let mut from = None::<Instant>;
-    let mut lines = Vec::new();
     let (mut worst_lost, mut worst_age, mut worst_window) = (0u64, Duration::ZERO, 0u64);
     let (mut older_than_interval, mut flushed_lost, mut worst_flushed) = (0u64, 0u64, 0u64);
     for (i, kill) in kills.iter().enumerate() {
@@ -335,39 +340,41 @@ fn s8_proxy_kill_9_loses_at_most_the_last_flush_interval() {
         let age = lost_here.iter().map(|(_, t)| kill.at.saturating_duration_since(*t)).max().unwrap_or_default();
         older_than_interval += lost_here.iter().filter(|(_, t)| *t + flush <= kill.at).count() as u64;
         // Lost for AnoSys although past a flush point: the local store has
-        // them (the batch being delivered when the kill came).
+        // them (batches the AnoSys lane held, being delivered, when the kill
+        // came). The others were still in the queue.
         let flushed = lost_here.iter().filter(|(seq, _)| in_store.contains(seq)).count() as u64;
         flushed_lost += flushed;
         worst_flushed = worst_flushed.max(flushed);
         let n = lost_here.len() as u64;
-        lines.push(format!(
+        let line = format!(
             "kill {}: {n} lost ({flushed} of them flushed to the local store but not yet delivered), oldest {} ms before the kill; {window} completed in the last flush interval",
             i + 1,
             age.as_millis()
-        ));
+        );
+        println!("{line}");
         assert!(
-            n <= window + batch,
-            "kill {}: {n} completed calls were lost, more than the {window} completed in the last flush interval ({} ms) plus one batch ({batch}): the proxy held more than its last flush interval in memory",
+            n - flushed <= window + batch,
+            "kill {}: {} completed calls not yet flushed were lost, more than the {window} completed in the last flush interval ({} ms) plus one batch ({batch}): the proxy held more than its last flush interval in its queue",
             i + 1,
+            n - flushed,
             flush.as_millis(),
         );
-        assert!(flushed <= batch, "kill {}: {flushed} calls past a flush point were lost, more than the one batch being delivered ({batch})", i + 1);
+        assert!(
+            flushed <= lane_hold,
+            "kill {}: {flushed} calls past a flush point were lost, more than the AnoSys lane holds in memory ({lane_hold}) before it uses the outbox",
+            i + 1
+        );
         worst_lost = worst_lost.max(n);
         worst_window = worst_window.max(window);
         worst_age = worst_age.max(age);
         from = Some(kill.back);
     }
     let after_last = lost.values().filter(|t| from.is_none_or(|f| **t >= f)).count();
-    if std::env::var_os("FAULT_DEBUG").is_some() || !lost.is_empty() {
-        for l in &lines {
-            println!("{l}");
-        }
-    }
     let total_lost = lost.len() as u64;
     let completed_n = completed.len() as u64;
     let delivered_of_completed = completed_n - total_lost;
     println!(
-        "FAULTS|8 proxy kill -9 mid-load, restart (calls)|{completed_n}|{delivered_of_completed}|{}|{dropped}|{total_lost}|{:.0}|{} kills at random moments, {}/s chat calls for {:.0} s ({sent} sent); flush interval {} ms: at most {worst_lost} lost at a kill (its last interval held up to {worst_window}), the oldest {} ms before it, {older_than_interval} older than one interval; {flushed_lost} of the lost (at most {worst_flushed} at a kill) were in the batch being delivered (in the local store); {not_stored} completed calls not in the local store",
+        "FAULTS|8 proxy kill -9 mid-load, restart (calls)|{completed_n}|{delivered_of_completed}|{}|{dropped}|{total_lost}|{:.0}|{} kills at random moments, {}/s chat calls for {:.0} s ({sent} sent); flush interval {} ms: at most {worst_lost} lost at a kill (its last interval held up to {worst_window}), the oldest {} ms before it, {older_than_interval} older than one interval; {flushed_lost} of the lost (at most {worst_flushed} at a kill) were flushed and being delivered (in the local store); {not_stored} completed calls not in the local store",
         stand.duplicated(),
         peak_rss_kb as f64 / 1024.0,
         s.kills,
