@@ -359,9 +359,11 @@ fn s8_proxy_kill_9_loses_at_most_the_last_flush_interval() {
             n - flushed,
             flush.as_millis(),
         );
+        // Plus one batch: a batch spilled past that bound is in memory
+        // until its outbox write commits.
         assert!(
-            flushed <= lane_hold,
-            "kill {}: {flushed} calls past a flush point were lost, more than the AnoSys lane holds in memory ({lane_hold}) before it uses the outbox",
+            flushed <= lane_hold + batch,
+            "kill {}: {flushed} calls past a flush point were lost, more than the AnoSys lane holds in memory ({lane_hold}) before it uses the outbox, plus one batch",
             i + 1
         );
         worst_lost = worst_lost.max(n);
