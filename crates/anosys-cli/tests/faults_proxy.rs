@@ -245,7 +245,7 @@ struct Kill {
 
 #[test]
 #[cfg_attr(debug_assertions, ignore = "timing-sensitive: run in release (scripts/test.sh and scripts/faults.sh do)")]
-fn s8_proxy_kill_9_loses_at_most_the_last_flush_interval() {
+fn s8_proxy_kill_9_loses_at_most_what_was_in_memory() {
     let s = scale();
     // The proxy's flush interval and batch size: the defaults, unless
     // ANOSYS_FAULTS_FLUSH_MS sets the interval.
