@@ -391,7 +391,7 @@ impl Lane {
             };
             let batch = h.batch.clone();
             let n = batch.records.len();
-            if h.started.is_none() {
+            if h.started.is_none() && h.journal.is_none() {
                 let all = (0..n).map(|i| (i, false)).collect();
                 let Some(kept) = store::spill(&outbox, &self.counters, batch.records.clone(), all).await else {
                     return;
@@ -424,6 +424,21 @@ impl Lane {
     /// Starts what waits, as far as there are free slots; straight to the
     /// outbox while the destination is known to be down.
     async fn start_jobs(&mut self) {
+        // Written ahead: what waits is on disk before anything else.
+        if self.write_ahead
+            && let Some(outbox) = self.outbox.clone()
+        {
+            let unwritten: Vec<u64> = (self.waiting.iter().copied())
+                .filter(|seq| self.batches.get(seq).is_some_and(|h| h.journal.is_none()))
+                .collect();
+            for seq in unwritten {
+                let Some(records) = self.batches.get(&seq).map(|h| h.batch.records.clone()) else { continue };
+                let rows = store::keep_leased(&outbox, &self.counters, records, self.lease, false).await;
+                if let Some(h) = self.batches.get_mut(&seq) {
+                    h.journal = rows;
+                }
+            }
+        }
         while let Some(&seq) = self.waiting.front() {
             let Some(batch) = self.batches.get(&seq).map(|h| h.batch.clone()) else {
                 self.waiting.pop_front();
@@ -433,6 +448,27 @@ impl Lane {
             if (self.is_down() || self.stopping && self.backlog)
                 && let Some(outbox) = &self.outbox
             {
+                // Written ahead (or handed over by a flush) already: left
+                // there, for a drain to send.
+                let (journal, handed_over) = match self.batches.get_mut(&seq) {
+                    Some(h) => (h.journal.take(), h.handed_over.take()),
+                    None => (None, None),
+                };
+                let counted = handed_over.is_some();
+                if let Some(rows) = journal.or(handed_over) {
+                    let next_try =
+                        self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default();
+                    let settle =
+                        Settle { retry: rows.iter().map(|&(_, id)| (id, false)).collect(), next_try, ..Default::default() };
+                    outbox.settle(settle, &self.counters).await;
+                    self.waiting.pop_front();
+                    self.backlog = true;
+                    if !counted {
+                        batch.settle(Outcome { kept: rows.len(), dropped: n - rows.len(), ..Default::default() });
+                    }
+                    self.release(seq);
+                    continue;
+                }
                 // Behind what is already waiting there.
                 let all = (0..n).map(|i| (i, false)).collect();
                 if let Some(kept) = store::spill(outbox, &self.counters, batch.records.clone(), all).await {
@@ -450,15 +486,8 @@ impl Lane {
                 return;
             }
             self.waiting.pop_front();
-            let journal = match &self.outbox {
-                Some(outbox) if self.write_ahead => {
-                    store::keep_leased(outbox, &self.counters, batch.records.clone(), self.lease, false).await
-                }
-                _ => None,
-            };
             if let Some(h) = self.batches.get_mut(&seq) {
                 h.started = Some(Instant::now());
-                h.journal = journal;
             }
             let (sink, cx, records) = (self.sink.clone(), self.cx.clone(), batch.records.clone());
             self.jobs.spawn(async move {
