@@ -9,6 +9,13 @@
 #   scripts/fuzz-long.sh                         # every target, 10 minutes each
 #   FUZZ_SECONDS=3600 scripts/fuzz-long.sh outbox_row
 #   FUZZ_RUNS=2000000 scripts/fuzz-long.sh       # a number of inputs instead
+#   FUZZ_SANITIZER=none scripts/fuzz-long.sh     # without AddressSanitizer
+#   FUZZ_RUNS=3000000 FUZZ_RUNS_sse=100000 scripts/fuzz-long.sh   # per target
+#
+# FUZZ_SANITIZER goes to cargo fuzz's -s (address, the default, or none,
+# memory, thread, leak): `none` runs the safe-Rust targets several times
+# faster (Rust's own checks, debug assertions and overflow checks included,
+# still panic); `address` also catches memory errors in unsafe and C code.
 #
 # Commit the changed corpora afterwards (git add fuzz/corpus).
 set -euo pipefail
@@ -22,22 +29,33 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo fuzz list)
 fi
-if [ -n "${FUZZ_RUNS:-}" ]; then
-    limit=(-runs="$FUZZ_RUNS")
-else
-    limit=(-max_total_time="${FUZZ_SECONDS:-600}")
-fi
+# The limit for target $1: FUZZ_RUNS_<target> or FUZZ_SECONDS_<target> if
+# set, else FUZZ_RUNS or FUZZ_SECONDS (10 minutes by default).
+limit_for() {
+    local runs="FUZZ_RUNS_$1" seconds="FUZZ_SECONDS_$1"
+    if [ -n "${!runs:-}" ]; then
+        echo "-runs=${!runs}"
+    elif [ -n "${!seconds:-}" ]; then
+        echo "-max_total_time=${!seconds}"
+    elif [ -n "${FUZZ_RUNS:-}" ]; then
+        echo "-runs=$FUZZ_RUNS"
+    else
+        echo "-max_total_time=${FUZZ_SECONDS:-600}"
+    fi
+}
 
-nice -n 10 cargo fuzz build
+sanitizer=(-s "${FUZZ_SANITIZER:-address}")
+nice -n 10 cargo fuzz build "${sanitizer[@]}"
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 rows=()
 total=0
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
-    echo "== fuzz $t (${limit[*]})"
+    limit=("$(limit_for "$t")")
+    echo "== fuzz $t (${limit[*]}, ${sanitizer[*]})"
     status=0
-    nice -n 10 cargo fuzz run "$t" "corpus/$t" -- "${limit[@]}" -print_final_stats=1 \
+    nice -n 10 cargo fuzz run "${sanitizer[@]}" "$t" "corpus/$t" -- "${limit[@]}" -print_final_stats=1 \
         >"$logs/$t.log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -n 1)
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$logs/$t.log" | tail -n 1)
@@ -46,7 +64,7 @@ for t in "${targets[@]}"; do
         echo "fuzz target $t crashed: see fuzz/artifacts/$t/" >&2
         exit 1
     fi
-    nice -n 10 cargo fuzz cmin "$t" "corpus/$t" >"$logs/$t.cmin.log" 2>&1
+    nice -n 10 cargo fuzz cmin "${sanitizer[@]}" "$t" "corpus/$t" >"$logs/$t.cmin.log" 2>&1
     # Inputs over 8 KiB are dropped, to keep the corpora in the repo small.
     find "corpus/$t" -type f -size +8k -delete
     entries=$(ls "corpus/$t" | wc -l)

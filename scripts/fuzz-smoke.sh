@@ -7,6 +7,12 @@
 #
 #   scripts/fuzz-smoke.sh              # every target, 5 seconds each
 #   FUZZ_SECONDS=30 scripts/fuzz-smoke.sh sse encode
+#   FUZZ_SANITIZER=none scripts/fuzz-smoke.sh    # cargo fuzz -s none
+#
+# CI runs the stable, uninstrumented counterpart instead: the fuzz_smoke
+# test of anosys-cli (crates/anosys-cli/tests/fuzz_smoke.rs), which replays
+# the same corpora through the same target bodies (fuzz/targets/) and adds
+# blind mutations, without coverage feedback.
 #
 # Needs cargo-fuzz (installed from crates.io if missing) and takes the
 # sanitizer flags on the stable toolchain through RUSTC_BOOTSTRAP=1.
@@ -26,7 +32,8 @@ if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo fuzz list)
 fi
 
-cargo fuzz build
+sanitizer=(-s "${FUZZ_SANITIZER:-address}")
+cargo fuzz build "${sanitizer[@]}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -34,7 +41,7 @@ for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t" "corpus/$t"
     echo "== fuzz $t: ${seconds}s from corpus/$t ($(ls "corpus/$t" | wc -l) inputs)"
     # The scratch directory comes first: libFuzzer writes new inputs there.
-    if ! cargo fuzz run "$t" "$scratch/$t" "corpus/$t" -- \
+    if ! cargo fuzz run "${sanitizer[@]}" "$t" "$scratch/$t" "corpus/$t" -- \
         -max_total_time="$seconds" -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
         tail -n 60 "$scratch/$t.log" >&2
         echo "fuzz target $t failed: see fuzz/artifacts/$t/" >&2

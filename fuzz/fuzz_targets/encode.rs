@@ -1,15 +1,9 @@
 //! Raw JSON through the raw logger's record and the AnoSys encoder: never
 //! a panic, always valid JSON out.
+//!
+//! The body is in `fuzz/targets/encode.rs`, shared with the fuzz smoke test.
 #![no_main]
 
-use anosys::sinks::anosys::{Encoder, SlotRegistry};
-use libfuzzer_sys::fuzz_target;
+include!("../targets/encode.rs");
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let mut record = anosys::sources::raw::raw_record(value);
-    anosys::pipeline::limits::cap_record(&mut record, 4096);
-    let registry = &SlotRegistry::new();
-    let body = Encoder::with_registry(registry).encode_to_vec(&record, &anosys::Resource::default(), std::time::SystemTime::now());
-    serde_json::from_slice::<serde_json::Value>(&body).expect("the encoder writes valid JSON");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

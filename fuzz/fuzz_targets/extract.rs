@@ -1,31 +1,9 @@
 //! The extraction module on arbitrary request and response bodies, for
 //! every operation: never a panic, always one record.
+//!
+//! The body is in `fuzz/targets/extract.rs`, shared with the fuzz smoke test.
 #![no_main]
 
-use anosys::sources::openai::{CaptureOptions, OpenAiCall};
-use libfuzzer_sys::fuzz_target;
+include!("../targets/extract.rs");
 
-const URLS: &[&str] = &[
-    "https://api.openai.com/v1/chat/completions",
-    "https://api.openai.com/v1/completions",
-    "https://api.openai.com/v1/embeddings",
-    "https://api.openai.com/v1/images/generations",
-    "https://api.openai.com/v1/responses",
-    "https://api.openai.com/v1/moderations",
-    "not a url",
-];
-
-fuzz_target!(|data: &[u8]| {
-    if data.len() < 3 {
-        return;
-    }
-    let url = URLS[data[0] as usize % URLS.len()];
-    let status = [200u16, 400, 404, 429, 500][data[1] as usize % 5];
-    let rest = &data[2..];
-    let cut = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-    let request: serde_json::Value = serde_json::from_slice(&rest[..cut]).unwrap_or(serde_json::Value::Null);
-    let response = rest.get(cut + 1..).unwrap_or(&[]);
-    let call = OpenAiCall::start(url, request, &CaptureOptions::default());
-    let record = call.finish(status, response);
-    assert!(!record.name.is_empty() || url == "not a url");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

@@ -67,9 +67,26 @@ impl Route {
             || (path.starts_with(&self.prefix) && path.as_bytes().get(self.prefix.len()) == Some(&b'/'))
     }
 
-    /// The upstream URL for a request to `path` with `query`.
+    /// The upstream URL for a request to `path` with `query`: the path after
+    /// the prefix, appended to the upstream's path.
+    ///
+    /// Total: a path this route does not match (see [`select_route`]) is
+    /// appended whole, and no path (multi-byte characters, a path shorter
+    /// than the prefix) makes it panic.
+    ///
+    /// ```
+    /// use anosys_cli::proxy::Route;
+    /// let groq = Route::new("/groq", "https://api.groq.com/openai/v1").unwrap();
+    /// assert_eq!(groq.target("/groq/models", None).as_str(), "https://api.groq.com/openai/v1/models");
+    /// assert_eq!(groq.target("/gé", None).as_str(), "https://api.groq.com/openai/v1/g%C3%A9");
+    /// ```
     pub fn target(&self, path: &str, query: Option<&str>) -> reqwest::Url {
-        let rest = if self.prefix == "/" { path } else { &path[self.prefix.len().min(path.len())..] };
+        // `matches` means `path` starts with the prefix, so stripping it
+        // cuts at a character boundary.
+        let rest = match path.strip_prefix(self.prefix.as_str()) {
+            Some(rest) if self.prefix != "/" && self.matches(path) => rest,
+            _ => path,
+        };
         let mut url = self.upstream.clone();
         let base = url.path().trim_end_matches('/').to_owned();
         url.set_path(&format!("{base}{rest}"));
@@ -238,5 +255,29 @@ mod tests {
         assert!(matches!(Route::parse("/x=ftp://host"), Err(ProxyError::BadUpstream { source: None, .. })));
         assert!(matches!(Route::parse("/x=not a url"), Err(ProxyError::BadUpstream { source: Some(_), .. })));
         assert!(select_route(&routes[1..], "/v1/chat/completions").is_none());
+    }
+
+    /// `target` on paths its route does not match, with multi-byte
+    /// characters where the prefix would end: no panic (it sliced the path
+    /// at the prefix's byte length, 5, inside the "é" of "/grqé/v1" or the
+    /// "😀" of "/g😀"), the path kept whole.
+    #[test]
+    fn target_is_total_on_non_matching_and_non_ascii_paths() {
+        let groq = Route::new("/groq/", "https://api.groq.com/openai/v1").unwrap();
+        assert_eq!(groq.prefix, "/groq");
+        for path in ["/gé", "/géq/x", "/grqé/v1", "/g😀", "/gro", "", "é", "/", "/groqé", "/grö", "/😀😀", "/groq😀"] {
+            let url = groq.target(path, None);
+            assert!(url.as_str().starts_with("https://api.groq.com/openai/v1"), "{path:?} -> {url}");
+        }
+        assert_eq!(groq.target("/gé", None).as_str(), "https://api.groq.com/openai/v1/g%C3%A9");
+        assert_eq!(groq.target("/gro", Some("a=é")).as_str(), "https://api.groq.com/openai/v1/gro?a=%C3%A9");
+        // Matching paths, non-ASCII after the prefix: the rest is appended.
+        assert_eq!(groq.target("/groq/é", None).as_str(), "https://api.groq.com/openai/v1/%C3%A9");
+        assert_eq!(groq.target("/groq", None).as_str(), "https://api.groq.com/openai/v1");
+        // A non-ASCII prefix.
+        let accent = Route::new("/é", "http://127.0.0.1:9/v1").unwrap();
+        assert_eq!(accent.target("/é/chat", None).as_str(), "http://127.0.0.1:9/v1/chat");
+        assert_eq!(accent.target("/e", None).as_str(), "http://127.0.0.1:9/v1/e");
+        assert_eq!(select_route(std::slice::from_ref(&accent), "/éa"), None);
     }
 }

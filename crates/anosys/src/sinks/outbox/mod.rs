@@ -150,7 +150,34 @@ pub struct OutboxStats {
 /// assert_eq!(anosys::sinks::outbox::decode(&text).unwrap().span_id, record.span_id);
 /// assert!(anosys::sinks::outbox::decode(b"{\"not\": \"a record\"").is_err());
 /// ```
+///
+/// Floats read back exactly as written (serde_json's `float_roundtrip`), so a
+/// row rewritten from its decoded record is the same row.
 pub fn decode(bytes: &[u8]) -> Result<Record, String> {
     serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
+
+#[cfg(test)]
+mod decode_tests {
+    use super::decode;
+
+    /// Found by the `outbox_row` fuzz target: a huge integer in a record's
+    /// raw response (a float once parsed) was read back one ulp off, so the
+    /// row changed on its second rewrite (`1.731456777777778e112` read back
+    /// and written as `1.7314567777777781e112`).
+    #[test]
+    fn floats_survive_rewrites() {
+        let mut record = crate::Record::new(crate::RecordKind::Raw, "r");
+        record.raw = Some(serde_json::Value::String("X".into()));
+        let created = format!("1731456{}249", "7".repeat(103));
+        let raw = format!("{{\"created\":{created},\"f\":[1.731456777777778e112,5e-324,0.1,1.7976931348623157e308,-2.2250738585072014e-308]}}");
+        let row = serde_json::to_string(&record).unwrap().replace("\"raw\":\"X\"", &format!("\"raw\":{raw}"));
+        assert!(row.contains("\"created\""), "{row}");
+        let first = decode(row.as_bytes()).unwrap();
+        let written = serde_json::to_string(&first).unwrap();
+        let again = decode(written.as_bytes()).unwrap();
+        assert_eq!(serde_json::to_string(&again).unwrap(), written, "the row changes on a second rewrite");
+        assert!(written.contains("1.731456777777778e+112"), "{written}");
+    }
+}
