@@ -247,7 +247,7 @@ impl Lane {
     /// The sink's export of `records` on its own task, a panic contained.
     async fn export(&self, records: Arc<[Record]>) -> Option<ExportReport> {
         let (sink, cx) = (self.sink.clone(), self.cx.clone());
-        match tokio::spawn(async move { sink.export(&records, cx).await }).await {
+        match tokio::spawn(async move { sink.export_shared(records, cx).await }).await {
             Ok(report) => Some(report),
             Err(_) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
