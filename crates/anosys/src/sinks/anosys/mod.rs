@@ -219,8 +219,13 @@ enum Bodies<'a> {
     /// Encoded on the sink's task, one when it is needed.
     Inline { encoder: Encoder<'a>, batch: &'a [Record], observed: SystemTime, empty: Resource },
     /// Encoded on the blocking pool, in chunks: `ready` holds those
-    /// received and not yet sent.
-    Elsewhere { rx: tokio::sync::mpsc::Receiver<Vec<bytes::Bytes>>, ready: std::collections::VecDeque<bytes::Bytes> },
+    /// received and not yet sent; `encoding` is the encoding task, until
+    /// it has ended.
+    Elsewhere {
+        rx: tokio::sync::mpsc::Receiver<Vec<bytes::Bytes>>,
+        ready: std::collections::VecDeque<bytes::Bytes>,
+        encoding: Option<tokio::task::JoinHandle<()>>,
+    },
 }
 
 impl Bodies<'_> {
@@ -229,7 +234,7 @@ impl Bodies<'_> {
     fn encoded_elsewhere(batch: Arc<[Record]>, registry: Arc<SlotRegistry>, observed: SystemTime) -> Bodies<'static> {
         // A few chunks ahead of the requests, no more.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
+        let encoding = tokio::task::spawn_blocking(move || {
             let encoder = Encoder::with_registry(&registry);
             let empty = Resource::default();
             for chunk in batch.chunks(ENCODE_CHUNK) {
@@ -239,7 +244,7 @@ impl Bodies<'_> {
                 }
             }
         });
-        Bodies::Elsewhere { rx, ready: std::collections::VecDeque::new() }
+        Bodies::Elsewhere { rx, ready: std::collections::VecDeque::new(), encoding: Some(encoding) }
     }
 
     /// The body of record `i` (the next one) if it is ready now.
@@ -254,26 +259,37 @@ impl Bodies<'_> {
     }
 
     /// Waits for more bodies; `false` when no more will come (every body
-    /// was handed over, or the encoding ended early).
+    /// was handed over). A panic while encoding goes on here, on the
+    /// export's task, as if the record had been encoded there (the lane
+    /// counts the batch as failed rather than trying it again).
     async fn more(&mut self) -> bool {
         match self {
             // Inline bodies are always ready.
             Bodies::Inline { .. } => std::future::pending().await,
-            Bodies::Elsewhere { rx, ready } => match rx.recv().await {
+            Bodies::Elsewhere { rx, ready, encoding } => match rx.recv().await {
                 Some(chunk) => {
                     ready.extend(chunk);
                     true
                 }
-                None => false,
+                None => {
+                    if let Some(task) = encoding.take()
+                        && let Err(e) = task.await
+                        && e.is_panic()
+                    {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                    false
+                }
             },
         }
     }
 }
 
 impl AnosysSink {
-    /// Posts the `n` bodies of an export, at most `max_in_flight` at once,
-    /// and reports what became of each record.
-    async fn send(&self, n: usize, mut bodies: Bodies<'_>, cx: ExportContext) -> ExportReport {
+    /// Where an export of `n` records posts and each request's timeout;
+    /// `Err` (every record to try again) when there is nowhere to post yet
+    /// or no time left before the shutdown deadline.
+    async fn prepare(&self, n: usize, cx: &ExportContext) -> Result<(reqwest::Url, Duration), ExportReport> {
         // Key resolution may still be running: wait for it, but not past
         // a shutdown deadline.
         let endpoint = tokio::select! {
@@ -281,7 +297,7 @@ impl AnosysSink {
             _ = cx.deadline_passed() => None,
         };
         let Some(url) = endpoint else {
-            return ExportReport::retry_all(n);
+            return Err(ExportReport::retry_all(n));
         };
         // A request never outlives the shutdown deadline.
         let timeout = match cx.deadline() {
@@ -289,8 +305,20 @@ impl AnosysSink {
             None => self.request_timeout,
         };
         if timeout < Duration::from_millis(10) {
-            return ExportReport::retry_all(n);
+            return Err(ExportReport::retry_all(n));
         }
+        Ok((url, timeout))
+    }
+
+    /// Posts the `n` bodies of an export to `url`, at most `max_in_flight`
+    /// at once, and reports what became of each record.
+    async fn send(
+        &self,
+        n: usize,
+        mut bodies: Bodies<'_>,
+        (url, timeout): (reqwest::Url, Duration),
+        cx: ExportContext,
+    ) -> ExportReport {
         let mut report = ExportReport::default();
         let mut set: JoinSet<(usize, Attempt)> = JoinSet::new();
         let max_in_flight = self.max_in_flight.max(1);
@@ -388,24 +416,33 @@ impl Sink for AnosysSink {
 
     fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport> {
         Box::pin(async move {
+            let target = match self.prepare(batch.len(), &cx).await {
+                Ok(target) => target,
+                Err(report) => return report,
+            };
             let observed = SystemTime::now();
             let encoder = Encoder::with_registry(&self.registry);
             let bodies = Bodies::Inline { encoder, batch, observed, empty: Resource::default() };
-            self.send(batch.len(), bodies, cx).await
+            self.send(batch.len(), bodies, target, cx).await
         })
     }
 
     fn export_shared(&self, batch: Arc<[Record]>, cx: ExportContext) -> BoxFuture<'_, ExportReport> {
         Box::pin(async move {
             let n = batch.len();
+            // Nothing is encoded before there is somewhere to send it.
+            let target = match self.prepare(n, &cx).await {
+                Ok(target) => target,
+                Err(report) => return report,
+            };
             let observed = SystemTime::now();
             if n < ENCODE_OFF_THREAD_FROM {
                 let encoder = Encoder::with_registry(&self.registry);
                 let bodies = Bodies::Inline { encoder, batch: &batch, observed, empty: Resource::default() };
-                return self.send(n, bodies, cx).await;
+                return self.send(n, bodies, target, cx).await;
             }
             let bodies = Bodies::encoded_elsewhere(batch, self.registry.clone(), observed);
-            self.send(n, bodies, cx).await
+            self.send(n, bodies, target, cx).await
         })
     }
 
