@@ -8,7 +8,8 @@
 #
 # The baseline is a git worktree of BASE_REV in BASE_DIR (default
 # target/bench-delivery-base, created on first use) with its own target
-# folder. Loopback only: the AnoSys stand-in runs inside each benchmark
+# folder (BASE_TARGET_DIR; pointing it at this tree's `target` reuses the
+# dependencies already built there). Loopback only: the AnoSys stand-in runs inside each benchmark
 # process. Prints the median records/s of each and their ratios.
 set -euo pipefail
 
@@ -35,7 +36,8 @@ executable() { # the benchmark binary named in cargo's JSON messages
 }
 echo "building the benchmark (this tree, then $base_rev) ..." >&2
 new_bin=$(nice -n 10 cargo rustc -q -p anosys --profile bench --bench delivery --message-format=json | executable)
-base_bin=$(cd "$base_dir" && CARGO_TARGET_DIR="$base_dir/target" nice -n 10 cargo rustc -q -p anosys --profile bench \
+base_target=${BASE_TARGET_DIR:-$base_dir/target}
+base_bin=$(cd "$base_dir" && CARGO_TARGET_DIR="$base_target" nice -n 10 cargo rustc -q -p anosys --profile bench \
     --bench delivery --message-format=json -- --cfg anosys_bench_base | executable)
 
 out=$(mktemp)

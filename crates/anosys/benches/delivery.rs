@@ -40,7 +40,12 @@ struct StandIn {
 
 fn stand_in() -> StandIn {
     // One thread for the server, the pipeline's worker on the other core.
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("stand-in")
+        .enable_all()
+        .build()
+        .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -81,9 +86,54 @@ fn temp_db(name: &str) -> std::path::PathBuf {
     dir.join("anosys.db")
 }
 
-fn report(mode: &str, n: u64, took: Duration) -> f64 {
+/// CPU seconds used so far by this process's threads, by thread name,
+/// from `/proc/self/task` (Linux; empty elsewhere). The stand-in's threads
+/// are `stand-in`, the caller is the main thread (`main`); everything else
+/// is the pipeline's (its worker, blocking pool and any threads of its own).
+fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
+    // Clock ticks are 100 a second on every Linux this runs on.
+    const TICKS: f64 = 100.0;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        // `pid (comm) state ...`: comm may hold spaces, so split after ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let main = task.file_name().to_str() == Some(&std::process::id().to_string());
+        let name = if main { "main".to_owned() } else { stat[open + 1..close].to_owned() };
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // utime and stime are fields 14 and 15 of the whole line.
+        let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) else { continue };
+        let ticks = u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0);
+        *out.entry(name).or_insert(0.0) += ticks / TICKS;
+    }
+    out
+}
+
+/// CPU seconds of the stand-in and of the pipeline since `before`. Threads
+/// that ended in between are not counted: the figures are a floor.
+fn cpu_since(before: &std::collections::BTreeMap<String, f64>) -> (f64, f64) {
+    let (mut stand_in, mut rest) = (0.0, 0.0);
+    for (name, after) in cpu_by_thread() {
+        let used = after - before.get(&name).copied().unwrap_or(0.0);
+        if name.starts_with("stand-in") {
+            stand_in += used;
+        } else if name != "main" {
+            rest += used;
+        }
+    }
+    (stand_in, rest)
+}
+
+fn report(mode: &str, n: u64, took: Duration, cpu: (f64, f64)) -> f64 {
     let rate = n as f64 / took.as_secs_f64();
-    println!("{mode} records={n} seconds={:.3} rate={rate:.0}", took.as_secs_f64());
+    let per = |s: f64| s * 1e6 / n as f64;
+    println!(
+        "{mode} records={n} seconds={:.3} rate={rate:.0} cpu_us_per_record: client={:.1} stand_in={:.1}",
+        took.as_secs_f64(),
+        per(cpu.1),
+        per(cpu.0)
+    );
     rate
 }
 
@@ -97,6 +147,7 @@ fn healthy(server: &StandIn, n: u64) -> f64 {
     let pipeline = Pipeline::new(config(server, &db)).unwrap();
     let records: Vec<Record> = (0..n).map(|_| typical_record()).collect();
     let hits = server.hits.load(Ordering::Relaxed);
+    let cpu = cpu_by_thread();
     let started = Instant::now();
     for (submitted, record) in (0u64..).zip(records) {
         while submitted - pipeline.counters().delivered >= WINDOW {
@@ -109,11 +160,12 @@ fn healthy(server: &StandIn, n: u64) -> f64 {
         std::thread::sleep(Duration::from_micros(200));
     }
     let took = started.elapsed();
+    let cpu = cpu_since(&cpu);
     let c = pipeline.shutdown(Some(Duration::from_secs(10))).counters;
     assert_eq!(c.delivered, n, "not all delivered: {c:?}");
     assert!(server.hits.load(Ordering::Relaxed) - hits >= n);
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
-    report("healthy", n, took)
+    report("healthy", n, took, cpu)
 }
 
 /// Records/s draining `n` records kept in the outbox by an earlier
@@ -137,6 +189,7 @@ fn drain(server: &StandIn, n: u64) -> f64 {
         assert_eq!(outbox.stats().unwrap().records, n);
     }
     let hits = server.hits.load(Ordering::Relaxed);
+    let cpu = cpu_by_thread();
     let started = Instant::now();
     let pipeline = Pipeline::new(config).unwrap();
     loop {
@@ -148,6 +201,7 @@ fn drain(server: &StandIn, n: u64) -> f64 {
         std::thread::sleep(Duration::from_micros(200));
     }
     let took = started.elapsed();
+    let cpu = cpu_since(&cpu);
     let c = pipeline.shutdown(Some(Duration::from_secs(10))).counters;
     assert_eq!((c.outbox_delivered, c.outbox_failed, c.duplicates), (n, 0, 0), "{c:?}");
     assert!(server.hits.load(Ordering::Relaxed) - hits >= n);
@@ -155,7 +209,7 @@ fn drain(server: &StandIn, n: u64) -> f64 {
     assert_eq!(outbox.stats().unwrap().records, 0);
     drop(outbox);
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
-    report("drain", n, took)
+    report("drain", n, took, cpu)
 }
 
 fn main() {

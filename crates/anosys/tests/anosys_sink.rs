@@ -486,3 +486,28 @@ fn two_pipelines_keep_their_own_starting_indices() {
     let number = |slot: &str| slot[3..].parse::<u32>().unwrap();
     assert!((100..150).contains(&number(&s)) && (3..50).contains(&number(&n)) && (1..30).contains(&number(&b)), "{s} {n} {b}");
 }
+
+#[test]
+fn a_large_batch_is_encoded_off_the_delivery_thread_and_delivered_whole() {
+    // Batches of 16 records and more are encoded on the blocking pool while
+    // the first requests are in flight; one of them fails once.
+    let backend = Backend::start();
+    backend.plan([Reply::status(200), Reply::status(503)]);
+    let dir = temp_dir("large-batch");
+    let pipeline = Pipeline::new(config(&backend.url(), &dir).batch_size(100).build().unwrap()).unwrap();
+    for i in 0..100 {
+        assert!(pipeline.submit(anosys::sources::raw::raw_record(json!({"i": i}))));
+    }
+    let report = pipeline.shutdown(Some(WAIT));
+    assert!(report.completed, "{report:?}");
+    let accepted = backend.accepted();
+    let ids: std::collections::BTreeSet<&str> =
+        accepted.iter().map(|body| body["anosys_record_id"].as_str().unwrap()).collect();
+    assert_eq!((accepted.len(), ids.len()), (100, 100), "{report:?}");
+    let c = &report.counters;
+    // The one refused, and any batch that came while the lane was down,
+    // went through the outbox.
+    assert_eq!(c.delivered + c.outbox_delivered, 100, "{c:?}");
+    assert_eq!((c.outbox_delivered, c.failed, c.in_outbox), (c.kept_in_outbox, 0, 0), "{c:?}");
+    assert!(c.kept_in_outbox >= 1, "{c:?}");
+}

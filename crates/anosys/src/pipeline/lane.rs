@@ -491,7 +491,7 @@ impl Lane {
             }
             let (sink, cx, records) = (self.sink.clone(), self.cx.clone(), batch.records.clone());
             self.jobs.spawn(async move {
-                let report = tokio::spawn(async move { sink.export(&records, cx).await }).await.ok();
+                let report = tokio::spawn(async move { sink.export_shared(records, cx).await }).await.ok();
                 Done::Deliver { seq, report }
             });
         }
@@ -647,7 +647,7 @@ impl Lane {
             if let Some((job, records)) = self.claim().await {
                 let n = records.len();
                 let (sink, cx) = (self.sink.clone(), self.cx.clone());
-                let report = tokio::spawn(async move { sink.export(&records, cx).await }).await.ok();
+                let report = tokio::spawn(async move { sink.export_shared(records, cx).await }).await.ok();
                 let report = report.unwrap_or_else(|| self.panicked(n));
                 self.drained(job, report).await;
             }
@@ -694,7 +694,7 @@ impl Lane {
         self.drains += 1;
         let (sink, cx) = (self.sink.clone(), self.cx.clone());
         self.jobs.spawn(async move {
-            let report = tokio::spawn(async move { sink.export(&records, cx).await }).await.ok();
+            let report = tokio::spawn(async move { sink.export_shared(records, cx).await }).await.ok();
             Done::Drain { job, report }
         });
     }
@@ -812,7 +812,7 @@ impl InMemoryRetry {
             self.counters.retried.fetch_add(report.retry.len() as u64, Ordering::Relaxed);
             let again: Arc<[Record]> = report.retry.iter().map(|&i| records[i].clone()).collect();
             let (sink, cx) = (self.sink.clone(), self.cx.clone());
-            let Ok(next) = tokio::spawn(async move { sink.export(&again, cx).await }).await else {
+            let Ok(next) = tokio::spawn(async move { sink.export_shared(again, cx).await }).await else {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
                 return (failed + report.retry.len(), 0);
             };

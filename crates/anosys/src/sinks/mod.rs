@@ -263,6 +263,14 @@ pub trait Sink: Send + Sync + 'static {
     /// batch counted as failed.
     fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport>;
 
+    /// [`export`](Self::export) of a batch the sink may keep past the
+    /// call (the pipeline shares its batches this way): a sink can then
+    /// hand the records to other threads, as the AnoSys sink encodes them
+    /// off the background thread. The default calls `export`.
+    fn export_shared(&self, batch: Arc<[Record]>, cx: ExportContext) -> BoxFuture<'_, ExportReport> {
+        Box::pin(async move { self.export(&batch, cx).await })
+    }
+
     /// For a remote sink, where it sends: records it cannot deliver now are
     /// kept on disk under this identity (the embedded store's outbox) and
     /// sent when the destination answers again, by this process or the

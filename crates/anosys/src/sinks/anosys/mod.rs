@@ -48,7 +48,8 @@ enum Target {
 pub struct AnosysSink {
     client: reqwest::Client,
     target: Target,
-    endpoint: OnceCell<Result<String, String>>,
+    /// The URL posted to, parsed once.
+    endpoint: OnceCell<Result<reqwest::Url, String>>,
     registry: Arc<SlotRegistry>,
     /// Where undelivered records wait, for messages.
     kept_in: String,
@@ -108,10 +109,10 @@ impl AnosysSink {
         })
     }
 
-    async fn endpoint(&self) -> &Result<String, String> {
+    async fn endpoint(&self) -> &Result<reqwest::Url, String> {
         self.endpoint
             .get_or_init(|| async {
-                match &self.target {
+                let found = match &self.target {
                     Target::Url(url) => Ok(url.clone()),
                     Target::Key { key, resolver } => {
                         let result = resolve::resolve(&self.client, resolver, key, self.request_timeout).await;
@@ -126,12 +127,21 @@ impl AnosysSink {
                         }
                         result
                     }
-                }
+                };
+                // Parsed once here rather than for every request. (The
+                // error never shows the URL: it may hold a key.)
+                found.and_then(|url| {
+                    reqwest::Url::parse(&url).map_err(|e| {
+                        let reason = format!("the AnoSys URL is not a valid URL ({e})");
+                        diag::log(LogLevel::Error, &format!("{reason}; nothing is sent to AnoSys in this process: {}", self.kept_in));
+                        reason
+                    })
+                })
             })
             .await
     }
 
-    async fn post(client: reqwest::Client, url: String, body: bytes::Bytes, timeout: Duration) -> Attempt {
+    async fn post(client: reqwest::Client, url: reqwest::Url, body: bytes::Bytes, timeout: Duration) -> Attempt {
         let response = client
             .post(url)
             .timeout(timeout)
@@ -199,6 +209,195 @@ fn httpdate_parse(v: &str) -> Option<SystemTime> {
     crate::record::time::from_iso(&iso)
 }
 
+/// Batches of at least this many records are encoded on the blocking pool
+/// while the first requests are already in flight; smaller ones on the
+/// sink's own task (a thread hand-off would cost more than it saves).
+const ENCODE_OFF_THREAD_FROM: usize = 16;
+
+/// Bodies the encoding thread hands over at a time.
+const ENCODE_CHUNK: usize = 32;
+
+/// Where an export's request bodies come from, in record order.
+enum Bodies<'a> {
+    /// Encoded on the sink's task, one when it is needed.
+    Inline { encoder: Encoder<'a>, batch: &'a [Record], observed: SystemTime, empty: Resource },
+    /// Encoded on the blocking pool, in chunks: `ready` holds those
+    /// received and not yet sent; `encoding` is the encoding task, until
+    /// it has ended.
+    Elsewhere {
+        rx: tokio::sync::mpsc::Receiver<Vec<bytes::Bytes>>,
+        ready: std::collections::VecDeque<bytes::Bytes>,
+        encoding: Option<tokio::task::JoinHandle<()>>,
+    },
+}
+
+impl Bodies<'_> {
+    /// Starts encoding `batch` on the blocking pool. The encoding stops
+    /// early when the export is dropped (its receiver gone).
+    fn encoded_elsewhere(batch: Arc<[Record]>, registry: Arc<SlotRegistry>, observed: SystemTime) -> Bodies<'static> {
+        // A few chunks ahead of the requests, no more.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let encoding = tokio::task::spawn_blocking(move || {
+            let encoder = Encoder::with_registry(&registry);
+            let empty = Resource::default();
+            for chunk in batch.chunks(ENCODE_CHUNK) {
+                let bodies = chunk.iter().map(|r| bytes::Bytes::from(encoder.encode_to_vec(r, &empty, observed))).collect();
+                if tx.blocking_send(bodies).is_err() {
+                    return;
+                }
+            }
+        });
+        Bodies::Elsewhere { rx, ready: std::collections::VecDeque::new(), encoding: Some(encoding) }
+    }
+
+    /// The body of record `i` (the next one) if it is ready now.
+    fn ready(&mut self, i: usize) -> Option<bytes::Bytes> {
+        match self {
+            Bodies::Inline { encoder, batch, observed, empty } => {
+                let record = batch.get(i)?;
+                Some(bytes::Bytes::from(encoder.encode_to_vec(record, empty, *observed)))
+            }
+            Bodies::Elsewhere { ready, .. } => ready.pop_front(),
+        }
+    }
+
+    /// Waits for more bodies; `false` when no more will come (every body
+    /// was handed over). A panic while encoding goes on here, on the
+    /// export's task, as if the record had been encoded there (the lane
+    /// counts the batch as failed rather than trying it again).
+    async fn more(&mut self) -> bool {
+        match self {
+            // Inline bodies are always ready.
+            Bodies::Inline { .. } => std::future::pending().await,
+            Bodies::Elsewhere { rx, ready, encoding } => match rx.recv().await {
+                Some(chunk) => {
+                    ready.extend(chunk);
+                    true
+                }
+                None => {
+                    if let Some(task) = encoding.take()
+                        && let Err(e) = task.await
+                        && e.is_panic()
+                    {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                    false
+                }
+            },
+        }
+    }
+}
+
+impl AnosysSink {
+    /// Where an export of `n` records posts and each request's timeout;
+    /// `Err` (every record to try again) when there is nowhere to post yet
+    /// or no time left before the shutdown deadline.
+    async fn prepare(&self, n: usize, cx: &ExportContext) -> Result<(reqwest::Url, Duration), ExportReport> {
+        // Key resolution may still be running: wait for it, but not past
+        // a shutdown deadline.
+        let endpoint = tokio::select! {
+            e = self.endpoint() => e.clone().ok(),
+            _ = cx.deadline_passed() => None,
+        };
+        let Some(url) = endpoint else {
+            return Err(ExportReport::retry_all(n));
+        };
+        // A request never outlives the shutdown deadline.
+        let timeout = match cx.deadline() {
+            Some(d) => d.saturating_duration_since(Instant::now()).mul_f32(0.8).min(self.request_timeout),
+            None => self.request_timeout,
+        };
+        if timeout < Duration::from_millis(10) {
+            return Err(ExportReport::retry_all(n));
+        }
+        Ok((url, timeout))
+    }
+
+    /// Posts the `n` bodies of an export to `url`, at most `max_in_flight`
+    /// at once, and reports what became of each record.
+    async fn send(
+        &self,
+        n: usize,
+        mut bodies: Bodies<'_>,
+        (url, timeout): (reqwest::Url, Duration),
+        cx: ExportContext,
+    ) -> ExportReport {
+        let mut report = ExportReport::default();
+        let mut set: JoinSet<(usize, Attempt)> = JoinSet::new();
+        let max_in_flight = self.max_in_flight.max(1);
+        // Bodies started, and whether more will come.
+        let (mut next, mut coming) = (0, true);
+        let mut answered = vec![false; n];
+        // Once the destination asks for another try (down, refusing,
+        // overloaded), the rest of the batch is not sent now: it is reported
+        // for another try.
+        let mut stopped = false;
+        loop {
+            while !stopped && next < n && set.len() < max_in_flight {
+                let Some(body) = bodies.ready(next) else { break };
+                let (client, url) = (self.client.clone(), url.clone());
+                let i = next;
+                set.spawn(async move { (i, Self::post(client, url, body, timeout).await) });
+                next += 1;
+            }
+            let waiting_for_bodies = !stopped && coming && next < n && set.len() < max_in_flight;
+            if set.is_empty() && !waiting_for_bodies {
+                break;
+            }
+            let joined = tokio::select! {
+                joined = set.join_next(), if !set.is_empty() => match joined {
+                    Some(joined) => joined,
+                    None => continue,
+                },
+                more = bodies.more(), if waiting_for_bodies => {
+                    coming = more;
+                    continue;
+                }
+                _ = cx.deadline_passed() => {
+                    // Past the deadline: what has not answered is tried again later.
+                    set.abort_all();
+                    break;
+                }
+            };
+            // A panicked task counts as unanswered.
+            let Ok((i, outcome)) = joined else { continue };
+            answered[i] = true;
+            stopped |= matches!(outcome, Attempt::Retry { .. });
+            match outcome {
+                Attempt::Delivered => {}
+                Attempt::Retry { after, uncertain } => {
+                    report.retry.push(i);
+                    if uncertain {
+                        report.uncertain.push(i);
+                    }
+                    if let Some(a) = after {
+                        report.retry_after = Some(report.retry_after.map_or(a, |w| w.max(a)));
+                    }
+                }
+                Attempt::Rejected(status) => {
+                    report.failed += 1;
+                    diag::once(&format!("anosys-rejected-{}", status.as_u16()), LogLevel::Error, || {
+                        format!("AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed")
+                    });
+                }
+            }
+        }
+        // Requests cut off by the deadline may have arrived; those never
+        // started did not.
+        for (i, &done) in answered.iter().enumerate() {
+            if !done {
+                report.retry.push(i);
+                if i < next {
+                    report.uncertain.push(i);
+                }
+            }
+        }
+        report.retry.sort_unstable();
+        report.uncertain.sort_unstable();
+        report
+    }
+}
+
 impl Sink for AnosysSink {
     fn name(&self) -> &str {
         "anosys"
@@ -225,97 +424,33 @@ impl Sink for AnosysSink {
 
     fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport> {
         Box::pin(async move {
-            // Key resolution may still be running: wait for it, but not past
-            // a shutdown deadline.
-            let endpoint = tokio::select! {
-                e = self.endpoint() => e.clone().ok(),
-                _ = cx.deadline_passed() => None,
+            let target = match self.prepare(batch.len(), &cx).await {
+                Ok(target) => target,
+                Err(report) => return report,
             };
-            let Some(url) = endpoint else {
-                return ExportReport::retry_all(batch.len());
-            };
-            // A request never outlives the shutdown deadline.
-            let timeout = match cx.deadline() {
-                Some(d) => d.saturating_duration_since(Instant::now()).mul_f32(0.8).min(self.request_timeout),
-                None => self.request_timeout,
-            };
-            if timeout < Duration::from_millis(10) {
-                return ExportReport::retry_all(batch.len());
-            }
-            let encoder = Encoder::with_registry(&self.registry);
-            let empty = Resource::default();
             let observed = SystemTime::now();
-            let mut report = ExportReport::default();
-            let mut set = JoinSet::new();
-            let spawn = |set: &mut JoinSet<(usize, Attempt)>, i: usize| {
-                let body = bytes::Bytes::from(encoder.encode_to_vec(&batch[i], &empty, observed));
-                let (client, url) = (self.client.clone(), url.clone());
-                set.spawn(async move { (i, Self::post(client, url, body, timeout).await) });
+            let encoder = Encoder::with_registry(&self.registry);
+            let bodies = Bodies::Inline { encoder, batch, observed, empty: Resource::default() };
+            self.send(batch.len(), bodies, target, cx).await
+        })
+    }
+
+    fn export_shared(&self, batch: Arc<[Record]>, cx: ExportContext) -> BoxFuture<'_, ExportReport> {
+        Box::pin(async move {
+            let n = batch.len();
+            // Nothing is encoded before there is somewhere to send it.
+            let target = match self.prepare(n, &cx).await {
+                Ok(target) => target,
+                Err(report) => return report,
             };
-            let mut next = 0;
-            while next < batch.len() && next < self.max_in_flight.max(1) {
-                spawn(&mut set, next);
-                next += 1;
+            let observed = SystemTime::now();
+            if n < ENCODE_OFF_THREAD_FROM {
+                let encoder = Encoder::with_registry(&self.registry);
+                let bodies = Bodies::Inline { encoder, batch: &batch, observed, empty: Resource::default() };
+                return self.send(n, bodies, target, cx).await;
             }
-            let mut answered = vec![false; batch.len()];
-            let mut stopped = false;
-            loop {
-                let joined = tokio::select! {
-                    joined = set.join_next() => match joined {
-                        Some(joined) => joined,
-                        None => break,
-                    },
-                    _ = cx.deadline_passed() => {
-                        // Past the deadline: what has not answered is tried again later.
-                        set.abort_all();
-                        break;
-                    }
-                };
-                // A panicked task counts as unanswered.
-                let Ok((i, outcome)) = joined else { continue };
-                answered[i] = true;
-                // Once the destination asks for another try (down, refusing,
-                // overloaded), the rest of the batch is not sent now: it is
-                // reported for another try with the rest.
-                stopped |= matches!(outcome, Attempt::Retry { .. });
-                if next < batch.len() && !stopped {
-                    spawn(&mut set, next);
-                    next += 1;
-                }
-                match outcome {
-                    Attempt::Delivered => {}
-                    Attempt::Retry { after, uncertain } => {
-                        report.retry.push(i);
-                        if uncertain {
-                            report.uncertain.push(i);
-                        }
-                        if let Some(a) = after {
-                            report.retry_after = Some(report.retry_after.map_or(a, |w| w.max(a)));
-                        }
-                    }
-                    Attempt::Rejected(status) => {
-                        report.failed += 1;
-                        diag::once(&format!("anosys-rejected-{}", status.as_u16()), LogLevel::Error, || {
-                            format!(
-                                    "AnoSys rejected a record with HTTP {status}; such records are not retried and are counted as failed"
-                                )
-                        });
-                    }
-                }
-            }
-            // Requests cut off by the deadline may have arrived; those never
-            // started did not.
-            for (i, &done) in answered.iter().enumerate() {
-                if !done {
-                    report.retry.push(i);
-                    if i < next {
-                        report.uncertain.push(i);
-                    }
-                }
-            }
-            report.retry.sort_unstable();
-            report.uncertain.sort_unstable();
-            report
+            let bodies = Bodies::encoded_elsewhere(batch, self.registry.clone(), observed);
+            self.send(n, bodies, target, cx).await
         })
     }
 
