@@ -456,8 +456,7 @@ impl Lane {
                 };
                 let counted = handed_over.is_some();
                 if let Some(rows) = journal.or(handed_over) {
-                    let next_try =
-                        self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default();
+                    let next_try = self.wait_left();
                     let settle =
                         Settle { retry: rows.iter().map(|&(_, id)| (id, false)).collect(), next_try, ..Default::default() };
                     outbox.settle(settle, &self.counters).await;
@@ -489,9 +488,9 @@ impl Lane {
             if let Some(h) = self.batches.get_mut(&seq) {
                 h.started = Some(Instant::now());
             }
-            let (sink, cx, records) = (self.sink.clone(), self.cx.clone(), batch.records.clone());
+            let export = export_apart(&self.sink, &self.cx, batch.records.clone());
             self.jobs.spawn(async move {
-                let report = tokio::spawn(async move { sink.export_shared(records, cx).await }).await.ok();
+                let report = export.await;
                 Done::Deliver { seq, report }
             });
         }
@@ -582,8 +581,7 @@ impl Lane {
             }
             if !settle.retry.is_empty() {
                 self.backlog = true;
-                settle.next_try =
-                    self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default();
+                settle.next_try = self.wait_left();
                 settle.error = Some(format!("{} of {n} records not delivered", report.retry.len()));
             }
             outcome.kept = settle.retry.len();
@@ -622,7 +620,7 @@ impl Lane {
             counters: self.counters.clone(),
             max_elapsed: self.retry_max_elapsed,
             attempt: self.attempt,
-            wait: self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default(),
+            wait: self.wait_left(),
         };
         let (records, first_failed) = (batch.records.clone(), outcome.failed);
         self.jobs.spawn(async move {
@@ -646,8 +644,7 @@ impl Lane {
             let before = self.attempt;
             if let Some((job, records)) = self.claim().await {
                 let n = records.len();
-                let (sink, cx) = (self.sink.clone(), self.cx.clone());
-                let report = tokio::spawn(async move { sink.export_shared(records, cx).await }).await.ok();
+                let report = export_apart(&self.sink, &self.cx, records).await;
                 let report = report.unwrap_or_else(|| self.panicked(n));
                 self.drained(job, report).await;
             }
@@ -655,6 +652,11 @@ impl Lane {
                 failures += 1;
             }
         }
+    }
+
+    /// How long the destination asked to be left alone, from now.
+    fn wait_left(&self) -> Duration {
+        self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default()
     }
 
     fn is_down(&self) -> bool {
@@ -692,9 +694,9 @@ impl Lane {
             return;
         };
         self.drains += 1;
-        let (sink, cx) = (self.sink.clone(), self.cx.clone());
+        let export = export_apart(&self.sink, &self.cx, records);
         self.jobs.spawn(async move {
-            let report = tokio::spawn(async move { sink.export_shared(records, cx).await }).await.ok();
+            let report = export.await;
             Done::Drain { job, report }
         });
     }
@@ -763,7 +765,7 @@ impl Lane {
         } else {
             self.went_down(report.retry_after);
             self.backlog = true;
-            settle.next_try = self.down_until.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default();
+            settle.next_try = self.wait_left();
             settle.error = Some(format!("{} of {} records not delivered", done.retry, job.ids.len()));
         }
         let c = &self.counters;
@@ -811,8 +813,7 @@ impl InMemoryRetry {
             }
             self.counters.retried.fetch_add(report.retry.len() as u64, Ordering::Relaxed);
             let again: Arc<[Record]> = report.retry.iter().map(|&i| records[i].clone()).collect();
-            let (sink, cx) = (self.sink.clone(), self.cx.clone());
-            let Ok(next) = tokio::spawn(async move { sink.export_shared(again, cx).await }).await else {
+            let Some(next) = export_apart(&self.sink, &self.cx, again).await else {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
                 return (failed + report.retry.len(), 0);
             };
@@ -825,6 +826,18 @@ impl InMemoryRetry {
             report.retry = next.retry.iter().map(|&i| report.retry[i]).collect();
         }
     }
+}
+
+/// The sink's export of `records`, on a task of its own so that a panic in
+/// the sink is contained (`None`).
+fn export_apart(
+    sink: &Arc<dyn Sink>,
+    cx: &ExportContext,
+    records: Arc<[Record]>,
+) -> impl std::future::Future<Output = Option<ExportReport>> + Send + 'static {
+    let (sink, cx) = (sink.clone(), cx.clone());
+    let task = tokio::spawn(async move { sink.export_shared(records, cx).await });
+    async move { task.await.ok() }
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
