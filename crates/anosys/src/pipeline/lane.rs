@@ -548,21 +548,10 @@ impl Lane {
         }
         // A flush kept its records in the outbox already: settle the rows.
         if let Some(rows) = handed_over {
-            let ids = rows.iter().map(|&(_, id)| id).collect();
+            let (ids, mut at_rows) = at_rows(&rows, &report);
+            // Kept while the send was on its way: a retry may duplicate it.
+            at_rows.uncertain = (0..rows.len()).collect();
             let uncertain = vec![false; rows.len()];
-            let positions: Vec<usize> = rows.iter().map(|&(i, _)| i).collect();
-            let retry = positions
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| report.retry.binary_search(i).is_ok())
-                .map(|(k, _)| k)
-                .collect();
-            let at_rows = ExportReport {
-                failed: report.failed,
-                retry,
-                uncertain: (0..rows.len()).collect(),
-                retry_after: report.retry_after,
-            };
             self.drained(DrainJob { ids, uncertain, settle: Default::default() }, at_rows).await;
             self.release(seq);
             return;
@@ -571,14 +560,8 @@ impl Lane {
         // Written ahead: the rows delivered (or refused) leave the outbox,
         // the others stay there, kept.
         if let (Some(rows), Some(outbox)) = (journal, self.outbox.clone()) {
-            let mut settle = Settle::default();
-            for &(i, id) in &rows {
-                if report.retry.binary_search(&i).is_ok() {
-                    settle.retry.push((id, report.uncertain.binary_search(&i).is_ok()));
-                } else {
-                    settle.delivered.push(id);
-                }
-            }
+            let (ids, at_rows) = at_rows(&rows, &report);
+            let (mut settle, _) = Settle::after(&ids, &vec![false; ids.len()], &at_rows);
             if !settle.retry.is_empty() {
                 self.backlog = true;
                 settle.next_try = self.wait_left();
@@ -826,6 +809,23 @@ impl InMemoryRetry {
             report.retry = next.retry.iter().map(|&i| report.retry[i]).collect();
         }
     }
+}
+
+/// `report`, about a batch, as it applies to that batch's outbox rows
+/// `rows` (position in the batch, row id): the row ids, and the report
+/// with positions among them.
+fn at_rows(rows: &[(usize, i64)], report: &ExportReport) -> (Vec<i64>, ExportReport) {
+    let among = |of: &[usize]| -> Vec<usize> {
+        rows.iter().enumerate().filter(|(_, (i, _))| of.binary_search(i).is_ok()).map(|(k, _)| k).collect()
+    };
+    let ids = rows.iter().map(|&(_, id)| id).collect();
+    let report = ExportReport {
+        failed: report.failed,
+        retry: among(&report.retry),
+        uncertain: among(&report.uncertain),
+        retry_after: report.retry_after,
+    };
+    (ids, report)
 }
 
 /// The sink's export of `records`, on a task of its own so that a panic in
