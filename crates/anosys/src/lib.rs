@@ -78,5 +78,5 @@ pub mod embed {
 pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, OtlpProtocol, SinkKind, SinkSelection, StartingIndices};
 pub use diag::LogLevel;
 pub use global::{capture, counters, flush, init, init_with, log_raw, log_raw_serialize, shutdown, Guard};
-pub use pipeline::{Counters, FlushReport, InitError, Pipeline, PipelineBuilder};
+pub use pipeline::{BeforeSend, Counters, FlushReport, InitError, Pipeline, PipelineBuilder};
 pub use record::{Caller, ErrorInfo, Event, Link, Record, RecordKind, Resource, SpanId, SpanKind, Status, StatusCode, TraceId};

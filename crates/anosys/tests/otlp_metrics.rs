@@ -410,3 +410,24 @@ fn metrics_that_cannot_be_sent_do_not_hold_up_the_spans() {
     assert_eq!(receiver.spans(), 5);
     assert_eq!(receiver.requests(), 0);
 }
+
+#[test]
+fn calls_sampled_out_are_still_measured() {
+    let receiver = Receiver::http();
+    let dir = temp_dir("otlp-metrics-sampled-out");
+    // No trace is kept (not even the failed call's: keep rules off), yet
+    // every call is in the metrics.
+    let config = config(&receiver, OtlpProtocol::HttpProtobuf, &dir).sample_rate(0.0).keep_errors(false).build().unwrap();
+    let pipeline = Pipeline::new(config).unwrap();
+    let calls = calls();
+    for r in calls.all() {
+        assert!(pipeline.submit(r));
+    }
+    let report = pipeline.shutdown(Some(WAIT));
+    assert_eq!((report.counters.sampled_out, report.counters.delivered, report.pending), (5, 0, 0), "{report:?}");
+    let export = receiver
+        .latest_when(|e| e.count("gen_ai.client.operation.duration") == 4)
+        .expect("the export at shutdown, with every call");
+    check(&export, &calls);
+    assert_eq!(receiver.spans(), 0);
+}

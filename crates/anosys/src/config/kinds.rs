@@ -86,6 +86,48 @@ impl Kind for Flag {
     }
 }
 
+/// A share from 0 to 1 (also written as a percentage, `25%`).
+pub(crate) struct Ratio;
+
+impl Kind for Ratio {
+    type Value = f64;
+    fn parse(&self, text: &str) -> Option<f64> {
+        let text = text.trim();
+        match text.strip_suffix('%') {
+            Some(percent) => percent.trim().parse::<f64>().ok().map(|p| p / 100.0),
+            None => text.parse().ok(),
+        }
+    }
+    fn check(&self, value: &f64) -> bool {
+        (0.0..=1.0).contains(value)
+    }
+    fn expected(&self) -> String {
+        "a number from 0 to 1 (or a percentage, 25%)".into()
+    }
+    fn show(&self, value: &f64) -> String {
+        value.to_string()
+    }
+}
+
+/// An amount of US dollars, zero or more.
+pub(crate) struct Usd;
+
+impl Kind for Usd {
+    type Value = f64;
+    fn parse(&self, text: &str) -> Option<f64> {
+        text.trim().trim_start_matches('$').parse().ok()
+    }
+    fn check(&self, value: &f64) -> bool {
+        value.is_finite() && *value >= 0.0
+    }
+    fn expected(&self) -> String {
+        "US dollars, a number of 0 or more (0.05)".into()
+    }
+    fn show(&self, value: &f64) -> String {
+        value.to_string()
+    }
+}
+
 /// An absolute `http://` or `https://` URL.
 pub(crate) struct Url;
 

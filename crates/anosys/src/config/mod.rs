@@ -31,6 +31,7 @@
 mod define;
 mod error;
 mod kinds;
+pub mod peers;
 mod settings;
 mod types;
 
@@ -134,6 +135,7 @@ impl ConfigBuilder {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ConfigBuilder, ConfigError> {
         let mut config = Config::default();
         settings::read_env(&mut config, &lookup)?;
+        peers::read(&mut config, &lookup)?;
         Ok(ConfigBuilder { config })
     }
 

@@ -72,6 +72,54 @@ settings! {
         set(on: bool) = on;
         get(c) -> bool = c.capture_content;
 
+    /// leave out inputs (the request or arguments, input messages and system instructions), as OpenInference's variable says
+    hide_inputs: bool = false;
+        env OPENINFERENCE_HIDE_INPUTS; kind Flag; shown "`false`";
+        set(on: bool) = on;
+        get(c) -> bool = c.hide_inputs;
+
+    /// leave out outputs (the reply or return value, output messages)
+    hide_outputs: bool = false;
+        env OPENINFERENCE_HIDE_OUTPUTS; kind Flag; shown "`false`";
+        set(on: bool) = on;
+        get(c) -> bool = c.hide_outputs;
+
+    /// leave out the input messages and system instructions of LLM calls
+    hide_input_messages: bool = false;
+        env OPENINFERENCE_HIDE_INPUT_MESSAGES; kind Flag; shown "`false`";
+        set(on: bool) = on;
+        get(c) -> bool = c.hide_input_messages;
+
+    /// leave out the output messages of LLM calls
+    hide_output_messages: bool = false;
+        env OPENINFERENCE_HIDE_OUTPUT_MESSAGES; kind Flag; shown "`false`";
+        set(on: bool) = on;
+        get(c) -> bool = c.hide_output_messages;
+
+    /// share of traces kept, from 0 to 1, chosen by trace id as OpenTelemetry's `traceidratio` does (the same traces in every process); when unset, `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` are read
+    sample_rate: f64 = 1.0;
+        env ANOSYS_SAMPLE_RATE; kind Ratio; shown "`1`";
+        set(rate: f64) = rate;
+        get(c) -> f64 = c.sample_rate;
+
+    /// keep every trace with an error, whatever the sample rate
+    keep_errors: bool = true;
+        env ANOSYS_KEEP_ERRORS; kind Flag; shown "`true`";
+        set(on: bool) = on;
+        get(c) -> bool = c.keep_errors;
+
+    /// keep every trace with a record slower than this, in milliseconds, whatever the sample rate
+    keep_slower_than: Option<Duration> = None;
+        env ANOSYS_KEEP_SLOWER_THAN_MS; kind Optional(Millis(0, 86_400_000)); shown "none";
+        set(duration: Duration) = Some(duration);
+        get(c) -> Option<Duration> = c.keep_slower_than;
+
+    /// keep every trace whose LLM calls cost more than this many US dollars in all, whatever the sample rate
+    keep_costlier_than: Option<f64> = None;
+        env ANOSYS_KEEP_COSTLIER_THAN_USD; kind Optional(Usd); shown "none";
+        set(usd: f64) = Some(usd);
+        get(c) -> Option<f64> = c.keep_costlier_than;
+
     /// records waiting for delivery before new ones are dropped (and counted)
     queue_size: usize = 4096;
         env ANOSYS_QUEUE_SIZE; kind Count(1, 10_000_000); shown "`4096`";

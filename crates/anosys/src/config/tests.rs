@@ -115,6 +115,12 @@ fn every_rule_holds_on_both_paths() {
         ("otlp_metric_export_interval", "OTEL_METRIC_EXPORT_INTERVAL", "0", |b| {
             b.otlp_metric_export_interval(Duration::ZERO)
         }),
+        ("sample_rate", "ANOSYS_SAMPLE_RATE", "1.5", |b| b.sample_rate(1.5)),
+        ("sample_rate", "ANOSYS_SAMPLE_RATE", "-0.1", |b| b.sample_rate(-0.1)),
+        ("keep_slower_than", "ANOSYS_KEEP_SLOWER_THAN_MS", "86400001", |b| {
+            b.keep_slower_than(Duration::from_secs(86_401))
+        }),
+        ("keep_costlier_than", "ANOSYS_KEEP_COSTLIER_THAN_USD", "-1", |b| b.keep_costlier_than(-1.0)),
     ];
     let mut covered = std::collections::HashSet::new();
     for &(setting, variable, text, set) in cases {
@@ -130,7 +136,18 @@ fn every_rule_holds_on_both_paths() {
         covered.insert(setting);
     }
     // Settings whose every value of their type is valid have no rule to break.
-    let unbreakable = ["log_level", "capture_content", "otlp_protocol", "otlp_metrics", "outbox_write_ahead"];
+    let unbreakable = [
+        "log_level",
+        "capture_content",
+        "otlp_protocol",
+        "otlp_metrics",
+        "outbox_write_ahead",
+        "hide_inputs",
+        "hide_outputs",
+        "hide_input_messages",
+        "hide_output_messages",
+        "keep_errors",
+    ];
     for s in SETTINGS {
         assert!(covered.contains(s.name) || unbreakable.contains(&s.name), "no rule test for {}", s.name);
     }

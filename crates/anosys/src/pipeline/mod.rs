@@ -15,8 +15,13 @@
 mod batch;
 mod lane;
 pub mod limits;
+mod process;
 mod queue;
+mod sample;
 mod worker;
+
+pub use sample::keeps_trace_id;
+
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,11 +38,12 @@ use crate::sinks::{AnosysSink, ExportContext, JsonlSink, Sink, SinkError, Stdout
 /// Counts of what the pipeline did with records, since it started.
 ///
 /// Every record captured ends as exactly one of `delivered`, `dropped`,
-/// `failed` or `kept_in_outbox`, or is still `pending`. What was kept in
+/// `failed`, `kept_in_outbox`, `sampled_out` or `filtered`, or is still
+/// `pending`. What was kept in
 /// the outbox is then counted again as it leaves it: `outbox_delivered`,
 /// `outbox_failed` or `outbox_dropped` (these also count records an earlier
 /// process kept, which this one delivered).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Counters {
     /// Records handed to the pipeline.
     pub captured: u64,
@@ -69,6 +75,17 @@ pub struct Counters {
     pub in_outbox: u64,
     /// Internal errors (a panicking sink or serialiser), each counted once.
     pub errors: u64,
+    /// Records left out by sampling (`ANOSYS_SAMPLE_RATE`); the metrics
+    /// still count them.
+    pub sampled_out: u64,
+    /// Records the application's `before_send` callback chose not to keep.
+    pub filtered: u64,
+    /// Cost in US dollars of the LLM calls captured, as priced
+    /// (`gen_ai.usage.cost`), sampled out ones included.
+    pub cost_usd: f64,
+    /// LLM calls with usage whose model has no known price
+    /// (`anosys.cost.status = "unpriced"`).
+    pub unpriced: u64,
 }
 
 impl FlushReport {
@@ -81,7 +98,9 @@ impl FlushReport {
 impl Counters {
     /// Records captured but not yet delivered, dropped, failed or kept.
     pub fn pending(&self) -> u64 {
-        self.captured.saturating_sub(self.delivered + self.dropped + self.failed + self.kept_in_outbox)
+        self.captured.saturating_sub(
+            self.delivered + self.dropped + self.failed + self.kept_in_outbox + self.sampled_out + self.filtered,
+        )
     }
 }
 
@@ -99,6 +118,11 @@ pub(crate) struct AtomicCounters {
     duplicates: AtomicU64,
     in_outbox: AtomicU64,
     errors: AtomicU64,
+    sampled_out: AtomicU64,
+    filtered: AtomicU64,
+    /// In billionths of a US dollar.
+    cost_nano_usd: AtomicU64,
+    unpriced: AtomicU64,
 }
 
 impl AtomicCounters {
@@ -117,12 +141,16 @@ impl AtomicCounters {
             duplicates: l(&self.duplicates),
             in_outbox: l(&self.in_outbox),
             errors: l(&self.errors),
+            sampled_out: l(&self.sampled_out),
+            filtered: l(&self.filtered),
+            cost_usd: l(&self.cost_nano_usd) as f64 / 1e9,
+            unpriced: l(&self.unpriced),
         }
     }
 }
 
 /// What a [`Pipeline::flush`] or [`Pipeline::shutdown`] achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FlushReport {
     /// Counters after the flush.
     pub counters: Counters,
@@ -149,6 +177,7 @@ pub(crate) struct Inner {
     queue_size: usize,
     shutdown_timeout: Duration,
     capture_content: bool,
+    before_send: Option<BeforeSend>,
     log_level: LogLevel,
     description: Vec<String>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -201,12 +230,18 @@ pub enum InitError {
     Thread(#[source] std::io::Error),
 }
 
-/// Builds a [`Pipeline`] with extra sinks or another resource.
+/// A callback that sees each record before it is queued (see
+/// [`PipelineBuilder::before_send`]).
+pub type BeforeSend = Arc<dyn Fn(&mut Record) -> bool + Send + Sync>;
+
+/// Builds a [`Pipeline`] with extra sinks, another resource or a
+/// [`before_send`](Self::before_send) callback.
 pub struct PipelineBuilder {
     config: Config,
     extra: Vec<Arc<dyn Sink>>,
     builtin: bool,
     resource: Option<Resource>,
+    before_send: Option<BeforeSend>,
 }
 
 /// The local sink of `kind` (SQLite store or JSON-lines file).
@@ -245,6 +280,37 @@ impl PipelineBuilder {
     /// Uses `resource` for records that carry none.
     pub fn resource(mut self, resource: Resource) -> Self {
         self.resource = Some(resource);
+        self
+    }
+
+    /// Calls `callback` with each record before it is queued, on the
+    /// thread that captured it: it may change the record (remove a field,
+    /// mask a value the built-in redaction does not know) and returns
+    /// whether to keep it. Records it turns down are counted as
+    /// `filtered`. It runs on the caller's thread, so keep it quick; the
+    /// engine's own redaction, pricing and sampling run later, on the
+    /// background thread. A callback that panics is caught: the record is
+    /// dropped (counted as `filtered`, and once in `errors`), since the
+    /// policy it applies could not be applied.
+    ///
+    /// ```
+    /// use anosys::{Config, Pipeline, Record, RecordKind, SinkKind};
+    /// let dir = std::env::temp_dir().join(format!("anosys-doc-before-send-{}", std::process::id()));
+    /// let config = Config::builder().sinks([SinkKind::Jsonl]).jsonl_path(dir.join("r.jsonl")).build()?;
+    /// let pipeline = Pipeline::builder(config)
+    ///     .before_send(|record: &mut Record| {
+    ///         record.attributes.shift_remove("customer.email");
+    ///         record.name != "health-check"
+    ///     })
+    ///     .build()?;
+    /// pipeline.submit(Record::new(RecordKind::Raw, "health-check"));
+    /// pipeline.submit(Record::new(RecordKind::Raw, "order"));
+    /// let report = pipeline.shutdown(None);
+    /// assert_eq!((report.counters.delivered, report.counters.filtered), (1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn before_send(mut self, callback: impl Fn(&mut Record) -> bool + Send + Sync + 'static) -> Self {
+        self.before_send = Some(Arc::new(callback));
         self
     }
 
@@ -292,6 +358,22 @@ impl PipelineBuilder {
             max_batch_bytes: config.max_batch_bytes,
             flush_interval: config.flush_interval,
             max_attribute_bytes: config.max_attribute_bytes,
+            steps: process::Steps {
+                hiding: process::Hiding::from_config(&config),
+                max_attribute_bytes: config.max_attribute_bytes,
+                sampler: (config.sample_rate < 1.0).then(|| {
+                    sample::Sampler::new(sample::Policy {
+                        rate: config.sample_rate,
+                        keep_errors: config.keep_errors,
+                        keep_slower_than: config.keep_slower_than,
+                        keep_costlier_than: config.keep_costlier_than,
+                        // Long enough for an agent's run, short enough that
+                        // held records do not pile up.
+                        max_wait: Duration::from_secs(60).max(config.flush_interval),
+                        max_traces: (config.queue_size / 4).max(64),
+                    })
+                }),
+            },
             log_level: config.log_level,
             resource,
             cx: cx.clone(),
@@ -333,11 +415,31 @@ impl PipelineBuilder {
                 queue_size: config.queue_size,
                 shutdown_timeout: config.shutdown_timeout,
                 capture_content: config.capture_content,
+                before_send: self.before_send,
                 log_level: config.log_level,
                 description,
                 worker: Mutex::new(Some(handle)),
             }),
         })
+    }
+}
+
+impl Inner {
+    /// Runs the `before_send` callback; a panic in it drops the record.
+    fn keeps(&self, callback: &BeforeSend, record: &mut Record) -> bool {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(record))) {
+            Ok(keep) => keep,
+            Err(_) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                diag::with_level(self.log_level, || {
+                    diag::once("before-send-panic", LogLevel::Error, || {
+                        "the before_send callback panicked; the records it panics on are dropped (counted as filtered)"
+                            .into()
+                    })
+                });
+                false
+            }
+        }
     }
 }
 
@@ -349,14 +451,20 @@ impl Pipeline {
 
     /// A builder, to add sinks or set the resource.
     pub fn builder(config: Config) -> PipelineBuilder {
-        PipelineBuilder { config, extra: Vec::new(), builtin: true, resource: None }
+        PipelineBuilder { config, extra: Vec::new(), builtin: true, resource: None, before_send: None }
     }
 
     /// Queues a record for delivery without blocking. Returns `false` (and
     /// counts a drop) when the queue is full or the pipeline is shut down.
-    pub fn submit(&self, record: Record) -> bool {
+    pub fn submit(&self, mut record: Record) -> bool {
         let inner = &*self.inner;
         inner.counters.captured.fetch_add(1, Ordering::Relaxed);
+        if let Some(callback) = &inner.before_send
+            && !inner.keeps(callback, &mut record)
+        {
+            inner.counters.filtered.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         if inner.closed.load(Ordering::Acquire) {
             inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
             diag::with_level(inner.log_level, || {

@@ -7,10 +7,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use std::sync::atomic::Ordering;
+
 use super::batch::{Batch, Memory};
 use super::lane::{LaneHandle, LaneSettings};
+use super::process::Steps;
 use super::queue::Queue;
-use super::{limits, AtomicCounters, Control};
+use super::sample::Sorted;
+use super::{AtomicCounters, Control};
 use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
 use crate::sinks::{ExportContext, Sink};
@@ -20,6 +24,7 @@ pub(super) struct Settings {
     pub max_batch_bytes: usize,
     pub flush_interval: Duration,
     pub max_attribute_bytes: usize,
+    pub steps: Steps,
     pub log_level: diag::LogLevel,
     pub resource: Arc<Resource>,
     pub cx: ExportContext,
@@ -54,11 +59,12 @@ pub(super) fn spawn(
                 let sink = sink.clone();
                 tokio::spawn(async move { sink.start().await });
             }
+            let observers = sinks.clone();
             let lanes = sinks
                 .into_iter()
                 .map(|sink| LaneHandle::spawn(sink, counters.clone(), settings.cx.clone(), &settings.lanes))
                 .collect();
-            let worker = Worker { queue, memory, lanes, counters, settings };
+            let worker = Worker { queue, memory, lanes, observers, counters, settings };
             worker.run(control).await;
         });
         // Let exports still in flight (after a missed deadline) end quietly.
@@ -70,12 +76,14 @@ struct Worker {
     queue: Arc<Queue>,
     memory: Arc<Memory>,
     lanes: Vec<LaneHandle>,
+    /// The sinks, each shown every record (for metrics) before sampling.
+    observers: Vec<Arc<dyn Sink>>,
     counters: Arc<AtomicCounters>,
     settings: Settings,
 }
 
 impl Worker {
-    async fn run(self, mut control: mpsc::UnboundedReceiver<Control>) {
+    async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) {
         let interval = self.settings.flush_interval;
         let mut next_tick = tokio::time::Instant::now() + interval;
         loop {
@@ -84,6 +92,7 @@ impl Worker {
                 ctl = control.recv() => match ctl {
                     Some(Control::Flush { deadline, reply }) => {
                         self.drain();
+                        self.release_held(true);
                         let waits: Vec<_> = self.lanes.iter().map(|l| l.flush(deadline)).collect();
                         tokio::spawn(async move {
                             for w in waits {
@@ -95,6 +104,7 @@ impl Worker {
                     }
                     Some(Control::Shutdown { deadline, reply }) => {
                         self.drain();
+                        self.release_held(true);
                         let waits: Vec<_> = self.lanes.iter().map(|l| l.shutdown(deadline)).collect();
                         let _ = tokio::time::timeout_at(deadline.into(), async {
                             for w in waits {
@@ -108,6 +118,7 @@ impl Worker {
                     None => {
                         // Every handle is gone: hand over what is left and stop.
                         self.drain();
+                        self.release_held(true);
                         let deadline = Instant::now() + Duration::from_secs(5);
                         let waits: Vec<_> = self.lanes.iter().map(|l| l.shutdown(deadline)).collect();
                         let _ = tokio::time::timeout_at(deadline.into(), async {
@@ -129,48 +140,58 @@ impl Worker {
             }
             if tokio::time::Instant::now() >= next_tick {
                 self.drain();
+                self.release_held(false);
                 next_tick = tokio::time::Instant::now() + interval;
             }
         }
     }
 
     /// Up to one batch: by count, and by approximate bytes.
-    fn take_batch(&self) -> (Vec<Record>, usize) {
+    fn take_batch(&self) -> Vec<(Record, usize)> {
         let mut batch = Vec::with_capacity(self.settings.batch_size.min(self.queue.len().max(1)));
         let mut bytes = 0;
         while batch.len() < self.settings.batch_size && bytes < self.settings.max_batch_bytes {
             match self.queue.pop() {
                 Some((r, size)) => {
                     bytes += size;
-                    batch.push(r);
+                    batch.push((r, size));
                 }
                 None => break,
             }
         }
-        (batch, bytes)
+        batch
     }
 
     /// Hands everything queued right now to the lanes, in batches.
-    fn drain(&self) {
+    fn drain(&mut self) {
         loop {
             let batch = self.take_batch();
-            if batch.0.is_empty() {
+            if batch.is_empty() {
                 return;
             }
             self.dispatch(batch);
         }
     }
 
-    fn dispatch(&self, (mut records, bytes): (Vec<Record>, usize)) {
+    /// Prepares each record (see [`Steps`]), shows it to the sinks'
+    /// metrics, samples, and hands what is kept to every lane.
+    fn dispatch(&mut self, mut records: Vec<(Record, usize)>) {
         if records.is_empty() {
             return;
         }
         let mut cut = 0;
-        for r in &mut records {
+        for (r, _) in &mut records {
             if r.resource.is_none() {
                 r.resource = Some(self.settings.resource.clone());
             }
-            cut += limits::cap_record(r, self.settings.max_attribute_bytes);
+            let prepared = self.settings.steps.prepare(r);
+            cut += prepared.cut;
+            if let Some(nano) = prepared.cost_nano_usd {
+                self.counters.cost_nano_usd.fetch_add(nano, Ordering::Relaxed);
+            }
+            if prepared.unpriced {
+                self.counters.unpriced.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if cut > 0 {
             diag::once("truncated", LogLevel::Info, || {
@@ -180,9 +201,49 @@ impl Worker {
                 )
             });
         }
-        let batch = Arc::new(Batch::new(records, bytes, self.lanes.len(), self.memory.clone(), self.counters.clone()));
-        for lane in &self.lanes {
-            lane.offer(batch.clone());
+        let shown: Vec<&Record> = records.iter().map(|(r, _)| r).collect();
+        for sink in &self.observers {
+            sink.observe(&shown);
+        }
+        drop(shown);
+        let mut sorted = Sorted::default();
+        self.settings.steps.sample(records, Instant::now(), &mut sorted);
+        self.hand_over(sorted);
+    }
+
+    /// Decides what the sampler holds: all of it, or what waited too long.
+    fn release_held(&mut self, all: bool) {
+        let mut sorted = Sorted::default();
+        self.settings.steps.release_held(all, Instant::now(), &mut sorted);
+        self.hand_over(sorted);
+    }
+
+    /// Lets go of what sampling dropped (counted) and sends the rest on.
+    fn hand_over(&self, sorted: Sorted) {
+        if !sorted.dropped.is_empty() {
+            let bytes = sorted.dropped.iter().map(|(_, size)| size).sum();
+            self.memory.release(sorted.dropped.len(), bytes);
+            self.counters.sampled_out.fetch_add(sorted.dropped.len() as u64, Ordering::Relaxed);
+        }
+        if sorted.kept.is_empty() {
+            return;
+        }
+        // What the sampler held can come out at once: batches of the usual size.
+        let mut kept = sorted.kept.into_iter().peekable();
+        while kept.peek().is_some() {
+            let mut bytes = 0;
+            let records: Vec<Record> = kept
+                .by_ref()
+                .take(self.settings.batch_size)
+                .map(|(r, size)| {
+                    bytes += size;
+                    r
+                })
+                .collect();
+            let batch = Arc::new(Batch::new(records, bytes, self.lanes.len(), self.memory.clone(), self.counters.clone()));
+            for lane in &self.lanes {
+                lane.offer(batch.clone());
+            }
         }
     }
 }

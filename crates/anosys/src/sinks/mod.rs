@@ -271,6 +271,14 @@ pub trait Sink: Send + Sync + 'static {
         Box::pin(async move { self.export(&batch, cx).await })
     }
 
+    /// Shown every record once, on the background thread, after the
+    /// engine prepared it (priced, redacted) and before sampling decides
+    /// whether it is exported: a sink that aggregates (the OTLP sink's
+    /// metrics) counts every call here, sampled out or not, and never
+    /// twice (a batch sent again from the outbox is not shown again).
+    /// Must be quick and must not panic. The default does nothing.
+    fn observe(&self, _records: &[&Record]) {}
+
     /// For a remote sink, where it sends: records it cannot deliver now are
     /// kept on disk under this identity (the embedded store's outbox) and
     /// sent when the destination answers again, by this process or the

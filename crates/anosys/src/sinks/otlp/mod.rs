@@ -168,11 +168,14 @@ impl Sink for OtlpSink {
         })
     }
 
+    fn observe(&self, records: &[&Record]) {
+        if let Some(m) = &self.metrics {
+            records.iter().for_each(|r| m.record(r));
+        }
+    }
+
     fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport> {
         Box::pin(async move {
-            if let Some(m) = &self.metrics {
-                batch.iter().for_each(|r| m.record(r));
-            }
             let mut report = ExportReport::default();
             let mut exporter = match self.exporter.lock(|| self.transport.span_exporter()).await {
                 Ok(exporter) => exporter,
