@@ -89,6 +89,25 @@ pub fn tokens(input: Option<i64>, output: Option<i64>) -> String {
 }
 
 /// A large count with thousands separators: `1,234,567`.
+/// US dollars, with enough digits for a single call's fraction of a cent
+/// (`$0.000125`) and cents for large sums (`$12.40`); `-` for none.
+pub fn usd(amount: Option<f64>) -> String {
+    match amount {
+        None => "-".into(),
+        Some(a) if !a.is_finite() => "-".into(),
+        Some(a) if a == 0.0 => "$0".into(),
+        Some(a) if a >= 100.0 => format!("${a:.0}"),
+        Some(a) if a >= 1.0 => format!("${a:.2}"),
+        Some(a) => {
+            // Three significant digits below a dollar.
+            let digits = (-a.log10()).floor().max(0.0) as usize + 3;
+            let text = format!("${a:.digits$}");
+            let text = text.trim_end_matches('0');
+            text.trim_end_matches('.').to_owned()
+        }
+    }
+}
+
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);

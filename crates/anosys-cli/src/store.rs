@@ -141,6 +141,8 @@ pub struct Summary {
     pub time_to_first_chunk_ms: Option<f64>,
     /// W3C trace id.
     pub trace_id: String,
+    /// Cost in US dollars, for priced LLM calls.
+    pub cost_usd: Option<f64>,
 }
 
 /// A stored record: its row id and the record's JSON as written.
@@ -166,6 +168,8 @@ pub struct Store {
     path: PathBuf,
     /// `time_to_first_chunk_ms`, or `NULL` in a store of schema version 1.
     ttfc: &'static str,
+    /// `cost_usd`, or `NULL` in a store of schema version 2 or older.
+    cost: &'static str,
 }
 
 fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
@@ -182,6 +186,7 @@ fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
         duration_ms: row.get(9)?,
         time_to_first_chunk_ms: row.get(10)?,
         trace_id: row.get(11)?,
+        cost_usd: row.get(12)?,
     })
 }
 
@@ -194,19 +199,18 @@ impl Store {
             sqlite::StoreError::Missing { path } => StoreError::Missing(path),
             e => StoreError::Open(e),
         })?;
-        let has_ttfc: bool = conn.query_row(
-            "SELECT count(*) > 0 FROM pragma_table_info('records') WHERE name = 'time_to_first_chunk_ms'",
-            [],
-            |r| r.get(0),
-        )?;
-        let ttfc = if has_ttfc { "time_to_first_chunk_ms" } else { "NULL" };
-        Ok(Store { conn, path: path.to_owned(), ttfc })
+        let has = |column: &str| -> rusqlite::Result<bool> {
+            conn.query_row("SELECT count(*) > 0 FROM pragma_table_info('records') WHERE name = ?", [column], |r| r.get(0))
+        };
+        let ttfc = if has("time_to_first_chunk_ms")? { "time_to_first_chunk_ms" } else { "NULL" };
+        let cost = if has("cost_usd")? { "cost_usd" } else { "NULL" };
+        Ok(Store { conn, path: path.to_owned(), ttfc, cost })
     }
 
     fn summary_columns(&self) -> String {
         format!(
-            "id, start_ms, kind, name, source, model, status, input_tokens, output_tokens, duration_ms, {}, trace_id",
-            self.ttfc
+            "id, start_ms, kind, name, source, model, status, input_tokens, output_tokens, duration_ms, {}, trace_id, {}",
+            self.ttfc, self.cost
         )
     }
 
@@ -299,9 +303,9 @@ impl Store {
     pub fn stats(&self, filter: &Filter) -> Result<Stats, StoreError> {
         let (clause, values) = filter.where_clause();
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT kind, model, source, status, duration_ms, {}, input_tokens, output_tokens
+            "SELECT kind, model, source, status, duration_ms, {}, input_tokens, output_tokens, {}
              FROM records{clause}",
-            self.ttfc
+            self.ttfc, self.cost
         ))?;
         let mut rows = stmt.query(params_from_iter(values))?;
         let mut models: HashMap<String, Acc> = HashMap::new();
@@ -336,8 +340,14 @@ impl Store {
             }
             acc.input_tokens += row.get::<_, Option<i64>>(6)?.unwrap_or(0).max(0) as u64;
             acc.output_tokens += row.get::<_, Option<i64>>(7)?.unwrap_or(0).max(0) as u64;
+            if let Some(c) = row.get::<_, Option<f64>>(8)?.filter(|c| c.is_finite() && *c >= 0.0) {
+                acc.cost_usd += c;
+                acc.priced += 1;
+            }
         }
-        Ok(Stats { records: total, other_records: raw, models: finish(models), sources: finish(sources) })
+        let (models, sources) = (finish(models), finish(sources));
+        let cost_usd = models.iter().map(|g| g.cost_usd).sum();
+        Ok(Stats { records: total, other_records: raw, cost_usd, models, sources })
     }
 }
 
@@ -350,6 +360,8 @@ struct Acc {
     errors: u64,
     input_tokens: u64,
     output_tokens: u64,
+    cost_usd: f64,
+    priced: u64,
     latency: Vec<f64>,
     ttfc: Vec<f64>,
 }
@@ -364,6 +376,8 @@ fn finish(map: HashMap<String, Acc>) -> Vec<GroupStats> {
             error_rate: if a.calls == 0 { 0.0 } else { a.errors as f64 / a.calls as f64 },
             input_tokens: a.input_tokens,
             output_tokens: a.output_tokens,
+            cost_usd: a.cost_usd,
+            priced_calls: a.priced,
             latency_ms: Percentiles::of(&mut a.latency),
             time_to_first_chunk_ms: Percentiles::of(&mut a.ttfc),
         })
@@ -379,6 +393,8 @@ pub struct Stats {
     pub records: u64,
     /// Of those, records that are neither LLM calls nor function calls.
     pub other_records: u64,
+    /// Cost of the LLM calls, in US dollars (those priced).
+    pub cost_usd: f64,
     /// LLM calls per model, most called first.
     pub models: Vec<GroupStats>,
     /// Logged function calls per source, most called first.
@@ -400,6 +416,11 @@ pub struct GroupStats {
     pub input_tokens: u64,
     /// Completion tokens, summed.
     pub output_tokens: u64,
+    /// Cost in US dollars, summed over the priced calls.
+    pub cost_usd: f64,
+    /// Calls with a cost (the others' models had no known price, or they
+    /// had no usage).
+    pub priced_calls: u64,
     /// Duration percentiles in ms.
     pub latency_ms: Option<Percentiles>,
     /// Time-to-first-chunk percentiles in ms (streams only).

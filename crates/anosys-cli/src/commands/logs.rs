@@ -50,6 +50,7 @@ pub fn table(rows: &[Summary]) -> Table {
         ("SOURCE", Align::Left),
         ("MODEL", Align::Left),
         ("TOKENS IN/OUT", Align::Right),
+        ("COST", Align::Right),
         ("DURATION", Align::Right),
         ("STATUS", Align::Left),
     ]);
@@ -63,6 +64,7 @@ pub fn table(rows: &[Summary]) -> Table {
             (output::truncate(r.source.as_deref().unwrap_or("-"), 24), plain),
             (output::truncate(r.model.as_deref().unwrap_or("-"), 32), plain),
             (output::tokens(r.input_tokens, r.output_tokens), plain),
+            (output::usd(r.cost_usd), plain),
             (output::duration(r.duration_ms), plain),
             (r.status.clone(), output::status_style(&r.status)),
         ]);

@@ -89,6 +89,9 @@ pub fn render(id: i64, r: &Record) -> String {
         let n = |v: Option<&Value>| v.map_or("-".to_owned(), |v| v.to_string());
         field(&mut out, "tokens", format!("{} in, {} out", n(tokens.0), n(tokens.1)));
     }
+    if let Some(line) = cost_line(&r) {
+        field(&mut out, "cost", line);
+    }
     if let Some(t) = r.attribute("gen_ai.response.time_to_first_chunk").and_then(Value::as_f64) {
         field(&mut out, "first chunk", output::duration(t * 1000.0));
     }
@@ -147,4 +150,33 @@ pub fn render(id: i64, r: &Record) -> String {
         }
     }
     out
+}
+
+/// `$0.00123 (input $0.001, cached input $0.0001, output $0.00013)`, or
+/// why there is no cost.
+fn cost_line(r: &anosys::Record) -> Option<String> {
+    let amount = |key: &str| r.attribute(key).and_then(Value::as_f64);
+    match r.attribute("anosys.cost.status").and_then(Value::as_str) {
+        Some("unpriced") => {
+            return Some(paint(DIM, "unknown: no price for this model (anosys prices; ANOSYS_PRICES adds one)"));
+        }
+        Some("no_usage") => return Some(paint(DIM, "unknown: the call reported no usage")),
+        _ => {}
+    }
+    let total = amount("gen_ai.usage.cost")?;
+    let parts: Vec<String> = [
+        ("input", "anosys.cost.input"),
+        ("cached input", "anosys.cost.cached_input"),
+        ("cache write", "anosys.cost.cache_write"),
+        ("output", "anosys.cost.output"),
+        ("of it reasoning", "anosys.cost.reasoning"),
+    ]
+    .iter()
+    .filter_map(|(label, key)| amount(key).map(|a| format!("{label} {}", output::usd(Some(a)))))
+    .collect();
+    let mut line = output::usd(Some(total));
+    if !parts.is_empty() {
+        line += &paint(DIM, format!("  ({})", parts.join(", ")));
+    }
+    Some(line)
 }

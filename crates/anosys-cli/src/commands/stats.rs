@@ -26,7 +26,7 @@ fn pct(p: Option<Percentiles>) -> [String; 3] {
 fn table(first: &str, groups: &[GroupStats], with_tokens: bool) -> Table {
     let mut headers = vec![(first, Align::Left), ("CALLS", Align::Right), ("ERRORS", Align::Right)];
     if with_tokens {
-        headers.extend([("TOKENS IN", Align::Right), ("TOKENS OUT", Align::Right)]);
+        headers.extend([("TOKENS IN", Align::Right), ("TOKENS OUT", Align::Right), ("COST", Align::Right)]);
     }
     headers.extend([("P50", Align::Right), ("P95", Align::Right), ("P99", Align::Right)]);
     if with_tokens {
@@ -44,6 +44,7 @@ fn table(first: &str, groups: &[GroupStats], with_tokens: bool) -> Table {
         if with_tokens {
             row.push((output::count(g.input_tokens), plain));
             row.push((output::count(g.output_tokens), plain));
+            row.push((output::usd((g.priced_calls > 0).then_some(g.cost_usd)), plain));
         }
         row.extend(pct(g.latency_ms).into_iter().map(|s| (s, plain)));
         if with_tokens {
@@ -78,9 +79,10 @@ pub fn render(stats: &Stats) -> String {
     out.push_str(&paint(
         DIM,
         format!(
-            "{} records ({} other: raw events and spans); latency is the call's duration, TTFC the time to the first streamed chunk\n",
+            "{} records ({} other: raw events and spans), {} in all; latency is the call's duration, TTFC the time to the first streamed chunk\n",
             output::count(stats.records),
-            output::count(stats.other_records)
+            output::count(stats.other_records),
+            output::usd(Some(stats.cost_usd))
         ),
     ));
     out

@@ -171,6 +171,8 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_source ON records(source, start_ms);
     CREATE INDEX records_status ON records(status, start_ms);
     CREATE INDEX records_kind ON records(kind, start_ms);",
+    // 3: the cost of an LLM call in US dollars (`gen_ai.usage.cost`).
+    "ALTER TABLE records ADD COLUMN cost_usd REAL;",
 ];
 
 /// The schema version this build writes.
@@ -531,6 +533,7 @@ struct Row<'a> {
     input_tokens: Option<i64>,
     output_tokens: Option<i64>,
     ttfc_ms: Option<f64>,
+    cost_usd: Option<f64>,
 }
 
 fn row_of(r: &Record) -> Row<'_> {
@@ -539,6 +542,7 @@ fn row_of(r: &Record) -> Row<'_> {
         input_tokens: r.attribute("gen_ai.usage.input_tokens").and_then(Value::as_i64),
         output_tokens: r.attribute("gen_ai.usage.output_tokens").and_then(Value::as_i64),
         ttfc_ms: r.attribute("gen_ai.response.time_to_first_chunk").and_then(Value::as_f64).map(|s| s * 1000.0),
+        cost_usd: r.attribute("gen_ai.usage.cost").and_then(Value::as_f64).filter(|c| c.is_finite()),
     }
 }
 
@@ -548,8 +552,8 @@ pub fn insert(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()>
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO records (start_ms, end_ms, duration_ms, kind, name, source, model, status,
-                input_tokens, output_tokens, time_to_first_chunk_ms, trace_id, span_id, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                input_tokens, output_tokens, time_to_first_chunk_ms, trace_id, span_id, record, cost_usd)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         for r in records {
             let json = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()));
@@ -569,6 +573,7 @@ pub fn insert(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()>
                 r.trace_id.to_string(),
                 r.span_id.to_string(),
                 json,
+                row.cost_usd,
             ])?;
         }
     }

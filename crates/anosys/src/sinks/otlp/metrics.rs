@@ -11,6 +11,7 @@
 //! | `gen_ai.client.operation.duration` | `s` | end time minus start time |
 //! | `gen_ai.client.token.usage` | `{token}` | `gen_ai.usage.input_tokens` (`gen_ai.token.type = "input"`) and `gen_ai.usage.output_tokens` (`"output"`), when the record has them |
 //! | `gen_ai.client.operation.time_to_first_chunk` | `s` | `gen_ai.response.time_to_first_chunk`, which only streamed calls have |
+//! | `anosys.client.cost` | `USD` | `gen_ai.usage.cost`, the call's price as anosys computed it (a monotonic sum, not a histogram) |
 //!
 //! Each measurement carries, when the record has them,
 //! `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`,
@@ -34,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use opentelemetry::metrics::{Histogram, MeterProvider as _};
+use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::MetricExporter;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -56,6 +57,8 @@ pub const OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
 pub const TOKEN_USAGE: &str = "gen_ai.client.token.usage";
 /// Name of the time-to-first-chunk histogram (streamed calls).
 pub const TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.operation.time_to_first_chunk";
+/// Name of the cost counter (US dollars).
+pub const COST: &str = "anosys.client.cost";
 
 /// Bucket boundaries of the two duration histograms, in seconds, as the
 /// GenAI conventions advise.
@@ -80,7 +83,7 @@ const COMMON_ATTRIBUTES: [&str; 7] = [
     "error.type",
 ];
 
-/// One of the three GenAI client histograms.
+/// One of the GenAI client instruments: three histograms and the cost sum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Instrument {
     /// `gen_ai.client.operation.duration`, seconds.
@@ -89,6 +92,8 @@ pub enum Instrument {
     TokenUsage,
     /// `gen_ai.client.operation.time_to_first_chunk`, seconds.
     TimeToFirstChunk,
+    /// `anosys.client.cost`, US dollars (a monotonic sum).
+    Cost,
 }
 
 impl Instrument {
@@ -98,21 +103,24 @@ impl Instrument {
             Instrument::OperationDuration => OPERATION_DURATION,
             Instrument::TokenUsage => TOKEN_USAGE,
             Instrument::TimeToFirstChunk => TIME_TO_FIRST_CHUNK,
+            Instrument::Cost => COST,
         }
     }
 
-    /// The UCUM unit: `s` or `{token}`.
+    /// The UCUM unit: `s`, `{token}` or `USD`.
     pub fn unit(self) -> &'static str {
         match self {
             Instrument::TokenUsage => "{token}",
+            Instrument::Cost => "USD",
             _ => "s",
         }
     }
 
-    /// The explicit bucket boundaries.
+    /// The explicit bucket boundaries (none for the cost sum).
     pub fn boundaries(self) -> &'static [f64] {
         match self {
             Instrument::TokenUsage => &TOKEN_BOUNDARIES,
+            Instrument::Cost => &[],
             _ => &DURATION_BOUNDARIES,
         }
     }
@@ -123,6 +131,7 @@ impl Instrument {
             Instrument::OperationDuration => "GenAI operation duration.",
             Instrument::TokenUsage => "Number of input and output tokens used.",
             Instrument::TimeToFirstChunk => "Time to receive the first chunk of a streamed GenAI response.",
+            Instrument::Cost => "Cost of GenAI operations in US dollars, as priced by anosys.",
         }
     }
 }
@@ -201,6 +210,10 @@ pub fn measurements(record: &Record) -> Vec<Measurement> {
             out.push(Measurement { instrument: Instrument::TokenUsage, value: n as f64, attributes: attrs });
         }
     }
+    if let Some(cost) = record.attribute("gen_ai.usage.cost").and_then(Value::as_f64).filter(|c| c.is_finite() && *c >= 0.0) {
+        let attrs: Vec<KeyValue> = attributes.iter().filter(|kv| kv.key.as_str() != "error.type").cloned().collect();
+        out.push(Measurement { instrument: Instrument::Cost, value: cost, attributes: attrs });
+    }
     if let Some(s) = record.attribute("gen_ai.response.time_to_first_chunk").and_then(seconds) {
         out.push(Measurement { instrument: Instrument::TimeToFirstChunk, value: s, attributes });
     }
@@ -242,6 +255,7 @@ struct Instruments {
     duration: Histogram<f64>,
     tokens: Histogram<u64>,
     time_to_first_chunk: Histogram<f64>,
+    cost: Counter<f64>,
 }
 
 impl Instruments {
@@ -269,7 +283,9 @@ impl Instruments {
             .with_description(t.description())
             .with_boundaries(t.boundaries().to_vec())
             .build();
-        Instruments { provider, reader, duration, tokens, time_to_first_chunk }
+        let c = Instrument::Cost;
+        let cost = meter.f64_counter(c.name()).with_unit(c.unit()).with_description(c.description()).build();
+        Instruments { provider, reader, duration, tokens, time_to_first_chunk, cost }
     }
 }
 
@@ -359,6 +375,7 @@ impl GenAiMetrics {
                 Instrument::OperationDuration => instruments.duration.record(m.value, &m.attributes),
                 Instrument::TokenUsage => instruments.tokens.record(m.value as u64, &m.attributes),
                 Instrument::TimeToFirstChunk => instruments.time_to_first_chunk.record(m.value, &m.attributes),
+                Instrument::Cost => instruments.cost.add(m.value, &m.attributes),
             }
         }
     }
