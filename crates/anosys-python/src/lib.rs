@@ -101,6 +101,56 @@ fn setup_api(py: Python<'_>, path: Option<String>, starting_indices: Option<&Bou
     py.detach(|| anosys::compat::setup_api(path.as_deref(), indices)).map_err(|e| PyValueError::new_err(anosys::ErrorInfo::from_error(&e).one_line()))
 }
 
+/// Sets (or, with `None`, removes) the callback that sees every record
+/// before it is queued: called with the record as a dict, it returns the
+/// dict (changed or not) or `True` to keep it, `None` or `False` to drop it
+/// (counted as `filtered`). An exception in it, or a dict that is no longer
+/// a record, drops the record and is reported once on stderr.
+#[pyfunction]
+#[pyo3(signature = (callback = None))]
+fn set_before_send(callback: Option<Py<PyAny>>) -> PyResult<()> {
+    let Some(callback) = callback else {
+        anosys::clear_before_send();
+        return Ok(());
+    };
+    Python::attach(|py| {
+        if !callback.bind(py).is_callable() {
+            return Err(PyValueError::new_err("before_send must be callable (or None)"));
+        }
+        Ok(())
+    })?;
+    anosys::set_before_send(move |record: &mut Record| Python::attach(|py| before_send(py, &callback, record)));
+    Ok(())
+}
+
+fn before_send(py: Python<'_>, callback: &Py<PyAny>, record: &mut Record) -> bool {
+    let complain = |what: String| {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| eprintln!("anosys: the before_send callback {what}; the records it fails on are dropped"));
+        false
+    };
+    let Ok(value) = serde_json::to_value(&*record) else {
+        return complain("got a record that could not be shown to it".into());
+    };
+    let answer = match to_python(py, &value).and_then(|dict| callback.bind(py).call1((dict,))) {
+        Ok(answer) => answer,
+        Err(e) => return complain(format!("raised {e}")),
+    };
+    if answer.is_none() {
+        return false;
+    }
+    if let Ok(keep) = answer.extract::<bool>() {
+        return keep;
+    }
+    match serde_json::from_value::<Record>(to_value(&answer)) {
+        Ok(changed) => {
+            *record = changed;
+            true
+        }
+        Err(e) => complain(format!("returned something that is not a record ({e})")),
+    }
+}
+
 /// Called in a forked child (see `os.register_at_fork`): the next capture
 /// starts a pipeline of the child's own.
 #[pyfunction]
@@ -352,6 +402,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(capture_content_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(set_sdk_identity, m)?)?;
+    m.add_function(wrap_pyfunction!(set_before_send, m)?)?;
     m.add_class::<FunctionCall>()?;
     m.add_class::<OpenAICall>()?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;

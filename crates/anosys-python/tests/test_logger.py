@@ -278,6 +278,49 @@ def test_alias_package_and_setup_api(backend):
     backend.one(lambda r: r.get("marker") == marker)
 
 
+def test_before_send_sees_changes_and_drops_records(backend):
+    marker = unique()
+    seen = []
+
+    def callback(record):
+        seen.append(record["name"])
+        action = record["attributes"].get("action")
+        if action == "drop":
+            return None
+        if action == "explode":
+            raise RuntimeError("a broken callback")
+        if action == "keep":
+            return True
+        record["attributes"]["team"] = "search"
+        record["attributes"]["secret_note"] = "[masked]"
+        record["raw"]["secret_note"] = "[masked]"
+        return record
+
+    anosys.set_before_send(callback)
+    try:
+        before = anosys.counters()
+        assert anosys_raw_logger({"event": "changed", "marker": marker, "secret_note": "hunter2"})
+        assert not anosys_raw_logger({"event": "dropped", "marker": marker, "action": "drop"})
+        assert not anosys_raw_logger({"event": "exploded", "marker": marker, "action": "explode"})
+        assert anosys_raw_logger({"event": "kept", "marker": marker, "action": "keep"})
+        found = backend.wait_for(lambda r: r.get("marker") == marker, count=2)
+        assert sorted(r["event"] for r in found) == ["changed", "kept"]
+        changed = next(r for r in found if r["event"] == "changed")
+        assert changed["secret_note"] == "[masked]"
+        assert changed.json("raw")["secret_note"] == "[masked]"
+        assert changed["team"] == "search"
+        report = anosys.flush(5.0)
+        assert report["filtered"] - before.get("filtered", 0) == 2
+        assert len(seen) >= 4
+    finally:
+        anosys.set_before_send(None)
+    other = unique()
+    assert anosys_raw_logger({"event": "after", "marker": other, "action": "drop"})
+    backend.one(lambda r: r.get("marker") == other)
+    with pytest.raises(ValueError, match="callable"):
+        anosys.set_before_send(42)
+
+
 def test_flush_reports_counters():
     anosys_raw_logger({"event": "counted"})
     report = anosys.flush(5.0)

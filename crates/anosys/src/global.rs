@@ -1,7 +1,8 @@
 //! The process-wide pipeline behind [`capture`], [`log_raw`] and friends.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, Once, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -9,7 +10,7 @@ use serde_json::Value;
 
 use crate::config::{Config, ConfigBuilder, StartingIndices};
 use crate::diag::{self, LogLevel};
-use crate::pipeline::{Counters, FlushReport, InitError, Pipeline, PipelineBuilder};
+use crate::pipeline::{BeforeSend, Counters, FlushReport, InitError, Pipeline, PipelineBuilder};
 use crate::record::Record;
 use crate::sources::raw;
 
@@ -198,7 +199,50 @@ pub(crate) fn global() -> Option<Pipeline> {
 /// assert!(anosys::capture(record));
 /// ```
 pub fn capture(record: Record) -> bool {
-    catch_unwind(AssertUnwindSafe(|| global().is_some_and(|p| p.submit(record)))).unwrap_or(false)
+    catch_unwind(AssertUnwindSafe(|| {
+        let hook = HAS_BEFORE_SEND
+            .load(Ordering::Acquire)
+            .then(|| BEFORE_SEND.read().unwrap_or_else(|p| p.into_inner()).clone())
+            .flatten();
+        global().is_some_and(|p| p.submit_through(record, hook.as_ref()))
+    }))
+    .unwrap_or(false)
+}
+
+static BEFORE_SEND: RwLock<Option<BeforeSend>> = RwLock::new(None);
+static HAS_BEFORE_SEND: AtomicBool = AtomicBool::new(false);
+
+/// Calls `callback` with every record captured for the global pipeline
+/// (by [`capture`], the OpenAI client, `#[logger]`, the raw logger), on
+/// the capturing thread, before it is queued: it may change the record and
+/// returns whether to keep it (records turned down are counted as
+/// `filtered`). Replaces an earlier callback; it also applies to global
+/// pipelines started later (after a fork, or by [`init_with`]), next to a
+/// builder's own [`before_send`](crate::PipelineBuilder::before_send). A
+/// callback that panics drops the record (counted as `filtered`, and once
+/// in `errors`). The Python and Node packages set theirs through this.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("anosys-set-before-send-doc-{}", std::process::id()));
+/// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
+/// anosys::set_before_send(|record: &mut anosys::Record| {
+///     record.attributes.shift_remove("enduser.id");
+///     record.name != "heartbeat"
+/// });
+/// assert!(!anosys::capture(anosys::Record::new(anosys::RecordKind::Raw, "heartbeat")));
+/// assert!(anosys::capture(anosys::Record::new(anosys::RecordKind::Raw, "order")));
+/// anosys::clear_before_send();
+/// assert!(anosys::capture(anosys::Record::new(anosys::RecordKind::Raw, "heartbeat")));
+/// ```
+pub fn set_before_send(callback: impl Fn(&mut Record) -> bool + Send + Sync + 'static) {
+    *BEFORE_SEND.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(callback));
+    HAS_BEFORE_SEND.store(true, Ordering::Release);
+}
+
+/// Removes the callback of [`set_before_send`].
+pub fn clear_before_send() {
+    HAS_BEFORE_SEND.store(false, Ordering::Release);
+    *BEFORE_SEND.write().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
 /// Logs arbitrary JSON (the seed's `anosys_raw_logger`): each top-level key

@@ -77,6 +77,8 @@ pub mod embed {
 
 pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, OtlpProtocol, SinkKind, SinkSelection, StartingIndices};
 pub use diag::LogLevel;
-pub use global::{capture, counters, flush, init, init_with, log_raw, log_raw_serialize, shutdown, Guard};
+pub use global::{
+    capture, clear_before_send, counters, flush, init, init_with, log_raw, log_raw_serialize, set_before_send, shutdown, Guard,
+};
 pub use pipeline::{BeforeSend, Counters, FlushReport, InitError, Pipeline, PipelineBuilder};
 pub use record::{Caller, ErrorInfo, Event, Link, Record, RecordKind, Resource, SpanId, SpanKind, Status, StatusCode, TraceId};

@@ -31,7 +31,7 @@ from __future__ import annotations
 import atexit as _atexit
 import os as _os
 import sys as _sys
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from . import _native
 from ._decorator import anosys_logger, current_call
@@ -52,6 +52,7 @@ __all__ = [
     "current_call",
     "flush",
     "instrument_openai",
+    "set_before_send",
     "setup_api",
     "setup_decorator",
     "shutdown",
@@ -97,6 +98,28 @@ def setup_api(path: Optional[str] = None, starting_indices: Optional[Mapping[str
     Raises ``ValueError`` for an invalid URL or index.
     """
     _native.setup_api(path, dict(starting_indices) if starting_indices is not None else None)
+
+
+def set_before_send(
+    callback: Optional[Callable[[Dict[str, Any]], Union[Dict[str, Any], bool, None]]],
+) -> None:
+    """Have ``callback`` see every record before it is queued.
+
+    It gets the record as a dict (``name``, ``kind``, ``input``, ``output``,
+    ``attributes``, …) on the thread that captured it, and returns the dict
+    (changed or not) or ``True`` to keep it, ``None`` or ``False`` to drop
+    it (counted as ``filtered`` in :func:`flush`'s report). Keep it quick.
+    It runs before the engine's own redaction (``ANOSYS_REDACT``), pricing
+    and sampling. An exception in it drops the record and is reported once
+    on stderr; it never reaches your code. ``None`` removes the callback.
+
+    >>> def drop_health_checks(record):
+    ...     record["attributes"].pop("enduser.id", None)
+    ...     return None if record["name"] == "health" else record
+    >>> set_before_send(drop_health_checks)
+    >>> set_before_send(None)
+    """
+    _native.set_before_send(callback)
 
 
 #: The seed package's name for :func:`setup_api`.

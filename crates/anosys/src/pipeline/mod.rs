@@ -456,14 +456,20 @@ impl Pipeline {
 
     /// Queues a record for delivery without blocking. Returns `false` (and
     /// counts a drop) when the queue is full or the pipeline is shut down.
-    pub fn submit(&self, mut record: Record) -> bool {
+    pub fn submit(&self, record: Record) -> bool {
+        self.submit_through(record, None)
+    }
+
+    /// [`submit`](Self::submit), with one more callback after the
+    /// pipeline's own `before_send` (the global one of [`crate::set_before_send`]).
+    pub(crate) fn submit_through(&self, mut record: Record, extra: Option<&BeforeSend>) -> bool {
         let inner = &*self.inner;
         inner.counters.captured.fetch_add(1, Ordering::Relaxed);
-        if let Some(callback) = &inner.before_send
-            && !inner.keeps(callback, &mut record)
-        {
-            inner.counters.filtered.fetch_add(1, Ordering::Relaxed);
-            return false;
+        for callback in [inner.before_send.as_ref(), extra].into_iter().flatten() {
+            if !inner.keeps(callback, &mut record) {
+                inner.counters.filtered.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
         }
         if inner.closed.load(Ordering::Acquire) {
             inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
