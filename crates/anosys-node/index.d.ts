@@ -26,6 +26,14 @@ export interface Counters {
   in_outbox: number;
   /** Errors anosys met (never thrown into your code). */
   errors: number;
+  /** Records left out by sampling (`ANOSYS_SAMPLE_RATE`); metrics still count them. */
+  sampled_out: number;
+  /** Records the `setBeforeSend` callback dropped. */
+  filtered: number;
+  /** Cost in US dollars of the LLM calls captured (those with a known price). */
+  cost_usd: number;
+  /** LLM calls whose model has no known price. */
+  unpriced: number;
   [counter: string]: number | boolean;
 }
 
@@ -174,6 +182,28 @@ export function flush(options?: { timeoutMs?: number }): Promise<FlushReport>;
 
 /** The pipeline's counters. */
 export function counters(): Counters;
+/** A record as `setBeforeSend` callbacks see it (the engine's JSON shape). */
+export interface CapturedRecord {
+  kind: 'llm_call' | 'function_call' | 'raw' | 'span';
+  name: string;
+  trace_id: string;
+  span_id: string;
+  input?: unknown;
+  output?: unknown;
+  attributes: Record<string, unknown>;
+  [field: string]: unknown;
+}
+/**
+ * Has `callback` see every record before it is queued: return the record
+ * (changed or not) or `true` to keep it; `null`, `undefined` or `false` to
+ * drop it (counted as `filtered`). `null` removes the callback.
+ *
+ * @example
+ * setBeforeSend((record) => (record.name === 'health' ? null : record));
+ */
+export function setBeforeSend(
+  callback: ((record: CapturedRecord) => CapturedRecord | boolean | null | undefined) | null,
+): void;
 
 /** Shuts the pipeline down, delivering what it holds (blocking up to `timeoutMs`). */
 export function shutdown(options?: { timeoutMs?: number }): FlushReport;

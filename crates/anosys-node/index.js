@@ -37,6 +37,29 @@ export function setupAPI({ path, startingIndices } = {}) {
 export const setupApi = setupAPI;
 export const setupDecorator = setupAPI;
 
+/**
+ * Has `callback` see every record before it is queued: it gets the record
+ * as an object and returns it (changed or not) or `true` to keep it, `null`,
+ * `undefined` or `false` to drop it (counted as `filtered`). A callback that
+ * throws drops the record (reported once on stderr; never thrown into your
+ * code). `null` removes it.
+ */
+export function setBeforeSend(callback) {
+  if (callback === null || callback === undefined) {
+    native.setBeforeSend(undefined);
+    return;
+  }
+  if (typeof callback !== 'function') {
+    throw new TypeError('setBeforeSend: callback must be a function (or null)');
+  }
+  native.setBeforeSend((text) => {
+    const answer = callback(JSON.parse(text));
+    if (answer === true) return 'true';
+    if (answer === null || answer === undefined || answer === false) return null;
+    return JSON.stringify(answer);
+  });
+}
+
 /** The pipeline's counters: captured, delivered and dropped by reason. */
 export function counters() {
   return native.counters();

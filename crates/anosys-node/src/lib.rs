@@ -93,8 +93,8 @@ pub fn counters() -> Value {
 
 /// Logs arbitrary data (JSON text) as one record.
 #[napi]
-pub fn log_raw(json: String) -> bool {
-    anosys::log_raw(parse(&json))
+pub fn log_raw(env: Env, json: String) -> bool {
+    submit(&env, Some(anosys::sources::raw::raw_record(parse(&json))))
 }
 
 /// Where to send, and the first dynamic slot per type. Throws for an
@@ -138,9 +138,58 @@ pub fn set_sdk_identity(version: String, service_name: Option<String>, service_v
 }
 
 /// Sends a finished record to the global pipeline (`None`: the call had
-/// ended already); returns whether the pipeline took it.
-fn submit(record: Option<Record>) -> bool {
-    record.is_some_and(anosys::capture)
+/// ended already), through the `beforeSend` callback when one is set;
+/// returns whether the pipeline took it.
+fn submit(env: &Env, record: Option<Record>) -> bool {
+    let Some(record) = record else { return false };
+    if BEFORE_SEND.with(|h| h.borrow().is_none()) {
+        return anosys::capture(record);
+    }
+    anosys::embed::capture_through(record, &|r: &mut Record| before_send(env, r))
+}
+
+thread_local! {
+    /// The JavaScript `beforeSend` callback (see `lib/runtime.js`): it takes
+    /// the record's JSON text and answers `null` (drop), `"true"` (keep as
+    /// it is) or the changed record's JSON text. It lives on the JavaScript
+    /// thread, the only one that captures records.
+    static BEFORE_SEND: std::cell::RefCell<Option<FunctionRef<String, Option<String>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets (or, with no function, removes) the callback every record goes
+/// through before it is queued (see `BEFORE_SEND`).
+#[napi]
+pub fn set_before_send(callback: Option<Function<String, Option<String>>>) -> Result<()> {
+    let callback = callback.map(|f| f.create_ref()).transpose()?;
+    BEFORE_SEND.with(|h| *h.borrow_mut() = callback);
+    Ok(())
+}
+
+fn before_send(env: &Env, record: &mut Record) -> bool {
+    let complain = |what: String| {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| eprintln!("anosys: the beforeSend callback {what}; the records it fails on are dropped"));
+        false
+    };
+    let Ok(text) = serde_json::to_string(&*record) else {
+        return complain("got a record that could not be shown to it".into());
+    };
+    let answer = BEFORE_SEND.with(|h| match h.borrow().as_ref() {
+        None => Ok(Some("true".to_owned())),
+        Some(f) => f.borrow_back(env).and_then(|f| f.call(text)),
+    });
+    match answer.as_ref().map(Option::as_deref) {
+        Err(e) => complain(format!("threw {}", e.reason)),
+        Ok(None) => false,
+        Ok(Some("true")) => true,
+        Ok(Some(changed)) => match serde_json::from_str::<Record>(changed) {
+            Ok(changed) => {
+                *record = changed;
+                true
+            }
+            Err(e) => complain(format!("returned something that is not a record ({e})")),
+        },
+    }
 }
 
 /// The engine's version.
@@ -155,8 +204,15 @@ fn parent_of(trace_id: Option<String>, span_id: Option<String>) -> Option<(Trace
 
 /// One call of a decorated function, from entry to return or throw.
 /// Garbage-collected unfinished, it is recorded as cancelled.
-#[napi]
+#[napi(custom_finalize)]
 pub struct FunctionCall(LiveFunctionCall);
+
+impl ObjectFinalize for FunctionCall {
+    fn finalize(mut self, env: Env) -> Result<()> {
+        submit(&env, self.0.cancel());
+        Ok(())
+    }
+}
 
 #[napi]
 impl FunctionCall {
@@ -203,36 +259,50 @@ impl FunctionCall {
 
     /// Ends the call with its return value (JSON text).
     #[napi]
-    pub fn finish(&mut self, output: Option<String>) -> bool {
-        submit(self.0.finish(|| output.as_deref().map_or(Value::Null, parse)))
+    pub fn finish(&mut self, env: Env, output: Option<String>) -> bool {
+        submit(&env, self.0.finish(|| output.as_deref().map_or(Value::Null, parse)))
     }
 
     /// Ends the call with a thrown error: its name, message and stack, and
     /// what it produced before (a generator's items, JSON text).
     #[napi]
-    pub fn fail(&mut self, error_type: String, message: String, stack: Option<String>, output: Option<String>) -> bool {
+    pub fn fail(
+        &mut self,
+        env: Env,
+        error_type: String,
+        message: String,
+        stack: Option<String>,
+        output: Option<String>,
+    ) -> bool {
         if let Some(output) = output {
             self.0.set_output(|| parse(&output));
         }
-        submit(self.0.fail(ErrorInfo { stack, ..ErrorInfo::new(error_type, message) }))
+        submit(&env, self.0.fail(ErrorInfo { stack, ..ErrorInfo::new(error_type, message) }))
     }
 
     /// Ends a call abandoned before it finished (a generator closed
     /// early), keeping what it produced (JSON text).
     #[napi]
-    pub fn cancel(&mut self, output: Option<String>) -> bool {
+    pub fn cancel(&mut self, env: Env, output: Option<String>) -> bool {
         if let Some(output) = output {
             self.0.set_output(|| parse(&output));
         }
-        submit(self.0.cancel())
+        submit(&env, self.0.cancel())
     }
 }
 
 /// One OpenAI-compatible call: started with the request, ended with the
 /// response, the error, or the stream's events. Garbage-collected
 /// unfinished, it is recorded as cancelled.
-#[napi(js_name = "OpenAICall")]
+#[napi(js_name = "OpenAICall", custom_finalize)]
 pub struct OpenAiCall(LiveCall);
+
+impl ObjectFinalize for OpenAiCall {
+    fn finalize(mut self, env: Env) -> Result<()> {
+        submit(&env, self.0.cancel());
+        Ok(())
+    }
+}
 
 #[napi]
 impl OpenAiCall {
@@ -266,14 +336,21 @@ impl OpenAiCall {
 
     /// Ends the call with the HTTP status and the response (JSON text).
     #[napi]
-    pub fn finish(&mut self, status: u32, response: String) -> bool {
-        submit(self.0.finish(u16::try_from(status).unwrap_or(0), parse(&response)))
+    pub fn finish(&mut self, env: Env, status: u32, response: String) -> bool {
+        submit(&env, self.0.finish(u16::try_from(status).unwrap_or(0), parse(&response)))
     }
 
     /// Ends the call (or its stream) with an error: with the status and the
     /// error body (JSON text) when the server answered.
     #[napi]
-    pub fn fail(&mut self, error_type: String, message: String, status: Option<u32>, body: Option<String>) -> bool {
+    pub fn fail(
+        &mut self,
+        env: Env,
+        error_type: String,
+        message: String,
+        status: Option<u32>,
+        body: Option<String>,
+    ) -> bool {
         let status = status.and_then(|s| u16::try_from(s).ok()).filter(|s| *s > 0);
         let record = match (status, body) {
             // The server answered: its error body says what went wrong.
@@ -285,14 +362,14 @@ impl OpenAiCall {
                 self.0.fail(ErrorInfo::new(error_type, message))
             }
         };
-        submit(record)
+        submit(&env, record)
     }
 
     /// Ends the call with the HTTP status and the raw response body (what
     /// the application read itself through `.asResponse()`).
     #[napi]
-    pub fn finish_bytes(&mut self, status: u32, body: &[u8]) -> bool {
-        submit(self.0.finish(u16::try_from(status).unwrap_or(0), body))
+    pub fn finish_bytes(&mut self, env: Env, status: u32, body: &[u8]) -> bool {
+        submit(&env, self.0.finish(u16::try_from(status).unwrap_or(0), body))
     }
 
     /// Feeds raw bytes of the server-sent-events body, split anywhere.
@@ -309,14 +386,14 @@ impl OpenAiCall {
 
     /// The stream was read to its end.
     #[napi]
-    pub fn end_stream(&mut self) -> bool {
-        submit(self.0.end_stream())
+    pub fn end_stream(&mut self, env: Env) -> bool {
+        submit(&env, self.0.end_stream())
     }
 
     /// The caller stopped before the end (an early `break`, an abort);
     /// what arrived is kept.
     #[napi]
-    pub fn cancel(&mut self) -> bool {
-        submit(self.0.cancel())
+    pub fn cancel(&mut self, env: Env) -> bool {
+        submit(&env, self.0.cancel())
     }
 }

@@ -231,6 +231,43 @@ test('setupAPI: starting indices move the dynamic columns; bad settings are clea
   assert.equal(anosys.setupApi, anosys.setupAPI);
 });
 
+test('setBeforeSend: records changed, dropped, and a throwing callback contained', async () => {
+  const before = anosys.counters();
+  anosys.setBeforeSend((record) => {
+    const action = record.attributes.action;
+    if (action === 'drop') return null;
+    if (action === 'explode') throw new Error('a broken callback');
+    if (action === 'keep') return true;
+    record.attributes.secret_note = '[masked]';
+    record.attributes.team = 'search';
+    return record;
+  });
+  try {
+    assert.equal(anosys.anosysRawLogger({ marker: 'before-send', event: 'changed', secret_note: 'hunter2' }), true);
+    assert.equal(anosys.anosysRawLogger({ marker: 'before-send', event: 'dropped', action: 'drop' }), false);
+    assert.equal(anosys.anosysRawLogger({ marker: 'before-send', event: 'exploded', action: 'explode' }), false);
+    assert.equal(anosys.anosysRawLogger({ marker: 'before-send', event: 'kept', action: 'keep' }), true);
+    const logged = anosys.anosysLogger('before-send-fn')(function work(x) {
+      return x * 2;
+    });
+    assert.equal(logged(21), 42);
+    const found = await env.waitFor((r) => r.get('marker') === 'before-send', { count: 2 });
+    assert.deepEqual(found.map((r) => r.get('event')).sort(), ['changed', 'kept']);
+    const changed = found.find((r) => r.get('event') === 'changed');
+    assert.equal(changed.must('secret_note'), '[masked]');
+    assert.equal(changed.must('team'), 'search');
+    const fn = await env.one((r) => r.get('source') === 'before-send-fn');
+    assert.equal(fn.must('team'), 'search');
+    const report = await anosys.flush({ timeoutMs: 5000 });
+    assert.equal(report.filtered - (before.filtered ?? 0), 2);
+  } finally {
+    anosys.setBeforeSend(null);
+  }
+  assert.equal(anosys.anosysRawLogger({ marker: 'before-send-off', action: 'drop' }), true);
+  await env.one((r) => r.get('marker') === 'before-send-off');
+  assert.throws(() => anosys.setBeforeSend(42), /must be a function/);
+});
+
 test('flush resolves to the counters', async () => {
   anosys.anosysRawLogger({ event: 'counted' });
   const report = await anosys.flush({ timeoutMs: 5000 });

@@ -204,7 +204,27 @@ pub fn capture(record: Record) -> bool {
             .load(Ordering::Acquire)
             .then(|| BEFORE_SEND.read().unwrap_or_else(|p| p.into_inner()).clone())
             .flatten();
-        global().is_some_and(|p| p.submit_through(record, hook.as_ref()))
+        global().is_some_and(|p| p.submit_through(record, hook.as_deref().map(|f| f as &dyn Fn(&mut Record) -> bool)))
+    }))
+    .unwrap_or(false)
+}
+
+/// [`capture`] through one more callback, after the global one: for a
+/// binding whose callback must run where only it can call it (the Node
+/// package's, on the JavaScript thread). Records it turns down are counted
+/// as `filtered`.
+pub fn capture_through(record: Record, callback: &dyn Fn(&mut Record) -> bool) -> bool {
+    catch_unwind(AssertUnwindSafe(|| {
+        global().is_some_and(|p| {
+            let keep = |r: &mut Record| {
+                let hook = HAS_BEFORE_SEND
+                    .load(Ordering::Acquire)
+                    .then(|| BEFORE_SEND.read().unwrap_or_else(|p| p.into_inner()).clone())
+                    .flatten();
+                hook.is_none_or(|h| h(r)) && callback(r)
+            };
+            p.submit_through(record, Some(&keep))
+        })
     }))
     .unwrap_or(false)
 }

@@ -69,7 +69,7 @@ pub mod compat {
 ///   function held across the language boundary from start to end.
 #[doc(hidden)]
 pub mod embed {
-    pub use crate::global::{after_fork_in_child, capture_content_enabled};
+    pub use crate::global::{after_fork_in_child, capture_content_enabled, capture_through};
     pub use crate::resource::set_sdk_identity;
     pub use crate::sources::function::LiveFunctionCall;
     pub use crate::sources::openai::LiveCall;

@@ -426,7 +426,7 @@ impl PipelineBuilder {
 
 impl Inner {
     /// Runs the `before_send` callback; a panic in it drops the record.
-    fn keeps(&self, callback: &BeforeSend, record: &mut Record) -> bool {
+    fn keeps(&self, callback: &dyn Fn(&mut Record) -> bool, record: &mut Record) -> bool {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(record))) {
             Ok(keep) => keep,
             Err(_) => {
@@ -462,10 +462,11 @@ impl Pipeline {
 
     /// [`submit`](Self::submit), with one more callback after the
     /// pipeline's own `before_send` (the global one of [`crate::set_before_send`]).
-    pub(crate) fn submit_through(&self, mut record: Record, extra: Option<&BeforeSend>) -> bool {
+    pub(crate) fn submit_through(&self, mut record: Record, extra: Option<&dyn Fn(&mut Record) -> bool>) -> bool {
         let inner = &*self.inner;
         inner.counters.captured.fetch_add(1, Ordering::Relaxed);
-        for callback in [inner.before_send.as_ref(), extra].into_iter().flatten() {
+        let own = inner.before_send.as_deref().map(|f| f as &dyn Fn(&mut Record) -> bool);
+        for callback in [own, extra].into_iter().flatten() {
             if !inner.keeps(callback, &mut record) {
                 inner.counters.filtered.fetch_add(1, Ordering::Relaxed);
                 return false;
