@@ -95,7 +95,7 @@ pub fn usd(amount: Option<f64>) -> String {
     match amount {
         None => "-".into(),
         Some(a) if !a.is_finite() => "-".into(),
-        Some(a) if a == 0.0 => "$0".into(),
+        Some(0.0) => "$0".into(),
         Some(a) if a >= 100.0 => format!("${a:.0}"),
         Some(a) if a >= 1.0 => format!("${a:.2}"),
         Some(a) => {

@@ -89,7 +89,7 @@ pub fn render(id: i64, r: &Record) -> String {
         let n = |v: Option<&Value>| v.map_or("-".to_owned(), |v| v.to_string());
         field(&mut out, "tokens", format!("{} in, {} out", n(tokens.0), n(tokens.1)));
     }
-    if let Some(line) = cost_line(&r) {
+    if let Some(line) = cost_line(r) {
         field(&mut out, "cost", line);
     }
     if let Some(t) = r.attribute("gen_ai.response.time_to_first_chunk").and_then(Value::as_f64) {
