@@ -82,6 +82,9 @@ pub const FIXED_SLOTS: &[(&str, &str)] = &[
     ("gen_ai.usage.input_tokens", "gen_ai_usage_input_tokens"),
     ("gen_ai.usage.output_tokens", "gen_ai_usage_output_tokens"),
     ("gen_ai.usage.total_tokens", "gen_ai_usage_total_tokens"),
+    // anosys's own: the call's cost in US dollars (the breakdown,
+    // `anosys.cost.*`, goes to dynamic slots).
+    ("gen_ai.usage.cost", "gen_ai_usage_cost"),
     ("gen_ai.output.type", "gen_ai_output_type"),
     // GenAI: content
     ("gen_ai.input.messages", "gen_ai_input_messages"),
@@ -152,6 +155,7 @@ pub const COLUMN_TYPES: &[(&str, ColumnType)] = &[
     ("gen_ai_usage_input_tokens", ColumnType::Number),
     ("gen_ai_usage_output_tokens", ColumnType::Number),
     ("gen_ai_usage_total_tokens", ColumnType::Number),
+    ("gen_ai_usage_cost", ColumnType::Number),
     ("gen_ai_embeddings_dimension_count", ColumnType::Number),
     ("gen_ai_request_stop_sequences", ColumnType::Json),
     ("gen_ai_request_encoding_formats", ColumnType::Json),
