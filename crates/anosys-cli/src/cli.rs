@@ -149,6 +149,20 @@ pub enum Command {
   anosys status            the store and its outbox
   anosys status --json     machine-readable")]
     Status(StatusArgs),
+
+    /// Model prices used to put a USD cost on LLM calls: list them, or
+    /// look one model up as an API reports it and see which entry it
+    /// resolves to and why.
+    ///
+    /// Prices come from LiteLLM's price map, compiled in; a price file
+    /// (--prices, else ANOSYS_PRICES) in the same JSON schema adds models
+    /// or replaces them whole, for negotiated prices and fine-tunes.
+    #[command(after_help = "Examples:
+  anosys prices                              every model, USD per million tokens
+  anosys prices --filter gpt-4o              models whose name contains gpt-4o
+  anosys prices openai/gpt-4o-2024-08-06     which entry, why, and its prices by tier
+  anosys prices ft:gpt-4o-mini:acme::x1 --prices my-prices.json")]
+    Prices(PricesArgs),
 }
 
 /// Which records a command looks at.
@@ -398,4 +412,24 @@ pub struct SendArgs {
     /// instead of the stored records. Delivered rows leave the outbox.
     #[arg(long)]
     pub outbox: bool,
+}
+
+/// `anosys prices`.
+#[derive(Debug, Clone, Args)]
+pub struct PricesArgs {
+    /// A model to look up, as an API reports it (prefixes, dates and ft:
+    /// names are resolved as when pricing).
+    pub model: Option<String>,
+
+    /// Only models whose name contains this (case ignored).
+    #[arg(long, short = 'f', value_name = "TEXT", conflicts_with = "model")]
+    pub filter: Option<String>,
+
+    /// A price file adding or replacing models [default: $ANOSYS_PRICES]
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+
+    /// As JSON.
+    #[arg(long)]
+    pub json: bool,
 }

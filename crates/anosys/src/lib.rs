@@ -32,6 +32,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
+pub mod cost;
 mod diag;
 mod global;
 pub mod pipeline;

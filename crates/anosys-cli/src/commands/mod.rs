@@ -4,6 +4,7 @@
 mod demo;
 mod export;
 mod logs;
+mod prices;
 mod proxy;
 mod send;
 mod show;
@@ -132,6 +133,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Export(args) => export::run(&open_store(db)?, args),
         Command::Send(args) => send::run(&open_store(db)?, args),
         Command::Status(args) => status::run(&store_path(db)?, args),
+        Command::Prices(args) => prices::run(args),
     }
 }
 

@@ -52,6 +52,14 @@ pub(super) fn request_attributes(record: &mut Record, op: Operation, req: &Value
     if let Some(tier) = str_of(req, "service_tier") {
         record.set_attribute("openai.request.service_tier", tier.to_owned());
     }
+    if op == Operation::ImageGeneration {
+        if let Some(size) = str_of(req, "size") {
+            record.set_attribute("openai.request.image.size", size.to_owned());
+        }
+        if let Some(quality) = str_of(req, "quality") {
+            record.set_attribute("openai.request.image.quality", quality.to_owned());
+        }
+    }
     if let Some(user) = str_of(req, "user") {
         record.set_attribute("user.id", user.to_owned());
     }
@@ -103,7 +111,18 @@ pub(super) fn usage(record: &mut Record, usage: Option<&Value>) -> bool {
         return false;
     };
     let first = |keys: &[&str]| keys.iter().find_map(|k| u.get(*k).filter(|v| v.is_number()).cloned());
-    let input = first(&["prompt_tokens", "input_tokens"]);
+    let mut input = first(&["prompt_tokens", "input_tokens"]);
+    // Anthropic's own shape: `input_tokens` leaves out the cache reads and
+    // writes, which the conventions count as part of the input.
+    let anthropic = u.get("prompt_tokens").is_none();
+    let top_read = first(&["cache_read_input_tokens"]);
+    let top_write = first(&["cache_creation_input_tokens"]);
+    if anthropic && let Some(n) = input.as_ref().and_then(Value::as_u64) {
+        let extra = [&top_read, &top_write].iter().filter_map(|v| v.as_ref().and_then(Value::as_u64)).sum::<u64>();
+        if extra > 0 {
+            input = Some(n.saturating_add(extra).into());
+        }
+    }
     let output = first(&["completion_tokens", "output_tokens"]);
     let found = input.is_some() || output.is_some();
     if let Some(v) = input {
@@ -118,8 +137,14 @@ pub(super) fn usage(record: &mut Record, usage: Option<&Value>) -> bool {
     let detail = |outer: &[&str], inner: &str| {
         outer.iter().find_map(|o| u.get(*o).and_then(|d| d.get(inner)).filter(|v| v.is_number()).cloned())
     };
-    if let Some(v) = detail(&["prompt_tokens_details", "input_tokens_details"], "cached_tokens") {
+    if let Some(v) = detail(&["prompt_tokens_details", "input_tokens_details"], "cached_tokens").or(top_read) {
         record.set_attribute("gen_ai.usage.cache_read.input_tokens", v);
+    }
+    let write = top_write
+        .or_else(|| detail(&["prompt_tokens_details", "input_tokens_details"], "cache_creation_tokens"))
+        .or_else(|| detail(&["prompt_tokens_details", "input_tokens_details"], "cache_write_tokens"));
+    if let Some(v) = write {
+        record.set_attribute("gen_ai.usage.cache_creation.input_tokens", v);
     }
     if let Some(v) = detail(&["completion_tokens_details", "output_tokens_details"], "reasoning_tokens") {
         record.set_attribute("gen_ai.usage.reasoning.output_tokens", v);
@@ -200,6 +225,9 @@ pub(super) fn response(record: &mut Record, op: Operation, resp: &Value, content
             }
         }
         Operation::ImageGeneration => {
+            if let Some(data) = resp.get("data").and_then(Value::as_array) {
+                record.set_attribute("openai.response.image.count", data.len());
+            }
             if content {
                 let parts: Vec<Value> = resp
                     .get("data")
@@ -270,4 +298,57 @@ pub(super) fn raw_response(op: Operation, mut resp: Value) -> Value {
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use crate::record::Record;
+    use crate::sources::openai::{CaptureOptions, OpenAiCall};
+
+    fn finish(path: &str, request: Value, response: Value) -> Record {
+        let call = OpenAiCall::start(&format!("https://api.openai.com/v1/{path}"), request, &CaptureOptions::default());
+        call.finish(200, response)
+    }
+
+    fn attr(r: &Record, key: &str) -> Option<Value> {
+        r.attribute(key).cloned()
+    }
+
+    #[test]
+    fn cache_writes_are_read_in_every_shape() {
+        let req = json!({"model": "m", "messages": []});
+        let shapes = [
+            json!({"prompt_tokens": 100, "completion_tokens": 1, "cache_creation_input_tokens": 30}),
+            json!({"prompt_tokens": 100, "completion_tokens": 1, "prompt_tokens_details": {"cache_creation_tokens": 30}}),
+            json!({"prompt_tokens": 100, "completion_tokens": 1, "prompt_tokens_details": {"cache_write_tokens": 30}}),
+        ];
+        for usage in shapes {
+            let r = finish("chat/completions", req.clone(), json!({"model": "m", "choices": [], "usage": usage}));
+            assert_eq!(attr(&r, "gen_ai.usage.cache_creation.input_tokens"), Some(json!(30)), "{usage}");
+            assert_eq!(attr(&r, "gen_ai.usage.input_tokens"), Some(json!(100)), "prompt_tokens already include them");
+        }
+    }
+
+    #[test]
+    fn anthropic_input_tokens_gain_the_cache_reads_and_writes() {
+        let usage = json!({"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 200, "cache_creation_input_tokens": 40});
+        let r = finish("messages", json!({"model": "claude-sonnet-4-5"}), json!({"model": "claude-sonnet-4-5", "usage": usage}));
+        assert_eq!(attr(&r, "gen_ai.usage.input_tokens"), Some(json!(250)));
+        assert_eq!(attr(&r, "gen_ai.usage.cache_read.input_tokens"), Some(json!(200)));
+        assert_eq!(attr(&r, "gen_ai.usage.cache_creation.input_tokens"), Some(json!(40)));
+    }
+
+    #[test]
+    fn image_calls_record_size_quality_and_count() {
+        let req = json!({"model": "dall-e-3", "prompt": "a cat", "size": "1024x1792", "quality": "hd", "n": 2});
+        let resp = json!({"created": 1, "data": [{"url": "https://x/1.png"}, {"url": "https://x/2.png"}]});
+        let r = finish("images/generations", req, resp);
+        assert_eq!(attr(&r, "openai.request.image.size"), Some(json!("1024x1792")));
+        assert_eq!(attr(&r, "openai.request.image.quality"), Some(json!("hd")));
+        assert_eq!(attr(&r, "openai.response.image.count"), Some(json!(2)));
+        let chat = finish("chat/completions", json!({"model": "m", "size": "big"}), json!({"choices": []}));
+        assert_eq!(attr(&chat, "openai.request.image.size"), None, "only image calls");
+    }
 }
