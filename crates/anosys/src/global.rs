@@ -174,7 +174,18 @@ pub(crate) fn global() -> Option<Pipeline> {
             Config::default()
         })
     });
-    match Pipeline::new(config) {
+    let started = match Pipeline::new(config.clone()) {
+        // A price file that cannot be read costs the calls their price,
+        // not their capture.
+        Err(InitError::Prices(e)) => {
+            diag::log(LogLevel::Error, &format!("{}; LLM calls are priced with the built-in prices", diag::chain(&e)));
+            let mut config = config;
+            config.prices = None;
+            Pipeline::new(config)
+        }
+        started => started,
+    };
+    match started {
         Ok(p) => {
             *g = Some(p.clone());
             drop(g);

@@ -213,8 +213,41 @@ fn check(export: &Export, calls: &Calls) {
     names.sort();
     assert_eq!(
         names,
-        ["gen_ai.client.operation.duration", "gen_ai.client.operation.time_to_first_chunk", "gen_ai.client.token.usage"]
+        [
+            "anosys.client.cost",
+            "gen_ai.client.operation.duration",
+            "gen_ai.client.operation.time_to_first_chunk",
+            "gen_ai.client.token.usage"
+        ]
     );
+    // The cost: a monotonic cumulative sum in USD, per model, equal to the
+    // records' own prices (the pipeline prices each call it captures).
+    let cost = export.metric("anosys.client.cost").unwrap();
+    assert_eq!(cost.unit, "USD");
+    let Some(metric::Data::Sum(sum)) = &cost.data else { panic!("the cost is a sum: {cost:?}") };
+    assert!(sum.is_monotonic);
+    assert_eq!(sum.aggregation_temporality, AggregationTemporality::Cumulative as i32);
+    let priced = |r: &Record| {
+        let mut r = r.clone();
+        anosys::cost::price_record(anosys::cost::PriceTable::builtin(), &mut r);
+        r.attribute("gen_ai.usage.cost").and_then(Value::as_f64).expect("gpt-4o and gpt-4o-mini have prices")
+    };
+    let per_model: std::collections::BTreeMap<String, f64> = sum
+        .data_points
+        .iter()
+        .map(|p| {
+            let model = attributes(&p.attributes)["gen_ai.response.model"].as_str().unwrap().to_owned();
+            let value = match p.value {
+                Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(v)) => v,
+                other => panic!("a double sum: {other:?}"),
+            };
+            (model, value)
+        })
+        .collect();
+    assert_eq!(per_model.len(), 2, "{per_model:?}");
+    let same = |a: f64, b: f64| b > 0.0 && (a - b).abs() <= 1e-9 * b;
+    assert!(same(per_model["gpt-4o-mini-2024-07-18"], 2.0 * priced(&calls.chats[0])), "{per_model:?}");
+    assert!(same(per_model["gpt-4o-2024-08-06"], priced(&calls.stream)), "{per_model:?}");
     for (name, unit) in [
         ("gen_ai.client.operation.duration", "s"),
         ("gen_ai.client.operation.time_to_first_chunk", "s"),

@@ -96,6 +96,12 @@ settings! {
         set(on: bool) = on;
         get(c) -> bool = c.hide_output_messages;
 
+    /// a price file in LiteLLM's schema whose models add to or replace the built-in prices (negotiated prices, fine-tunes); see `anosys prices`
+    prices: Option<PathBuf> = None;
+        env ANOSYS_PRICES; kind Optional(FilePath); shown "none";
+        set(path: impl Into<PathBuf>) = Some(path.into());
+        get(c) -> Option<&Path> = c.prices.as_deref();
+
     /// share of traces kept, from 0 to 1, chosen by trace id as OpenTelemetry's `traceidratio` does (the same traces in every process); when unset, `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` are read
     sample_rate: f64 = 1.0;
         env ANOSYS_SAMPLE_RATE; kind Ratio; shown "`1`";

@@ -115,6 +115,7 @@ fn every_rule_holds_on_both_paths() {
         ("otlp_metric_export_interval", "OTEL_METRIC_EXPORT_INTERVAL", "0", |b| {
             b.otlp_metric_export_interval(Duration::ZERO)
         }),
+        ("prices", "ANOSYS_PRICES", "", |b| b.prices("")),
         ("sample_rate", "ANOSYS_SAMPLE_RATE", "1.5", |b| b.sample_rate(1.5)),
         ("sample_rate", "ANOSYS_SAMPLE_RATE", "-0.1", |b| b.sample_rate(-0.1)),
         ("keep_slower_than", "ANOSYS_KEEP_SLOWER_THAN_MS", "86400001", |b| {

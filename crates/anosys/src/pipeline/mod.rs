@@ -228,6 +228,9 @@ pub enum InitError {
     /// The background thread could not be started.
     #[error("cannot start the anosys background thread")]
     Thread(#[source] std::io::Error),
+    /// The price file (`ANOSYS_PRICES`) cannot be used.
+    #[error("cannot use the price file of ANOSYS_PRICES")]
+    Prices(#[source] crate::cost::PriceError),
 }
 
 /// A callback that sees each record before it is queued (see
@@ -360,6 +363,7 @@ impl PipelineBuilder {
             max_attribute_bytes: config.max_attribute_bytes,
             steps: process::Steps {
                 hiding: process::Hiding::from_config(&config),
+                prices: process::Prices::from_config(&config).map_err(InitError::Prices)?,
                 max_attribute_bytes: config.max_attribute_bytes,
                 sampler: (config.sample_rate < 1.0).then(|| {
                     sample::Sampler::new(sample::Policy {

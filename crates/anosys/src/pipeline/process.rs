@@ -8,10 +8,13 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::limits;
 use super::sample::{Sampler, Sorted};
 use crate::config::Config;
-use crate::record::Record;
+use crate::cost::{self, PriceTable};
+use crate::record::{Record, RecordKind};
 
 /// Content the settings hide (OpenInference's `OPENINFERENCE_HIDE_*`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,8 +61,43 @@ impl Hiding {
         if self.outputs && record.output.take().is_some() {
             hidden.push("output".into());
         }
+        // An LLM call keeps the request and response as they came in `raw`.
+        if record.kind == RecordKind::LlmCall
+            && let Some(Value::Object(raw)) = &mut record.raw
+        {
+            for (on, key) in [(self.inputs, "request"), (self.outputs, "response")] {
+                if on && raw.remove(key).is_some() {
+                    hidden.push(format!("raw.{key}").into());
+                }
+            }
+        }
         if !hidden.is_empty() {
             record.set_attribute("anosys.content.hidden", Value::Array(hidden));
+        }
+    }
+}
+
+/// The prices LLM calls are priced with.
+pub(crate) enum Prices {
+    /// The built-in table.
+    Builtin,
+    /// The built-in table with the models of `ANOSYS_PRICES`.
+    Custom(Arc<PriceTable>),
+}
+
+impl Prices {
+    /// The prices `config` names: the built-in table, plus its price file.
+    pub(crate) fn from_config(config: &Config) -> Result<Prices, cost::PriceError> {
+        match &config.prices {
+            None => Ok(Prices::Builtin),
+            Some(path) => Ok(Prices::Custom(Arc::new(PriceTable::with_overrides(path)?))),
+        }
+    }
+
+    fn table(&self) -> &PriceTable {
+        match self {
+            Prices::Builtin => PriceTable::builtin(),
+            Prices::Custom(t) => t,
         }
     }
 }
@@ -67,6 +105,7 @@ impl Hiding {
 /// The steps, set up once from the configuration.
 pub(crate) struct Steps {
     pub hiding: Hiding,
+    pub prices: Prices,
     pub max_attribute_bytes: usize,
     pub sampler: Option<Sampler>,
 }
@@ -88,6 +127,7 @@ impl Steps {
         if self.hiding.any() {
             self.hiding.apply(record);
         }
+        cost::price_record(self.prices.table(), record);
         let cut = limits::cap_record(record, self.max_attribute_bytes);
         let cost_nano_usd = record
             .attribute("gen_ai.usage.cost")
@@ -127,7 +167,6 @@ impl Steps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::RecordKind;
 
     #[test]
     fn hiding_takes_out_what_it_names_and_says_so() {
@@ -150,5 +189,9 @@ mod tests {
         assert!(r.attribute("gen_ai.output.messages").is_none());
         assert_eq!(r.attribute("gen_ai.request.model"), Some(&Value::from("gpt-4o")));
         assert_eq!(r.attribute("anosys.content.hidden").and_then(Value::as_array).map(Vec::len), Some(4));
+        let mut call = Record::new(RecordKind::LlmCall, "chat");
+        call.raw = Some(serde_json::json!({"request": {"messages": []}, "response": {"choices": []}}));
+        Hiding { outputs: true, ..Hiding::default() }.apply(&mut call);
+        assert_eq!(call.raw, Some(serde_json::json!({"request": {"messages": []}})));
     }
 }
