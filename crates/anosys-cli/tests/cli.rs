@@ -83,6 +83,24 @@ fn demo_captures_the_scripted_app() {
     assert_eq!(model(embedding), Some("text-embedding-3-small"));
     let raw = records.iter().find(|r| r.kind == anosys::RecordKind::Raw).unwrap();
     assert_eq!(raw.raw.as_ref().unwrap()["event"], "demo.finished");
+
+    // Every LLM call with usage is priced; the failed one has no usage.
+    let priced: Vec<f64> =
+        records.iter().filter_map(|r| r.attribute("gen_ai.usage.cost").and_then(Value::as_f64)).collect();
+    assert_eq!(priced.len(), 3, "{records:#?}");
+    assert_eq!(api.attribute("anosys.cost.status"), Some(&serde_json::json!("no_usage")));
+    // ... and logs, stats and show say what it cost.
+    let logs = stdout(anosys(&db).arg("logs"));
+    assert!(logs.contains("COST") && logs.contains("$0.0"), "{logs}");
+    let stats: Value = serde_json::from_str(&stdout(anosys(&db).args(["stats", "--json"]))).unwrap();
+    let total = stats["cost_usd"].as_f64().unwrap();
+    assert!((total - priced.iter().sum::<f64>()).abs() < 1e-12, "{stats}");
+    let per_model: f64 = stats["models"].as_array().unwrap().iter().map(|m| m["cost_usd"].as_f64().unwrap()).sum();
+    assert!((per_model - total).abs() < 1e-12, "{stats}");
+    let text = stdout(anosys(&db).arg("stats"));
+    assert!(text.contains("COST") && text.contains("in all"), "{text}");
+    let show = stdout(anosys(&db).args(["show", &streamed.span_id.to_string()]));
+    assert!(show.contains("cost") && show.contains("output $"), "{show}");
 }
 
 #[test]
