@@ -294,9 +294,9 @@ impl PriceTable {
             {
                 return costing;
             }
-            if !has_tokens {
-                return Costing::Unpriced;
-            }
+            // No token prices (an entry priced per image, second or
+            // character only): unpriced rather than a silent 0.
+            return Costing::Unpriced;
         }
         let input_tokens = usage.input_tokens.unwrap_or(0);
         let output_tokens = usage.output_tokens.unwrap_or(0);
@@ -411,14 +411,11 @@ fn count(record: &Record, key: &'static str) -> Result<Option<u64>, &'static str
 /// The record's usage, or the attribute that makes it unusable.
 fn usage_of(record: &Record) -> Result<Usage<'_>, &'static str> {
     let text = |key: &str| record.attribute(key).and_then(Value::as_str);
-    let images = match count(record, "openai.response.image.count")? {
-        Some(n) => Some(Images {
-            count: n,
-            size: text("openai.request.image.size"),
-            quality: text("openai.request.image.quality"),
-        }),
-        None => None,
-    };
+    let images = count(record, "openai.response.image.count")?.map(|n| Images {
+        count: n,
+        size: text("openai.request.image.size"),
+        quality: text("openai.request.image.quality"),
+    });
     Ok(Usage {
         model: record.model().unwrap_or(""),
         input_tokens: count(record, "gen_ai.usage.input_tokens")?,
@@ -630,6 +627,12 @@ mod tests {
         price_record(t, &mut r);
         assert_eq!(r.attribute("anosys.cost.status"), Some(&json!("unpriced")));
         assert!(r.attribute("anosys.cost.reasoning").is_none() && r.attribute("gen_ai.usage.cost").is_none());
+    }
+
+    #[test]
+    fn an_entry_without_token_prices_leaves_token_usage_unpriced() {
+        let usage = Usage { model: "aiml/dall-e-3", input_tokens: Some(10), ..Usage::default() };
+        assert_eq!(PriceTable::builtin().cost(&usage), Costing::Unpriced, "not a silent 0");
     }
 
     #[test]

@@ -63,11 +63,16 @@ impl Tier {
     /// assert_eq!(Tier::from_service_tier("default"), Tier::Standard);
     /// ```
     pub fn from_service_tier(name: &str) -> Tier {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "flex" => Tier::Flex,
-            "priority" | "fast" => Tier::Priority,
-            "batch" | "batches" => Tier::Batch,
-            _ => Tier::Standard,
+        let name = name.trim();
+        let is = |s: &str| name.eq_ignore_ascii_case(s);
+        if is("flex") {
+            Tier::Flex
+        } else if is("priority") || is("fast") {
+            Tier::Priority
+        } else if is("batch") || is("batches") {
+            Tier::Batch
+        } else {
+            Tier::Standard
         }
     }
 
@@ -308,15 +313,14 @@ impl PriceTable {
             ParseError::Entry { model, problem } => PriceError::Entry { path: path.to_owned(), model, problem },
         })?;
         let builtin = PriceTable::builtin();
-        let mut models: Vec<(Arc<str>, Arc<ModelPrice>)> =
-            builtin.models.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut models: Named = builtin.models.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         models.extend(extra);
         let mut table = PriceTable::from_models(models, builtin.source.clone());
         table.overrides = Some(path.to_owned());
         Ok(table)
     }
 
-    fn from_models(models: Vec<(Arc<str>, Arc<ModelPrice>)>, source: Arc<str>) -> PriceTable {
+    fn from_models(models: Named, source: Arc<str>) -> PriceTable {
         let models: HashMap<Arc<str>, Arc<ModelPrice>> = models.into_iter().collect();
         let mut lowercase = HashMap::new();
         let mut keys: Vec<&Arc<str>> = models.keys().collect();
@@ -409,6 +413,9 @@ impl PriceTable {
     }
 }
 
+/// Model entries by name, as parsed.
+type Named = Vec<(Arc<str>, Arc<ModelPrice>)>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Strictness {
     /// The built-in file: an entry with a bad price is left out.
@@ -429,11 +436,7 @@ enum Entry {
     Bad(String),
 }
 
-fn parse_entries(
-    text: &str,
-    source: &Arc<str>,
-    strictness: Strictness,
-) -> Result<Vec<(Arc<str>, Arc<ModelPrice>)>, ParseError> {
+fn parse_entries(text: &str, source: &Arc<str>, strictness: Strictness) -> Result<Named, ParseError> {
     let entries: Entries = serde_json::from_str(text).map_err(ParseError::Json)?;
     let mut out = Vec::with_capacity(entries.0.len());
     for (model, entry) in entries.0 {
