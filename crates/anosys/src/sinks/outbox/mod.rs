@@ -79,7 +79,7 @@ pub trait WireEncoder: Send + Sync {
 #[derive(Debug)]
 pub enum Payload {
     /// A record, to export.
-    Record(Record),
+    Record(Box<Record>),
     /// A body kept in its sink's own form, to send as it is
     /// ([`Sink::export_wire`]).
     Wire(bytes::Bytes),
@@ -122,7 +122,7 @@ impl Sending {
             match row.payload {
                 Ok(Payload::Record(r)) => {
                     record_rows.push((row.id, row.uncertain));
-                    records.push(r);
+                    records.push(*r);
                 }
                 Ok(Payload::Wire(body)) => {
                     wire_rows.push((row.id, row.uncertain));

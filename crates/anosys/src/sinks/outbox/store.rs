@@ -104,6 +104,10 @@ fn in_transaction<T>(
     Ok(value)
 }
 
+/// A row to write: position in the entries, record id, text, uncertain,
+/// and the tail of a body (`None`: the text is a record's JSON).
+type Row = (usize, String, String, bool, Option<Arc<str>>);
+
 fn now_ms() -> i64 {
     epoch_millis(SystemTime::now()) as i64
 }
@@ -234,8 +238,7 @@ impl Outbox {
         lease: Option<Duration>,
     ) -> Result<(Put, Vec<(usize, i64)>), OutboxError> {
         let mut put = Put::default();
-        // (position, record id, text, uncertain, tail).
-        let mut rows: Vec<(usize, String, String, bool, Option<Arc<str>>)> = Vec::with_capacity(entries.len());
+        let mut rows: Vec<Row> = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
             let record_id = crate::sinks::anosys::encode::record_id(e.record);
             let wire = self.wire.as_ref().and_then(|w| w.encode(e.record));
@@ -327,7 +330,7 @@ impl Outbox {
                     (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
                 let text = r.get_ref(4)?.as_bytes().map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into()))?;
                 let payload = match (format, tail) {
-                    (FORMAT_RECORD, _) => decode(text).map(Payload::Record),
+                    (FORMAT_RECORD, _) => decode(text).map(|r| Payload::Record(Box::new(r))),
                     (FORMAT_WIRE, Some(tail)) => match tail_text(tx, tails, tail)? {
                         Some(tail) => {
                             let mut body = Vec::with_capacity(text.len() + tail.len());
