@@ -865,6 +865,10 @@ mod store {
         /// The sink's own form for rows, if it has one.
         wire: Option<Arc<dyn WireEncoder>>,
         outbox: Mutex<Option<Outbox>>,
+        /// Uses of the outbox in the order they were asked for (a fair
+        /// lock, held across the blocking call): a batch written first is
+        /// older in the outbox, whatever thread gets to the store first.
+        order: tokio::sync::Mutex<()>,
     }
 
     pub(crate) struct Claim {
@@ -876,7 +880,7 @@ mod store {
         let destination = sink.destination()?;
         let (path, max) = settings.outbox.clone()?;
         let wire = sink.wire_encoder();
-        (max > 0).then(|| Arc::new(OutboxCell { path, destination, max_bytes: max as u64, wire, outbox: Mutex::new(None) }))
+        (max > 0).then(|| Arc::new(OutboxCell { path, destination, max_bytes: max as u64, wire, outbox: Mutex::new(None), order: Default::default() }))
     }
 
     impl OutboxCell {
@@ -887,6 +891,7 @@ mod store {
             f: impl FnOnce(&mut Outbox) -> Result<T, OutboxError> + Send + 'static,
         ) -> Result<T, ()> {
             let cell = self.clone();
+            let _turn = self.order.lock().await;
             let done = tokio::task::spawn_blocking(move || {
                 let mut guard = cell.outbox.lock().unwrap_or_else(|p| p.into_inner());
                 if guard.is_none() {
