@@ -258,8 +258,20 @@ fn outboxed(db: &Path) -> BTreeSet<u64> {
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .unwrap_or_default();
     for t in tables {
-        let mut stmt = conn.prepare(&format!("SELECT json_extract(record, '$.raw.seq') FROM {t}")).unwrap();
-        seqs.extend(stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap().map(|s| s.unwrap() as u64));
+        // Rows of records, and rows kept as AnoSys bodies (raw in cvs199,
+        // the body's head in the row: its JSON is cut short of the mapping).
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT CASE WHEN format = 0 THEN json_extract(record, '$.raw.seq')
+                     ELSE json_extract(record || '\"\"}}', '$.cvs199') END FROM {t}"
+            ))
+            .unwrap();
+        let seq = |v: rusqlite::types::Value| match v {
+            rusqlite::types::Value::Integer(i) => i as u64,
+            rusqlite::types::Value::Text(raw) => serde_json::from_str::<serde_json::Value>(&raw).unwrap()["seq"].as_u64().unwrap(),
+            other => panic!("no seq in an outbox row: {other:?}"),
+        };
+        seqs.extend(stmt.query_map([], |r| r.get::<_, rusqlite::types::Value>(0)).unwrap().map(|s| seq(s.unwrap())));
     }
     seqs
 }

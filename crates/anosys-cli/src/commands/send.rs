@@ -118,7 +118,7 @@ fn send_outbox(
     config: &anosys::Config,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(), CliError> {
-    use anosys::sinks::outbox::{Outbox, Settle};
+    use anosys::sinks::outbox::{Outbox, Sending, Settle};
 
     let Some(destination) = sink.destination() else {
         return Err(CliError::new("this destination has no outbox"));
@@ -140,19 +140,12 @@ fn send_outbox(
         if rows.is_empty() {
             break;
         }
-        let (mut ids, mut uncertain, mut records, mut bad) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for row in rows {
-            match row.record {
-                Ok(r) => {
-                    ids.push(row.id);
-                    uncertain.push(row.uncertain);
-                    records.push(r);
-                }
-                Err(_) => bad.push(row.id),
-            }
-        }
-        let report = runtime.block_on(sink.export(&records, ExportContext::new()));
-        let (mut settle, done) = Settle::after(&ids, &uncertain, &report);
+        // Rows of records and rows kept as request bodies alike.
+        let rows = Sending::new(rows);
+        let report = runtime.block_on(rows.export(sink, ExportContext::new()));
+        let (ids, uncertain) = (&rows.ids, &rows.uncertain);
+        let bad: Vec<i64> = rows.unreadable.iter().map(|(id, _)| *id).collect();
+        let (mut settle, done) = Settle::after(ids, uncertain, &report);
         unreadable += bad.len() as u64;
         settle.failed.extend(bad);
         if done.retry > 0 {

@@ -23,7 +23,7 @@ use super::batch::{Batch, Outcome};
 use super::AtomicCounters;
 use crate::diag::{self, LogLevel};
 use crate::record::Record;
-use crate::sinks::outbox::Settle;
+use crate::sinks::outbox::{Sending, Settle};
 use crate::sinks::{backoff, ExportContext, ExportReport, Sink};
 
 pub(crate) enum LaneMsg {
@@ -625,9 +625,9 @@ impl Lane {
             }
             tokio::time::sleep_until(at.into()).await;
             let before = self.attempt;
-            if let Some((job, records)) = self.claim().await {
-                let n = records.len();
-                let report = export_apart(&self.sink, &self.cx, records).await;
+            if let Some((job, rows)) = self.claim().await {
+                let n = rows.len();
+                let report = export_rows(&self.sink, &self.cx, rows).await;
                 let report = report.unwrap_or_else(|| self.panicked(n));
                 self.drained(job, report).await;
             }
@@ -673,11 +673,11 @@ impl Lane {
 
     /// Starts sending the oldest rows of the outbox that are due.
     async fn start_drain(&mut self) {
-        let Some((job, records)) = self.claim().await else {
+        let Some((job, rows)) = self.claim().await else {
             return;
         };
         self.drains += 1;
-        let export = export_apart(&self.sink, &self.cx, records);
+        let export = export_rows(&self.sink, &self.cx, rows);
         self.jobs.spawn(async move {
             let report = export.await;
             Done::Drain { job, report }
@@ -686,7 +686,7 @@ impl Lane {
 
     /// Leases the oldest rows that are due; `None` when there are none (the
     /// next look is planned) or the outbox cannot be used.
-    async fn claim(&mut self) -> Option<(DrainJob, Arc<[Record]>)> {
+    async fn claim(&mut self) -> Option<(DrainJob, Sending)> {
         let outbox = self.outbox.clone()?;
         // While the destination is down, probe with a few rows only.
         let limit = if self.attempt > 0 { 8.min(self.batch_size) } else { self.batch_size };
@@ -709,32 +709,17 @@ impl Lane {
             }
             return None;
         }
-        let mut job = DrainJob {
-            ids: Vec::with_capacity(claimed.rows.len()),
-            uncertain: Vec::with_capacity(claimed.rows.len()),
-            settle: Default::default(),
-        };
-        let mut records = Vec::with_capacity(claimed.rows.len());
-        for row in claimed.rows {
-            match row.record {
-                Ok(r) => {
-                    job.ids.push(row.id);
-                    job.uncertain.push(row.uncertain);
-                    records.push(r);
-                }
-                Err(reason) => {
-                    job.settle.failed.push(row.id);
-                    self.counters.outbox_failed.fetch_add(1, Ordering::Relaxed);
-                    diag::once("outbox-unreadable", LogLevel::Error, || {
-                        format!(
-                            "a record in the outbox could not be read back ({reason}); it is removed and counted as failed"
-                        )
-                    });
-                }
-            }
+        let mut rows = Sending::new(claimed.rows);
+        let mut job = DrainJob { ids: rows.ids.clone(), uncertain: rows.uncertain.clone(), settle: Default::default() };
+        for (id, reason) in std::mem::take(&mut rows.unreadable) {
+            job.settle.failed.push(id);
+            self.counters.outbox_failed.fetch_add(1, Ordering::Relaxed);
+            diag::once("outbox-unreadable", LogLevel::Error, || {
+                format!("a record in the outbox could not be read back ({reason}); it is removed and counted as failed")
+            });
         }
-        self.counters.retried.fetch_add(records.len() as u64, Ordering::Relaxed);
-        Some((job, records.into()))
+        self.counters.retried.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        Some((job, rows))
     }
 
     /// Settles outbox rows after an attempt at them.
@@ -840,6 +825,18 @@ fn export_apart(
     async move { task.await.ok() }
 }
 
+/// The sink's export of claimed outbox rows, on a task of its own like
+/// [`export_apart`].
+fn export_rows(
+    sink: &Arc<dyn Sink>,
+    cx: &ExportContext,
+    rows: Sending,
+) -> impl std::future::Future<Output = Option<ExportReport>> + Send + 'static {
+    let (sink, cx) = (sink.clone(), cx.clone());
+    let task = tokio::spawn(async move { rows.export(&*sink, cx).await });
+    async move { task.await.ok() }
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -856,7 +853,7 @@ mod store {
     use super::{AtomicCounters, LaneSettings};
     use crate::diag::{self, LogLevel};
     use crate::record::Record;
-    use crate::sinks::outbox::{Claimed, Entry, Outbox, OutboxError, Settle};
+    use crate::sinks::outbox::{Claimed, Entry, Outbox, OutboxError, Settle, WireEncoder};
     use crate::sinks::{Destination, Sink};
 
     /// A destination's outbox, opened on first use on the blocking pool,
@@ -865,7 +862,13 @@ mod store {
         path: std::path::PathBuf,
         destination: Destination,
         max_bytes: u64,
+        /// The sink's own form for rows, if it has one.
+        wire: Option<Arc<dyn WireEncoder>>,
         outbox: Mutex<Option<Outbox>>,
+        /// Uses of the outbox in the order they were asked for (a fair
+        /// lock, held across the blocking call): a batch written first is
+        /// older in the outbox, whatever thread gets to the store first.
+        order: tokio::sync::Mutex<()>,
     }
 
     pub(crate) struct Claim {
@@ -876,7 +879,8 @@ mod store {
     pub(super) fn cell(sink: &dyn Sink, settings: &LaneSettings) -> Option<Arc<OutboxCell>> {
         let destination = sink.destination()?;
         let (path, max) = settings.outbox.clone()?;
-        (max > 0).then(|| Arc::new(OutboxCell { path, destination, max_bytes: max as u64, outbox: Mutex::new(None) }))
+        let wire = sink.wire_encoder();
+        (max > 0).then(|| Arc::new(OutboxCell { path, destination, max_bytes: max as u64, wire, outbox: Mutex::new(None), order: Default::default() }))
     }
 
     impl OutboxCell {
@@ -887,10 +891,13 @@ mod store {
             f: impl FnOnce(&mut Outbox) -> Result<T, OutboxError> + Send + 'static,
         ) -> Result<T, ()> {
             let cell = self.clone();
+            let _turn = self.order.lock().await;
             let done = tokio::task::spawn_blocking(move || {
                 let mut guard = cell.outbox.lock().unwrap_or_else(|p| p.into_inner());
                 if guard.is_none() {
-                    *guard = Some(Outbox::open(&cell.path, &cell.destination, cell.max_bytes)?);
+                    let mut outbox = Outbox::open(&cell.path, &cell.destination, cell.max_bytes)?;
+                    outbox.set_wire(cell.wire.clone());
+                    *guard = Some(outbox);
                 }
                 let Some(outbox) = guard.as_mut() else { unreachable!("opened above") };
                 let result = f(outbox);

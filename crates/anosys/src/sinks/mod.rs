@@ -287,6 +287,23 @@ pub trait Sink: Send + Sync + 'static {
         None
     }
 
+    /// How this sink keeps records in its outbox when not as records: a
+    /// sink that sends each record in an encoded form of its own can keep
+    /// that, ready to send again with [`export_wire`](Self::export_wire)
+    /// (the AnoSys sink keeps its request bodies). `None` (the default)
+    /// keeps the records.
+    fn wire_encoder(&self) -> Option<Arc<dyn outbox::WireEncoder>> {
+        None
+    }
+
+    /// Sends bodies its [`wire_encoder`](Self::wire_encoder) made (kept in
+    /// the outbox), in one attempt, reporting by position like
+    /// [`export`](Self::export). The default, for sinks that never make
+    /// any, asks for another try of each (never a lost record).
+    fn export_wire(&self, bodies: Arc<[bytes::Bytes]>, _cx: ExportContext) -> BoxFuture<'_, ExportReport> {
+        Box::pin(async move { ExportReport::retry_all(bodies.len()) })
+    }
+
     /// Called once on the background thread when the pipeline starts, and
     /// run alongside it (the AnoSys sink resolves its key here).
     fn start(&self) -> BoxFuture<'_, ()> {

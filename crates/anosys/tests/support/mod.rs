@@ -254,14 +254,46 @@ pub fn stored(db: &std::path::Path) -> Vec<anosys::Record> {
 }
 
 /// The records waiting in the outboxes of the store at `db`, oldest first.
+/// Rows kept as AnoSys request bodies are read back into the fields tests
+/// look at (name, ids, attributes, raw); rows of records as they are.
 pub fn outboxed(db: &std::path::Path) -> Vec<anosys::Record> {
     let conn = anosys::sinks::sqlite::open(db).unwrap();
     let mut out = Vec::new();
     for stats in anosys::sinks::outbox::list(&conn).unwrap() {
         let id: i64 = conn.query_row("SELECT id FROM outbox_destinations WHERE key = ?1", [&stats.key], |r| r.get(0)).unwrap();
-        let mut stmt = conn.prepare(&format!("SELECT record FROM outbox_{id} ORDER BY id")).unwrap();
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-        out.extend(rows.map(|r| serde_json::from_str::<anosys::Record>(&r.unwrap()).unwrap()));
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT o.record, o.format, t.text FROM outbox_{id} o LEFT JOIN outbox_tails t ON t.id = o.tail ORDER BY o.id"
+            ))
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<String>>(2)?)))
+            .unwrap();
+        for row in rows {
+            let (text, format, tail) = row.unwrap();
+            let record = match format {
+                0 => serde_json::from_str::<anosys::Record>(&text).unwrap(),
+                _ => record_of_body(&format!("{text}{}", tail.unwrap())),
+            };
+            out.push(record);
+        }
     }
     out
+}
+
+/// A record with what an AnoSys body says of it: name, ids, attributes
+/// (the `cvs18` summary) and raw (`cvs199`).
+pub fn record_of_body(body: &str) -> anosys::Record {
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    let mut record = serde_json::to_value(anosys::Record::new(anosys::RecordKind::Raw, "")).unwrap();
+    record["name"] = body["otel_name"].clone();
+    record["trace_id"] = body["otel_trace_id"].clone();
+    record["span_id"] = body["otel_span_id"].clone();
+    if let Some(attributes) = body["cvs18"].as_str() {
+        record["attributes"] = serde_json::from_str(attributes).unwrap();
+    }
+    if let Some(raw) = body["cvs199"].as_str() {
+        record["raw"] = serde_json::from_str(raw).unwrap();
+    }
+    serde_json::from_value(record).unwrap()
 }

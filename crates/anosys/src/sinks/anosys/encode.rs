@@ -70,6 +70,9 @@ struct RegistryState {
     /// The whole mapping as a JSON string literal (quoted and escaped,
     /// ready to splice into a body), rebuilt only when it changes.
     mapping_json: Option<Arc<str>>,
+    /// The same literal followed by the body's closing brace: the end of
+    /// every body (see [`Encoder::encode_wire`]), rebuilt with it.
+    mapping_tail: Option<Arc<str>>,
 }
 
 /// The process-wide registry of dynamic slots: a key keeps its slot for the
@@ -118,6 +121,7 @@ impl SlotRegistry {
                 used: HashSet::new(),
                 next: [d.string.max(1), d.number.max(1), d.boolean.max(1)],
                 mapping_json: None,
+                mapping_tail: None,
             }),
         }
     }
@@ -171,6 +175,7 @@ impl SlotRegistry {
             s.assigned.insert(key.to_owned(), slot.clone());
             s.order.push((key.to_owned(), slot.clone()));
             s.mapping_json = None;
+            s.mapping_tail = None;
             return Some(slot);
         }
         None
@@ -191,6 +196,17 @@ impl SlotRegistry {
         let literal: Arc<str> = literal.into();
         s.mapping_json = Some(literal.clone());
         literal
+    }
+
+    /// The mapping literal and the body's closing brace, cached: the same
+    /// `Arc` until a slot is assigned.
+    fn mapping_tail(s: &mut RegistryState) -> Arc<str> {
+        if let Some(tail) = &s.mapping_tail {
+            return tail.clone();
+        }
+        let tail: Arc<str> = format!("{}}}", Self::mapping_json(s)).into();
+        s.mapping_tail = Some(tail.clone());
+        tail
     }
 
     /// The whole mapping (fixed and dynamic) as a JSON object, as sent in
@@ -335,8 +351,9 @@ impl<'r> Encoder<'r> {
     /// The flat AnoSys object for `record`. `resource` stands in when the
     /// record has none; `observed` is when the pipeline took the record.
     pub fn encode(&self, record: &Record, resource: &Resource, observed: SystemTime) -> Map<String, Value> {
-        let (mut map, mapping) = self.encode_parts(record, resource, observed);
-        let mapping = serde_json::from_str::<String>(&mapping).unwrap_or_default();
+        let (mut map, tail) = self.encode_parts(record, resource, observed);
+        let literal = tail.strip_suffix('}').unwrap_or(&tail);
+        let mapping = serde_json::from_str::<String>(literal).unwrap_or_default();
         map.insert("otel_schema_url".to_owned(), Value::String(mapping));
         map
     }
@@ -345,10 +362,39 @@ impl<'r> Encoder<'r> {
     /// [`encode`](Self::encode), serialised, with the cached mapping spliced
     /// in rather than escaped again for every record.
     pub fn encode_to_vec(&self, record: &Record, resource: &Resource, observed: SystemTime) -> Vec<u8> {
-        let (map, mapping) = self.encode_parts(record, resource, observed);
-        let mut body = Vec::with_capacity(1024 + mapping.len());
+        let (mut body, tail) = self.encode_wire(record, resource, observed);
+        if body.is_empty() {
+            return body;
+        }
+        body.extend_from_slice(tail.as_bytes());
+        body
+    }
+
+    /// The request body for `record` in two parts, the body being `head`
+    /// followed by `tail`: `head` is the record's own (everything up to
+    /// `"otel_schema_url":`), `tail` the mapping and the closing brace,
+    /// shared by every body encoded until the next slot is assigned (the
+    /// same `Arc`). The outbox keeps a body this way, the tail once.
+    /// `head` is empty if the object could not be serialised (never
+    /// expected).
+    ///
+    /// ```
+    /// use anosys::sinks::anosys::{Encoder, SlotRegistry};
+    /// let registry = SlotRegistry::new();
+    /// let encoder = Encoder::with_registry(&registry);
+    /// let record = anosys::Record::new(anosys::RecordKind::Raw, "r");
+    /// let now = std::time::SystemTime::now();
+    /// let (mut head, tail) = encoder.encode_wire(&record, &anosys::Resource::default(), now);
+    /// head.extend_from_slice(tail.as_bytes());
+    /// let body: serde_json::Value = serde_json::from_slice(&head)?;
+    /// assert_eq!(body["otel_schema_url"].as_str(), Some(registry.mapping_document().as_str()));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn encode_wire(&self, record: &Record, resource: &Resource, observed: SystemTime) -> (Vec<u8>, Arc<str>) {
+        let (map, tail) = self.encode_parts(record, resource, observed);
+        let mut body = Vec::with_capacity(1024 + tail.len());
         if serde_json::to_writer(&mut body, &map).is_err() || body.last() != Some(&b'}') {
-            return Vec::new();
+            return (Vec::new(), tail);
         }
         body.pop();
         if map.is_empty() {
@@ -356,13 +402,11 @@ impl<'r> Encoder<'r> {
         } else {
             body.extend_from_slice(b",\"otel_schema_url\":");
         }
-        body.extend_from_slice(mapping.as_bytes());
-        body.push(b'}');
-        body
+        (body, tail)
     }
 
     /// The object without `otel_schema_url`, and the mapping as an escaped
-    /// JSON string literal.
+    /// JSON string literal followed by `}` (the body's tail).
     fn encode_parts(&self, record: &Record, resource: &Resource, observed: SystemTime) -> (Map<String, Value>, Arc<str>) {
         let resource = record.resource.as_deref().unwrap_or(resource);
         let mut out = Out { map: Map::new(), overflow: Map::new() };
@@ -467,7 +511,7 @@ impl<'r> Encoder<'r> {
                     }
                 })
                 .collect();
-            (slots, SlotRegistry::mapping_json(&mut state))
+            (slots, SlotRegistry::mapping_tail(&mut state))
         };
 
         let mut summary = Map::new();

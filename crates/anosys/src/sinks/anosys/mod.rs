@@ -221,6 +221,8 @@ const ENCODE_CHUNK: usize = 32;
 enum Bodies<'a> {
     /// Encoded on the sink's task, one when it is needed.
     Inline { encoder: Encoder<'a>, batch: &'a [Record], observed: SystemTime, empty: Resource },
+    /// Encoded already (kept in the outbox in this form).
+    Encoded { bodies: Arc<[bytes::Bytes]> },
     /// Encoded on the blocking pool, in chunks: `ready` holds those
     /// received and not yet sent; `encoding` is the encoding task, until
     /// it has ended.
@@ -257,6 +259,7 @@ impl Bodies<'_> {
                 let record = batch.get(i)?;
                 Some(bytes::Bytes::from(encoder.encode_to_vec(record, empty, *observed)))
             }
+            Bodies::Encoded { bodies } => bodies.get(i).cloned(),
             Bodies::Elsewhere { ready, .. } => ready.pop_front(),
         }
     }
@@ -268,7 +271,7 @@ impl Bodies<'_> {
     async fn more(&mut self) -> bool {
         match self {
             // Inline bodies are always ready.
-            Bodies::Inline { .. } => std::future::pending().await,
+            Bodies::Inline { .. } | Bodies::Encoded { .. } => std::future::pending().await,
             Bodies::Elsewhere { rx, ready, encoding } => match rx.recv().await {
                 Some(chunk) => {
                     ready.extend(chunk);
@@ -454,10 +457,40 @@ impl Sink for AnosysSink {
         })
     }
 
+    fn wire_encoder(&self) -> Option<Arc<dyn super::outbox::WireEncoder>> {
+        Some(Arc::new(WireBodies { registry: self.registry.clone() }))
+    }
+
+    fn export_wire(&self, bodies: Arc<[bytes::Bytes]>, cx: ExportContext) -> BoxFuture<'_, ExportReport> {
+        Box::pin(async move {
+            let n = bodies.len();
+            let target = match self.prepare(n, &cx).await {
+                Ok(target) => target,
+                Err(report) => return report,
+            };
+            self.send(n, Bodies::Encoded { bodies }, target, cx).await
+        })
+    }
+
     fn start(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let _ = self.endpoint().await;
         })
+    }
+}
+
+/// The AnoSys sink's outbox form: each record's request body, as it would
+/// be sent now (the mapping it carries is the tail shared by many rows).
+/// Such a body stays valid in any later process: it carries its mapping.
+struct WireBodies {
+    registry: Arc<SlotRegistry>,
+}
+
+impl super::outbox::WireEncoder for WireBodies {
+    fn encode(&self, record: &Record) -> Option<super::outbox::Wire> {
+        let encoder = Encoder::with_registry(&self.registry);
+        let (head, tail) = encoder.encode_wire(record, &Resource::default(), SystemTime::now());
+        (!head.is_empty()).then_some(super::outbox::Wire { head, tail })
     }
 }
 

@@ -16,13 +16,23 @@
 //!
 //! The outbox is bounded in bytes across all destinations: when a write
 //! would go over, the oldest rows not leased are dropped (and counted).
+//!
+//! A row holds either a record (its JSON, the format of every row before
+//! this one existed, and of sinks with no form of their own) or, for a
+//! sink with a [`WireEncoder`] (AnoSys), the request body itself, ready to
+//! send again without decoding and encoding the record: its `head` in the
+//! row, its `tail` (the mapping, the same for many rows) once in
+//! `outbox_tails`. Each row says which (`format`), so rows written by an
+//! earlier version still drain.
 
 #[cfg(feature = "sqlite")]
 mod store;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::record::Record;
+use crate::sinks::{ExportContext, ExportReport, Sink};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::{list, Outbox, OutboxError};
@@ -47,6 +57,34 @@ pub struct Put {
     pub unserialisable: usize,
 }
 
+/// A record as a sink sends it, kept in the outbox in two parts: the
+/// body is `head` followed by `tail`. `tail` is shared by many records
+/// (kept once); `head` is the record's own.
+#[derive(Debug, Clone)]
+pub struct Wire {
+    /// The record's own part of the body.
+    pub head: Vec<u8>,
+    /// The rest of the body, the same `Arc` for every record that shares it.
+    pub tail: Arc<str>,
+}
+
+/// How a sink keeps records in the outbox in its own form, ready to send
+/// again ([`Sink::export_wire`]), instead of as records.
+pub trait WireEncoder: Send + Sync {
+    /// The body `record` is sent as; `None` keeps the record itself.
+    fn encode(&self, record: &Record) -> Option<Wire>;
+}
+
+/// What a row holds.
+#[derive(Debug)]
+pub enum Payload {
+    /// A record, to export.
+    Record(Box<Record>),
+    /// A body kept in its sink's own form, to send as it is
+    /// ([`Sink::export_wire`]).
+    Wire(bytes::Bytes),
+}
+
 /// A row leased for sending.
 #[derive(Debug)]
 pub struct Claimed {
@@ -54,8 +92,81 @@ pub struct Claimed {
     pub id: i64,
     /// Whether an earlier attempt may already have delivered it.
     pub uncertain: bool,
-    /// The record, or why its row could not be read back.
-    pub record: Result<Record, String>,
+    /// What it holds, or why its row could not be read back.
+    pub payload: Result<Payload, String>,
+}
+
+/// Claimed rows, ready for one attempt: rows holding records and rows
+/// holding bodies are sent apart (records first), and
+/// [`ids`](Self::ids) lists the rows in the order the report of
+/// [`export`](Self::export) counts them.
+#[derive(Debug, Default, Clone)]
+pub struct Sending {
+    /// The rows to send, records first.
+    pub ids: Vec<i64>,
+    /// For each of `ids`, whether an earlier attempt may have delivered it.
+    pub uncertain: Vec<bool>,
+    /// Rows that could not be read back (to settle as failed), and why.
+    pub unreadable: Vec<(i64, String)>,
+    records: Arc<[Record]>,
+    wires: Arc<[bytes::Bytes]>,
+}
+
+impl Sending {
+    /// Sorts claimed rows into what to send.
+    pub fn new(rows: Vec<Claimed>) -> Sending {
+        let (mut records, mut wires) = (Vec::new(), Vec::new());
+        let (mut record_rows, mut wire_rows) = (Vec::new(), Vec::new());
+        let mut unreadable = Vec::new();
+        for row in rows {
+            match row.payload {
+                Ok(Payload::Record(r)) => {
+                    record_rows.push((row.id, row.uncertain));
+                    records.push(*r);
+                }
+                Ok(Payload::Wire(body)) => {
+                    wire_rows.push((row.id, row.uncertain));
+                    wires.push(body);
+                }
+                Err(reason) => unreadable.push((row.id, reason)),
+            }
+        }
+        let (ids, uncertain) = record_rows.into_iter().chain(wire_rows).unzip();
+        Sending { ids, uncertain, unreadable, records: records.into(), wires: wires.into() }
+    }
+
+    /// Rows to send.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// One attempt at every row with `sink`: a report by position in
+    /// [`ids`](Self::ids).
+    pub async fn export(&self, sink: &dyn Sink, cx: ExportContext) -> ExportReport {
+        let mut report = ExportReport::default();
+        if !self.records.is_empty() {
+            report = sink.export_shared(self.records.clone(), cx.clone()).await;
+        }
+        if !self.wires.is_empty() {
+            // Once the destination asked for another try, the bodies wait too.
+            let wires = if report.retry.is_empty() {
+                sink.export_wire(self.wires.clone(), cx).await
+            } else {
+                ExportReport::retry_all(self.wires.len())
+            };
+            let at = self.records.len();
+            report.failed += wires.failed;
+            report.retry.extend(wires.retry.iter().map(|i| i + at));
+            report.uncertain.extend(wires.uncertain.iter().map(|i| i + at));
+            report.retry_after = report.retry_after.max(wires.retry_after);
+        }
+        report
+    }
 }
 
 /// What became of claimed rows after an attempt.
@@ -142,7 +253,7 @@ pub struct OutboxStats {
     pub last_error: Option<(String, u64)>,
 }
 
-/// A row's record, read back.
+/// A row's record (a row of the record format), read back.
 ///
 /// ```
 /// let record = anosys::Record::new(anosys::RecordKind::Raw, "r");

@@ -1,11 +1,13 @@
 //! The outbox's tables in the SQLite store.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
-use super::{decode, Claimed, Entry, OutboxStats, Put, Settle};
+use super::{decode, Claimed, Entry, OutboxStats, Payload, Put, Settle, Wire, WireEncoder};
 use crate::record::time::epoch_millis;
 use crate::sinks::Destination;
 
@@ -70,6 +72,11 @@ pub struct Outbox {
     table: String,
     owner: String,
     max_bytes: u64,
+    /// Rows are written in the sink's own form when it has one.
+    wire: Option<Arc<dyn WireEncoder>>,
+    /// Tails read back, by id (a tail's text never changes: ids are not
+    /// reused).
+    tails: HashMap<i64, Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -97,6 +104,10 @@ fn in_transaction<T>(
     Ok(value)
 }
 
+/// A row to write: position in the entries, record id, text, uncertain,
+/// and the tail of a body (`None`: the text is a record's JSON).
+type Row = (usize, String, String, bool, Option<Arc<str>>);
+
 fn now_ms() -> i64 {
     epoch_millis(SystemTime::now()) as i64
 }
@@ -112,6 +123,17 @@ const DESTINATIONS: &str = "CREATE TABLE IF NOT EXISTS outbox_destinations (
     created_ms INTEGER NOT NULL
 )";
 
+/// The shared parts of bodies kept in their sink's form ([`Wire::tail`]).
+/// AUTOINCREMENT: an id is never reused, so a tail read back stays right.
+const TAILS: &str = "CREATE TABLE IF NOT EXISTS outbox_tails (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    text TEXT NOT NULL UNIQUE
+)";
+
+/// Row formats (the `format` column).
+const FORMAT_RECORD: i64 = 0;
+const FORMAT_WIRE: i64 = 1;
+
 fn table_of(id: i64) -> String {
     format!("outbox_{id}")
 }
@@ -124,6 +146,7 @@ impl Outbox {
             .map_err(|e| OutboxError::Open { path: path.to_owned(), source: e.into() })?;
         let id = in_transaction(&mut conn, path, |tx| {
             tx.execute_batch(DESTINATIONS)?;
+            tx.execute_batch(TAILS)?;
             tx.execute(
                 "INSERT INTO outbox_destinations (key, label, created_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT(key) DO UPDATE SET label = excluded.label",
@@ -142,10 +165,21 @@ impl Outbox {
                     lease_owner TEXT,
                     lease_until INTEGER NOT NULL DEFAULT 0,
                     next_try_ms INTEGER NOT NULL DEFAULT 0,
-                    record TEXT NOT NULL
+                    record TEXT NOT NULL,
+                    format INTEGER NOT NULL DEFAULT 0,
+                    tail INTEGER
                 )",
                 table_of(id)
             ))?;
+            // A table made by an earlier version: its rows are records.
+            if tx.prepare(&format!("SELECT format, tail FROM {} LIMIT 0", table_of(id))).is_err() {
+                tx.execute_batch(&format!(
+                    "ALTER TABLE {t} ADD COLUMN format INTEGER NOT NULL DEFAULT 0;
+                     ALTER TABLE {t} ADD COLUMN tail INTEGER;",
+                    t = table_of(id)
+                ))?;
+            }
+            forget_unused_tails(tx)?;
             Ok(id)
         })?;
         // Rows leased by a process that is gone (killed mid-send) need not
@@ -158,7 +192,16 @@ impl Outbox {
             table: table_of(id),
             owner: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
             max_bytes,
+            wire: None,
+            tails: HashMap::new(),
         })
+    }
+
+    /// Writes rows from now on in the form `encoder` gives (the sink's
+    /// own, ready to send: [`Payload::Wire`]) rather than as records; a
+    /// record it cannot encode is kept as a record.
+    pub fn set_wire(&mut self, encoder: Option<Arc<dyn WireEncoder>>) {
+        self.wire = encoder;
     }
 
     /// The store's path.
@@ -195,10 +238,18 @@ impl Outbox {
         lease: Option<Duration>,
     ) -> Result<(Put, Vec<(usize, i64)>), OutboxError> {
         let mut put = Put::default();
-        let mut rows: Vec<(usize, String, String, bool)> = Vec::with_capacity(entries.len());
+        let mut rows: Vec<Row> = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
+            let record_id = crate::sinks::anosys::encode::record_id(e.record);
+            let wire = self.wire.as_ref().and_then(|w| w.encode(e.record));
+            if let Some(Wire { head, tail }) = wire
+                && let Ok(head) = String::from_utf8(head)
+            {
+                rows.push((i, record_id, head, e.uncertain, Some(tail)));
+                continue;
+            }
             match serde_json::to_string(e.record) {
-                Ok(json) => rows.push((i, crate::sinks::anosys::encode::record_id(e.record), json, e.uncertain)),
+                Ok(json) => rows.push((i, record_id, json, e.uncertain, None)),
                 Err(_) => put.unserialisable += 1,
             }
         }
@@ -211,12 +262,25 @@ impl Outbox {
             let mut bytes = 0i64;
             {
                 let mut insert = tx.prepare_cached(&format!(
-                    "INSERT INTO {table} (record_id, created_ms, bytes, uncertain, record, lease_owner, lease_until)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    "INSERT INTO {table} (record_id, created_ms, bytes, uncertain, record, lease_owner, lease_until, format, tail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                 ))?;
-                for (i, record_id, json, uncertain) in &rows {
-                    let size = (json.len() + record_id.len() + 64) as i64;
-                    insert.execute(params![record_id, now, size, uncertain, json, owner, until])?;
+                // The tail of the previous row, and its id.
+                let mut last_tail: Option<(&Arc<str>, i64)> = None;
+                for (i, record_id, text, uncertain, tail) in &rows {
+                    let (format, tail_id) = match tail {
+                        None => (FORMAT_RECORD, None),
+                        Some(tail) => match last_tail {
+                            Some((last, id)) if Arc::ptr_eq(last, tail) || **last == **tail => (FORMAT_WIRE, Some(id)),
+                            _ => {
+                                let id = tail_id(tx, tail)?;
+                                last_tail = Some((tail, id));
+                                (FORMAT_WIRE, Some(id))
+                            }
+                        },
+                    };
+                    let size = (text.len() + record_id.len() + 64) as i64;
+                    insert.execute(params![record_id, now, size, uncertain, text, owner, until, format, tail_id])?;
                     bytes += size;
                     if lease.is_some() {
                         written.push((*i, tx.last_insert_rowid()));
@@ -253,17 +317,34 @@ impl Outbox {
         let sql = format!(
             "UPDATE {t} SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1
              WHERE id IN (SELECT id FROM {t} WHERE lease_until <= ?3 AND (next_try_ms <= ?3 OR NOT ?5) ORDER BY id LIMIT ?4)
-             RETURNING id, uncertain, record",
+             RETURNING id, uncertain, format, tail, record",
             t = self.table
         );
-        let owner = &self.owner;
+        let (owner, tails) = (&self.owner, &mut self.tails);
         let mut claimed = in_transaction(&mut self.conn, &self.path, |tx| {
             let mut stmt = tx.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![owner, until, now, limit as i64, due_only], |r| {
-                let text: String = r.get(2)?;
-                Ok(Claimed { id: r.get(0)?, uncertain: r.get(1)?, record: decode(text.as_bytes()) })
-            })?;
-            rows.collect::<rusqlite::Result<Vec<Claimed>>>()
+            let mut rows = stmt.query(params![owner, until, now, limit as i64, due_only])?;
+            let mut claimed = Vec::new();
+            while let Some(r) = rows.next()? {
+                let (id, uncertain, format, tail): (i64, bool, i64, Option<i64>) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                let text = r.get_ref(4)?.as_bytes().map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into()))?;
+                let payload = match (format, tail) {
+                    (FORMAT_RECORD, _) => decode(text).map(|r| Payload::Record(Box::new(r))),
+                    (FORMAT_WIRE, Some(tail)) => match tail_text(tx, tails, tail)? {
+                        Some(tail) => {
+                            let mut body = Vec::with_capacity(text.len() + tail.len());
+                            body.extend_from_slice(text);
+                            body.extend_from_slice(&tail);
+                            Ok(Payload::Wire(body.into()))
+                        }
+                        None => Err(format!("the shared part of its body ({tail}) is missing")),
+                    },
+                    (format, _) => Err(format!("a row of an unknown format ({format}), written by a newer version")),
+                };
+                claimed.push(Claimed { id, uncertain, payload });
+            }
+            Ok(claimed)
         })?;
         claimed.sort_by_key(|c| c.id);
         Ok(claimed)
@@ -341,6 +422,46 @@ impl Outbox {
             .map_err(|e| self.io(e))?;
         Ok(due.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)))
     }
+}
+
+/// The id of `tail` in `outbox_tails`, added if new.
+fn tail_id(tx: &Connection, tail: &str) -> rusqlite::Result<i64> {
+    tx.prepare_cached("INSERT INTO outbox_tails (text) VALUES (?1) ON CONFLICT(text) DO NOTHING")?.execute([tail])?;
+    tx.prepare_cached("SELECT id FROM outbox_tails WHERE text = ?1")?.query_row([tail], |r| r.get(0))
+}
+
+/// The text of tail `id`, from `cache` or the store; `None` if it is gone.
+fn tail_text(conn: &Connection, cache: &mut HashMap<i64, Arc<[u8]>>, id: i64) -> rusqlite::Result<Option<Arc<[u8]>>> {
+    if let Some(text) = cache.get(&id) {
+        return Ok(Some(text.clone()));
+    }
+    let mut stmt = conn.prepare_cached("SELECT text FROM outbox_tails WHERE id = ?1")?;
+    let mut rows = stmt.query([id])?;
+    let Some(row) = rows.next()? else { return Ok(None) };
+    let text: Arc<[u8]> = row.get_ref(0)?.as_bytes().map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))?.into();
+    cache.insert(id, text.clone());
+    Ok(Some(text))
+}
+
+/// Removes the tails no row of any destination uses any more (in the
+/// transaction that opens an outbox, so never one a write is adding).
+fn forget_unused_tails(tx: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare("SELECT id FROM outbox_destinations")?;
+    let ids: Vec<i64> = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let mut used = Vec::new();
+    for id in ids {
+        let table = table_of(id);
+        // Tables of earlier versions have no tails; one not made yet, no rows.
+        if tx.prepare(&format!("SELECT tail FROM {table} LIMIT 0")).is_ok() {
+            used.push(format!("SELECT tail FROM {table} WHERE tail IS NOT NULL"));
+        }
+    }
+    let sql = if used.is_empty() {
+        "DELETE FROM outbox_tails".to_owned()
+    } else {
+        format!("DELETE FROM outbox_tails WHERE id NOT IN ({})", used.join(" UNION "))
+    };
+    tx.execute(&sql, []).map(|_| ())
 }
 
 /// Frees the leases of owners (`<pid>-<random>`) whose process no longer
@@ -463,4 +584,102 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<OutboxStats>> {
     let mut stmt = conn.prepare("SELECT id FROM outbox_destinations ORDER BY id")?;
     let ids: Vec<i64> = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
     ids.into_iter().map(|id| stats_of(conn, id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Record, RecordKind};
+
+    fn temp(name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("anosys-outbox-{name}-{}-{:x}.db", std::process::id(), fastrand::u64(..)));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    /// Keeps bodies as `<record name>|` and a tail shared by all.
+    struct Named(Arc<str>);
+
+    impl WireEncoder for Named {
+        fn encode(&self, record: &Record) -> Option<Wire> {
+            Some(Wire { head: format!("{}|", record.name).into_bytes(), tail: self.0.clone() })
+        }
+    }
+
+    fn bodies(claimed: Vec<Claimed>) -> Vec<String> {
+        claimed
+            .into_iter()
+            .map(|c| match c.payload {
+                Ok(Payload::Wire(body)) => String::from_utf8(body.to_vec()).unwrap(),
+                Ok(Payload::Record(r)) => format!("record {}", r.name),
+                Err(e) => format!("unreadable: {e}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_of_an_earlier_version_still_drain_beside_bodies() {
+        let path = temp("old-rows");
+        let destination = Destination::new("anosys", "http://127.0.0.1:9/log", "AnoSys");
+        let old = Record::new(RecordKind::Raw, "old");
+        {
+            // The store as the previous version left it: a table with no
+            // `format` nor `tail`, holding a record's JSON.
+            let outbox = Outbox::open(&path, &destination, 1 << 20).unwrap();
+            let table = outbox.table.clone();
+            drop(outbox);
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "DROP TABLE {table};
+                 CREATE TABLE {table} (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, record_id TEXT NOT NULL, created_ms INTEGER NOT NULL,
+                    bytes INTEGER NOT NULL, uncertain INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+                    lease_owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0, next_try_ms INTEGER NOT NULL DEFAULT 0,
+                    record TEXT NOT NULL);
+                 DROP TABLE outbox_tails;"
+            ))
+            .unwrap();
+            conn.execute(
+                &format!("INSERT INTO {table} (record_id, created_ms, bytes, record) VALUES ('x', 1, 100, ?1)"),
+                [serde_json::to_string(&old).unwrap()],
+            )
+            .unwrap();
+            conn.execute("UPDATE outbox_destinations SET rows = 1, bytes = 100", []).unwrap();
+        }
+        let mut outbox = Outbox::open(&path, &destination, 1 << 20).unwrap();
+        outbox.set_wire(Some(Arc::new(Named("tail}".into()))));
+        let new = Record::new(RecordKind::Raw, "new");
+        outbox.put(&[Entry { record: &new, uncertain: false }, Entry { record: &new, uncertain: true }]).unwrap();
+        let claimed = outbox.claim(10, Duration::from_secs(30)).unwrap();
+        let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+        assert_eq!(bodies(claimed), ["record old", "new|tail}", "new|tail}"]);
+        outbox.settle(&Settle { delivered: ids, ..Default::default() }).unwrap();
+        assert_eq!(outbox.stats().unwrap().records, 0);
+        drop(outbox);
+        // No row uses the tail any more: it goes when a store is opened.
+        Outbox::open(&path, &destination, 1 << 20).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(conn.query_row("SELECT COUNT(*) FROM outbox_tails", [], |r| r.get::<_, i64>(0)).unwrap(), 0);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_tail_is_kept_once_and_changes_between_rows() {
+        let path = temp("tails");
+        let destination = Destination::new("anosys", "http://127.0.0.1:9/log", "AnoSys");
+        let mut outbox = Outbox::open(&path, &destination, 1 << 20).unwrap();
+        let record = Record::new(RecordKind::Raw, "r");
+        for tail in ["a}", "b}", "a}"] {
+            outbox.set_wire(Some(Arc::new(Named(tail.into()))));
+            outbox.put(&[Entry { record: &record, uncertain: false }; 2]).unwrap();
+        }
+        // A record the sink keeps no body for is kept as a record.
+        outbox.set_wire(None);
+        outbox.put(&[Entry { record: &record, uncertain: false }]).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(conn.query_row("SELECT COUNT(*) FROM outbox_tails", [], |r| r.get::<_, i64>(0)).unwrap(), 2);
+        let claimed = outbox.claim(10, Duration::from_secs(30)).unwrap();
+        assert_eq!(bodies(claimed), ["r|a}", "r|a}", "r|b}", "r|b}", "r|a}", "r|a}", "record r"]);
+        let _ = std::fs::remove_file(&path);
+    }
 }
