@@ -1,0 +1,200 @@
+//! Which key names hold secrets (`password`, `api_key`, `accessToken`,
+//! `Set-Cookie`, …) and which only look like it (`max_tokens`,
+//! `gen_ai.usage.input_tokens`, `cache_key`, …).
+
+/// How a secret-named key's value is read in plain text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyClass {
+    /// Passwords, secrets, API keys: any value of 3 characters or more.
+    Password,
+    /// Tokens: values of 8 characters or more (`token: 512` is a count).
+    Token,
+    /// `Authorization`, `Cookie`, `Set-Cookie`: the rest of the line.
+    Header,
+}
+
+/// Words whose presence (any case) makes a key worth classifying; every
+/// secret name contains one.
+const HINTS: [&[u8]; 8] = [b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"cookie", b"cred"];
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.len() >= needle.len() && haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The class of a secret-named key, `None` for every other key.
+///
+/// The name is split into lower-case words on anything but letters and
+/// digits and at camelCase humps (`xApiKey` → `x`, `api`, `key`); the last
+/// word decides:
+/// - `password`, `passwd`, `passphrase`, `pwd`, `secret`, `secrets`,
+///   `credential`, `credentials` → secret;
+/// - `token` → secret unless the word before says it is a count or a page
+///   cursor (`max_token`, `next_token`, `page_token`); `tokens` never;
+/// - `key` → secret after `api`, `private`, `secret`, `access`, `signing`,
+///   `encryption`, `client`, `master`, `auth`, `session`, `license`,
+///   `account`, `subscription`, `service`, `app`, `webhook`, `ssh`, `admin`
+///   (not `cache_key`, `primary_key`, `sort_key`);
+/// - `apikey`, `accesskey`, `secretkey`, `privatekey`, `apitoken`,
+///   `authtoken`, `accesstoken`, `refreshtoken`, `clientsecret` (names
+///   written without separators) → secret;
+/// - `authorization`, `cookie`, `cookies` → header; and the whole name `auth`;
+/// - any name with a `usage` word (`gen_ai.usage.*`) → never.
+pub(crate) fn classify(name: &str) -> Option<KeyClass> {
+    let bytes = name.as_bytes();
+    if bytes.len() < 3 || bytes.len() > 128 || !HINTS.iter().any(|h| contains_ignore_case(bytes, h)) {
+        return None;
+    }
+    let mut words: Vec<String> = Vec::with_capacity(4);
+    let mut current = String::new();
+    let mut previous: u8 = 0;
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() {
+            let hump = b.is_ascii_uppercase() && (previous.is_ascii_lowercase() || previous.is_ascii_digit());
+            if hump && !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            current.push(b.to_ascii_lowercase() as char);
+        } else if !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        previous = b;
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    if words.iter().any(|w| w == "usage") {
+        return None;
+    }
+    let last = words.last()?.as_str();
+    let before = words.len().checked_sub(2).map(|i| words[i].as_str());
+    match last {
+        "password" | "passwd" | "passphrase" | "pwd" | "secret" | "secrets" | "credential" | "credentials" => {
+            Some(KeyClass::Password)
+        }
+        "apikey" | "accesskey" | "secretkey" | "privatekey" | "clientsecret" => Some(KeyClass::Password),
+        "apitoken" | "authtoken" | "accesstoken" | "refreshtoken" => Some(KeyClass::Token),
+        "token" => match before {
+            Some(
+                "max" | "min" | "num" | "total" | "input" | "output" | "prompt" | "completion" | "cached" | "reasoning"
+                | "count" | "next" | "page" | "continuation" | "cursor" | "sync" | "start" | "end" | "stop" | "special"
+                | "eos" | "bos" | "pad" | "unk" | "first" | "last",
+            ) => None,
+            _ => Some(KeyClass::Token),
+        },
+        "key" => match before {
+            Some(
+                "api" | "private" | "secret" | "access" | "signing" | "encryption" | "client" | "master" | "auth"
+                | "session" | "license" | "account" | "subscription" | "service" | "app" | "webhook" | "ssh" | "admin",
+            ) => Some(KeyClass::Password),
+            _ => None,
+        },
+        "authorization" | "cookie" | "cookies" => Some(KeyClass::Header),
+        "auth" if words.len() == 1 => Some(KeyClass::Password),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names_are_recognised_in_any_spelling() {
+        for name in [
+            "password",
+            "Password",
+            "PASSWORD",
+            "db_password",
+            "db.password",
+            "userPassword",
+            "passwd",
+            "pwd",
+            "passphrase",
+            "secret",
+            "client_secret",
+            "clientSecret",
+            "CLIENT_SECRET",
+            "api_key",
+            "apikey",
+            "api-key",
+            "apiKey",
+            "APIKey",
+            "X-Api-Key",
+            "x_api_key",
+            "OPENAI_API_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "private_key",
+            "privateKey",
+            "secret_key",
+            "token",
+            "access_token",
+            "accessToken",
+            "refresh_token",
+            "id_token",
+            "auth_token",
+            "x-auth-token",
+            "csrf_token",
+            "authorization",
+            "Authorization",
+            "proxy-authorization",
+            "http.request.header.authorization",
+            "cookie",
+            "set-cookie",
+            "Set-Cookie",
+            "credentials",
+            "auth",
+        ] {
+            assert!(classify(name).is_some(), "{name} should be a secret name");
+        }
+    }
+
+    #[test]
+    fn innocuous_names_are_not_secrets() {
+        for name in [
+            "max_tokens",
+            "total_tokens",
+            "input_tokens",
+            "output_tokens",
+            "prompt_tokens",
+            "completion_tokens",
+            "token_count",
+            "tokens",
+            "max_token",
+            "next_token",
+            "page_token",
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.output_tokens",
+            "gen_ai.request.max_tokens",
+            "max_completion_tokens",
+            "token_type",
+            "tokenizer",
+            "key",
+            "cache_key",
+            "primary_key",
+            "sort_key",
+            "idempotency_key",
+            "keyboard",
+            "monkey",
+            "password_hint",
+            "password_length",
+            "secret_name",
+            "author",
+            "authority",
+            "authentication_method",
+            "passenger",
+            "compass",
+            "role",
+            "content",
+            "",
+        ] {
+            assert_eq!(classify(name), None, "{name} should not be a secret name");
+        }
+    }
+
+    #[test]
+    fn classes_decide_how_text_values_are_read() {
+        assert_eq!(classify("password"), Some(KeyClass::Password));
+        assert_eq!(classify("access_token"), Some(KeyClass::Token));
+        assert_eq!(classify("Set-Cookie"), Some(KeyClass::Header));
+    }
+}
