@@ -37,6 +37,8 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 /// - `apikey`, `accesskey`, `secretkey`, `privatekey`, `apitoken`,
 ///   `authtoken`, `accesstoken`, `refreshtoken`, `clientsecret` (names
 ///   written without separators) → secret;
+/// - a word ending in `password`, `passwd`, `secret` or `apikey`
+///   (`PGPASSWORD`) → secret;
 /// - `authorization`, `cookie`, `cookies` → header; and the whole name `auth`;
 /// - any name with a `usage` word (`gen_ai.usage.*`) → never.
 pub(crate) fn classify(name: &str) -> Option<KeyClass> {
@@ -72,6 +74,9 @@ pub(crate) fn classify(name: &str) -> Option<KeyClass> {
             Some(KeyClass::Password)
         }
         "apikey" | "accesskey" | "secretkey" | "privatekey" | "clientsecret" => Some(KeyClass::Password),
+        _ if ["password", "passwd", "secret", "apikey"].iter().any(|end| last.ends_with(end)) => {
+            Some(KeyClass::Password)
+        }
         "apitoken" | "authtoken" | "accesstoken" | "refreshtoken" => Some(KeyClass::Token),
         "token" => match before {
             Some(
@@ -123,6 +128,8 @@ mod tests {
             "x_api_key",
             "OPENAI_API_KEY",
             "AWS_SECRET_ACCESS_KEY",
+            "PGPASSWORD",
+            "OPENAIAPIKEY",
             "private_key",
             "privateKey",
             "secret_key",

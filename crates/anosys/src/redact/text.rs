@@ -76,9 +76,16 @@ fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
+/// Whether `at` follows an escape such as `\n` or `\t` (JSON or a log
+/// line written escaped), which ends a word even though its last byte is a
+/// letter.
+fn after_escape(b: &[u8], at: usize) -> bool {
+    at >= 2 && b[at - 2] == b'\\' && matches!(b[at - 1], b'n' | b't' | b'r' | b'b' | b'f')
+}
+
 /// Whether a token may start at `at`: the byte before is not part of a word.
 fn left_ok(b: &[u8], at: usize) -> bool {
-    at == 0 || !is_word(b[at - 1])
+    at == 0 || !is_word(b[at - 1]) || after_escape(b, at)
 }
 
 /// The end of the run of bytes matching `pred` from `from`, at most `cap` long.
@@ -177,7 +184,13 @@ impl Detectors {
                     Anchor::Github => github(b, at),
                     Anchor::GithubPat => github_pat(b, at),
                     Anchor::Slack => slack(b, at),
-                    Anchor::Bearer => bearer(b, at).map(|(s, e)| (s, e, Kind::BearerToken)),
+                    Anchor::Bearer => {
+                        // The token may be a JWT or a key, more specific.
+                        if let Some((start, end)) = bearer(b, at) {
+                            hits.push(Hit { start, end, label: Label::Kind(Kind::BearerToken) });
+                        }
+                        continue;
+                    }
                     Anchor::Jwt => jwt(b, at),
                     Anchor::PrivateKey => private_key(text, at),
                     Anchor::Url => url_password(b, at),
@@ -204,7 +217,8 @@ impl Detectors {
             for m in phone.find_iter(text) {
                 let (s, e) = (m.start(), m.end());
                 let digits = b[s..e].iter().filter(|c| c.is_ascii_digit()).count();
-                let before_ok = s == 0 || !(is_word(b[s - 1]) || matches!(b[s - 1], b'.' | b'+' | b'-'));
+                let before_ok =
+                    s == 0 || !(is_word(b[s - 1]) || matches!(b[s - 1], b'.' | b'+' | b'-')) || after_escape(b, s);
                 let after_ok =
                     e == b.len() || !(is_word(b[e]) || (b[e] == b'.' && b.get(e + 1).is_some_and(u8::is_ascii_digit)));
                 if (7..=15).contains(&digits) && before_ok && after_ok {
@@ -221,7 +235,7 @@ impl Detectors {
                 while e > s && b[e - 1] == b'.' {
                     e -= 1;
                 }
-                let before_ok = s == 0 || !(is_word(b[s - 1]) || matches!(b[s - 1], b':' | b'.'));
+                let before_ok = s == 0 || !(is_word(b[s - 1]) || matches!(b[s - 1], b':' | b'.')) || after_escape(b, s);
                 let after_ok = e == b.len() || !(is_word(b[e]) || b[e] == b':');
                 let address = text[s..e].split('%').next().unwrap_or_default();
                 let has_hex = address.bytes().any(|c| c.is_ascii_hexdigit());
@@ -260,7 +274,11 @@ impl Detectors {
         while start > 0 && at - start < 64 && is_ident(b[start - 1]) {
             start -= 1;
         }
-        if start < *identifier_end {
+        if after_escape(b, start + 1) {
+            start += 1;
+        }
+        // `scheme://name:password@host` is the URL detector's.
+        if start < *identifier_end || b[..start].ends_with(b"//") {
             return None;
         }
         let end = run(b, at, 64, is_ident);
@@ -305,8 +323,10 @@ impl Detectors {
                 let scheme = &value[..scheme_end];
                 if scheme.eq_ignore_ascii_case(b"bearer") {
                     let kind = if self.kinds.has(Kind::BearerToken) { Kind::BearerToken } else { Kind::SecretKey };
+                    // A placeholder (`Bearer <token>`, `Bearer $KEY`) is not a token.
                     let token_start = run(b, vs + scheme_end, 16, |c| c == b' ');
-                    return (token_start < ve).then_some((token_start, ve, kind));
+                    let token_end = run(b, token_start, ve - token_start, is_bearer_token);
+                    return (token_end == ve && ve - token_start >= 3).then_some((token_start, ve, kind));
                 }
                 if ["basic", "digest", "token", "negotiate", "ntlm", "apikey"]
                     .iter()
@@ -342,7 +362,7 @@ impl Detectors {
                 continue;
             }
             let start = i;
-            if start == 0 || !(is_word(b[start - 1]) || b[start - 1] == b'.') {
+            if start == 0 || !(is_word(b[start - 1]) || b[start - 1] == b'.') || after_escape(b, start) {
                 if cards && let Some(end) = card(b, start) {
                     hits.push(Hit { start, end, label: Label::Kind(Kind::CreditCard) });
                     i = end;
@@ -371,7 +391,7 @@ fn google_key(b: &[u8], at: usize) -> Option<(usize, usize, Kind)> {
 
 fn aws_key(b: &[u8], at: usize) -> Option<(usize, usize, Kind)> {
     let prefix = b.get(at..at + 4)?;
-    if (prefix != b"AKIA" && prefix != b"ASIA") || !(at == 0 || !b[at - 1].is_ascii_alphanumeric()) {
+    if (prefix != b"AKIA" && prefix != b"ASIA") || !left_ok(b, at) {
         return None;
     }
     let end = run(b, at + 4, 17, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
@@ -405,6 +425,11 @@ fn slack(b: &[u8], at: usize) -> Option<(usize, usize, Kind)> {
     (body.len() >= 10 && body.iter().any(u8::is_ascii_digit)).then_some((at, end, Kind::SlackToken))
 }
 
+/// The characters of an RFC 6750 bearer token.
+fn is_bearer_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"._~+/=-".contains(&c)
+}
+
 /// The token after `Bearer ` (any case): 8 or more token characters with a
 /// digit, or 20 or more of mixed case.
 fn bearer(b: &[u8], at: usize) -> Option<(usize, usize)> {
@@ -415,7 +440,7 @@ fn bearer(b: &[u8], at: usize) -> Option<(usize, usize)> {
     if token_start == at + 6 {
         return None;
     }
-    let mut end = run(b, token_start, 8192, |c| c.is_ascii_alphanumeric() || b"._~+/=-".contains(&c));
+    let mut end = run(b, token_start, 8192, is_bearer_token);
     while end > token_start && b[end - 1] == b'.' {
         end -= 1;
     }
@@ -426,7 +451,7 @@ fn bearer(b: &[u8], at: usize) -> Option<(usize, usize)> {
 }
 
 fn jwt(b: &[u8], at: usize) -> Option<(usize, usize, Kind)> {
-    if b.get(at..at + 3)? != b"eyJ" || !(at == 0 || !is_token(b[at - 1])) {
+    if b.get(at..at + 3)? != b"eyJ" || !(at == 0 || !is_token(b[at - 1]) || after_escape(b, at)) {
         return None;
     }
     let header_end = run(b, at, 8192, is_token);
