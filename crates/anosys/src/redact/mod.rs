@@ -413,7 +413,9 @@ impl<'r> Pass<'r> {
         let redactor = self.redactor;
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
-        redactor.detectors.find(s, &mut hits);
+        if s.len() >= redactor.detectors.min_len() {
+            redactor.detectors.find(s, &mut hits);
+        }
         if !redactor.custom.is_empty() {
             if s.len() > redactor.max_custom_scan_len || self.out_of_time() {
                 return Some(self.unscanned());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::text::luhn;
+use super::text::{luhn, next_digit};
 use super::*;
 use crate::record::{ErrorInfo, Event, Record, RecordKind};
 
@@ -412,4 +412,28 @@ fn never_panics_on_odd_text() {
         let _ = r.redact_str(text);
         let _ = r.redact_str(&format!("é{text}é"));
     }
+}
+
+#[test]
+fn the_digit_search_agrees_with_a_plain_one() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..2000 {
+        let len = rng.usize(0..40);
+        let bytes: Vec<u8> =
+            (0..len).map(|_| if rng.u8(..10) == 0 { rng.u8(b'0'..=b'9') } else { rng.u8(..) }).collect();
+        for from in 0..=len {
+            let expected = bytes[from..].iter().position(u8::is_ascii_digit).map(|p| from + p);
+            assert_eq!(next_digit(&bytes, from), expected, "{bytes:?} from {from}");
+        }
+    }
+}
+
+#[test]
+fn escaped_json_inside_text_has_its_secret_values_found() {
+    let r = defaults();
+    let line = r#"tool call arguments="{\"user\": \"ann\", \"password\": \"hunter22\"}" failed"#;
+    assert_eq!(
+        redact(&r, line),
+        r#"tool call arguments="{\"user\": \"ann\", \"password\": \"[REDACTED:secret_key]\"}" failed"#
+    );
 }

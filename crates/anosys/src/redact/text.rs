@@ -54,7 +54,6 @@ enum Anchor {
     PrivateKey,
     Url,
     Email,
-    KeyWord,
 }
 
 /// The built-in detectors for one set of kinds.
@@ -127,19 +126,13 @@ impl Detectors {
         add(kinds.has(Kind::GithubToken), Anchor::Github, &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]);
         add(kinds.has(Kind::GithubToken), Anchor::GithubPat, &["github_pat_"]);
         add(kinds.has(Kind::SlackToken), Anchor::Slack, &["xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-"]);
-        add(kinds.has(Kind::BearerToken), Anchor::Bearer, &["bearer"]);
+        add(kinds.has(Kind::BearerToken), Anchor::Bearer, &["Bearer", "bearer", "BEARER"]);
         add(kinds.has(Kind::Jwt), Anchor::Jwt, &["eyJ"]);
         add(kinds.has(Kind::PrivateKey), Anchor::PrivateKey, &["-----BEGIN "]);
         add(kinds.has(Kind::UrlPassword), Anchor::Url, &["://"]);
         add(kinds.has(Kind::Email), Anchor::Email, &["@"]);
-        add(
-            kinds.has(Kind::SecretKey),
-            Anchor::KeyWord,
-            &["pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential"],
-        );
         let anchors = (!patterns.is_empty()).then(|| {
             AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(&patterns)
                 .expect("the built-in anchors are valid")
@@ -158,12 +151,24 @@ impl Detectors {
         Detectors { kinds, anchors, anchor_of, digits: kinds.has(Kind::CreditCard) || kinds.has(Kind::Ip), phone, ipv6 }
     }
 
+    /// Texts shorter than this hold no built-in secret (`pwd=abc`, `::1`).
+    pub(crate) fn min_len(&self) -> usize {
+        if self.kinds.has(Kind::Ip) {
+            3
+        } else {
+            7
+        }
+    }
+
     /// Cheap check: could anything be found in `text`? (An anchor occurs, or
     /// a digit when cards, phones or addresses are looked for.)
     pub(crate) fn might_match(&self, text: &str) -> bool {
+        let b = text.as_bytes();
         self.anchors.as_ref().is_some_and(|ac| ac.is_match(text))
-            || ((self.digits || self.phone.is_some()) && text.bytes().any(|b| b.is_ascii_digit()))
+            || ((self.digits || self.phone.is_some()) && next_digit(b, 0).is_some())
             || (self.ipv6.is_some() && text.contains(':'))
+            || (self.kinds.has(Kind::SecretKey)
+                && memchr::memchr2_iter(b':', b'=', b).any(|sep| key_before(b, sep).is_some()))
     }
 
     /// Adds the spans of every built-in secret in `text` to `hits`.
@@ -171,7 +176,6 @@ impl Detectors {
         let b = text.as_bytes();
         if let Some(ac) = &self.anchors {
             let mut covered = 0;
-            let mut identifier_end = 0;
             for m in ac.find_iter(text) {
                 let at = m.start();
                 if at < covered {
@@ -195,17 +199,16 @@ impl Detectors {
                     Anchor::PrivateKey => private_key(text, at),
                     Anchor::Url => url_password(b, at),
                     Anchor::Email => email(b, at),
-                    Anchor::KeyWord => {
-                        // Values of secret-named keys do not hide what is
-                        // inside them from the other detectors.
-                        if let Some((s, e, kind)) = self.key_value(b, at, &mut identifier_end) {
-                            hits.push(Hit { start: s, end: e, label: Label::Kind(kind) });
-                        }
-                        continue;
-                    }
                 };
                 if let Some((start, end, kind)) = found {
                     covered = end;
+                    hits.push(Hit { start, end, label: Label::Kind(kind) });
+                }
+            }
+        }
+        if self.kinds.has(Kind::SecretKey) {
+            for sep in memchr::memchr2_iter(b':', b'=', b) {
+                if let Some((start, end, kind)) = self.key_value(b, sep) {
                     hits.push(Hit { start, end, label: Label::Kind(kind) });
                 }
             }
@@ -268,34 +271,17 @@ impl Detectors {
 
     /// The value of a secret-named key written `key=value` or `key: value`
     /// (quoted or not) around the anchor at `at`.
-    fn key_value(&self, b: &[u8], at: usize, identifier_end: &mut usize) -> Option<(usize, usize, Kind)> {
-        let is_ident = |c: u8| is_token(c) || c == b'.';
-        let mut start = at;
-        while start > 0 && at - start < 64 && is_ident(b[start - 1]) {
-            start -= 1;
-        }
-        if after_escape(b, start + 1) {
-            start += 1;
-        }
-        // `scheme://name:password@host` is the URL detector's.
-        if start < *identifier_end || b[..start].ends_with(b"//") {
-            return None;
-        }
-        let end = run(b, at, 64, is_ident);
-        *identifier_end = end;
-        let name = std::str::from_utf8(&b[start..end]).ok()?;
-        let class = keys::classify(name)?;
-        let mut i = end;
-        if matches!(b.get(i), Some(b'"' | b'\'')) {
-            i += 1;
-        }
-        i = run(b, i, 16, |c| c == b' ' || c == b'\t');
-        if !matches!(b.get(i), Some(b':' | b'=')) {
-            return None;
-        }
-        i = run(b, i + 1, 16, |c| c == b' ' || c == b'\t');
+    /// The value of a secret-named key written `key=value` or `key: value`
+    /// (the name and the value quoted or not), `sep` being the `=` or `:`.
+    fn key_value(&self, b: &[u8], sep: usize) -> Option<(usize, usize, Kind)> {
+        let class = key_before(b, sep)?;
+        let i = run(b, sep + 1, 16, |c| c == b' ' || c == b'\t');
         let line_end = run(b, i, 4096, |c| c != b'\n' && c != b'\r');
         let (mut vs, mut ve) = match b.get(i) {
+            Some(b'\\') if b.get(i + 1) == Some(&b'"') => {
+                let close = b[i + 2..line_end].windows(2).position(|w| w == b"\\\"");
+                (i + 2, close.map_or(line_end, |c| i + 2 + c))
+            }
             Some(&q @ (b'"' | b'\'')) => {
                 let mut j = i + 1;
                 while j < line_end && !(b[j] == q && b[j - 1] != b'\\') {
@@ -357,11 +343,8 @@ impl Detectors {
         let n = b.len();
         let mut i = 0;
         while i < n {
-            if !b[i].is_ascii_digit() {
-                i += 1;
-                continue;
-            }
-            let start = i;
+            let Some(start) = next_digit(b, i) else { break };
+            i = start;
             if start == 0 || !(is_word(b[start - 1]) || b[start - 1] == b'.') || after_escape(b, start) {
                 if cards && let Some(end) = card(b, start) {
                     hits.push(Hit { start, end, label: Label::Kind(Kind::CreditCard) });
@@ -379,6 +362,40 @@ impl Detectors {
             }
         }
     }
+}
+
+/// The class of the secret-named key written before the `=` or `:` at
+/// `sep` (`password=`, `"api_key": `, `Set-Cookie:`), if it is one.
+fn key_before(b: &[u8], sep: usize) -> Option<KeyClass> {
+    // `scheme://` is no key.
+    if b[sep] == b':' && b.get(sep + 1..sep + 3) == Some(b"//") {
+        return None;
+    }
+    let mut end = sep;
+    while end > 0 && sep - end < 16 && matches!(b[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    if end > 0 && matches!(b[end - 1], b'"' | b'\'') {
+        end -= 1;
+        // An escaped quote: `{\"password\": …}` inside a string.
+        if end > 0 && b[end - 1] == b'\\' {
+            end -= 1;
+        }
+    }
+    let is_ident = |c: u8| is_token(c) || c == b'.';
+    let mut start = end;
+    while start > 0 && end - start < 64 && is_ident(b[start - 1]) {
+        start -= 1;
+    }
+    if start < end && after_escape(b, start + 1) {
+        start += 1;
+    }
+    // `scheme://name:password@host` is the URL detector's.
+    if start == end || b[..start].ends_with(b"//") {
+        return None;
+    }
+    let name = std::str::from_utf8(&b[start..end]).ok()?;
+    keys::classify(name)
 }
 
 fn google_key(b: &[u8], at: usize) -> Option<(usize, usize, Kind)> {
@@ -542,6 +559,28 @@ fn email(b: &[u8], at: usize) -> Option<(usize, usize, Kind)> {
         && tld.len() >= 2
         && tld.iter().all(u8::is_ascii_alphabetic);
     valid.then_some((start, end, Kind::Email))
+}
+
+/// The position of the first ASCII digit at or after `from`, eight bytes
+/// at a time.
+pub(crate) fn next_digit(b: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGHS: u64 = ONES * 128;
+    let mut i = from;
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let x = u64::from_le_bytes(word);
+        // Bytes strictly between b'/' and b':' (bit twiddling hacks'
+        // `hasbetween`, exact for ASCII; non-ASCII bytes are excluded).
+        let low = x & (ONES * 127);
+        let found = (ONES * (127 + u64::from(b':')) - low) & !x & (low + ONES * (127 - u64::from(b'/'))) & HIGHS;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..].iter().position(u8::is_ascii_digit).map(|p| i + p)
 }
 
 /// A card number starting at `start` (a digit not preceded by a word
