@@ -6,7 +6,7 @@
 //! nested JSON arrays and objects, and JSON objects or arrays encoded inside
 //! strings, such as tool-call arguments), the error's type, message and
 //! stack, the caller, every attribute (values, and names of 13 bytes or
-//! more), the events' and links' attributes, and the record's own resource
+//! more but those that are `&'static str`), the events' and links' attributes, and the record's own resource
 //! when it has one. Each secret found is replaced by `[REDACTED:<kind>]`
 //! (a URL keeps everything but its password, `Bearer ` keeps the word), and
 //! a record where anything was replaced gets the attribute
@@ -379,7 +379,7 @@ impl<'r> Pass<'r> {
 
     /// The redacted text, `None` when nothing was found.
     fn text(&mut self, s: &str) -> Option<String> {
-        if s.is_empty() {
+        if s.len() < self.redactor.detectors.min_len() && self.redactor.custom.is_empty() {
             return None;
         }
         let trimmed = s.trim();
@@ -506,7 +506,9 @@ impl<'r> Pass<'r> {
         let mut renames: Vec<(usize, String)> = Vec::new();
         for (i, (key, value)) in attributes.iter_mut().enumerate() {
             self.entry(key, value, 0);
-            if key.len() >= MIN_SCANNED_KEY_LEN
+            // A borrowed key is a `&'static str` of the program: no secret.
+            if matches!(key, Cow::Owned(_))
+                && key.len() >= MIN_SCANNED_KEY_LEN
                 && let Some(new) = self.plain(key)
             {
                 renames.push((i, new));
