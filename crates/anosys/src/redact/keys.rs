@@ -13,12 +13,23 @@ pub(crate) enum KeyClass {
     Header,
 }
 
-/// Words whose presence (any case) makes a key worth classifying; every
-/// secret name contains one.
-const HINTS: [&[u8]; 8] = [b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"cookie", b"cred"];
-
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.len() >= needle.len() && haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+/// Whether the name holds (in any case) one of the words every secret name
+/// contains: `pass`, `pwd`, `secret`, `token`, `key`, `auth`, `cookie`,
+/// `cred`. One pass, most names fail at once.
+fn has_hint(bytes: &[u8]) -> bool {
+    let starts = |rest: &[u8], word: &[u8]| rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word);
+    (0..bytes.len()).any(|i| {
+        let rest = &bytes[i..];
+        match bytes[i] | 0x20 {
+            b'p' => starts(rest, b"pass") || starts(rest, b"pwd"),
+            b's' => starts(rest, b"secret"),
+            b't' => starts(rest, b"token"),
+            b'k' => starts(rest, b"key"),
+            b'a' => starts(rest, b"auth"),
+            b'c' => starts(rest, b"cookie") || starts(rest, b"cred"),
+            _ => false,
+        }
+    })
 }
 
 /// The class of a secret-named key, `None` for every other key.
@@ -43,7 +54,7 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 /// - any name with a `usage` word (`gen_ai.usage.*`) → never.
 pub(crate) fn classify(name: &str) -> Option<KeyClass> {
     let bytes = name.as_bytes();
-    if bytes.len() < 3 || bytes.len() > 128 || !HINTS.iter().any(|h| contains_ignore_case(bytes, h)) {
+    if bytes.len() < 3 || bytes.len() > 128 || !has_hint(bytes) {
         return None;
     }
     let mut words: Vec<String> = Vec::with_capacity(4);
