@@ -37,6 +37,7 @@ mod diag;
 mod global;
 pub mod pipeline;
 pub mod record;
+pub mod redact;
 pub mod resource;
 pub mod sinks;
 pub mod sources;

@@ -1,0 +1,218 @@
+//! Which key names hold secrets (`password`, `api_key`, `accessToken`,
+//! `Set-Cookie`, …) and which only look like it (`max_tokens`,
+//! `gen_ai.usage.input_tokens`, `cache_key`, …).
+
+/// How a secret-named key's value is read in plain text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyClass {
+    /// Passwords, secrets, API keys: any value of 3 characters or more.
+    Password,
+    /// Tokens: values of 8 characters or more (`token: 512` is a count).
+    Token,
+    /// `Authorization`, `Cookie`, `Set-Cookie`: the rest of the line.
+    Header,
+}
+
+/// Whether the name holds (in any case) one of the words every secret name
+/// contains: `pass`, `pwd`, `secret`, `token`, `key`, `auth`, `cookie`,
+/// `cred`. One pass, most names fail at once.
+fn has_hint(bytes: &[u8]) -> bool {
+    let starts = |rest: &[u8], word: &[u8]| rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word);
+    (0..bytes.len()).any(|i| {
+        let rest = &bytes[i..];
+        match bytes[i] | 0x20 {
+            b'p' => starts(rest, b"pass") || starts(rest, b"pwd"),
+            b's' => starts(rest, b"secret"),
+            b't' => starts(rest, b"token"),
+            b'k' => starts(rest, b"key"),
+            b'a' => starts(rest, b"auth"),
+            b'c' => starts(rest, b"cookie") || starts(rest, b"cred"),
+            _ => false,
+        }
+    })
+}
+
+/// The class of a secret-named key, `None` for every other key.
+///
+/// The name is split into lower-case words on anything but letters and
+/// digits and at camelCase humps (`xApiKey` → `x`, `api`, `key`); the last
+/// word decides:
+/// - `password`, `passwd`, `passphrase`, `pwd`, `secret`, `secrets`,
+///   `credential`, `credentials` → secret;
+/// - `token` → secret unless the word before says it is a count or a page
+///   cursor (`max_token`, `next_token`, `page_token`); `tokens` never;
+/// - `key` → secret after `api`, `private`, `secret`, `access`, `signing`,
+///   `encryption`, `client`, `master`, `auth`, `session`, `license`,
+///   `account`, `subscription`, `service`, `app`, `webhook`, `ssh`, `admin`
+///   (not `cache_key`, `primary_key`, `sort_key`);
+/// - `apikey`, `accesskey`, `secretkey`, `privatekey`, `apitoken`,
+///   `authtoken`, `accesstoken`, `refreshtoken`, `clientsecret` (names
+///   written without separators) → secret;
+/// - a word ending in `password`, `passwd`, `secret` or `apikey`
+///   (`PGPASSWORD`) → secret;
+/// - `authorization`, `cookie`, `cookies` → header; and the whole name `auth`;
+/// - any name with a `usage` word (`gen_ai.usage.*`) → never.
+pub(crate) fn classify(name: &str) -> Option<KeyClass> {
+    let bytes = name.as_bytes();
+    if bytes.len() < 3 || bytes.len() > 128 || !has_hint(bytes) {
+        return None;
+    }
+    let mut words: Vec<String> = Vec::with_capacity(4);
+    let mut current = String::new();
+    let mut previous: u8 = 0;
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() {
+            let hump = b.is_ascii_uppercase() && (previous.is_ascii_lowercase() || previous.is_ascii_digit());
+            if hump && !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            current.push(b.to_ascii_lowercase() as char);
+        } else if !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        previous = b;
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    if words.iter().any(|w| w == "usage") {
+        return None;
+    }
+    let last = words.last()?.as_str();
+    let before = words.len().checked_sub(2).map(|i| words[i].as_str());
+    match last {
+        "password" | "passwd" | "passphrase" | "pwd" | "secret" | "secrets" | "credential" | "credentials" => {
+            Some(KeyClass::Password)
+        }
+        "apikey" | "accesskey" | "secretkey" | "privatekey" | "clientsecret" => Some(KeyClass::Password),
+        _ if ["password", "passwd", "secret", "apikey"].iter().any(|end| last.ends_with(end)) => {
+            Some(KeyClass::Password)
+        }
+        "apitoken" | "authtoken" | "accesstoken" | "refreshtoken" => Some(KeyClass::Token),
+        "token" => match before {
+            Some(
+                "max" | "min" | "num" | "total" | "input" | "output" | "prompt" | "completion" | "cached" | "reasoning"
+                | "count" | "next" | "page" | "continuation" | "cursor" | "sync" | "start" | "end" | "stop" | "special"
+                | "eos" | "bos" | "pad" | "unk" | "first" | "last",
+            ) => None,
+            _ => Some(KeyClass::Token),
+        },
+        "key" => match before {
+            Some(
+                "api" | "private" | "secret" | "access" | "signing" | "encryption" | "client" | "master" | "auth"
+                | "session" | "license" | "account" | "subscription" | "service" | "app" | "webhook" | "ssh" | "admin",
+            ) => Some(KeyClass::Password),
+            _ => None,
+        },
+        "authorization" | "cookie" | "cookies" => Some(KeyClass::Header),
+        "auth" if words.len() == 1 => Some(KeyClass::Password),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names_are_recognised_in_any_spelling() {
+        for name in [
+            "password",
+            "Password",
+            "PASSWORD",
+            "db_password",
+            "db.password",
+            "userPassword",
+            "passwd",
+            "pwd",
+            "passphrase",
+            "secret",
+            "client_secret",
+            "clientSecret",
+            "CLIENT_SECRET",
+            "api_key",
+            "apikey",
+            "api-key",
+            "apiKey",
+            "APIKey",
+            "X-Api-Key",
+            "x_api_key",
+            "OPENAI_API_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "PGPASSWORD",
+            "OPENAIAPIKEY",
+            "private_key",
+            "privateKey",
+            "secret_key",
+            "token",
+            "access_token",
+            "accessToken",
+            "refresh_token",
+            "id_token",
+            "auth_token",
+            "x-auth-token",
+            "csrf_token",
+            "authorization",
+            "Authorization",
+            "proxy-authorization",
+            "http.request.header.authorization",
+            "cookie",
+            "set-cookie",
+            "Set-Cookie",
+            "credentials",
+            "auth",
+        ] {
+            assert!(classify(name).is_some(), "{name} should be a secret name");
+        }
+    }
+
+    #[test]
+    fn innocuous_names_are_not_secrets() {
+        for name in [
+            "max_tokens",
+            "total_tokens",
+            "input_tokens",
+            "output_tokens",
+            "prompt_tokens",
+            "completion_tokens",
+            "token_count",
+            "tokens",
+            "max_token",
+            "next_token",
+            "page_token",
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.output_tokens",
+            "gen_ai.request.max_tokens",
+            "max_completion_tokens",
+            "token_type",
+            "tokenizer",
+            "key",
+            "cache_key",
+            "primary_key",
+            "sort_key",
+            "idempotency_key",
+            "keyboard",
+            "monkey",
+            "password_hint",
+            "password_length",
+            "secret_name",
+            "author",
+            "authority",
+            "authentication_method",
+            "passenger",
+            "compass",
+            "role",
+            "content",
+            "",
+        ] {
+            assert_eq!(classify(name), None, "{name} should not be a secret name");
+        }
+    }
+
+    #[test]
+    fn classes_decide_how_text_values_are_read() {
+        assert_eq!(classify("password"), Some(KeyClass::Password));
+        assert_eq!(classify("access_token"), Some(KeyClass::Token));
+        assert_eq!(classify("Set-Cookie"), Some(KeyClass::Header));
+    }
+}
