@@ -183,6 +183,15 @@ pub(crate) fn global() -> Option<Pipeline> {
             config.prices = None;
             Pipeline::new(config)
         }
+        // Nor do bad redaction settings cost the records: the default
+        // redaction applies.
+        Err(InitError::Redaction(e)) => {
+            diag::log(LogLevel::Error, &format!("{e}; the default redaction applies"));
+            let mut config = config;
+            config.redact = None;
+            config.redact_patterns = None;
+            Pipeline::new(config)
+        }
         started => started,
     };
     match started {

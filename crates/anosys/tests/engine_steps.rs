@@ -148,3 +148,42 @@ fn content_is_hidden_as_openinference_variables_say() {
     // Usage and cost stay.
     assert!(a["gen_ai.usage.cost"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn secrets_are_redacted_before_any_sink_writes_them() {
+    let dir = temp_dir("steps-redact");
+    let key = ["sk-proj-", "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zA7"].concat();
+    let c = config(&dir).redact("default,email").build().unwrap();
+    let pipeline = Pipeline::new(c).unwrap();
+    let prompt = format!("my key is {key}, mail me at jane.doe@example.com");
+    pipeline.submit(chat("gpt-4o-mini", &prompt, json!({"prompt_tokens": 5, "completion_tokens": 2})));
+    let report = pipeline.shutdown(Some(Duration::from_secs(10)));
+    assert_eq!(report.counters.delivered, 1);
+    let jsonl = std::fs::read_to_string(dir.join("records.jsonl")).unwrap();
+    let db = rusqlite::Connection::open(dir.join("anosys.db")).unwrap();
+    let stored: String = db.query_row("SELECT record FROM records", [], |r| r.get(0)).unwrap();
+    for written in [&jsonl, &stored] {
+        assert!(!written.contains(&key) && !written.contains("jane.doe@example.com"), "{written}");
+        assert!(written.contains("[REDACTED:openai_key]") && written.contains("[REDACTED:email]"), "{written}");
+    }
+    let r: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert!(r["attributes"]["anosys.redacted"]["openai_key"].as_u64().unwrap() >= 1, "{r}");
+    // Usage and cost are untouched.
+    assert_eq!(r["attributes"]["gen_ai.usage.input_tokens"], 5);
+}
+
+#[test]
+fn broken_redaction_settings_are_an_error_naming_the_variable() {
+    let dir = temp_dir("steps-bad-redact");
+    let err = Pipeline::new(config(&dir).redact_patterns(r#"{"ticket": "TKT-[0-9"}"#).build().unwrap()).unwrap_err();
+    assert!(matches!(err, InitError::Redaction(_)), "{err:?}");
+    assert!(err.to_string().contains("ANOSYS_REDACT_PATTERNS") && err.to_string().contains("ticket"), "{err}");
+    let err = Pipeline::new(config(&dir).redact("passwords").build().unwrap()).unwrap_err();
+    assert!(err.to_string().contains("ANOSYS_REDACT"), "{err}");
+    // Off means off.
+    let pipeline = Pipeline::new(config(&dir).redact("off").build().unwrap()).unwrap();
+    let key = ["sk-proj-", "Zz3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zA7"].concat();
+    pipeline.submit(chat("gpt-4o-mini", &key, json!({"prompt_tokens": 5, "completion_tokens": 2})));
+    pipeline.shutdown(Some(Duration::from_secs(10)));
+    assert!(std::fs::read_to_string(dir.join("records.jsonl")).unwrap().contains(&key));
+}

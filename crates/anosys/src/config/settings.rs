@@ -96,6 +96,18 @@ settings! {
         set(on: bool) = on;
         get(c) -> bool = c.hide_output_messages;
 
+    /// which secrets are redacted from every record before any sink sees it: `off`, or a comma list over the defaults (`default,email,-credit_card`; kinds: `openai_key`, `anthropic_key`, `google_api_key`, `aws_access_key`, `github_token`, `slack_token`, `bearer_token`, `jwt`, `private_key`, `url_password`, `credit_card`, `secret_key`, opt-in `email`, `phone`, `ip`; `all`, `none`)
+    redact: Option<String> = None;
+        env ANOSYS_REDACT; kind Optional(Text); shown "the default kinds";
+        set(kinds: impl Into<String>) = Some(kinds.into());
+        get(c) -> Option<&str> = c.redact.as_deref();
+
+    /// more secrets to redact: a JSON object of names to regular expressions (`{"employee_id": "EMP-[0-9]{6}"}`)
+    redact_patterns: Option<String> = None;
+        env ANOSYS_REDACT_PATTERNS; kind Optional(Text); shown "none";
+        set(patterns: impl Into<String>) = Some(patterns.into());
+        get(c) -> Option<&str> = c.redact_patterns.as_deref();
+
     /// a price file in LiteLLM's schema whose models add to or replace the built-in prices (negotiated prices, fine-tunes); see `anosys prices`
     prices: Option<PathBuf> = None;
         env ANOSYS_PRICES; kind Optional(FilePath); shown "none";

@@ -116,6 +116,8 @@ fn every_rule_holds_on_both_paths() {
             b.otlp_metric_export_interval(Duration::ZERO)
         }),
         ("prices", "ANOSYS_PRICES", "", |b| b.prices("")),
+        ("redact", "ANOSYS_REDACT", " ", |b| b.redact(" ")),
+        ("redact_patterns", "ANOSYS_REDACT_PATTERNS", " ", |b| b.redact_patterns(" ")),
         ("sample_rate", "ANOSYS_SAMPLE_RATE", "1.5", |b| b.sample_rate(1.5)),
         ("sample_rate", "ANOSYS_SAMPLE_RATE", "-0.1", |b| b.sample_rate(-0.1)),
         ("keep_slower_than", "ANOSYS_KEEP_SLOWER_THAN_MS", "86400001", |b| {

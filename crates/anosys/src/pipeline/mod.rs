@@ -228,6 +228,11 @@ pub enum InitError {
     /// The background thread could not be started.
     #[error("cannot start the anosys background thread")]
     Thread(#[source] std::io::Error),
+    /// The redaction settings are invalid (an unknown kind in
+    /// `ANOSYS_REDACT`, a pattern of `ANOSYS_REDACT_PATTERNS` that does not
+    /// compile); the error names the variable and the pattern.
+    #[error(transparent)]
+    Redaction(crate::redact::RedactError),
     /// The price file (`ANOSYS_PRICES`) cannot be used.
     #[error("cannot use the price file of ANOSYS_PRICES")]
     Prices(#[source] crate::cost::PriceError),
@@ -245,6 +250,7 @@ pub struct PipelineBuilder {
     builtin: bool,
     resource: Option<Resource>,
     before_send: Option<BeforeSend>,
+    redaction: Option<crate::redact::RedactionConfig>,
 }
 
 /// The local sink of `kind` (SQLite store or JSON-lines file).
@@ -317,6 +323,23 @@ impl PipelineBuilder {
         self
     }
 
+    /// Redacts what `redaction` says instead of what the `redact` and
+    /// `redact_patterns` settings (`ANOSYS_REDACT`,
+    /// `ANOSYS_REDACT_PATTERNS`) say: code wins over the environment.
+    ///
+    /// ```
+    /// use anosys::redact::{Kind, RedactionConfig};
+    /// let config = anosys::Config::builder().sinks([anosys::SinkKind::Stdout]).build()?;
+    /// let redaction = RedactionConfig::default().with_kind(Kind::Email).with_pattern("order", "ORD-[0-9]{8}");
+    /// let pipeline = anosys::Pipeline::builder(config).redaction(redaction).build()?;
+    /// # pipeline.shutdown(None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn redaction(mut self, redaction: crate::redact::RedactionConfig) -> Self {
+        self.redaction = Some(redaction);
+        self
+    }
+
     /// Checks the configuration ([`Config::validate`]), starts the
     /// background thread and returns the pipeline. Never touches the
     /// network: key resolution happens on the background thread. Changes
@@ -364,6 +387,18 @@ impl PipelineBuilder {
             steps: process::Steps {
                 hiding: process::Hiding::from_config(&config),
                 prices: process::Prices::from_config(&config).map_err(InitError::Prices)?,
+                redactor: {
+                    let redaction = match self.redaction {
+                        Some(r) => r,
+                        None => crate::redact::RedactionConfig::from_env_values(
+                            config.redact.as_deref(),
+                            config.redact_patterns.as_deref(),
+                        )
+                        .map_err(InitError::Redaction)?,
+                    };
+                    let redactor = crate::redact::Redactor::new(&redaction).map_err(InitError::Redaction)?;
+                    redaction.is_enabled().then_some(redactor)
+                },
                 max_attribute_bytes: config.max_attribute_bytes,
                 sampler: (config.sample_rate < 1.0).then(|| {
                     sample::Sampler::new(sample::Policy {
@@ -455,7 +490,7 @@ impl Pipeline {
 
     /// A builder, to add sinks or set the resource.
     pub fn builder(config: Config) -> PipelineBuilder {
-        PipelineBuilder { config, extra: Vec::new(), builtin: true, resource: None, before_send: None }
+        PipelineBuilder { config, extra: Vec::new(), builtin: true, resource: None, before_send: None, redaction: None }
     }
 
     /// Queues a record for delivery without blocking. Returns `false` (and

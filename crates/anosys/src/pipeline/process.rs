@@ -14,6 +14,7 @@ use super::limits;
 use super::sample::{Sampler, Sorted};
 use crate::config::Config;
 use crate::cost::{self, PriceTable};
+use crate::redact::Redactor;
 use crate::record::{Record, RecordKind};
 
 /// Content the settings hide (OpenInference's `OPENINFERENCE_HIDE_*`).
@@ -106,6 +107,8 @@ impl Prices {
 pub(crate) struct Steps {
     pub hiding: Hiding,
     pub prices: Prices,
+    /// `None` when redaction is off.
+    pub redactor: Option<Redactor>,
     pub max_attribute_bytes: usize,
     pub sampler: Option<Sampler>,
 }
@@ -128,6 +131,9 @@ impl Steps {
             self.hiding.apply(record);
         }
         cost::price_record(self.prices.table(), record);
+        if let Some(redactor) = &self.redactor {
+            redactor.redact_record(record);
+        }
         let cut = limits::cap_record(record, self.max_attribute_bytes);
         let cost_nano_usd = record
             .attribute("gen_ai.usage.cost")
