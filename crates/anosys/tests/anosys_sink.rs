@@ -73,7 +73,11 @@ fn posts_one_flat_object_per_record_with_the_fixed_table() {
     assert_eq!(mapping["gen_ai.request.model"], "gen_ai_request_model");
     assert_eq!(mapping["source"], "cvs200");
 
-    let summary = json!({
+    // The pipeline prices the call before the sink sees it.
+    let mut priced = llm_record();
+    anosys::cost::price_record(anosys::cost::PriceTable::builtin(), &mut priced);
+    let cost = priced.attribute("gen_ai.usage.cost").cloned().expect("gpt-4o has a price");
+    let mut summary = json!({
         "gen_ai.request.model": "gpt-4o",
         "gen_ai.request.temperature": 0.2,
         "gen_ai.usage.input_tokens": 12,
@@ -82,7 +86,17 @@ fn posts_one_flat_object_per_record_with_the_fixed_table() {
         "server.address": "api.openai.com",
         "server.port": 443,
         "is_streaming": true,
+        "gen_ai.usage.cost": cost.clone(),
     });
+    let cost_parts: Vec<(String, Value)> = priced
+        .attributes
+        .iter()
+        .filter(|(k, _)| k.starts_with("anosys.cost."))
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    for (k, v) in &cost_parts {
+        summary[k.as_str()] = v.clone();
+    }
     let expected = json!({
         "otel_name": "chat gpt-4o",
         "otel_trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -115,7 +129,13 @@ fn posts_one_flat_object_per_record_with_the_fixed_table() {
         "cvb2": true,
         "cvs18": summary.to_string(),
         "anosys_record_id": "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        "gen_ai_usage_cost": cost,
     });
+    let mut expected = expected;
+    for (k, v) in cost_parts {
+        let column = mapping[&k].as_str().unwrap().to_owned();
+        expected[column] = v;
+    }
     assert_eq!(Value::Object(body), expected);
 }
 
@@ -393,7 +413,10 @@ fn jsonl_and_stdout_sinks_run_together_with_anosys() {
     let line = std::fs::read_to_string(dir.join("fallback.jsonl")).unwrap();
     let back: Record = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(back.trace_id, r.trace_id);
-    assert_eq!(back.attributes, r.attributes);
+    // What the pipeline adds: the call's price.
+    let mut priced = r.clone();
+    anosys::cost::price_record(anosys::cost::PriceTable::builtin(), &mut priced);
+    assert_eq!(back.attributes, priced.attributes);
     assert!(anosys::sinks::StdoutSink::line(&r).contains("model=gpt-4o"));
 }
 
