@@ -57,7 +57,11 @@ fn rows_carry_the_indexed_columns_and_the_whole_record() {
     assert_eq!(row.7, llm.trace_id.to_string());
     assert!(row.8 >= 0.0);
     let stored = support::stored(&db);
-    assert_eq!(stored[0].attributes, llm.attributes);
+    // The whole record, as the pipeline prepared it (priced).
+    let mut priced = llm.clone();
+    anosys::cost::price_record(anosys::cost::PriceTable::builtin(), &mut priced);
+    assert!(priced.attribute("gen_ai.usage.cost").is_some());
+    assert_eq!(stored[0].attributes, priced.attributes);
     assert_eq!(stored[1].name, "signup");
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
