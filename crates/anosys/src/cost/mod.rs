@@ -29,8 +29,8 @@
 //! # How a call is priced
 //!
 //! - The model is the response's (`gen_ai.response.model`), else the
-//!   request's; it is resolved to a table entry as [`resolve`](self::resolve)
-//!   describes (provider prefixes, dates, `ft:` fine-tunes, case).
+//!   request's; it is resolved to a table entry by [`PriceTable::resolve`]
+//!   (provider prefixes, dates, `ft:` fine-tunes, case).
 //! - `gen_ai.usage.input_tokens` includes cache reads
 //!   (`gen_ai.usage.cache_read.input_tokens`) and cache writes
 //!   (`gen_ai.usage.cache_creation.input_tokens`): reads are priced at
