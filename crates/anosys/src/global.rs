@@ -220,10 +220,7 @@ pub(crate) fn global() -> Option<Pipeline> {
 /// ```
 pub fn capture(record: Record) -> bool {
     catch_unwind(AssertUnwindSafe(|| {
-        let hook = HAS_BEFORE_SEND
-            .load(Ordering::Acquire)
-            .then(|| BEFORE_SEND.read().unwrap_or_else(|p| p.into_inner()).clone())
-            .flatten();
+        let hook = global_before_send();
         global().is_some_and(|p| p.submit_through(record, hook.as_deref().map(|f| f as &dyn Fn(&mut Record) -> bool)))
     }))
     .unwrap_or(false)
@@ -237,10 +234,7 @@ pub fn capture_through(record: Record, callback: &dyn Fn(&mut Record) -> bool) -
     catch_unwind(AssertUnwindSafe(|| {
         global().is_some_and(|p| {
             let keep = |r: &mut Record| {
-                let hook = HAS_BEFORE_SEND
-                    .load(Ordering::Acquire)
-                    .then(|| BEFORE_SEND.read().unwrap_or_else(|p| p.into_inner()).clone())
-                    .flatten();
+                let hook = global_before_send();
                 hook.is_none_or(|h| h(r)) && callback(r)
             };
             p.submit_through(record, Some(&keep))
@@ -251,6 +245,14 @@ pub fn capture_through(record: Record, callback: &dyn Fn(&mut Record) -> bool) -
 
 static BEFORE_SEND: RwLock<Option<BeforeSend>> = RwLock::new(None);
 static HAS_BEFORE_SEND: AtomicBool = AtomicBool::new(false);
+
+/// The callback of [`set_before_send`], if any (one atomic load when none).
+fn global_before_send() -> Option<BeforeSend> {
+    HAS_BEFORE_SEND
+        .load(Ordering::Acquire)
+        .then(|| BEFORE_SEND.read().unwrap_or_else(|p| p.into_inner()).clone())
+        .flatten()
+}
 
 /// Calls `callback` with every record captured for the global pipeline
 /// (by [`capture`], the OpenAI client, `#[logger]`, the raw logger), on
