@@ -105,6 +105,7 @@ impl LaneHandle {
             drains: 0,
             flushes: Vec::new(),
             shutdown: None,
+            stop_wait: None,
         };
         let name = lane.name.clone();
         tokio::spawn(lane.run());
@@ -209,6 +210,11 @@ struct Held {
     /// (write-ahead): removed when delivered, left there (and counted as
     /// kept) when not.
     journal: Option<Vec<(usize, i64)>>,
+    /// Its export failed while an earlier batch's was still on its way:
+    /// the report, kept until the earlier one is settled, so that batches
+    /// reach the outbox in the order they were captured (the outbox drops
+    /// its oldest rows when full and sends its oldest first).
+    deferred: Option<ExportReport>,
 }
 
 /// A finished job.
@@ -257,6 +263,10 @@ struct Lane {
     /// Flushes waiting: every batch before `upto` must be dealt with.
     flushes: Vec<FlushWait>,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
+    /// What a shutdown waits for: every batch before `upto`, asked at
+    /// `arrived`, due by `deadline`. A slow sink hands these to the outbox
+    /// as it does for a flush, while there is time left to write them.
+    stop_wait: Option<(u64, Instant, Instant)>,
 }
 
 struct FlushWait {
@@ -292,10 +302,15 @@ impl Lane {
                     }
                 }
                 _ = sleep_until_opt(drain_at) => self.start_drain().await,
-                _ = sleep_until_opt(hand_over_at) => self.hand_over().await,
+                _ = sleep_until_opt(hand_over_at) => {
+                    self.hand_over().await;
+                    self.keep_deferred(false).await;
+                }
                 _ = sleep_until_opt(stop_at) => {}
             }
         }
+        // Failed batches still waiting for their turn.
+        self.keep_deferred(true).await;
         // Sends cut off by the deadline: what was written ahead is kept.
         for h in self.batches.values_mut() {
             if let Some(rows) = h.journal.take() {
@@ -315,7 +330,10 @@ impl Lane {
             LaneMsg::Batch(batch) => {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                self.batches.insert(seq, Held { batch, started: None, retrying: false, handed_over: None, journal: None });
+                self.batches.insert(
+                    seq,
+                    Held { batch, started: None, retrying: false, handed_over: None, journal: None, deferred: None },
+                );
                 self.waiting.push_back(seq);
             }
             LaneMsg::Flush { deadline, reply } => {
@@ -327,6 +345,7 @@ impl Lane {
             }
             LaneMsg::Shutdown { deadline, reply } => {
                 self.stopping = true;
+                self.stop_wait = Some((self.next_seq, Instant::now(), deadline));
                 self.shutdown = Some((deadline, reply));
             }
         }
@@ -347,24 +366,30 @@ impl Lane {
         }
     }
 
-    /// When the lane should hand what the flushes wait for to the outbox:
-    /// an export they wait on has taken longer than [`FLUSH_GRACE`] (or
-    /// half the flush's time).
+    /// What flushes and a shutdown wait for: (every batch before `upto`,
+    /// asked at, due by).
+    fn waits(&self) -> impl Iterator<Item = (u64, Instant, Instant)> + '_ {
+        self.flushes.iter().map(|f| (f.upto, f.arrived, f.deadline)).chain(self.stop_wait)
+    }
+
+    /// When the lane should hand what flushes and a shutdown wait for to
+    /// the outbox: an export they wait on has taken longer than
+    /// [`FLUSH_GRACE`] (or half their time).
     fn hand_over_due(&self) -> Option<Instant> {
         self.outbox.as_ref()?;
-        let upto = self.flushes.iter().map(|f| f.upto).max()?;
+        let upto = self.waits().map(|(upto, _, _)| upto).max()?;
         let oldest = self
             .batches
             .range(..upto)
-            .filter(|(_, h)| h.handed_over.is_none() && !h.retrying)
+            .filter(|(_, h)| h.handed_over.is_none() && !h.retrying && h.deferred.is_none())
             .filter_map(|(_, h)| h.started)
             .min()?;
         let patience =
-            self.flushes.iter().map(|f| f.arrived + (f.deadline.saturating_duration_since(f.arrived)) / 2).min();
+            self.waits().map(|(_, arrived, deadline)| arrived + deadline.saturating_duration_since(arrived) / 2).min();
         Some(patience.map_or(oldest + FLUSH_GRACE, |p| p.min(oldest + FLUSH_GRACE)))
     }
 
-    /// The sink is slow and a flush waits: keeps the batches it waits for
+    /// The sink is slow and a flush (or shutdown) waits: keeps the batches it waits for
     /// in the outbox. Those not started go there as if the destination
     /// were down; those in flight are kept leased to this lane while their
     /// export goes on.
@@ -372,18 +397,18 @@ impl Lane {
         let Some(outbox) = self.outbox.clone() else {
             return;
         };
-        let Some(upto) = self.flushes.iter().map(|f| f.upto).max() else {
+        let Some(upto) = self.waits().map(|(upto, _, _)| upto).max() else {
             return;
         };
         let seqs: Vec<u64> = self
             .batches
             .range(..upto)
-            .filter(|(_, h)| h.handed_over.is_none() && !h.retrying)
+            .filter(|(_, h)| h.handed_over.is_none() && !h.retrying && h.deferred.is_none())
             .map(|(&seq, _)| seq)
             .collect();
         let name = self.name.clone();
         diag::once(&format!("slow-{name}"), LogLevel::Warn, || {
-            format!("the {name} sink is slow: a flush keeps what it waits for in the outbox, to be sent from there")
+            format!("the {name} sink is slow: a flush or shutdown keeps what it waits for in the outbox, to be sent from there")
         });
         for seq in seqs {
             let Some(h) = self.batches.get(&seq) else {
@@ -457,8 +482,11 @@ impl Lane {
                 let counted = handed_over.is_some();
                 if let Some(rows) = journal.or(handed_over) {
                     let next_try = self.wait_left();
-                    let settle =
-                        Settle { retry: rows.iter().map(|&(_, id)| (id, false)).collect(), next_try, ..Default::default() };
+                    let settle = Settle {
+                        retry: rows.iter().map(|&(_, id)| (id, false)).collect(),
+                        next_try,
+                        ..Default::default()
+                    };
                     outbox.settle(settle, &self.counters).await;
                     self.waiting.pop_front();
                     self.backlog = true;
@@ -468,7 +496,11 @@ impl Lane {
                     self.release(seq);
                     continue;
                 }
-                // Behind what is already waiting there.
+                // Behind what is already waiting there, and behind earlier
+                // batches still on their way (they go first if they fail).
+                if self.unsettled_before(seq) {
+                    return;
+                }
                 let all = (0..n).map(|i| (i, false)).collect();
                 if let Some(kept) = store::spill(outbox, &self.counters, batch.records.clone(), all).await {
                     self.waiting.pop_front();
@@ -514,7 +546,39 @@ impl Lane {
         ExportReport::failed_all(n)
     }
 
+    /// Whether a batch before `seq` is still on its way (its export not
+    /// over, or over and waiting to be kept): what fails after it must
+    /// reach the outbox after it.
+    fn unsettled_before(&self, seq: u64) -> bool {
+        self.batches
+            .range(..seq)
+            .any(|(_, h)| h.started.is_some() && h.handed_over.is_none() && h.journal.is_none() && !h.retrying)
+    }
+
+    /// Keeps failed batches whose turn has come (every earlier one is
+    /// settled or on disk) in the outbox, oldest first; with `all`, every
+    /// one that waits (the lane is stopping).
+    async fn keep_deferred(&mut self, all: bool) {
+        let mut ready = Vec::new();
+        for (&seq, h) in &self.batches {
+            if h.deferred.is_some() {
+                ready.push(seq);
+            } else if !all && h.started.is_some() && h.handed_over.is_none() && h.journal.is_none() && !h.retrying {
+                break;
+            }
+        }
+        for seq in ready {
+            let Some(report) = self.batches.get_mut(&seq).and_then(|h| h.deferred.take()) else { continue };
+            self.keep_failed(seq, report).await;
+        }
+    }
+
     async fn finish(&mut self, done: Done) {
+        self.finish_one(done).await;
+        self.keep_deferred(false).await;
+    }
+
+    async fn finish_one(&mut self, done: Done) {
         match done {
             Done::Deliver { seq, report } => self.delivered(seq, report).await,
             Done::Retried { seq, failed, dropped } => {
@@ -580,6 +644,23 @@ impl Lane {
             self.release(seq);
             return;
         }
+        if self.outbox.is_some() && self.unsettled_before(seq) {
+            if let Some(h) = self.batches.get_mut(&seq) {
+                h.deferred = Some(report);
+            }
+            return;
+        }
+        self.keep_failed(seq, report).await;
+    }
+
+    /// Batch `seq` was not (all) delivered: keeps what failed in the
+    /// outbox, or retries it in memory where there is none.
+    async fn keep_failed(&mut self, seq: u64, report: ExportReport) {
+        let Some(batch) = self.batches.get(&seq).map(|h| h.batch.clone()) else {
+            return;
+        };
+        let n = batch.records.len();
+        let mut outcome = Outcome { failed: report.failed.min(n), ..Default::default() };
         if let Some(outbox) = &self.outbox {
             let picks = report.retry.iter().map(|&i| (i, report.uncertain.binary_search(&i).is_ok())).collect();
             if let Some(kept) = store::spill(outbox, &self.counters, batch.records.clone(), picks).await {
@@ -880,7 +961,16 @@ mod store {
         let destination = sink.destination()?;
         let (path, max) = settings.outbox.clone()?;
         let wire = sink.wire_encoder();
-        (max > 0).then(|| Arc::new(OutboxCell { path, destination, max_bytes: max as u64, wire, outbox: Mutex::new(None), order: Default::default() }))
+        (max > 0).then(|| {
+            Arc::new(OutboxCell {
+                path,
+                destination,
+                max_bytes: max as u64,
+                wire,
+                outbox: Mutex::new(None),
+                order: Default::default(),
+            })
+        })
     }
 
     impl OutboxCell {
