@@ -163,6 +163,32 @@ pub enum Command {
   anosys prices openai/gpt-4o-2024-08-06     which entry, why, and its prices by tier
   anosys prices ft:gpt-4o-mini:acme::x1 --prices my-prices.json")]
     Prices(PricesArgs),
+
+    /// Open a local web viewer of the store: records and traces, each
+    /// call's conversation, cost and latency over time; live as
+    /// applications write.
+    ///
+    /// Everything is served from this binary (nothing is fetched from the
+    /// internet). It listens on 127.0.0.1 only, unless given another
+    /// address and a token, which every request must then carry.
+    #[command(after_help = "Examples:
+  anosys ui                                   http://127.0.0.1:4100 (or a free port)
+  anosys ui --db /tmp/demo.db --listen 127.0.0.1:8080
+  ANOSYS_UI_TOKEN=$(openssl rand -hex 16) anosys ui --listen 0.0.0.0:4100   then open /?token=...")]
+    Ui(UiArgs),
+}
+
+/// `anosys ui`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct UiArgs {
+    /// Address to listen on [default: 127.0.0.1:4100, or a free port if taken]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Require this token on every request (needed to listen on a
+    /// non-loopback address) [default: $ANOSYS_UI_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
 }
 
 /// Which records a command looks at.
@@ -296,6 +322,15 @@ pub struct ProxyArgs {
     /// No JSON access-log line per request on stderr.
     #[arg(long)]
     pub quiet: bool,
+
+    /// Also serve the web viewer (`anosys ui`) of the store the proxy
+    /// writes, on its own loopback address (--ui-listen).
+    #[arg(long)]
+    pub ui: bool,
+
+    /// Where the viewer listens with --ui [default: 127.0.0.1:4100, or a free port if taken]
+    #[arg(long, value_name = "ADDR", requires = "ui")]
+    pub ui_listen: Option<std::net::SocketAddr>,
 }
 
 /// `anosys demo-server`.

@@ -11,6 +11,7 @@ pub mod output;
 pub mod proxy;
 pub mod replay;
 pub mod store;
+pub mod ui;
 
 use std::process::ExitCode;
 

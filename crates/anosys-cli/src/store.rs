@@ -76,6 +76,52 @@ pub struct Filter {
     pub trace: Option<String>,
     /// Record kind (`llm_call`, `function_call`, `raw`, `span`).
     pub kind: Option<String>,
+    /// Only records that started before this time (ms since the epoch).
+    pub until_ms: Option<i64>,
+    /// Only records older than this position in the newest-first order
+    /// (a page's cursor).
+    pub before: Option<Cursor>,
+    /// Only records whose stored JSON contains this text (case ignored for
+    /// ASCII letters): prompts, replies, tool arguments, errors.
+    pub text: Option<String>,
+}
+
+/// A position in the newest-first order of records: the last one of a
+/// page, where the next page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The record's start time, ms since the epoch.
+    pub start_ms: i64,
+    /// Its row id.
+    pub id: i64,
+}
+
+impl Cursor {
+    /// `START_MS.ID`, as the viewer's API passes it.
+    pub fn parse(text: &str) -> Option<Cursor> {
+        let (start, id) = text.split_once('.')?;
+        Some(Cursor { start_ms: start.parse().ok()?, id: id.parse().ok()? })
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.start_ms, self.id)
+    }
+}
+
+/// `text` as a LIKE pattern matching it anywhere, `\` escaping.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 impl Filter {
@@ -105,6 +151,21 @@ impl Filter {
         if let Some(k) = &self.kind {
             clauses.push("kind = ?");
             values.push(SqlValue::Text(k.clone()));
+        }
+        if let Some(u) = self.until_ms {
+            clauses.push("start_ms < ?");
+            values.push(SqlValue::Integer(u));
+        }
+        if let Some(c) = self.before {
+            clauses.push("(start_ms, id) < (?, ?)");
+            values.push(SqlValue::Integer(c.start_ms));
+            values.push(SqlValue::Integer(c.id));
+        }
+        if let Some(t) = self.text.as_deref().filter(|t| !t.is_empty()) {
+            // The record as stored: its JSON keeps non-ASCII text as it is
+            // (CJK, Arabic, emoji), so any script matches.
+            clauses.push("record LIKE ? ESCAPE '\\'");
+            values.push(SqlValue::Text(like_pattern(t)));
         }
         if clauses.is_empty() {
             (String::new(), values)
@@ -298,6 +359,122 @@ impl Store {
         Err(StoreError::NotFound(id.to_owned()))
     }
 
+    /// One page of matching records, newest first, and the cursor of the
+    /// next page (`None`: this was the last).
+    pub fn page(&self, filter: &Filter, limit: usize) -> Result<(Vec<Summary>, Option<Cursor>), StoreError> {
+        let limit = limit.max(1);
+        let mut rows = self.latest(filter, limit + 1)?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = more.then(|| rows.last().map(|r| Cursor { start_ms: r.start_ms, id: r.id })).flatten();
+        Ok((rows, next))
+    }
+
+    /// Records written after row `after` (oldest first, at most `limit`):
+    /// what a live tail has not seen yet.
+    pub fn newer_than(&self, after: i64, limit: usize) -> Result<Vec<Summary>, StoreError> {
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {} FROM records WHERE id > ? ORDER BY id LIMIT ?", self.summary_columns()))?;
+        let rows = stmt.query_map(rusqlite::params![after, i64::try_from(limit).unwrap_or(i64::MAX)], summary)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the oldest matching record started (`None`: none match).
+    pub fn oldest_start(&self, filter: &Filter) -> Result<Option<i64>, StoreError> {
+        let (clause, values) = filter.where_clause();
+        Ok(self.conn.query_row(&format!("SELECT min(start_ms) FROM records{clause}"), params_from_iter(values), |r| r.get(0))?)
+    }
+
+    /// The newest row id (0 in an empty store).
+    pub fn last_id(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("SELECT coalesce(max(id), 0) FROM records", [], |r| r.get(0))?)
+    }
+
+    /// Every record of one trace (by its full id), oldest first, with its
+    /// span and parent ids; at most `limit`.
+    pub fn trace(&self, trace_id: &str, limit: usize) -> Result<Vec<TraceSpan>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {}, span_id, json_extract(record, '$.parent_span_id') FROM records
+             WHERE trace_id = ? ORDER BY start_ms, id LIMIT ?",
+            self.summary_columns()
+        ))?;
+        let rows = stmt.query_map(
+            rusqlite::params![trace_id.to_ascii_lowercase(), i64::try_from(limit).unwrap_or(i64::MAX)],
+            |row| Ok(TraceSpan { summary: summary(row)?, span_id: row.get(13)?, parent_span_id: row.get(14)? }),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The models and sources that occur (for a viewer's filters), most
+    /// frequent first, at most `limit` of each.
+    pub fn facets(&self, limit: usize) -> Result<Facets, StoreError> {
+        let column = |name: &str| -> Result<Vec<String>, StoreError> {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {name} FROM records WHERE {name} IS NOT NULL GROUP BY {name} ORDER BY count(*) DESC LIMIT ?"
+            ))?;
+            let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        Ok(Facets { models: column("model")?, sources: column("source")? })
+    }
+
+    /// The matching records' figures over time, in buckets of `bucket_ms`
+    /// (oldest first; buckets without records are left out).
+    pub fn series(&self, filter: &Filter, bucket_ms: i64) -> Result<Vec<Bucket>, StoreError> {
+        let bucket_ms = bucket_ms.max(1);
+        let (clause, values) = filter.where_clause();
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT start_ms, status, duration_ms, {}, input_tokens, output_tokens, {}, kind
+             FROM records{clause} ORDER BY start_ms",
+            self.ttfc, self.cost
+        ))?;
+        let mut rows = stmt.query(params_from_iter(values))?;
+        let mut out: Vec<Bucket> = Vec::new();
+        let mut acc = Acc::default();
+        let mut current: Option<i64> = None;
+        let close = |start: i64, acc: &mut Acc, out: &mut Vec<Bucket>| {
+            let mut a = std::mem::take(acc);
+            out.push(Bucket {
+                start_ms: start,
+                calls: a.calls,
+                errors: a.errors,
+                input_tokens: a.input_tokens,
+                output_tokens: a.output_tokens,
+                cost_usd: a.cost_usd,
+                latency_ms: Percentiles::of(&mut a.latency),
+                time_to_first_chunk_ms: Percentiles::of(&mut a.ttfc),
+            });
+        };
+        while let Some(row) = rows.next()? {
+            let start: i64 = row.get(0)?;
+            let b = start.div_euclid(bucket_ms) * bucket_ms;
+            if current.is_some_and(|c| c != b) {
+                close(current.unwrap_or(b), &mut acc, &mut out);
+            }
+            current = Some(b);
+            acc.calls += 1;
+            if row.get_ref(1)?.as_str().unwrap_or("") == "ERROR" {
+                acc.errors += 1;
+            }
+            if row.get_ref(7)?.as_str().unwrap_or("") != "raw" {
+                acc.latency.push(row.get(2)?);
+            }
+            if let Some(t) = row.get::<_, Option<f64>>(3)? {
+                acc.ttfc.push(t);
+            }
+            acc.input_tokens += row.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64;
+            acc.output_tokens += row.get::<_, Option<i64>>(5)?.unwrap_or(0).max(0) as u64;
+            if let Some(c) = row.get::<_, Option<f64>>(6)?.filter(|c| c.is_finite() && *c >= 0.0) {
+                acc.cost_usd += c;
+                acc.priced += 1;
+            }
+        }
+        if let Some(c) = current {
+            close(c, &mut acc, &mut out);
+        }
+        Ok(out)
+    }
+
     /// Calls, errors, tokens and latency percentiles: per model for LLM
     /// calls, per source for logged functions.
     pub fn stats(&self, filter: &Filter) -> Result<Stats, StoreError> {
@@ -422,6 +599,48 @@ pub struct GroupStats {
     /// had no usage).
     pub priced_calls: u64,
     /// Duration percentiles in ms.
+    pub latency_ms: Option<Percentiles>,
+    /// Time-to-first-chunk percentiles in ms (streams only).
+    pub time_to_first_chunk_ms: Option<Percentiles>,
+}
+
+/// One record of a trace, with what places it in the tree.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceSpan {
+    /// The record's indexed fields.
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Its span id.
+    pub span_id: String,
+    /// Its parent's span id (`None` for a root).
+    pub parent_span_id: Option<String>,
+}
+
+/// What values the store's records take, for filters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Facets {
+    /// Models, most frequent first.
+    pub models: Vec<String>,
+    /// Sources, most frequent first.
+    pub sources: Vec<String>,
+}
+
+/// Figures for one stretch of time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    /// Where the stretch starts, ms since the epoch.
+    pub start_ms: i64,
+    /// Records in it.
+    pub calls: u64,
+    /// Of those, with status `ERROR`.
+    pub errors: u64,
+    /// Prompt tokens, summed.
+    pub input_tokens: u64,
+    /// Completion tokens, summed.
+    pub output_tokens: u64,
+    /// Cost in US dollars, summed over priced calls.
+    pub cost_usd: f64,
+    /// Duration percentiles in ms (raw events left out).
     pub latency_ms: Option<Percentiles>,
     /// Time-to-first-chunk percentiles in ms (streams only).
     pub time_to_first_chunk_ms: Option<Percentiles>,

@@ -274,7 +274,7 @@ pub(super) fn run(db: Option<PathBuf>, args: DemoArgs) -> Result<(), CliError> {
             _ => format!(" --db {}", db_path.display()),
         };
         say(format!(
-            "\n{}\n  anosys logs{db_flag}            everything stored, newest first\n  anosys show {id}{db_flag}          one record in full\n  anosys stats{db_flag}           calls, errors, tokens and latency per model\n",
+            "\n{}\n  anosys logs{db_flag}            everything stored, newest first\n  anosys show {id}{db_flag}          one record in full\n  anosys stats{db_flag}           calls, errors, tokens and latency per model\n  anosys ui{db_flag}              look at them in your browser (traces, conversations, cost)\n",
             paint(HEADING, "Next:")
         ));
     }

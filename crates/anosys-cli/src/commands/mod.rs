@@ -10,6 +10,7 @@ mod send;
 mod show;
 mod stats;
 mod status;
+mod ui;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -134,6 +135,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Send(args) => send::run(&open_store(db)?, args),
         Command::Status(args) => status::run(&store_path(db)?, args),
         Command::Prices(args) => prices::run(args),
+        Command::Ui(args) => ui::run(db, args),
     }
 }
 
@@ -188,6 +190,7 @@ pub fn filter(args: &FilterArgs) -> Result<Filter, CliError> {
         source: args.source.clone(),
         trace: args.trace.clone(),
         kind: args.kind.map(|k| RecordKind::from(k).as_str().to_owned()),
+        ..Filter::default()
     })
 }
 

@@ -11,7 +11,7 @@ use crate::output::{paint, ACCENT, HEADING};
 use crate::proxy::{Proxy, ProxyConfig, Route};
 
 /// A multi-threaded runtime, and a listener on `addr` in it.
-fn runtime_and_listener(addr: std::net::SocketAddr) -> Result<(tokio::runtime::Runtime, tokio::net::TcpListener), CliError> {
+pub(super) fn runtime_and_listener(addr: std::net::SocketAddr) -> Result<(tokio::runtime::Runtime, tokio::net::TcpListener), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -24,7 +24,7 @@ fn runtime_and_listener(addr: std::net::SocketAddr) -> Result<(tokio::runtime::R
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -68,6 +68,7 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
         builder = builder.db_path(db);
     }
     let config = builder.build()?;
+    let store = config.db_path().to_path_buf();
     let pipeline = anosys::Pipeline::new(config)?;
     let destinations = pipeline.destinations().to_vec();
     let proxy_config = ProxyConfig {
@@ -95,6 +96,12 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
             "  point clients at it: OPENAI_BASE_URL={}/v1 (GET /healthz, GET /metrics); Ctrl-C stops",
             Proxy::base_url(addr)
         );
+        if args.ui {
+            let access = super::ui::access(None);
+            let viewer = super::ui::listen(args.ui_listen, &access, &store).await?;
+            // Stops with the runtime, after the proxy.
+            tokio::spawn(crate::ui::serve(viewer, crate::ui::Viewer { db: store, access }, std::future::pending()));
+        }
         proxy.serve(listener, shutdown_signal()).await.map_err(CliError::from)
     });
     drop(runtime);

@@ -1,0 +1,282 @@
+//! The viewer's JSON API, under `/api/`: what the page uses, and usable by
+//! scripts (see the README, "anosys ui").
+//!
+//! | route | answers |
+//! |---|---|
+//! | `GET /api/info` | the store's path, how many records, the newest row id |
+//! | `GET /api/records` | a page of records, newest first, and the next page's cursor |
+//! | `GET /api/records/{id}` | one record in full (row id or span id) |
+//! | `GET /api/traces/{trace_id}` | every record of a trace, oldest first, with parent ids |
+//! | `GET /api/stats` | totals per model and source, and figures over time |
+//! | `GET /api/facets` | models and sources seen (for filters) |
+//! | `GET /api/stream?after=ID` | server-sent events: each record written after row `ID` |
+//!
+//! Filters (records, stats): `since`, `until` (ms since the epoch, a
+//! duration back from now such as `2h`, or a UTC time), `model`, `source`
+//! (globs), `kind`, `status`, `trace`, `q` (text anywhere in the record),
+//! and for records `limit` (at most 1,000) and `cursor`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::Viewer;
+use crate::store::{Cursor, Filter, Store, StoreError};
+
+/// Most records one page holds.
+pub const MAX_PAGE: usize = 1000;
+/// Most records of one trace returned.
+pub const MAX_TRACE: usize = 20_000;
+
+/// The API's routes.
+pub fn router(viewer: Arc<Viewer>) -> Router {
+    Router::new()
+        .route("/info", get(info))
+        .route("/records", get(records))
+        .route("/records/{id}", get(record))
+        .route("/traces/{trace_id}", get(trace))
+        .route("/stats", get(stats))
+        .route("/facets", get(facets))
+        .route("/stream", get(stream))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API route").into_response() })
+        .with_state(viewer)
+}
+
+/// An API error: its status and a JSON `{"error": ...}` body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = match e {
+            StoreError::NotFound(_) | StoreError::Missing(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.message}))).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Runs `f` on the blocking pool with the store open; `None` when there is
+/// no store yet (nothing captured).
+async fn with_store<T: Send + 'static>(
+    viewer: &Viewer,
+    f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+) -> Result<Option<T>, ApiError> {
+    let path = viewer.db.clone();
+    tokio::task::spawn_blocking(move || match Store::open(&path) {
+        Ok(store) => f(&store).map(Some),
+        Err(StoreError::Missing(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the query failed unexpectedly"))?
+}
+
+/// Filters of the records and stats routes.
+#[derive(Debug, Default, Deserialize)]
+pub struct FilterQuery {
+    since: Option<String>,
+    until: Option<String>,
+    model: Option<String>,
+    source: Option<String>,
+    kind: Option<String>,
+    status: Option<String>,
+    trace: Option<String>,
+    q: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    buckets: Option<u32>,
+}
+
+/// A time as ms since the epoch, a duration back from now, or a UTC time.
+fn when(name: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = text.trim().parse::<i64>() {
+        return Ok(ms);
+    }
+    crate::commands::parse_since(text, SystemTime::now()).map_err(|e| ApiError::bad(format!("{name}: {}", e.message)))
+}
+
+impl FilterQuery {
+    fn filter(&self) -> Result<Filter, ApiError> {
+        let some = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let kind = match some(&self.kind).as_deref() {
+            None => None,
+            Some(k @ ("llm_call" | "function_call" | "raw" | "span")) => Some(k.to_owned()),
+            Some(k) => return Err(ApiError::bad(format!("kind {k:?}: use llm_call, function_call, raw or span"))),
+        };
+        let status = match some(&self.status).map(|s| s.to_ascii_uppercase()).as_deref() {
+            None => None,
+            Some(s @ ("OK" | "ERROR" | "UNSET")) => Some(s.to_owned()),
+            Some(s) => return Err(ApiError::bad(format!("status {s:?}: use ok, error or unset"))),
+        };
+        let trace = some(&self.trace);
+        if trace.as_deref().is_some_and(|t| !t.chars().all(|c| c.is_ascii_hexdigit())) {
+            return Err(ApiError::bad("trace: a trace id (hex digits) or a prefix of one"));
+        }
+        let before = match some(&self.cursor) {
+            None => None,
+            Some(c) => Some(Cursor::parse(&c).ok_or_else(|| ApiError::bad("cursor: use the next_cursor of a page"))?),
+        };
+        Ok(Filter {
+            since_ms: some(&self.since).map(|s| when("since", &s)).transpose()?,
+            until_ms: some(&self.until).map(|s| when("until", &s)).transpose()?,
+            model: some(&self.model),
+            source: some(&self.source),
+            kind,
+            status,
+            trace,
+            text: self.q.clone().filter(|q| !q.trim().is_empty()),
+            before,
+        })
+    }
+}
+
+async fn info(State(viewer): State<Arc<Viewer>>) -> ApiResult {
+    let db = viewer.db.display().to_string();
+    let found = with_store(&viewer, |store| Ok((store.count(&Filter::default())?, store.last_id()?))).await?;
+    Ok(Json(match found {
+        Some((records, last_id)) => json!({"db": db, "exists": true, "records": records, "last_id": last_id}),
+        None => json!({"db": db, "exists": false, "records": 0, "last_id": 0}),
+    }))
+}
+
+async fn records(State(viewer): State<Arc<Viewer>>, Query(q): Query<FilterQuery>) -> ApiResult {
+    let filter = q.filter()?;
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let page = with_store(&viewer, move |store| Ok(store.page(&filter, limit)?)).await?;
+    let (rows, next) = page.unwrap_or_default();
+    Ok(Json(json!({"records": rows, "next_cursor": next.map(|c| c.to_string())})))
+}
+
+async fn record(State(viewer): State<Arc<Viewer>>, Path(id): Path<String>) -> ApiResult {
+    let found = with_store(&viewer, move |store| {
+        let stored = store.get(&id)?;
+        let record: Value = serde_json::from_str(&stored.json)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("record {} is not valid JSON: {e}", stored.id)))?;
+        Ok(json!({"id": stored.id, "record": record}))
+    })
+    .await?;
+    found.map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no records yet"))
+}
+
+async fn trace(State(viewer): State<Arc<Viewer>>, Path(trace_id): Path<String>) -> ApiResult {
+    if trace_id.len() != 32 || !trace_id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::bad("a trace id is 32 hex digits"));
+    }
+    let id = trace_id.clone();
+    let spans = with_store(&viewer, move |store| Ok(store.trace(&id, MAX_TRACE + 1)?)).await?.unwrap_or_default();
+    if spans.is_empty() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no records in trace {trace_id}")));
+    }
+    let truncated = spans.len() > MAX_TRACE;
+    let spans = &spans[..spans.len().min(MAX_TRACE)];
+    Ok(Json(json!({"trace_id": trace_id.to_ascii_lowercase(), "records": spans, "truncated": truncated})))
+}
+
+async fn stats(State(viewer): State<Arc<Viewer>>, Query(q): Query<FilterQuery>) -> ApiResult {
+    let filter = q.filter()?;
+    let buckets = i64::from(q.buckets.unwrap_or(60).clamp(1, 1000));
+    let found = with_store(&viewer, move |store| {
+        let totals = store.stats(&filter)?;
+        // The range: as asked, else what the records span.
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        let (first, last) = match (filter.since_ms, filter.until_ms) {
+            (Some(s), Some(u)) => (s, u),
+            (Some(s), None) => (s, now),
+            _ => {
+                let range = store.latest(&filter, 1)?.first().map(|r| r.start_ms);
+                let oldest = store.oldest_start(&filter)?;
+                (oldest.unwrap_or(now), filter.until_ms.or(range).unwrap_or(now))
+            }
+        };
+        let bucket_ms = ((last - first).max(1000) + buckets - 1) / buckets;
+        let bucket_ms = nice_bucket(bucket_ms);
+        let series = store.series(&filter, bucket_ms)?;
+        Ok(json!({"totals": totals, "bucket_ms": bucket_ms, "series": series}))
+    })
+    .await?;
+    Ok(Json(found.unwrap_or_else(|| json!({"totals": null, "bucket_ms": 60_000, "series": []}))))
+}
+
+/// The smallest of the usual bucket widths (1 s … 1 day) at least `ms`.
+fn nice_bucket(ms: i64) -> i64 {
+    const WIDTHS: [i64; 14] = [
+        1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 600_000, 1_800_000, 3_600_000, 10_800_000, 21_600_000,
+        43_200_000, 86_400_000, 604_800_000,
+    ];
+    WIDTHS.into_iter().find(|&w| w >= ms).unwrap_or(ms)
+}
+
+async fn facets(State(viewer): State<Arc<Viewer>>) -> ApiResult {
+    let found = with_store(&viewer, |store| Ok(store.facets(200)?)).await?;
+    Ok(Json(match found {
+        Some(f) => json!(f),
+        None => json!({"models": [], "sources": []}),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    after: Option<i64>,
+}
+
+/// How often the live stream looks for new records.
+const POLL: Duration = Duration::from_millis(500);
+
+async fn stream(
+    State(viewer): State<Arc<Viewer>>,
+    Query(q): Query<StreamQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let start = match q.after {
+        Some(a) => a,
+        None => with_store(&viewer, |store| Ok(store.last_id()?)).await.ok().flatten().unwrap_or(0),
+    };
+    let events = futures_util::stream::unfold((viewer, start, Vec::new()), |(viewer, mut after, mut ready)| async move {
+        loop {
+            if let Some(row) = ready.pop() {
+                let event = Event::default().event("record").json_data(&row).unwrap_or_else(|_| Event::default());
+                return Some((Ok(event), (viewer, after, ready)));
+            }
+            tokio::time::sleep(POLL).await;
+            let from = after;
+            let rows = with_store(&viewer, move |store| Ok(store.newer_than(from, 500)?)).await.ok().flatten().unwrap_or_default();
+            if let Some(last) = rows.last() {
+                after = last.id;
+            }
+            // Popped from the end: oldest first.
+            ready = rows.into_iter().rev().collect();
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
