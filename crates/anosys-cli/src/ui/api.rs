@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::Viewer;
-use crate::store::{Cursor, Filter, Store, StoreError};
+use crate::store::{Bucket, Cursor, Filter, Store, StoreError};
 
 /// Most records one page holds.
 pub const MAX_PAGE: usize = 1000;
@@ -222,11 +222,47 @@ async fn stats(State(viewer): State<Arc<Viewer>>, Query(q): Query<FilterQuery>) 
         };
         let bucket_ms = ((last - first).max(1000) + buckets - 1) / buckets;
         let bucket_ms = nice_bucket(bucket_ms);
-        let series = store.series(&filter, bucket_ms)?;
+        let series = dense(store.series(&filter, bucket_ms)?, first, last, bucket_ms);
         Ok(json!({"totals": totals, "bucket_ms": bucket_ms, "series": series}))
     })
     .await?;
     Ok(Json(found.unwrap_or_else(|| json!({"totals": null, "bucket_ms": 60_000, "series": []}))))
+}
+
+/// Every bucket from `first` to `last` (those without records empty, so a
+/// chart shows the quiet stretches), as long as there are at most a few
+/// thousand; else the buckets with records only.
+fn dense(series: Vec<Bucket>, first: i64, last: i64, bucket_ms: i64) -> Vec<Bucket> {
+    let start = first.div_euclid(bucket_ms) * bucket_ms;
+    let end = series.last().map_or(last - 1, |b| b.start_ms.max(last - 1));
+    if end < start || (end - start) / bucket_ms > 5000 {
+        return series;
+    }
+    let mut have = series.into_iter().peekable();
+    let mut out = Vec::new();
+    let mut t = start;
+    while t <= end {
+        // Buckets before the range (records older than `first`) come first.
+        while let Some(b) = have.next_if(|b| b.start_ms < t) {
+            out.push(b);
+        }
+        match have.next_if(|b| b.start_ms == t) {
+            Some(b) => out.push(b),
+            None => out.push(Bucket {
+                start_ms: t,
+                calls: 0,
+                errors: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+                cost_usd: 0.0,
+                latency_ms: None,
+                time_to_first_chunk_ms: None,
+            }),
+        }
+        t += bucket_ms;
+    }
+    out.extend(have);
+    out
 }
 
 /// The smallest of the usual bucket widths (1 s … 1 day) at least `ms`.

@@ -489,7 +489,7 @@
     const opts = {
       width: 520,
       height: 200,
-      series: [{}].concat(series.map((s) => ({ label: s.label, stroke: s.color, width: 2, value: (u, v) => (v === null || v === undefined ? "" : format(v)) }))),
+      series: [{}].concat(series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: true, points: { show: true, size: 4 }, value: (u, v) => (v === null || v === undefined ? "" : format(v)) }))),
       axes: [{}, { values: (u, vals) => vals.map(format), size: 70 }],
       scales: { x: { time: true } },
     };
