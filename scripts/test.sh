@@ -20,6 +20,15 @@ pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" -r "$clients/requirements.txt" -r "$python_pkg/tests/requirements.txt"
 npm ci --prefix "$clients" --no-audit --no-fund --loglevel=error
 
+# The viewer's browser tests drive Debian's headless Chromium through
+# chromedriver (crates/anosys-cli/tests/ui_browser.rs): installed here when
+# missing and this is Debian as root (as on CI); else install the packages
+# chromium and chromium-driver yourself.
+if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 cargo test --workspace --all-features "$@"
 
 # The Python package: built by maturin (from PyPI) through pip, then tested
