@@ -133,8 +133,10 @@ fn filters_narrow_the_list() {
     let records = generated(210, start);
     write(&db, &records);
     let server = Server::start(&db, None);
-    let count = |query: &str| server.json(&format!("/api/records?limit=1000&{query}"))["records"].as_array().unwrap().len();
-    let expect = |keep: &dyn Fn(usize, &Record) -> bool| records.iter().enumerate().filter(|(i, r)| keep(*i, r)).count();
+    let count =
+        |query: &str| server.json(&format!("/api/records?limit=1000&{query}"))["records"].as_array().unwrap().len();
+    let expect =
+        |keep: &dyn Fn(usize, &Record) -> bool| records.iter().enumerate().filter(|(i, r)| keep(*i, r)).count();
 
     assert_eq!(count("model=gpt-4o"), expect(&|_, r| r.attribute("gen_ai.request.model") == Some(&json!("gpt-4o"))));
     assert_eq!(count("model=gpt-4o*"), expect(&|_, r| r.kind == RecordKind::LlmCall && !r.name.contains("o3")));
@@ -145,7 +147,7 @@ fn filters_narrow_the_list() {
     assert_eq!(count("since=1800000100000&until=1800000110000"), 10);
     assert_eq!(count("q=question%20number%2043"), 1);
     assert_eq!(count("q=question%20number%2042"), 0); // a logged function, not a chat
-    // Faceted values, most frequent first.
+                                                      // Faceted values, most frequent first.
     let facets = server.json("/api/facets");
     let models: BTreeSet<&str> = facets["models"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     assert_eq!(models, MODELS.into_iter().collect());
@@ -254,7 +256,8 @@ fn stats_add_up_over_time_and_per_model() {
     // The first ten seconds: durations 100..=109 ms.
     assert_eq!(series[0]["latency_ms"]["p50"], 104.0);
     assert_eq!(stats["totals"]["records"], 120);
-    let per_model: u64 = stats["totals"]["models"].as_array().unwrap().iter().map(|m| m["calls"].as_u64().unwrap()).sum();
+    let per_model: u64 =
+        stats["totals"]["models"].as_array().unwrap().iter().map(|m| m["calls"].as_u64().unwrap()).sum();
     assert_eq!(per_model, records.iter().filter(|r| r.kind == RecordKind::LlmCall).count() as u64);
 }
 
@@ -314,7 +317,8 @@ fn every_answer_carries_the_security_headers_and_only_local_assets() {
 fn only_loopback_hosts_are_answered_without_a_token() {
     let (_dir, db) = temp_store();
     let server = Server::start(&db, None);
-    let with_host = |host: &str| client().get(format!("{}/api/info", server.base)).header("host", host).send().unwrap().status();
+    let with_host =
+        |host: &str| client().get(format!("{}/api/info", server.base)).header("host", host).send().unwrap().status();
     assert_eq!(with_host("localhost:4100"), 200);
     assert_eq!(with_host("127.0.0.1"), 200);
     // DNS rebinding: a page of another site, resolved to 127.0.0.1.
@@ -339,7 +343,8 @@ fn a_token_is_required_on_every_request_when_set() {
     let pair = cookie.split(';').next().unwrap().to_owned();
     assert_eq!(client().get(url("/api/records")).header("cookie", pair).send().unwrap().status(), 200);
     // With a token, any Host is answered (it is what protects the viewer).
-    let other = client().get(url("/api/info")).header("host", "viewer.lan:4100").bearer_auth("s3cret-token").send().unwrap();
+    let other =
+        client().get(url("/api/info")).header("host", "viewer.lan:4100").bearer_auth("s3cret-token").send().unwrap();
     assert_eq!(other.status(), 200);
 }
 

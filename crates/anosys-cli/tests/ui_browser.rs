@@ -172,7 +172,8 @@ fn views_keys_and_live_tail_work_in_chromium() {
     let third = rows(&browser)[2].clone();
     assert_eq!(selected, third);
     browser.keys("\u{E007}"); // Enter
-    browser.wait_for("the record", "return location.hash.startsWith('#/record/') && document.querySelector('.detail h2')");
+    browser
+        .wait_for("the record", "return location.hash.startsWith('#/record/') && document.querySelector('.detail h2')");
     let title = browser.run("return document.querySelector('.detail h2').textContent", vec![]);
     assert_eq!(title, third);
     browser.keys("\u{E00C}"); // Escape
@@ -200,7 +201,8 @@ fn views_keys_and_live_tail_work_in_chromium() {
     let call = call.as_str().unwrap();
     assert!(call.contains("get_weather") && call.contains("call_weather_1"), "{call}");
     assert!(call.contains("\"city\": \"Tokyo\""), "formatted JSON: {call}");
-    let roles = browser.run("return Array.from(document.querySelectorAll('.chat .msg .role')).map(r => r.textContent)", vec![]);
+    let roles =
+        browser.run("return Array.from(document.querySelectorAll('.chat .msg .role')).map(r => r.textContent)", vec![]);
     assert_eq!(roles, json!(["system", "user", "assistant · tool_calls"]));
     browser.save_screenshot("record");
     // The reply's markdown: bold as an element, the rest as text.
@@ -302,7 +304,10 @@ fn script_payloads_in_captured_content_never_run() {
     let viewer = Viewer::start(&db);
     let browser = Browser::start();
     browser.go(&viewer.url);
-    browser.wait_for("the list", &format!("return document.querySelectorAll('table.records tbody tr').length === {}", records.len()));
+    browser.wait_for(
+        "the list",
+        &format!("return document.querySelectorAll('table.records tbody tr').length === {}", records.len()),
+    );
     // Counts what would show that something tried to run: payload hits, and
     // anything the Content-Security-Policy had to block.
     browser.run(

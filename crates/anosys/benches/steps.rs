@@ -33,7 +33,11 @@ fn background(c: &mut Criterion) {
     let redactor = Redactor::new(&RedactionConfig::default()).unwrap();
     let record = chat_record(true);
     let body = encoder.encode_to_vec(&record, &resource, SystemTime::now());
-    eprintln!("record: {} bytes of JSON, {} bytes as an AnoSys body", serde_json::to_vec(&record).unwrap().len(), body.len());
+    eprintln!(
+        "record: {} bytes of JSON, {} bytes as an AnoSys body",
+        serde_json::to_vec(&record).unwrap().len(),
+        body.len()
+    );
     {
         // The steps do what they should on this record.
         let mut r = record.clone();

@@ -26,7 +26,8 @@ pub(super) async fn listen(
         access.check_listen(addr).map_err(|e| CliError::new(e).hint("listen on 127.0.0.1, or set ANOSYS_UI_TOKEN"))?;
     }
     let listener = ui::bind(listen).await.map_err(|e| {
-        CliError::new(format!("cannot listen for the viewer: {e}")).hint("pick another address with --listen 127.0.0.1:PORT")
+        CliError::new(format!("cannot listen for the viewer: {e}"))
+            .hint("pick another address with --listen 127.0.0.1:PORT")
     })?;
     let addr = listener.local_addr()?;
     let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };

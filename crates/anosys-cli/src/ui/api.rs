@@ -182,8 +182,9 @@ async fn records(State(viewer): State<Arc<Viewer>>, Query(q): Query<FilterQuery>
 async fn record(State(viewer): State<Arc<Viewer>>, Path(id): Path<String>) -> ApiResult {
     let found = with_store(&viewer, move |store| {
         let stored = store.get(&id)?;
-        let record: Value = serde_json::from_str(&stored.json)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("record {} is not valid JSON: {e}", stored.id)))?;
+        let record: Value = serde_json::from_str(&stored.json).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("record {} is not valid JSON: {e}", stored.id))
+        })?;
         Ok(json!({"id": stored.id, "record": record}))
     })
     .await?;
@@ -268,8 +269,20 @@ fn dense(series: Vec<Bucket>, first: i64, last: i64, bucket_ms: i64) -> Vec<Buck
 /// The smallest of the usual bucket widths (1 s … 1 day) at least `ms`.
 fn nice_bucket(ms: i64) -> i64 {
     const WIDTHS: [i64; 14] = [
-        1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 600_000, 1_800_000, 3_600_000, 10_800_000, 21_600_000,
-        43_200_000, 86_400_000, 604_800_000,
+        1_000,
+        5_000,
+        10_000,
+        30_000,
+        60_000,
+        300_000,
+        600_000,
+        1_800_000,
+        3_600_000,
+        10_800_000,
+        21_600_000,
+        43_200_000,
+        86_400_000,
+        604_800_000,
     ];
     WIDTHS.into_iter().find(|&w| w >= ms).unwrap_or(ms)
 }
@@ -298,21 +311,26 @@ async fn stream(
         Some(a) => a,
         None => with_store(&viewer, |store| Ok(store.last_id()?)).await.ok().flatten().unwrap_or(0),
     };
-    let events = futures_util::stream::unfold((viewer, start, Vec::new()), |(viewer, mut after, mut ready)| async move {
-        loop {
-            if let Some(row) = ready.pop() {
-                let event = Event::default().event("record").json_data(&row).unwrap_or_else(|_| Event::default());
-                return Some((Ok(event), (viewer, after, ready)));
+    let events =
+        futures_util::stream::unfold((viewer, start, Vec::new()), |(viewer, mut after, mut ready)| async move {
+            loop {
+                if let Some(row) = ready.pop() {
+                    let event = Event::default().event("record").json_data(&row).unwrap_or_else(|_| Event::default());
+                    return Some((Ok(event), (viewer, after, ready)));
+                }
+                tokio::time::sleep(POLL).await;
+                let from = after;
+                let rows = with_store(&viewer, move |store| Ok(store.newer_than(from, 500)?))
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                if let Some(last) = rows.last() {
+                    after = last.id;
+                }
+                // Popped from the end: oldest first.
+                ready = rows.into_iter().rev().collect();
             }
-            tokio::time::sleep(POLL).await;
-            let from = after;
-            let rows = with_store(&viewer, move |store| Ok(store.newer_than(from, 500)?)).await.ok().flatten().unwrap_or_default();
-            if let Some(last) = rows.last() {
-                after = last.id;
-            }
-            // Popped from the end: oldest first.
-            ready = rows.into_iter().rev().collect();
-        }
-    });
+        });
     Sse::new(events).keep_alive(KeepAlive::default())
 }

@@ -121,7 +121,8 @@ async fn guard(State(viewer): State<Arc<Viewer>>, request: Request, next: Next) 
                 return refuse(StatusCode::UNAUTHORIZED, "this viewer needs its token: open it with ?token=TOKEN");
             }
             if offered_query.is_some() {
-                set_cookie = HeaderValue::from_str(&format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict")).ok();
+                set_cookie =
+                    HeaderValue::from_str(&format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict")).ok();
             }
         }
     }
@@ -164,8 +165,7 @@ fn loopback_host(headers: &HeaderMap) -> bool {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -186,7 +186,11 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {
-    query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == "token").map(|(_, v)| percent_decode(v))
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| percent_decode(v))
 }
 
 /// Decodes `%XX` escapes and `+` (as a space) of a query value.
@@ -196,7 +200,11 @@ pub(crate) fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' => match bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            b'%' => match bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 Some(b) => {
                     out.push(b);
                     i += 3;
@@ -238,6 +246,8 @@ mod tests {
         assert!(open.check_listen("127.0.0.1:1".parse().unwrap()).is_ok());
         assert!(open.check_listen("0.0.0.0:1".parse().unwrap()).unwrap_err().contains("ANOSYS_UI_TOKEN"));
         assert!(Access { token: Some("t".into()) }.check_listen("0.0.0.0:1".parse().unwrap()).is_ok());
-        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab"));
+        assert!(
+            constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab")
+        );
     }
 }

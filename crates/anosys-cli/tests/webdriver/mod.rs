@@ -129,9 +129,17 @@ impl Browser {
 
     /// Sends keys to the page (to whatever has the focus).
     pub fn keys(&self, keys: &str) {
-        let actions: Vec<Value> =
-            keys.chars().flat_map(|c| [json!({"type": "keyDown", "value": c.to_string()}), json!({"type": "keyUp", "value": c.to_string()})]).collect();
-        self.session_call("POST", "/actions", json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}));
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|c| {
+                [json!({"type": "keyDown", "value": c.to_string()}), json!({"type": "keyUp", "value": c.to_string()})]
+            })
+            .collect();
+        self.session_call(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        );
         self.session_call("DELETE", "/actions", Value::Null);
     }
 
