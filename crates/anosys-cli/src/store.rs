@@ -110,6 +110,19 @@ impl fmt::Display for Cursor {
     }
 }
 
+/// `column GLOB ?`, or `column = ?` when the pattern has no wildcard (the
+/// same rows, and the index on `(column, start_ms)` then gives them newest
+/// first without a sort).
+fn glob_or_equal(column: &'static str, pattern: &str) -> &'static str {
+    let wild = pattern.contains(['*', '?', '[']);
+    match (column, wild) {
+        ("model", true) => "model GLOB ?",
+        ("model", false) => "model = ?",
+        (_, true) => "source GLOB ?",
+        (_, false) => "source = ?",
+    }
+}
+
 /// `text` as a LIKE pattern matching it anywhere, `\` escaping.
 fn like_pattern(text: &str) -> String {
     let mut p = String::with_capacity(text.len() + 2);
@@ -133,7 +146,7 @@ impl Filter {
             values.push(SqlValue::Integer(s));
         }
         if let Some(m) = &self.model {
-            clauses.push("model GLOB ?");
+            clauses.push(glob_or_equal("model", m));
             values.push(SqlValue::Text(m.clone()));
         }
         if let Some(s) = &self.status {
@@ -141,7 +154,7 @@ impl Filter {
             values.push(SqlValue::Text(s.to_ascii_uppercase()));
         }
         if let Some(s) = &self.source {
-            clauses.push("source GLOB ?");
+            clauses.push(glob_or_equal("source", s));
             values.push(SqlValue::Text(s.clone()));
         }
         if let Some(t) = &self.trace {
@@ -299,7 +312,7 @@ impl Store {
         values.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT {} FROM records{clause} ORDER BY start_ms DESC, id DESC LIMIT ?", self.summary_columns()))?;
+            .prepare_cached(&format!("SELECT {} FROM records{clause} ORDER BY start_ms DESC, id DESC LIMIT ?", self.summary_columns()))?;
         let rows = stmt.query_map(params_from_iter(values), summary)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -309,7 +322,7 @@ impl Store {
         let (clause, mut values) = filter.where_clause();
         values.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let mut stmt =
-            self.conn.prepare(&format!("SELECT id, record FROM records{clause} ORDER BY start_ms DESC, id DESC LIMIT ?"))?;
+            self.conn.prepare_cached(&format!("SELECT id, record FROM records{clause} ORDER BY start_ms DESC, id DESC LIMIT ?"))?;
         let rows = stmt.query_map(params_from_iter(values), |r| Ok(Stored { id: r.get(0)?, json: r.get(1)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -324,7 +337,7 @@ impl Store {
         let (clause, values) = filter.where_clause();
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT id, record FROM records{clause} ORDER BY start_ms, id"))
+            .prepare_cached(&format!("SELECT id, record FROM records{clause} ORDER BY start_ms, id"))
             .map_err(StoreError::from)?;
         let mut rows = stmt.query(params_from_iter(values)).map_err(StoreError::from)?;
         while let Some(row) = rows.next().map_err(StoreError::from)? {
@@ -348,7 +361,7 @@ impl Store {
             Some(Err(e)) => return Err(e.into()),
         }
         if id.len() >= 4 && id.chars().all(|c| c.is_ascii_hexdigit()) {
-            let mut stmt = self.conn.prepare("SELECT id, record FROM records WHERE span_id GLOB ? LIMIT 2")?;
+            let mut stmt = self.conn.prepare_cached("SELECT id, record FROM records WHERE span_id GLOB ? LIMIT 2")?;
             let found: Vec<Stored> = stmt
                 .query_map([format!("{}*", id.to_ascii_lowercase())], |r| Ok(Stored { id: r.get(0)?, json: r.get(1)? }))?
                 .collect::<Result<_, _>>()?;
@@ -374,7 +387,7 @@ impl Store {
     /// what a live tail has not seen yet.
     pub fn newer_than(&self, after: i64, limit: usize) -> Result<Vec<Summary>, StoreError> {
         let mut stmt =
-            self.conn.prepare(&format!("SELECT {} FROM records WHERE id > ? ORDER BY id LIMIT ?", self.summary_columns()))?;
+            self.conn.prepare_cached(&format!("SELECT {} FROM records WHERE id > ? ORDER BY id LIMIT ?", self.summary_columns()))?;
         let rows = stmt.query_map(rusqlite::params![after, i64::try_from(limit).unwrap_or(i64::MAX)], summary)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -393,7 +406,7 @@ impl Store {
     /// Every record of one trace (by its full id), oldest first, with its
     /// span and parent ids; at most `limit`.
     pub fn trace(&self, trace_id: &str, limit: usize) -> Result<Vec<TraceSpan>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {}, span_id, json_extract(record, '$.parent_span_id') FROM records
              WHERE trace_id = ? ORDER BY start_ms, id LIMIT ?",
             self.summary_columns()
@@ -409,7 +422,7 @@ impl Store {
     /// frequent first, at most `limit` of each.
     pub fn facets(&self, limit: usize) -> Result<Facets, StoreError> {
         let column = |name: &str| -> Result<Vec<String>, StoreError> {
-            let mut stmt = self.conn.prepare(&format!(
+            let mut stmt = self.conn.prepare_cached(&format!(
                 "SELECT {name} FROM records WHERE {name} IS NOT NULL GROUP BY {name} ORDER BY count(*) DESC LIMIT ?"
             ))?;
             let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
@@ -423,7 +436,7 @@ impl Store {
     pub fn series(&self, filter: &Filter, bucket_ms: i64) -> Result<Vec<Bucket>, StoreError> {
         let bucket_ms = bucket_ms.max(1);
         let (clause, values) = filter.where_clause();
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT start_ms, status, duration_ms, {}, input_tokens, output_tokens, {}, kind
              FROM records{clause} ORDER BY start_ms",
             self.ttfc, self.cost
@@ -479,7 +492,7 @@ impl Store {
     /// calls, per source for logged functions.
     pub fn stats(&self, filter: &Filter) -> Result<Stats, StoreError> {
         let (clause, values) = filter.where_clause();
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT kind, model, source, status, duration_ms, {}, input_tokens, output_tokens, {}
              FROM records{clause}",
             self.ttfc, self.cost

@@ -23,7 +23,7 @@ impl Server {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let viewer = Viewer { db: db.to_owned(), access: Access { token: token.map(str::to_owned) } };
+        let viewer = Viewer::new(db.to_owned(), Access { token: token.map(str::to_owned) });
         runtime.spawn(ui::serve(listener, viewer, std::future::pending()));
         Server { base, _runtime: runtime }
     }

@@ -100,7 +100,7 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
             let access = super::ui::access(None);
             let viewer = super::ui::listen(args.ui_listen, &access, &store).await?;
             // Stops with the runtime, after the proxy.
-            tokio::spawn(crate::ui::serve(viewer, crate::ui::Viewer { db: store, access }, std::future::pending()));
+            tokio::spawn(crate::ui::serve(viewer, crate::ui::Viewer::new(store, access), std::future::pending()));
         }
         proxy.serve(listener, shutdown_signal()).await.map_err(CliError::from)
     });

@@ -43,7 +43,10 @@ pub(super) async fn listen(
 pub(super) fn run(db: Option<PathBuf>, args: UiArgs) -> Result<(), CliError> {
     let db = store_path(db)?;
     let access = access(args.token);
+    // Small: two workers, and at most four store queries at once.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
         .enable_all()
         .build()
         .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
@@ -53,6 +56,6 @@ pub(super) fn run(db: Option<PathBuf>, args: UiArgs) -> Result<(), CliError> {
             eprintln!("  no store at {} yet: records appear as applications write them", db.display());
         }
         eprintln!("  Ctrl-C stops");
-        ui::serve(listener, Viewer { db, access }, shutdown_signal()).await.map_err(CliError::from)
+        ui::serve(listener, Viewer::new(db, access), shutdown_signal()).await.map_err(CliError::from)
     })
 }

@@ -90,17 +90,18 @@ type ApiResult = Result<Json<Value>, ApiError>;
 /// Runs `f` on the blocking pool with the store open; `None` when there is
 /// no store yet (nothing captured).
 async fn with_store<T: Send + 'static>(
-    viewer: &Viewer,
+    viewer: &Arc<Viewer>,
     f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<Option<T>, ApiError> {
-    let path = viewer.db.clone();
-    tokio::task::spawn_blocking(move || match Store::open(&path) {
-        Ok(store) => f(&store).map(Some),
-        Err(StoreError::Missing(_)) => Ok(None),
+    let viewer = viewer.clone();
+    let done = tokio::task::spawn_blocking(move || viewer.with_store(f))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the query failed unexpectedly"))?;
+    match done {
+        Ok(Some(result)) => result.map(Some),
+        Ok(None) => Ok(None),
         Err(e) => Err(e.into()),
-    })
-    .await
-    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the query failed unexpectedly"))?
+    }
 }
 
 /// Filters of the records and stats routes.
@@ -163,7 +164,7 @@ impl FilterQuery {
 }
 
 async fn info(State(viewer): State<Arc<Viewer>>) -> ApiResult {
-    let db = viewer.db.display().to_string();
+    let db = viewer.db().display().to_string();
     let found = with_store(&viewer, |store| Ok((store.count(&Filter::default())?, store.last_id()?))).await?;
     Ok(Json(match found {
         Some((records, last_id)) => json!({"db": db, "exists": true, "records": records, "last_id": last_id}),

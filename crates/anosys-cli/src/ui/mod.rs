@@ -61,13 +61,51 @@ impl Access {
     }
 }
 
-/// What the viewer's handlers share.
+/// What the viewer's handlers share: the store's path, who may use it, and
+/// a few open read-only connections to the store, reused.
 #[derive(Debug)]
 pub struct Viewer {
+    db: PathBuf,
+    access: Access,
+    idle: std::sync::Mutex<Vec<crate::store::Store>>,
+}
+
+/// Most idle connections kept open.
+const IDLE_STORES: usize = 4;
+
+impl Viewer {
+    /// A viewer of the store at `db`.
+    pub fn new(db: PathBuf, access: Access) -> Viewer {
+        Viewer { db, access, idle: std::sync::Mutex::new(Vec::new()) }
+    }
+
     /// The store's path.
-    pub db: PathBuf,
-    /// Who may use it.
-    pub access: Access,
+    pub fn db(&self) -> &std::path::Path {
+        &self.db
+    }
+
+    /// Runs `f` with an open store (a kept connection, else a new one);
+    /// `Ok(None)` when there is no store yet.
+    pub(crate) fn with_store<T>(
+        &self,
+        f: impl FnOnce(&crate::store::Store) -> T,
+    ) -> Result<Option<T>, crate::store::StoreError> {
+        let kept = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let store = match kept {
+            Some(store) => store,
+            None => match crate::store::Store::open(&self.db) {
+                Ok(store) => store,
+                Err(crate::store::StoreError::Missing(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            },
+        };
+        let out = f(&store);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_STORES {
+            idle.push(store);
+        }
+        Ok(Some(out))
+    }
 }
 
 /// The viewer: the page, its assets and the API, behind the access checks

@@ -89,6 +89,13 @@ impl Browser {
         self.session_call("POST", "/execute/sync", json!({"script": script, "args": args}))
     }
 
+    /// Runs `script` asynchronously: it ends by calling its last argument
+    /// with the value to return (script timeout 60 s).
+    pub fn run_async(&self, script: &str, args: Vec<Value>) -> Value {
+        self.session_call("POST", "/timeouts", json!({"script": 60_000}));
+        self.session_call("POST", "/execute/async", json!({"script": script, "args": args}))
+    }
+
     /// Waits up to 15 s for `script` to return something truthy; returns it.
     pub fn wait_for(&self, what: &str, script: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(15);
