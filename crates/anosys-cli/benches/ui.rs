@@ -138,7 +138,7 @@ fn main() {
         (
             "model = gpt-4o",
             "/api/records?limit=100&model=gpt-4o".into(),
-            format!("SELECT {columns} FROM records WHERE model GLOB 'gpt-4o' ORDER BY start_ms DESC, id DESC LIMIT 101"),
+            format!("SELECT {columns} FROM records WHERE model = 'gpt-4o' ORDER BY start_ms DESC, id DESC LIMIT 101"),
         ),
         (
             "errors",
@@ -148,12 +148,12 @@ fn main() {
         (
             "last 24 h, functions of one source",
             format!("/api/records?limit=100&since={day_ago}&kind=function_call&source=billing"),
-            format!("SELECT {columns} FROM records WHERE start_ms >= {day_ago} AND kind = 'function_call' AND source GLOB 'billing' ORDER BY start_ms DESC, id DESC LIMIT 101"),
+            format!("SELECT {columns} FROM records WHERE start_ms >= {day_ago} AND kind = 'function_call' AND source = 'billing' ORDER BY start_ms DESC, id DESC LIMIT 101"),
         ),
         (
             "errors of one model",
             "/api/records?limit=100&status=error&model=o4-mini".into(),
-            format!("SELECT {columns} FROM records WHERE status = 'ERROR' AND model GLOB 'o4-mini' ORDER BY start_ms DESC, id DESC LIMIT 101"),
+            format!("SELECT {columns} FROM records WHERE status = 'ERROR' AND model = 'o4-mini' ORDER BY start_ms DESC, id DESC LIMIT 101"),
         ),
         (
             "search, common text",

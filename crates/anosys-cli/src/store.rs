@@ -123,6 +123,10 @@ fn glob_or_equal(column: &'static str, pattern: &str) -> &'static str {
     }
 }
 
+/// How many times 10,000 SQLite steps a search scans before it asks the
+/// index (about 20–50 ms).
+pub const SCAN_BUDGET: u32 = 300;
+
 /// `text` as a LIKE pattern matching it anywhere, `\` escaping.
 fn like_pattern(text: &str) -> String {
     let mut p = String::with_capacity(text.len() + 2);
@@ -244,6 +248,8 @@ pub struct Store {
     ttfc: &'static str,
     /// `cost_usd`, or `NULL` in a store of schema version 2 or older.
     cost: &'static str,
+    /// The search index attached as `search`, if one is.
+    search: Option<PathBuf>,
 }
 
 fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
@@ -278,7 +284,7 @@ impl Store {
         };
         let ttfc = if has("time_to_first_chunk_ms")? { "time_to_first_chunk_ms" } else { "NULL" };
         let cost = if has("cost_usd")? { "cost_usd" } else { "NULL" };
-        Ok(Store { conn, path: path.to_owned(), ttfc, cost })
+        Ok(Store { conn, path: path.to_owned(), ttfc, cost, search: None })
     }
 
     fn summary_columns(&self) -> String {
@@ -377,6 +383,78 @@ impl Store {
     pub fn page(&self, filter: &Filter, limit: usize) -> Result<(Vec<Summary>, Option<Cursor>), StoreError> {
         let limit = limit.max(1);
         let mut rows = self.latest(filter, limit + 1)?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = more.then(|| rows.last().map(|r| Cursor { start_ms: r.start_ms, id: r.id })).flatten();
+        Ok((rows, next))
+    }
+
+    /// [`page`](Self::page) for a filter with text, helped by the viewer's
+    /// search index (`index`: its file, and the row it covers up to). A
+    /// scan newest first answers at once when matches are common; when it
+    /// has read for a while without filling the page, the index answers for
+    /// the rows it covers and a scan for the newer ones: the same records,
+    /// in the same order.
+    pub fn page_searching(
+        &mut self,
+        filter: &Filter,
+        limit: usize,
+        index: Option<(&Path, i64)>,
+        scan_budget: u32,
+    ) -> Result<(Vec<Summary>, Option<Cursor>), StoreError> {
+        let text = filter.text.as_deref().filter(|t| !t.is_empty());
+        let (Some(text), Some((index, upto))) = (text, index) else {
+            return self.page(filter, limit);
+        };
+        let Some(phrase) = crate::ui::search::phrase(text) else {
+            return self.page(filter, limit);
+        };
+        // The scan, on a budget of SQLite steps (tens of milliseconds; with
+        // none, the index answers at once).
+        if scan_budget > 0 {
+            let mut steps = 0u32;
+            self.conn.progress_handler(
+                10_000,
+                Some(move || {
+                    steps += 1;
+                    steps > scan_budget
+                }),
+            )?;
+            let scanned = self.page(filter, limit);
+            self.conn.progress_handler(0, None::<fn() -> bool>)?;
+            match scanned {
+                Err(StoreError::Query(rusqlite::Error::SqliteFailure(e, _)))
+                    if e.code == rusqlite::ErrorCode::OperationInterrupted => {}
+                done => return done,
+            }
+        }
+        if self.search.as_deref() != Some(index) {
+            if self.search.take().is_some() {
+                self.conn.execute("DETACH DATABASE search", [])?;
+            }
+            self.conn.execute("ATTACH DATABASE ?1 AS search", [index.to_string_lossy()])?;
+            self.search = Some(index.to_owned());
+        }
+        let limit = limit.max(1);
+        let base = Filter { text: None, ..filter.clone() };
+        let (clause, values) = base.where_clause();
+        let and = if clause.is_empty() { " WHERE ".to_owned() } else { format!("{clause} AND ") };
+        let columns = self.summary_columns();
+        let sql = format!(
+            "SELECT * FROM (
+                SELECT {columns} FROM records{and}id IN (SELECT rowid FROM search.text WHERE text MATCH ?)
+                UNION ALL
+                SELECT {columns} FROM records{and}id > ? AND record LIKE ? ESCAPE '\\'
+             ) ORDER BY start_ms DESC, id DESC LIMIT ?"
+        );
+        let mut params = values.clone();
+        params.push(SqlValue::Text(phrase));
+        params.extend(values);
+        params.push(SqlValue::Integer(upto));
+        params.push(SqlValue::Text(like_pattern(text)));
+        params.push(SqlValue::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows: Vec<Summary> = stmt.query_map(params_from_iter(params), summary)?.collect::<Result<_, _>>()?;
         let more = rows.len() > limit;
         rows.truncate(limit);
         let next = more.then(|| rows.last().map(|r| Cursor { start_ms: r.start_ms, id: r.id })).flatten();

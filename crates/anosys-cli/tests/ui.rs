@@ -20,10 +20,13 @@ struct Server {
 
 impl Server {
     fn start(db: &Path, token: Option<&str>) -> Server {
+        Server::serve(Viewer::new(db.to_owned(), Access { token: token.map(str::to_owned) }))
+    }
+
+    fn serve(viewer: Viewer) -> Server {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let viewer = Viewer::new(db.to_owned(), Access { token: token.map(str::to_owned) });
         runtime.spawn(ui::serve(listener, viewer, std::future::pending()));
         Server { base, _runtime: runtime }
     }
@@ -183,6 +186,88 @@ fn search_finds_text_in_any_script() {
     // LIKE wildcards in the query are literal.
     assert_eq!(ids(&server.json(&format!("/api/records?q={}", urlencode("0% _l")))), vec![4]);
     assert!(ids(&server.json(&format!("/api/records?q={}", urlencode("%")))).len() == 1);
+}
+
+/// Every page of a search, as (id, start) pairs.
+fn all_pages(server: &Server, query: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = server.json(&format!("/api/records?limit=40&{query}&cursor={cursor}"));
+        out.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn the_search_index_answers_as_the_scan_does() {
+    let (_dir, db) = temp_store();
+    let start = SystemTime::now() - Duration::from_secs(3600);
+    let texts = [
+        "東京の天気を教えて",
+        "ما هو الطقس اليوم",
+        "ship it 🚀🔥 today",
+        "she said \"no\" twice",
+        "C:\\temp\\x",
+        "MiXeD CaSe WoRdS",
+    ];
+    let mut records = generated(300, start);
+    for (i, r) in records.iter_mut().enumerate() {
+        r.output = Some(json!([{"role": "assistant", "parts": [{"type": "text", "content": texts[i % texts.len()]}]}]));
+    }
+    write(&db, &records);
+    let scanning = Server::serve(Viewer::new(db.clone(), Access::default()));
+    let indexed = Server::serve(Viewer::new(db.clone(), Access::default()).with_scan_budget(0));
+    let caught_up = |server: &Server| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let info = server.json("/api/info");
+            if info["search_indexed_upto"] == info["last_id"] {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the index never caught up: {info}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    caught_up(&indexed);
+    assert!(db.with_extension("db.search").exists());
+    // Rows written after the index was built are found too (by the scan of
+    // what the index does not cover yet, or by the index once it has them).
+    let mut later = generated(30, SystemTime::now());
+    for r in &mut later {
+        r.output = Some(json!("東京の天気を教えて, later"));
+    }
+    write(&db, &later);
+    let queries = [
+        "東京の天気",
+        "الطقس",
+        "🚀🔥",
+        "said \"no\"",
+        "C:\\temp",
+        "mixed case",
+        "question number 1",
+        "later",
+        "nowhere at all",
+        "天気を教",
+        "question",
+        "it failed",
+    ];
+    for q in queries {
+        for filter in ["", "&status=error", "&model=gpt-4o", "&kind=llm_call&since=2h"] {
+            let query = format!("q={}{filter}", urlencode(q));
+            let expected = all_pages(&scanning, &query);
+            assert_eq!(all_pages(&indexed, &query), expected, "{query}");
+        }
+    }
+    // What each finds is what it should.
+    assert_eq!(all_pages(&indexed, &format!("q={}", urlencode("東京の天気"))).len(), 50 + 30);
+    assert_eq!(all_pages(&indexed, &format!("q={}", urlencode("mixed case"))).len(), 50);
+    assert_eq!(all_pages(&indexed, &format!("q={}", urlencode("said \"no\""))).len(), 50);
+    caught_up(&indexed);
+    assert_eq!(all_pages(&indexed, &format!("q={}", urlencode("later"))).len(), 30);
 }
 
 fn urlencode(text: &str) -> String {

@@ -91,7 +91,7 @@ type ApiResult = Result<Json<Value>, ApiError>;
 /// no store yet (nothing captured).
 async fn with_store<T: Send + 'static>(
     viewer: &Arc<Viewer>,
-    f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<Option<T>, ApiError> {
     let viewer = viewer.clone();
     let done = tokio::task::spawn_blocking(move || viewer.with_store(f))
@@ -157,17 +157,28 @@ impl FilterQuery {
             kind,
             status,
             trace,
-            text: self.q.clone().filter(|q| !q.trim().is_empty()),
+            // As it appears in the stored JSON (quotes and backslashes
+            // escaped; other scripts as they are).
+            text: self.q.as_deref().filter(|q| !q.trim().is_empty()).map(json_escaped),
             before,
         })
     }
+}
+
+/// `text` as it is written inside a JSON string.
+fn json_escaped(text: &str) -> String {
+    let quoted = serde_json::to_string(text).unwrap_or_default();
+    quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or("").to_owned()
 }
 
 async fn info(State(viewer): State<Arc<Viewer>>) -> ApiResult {
     let db = viewer.db().display().to_string();
     let found = with_store(&viewer, |store| Ok((store.count(&Filter::default())?, store.last_id()?))).await?;
     Ok(Json(match found {
-        Some((records, last_id)) => json!({"db": db, "exists": true, "records": records, "last_id": last_id}),
+        Some((records, last_id)) => json!({
+            "db": db, "exists": true, "records": records, "last_id": last_id,
+            "search_indexed_upto": viewer.search_index().map_or(0, |(_, upto)| upto),
+        }),
         None => json!({"db": db, "exists": false, "records": 0, "last_id": 0}),
     }))
 }
@@ -175,7 +186,12 @@ async fn info(State(viewer): State<Arc<Viewer>>) -> ApiResult {
 async fn records(State(viewer): State<Arc<Viewer>>, Query(q): Query<FilterQuery>) -> ApiResult {
     let filter = q.filter()?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let page = with_store(&viewer, move |store| Ok(store.page(&filter, limit)?)).await?;
+    let index = viewer.search_index();
+    let budget = viewer.scan_budget;
+    let page = with_store(&viewer, move |store| {
+        Ok(store.page_searching(&filter, limit, index.as_ref().map(|(p, upto)| (p.as_path(), *upto)), budget)?)
+    })
+    .await?;
     let (rows, next) = page.unwrap_or_default();
     Ok(Json(json!({"records": rows, "next_cursor": next.map(|c| c.to_string())})))
 }
@@ -192,7 +208,16 @@ async fn record(State(viewer): State<Arc<Viewer>>, Path(id): Path<String>) -> Ap
     found.map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no records yet"))
 }
 
-async fn trace(State(viewer): State<Arc<Viewer>>, Path(trace_id): Path<String>) -> ApiResult {
+/// A trace as the API answers it (serialised straight from the rows, with
+/// no JSON tree in between: a trace can hold thousands of records).
+#[derive(serde::Serialize)]
+struct TraceAnswer {
+    trace_id: String,
+    records: Vec<crate::store::TraceSpan>,
+    truncated: bool,
+}
+
+async fn trace(State(viewer): State<Arc<Viewer>>, Path(trace_id): Path<String>) -> Result<Json<TraceAnswer>, ApiError> {
     if trace_id.len() != 32 || !trace_id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(ApiError::bad("a trace id is 32 hex digits"));
     }
@@ -201,9 +226,10 @@ async fn trace(State(viewer): State<Arc<Viewer>>, Path(trace_id): Path<String>) 
     if spans.is_empty() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no records in trace {trace_id}")));
     }
+    let mut spans = spans;
     let truncated = spans.len() > MAX_TRACE;
-    let spans = &spans[..spans.len().min(MAX_TRACE)];
-    Ok(Json(json!({"trace_id": trace_id.to_ascii_lowercase(), "records": spans, "truncated": truncated})))
+    spans.truncate(MAX_TRACE);
+    Ok(Json(TraceAnswer { trace_id: trace_id.to_ascii_lowercase(), records: spans, truncated }))
 }
 
 async fn stats(State(viewer): State<Arc<Viewer>>, Query(q): Query<FilterQuery>) -> ApiResult {

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod search;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -68,6 +69,10 @@ pub struct Viewer {
     db: PathBuf,
     access: Access,
     idle: std::sync::Mutex<Vec<crate::store::Store>>,
+    index: search::SearchIndex,
+    /// Rows up to this id are in the search index (0: none yet).
+    indexed_upto: std::sync::atomic::AtomicI64,
+    scan_budget: u32,
 }
 
 /// Most idle connections kept open.
@@ -76,7 +81,60 @@ const IDLE_STORES: usize = 4;
 impl Viewer {
     /// A viewer of the store at `db`.
     pub fn new(db: PathBuf, access: Access) -> Viewer {
-        Viewer { db, access, idle: std::sync::Mutex::new(Vec::new()) }
+        let index = search::SearchIndex::for_store(&db);
+        let upto = index.indexed_upto().unwrap_or(0);
+        Viewer {
+            db,
+            access,
+            idle: std::sync::Mutex::new(Vec::new()),
+            index,
+            indexed_upto: std::sync::atomic::AtomicI64::new(upto),
+            scan_budget: crate::store::SCAN_BUDGET,
+        }
+    }
+
+    /// How long a search scans the store newest first before it asks the
+    /// index, in units of 10,000 SQLite steps ([`crate::store::SCAN_BUDGET`]
+    /// by default; 0: the index answers whatever it covers). For tests and
+    /// benchmarks that compare the two ways.
+    pub fn with_scan_budget(mut self, budget: u32) -> Viewer {
+        self.scan_budget = budget;
+        self
+    }
+
+    /// The search index's progress: the row it covers up to (0: none).
+    pub fn indexed_upto(&self) -> i64 {
+        self.indexed_upto.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The search index's file and the row it covers up to, once it covers
+    /// any.
+    pub(crate) fn search_index(&self) -> Option<(std::path::PathBuf, i64)> {
+        let upto = self.indexed_upto.load(std::sync::atomic::Ordering::Acquire);
+        (upto > 0).then(|| (self.index.path().to_owned(), upto))
+    }
+
+    /// Extends the search index by up to `max` rows; whether it has caught
+    /// up with the store.
+    fn index_some(&self, max: usize) -> bool {
+        match self.index.catch_up(max) {
+            Ok(Some(p)) => {
+                self.indexed_upto.store(p.indexed_upto, std::sync::atomic::Ordering::Release);
+                p.indexed_upto >= p.last_id
+            }
+            Ok(None) => true,
+            Err(e) => {
+                // Said once; search scans the store meanwhile.
+                static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+                if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    anstream::eprintln!(
+                        "warning: the viewer cannot keep its search index at {} ({e}); search scans the store instead",
+                        self.index.path().display()
+                    );
+                }
+                true
+            }
+        }
     }
 
     /// The store's path.
@@ -88,10 +146,10 @@ impl Viewer {
     /// `Ok(None)` when there is no store yet.
     pub(crate) fn with_store<T>(
         &self,
-        f: impl FnOnce(&crate::store::Store) -> T,
+        f: impl FnOnce(&mut crate::store::Store) -> T,
     ) -> Result<Option<T>, crate::store::StoreError> {
         let kept = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let store = match kept {
+        let mut store = match kept {
             Some(store) => store,
             None => match crate::store::Store::open(&self.db) {
                 Ok(store) => store,
@@ -99,7 +157,7 @@ impl Viewer {
                 Err(e) => return Err(e),
             },
         };
-        let out = f(&store);
+        let out = f(&mut store);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < IDLE_STORES {
             idle.push(store);
@@ -111,7 +169,10 @@ impl Viewer {
 /// The viewer: the page, its assets and the API, behind the access checks
 /// and security headers.
 pub fn router(viewer: Viewer) -> Router {
-    let viewer = Arc::new(viewer);
+    router_of(Arc::new(viewer))
+}
+
+fn router_of(viewer: Arc<Viewer>) -> Router {
     Router::new()
         .merge(assets::router())
         .nest("/api", api::router(viewer.clone()))
@@ -127,7 +188,25 @@ pub async fn serve(
     viewer: Viewer,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(viewer)).with_graceful_shutdown(shutdown).await
+    let viewer = Arc::new(viewer);
+    // The search index, kept up with the store in the background.
+    let indexer = tokio::spawn(keep_indexing(viewer.clone()));
+    let served = axum::serve(listener, router_of(viewer)).with_graceful_shutdown(shutdown).await;
+    indexer.abort();
+    served
+}
+
+/// Rows indexed per transaction.
+const INDEX_BATCH: usize = 20_000;
+
+async fn keep_indexing(viewer: Arc<Viewer>) {
+    loop {
+        let v = viewer.clone();
+        let caught_up = tokio::task::spawn_blocking(move || v.index_some(INDEX_BATCH)).await.unwrap_or(true);
+        if caught_up {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
 }
 
 /// Binds `addr`, or when none is given 127.0.0.1:[`DEFAULT_PORT`], else a

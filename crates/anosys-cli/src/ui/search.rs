@@ -1,0 +1,151 @@
+//! The viewer's full-text index: SQLite FTS5 with the trigram tokenizer,
+//! over each record as stored (its JSON: prompts, replies, tool arguments,
+//! errors, in any script), in a file of its own next to the store
+//! (`<store>.search`).
+//!
+//! The viewer builds and extends it in the background, from the rows the
+//! store gained since, so applications writing the store never pay for it
+//! and a store of any age becomes searchable. Rows not indexed yet are
+//! searched by a plain scan, so answers are complete at any moment. If the
+//! store is replaced (its row ids start again), the index starts again.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+/// The index beside `store`.
+#[derive(Debug, Clone)]
+pub struct SearchIndex {
+    path: PathBuf,
+    store: PathBuf,
+}
+
+/// How far the index has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Every row up to this id is indexed.
+    pub indexed_upto: i64,
+    /// The newest row of the store.
+    pub last_id: i64,
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+    CREATE VIRTUAL TABLE IF NOT EXISTS text USING fts5(record, tokenize = 'trigram', content = '');
+";
+
+impl SearchIndex {
+    /// The index of the store at `store`: `<store>.search`.
+    pub fn for_store(store: &Path) -> SearchIndex {
+        let mut name = store.as_os_str().to_owned();
+        name.push(".search");
+        SearchIndex { path: PathBuf::from(name), store: store.to_owned() }
+    }
+
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Indexes up to `max` rows the index lacks, oldest first, in one
+    /// transaction. `Ok(None)` when there is no store yet.
+    pub fn catch_up(&self, max: usize) -> rusqlite::Result<Option<Progress>> {
+        if !self.store.exists() {
+            return Ok(None);
+        }
+        let mut conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute("ATTACH DATABASE ?1 AS store", [store_uri(&self.store)])?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let meta = |key: &str| -> rusqlite::Result<Option<rusqlite::types::Value>> {
+            tx.query_row("SELECT value FROM meta WHERE key = ?", [key], |r| r.get(0)).optional()
+        };
+        let mut upto = match meta("indexed_upto")? {
+            Some(rusqlite::types::Value::Integer(n)) => n,
+            _ => 0,
+        };
+        // The same store? The row the index ended at must still be there,
+        // with the same span id.
+        if upto > 0 {
+            let span: Option<String> =
+                tx.query_row("SELECT span_id FROM store.records WHERE id = ?", [upto], |r| r.get(0)).optional()?;
+            let known = match meta("last_span_id")? {
+                Some(rusqlite::types::Value::Text(s)) => Some(s),
+                _ => None,
+            };
+            if span.is_none() || span != known {
+                tx.execute("INSERT INTO text(text) VALUES ('delete-all')", [])?;
+                upto = 0;
+            }
+        }
+        let last_id: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM store.records", [], |r| r.get(0))?;
+        let added = tx.execute(
+            "INSERT INTO text(rowid, record) SELECT id, record FROM store.records WHERE id > ?1 ORDER BY id LIMIT ?2",
+            rusqlite::params![upto, i64::try_from(max).unwrap_or(i64::MAX)],
+        )?;
+        if added > 0 || upto == 0 {
+            let (new_upto, span): (i64, Option<String>) = tx
+                .query_row(
+                    "SELECT id, span_id FROM store.records WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2",
+                    rusqlite::params![upto, added as i64 - 1],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .unwrap_or((upto, None));
+            tx.execute("INSERT OR REPLACE INTO meta VALUES ('indexed_upto', ?1)", [new_upto])?;
+            tx.execute("INSERT OR REPLACE INTO meta VALUES ('last_span_id', ?1)", [span])?;
+            upto = new_upto;
+        }
+        tx.commit()?;
+        Ok(Some(Progress { indexed_upto: upto, last_id }))
+    }
+
+    /// How far the index has come, without changing it (`None`: no index
+    /// yet, or not readable).
+    pub fn indexed_upto(&self) -> Option<i64> {
+        if !self.path.exists() {
+            return None;
+        }
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        conn.query_row("SELECT value FROM meta WHERE key = 'indexed_upto'", [], |r| r.get(0)).ok()
+    }
+}
+
+/// `store` as a read-only SQLite URI.
+fn store_uri(store: &Path) -> String {
+    let mut uri = String::from("file:");
+    for b in store.to_string_lossy().bytes() {
+        match b {
+            b'?' | b'#' | b'%' | 0x80.. => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(b as char),
+        }
+    }
+    uri.push_str("?mode=ro");
+    uri
+}
+
+/// `text` as an FTS5 phrase (double quotes doubled), or `None` when it is
+/// too short for trigrams (under three characters).
+pub fn phrase(text: &str) -> Option<String> {
+    (text.chars().count() >= 3).then(|| format!("\"{}\"", text.replace('"', "\"\"")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrases_and_uris() {
+        assert_eq!(phrase("ab"), None);
+        assert_eq!(phrase("東京の").as_deref(), Some("\"東京の\""));
+        assert_eq!(phrase("say \"hi\"").as_deref(), Some("\"say \"\"hi\"\"\""));
+        assert_eq!(store_uri(Path::new("/tmp/a?b#c%d.db")), "file:/tmp/a%3Fb%23c%25d.db?mode=ro");
+        assert_eq!(store_uri(Path::new("/tmp/é.db")), "file:/tmp/%C3%A9.db?mode=ro");
+    }
+}
