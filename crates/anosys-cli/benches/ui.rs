@@ -128,6 +128,22 @@ fn main() {
     let started_kib = rss_kib(child.id(), "VmRSS:");
 
     let http = reqwest::blocking::Client::new();
+    // The search index: built by the viewer in the background on first use
+    // of a store (kept beside it for later runs).
+    let indexing = Instant::now();
+    loop {
+        let info: serde_json::Value = http.get(format!("{base}/api/info")).send().unwrap().json().unwrap();
+        if info["search_indexed_upto"] == info["last_id"] {
+            println!(
+                "search index: caught up with {} rows in {:.1} s ({} MiB on disk)",
+                info["last_id"],
+                indexing.elapsed().as_secs_f64(),
+                std::fs::metadata(format!("{}.search", db.display())).map(|m| m.len() >> 20).unwrap_or(0)
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let day_ago =
         (SystemTime::now() - Duration::from_secs(86_400)).duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis();
@@ -164,6 +180,11 @@ fn main() {
             "search, text in no record",
             "/api/records?limit=100&q=%E6%9D%B1%E4%BA%AC%E3%81%AE".into(),
             format!("SELECT {columns} FROM records WHERE record LIKE '%東京の%' ORDER BY start_ms DESC, id DESC LIMIT 101"),
+        ),
+        (
+            "search, text in one record",
+            "/api/records?limit=100&q=agent.step_499".into(),
+            format!("SELECT {columns} FROM records WHERE record LIKE '%agent.step\\_499%' ESCAPE '\\' ORDER BY start_ms DESC, id DESC LIMIT 101"),
         ),
         ("facets", "/api/facets".into(), "SELECT model FROM records WHERE model IS NOT NULL GROUP BY model ORDER BY count(*) DESC LIMIT 200".into()),
         ("info (count)", "/api/info".into(), "SELECT count(*) FROM records".into()),
