@@ -186,8 +186,10 @@ impl LaneHandle {
 }
 
 /// Exports one lane runs at once: deliveries, in-memory retries and
-/// outbox drains together.
-const MAX_JOBS: usize = 4;
+/// outbox drains together. (A sink may have as many exports at once, each
+/// with its own requests in flight: the AnoSys sink keeps as many
+/// connections open.)
+pub(crate) const MAX_JOBS: usize = 4;
 /// Outbox drains among them: two, one sending while the next claims its
 /// rows (and the one before settles), so the destination is never left
 /// waiting on the store. Their sends take turns, in the order of their
