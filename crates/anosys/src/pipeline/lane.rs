@@ -103,6 +103,7 @@ impl LaneHandle {
             waiting: VecDeque::new(),
             jobs: JoinSet::new(),
             drains: 0,
+            drain_turn: None,
             flushes: Vec::new(),
             shutdown: None,
             stop_wait: None,
@@ -185,11 +186,18 @@ impl LaneHandle {
 }
 
 /// Exports one lane runs at once: deliveries, in-memory retries and
-/// outbox drains together.
-const MAX_JOBS: usize = 4;
-/// Outbox drains among them: one, so that writes to the outbox (of
-/// batches that cannot be sent) never queue behind a second drain's.
-const MAX_DRAINS: usize = 1;
+/// outbox drains together. (A sink may have as many exports at once, each
+/// with its own requests in flight: the AnoSys sink keeps as many
+/// connections open.)
+pub(crate) const MAX_JOBS: usize = 4;
+/// Outbox drains among them: two, one sending while the next claims its
+/// rows (and the one before settles), so the destination is never left
+/// waiting on the store. Their sends take turns, in the order of their
+/// claims (see [`Lane::start_drain`]): rows still go out oldest first, with
+/// no more requests in flight than one export has, and a write to the
+/// outbox (of a batch that cannot be sent) queues behind at most the two
+/// drains' claim and settle.
+const MAX_DRAINS: usize = 2;
 /// How long a flush waits on an export in flight before the lane counts
 /// its sink as slow and hands what the flush waits for to the outbox (the
 /// export goes on; rows it delivers are removed from the outbox again).
@@ -229,6 +237,9 @@ struct DrainJob {
     ids: Vec<i64>,
     uncertain: Vec<bool>,
     settle: Settle,
+    /// Not sent: the drain before it was told to try again (the lane
+    /// counted that failure already).
+    skipped: bool,
 }
 
 struct Lane {
@@ -260,6 +271,10 @@ struct Lane {
     waiting: VecDeque<u64>,
     jobs: JoinSet<Done>,
     drains: usize,
+    /// Resolves when the send of the last drain started is over: `true`
+    /// when nothing of it is to be tried again. The next drain sends after
+    /// it.
+    drain_turn: Option<oneshot::Receiver<bool>>,
     /// Flushes waiting: every batch before `upto` must be dealt with.
     flushes: Vec<FlushWait>,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
@@ -616,7 +631,7 @@ impl Lane {
             // Kept while the send was on its way: a retry may duplicate it.
             at_rows.uncertain = (0..rows.len()).collect();
             let uncertain = vec![false; rows.len()];
-            self.drained(DrainJob { ids, uncertain, settle: Default::default() }, at_rows).await;
+            self.drained(DrainJob { ids, uncertain, settle: Default::default(), skipped: false }, at_rows).await;
             self.release(seq);
             return;
         }
@@ -753,14 +768,37 @@ impl Lane {
     }
 
     /// Starts sending the oldest rows of the outbox that are due.
+    ///
+    /// A drain may claim while the one before it sends, but sends only
+    /// once that send is over (its turn), so that requests go out in the
+    /// order rows were claimed, oldest first; when the one before is told
+    /// to try again, it sends nothing and its rows are tried again with
+    /// them.
     async fn start_drain(&mut self) {
-        let Some((job, rows)) = self.claim().await else {
+        let Some((mut job, rows)) = self.claim().await else {
             return;
         };
+        let (sent, turn) = oneshot::channel();
+        // Only a drain still in flight holds this one back: the outcome of
+        // one the lane has settled is taken into account already.
+        let before = self.drain_turn.replace(turn).filter(|_| self.drains > 0);
         self.drains += 1;
-        let export = export_rows(&self.sink, &self.cx, rows);
+        let (sink, cx, counters) = (self.sink.clone(), self.cx.clone(), self.counters.clone());
         self.jobs.spawn(async move {
-            let report = export.await;
+            // A drain that is gone (its task ended) is no reason to wait.
+            let go = match before {
+                Some(before) => before.await.unwrap_or(true),
+                None => true,
+            };
+            if !go {
+                let n = rows.len();
+                counters.retried.fetch_sub(n as u64, Ordering::Relaxed);
+                job.skipped = true;
+                let _ = sent.send(false);
+                return Done::Drain { job, report: Some(ExportReport::retry_all(n)) };
+            }
+            let report = export_rows(&sink, &cx, rows).await;
+            let _ = sent.send(report.as_ref().is_none_or(|r| r.retry.is_empty()));
             Done::Drain { job, report }
         });
     }
@@ -791,7 +829,12 @@ impl Lane {
             return None;
         }
         let mut rows = Sending::new(claimed.rows);
-        let mut job = DrainJob { ids: rows.ids.clone(), uncertain: rows.uncertain.clone(), settle: Default::default() };
+        let mut job = DrainJob {
+            ids: rows.ids.clone(),
+            uncertain: rows.uncertain.clone(),
+            settle: Default::default(),
+            skipped: false,
+        };
         for (id, reason) in std::mem::take(&mut rows.unreadable) {
             job.settle.failed.push(id);
             self.counters.outbox_failed.fetch_add(1, Ordering::Relaxed);
@@ -809,7 +852,16 @@ impl Lane {
         let (mut settle, done) = Settle::after(&job.ids, &job.uncertain, &report);
         // Rows that could not be read back were settled as failed already.
         settle.failed.extend(job.settle.failed);
-        if report.retry.is_empty() {
+        if job.skipped {
+            // Not sent: back with the rows of the drain before, at its
+            // time (which may be settled after this one: then the wait
+            // starts here, so no drain takes these rows before its own).
+            if !self.is_down() {
+                self.went_down(None);
+            }
+            self.backlog = true;
+            settle.next_try = self.wait_left();
+        } else if report.retry.is_empty() {
             self.came_up();
         } else {
             self.went_down(report.retry_after);

@@ -35,6 +35,8 @@ use crate::diag::{self, LogLevel};
 use crate::record::{Record, Resource};
 use crate::sinks::{AnosysSink, ExportContext, JsonlSink, Sink, SinkError, StdoutSink};
 
+pub(crate) use lane::MAX_JOBS as EXPORTS_AT_ONCE;
+
 /// Counts of what the pipeline did with records, since it started.
 ///
 /// Every record captured ends as exactly one of `delivered`, `dropped`,

@@ -77,6 +77,9 @@ pub struct Outbox {
     /// Tails read back, by id (a tail's text never changes: ids are not
     /// reused).
     tails: HashMap<i64, Arc<[u8]>>,
+    /// This outbox's leases of runs of rows (see [`LEASES`]), by their
+    /// first row: (first row, lease row id). Freed when that row is settled.
+    leases: HashMap<i64, i64>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -130,6 +133,30 @@ const TAILS: &str = "CREATE TABLE IF NOT EXISTS outbox_tails (
     text TEXT NOT NULL UNIQUE
 )";
 
+/// Leases of runs of rows: a claim leases the rows it takes, a run of
+/// neighbours in the table, with one row here (`first_id` to `last_id`)
+/// rather than by writing the lease into each row (which rewrote every row,
+/// body and all, and its page in the WAL). A row is leased when its own
+/// `lease_owner`/`lease_until` say so (rows kept while their send goes
+/// on, and rows leased by earlier versions) or a lease here covers it.
+const LEASES: &str = "CREATE TABLE IF NOT EXISTS outbox_leases (
+    id INTEGER PRIMARY KEY,
+    destination INTEGER NOT NULL,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    until INTEGER NOT NULL
+)";
+
+/// SQL true when row `{t}.id` of destination `?{d}` is under a lease of
+/// [`LEASES`] at `?{now}`.
+fn run_leased(t: &str, d: usize, now: usize) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM outbox_leases l WHERE l.destination = ?{d} AND l.until > ?{now}
+            AND {t}.id BETWEEN l.first_id AND l.last_id)"
+    )
+}
+
 /// Row formats (the `format` column).
 const FORMAT_RECORD: i64 = 0;
 const FORMAT_WIRE: i64 = 1;
@@ -147,6 +174,7 @@ impl Outbox {
         let id = in_transaction(&mut conn, path, |tx| {
             tx.execute_batch(DESTINATIONS)?;
             tx.execute_batch(TAILS)?;
+            tx.execute_batch(LEASES)?;
             tx.execute(
                 "INSERT INTO outbox_destinations (key, label, created_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT(key) DO UPDATE SET label = excluded.label",
@@ -184,7 +212,7 @@ impl Outbox {
         })?;
         // Rows leased by a process that is gone (killed mid-send) need not
         // wait for their lease to run out.
-        let _ = release_dead_leases(&conn, &table_of(id));
+        let _ = release_dead_leases(&conn, &table_of(id), id);
         Ok(Outbox {
             conn,
             path: path.to_owned(),
@@ -194,6 +222,7 @@ impl Outbox {
             max_bytes,
             wire: None,
             tails: HashMap::new(),
+            leases: HashMap::new(),
         })
     }
 
@@ -314,45 +343,85 @@ impl Outbox {
     fn lease_rows(&mut self, limit: usize, lease: Duration, due_only: bool) -> Result<Vec<Claimed>, OutboxError> {
         let now = now_ms();
         let until = now + lease.as_millis() as i64;
-        let sql = format!(
-            "UPDATE {t} SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1
-             WHERE id IN (SELECT id FROM {t} WHERE lease_until <= ?3 AND (next_try_ms <= ?3 OR NOT ?5) ORDER BY id LIMIT ?4)
-             RETURNING id, uncertain, format, tail, record",
-            t = self.table
+        // Read, not rewritten: the lease is one row of `outbox_leases` per
+        // run of neighbouring rows taken.
+        let select = format!(
+            "SELECT id, uncertain, format, tail, record FROM {t}
+             WHERE lease_until <= ?1 AND (next_try_ms <= ?1 OR NOT ?2) AND NOT {leased}
+             ORDER BY id LIMIT ?4",
+            t = self.table,
+            leased = run_leased(&self.table, 3, 1)
         );
-        let (owner, tails) = (&self.owner, &mut self.tails);
-        let mut claimed = in_transaction(&mut self.conn, &self.path, |tx| {
-            let mut stmt = tx.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params![owner, until, now, limit as i64, due_only])?;
+        let between = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE id > ?1 AND id < ?2)", self.table);
+        let (owner, tails, destination) = (&self.owner, &mut self.tails, self.destination_id);
+        let (claimed, runs) = in_transaction(&mut self.conn, &self.path, |tx| {
+            tx.prepare_cached("DELETE FROM outbox_leases WHERE destination = ?1 AND until <= ?2")?
+                .execute(params![destination, now])?;
             let mut claimed = Vec::new();
-            while let Some(r) = rows.next()? {
-                let (id, uncertain, format, tail): (i64, bool, i64, Option<i64>) =
-                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-                let text = r.get_ref(4)?.as_bytes().map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into()))?;
-                let payload = match (format, tail) {
-                    (FORMAT_RECORD, _) => decode(text).map(|r| Payload::Record(Box::new(r))),
-                    (FORMAT_WIRE, Some(tail)) => match tail_text(tx, tails, tail)? {
-                        Some(tail) => {
-                            let mut body = Vec::with_capacity(text.len() + tail.len());
-                            body.extend_from_slice(text);
-                            body.extend_from_slice(&tail);
-                            Ok(Payload::Wire(body.into()))
+            {
+                let mut stmt = tx.prepare_cached(&select)?;
+                let mut rows = stmt.query(params![now, due_only, destination, limit as i64])?;
+                while let Some(r) = rows.next()? {
+                    let (id, uncertain, format, tail): (i64, bool, i64, Option<i64>) =
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                    let text = r.get_ref(4)?.as_bytes().map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
+                    })?;
+                    let payload = match (format, tail) {
+                        (FORMAT_RECORD, _) => decode(text).map(|r| Payload::Record(Box::new(r))),
+                        (FORMAT_WIRE, Some(tail)) => match tail_text(tx, tails, tail)? {
+                            Some(tail) => {
+                                let mut body = Vec::with_capacity(text.len() + tail.len());
+                                body.extend_from_slice(text);
+                                body.extend_from_slice(&tail);
+                                Ok(Payload::Wire(body.into()))
+                            }
+                            None => Err(format!("the shared part of its body ({tail}) is missing")),
+                        },
+                        (format, _) => {
+                            Err(format!("a row of an unknown format ({format}), written by a newer version"))
                         }
-                        None => Err(format!("the shared part of its body ({tail}) is missing")),
-                    },
-                    (format, _) => Err(format!("a row of an unknown format ({format}), written by a newer version")),
-                };
-                claimed.push(Claimed { id, uncertain, payload });
+                    };
+                    claimed.push(Claimed { id, uncertain, payload });
+                }
             }
-            Ok(claimed)
+            // Runs of rows with no other row between them (one not due, or
+            // leased by another process, ends a run): each run one lease.
+            let mut runs: Vec<(i64, i64)> = Vec::new();
+            let mut gap = tx.prepare_cached(&between)?;
+            for c in &claimed {
+                match runs.last_mut() {
+                    Some((_, last))
+                        if c.id == *last + 1 || !gap.query_row([*last, c.id], |r| r.get::<_, bool>(0))? =>
+                    {
+                        *last = c.id
+                    }
+                    _ => runs.push((c.id, c.id)),
+                }
+            }
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO outbox_leases (destination, first_id, last_id, owner, until) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut leased = Vec::with_capacity(runs.len());
+            for (first, last) in runs {
+                insert.execute(params![destination, first, last, owner, until])?;
+                leased.push((first, tx.last_insert_rowid()));
+            }
+            Ok((claimed, leased))
         })?;
-        claimed.sort_by_key(|c| c.id);
+        self.leases.extend(runs);
         Ok(claimed)
     }
 
     /// Records what became of claimed rows, in one transaction.
     pub fn settle(&mut self, settle: &Settle) -> Result<(), OutboxError> {
         let (table, id, owner) = (&self.table, self.destination_id, &self.owner);
+        // The leases of the runs these rows were claimed in: every row of a
+        // claim is settled at once, so a run's first row settles the run.
+        let retried = settle.retry.iter().map(|(row, _)| row);
+        let freed: Vec<(i64, i64)> = (settle.delivered.iter().chain(&settle.failed).chain(retried))
+            .filter_map(|row| self.leases.get(row).map(|&lease| (*row, lease)))
+            .collect();
         in_transaction(&mut self.conn, &self.path, |tx| {
             let (mut rows, mut bytes) = (0i64, 0i64);
             {
@@ -376,12 +445,19 @@ impl Outbox {
                     }
                 }
                 let next = now_ms() + settle.next_try.as_millis() as i64;
+                // Leased in the row (kept while sent) or by a run's lease
+                // (claimed): never a row another process leased in it since.
                 let mut release = tx.prepare_cached(&format!(
                     "UPDATE {table} SET lease_owner = NULL, lease_until = 0, next_try_ms = ?1,
-                        uncertain = uncertain OR ?2 WHERE id = ?3 AND lease_owner = ?4"
+                        uncertain = uncertain OR ?2, attempts = attempts + 1
+                        WHERE id = ?3 AND (lease_owner = ?4 OR lease_owner IS NULL)"
                 ))?;
                 for (row, uncertain) in &settle.retry {
                     release.execute(params![next, uncertain, row, owner])?;
+                }
+                let mut free = tx.prepare_cached("DELETE FROM outbox_leases WHERE id = ?1")?;
+                for (_, lease) in &freed {
+                    free.execute([lease])?;
                 }
             }
             tx.execute(
@@ -395,7 +471,11 @@ impl Outbox {
                 )?;
             }
             Ok(())
-        })
+        })?;
+        for (row, _) in freed {
+            self.leases.remove(&row);
+        }
+        Ok(())
     }
 
     /// What this destination's outbox holds.
@@ -416,9 +496,17 @@ impl Outbox {
 
     /// When the next row not leased by another process is due, if any.
     pub fn next_due(&self) -> Result<Option<SystemTime>, OutboxError> {
+        let t = &self.table;
         let due: Option<i64> = self
             .conn
-            .query_row(&format!("SELECT MIN(MAX(lease_until, next_try_ms)) FROM {}", self.table), [], |r| r.get(0))
+            .query_row(
+                &format!(
+                    "SELECT MIN(MAX(lease_until, next_try_ms, COALESCE((SELECT MAX(l.until) FROM outbox_leases l
+                        WHERE l.destination = ?1 AND {t}.id BETWEEN l.first_id AND l.last_id), 0))) FROM {t}"
+                ),
+                [self.destination_id],
+                |r| r.get(0),
+            )
             .map_err(|e| self.io(e))?;
         Ok(due.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)))
     }
@@ -438,7 +526,11 @@ fn tail_text(conn: &Connection, cache: &mut HashMap<i64, Arc<[u8]>>, id: i64) ->
     let mut stmt = conn.prepare_cached("SELECT text FROM outbox_tails WHERE id = ?1")?;
     let mut rows = stmt.query([id])?;
     let Some(row) = rows.next()? else { return Ok(None) };
-    let text: Arc<[u8]> = row.get_ref(0)?.as_bytes().map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))?.into();
+    let text: Arc<[u8]> = row
+        .get_ref(0)?
+        .as_bytes()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))?
+        .into();
     cache.insert(id, text.clone());
     Ok(Some(text))
 }
@@ -467,17 +559,35 @@ fn forget_unused_tails(tx: &Connection) -> rusqlite::Result<()> {
 /// Frees the leases of owners (`<pid>-<random>`) whose process no longer
 /// exists on this machine; their rows may have been on their way, so a
 /// later delivery of them counts as a possible duplicate.
-fn release_dead_leases(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
+fn release_dead_leases(conn: &Connection, table: &str, destination: i64) -> rusqlite::Result<usize> {
+    let mut freed = 0;
+    let mut runs =
+        conn.prepare("SELECT id, first_id, last_id, owner FROM outbox_leases WHERE destination = ?1 AND until > ?2")?;
+    let leases: Vec<(i64, i64, i64, String)> = runs
+        .query_map(params![destination, now_ms()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (lease, first, last, owner) in leases {
+        let pid = owner.split('-').next().and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|pid| !process_alive(pid)) {
+            // It may have been sending them when it died.
+            freed += conn.execute(
+                &format!("UPDATE {table} SET uncertain = 1 WHERE id BETWEEN ?1 AND ?2 AND lease_owner IS NULL"),
+                [first, last],
+            )?;
+            conn.execute("DELETE FROM outbox_leases WHERE id = ?1", [lease])?;
+        }
+    }
     let mut stmt = conn.prepare(&format!("SELECT DISTINCT lease_owner FROM {table} WHERE lease_until > ?1"))?;
     let owners: Vec<String> =
         stmt.query_map([now_ms()], |r| r.get::<_, Option<String>>(0))?.filter_map(|o| o.ok().flatten()).collect();
-    let mut freed = 0;
     for owner in owners {
         let pid = owner.split('-').next().and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|pid| !process_alive(pid)) {
             freed += conn.execute(
                 // It may have been sending them when it died.
-                &format!("UPDATE {table} SET lease_owner = NULL, lease_until = 0, uncertain = 1 WHERE lease_owner = ?1"),
+                &format!(
+                    "UPDATE {table} SET lease_owner = NULL, lease_until = 0, uncertain = 1 WHERE lease_owner = ?1"
+                ),
                 [&owner],
             )?;
         }
@@ -519,10 +629,11 @@ fn enforce_bound(conn: &Connection, own: i64, max: u64, now: i64) -> rusqlite::R
         let table = table_of(id);
         while over > 0 {
             let mut oldest = conn.prepare_cached(&format!(
-                "SELECT id, bytes FROM {table} WHERE lease_until <= ?1 ORDER BY id LIMIT 256"
+                "SELECT id, bytes FROM {table} WHERE lease_until <= ?1 AND NOT {leased} ORDER BY id LIMIT 256",
+                leased = run_leased(&table, 2, 1)
             ))?;
             let rows: Vec<(i64, i64)> =
-                oldest.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+                oldest.query_map([now, id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
             if rows.is_empty() {
                 break;
             }
@@ -592,7 +703,11 @@ mod tests {
     use crate::record::{Record, RecordKind};
 
     fn temp(name: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("anosys-outbox-{name}-{}-{:x}.db", std::process::id(), fastrand::u64(..)));
+        let path = std::env::temp_dir().join(format!(
+            "anosys-outbox-{name}-{}-{:x}.db",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         let _ = std::fs::remove_file(&path);
         path
     }
@@ -660,6 +775,82 @@ mod tests {
         Outbox::open(&path, &destination, 1 << 20).unwrap();
         let conn = Connection::open(&path).unwrap();
         assert_eq!(conn.query_row("SELECT COUNT(*) FROM outbox_tails", [], |r| r.get::<_, i64>(0)).unwrap(), 0);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    fn put_n(outbox: &mut Outbox, n: usize) {
+        let records: Vec<Record> = (0..n).map(|i| Record::new(RecordKind::Raw, format!("r{i}"))).collect();
+        let entries: Vec<Entry<'_>> = records.iter().map(|record| Entry { record, uncertain: false }).collect();
+        outbox.put(&entries).unwrap();
+    }
+
+    fn leases(path: &Path) -> Vec<(i64, i64)> {
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn.prepare("SELECT first_id, last_id FROM outbox_leases ORDER BY first_id").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn a_claim_leases_its_run_of_rows_with_one_lease_and_no_other_claim_takes_them() {
+        let path = temp("runs");
+        let destination = Destination::new("anosys", "http://127.0.0.1:9/log", "AnoSys");
+        let mut a = Outbox::open(&path, &destination, 1 << 20).unwrap();
+        let mut b = Outbox::open(&path, &destination, 1 << 20).unwrap();
+        put_n(&mut a, 10);
+        let ids = |c: &[Claimed]| c.iter().map(|c| c.id).collect::<Vec<_>>();
+        let first = a.claim(4, Duration::from_secs(30)).unwrap();
+        assert_eq!(ids(&first), [1, 2, 3, 4]);
+        assert_eq!(leases(&path), [(1, 4)]);
+        // The same outbox claiming again (a second drain), and another
+        // process: neither gets a leased row.
+        let second = a.claim(3, Duration::from_secs(30)).unwrap();
+        assert_eq!(ids(&second), [5, 6, 7]);
+        let third = b.claim(10, Duration::from_secs(30)).unwrap();
+        assert_eq!(ids(&third), [8, 9, 10]);
+        // Nothing left to claim: the next look is when a lease runs out.
+        assert!(b.claim(10, Duration::from_secs(30)).unwrap().is_empty());
+        assert!(b.next_due().unwrap().unwrap() > SystemTime::now());
+        // Settled: delivered rows go, rows to retry come back (later), and
+        // the run's lease is freed.
+        a.settle(&Settle { delivered: vec![1, 2], retry: vec![(3, true), (4, false)], ..Default::default() }).unwrap();
+        assert_eq!(leases(&path), [(5, 7), (8, 10)]);
+        let again = b.claim(10, Duration::from_secs(30)).unwrap();
+        assert_eq!(ids(&again), [3, 4]);
+        assert!(again[0].uncertain && !again[1].uncertain);
+        // A row not due splits a run: rows 5..7 and 9..10 come back, 8
+        // waits an hour.
+        a.settle(&Settle { retry: vec![(5, false), (6, false), (7, false)], ..Default::default() }).unwrap();
+        b.settle(&Settle { retry: vec![(9, false), (10, false)], ..Default::default() }).unwrap();
+        b.settle(&Settle { retry: vec![(8, false)], next_try: Duration::from_secs(3600), ..Default::default() })
+            .unwrap();
+        assert_eq!(leases(&path), [(3, 4)]);
+        let split = a.claim(10, Duration::from_secs(30)).unwrap();
+        assert_eq!(ids(&split), [5, 6, 7, 9, 10]);
+        assert_eq!(leases(&path), [(3, 4), (5, 7), (9, 10)]);
+        // A full outbox never drops a leased row: only row 8 may go.
+        let conn = Connection::open(&path).unwrap();
+        let dropped = enforce_bound(&conn, a.destination_id, 0, now_ms()).unwrap();
+        assert_eq!(dropped, 1);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn the_run_leases_of_a_process_that_died_are_freed_and_their_rows_uncertain() {
+        let path = temp("dead-runs");
+        let destination = Destination::new("anosys", "http://127.0.0.1:9/log", "AnoSys");
+        let mut outbox = Outbox::open(&path, &destination, 1 << 20).unwrap();
+        put_n(&mut outbox, 3);
+        assert_eq!(outbox.claim(2, Duration::from_secs(30)).unwrap().len(), 2);
+        drop(outbox);
+        // As if the claim were made by a process that is gone.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE outbox_leases SET owner = '2147483646-0'", []).unwrap();
+        drop(conn);
+        let mut outbox = Outbox::open(&path, &destination, 1 << 20).unwrap();
+        assert!(leases(&path).is_empty());
+        let claimed = outbox.claim(10, Duration::from_secs(30)).unwrap();
+        let seen: Vec<(i64, bool)> = claimed.iter().map(|c| (c.id, c.uncertain)).collect();
+        assert_eq!(seen, [(1, true), (2, true), (3, false)]);
         let _ = std::fs::remove_file(&path);
     }
 
