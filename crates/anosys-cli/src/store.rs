@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anosys::sinks::sqlite;
 use anosys::Record;
@@ -123,9 +124,8 @@ fn glob_or_equal(column: &'static str, pattern: &str) -> &'static str {
     }
 }
 
-/// How many times 10,000 SQLite steps a search scans before it asks the
-/// index (about 20–50 ms).
-pub const SCAN_BUDGET: u32 = 300;
+/// How long a search scans the newest records before it asks the index.
+pub const SCAN_BUDGET: Duration = Duration::from_millis(25);
 
 /// `text` as a LIKE pattern matching it anywhere, `\` escaping.
 fn like_pattern(text: &str) -> String {
@@ -400,26 +400,20 @@ impl Store {
         filter: &Filter,
         limit: usize,
         index: Option<(&Path, i64)>,
-        scan_budget: u32,
+        scan_budget: Duration,
     ) -> Result<(Vec<Summary>, Option<Cursor>), StoreError> {
         let text = filter.text.as_deref().filter(|t| !t.is_empty());
         let (Some(text), Some((index, upto))) = (text, index) else {
             return self.page(filter, limit);
         };
-        let Some(phrase) = crate::ui::search::phrase(text) else {
+        let Some(phrase) = crate::ui::search::match_query(text) else {
             return self.page(filter, limit);
         };
         // The scan, on a budget of SQLite steps (tens of milliseconds; with
         // none, the index answers at once).
-        if scan_budget > 0 {
-            let mut steps = 0u32;
-            self.conn.progress_handler(
-                10_000,
-                Some(move || {
-                    steps += 1;
-                    steps > scan_budget
-                }),
-            )?;
+        if !scan_budget.is_zero() {
+            let started = std::time::Instant::now();
+            self.conn.progress_handler(1_000, Some(move || started.elapsed() > scan_budget))?;
             let scanned = self.page(filter, limit);
             self.conn.progress_handler(0, None::<fn() -> bool>)?;
             match scanned {
@@ -443,12 +437,14 @@ impl Store {
         let sql = format!(
             "SELECT * FROM (
                 SELECT {columns} FROM records{and}id IN (SELECT rowid FROM search.text WHERE text MATCH ?)
+                    AND record LIKE ? ESCAPE '\\'
                 UNION ALL
                 SELECT {columns} FROM records{and}id > ? AND record LIKE ? ESCAPE '\\'
              ) ORDER BY start_ms DESC, id DESC LIMIT ?"
         );
         let mut params = values.clone();
         params.push(SqlValue::Text(phrase));
+        params.push(SqlValue::Text(like_pattern(text)));
         params.extend(values);
         params.push(SqlValue::Integer(upto));
         params.push(SqlValue::Text(like_pattern(text)));

@@ -220,7 +220,7 @@ fn the_search_index_answers_as_the_scan_does() {
     }
     write(&db, &records);
     let scanning = Server::serve(Viewer::new(db.clone(), Access::default()));
-    let indexed = Server::serve(Viewer::new(db.clone(), Access::default()).with_scan_budget(0));
+    let indexed = Server::serve(Viewer::new(db.clone(), Access::default()).with_scan_budget(Duration::ZERO));
     let caught_up = |server: &Server| {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {

@@ -72,7 +72,7 @@ pub struct Viewer {
     index: search::SearchIndex,
     /// Rows up to this id are in the search index (0: none yet).
     indexed_upto: std::sync::atomic::AtomicI64,
-    scan_budget: u32,
+    scan_budget: std::time::Duration,
 }
 
 /// Most idle connections kept open.
@@ -94,10 +94,10 @@ impl Viewer {
     }
 
     /// How long a search scans the store newest first before it asks the
-    /// index, in units of 10,000 SQLite steps ([`crate::store::SCAN_BUDGET`]
-    /// by default; 0: the index answers whatever it covers). For tests and
-    /// benchmarks that compare the two ways.
-    pub fn with_scan_budget(mut self, budget: u32) -> Viewer {
+    /// index ([`crate::store::SCAN_BUDGET`] by default; zero: the index
+    /// answers whatever it covers). For tests and benchmarks that compare
+    /// the two ways.
+    pub fn with_scan_budget(mut self, budget: std::time::Duration) -> Viewer {
         self.scan_budget = budget;
         self
     }

@@ -29,9 +29,16 @@ pub struct Progress {
     pub last_id: i64,
 }
 
+/// The index's layout; an index of another layout is built again.
+const FORMAT: &str = "trigram-detail-none-1";
+
+/// Contentless (the text stays in the store) and without positions (about
+/// half the store's size, where positions would make it three times): a
+/// search asks for records holding all of its trigrams, and the store's own
+/// `LIKE` keeps those that hold the text itself.
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
-    CREATE VIRTUAL TABLE IF NOT EXISTS text USING fts5(record, tokenize = 'trigram', content = '');
+    CREATE VIRTUAL TABLE IF NOT EXISTS text USING fts5(record, tokenize = 'trigram', content = '', detail = 'none');
 ";
 
 impl SearchIndex {
@@ -60,7 +67,13 @@ impl SearchIndex {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(SCHEMA)?;
+        let format: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0)).optional().unwrap_or(None);
+        if format.as_deref() != Some(FORMAT) {
+            conn.execute_batch("DROP TABLE IF EXISTS text; DROP TABLE IF EXISTS meta;")?;
+            conn.execute_batch(SCHEMA)?;
+            conn.execute("INSERT INTO meta VALUES ('format', ?1)", [FORMAT])?;
+        }
         conn.execute("ATTACH DATABASE ?1 AS store", [store_uri(&self.store)])?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let meta = |key: &str| -> rusqlite::Result<Option<rusqlite::types::Value>> {
@@ -130,10 +143,26 @@ fn store_uri(store: &Path) -> String {
     uri
 }
 
-/// `text` as an FTS5 phrase (double quotes doubled), or `None` when it is
-/// too short for trigrams (under three characters).
-pub fn phrase(text: &str) -> Option<String> {
-    (text.chars().count() >= 3).then(|| format!("\"{}\"", text.replace('"', "\"\"")))
+/// Most trigrams a query asks the index for (spread over the text; the
+/// store's `LIKE` checks the rest).
+const MAX_TRIGRAMS: usize = 12;
+
+/// The index query for `text`: every record holding all of its trigrams
+/// (a superset of those holding the text), or `None` when it is too short
+/// for trigrams (under three characters).
+pub fn match_query(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() < 3 {
+        return None;
+    }
+    let mut grams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+    grams.sort();
+    grams.dedup();
+    if grams.len() > MAX_TRIGRAMS {
+        let step = grams.len() as f64 / MAX_TRIGRAMS as f64;
+        grams = (0..MAX_TRIGRAMS).map(|i| grams[(i as f64 * step) as usize].clone()).collect();
+    }
+    Some(grams.iter().map(|g| format!("\"{}\"", g.replace('"', "\"\""))).collect::<Vec<_>>().join(" AND "))
 }
 
 #[cfg(test)]
@@ -142,9 +171,12 @@ mod tests {
 
     #[test]
     fn phrases_and_uris() {
-        assert_eq!(phrase("ab"), None);
-        assert_eq!(phrase("東京の").as_deref(), Some("\"東京の\""));
-        assert_eq!(phrase("say \"hi\"").as_deref(), Some("\"say \"\"hi\"\"\""));
+        assert_eq!(match_query("ab"), None);
+        assert_eq!(match_query("東京の").as_deref(), Some("\"東京の\""));
+        assert_eq!(match_query("abab").as_deref(), Some("\"aba\" AND \"bab\""));
+        // Sorted: `"bc` before `a"b`.
+        assert_eq!(match_query("a\"bc").as_deref(), Some("\"\"\"bc\" AND \"a\"\"b\""));
+        assert_eq!(match_query("xxxabcdefghijklmnopqrstuvwxyz").unwrap().matches(" AND ").count(), 11);
         assert_eq!(store_uri(Path::new("/tmp/a?b#c%d.db")), "file:/tmp/a%3Fb%23c%25d.db?mode=ro");
         assert_eq!(store_uri(Path::new("/tmp/é.db")), "file:/tmp/%C3%A9.db?mode=ro");
     }
