@@ -197,7 +197,7 @@ pub async fn serve(
 }
 
 /// Rows indexed per transaction.
-const INDEX_BATCH: usize = 20_000;
+const INDEX_BATCH: usize = 5_000;
 
 async fn keep_indexing(viewer: Arc<Viewer>) {
     loop {

@@ -67,6 +67,8 @@ impl SearchIndex {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A small page cache: the viewer stays light while it indexes.
+        conn.pragma_update(None, "cache_size", -1024)?;
         let format: Option<String> =
             conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0)).optional().unwrap_or(None);
         if format.as_deref() != Some(FORMAT) {
