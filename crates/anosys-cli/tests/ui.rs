@@ -463,3 +463,39 @@ fn secrets_never_reach_the_page() {
     assert!(body.contains("[REDACTED:"), "{body}");
     assert!(!body.contains("sk-proj-Ab3d") && !body.contains("sk-live-abc"), "{body}");
 }
+
+#[test]
+fn the_proxy_serves_the_viewer_of_its_store_with_ui() {
+    use std::io::{BufRead, BufReader};
+    let (dir, db) = temp_store();
+    write(&db, &generated(5, SystemTime::now()));
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (proxy_port, ui_port) = (free(), free());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_anosys"))
+        .arg("--db")
+        .arg(&db)
+        .args(["proxy", "--quiet", "--listen", &format!("127.0.0.1:{proxy_port}"), "--upstream", "http://127.0.0.1:9"])
+        .args(["--ui", "--ui-listen", &format!("127.0.0.1:{ui_port}")])
+        .current_dir(dir.path())
+        .env_remove("ANOSYS_API_KEY")
+        .env_remove("ANOSYS_API_URL")
+        .env_remove("ANOSYS_UI_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("anosys ui") {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        said.push_str(&line);
+    }
+    assert!(said.contains(&format!("http://127.0.0.1:{ui_port}/")), "{said}");
+    let info: Value = client().get(format!("http://127.0.0.1:{ui_port}/api/info")).send().unwrap().json().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(info["records"], 5, "{info}");
+    assert_eq!(info["db"], db.display().to_string());
+}
