@@ -16,7 +16,8 @@ const EXAMPLES: &str = "Examples:
   anosys demo                      capture a scripted app's calls, locally
   anosys logs --since 1h           what happened in the last hour
   anosys stats                     calls, errors, tokens and latency per model
-  anosys show 12                   one record in full";
+  anosys show 12                   one record in full
+  anosys ui                        look at traces, conversations and cost in your browser";
 
 /// The `anosys` command.
 #[derive(Debug, Parser)]
