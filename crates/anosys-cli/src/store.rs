@@ -437,13 +437,16 @@ impl Store {
         let sql = format!(
             "SELECT * FROM (
                 SELECT {columns} FROM records{and}id IN (SELECT rowid FROM search.text WHERE text MATCH ?)
-                    AND record LIKE ? ESCAPE '\\'
+                    AND id <= ? AND record LIKE ? ESCAPE '\\'
                 UNION ALL
                 SELECT {columns} FROM records{and}id > ? AND record LIKE ? ESCAPE '\\'
              ) ORDER BY start_ms DESC, id DESC LIMIT ?"
         );
         let mut params = values.clone();
         params.push(SqlValue::Text(phrase));
+        // The index may already hold rows past `upto` (the scan half has
+        // those): each row comes from one half only.
+        params.push(SqlValue::Integer(upto));
         params.push(SqlValue::Text(like_pattern(text)));
         params.extend(values);
         params.push(SqlValue::Integer(upto));
