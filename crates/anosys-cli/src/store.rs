@@ -111,6 +111,15 @@ impl fmt::Display for Cursor {
     }
 }
 
+/// A page of `limit` from `rows` (fetched with one more, to see whether
+/// another page follows), and the next page's cursor.
+fn cut_page(mut rows: Vec<Summary>, limit: usize) -> (Vec<Summary>, Option<Cursor>) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = more.then(|| rows.last().map(|r| Cursor { start_ms: r.start_ms, id: r.id })).flatten();
+    (rows, next)
+}
+
 /// `column GLOB ?`, or `column = ?` when the pattern has no wildcard (the
 /// same rows, and the index on `(column, start_ms)` then gives them newest
 /// first without a sort).
@@ -382,11 +391,7 @@ impl Store {
     /// next page (`None`: this was the last).
     pub fn page(&self, filter: &Filter, limit: usize) -> Result<(Vec<Summary>, Option<Cursor>), StoreError> {
         let limit = limit.max(1);
-        let mut rows = self.latest(filter, limit + 1)?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = more.then(|| rows.last().map(|r| Cursor { start_ms: r.start_ms, id: r.id })).flatten();
-        Ok((rows, next))
+        Ok(cut_page(self.latest(filter, limit + 1)?, limit))
     }
 
     /// [`page`](Self::page) for a filter with text, helped by the viewer's
@@ -453,11 +458,8 @@ impl Store {
         params.push(SqlValue::Text(like_pattern(text)));
         params.push(SqlValue::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows: Vec<Summary> = stmt.query_map(params_from_iter(params), summary)?.collect::<Result<_, _>>()?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = more.then(|| rows.last().map(|r| Cursor { start_ms: r.start_ms, id: r.id })).flatten();
-        Ok((rows, next))
+        let rows: Vec<Summary> = stmt.query_map(params_from_iter(params), summary)?.collect::<Result<_, _>>()?;
+        Ok(cut_page(rows, limit))
     }
 
     /// Records written after row `after` (oldest first, at most `limit`):
