@@ -544,22 +544,8 @@ impl Store {
                 close(current.unwrap_or(b), &mut acc, &mut out);
             }
             current = Some(b);
-            acc.calls += 1;
-            if row.get_ref(1)?.as_str().unwrap_or("") == "ERROR" {
-                acc.errors += 1;
-            }
-            if row.get_ref(7)?.as_str().unwrap_or("") != "raw" {
-                acc.latency.push(row.get(2)?);
-            }
-            if let Some(t) = row.get::<_, Option<f64>>(3)? {
-                acc.ttfc.push(t);
-            }
-            acc.input_tokens += row.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64;
-            acc.output_tokens += row.get::<_, Option<i64>>(5)?.unwrap_or(0).max(0) as u64;
-            if let Some(c) = row.get::<_, Option<f64>>(6)?.filter(|c| c.is_finite() && *c >= 0.0) {
-                acc.cost_usd += c;
-                acc.priced += 1;
-            }
+            let timed = row.get_ref(7)?.as_str().unwrap_or("") != "raw";
+            acc.add(row, 1, timed)?;
         }
         if let Some(c) = current {
             close(c, &mut acc, &mut out);
@@ -599,20 +585,7 @@ impl Store {
                 Some(acc) => acc,
                 None => map.entry(key.to_owned()).or_default(),
             };
-            acc.calls += 1;
-            if row.get_ref(3)?.as_str().unwrap_or("") == "ERROR" {
-                acc.errors += 1;
-            }
-            acc.latency.push(row.get(4)?);
-            if let Some(t) = row.get::<_, Option<f64>>(5)? {
-                acc.ttfc.push(t);
-            }
-            acc.input_tokens += row.get::<_, Option<i64>>(6)?.unwrap_or(0).max(0) as u64;
-            acc.output_tokens += row.get::<_, Option<i64>>(7)?.unwrap_or(0).max(0) as u64;
-            if let Some(c) = row.get::<_, Option<f64>>(8)?.filter(|c| c.is_finite() && *c >= 0.0) {
-                acc.cost_usd += c;
-                acc.priced += 1;
-            }
+            acc.add(row, 3, true)?;
         }
         let (models, sources) = (finish(models), finish(sources));
         let cost_usd = models.iter().map(|g| g.cost_usd).sum();
@@ -633,6 +606,31 @@ struct Acc {
     priced: u64,
     latency: Vec<f64>,
     ttfc: Vec<f64>,
+}
+
+impl Acc {
+    /// Counts one record from `row`, whose columns from `at` on are status,
+    /// duration_ms, time to first chunk, input tokens, output tokens and
+    /// cost; its duration goes into the latency figures when `timed`.
+    fn add(&mut self, row: &rusqlite::Row<'_>, at: usize, timed: bool) -> rusqlite::Result<()> {
+        self.calls += 1;
+        if row.get_ref(at)?.as_str().unwrap_or("") == "ERROR" {
+            self.errors += 1;
+        }
+        if timed {
+            self.latency.push(row.get(at + 1)?);
+        }
+        if let Some(t) = row.get::<_, Option<f64>>(at + 2)? {
+            self.ttfc.push(t);
+        }
+        self.input_tokens += row.get::<_, Option<i64>>(at + 3)?.unwrap_or(0).max(0) as u64;
+        self.output_tokens += row.get::<_, Option<i64>>(at + 4)?.unwrap_or(0).max(0) as u64;
+        if let Some(c) = row.get::<_, Option<f64>>(at + 5)?.filter(|c| c.is_finite() && *c >= 0.0) {
+            self.cost_usd += c;
+            self.priced += 1;
+        }
+        Ok(())
+    }
 }
 
 fn finish(map: HashMap<String, Acc>) -> Vec<GroupStats> {

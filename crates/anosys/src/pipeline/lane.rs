@@ -225,6 +225,15 @@ struct Held {
     deferred: Option<ExportReport>,
 }
 
+impl Held {
+    /// Its export started and its records are neither on disk (written
+    /// ahead, or handed over by a flush) nor retried in memory: if it
+    /// fails, it still has to reach the outbox.
+    fn in_flight(&self) -> bool {
+        self.started.is_some() && self.handed_over.is_none() && self.journal.is_none() && !self.retrying
+    }
+}
+
 /// A finished job.
 enum Done {
     Deliver { seq: u64, report: Option<ExportReport> },
@@ -565,9 +574,7 @@ impl Lane {
     /// over, or over and waiting to be kept): what fails after it must
     /// reach the outbox after it.
     fn unsettled_before(&self, seq: u64) -> bool {
-        self.batches
-            .range(..seq)
-            .any(|(_, h)| h.started.is_some() && h.handed_over.is_none() && h.journal.is_none() && !h.retrying)
+        self.batches.range(..seq).any(|(_, h)| h.in_flight())
     }
 
     /// Keeps failed batches whose turn has come (every earlier one is
@@ -578,7 +585,7 @@ impl Lane {
         for (&seq, h) in &self.batches {
             if h.deferred.is_some() {
                 ready.push(seq);
-            } else if !all && h.started.is_some() && h.handed_over.is_none() && h.journal.is_none() && !h.retrying {
+            } else if !all && h.in_flight() {
                 break;
             }
         }
