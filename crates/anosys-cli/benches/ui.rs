@@ -32,7 +32,7 @@ fn store() -> (PathBuf, String) {
     let path = store_with(n);
     // A copy of the big store with the trace added (the stats benchmark
     // keeps its own).
-    let copy = std::env::temp_dir().join(format!("anosys-bench-ui-{n}.db"));
+    let copy = std::env::temp_dir().join(format!("anosys-bench-ui-v2-{n}.db"));
     let marker = copy.with_extension("trace");
     if let (Ok(id), Ok(store)) = (std::fs::read_to_string(&marker), Store::open(&copy))
         && store.count(&Filter { trace: Some(id.clone()), ..Filter::default() }).ok() == Some(TRACE as u64)
@@ -145,6 +145,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    conn.execute("ATTACH DATABASE ?1 AS search", [format!("{}.search", db.display())]).unwrap();
     let day_ago =
         (SystemTime::now() - Duration::from_secs(86_400)).duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis();
     let columns =
@@ -185,6 +186,16 @@ fn main() {
             "search, text in one record",
             "/api/records?limit=100&q=agent.step_499".into(),
             format!("SELECT {columns} FROM records WHERE record LIKE '%agent.step\\_499%' ESCAPE '\\' ORDER BY start_ms DESC, id DESC LIMIT 101"),
+        ),
+        (
+            "one user (about 400 records)",
+            "/api/records?limit=100&user=user-7".into(),
+            format!("SELECT {columns} FROM records WHERE id IN (SELECT id FROM search.who WHERE user = 'user-7') ORDER BY start_ms DESC, id DESC LIMIT 101"),
+        ),
+        (
+            "one session, errors",
+            "/api/records?limit=100&session=s-12345&status=error".into(),
+            format!("SELECT {columns} FROM records WHERE status = 'ERROR' AND id IN (SELECT id FROM search.who WHERE session = 's-12345') ORDER BY start_ms DESC, id DESC LIMIT 101"),
         ),
         ("facets", "/api/facets".into(), "SELECT model FROM records WHERE model IS NOT NULL GROUP BY model ORDER BY count(*) DESC LIMIT 200".into()),
         ("info (count)", "/api/info".into(), "SELECT count(*) FROM records".into()),

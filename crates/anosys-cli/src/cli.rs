@@ -219,6 +219,16 @@ pub struct FilterArgs {
     /// Only this kind of record.
     #[arg(long, value_enum)]
     pub kind: Option<KindArg>,
+
+    /// Only this user's records: `user_id` in the user context, or the
+    /// `user.id` attribute (the proxy's x-anosys-user-id header).
+    #[arg(long)]
+    pub user: Option<String>,
+
+    /// Only this session's records: `session_id` in the user context, or
+    /// the `session.id` attribute.
+    #[arg(long)]
+    pub session: Option<String>,
 }
 
 /// A record's outcome.

@@ -85,7 +85,64 @@ pub struct Filter {
     /// Only records whose stored JSON contains this text (case ignored for
     /// ASCII letters): prompts, replies, tool arguments, errors.
     pub text: Option<String>,
+    /// Only records of this user (see [`USER_SQL`]).
+    pub user: Option<String>,
+    /// Only records of this session (see [`SESSION_SQL`]).
+    pub session: Option<String>,
 }
+
+/// A record's user, as SQL over its stored JSON (see [`USER_SQL`]).
+macro_rules! user_sql {
+    () => {
+        "CAST(coalesce(json_extract(record, '$.user_context.user_id'), json_extract(record, '$.user_context.userId'), \
+         json_extract(record, '$.user_context.user.id'), json_extract(record, '$.attributes.\"user.id\"'), \
+         json_extract(record, '$.attributes.\"enduser.id\"')) AS TEXT)"
+    };
+}
+
+/// A record's session, as SQL over its stored JSON (see [`SESSION_SQL`]).
+macro_rules! session_sql {
+    () => {
+        "CAST(coalesce(json_extract(record, '$.user_context.session_id'), json_extract(record, '$.user_context.sessionId'), \
+         json_extract(record, '$.user_context.session.id'), json_extract(record, '$.attributes.\"session.id\"'), \
+         json_extract(record, '$.attributes.\"gen_ai.conversation.id\"')) AS TEXT)"
+    };
+}
+
+/// A record's user, as SQL over its stored JSON: `user_id` (or `userId`,
+/// or `user.id`) in the user context the application attached, else the
+/// `user.id` attribute (the proxy's `x-anosys-user-id` header, an OpenAI
+/// request's `user`) or OpenTelemetry's `enduser.id`. Numbers are compared
+/// as text.
+pub const USER_SQL: &str = user_sql!();
+
+/// A record's session, as SQL over its stored JSON: `session_id` (or
+/// `sessionId`, or `session.id`) in the user context, else the `session.id`
+/// attribute or the GenAI `gen_ai.conversation.id`.
+pub const SESSION_SQL: &str = session_sql!();
+
+/// The user condition: from the viewer's index for the rows it covers
+/// (`id <= ?`), from the JSON for newer ones (a set of row ids SQLite looks
+/// up, rather than a test of every row in time order); and from the JSON
+/// alone.
+const USER_CLAUSES: [&str; 2] = [
+    concat!(
+        "id IN (SELECT id FROM search.who WHERE id <= ? AND user = ? UNION ALL SELECT id FROM records WHERE id > ? AND ",
+        user_sql!(),
+        " = ?)"
+    ),
+    concat!(user_sql!(), " = ?"),
+];
+
+/// [`USER_CLAUSES`] for sessions.
+const SESSION_CLAUSES: [&str; 2] = [
+    concat!(
+        "id IN (SELECT id FROM search.who WHERE id <= ? AND session = ? UNION ALL SELECT id FROM records WHERE id > ? AND ",
+        session_sql!(),
+        " = ?)"
+    ),
+    concat!(session_sql!(), " = ?"),
+];
 
 /// A position in the newest-first order of records: the last one of a
 /// page, where the next page starts.
@@ -151,7 +208,10 @@ fn like_pattern(text: &str) -> String {
 }
 
 impl Filter {
-    fn where_clause(&self) -> (String, Vec<SqlValue>) {
+    /// The SQL condition and its values. `covered`: the rows (ids up to it)
+    /// whose users and sessions the attached `search` index holds; newer
+    /// ones are read from their JSON.
+    fn where_clause(&self, covered: i64) -> (String, Vec<SqlValue>) {
         let mut clauses = Vec::new();
         let mut values = Vec::new();
         if let Some(s) = self.since_ms {
@@ -192,6 +252,16 @@ impl Filter {
             // (CJK, Arabic, emoji), so any script matches.
             clauses.push("record LIKE ? ESCAPE '\\'");
             values.push(SqlValue::Text(like_pattern(t)));
+        }
+        for (wanted, [indexed, scanned]) in [(&self.user, USER_CLAUSES), (&self.session, SESSION_CLAUSES)] {
+            let Some(wanted) = wanted else { continue };
+            if covered > 0 {
+                clauses.push(indexed);
+                values.extend([SqlValue::Integer(covered), SqlValue::Text(wanted.clone()), SqlValue::Integer(covered)]);
+            } else {
+                clauses.push(scanned);
+            }
+            values.push(SqlValue::Text(wanted.clone()));
         }
         if clauses.is_empty() {
             (String::new(), values)
@@ -259,6 +329,8 @@ pub struct Store {
     cost: &'static str,
     /// The search index attached as `search`, if one is.
     search: Option<PathBuf>,
+    /// The rows (ids up to this) the attached index covers; 0: none.
+    covered: i64,
 }
 
 fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
@@ -293,7 +365,7 @@ impl Store {
         };
         let ttfc = if has("time_to_first_chunk_ms")? { "time_to_first_chunk_ms" } else { "NULL" };
         let cost = if has("cost_usd")? { "cost_usd" } else { "NULL" };
-        Ok(Store { conn, path: path.to_owned(), ttfc, cost, search: None })
+        Ok(Store { conn, path: path.to_owned(), ttfc, cost, search: None, covered: 0 })
     }
 
     fn summary_columns(&self) -> String {
@@ -303,6 +375,41 @@ impl Store {
         )
     }
 
+    /// Uses the viewer's search index (its file, and the row it covers up
+    /// to) for text, user and session filters from now on; `None`: read
+    /// every row's JSON instead.
+    pub fn use_index(&mut self, index: Option<(&Path, i64)>) -> Result<(), StoreError> {
+        let Some((path, upto)) = index else {
+            self.covered = 0;
+            return Ok(());
+        };
+        if self.search.as_deref() != Some(path) {
+            self.covered = 0;
+            if self.search.take().is_some() {
+                self.conn.execute("DETACH DATABASE search", [])?;
+            }
+            self.conn.execute("ATTACH DATABASE ?1 AS search", [path.to_string_lossy()])?;
+            // Its pages are read once per query (index entries, then row
+            // ids): a small cache is enough.
+            self.conn.pragma_update(Some("search"), "cache_size", -512)?;
+            self.search = Some(path.to_owned());
+        }
+        self.covered = upto;
+        Ok(())
+    }
+
+    /// `filter` as SQL, with the index this store uses.
+    fn clause(&self, filter: &Filter) -> (String, Vec<SqlValue>) {
+        filter.where_clause(if self.search.is_some() { self.covered } else { 0 })
+    }
+
+    /// Keeps at most `kib` KiB of the store's pages in memory (SQLite's
+    /// default is 2,000 KiB per connection); for a process that keeps
+    /// several connections open.
+    pub fn set_cache_kib(&self, kib: u32) -> Result<(), StoreError> {
+        Ok(self.conn.pragma_update(None, "cache_size", -i64::from(kib))?)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -310,7 +417,7 @@ impl Store {
 
     /// How many records match.
     pub fn count(&self, filter: &Filter) -> Result<u64, StoreError> {
-        let (clause, values) = filter.where_clause();
+        let (clause, values) = self.clause(filter);
         let n: i64 =
             self.conn.query_row(&format!("SELECT count(*) FROM records{clause}"), params_from_iter(values), |r| r.get(0))?;
         Ok(n as u64)
@@ -323,7 +430,7 @@ impl Store {
 
     /// The newest `limit` matching records, newest first.
     pub fn latest(&self, filter: &Filter, limit: usize) -> Result<Vec<Summary>, StoreError> {
-        let (clause, mut values) = filter.where_clause();
+        let (clause, mut values) = self.clause(filter);
         values.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let mut stmt = self
             .conn
@@ -334,7 +441,7 @@ impl Store {
 
     /// The newest `limit` matching records in full, newest first.
     pub fn latest_full(&self, filter: &Filter, limit: usize) -> Result<Vec<Stored>, StoreError> {
-        let (clause, mut values) = filter.where_clause();
+        let (clause, mut values) = self.clause(filter);
         values.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let mut stmt =
             self.conn.prepare_cached(&format!("SELECT id, record FROM records{clause} ORDER BY start_ms DESC, id DESC LIMIT ?"))?;
@@ -349,7 +456,7 @@ impl Store {
         filter: &Filter,
         mut each: impl FnMut(Stored) -> Result<(), E>,
     ) -> Result<(), E> {
-        let (clause, values) = filter.where_clause();
+        let (clause, values) = self.clause(filter);
         let mut stmt = self
             .conn
             .prepare_cached(&format!("SELECT id, record FROM records{clause} ORDER BY start_ms, id"))
@@ -407,8 +514,9 @@ impl Store {
         index: Option<(&Path, i64)>,
         scan_budget: Duration,
     ) -> Result<(Vec<Summary>, Option<Cursor>), StoreError> {
+        self.use_index(index)?;
         let text = filter.text.as_deref().filter(|t| !t.is_empty());
-        let (Some(text), Some((index, upto))) = (text, index) else {
+        let (Some(text), Some((_, upto))) = (text, index) else {
             return self.page(filter, limit);
         };
         let Some(phrase) = crate::ui::search::match_query(text) else {
@@ -427,16 +535,9 @@ impl Store {
                 done => return done,
             }
         }
-        if self.search.as_deref() != Some(index) {
-            if self.search.take().is_some() {
-                self.conn.execute("DETACH DATABASE search", [])?;
-            }
-            self.conn.execute("ATTACH DATABASE ?1 AS search", [index.to_string_lossy()])?;
-            self.search = Some(index.to_owned());
-        }
         let limit = limit.max(1);
         let base = Filter { text: None, ..filter.clone() };
-        let (clause, values) = base.where_clause();
+        let (clause, values) = self.clause(&base);
         let and = if clause.is_empty() { " WHERE ".to_owned() } else { format!("{clause} AND ") };
         let columns = self.summary_columns();
         let sql = format!(
@@ -473,7 +574,7 @@ impl Store {
 
     /// When the oldest matching record started (`None`: none match).
     pub fn oldest_start(&self, filter: &Filter) -> Result<Option<i64>, StoreError> {
-        let (clause, values) = filter.where_clause();
+        let (clause, values) = self.clause(filter);
         Ok(self.conn.query_row(&format!("SELECT min(start_ms) FROM records{clause}"), params_from_iter(values), |r| r.get(0))?)
     }
 
@@ -507,14 +608,28 @@ impl Store {
             let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
             Ok(rows.collect::<Result<_, _>>()?)
         };
-        Ok(Facets { models: column("model")?, sources: column("source")? })
+        let (mut users, mut sessions) = (Vec::new(), Vec::new());
+        if self.search.is_some() && self.covered > 0 {
+            let from_index = |sql: &str| -> Result<Vec<String>, StoreError> {
+                let mut stmt = self.conn.prepare_cached(sql)?;
+                let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            };
+            users = from_index(
+                "SELECT user FROM search.who WHERE user IS NOT NULL GROUP BY user ORDER BY count(*) DESC LIMIT ?",
+            )?;
+            sessions = from_index(
+                "SELECT session FROM search.who WHERE session IS NOT NULL GROUP BY session ORDER BY max(id) DESC LIMIT ?",
+            )?;
+        }
+        Ok(Facets { models: column("model")?, sources: column("source")?, users, sessions })
     }
 
     /// The matching records' figures over time, in buckets of `bucket_ms`
     /// (oldest first; buckets without records are left out).
     pub fn series(&self, filter: &Filter, bucket_ms: i64) -> Result<Vec<Bucket>, StoreError> {
         let bucket_ms = bucket_ms.max(1);
-        let (clause, values) = filter.where_clause();
+        let (clause, values) = self.clause(filter);
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT start_ms, status, duration_ms, {}, input_tokens, output_tokens, {}, kind
              FROM records{clause} ORDER BY start_ms",
@@ -556,7 +671,7 @@ impl Store {
     /// Calls, errors, tokens and latency percentiles: per model for LLM
     /// calls, per source for logged functions.
     pub fn stats(&self, filter: &Filter) -> Result<Stats, StoreError> {
-        let (clause, values) = filter.where_clause();
+        let (clause, values) = self.clause(filter);
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT kind, model, source, status, duration_ms, {}, input_tokens, output_tokens, {}
              FROM records{clause}",
@@ -713,6 +828,11 @@ pub struct Facets {
     pub models: Vec<String>,
     /// Sources, most frequent first.
     pub sources: Vec<String>,
+    /// Users (from the viewer's index: empty without one), most frequent
+    /// first.
+    pub users: Vec<String>,
+    /// Sessions, newest first (from the viewer's index).
+    pub sessions: Vec<String>,
 }
 
 /// Figures for one stretch of time.

@@ -270,6 +270,67 @@ fn the_search_index_answers_as_the_scan_does() {
     assert_eq!(all_pages(&indexed, &format!("q={}", urlencode("later"))).len(), 30);
 }
 
+/// Gives record `i` a user and session four ways: in the user context
+/// (`user_id`, or a numeric `userId`), as attributes, or none.
+fn with_people(records: &mut [Record], from: usize) {
+    for (i, r) in records.iter_mut().enumerate() {
+        match (from + i) % 4 {
+            0 => r.user_context = Some(json!({"user_id": "u-1", "session_id": "s-A", "plan": "pro"})),
+            1 => r.user_context = Some(json!({"userId": 42, "sessionId": "s-B"})),
+            2 => {
+                r.set_attribute("user.id", "u-1");
+                r.set_attribute("session.id", "s-A");
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn users_and_sessions_filter_the_list_from_the_index_and_from_the_records() {
+    let (_dir, db) = temp_store();
+    let mut records = generated(200, SystemTime::now() - Duration::from_secs(3600));
+    with_people(&mut records, 0);
+    write(&db, &records);
+    // Row ids follow the records' order, newest last.
+    let expected = |n: usize, wanted: &[usize]| -> Vec<i64> {
+        (0..n).rev().filter(|i| wanted.contains(&(i % 4))).map(|i| i as i64 + 1).collect()
+    };
+    let server = Server::serve(Viewer::new(db.clone(), Access::default()).with_scan_budget(Duration::ZERO));
+    let check = |n: usize| {
+        assert_eq!(all_pages(&server, "user=u-1"), expected(n, &[0, 2]));
+        assert_eq!(all_pages(&server, "user=42"), expected(n, &[1]));
+        assert_eq!(all_pages(&server, "session=s-A"), expected(n, &[0, 2]));
+        assert_eq!(all_pages(&server, "session=s-B&user=42"), expected(n, &[1]));
+        assert_eq!(all_pages(&server, "session=s-B&user=u-1"), Vec::<i64>::new());
+        assert_eq!(all_pages(&server, "user=nobody"), Vec::<i64>::new());
+        // With other filters and search, and in the stats.
+        let errors: Vec<i64> = expected(n, &[0, 2]).into_iter().filter(|id| (id - 1) % 5 == 0).collect();
+        assert_eq!(all_pages(&server, "user=u-1&status=error"), errors);
+        let stats = server.json("/api/stats?user=42");
+        assert_eq!(stats["totals"]["records"], json!(expected(n, &[1]).len()));
+    };
+    // Whatever the index covers by now (the rest is read from the records).
+    check(200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.json("/api/info")["search_indexed_upto"] != json!(200) {
+        assert!(std::time::Instant::now() < deadline, "the index never caught up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check(200);
+    let facets = server.json("/api/facets");
+    assert_eq!(facets["users"], json!(["u-1", "42"]));
+    assert_eq!(facets["sessions"].as_array().unwrap().len(), 2);
+    // Rows newer than the index: read from the records until it has them.
+    let mut later = generated(40, SystemTime::now() - Duration::from_secs(60));
+    with_people(&mut later, 200);
+    write(&db, &later);
+    check(240);
+    // The command line filters the same way, with no index.
+    let logs = command::stdout(anosys(&db).args(["logs", "--json", "--limit", "1000", "--user", "42", "--session", "s-B"]));
+    assert_eq!(logs.lines().count(), expected(240, &[1]).len());
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {

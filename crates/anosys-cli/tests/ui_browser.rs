@@ -2,6 +2,9 @@
 //! chromedriver (WebDriver), against the `anosys ui` binary serving a real
 //! store. Screenshots of each view land in `target/ui-screenshots/`.
 
+#[path = "../../anosys/tests/support/cassette.rs"]
+#[allow(dead_code)]
+mod cassette;
 mod command;
 mod webdriver;
 
@@ -105,7 +108,11 @@ fn agent_trace(start: SystemTime) -> Vec<Record> {
         "gen_ai.output.messages",
         json!([{"role": "assistant", "finish_reason": "stop", "parts": [text_part("It is **18 °C** in Tokyo 🚀 today.")]}]),
     );
-    vec![root, first, tool, second]
+    let mut run = vec![root, first, tool, second];
+    for r in &mut run {
+        r.user_context = Some(json!({"user_id": "u-agent", "session_id": "s-1"}));
+    }
+    run
 }
 
 fn store_with_agent_trace() -> (tempfile::TempDir, PathBuf, Vec<Record>) {
@@ -164,6 +171,27 @@ fn views_keys_and_live_tail_work_in_chromium() {
         vec![],
     );
     browser.wait_for("all again", "return document.querySelectorAll('table.records tbody tr').length === 44");
+    // A custom time range (from and until, local time), then all time.
+    browser.run(
+        "const s = document.querySelector('select[data-filter=since]'); s.value = 'custom'; s.dispatchEvent(new Event('change'));
+         const from = document.querySelector('input[data-filter=from]'), until = document.querySelector('input[data-filter=until]');
+         from.value = '2001-01-01T00:00'; until.value = '2001-01-02T00:00'; until.dispatchEvent(new Event('change'));",
+        vec![],
+    );
+    browser.wait_for("an empty range", "return document.querySelector('p.muted').textContent === 'No records match.'");
+    browser.run(
+        "const s = document.querySelector('select[data-filter=since]'); s.value = ''; s.dispatchEvent(new Event('change'));",
+        vec![],
+    );
+    browser.wait_for("all again", "return document.querySelectorAll('table.records tbody tr').length === 44");
+    // A user filter (Enter applies it): the agent's records have a user.
+    browser.type_into("input[data-filter=user]", "u-agent\u{E007}");
+    browser.wait_for("the user's records", "return document.querySelectorAll('table.records tbody tr').length === 4");
+    browser.run(
+        "const u = document.querySelector('input[data-filter=user]'); u.value = ''; u.dispatchEvent(new Event('change'));",
+        vec![],
+    );
+    browser.wait_for("all again", "return document.querySelectorAll('table.records tbody tr').length === 44");
 
     // Keyboard: j j moves the selection, Enter opens, Esc comes back, / searches.
     browser.run("document.activeElement && document.activeElement.blur()", vec![]);
@@ -202,7 +230,7 @@ fn views_keys_and_live_tail_work_in_chromium() {
     assert!(call.contains("get_weather") && call.contains("call_weather_1"), "{call}");
     assert!(call.contains("\"city\": \"Tokyo\""), "formatted JSON: {call}");
     let roles =
-        browser.run("return Array.from(document.querySelectorAll('.chat .msg .role')).map(r => r.textContent)", vec![]);
+        browser.run("return Array.from(document.querySelectorAll('.chat .msg .role .who')).map(r => r.textContent)", vec![]);
     assert_eq!(roles, json!(["system", "user", "assistant · tool_calls"]));
     browser.save_screenshot("record");
     // The reply's markdown: bold as an element, the rest as text.
@@ -342,4 +370,179 @@ fn script_payloads_in_captured_content_never_run() {
     let blocked = browser.run("return window.__csp", vec![]);
     assert_eq!(hits, 0, "payloads executed");
     assert_eq!(blocked, 0, "the page tried something the CSP blocked");
+}
+
+/// The record the capture makes of a recorded exchange (streams read as
+/// they arrived).
+fn recorded(name: &str) -> Record {
+    use anosys::sources::openai::{CaptureOptions, OpenAiCall};
+    let x = cassette::first(name);
+    let call = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default());
+    let mut r = if x.is_sse() {
+        let mut stream = call.into_stream();
+        stream.push_bytes(&x.body);
+        stream.finish()
+    } else {
+        call.finish(x.status, &x.body)
+    };
+    r.source = Some(name.to_owned());
+    r
+}
+
+/// The text of every element matching `css`.
+fn texts(browser: &Browser, css: &str) -> Vec<String> {
+    let v = browser.run(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent)",
+        vec![json!(css)],
+    );
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap_or("").to_owned()).collect()
+}
+
+#[test]
+fn recorded_conversations_and_error_chains_render_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    // Recorded exchanges: the Responses API (a tool call, instructions, a
+    // stream, reasoning, an API error) and Chat Completions (tool calls,
+    // streamed tool calls).
+    let names = [
+        "test_responses_create_captures_tool_call_content",
+        "test_responses_create_with_content_shapes",
+        "test_responses_create_streaming_captures_content",
+        "test_responses_create_reports_reasoning_tokens",
+        "test_responses_create_api_error",
+        "test_chat_completion_tool_calls_with_content",
+        "test_chat_completion_multiple_tools_streaming_with_content",
+    ];
+    let mut records: Vec<Record> = names.iter().map(|n| recorded(n)).collect();
+    // A second Responses turn: the recorded tool call and the tool's
+    // output sent back as input, answered by a recorded reply.
+    let first_turn = cassette::first(names[0]);
+    let call_item = serde_json::from_slice::<Value>(&first_turn.body).unwrap()["output"][0].clone();
+    let mut second = cassette::first(names[1]);
+    second.request["input"] = json!([
+        {"role": "user", "content": [{"type": "input_text", "text": "What's the weather in Seattle right now?"}]},
+        call_item.clone(),
+        {"type": "function_call_output", "call_id": call_item["call_id"], "output": "{\"temperature\": \"11 C\", \"sky\": \"rain\"}"},
+    ]);
+    let call = anosys::sources::openai::OpenAiCall::start(
+        &second.uri,
+        second.request.clone(),
+        &anosys::sources::openai::CaptureOptions::default(),
+    );
+    records.push(call.finish(second.status, &second.body));
+    // Failed functions: a Rust error with its sources, and a Python
+    // exception raised from another.
+    let mut rust = Record::new(RecordKind::FunctionCall, "store.save");
+    rust.fail(anosys::ErrorInfo::from_error(&WrapError("write the batch", std::io::Error::other("disk full"))));
+    let mut python = Record::new(RecordKind::FunctionCall, "app.lookup");
+    python.fail(anosys::ErrorInfo {
+        error_type: "LookupFailed".into(),
+        message: "no such user".into(),
+        stack: Some(
+            "Traceback (most recent call last):\n  File \"app.py\", line 3, in lookup\n    return users[key]\nKeyError: 'u-42'\n\n\
+             The above exception was the direct cause of the following exception:\n\n\
+             Traceback (most recent call last):\n  File \"app.py\", line 5, in lookup\n    raise LookupFailed(\"no such user\") from e\n\
+             LookupFailed: no such user\n"
+                .into(),
+        ),
+    });
+    records.push(rust);
+    records.push(python);
+    write(&db, &records);
+
+    let viewer = Viewer::start(&db);
+    let browser = Browser::start();
+    let open = |r: &Record, what: &str, ready: &str| {
+        browser.go(&format!("{}#/record/{}", viewer.url, r.span_id));
+        browser.wait_for(what, &format!("return document.querySelector('.detail') && document.querySelector({ready:?})"));
+    };
+    let body = |x: &cassette::Exchange| serde_json::from_slice::<Value>(&x.body).unwrap();
+
+    // Responses API, a forced tool call: the question, then the call with
+    // its arguments as formatted JSON.
+    open(&records[0], "the tool call", ".chat .tool-call");
+    assert_eq!(texts(&browser, ".chat .msg .who"), ["user", "assistant · tool_calls"]);
+    assert!(texts(&browser, ".chat .role-user")[0].contains("What's the weather in Seattle right now?"));
+    let call = &texts(&browser, ".chat .tool-call")[0];
+    let arguments: Value = serde_json::from_str(call_item["arguments"].as_str().unwrap()).unwrap();
+    assert!(call.contains("get_current_weather"), "{call}");
+    assert!(call.contains(&serde_json::to_string_pretty(&arguments).unwrap()), "formatted arguments: {call}");
+    browser.save_screenshot("responses-tool-call");
+
+    // Instructions as the system message, the reply as the assistant's.
+    open(&records[1], "the reply", ".chat .role-assistant");
+    let reply = body(&cassette::first(names[1]))["output"][0]["content"][0]["text"].as_str().unwrap().to_owned();
+    assert_eq!(texts(&browser, ".chat .msg .who")[..2], ["system", "user"]);
+    assert!(texts(&browser, ".chat .role-system")[0].contains("You are a helpful assistant."));
+    assert!(texts(&browser, ".chat .role-assistant")[0].contains(&reply), "{reply}");
+
+    // A stream: the deltas shown as one reply.
+    open(&records[2], "the streamed reply", ".chat .role-assistant");
+    let stream = cassette::first(names[2]);
+    let streamed: String = String::from_utf8_lossy(&stream.body)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(!streamed.is_empty());
+    assert!(texts(&browser, ".chat .role-assistant")[0].contains(&streamed), "{streamed}");
+
+    // Reasoning tokens among the usage.
+    open(&records[3], "the usage", "section");
+    let usage = browser.run(
+        "return Array.from(document.querySelectorAll('section')).find(s => s.querySelector('h3').textContent === 'Usage and cost').textContent",
+        vec![],
+    );
+    let reasoning = body(&cassette::first(names[3]))["usage"]["output_tokens_details"]["reasoning_tokens"].as_i64().unwrap();
+    assert!(usage.as_str().unwrap().contains("reasoning") && usage.as_str().unwrap().contains(&reasoning.to_string()), "{usage}");
+
+    // The API's error, with its type and message.
+    open(&records[4], "the error", ".error-box");
+    let error = &texts(&browser, ".error-box")[0];
+    assert!(error.contains("The requested model 'this-model-does-not-exist' does not exist."), "{error}");
+
+    // Chat Completions: the assistant's tool calls, and streamed ones.
+    open(&records[5], "the tool calls", ".chat .tool-call");
+    let expected = body(&cassette::first(names[5]))["choices"][0]["message"]["tool_calls"].as_array().unwrap().len();
+    assert_eq!(texts(&browser, ".chat .tool-call").len(), expected);
+    open(&records[6], "the streamed tool calls", ".chat .tool-call");
+    let streamed_calls = texts(&browser, ".chat .tool-call");
+    assert!(streamed_calls.len() >= 2, "{streamed_calls:?}");
+    assert!(streamed_calls.iter().all(|c| c.contains("{\n")), "arguments formatted: {streamed_calls:?}");
+
+    // The second Responses turn: question, call, the tool's output, reply.
+    open(&records[7], "the tool result", ".chat .tool-result");
+    assert_eq!(texts(&browser, ".chat .msg .who")[..4], ["system", "user", "assistant", "tool"]);
+    assert!(texts(&browser, ".chat .tool-result")[0].contains("11 C"));
+    browser.save_screenshot("responses-second-turn");
+
+    // Copy buttons on each message.
+    assert_eq!(browser.run("return document.querySelectorAll('.chat .msg .role button').length", vec![]), json!(texts(&browser, ".chat .msg").len()));
+
+    // Error chains: a Rust error's source, a Python exception's cause.
+    open(&records[8], "the Rust error", ".error-box");
+    assert_eq!(texts(&browser, ".error-box .chain li"), ["caused by disk full"]);
+    open(&records[9], "the Python error", ".error-box");
+    assert_eq!(texts(&browser, ".error-box .chain li"), ["caused by KeyError: 'u-42'"]);
+    assert!(texts(&browser, ".error-box details pre")[0].contains("raise LookupFailed"));
+    browser.save_screenshot("error-chain");
+}
+
+/// An error with a message of its own and a source.
+#[derive(Debug)]
+struct WrapError(&'static str, std::io::Error);
+
+impl std::fmt::Display for WrapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for WrapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.1)
+    }
 }

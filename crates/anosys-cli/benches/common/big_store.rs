@@ -23,6 +23,8 @@ fn record(i: usize, rng: &mut fastrand::Rng, t0: SystemTime, step: Duration) -> 
         }
         r.input = Some(json!([{"role": "user", "content": "Summarise the ticket in one line."}]));
         r.output = Some(json!("Customer cannot log in after the password reset."));
+        // 2,000 users; sessions of 25 records in a row.
+        r.user_context = Some(json!({"user_id": format!("user-{}", rng.u32(..2000)), "session_id": format!("s-{}", i / 25)}));
         r
     } else {
         let mut r = Record::new(RecordKind::FunctionCall, "app::handler");
@@ -41,7 +43,7 @@ fn record(i: usize, rng: &mut fastrand::Rng, t0: SystemTime, step: Duration) -> 
 }
 
 fn store_with(n: usize) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("anosys-bench-stats-{n}.db"));
+    let path = std::env::temp_dir().join(format!("anosys-bench-stats-v2-{n}.db"));
     if let Ok(store) = Store::open(&path)
         && store.count(&Filter::default()).ok() == Some(n as u64)
     {

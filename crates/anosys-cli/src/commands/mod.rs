@@ -190,6 +190,8 @@ pub fn filter(args: &FilterArgs) -> Result<Filter, CliError> {
         source: args.source.clone(),
         trace: args.trace.clone(),
         kind: args.kind.map(|k| RecordKind::from(k).as_str().to_owned()),
+        user: args.user.clone(),
+        session: args.session.clone(),
         ..Filter::default()
     })
 }

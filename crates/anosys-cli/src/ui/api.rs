@@ -114,6 +114,8 @@ pub struct FilterQuery {
     kind: Option<String>,
     status: Option<String>,
     trace: Option<String>,
+    user: Option<String>,
+    session: Option<String>,
     q: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
@@ -161,6 +163,8 @@ impl FilterQuery {
             // escaped; other scripts as they are).
             text: self.q.as_deref().filter(|q| !q.trim().is_empty()).map(json_escaped),
             before,
+            user: some(&self.user),
+            session: some(&self.session),
         })
     }
 }
@@ -318,7 +322,7 @@ async fn facets(State(viewer): State<Arc<Viewer>>) -> ApiResult {
     let found = with_store(&viewer, |store| Ok(store.facets(200)?)).await?;
     Ok(Json(match found {
         Some(f) => json!(f),
-        None => json!({"models": [], "sources": []}),
+        None => json!({"models": [], "sources": [], "users": [], "sessions": []}),
     }))
 }
 

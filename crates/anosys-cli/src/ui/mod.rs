@@ -78,6 +78,9 @@ pub struct Viewer {
 /// Most idle connections kept open.
 const IDLE_STORES: usize = 4;
 
+/// The page cache of each of the viewer's store connections, KiB.
+const STORE_CACHE_KIB: u32 = 1024;
+
 impl Viewer {
     /// A viewer of the store at `db`.
     pub fn new(db: PathBuf, access: Access) -> Viewer {
@@ -152,11 +155,21 @@ impl Viewer {
         let mut store = match kept {
             Some(store) => store,
             None => match crate::store::Store::open(&self.db) {
-                Ok(store) => store,
+                Ok(store) => {
+                    // Up to IDLE_STORES connections stay open: each keeps a
+                    // small cache (the OS caches the file anyway).
+                    store.set_cache_kib(STORE_CACHE_KIB)?;
+                    store
+                }
                 Err(crate::store::StoreError::Missing(_)) => return Ok(None),
                 Err(e) => return Err(e),
             },
         };
+        let index = self.search_index();
+        if store.use_index(index.as_ref().map(|(path, upto)| (path.as_path(), *upto))).is_err() {
+            // Filters read the records themselves instead.
+            store.use_index(None)?;
+        }
         let out = f(&mut store);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < IDLE_STORES {

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use crate::store::{SESSION_SQL, USER_SQL};
+
 /// The index beside `store`.
 #[derive(Debug, Clone)]
 pub struct SearchIndex {
@@ -30,15 +32,21 @@ pub struct Progress {
 }
 
 /// The index's layout; an index of another layout is built again.
-const FORMAT: &str = "trigram-detail-none-1";
+const FORMAT: &str = "trigram-detail-none-2";
 
 /// Contentless (the text stays in the store) and without positions (about
 /// half the store's size, where positions would make it three times): a
 /// search asks for records holding all of its trigrams, and the store's own
 /// `LIKE` keeps those that hold the text itself.
+///
+/// `who`: each record's user and session (see [`USER_SQL`]), for the
+/// viewer's user and session filters; only rows that have either.
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
     CREATE VIRTUAL TABLE IF NOT EXISTS text USING fts5(record, tokenize = 'trigram', content = '', detail = 'none');
+    CREATE TABLE IF NOT EXISTS who (id INTEGER PRIMARY KEY, user TEXT, session TEXT);
+    CREATE INDEX IF NOT EXISTS who_user ON who (user) WHERE user IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS who_session ON who (session) WHERE session IS NOT NULL;
 ";
 
 impl SearchIndex {
@@ -72,11 +80,13 @@ impl SearchIndex {
         let format: Option<String> =
             conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0)).optional().unwrap_or(None);
         if format.as_deref() != Some(FORMAT) {
-            conn.execute_batch("DROP TABLE IF EXISTS text; DROP TABLE IF EXISTS meta;")?;
+            conn.execute_batch("DROP TABLE IF EXISTS text; DROP TABLE IF EXISTS who; DROP TABLE IF EXISTS meta;")?;
             conn.execute_batch(SCHEMA)?;
             conn.execute("INSERT INTO meta VALUES ('format', ?1)", [FORMAT])?;
         }
         conn.execute("ATTACH DATABASE ?1 AS store", [store_uri(&self.store)])?;
+        // The store is read once, in order.
+        conn.pragma_update(Some("store"), "cache_size", -256)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let meta = |key: &str| -> rusqlite::Result<Option<rusqlite::types::Value>> {
             tx.query_row("SELECT value FROM meta WHERE key = ?", [key], |r| r.get(0)).optional()
@@ -96,6 +106,7 @@ impl SearchIndex {
             };
             if span.is_none() || span != known {
                 tx.execute("INSERT INTO text(text) VALUES ('delete-all')", [])?;
+                tx.execute("DELETE FROM who", [])?;
                 upto = 0;
             }
         }
@@ -113,6 +124,15 @@ impl SearchIndex {
                 )
                 .optional()?
                 .unwrap_or((upto, None));
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO who (id, user, session)
+                     SELECT * FROM (SELECT id, {USER_SQL} AS user, {SESSION_SQL} AS session
+                                    FROM store.records WHERE id > ?1 AND id <= ?2)
+                     WHERE user IS NOT NULL OR session IS NOT NULL"
+                ),
+                [upto, new_upto],
+            )?;
             tx.execute("INSERT OR REPLACE INTO meta VALUES ('indexed_upto', ?1)", [new_upto])?;
             tx.execute("INSERT OR REPLACE INTO meta VALUES ('last_span_id', ?1)", [span])?;
             upto = new_upto;
@@ -128,6 +148,11 @@ impl SearchIndex {
             return None;
         }
         let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        // An index of another layout is built again before it is used.
+        let format: String = conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0)).ok()?;
+        if format != FORMAT {
+            return None;
+        }
         conn.query_row("SELECT value FROM meta WHERE key = 'indexed_upto'", [], |r| r.get(0)).ok()
     }
 }

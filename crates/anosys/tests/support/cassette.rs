@@ -24,7 +24,8 @@ impl Exchange {
 }
 
 pub fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openai-cassettes")
+    // From this crate or from a sibling one (the CLI's tests use them too).
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../anosys/tests/fixtures/openai-cassettes")
 }
 
 /// Every cassette file name (without `.yaml`).

@@ -23,7 +23,7 @@
       else if (key === "text") node.textContent = value;
       else if (key === "href") node.href = safeHref(value);
       else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else if (key === "title" || key === "type" || key === "placeholder" || key === "value" || key.startsWith("data-") || key === "tabindex" || key === "for" || key === "id" || key === "colspan") node.setAttribute(key, String(value));
+      else if (key === "title" || key === "type" || key === "placeholder" || key === "value" || key.startsWith("data-") || key === "tabindex" || key === "for" || key === "id" || key === "colspan" || key === "list") node.setAttribute(key, String(value));
       else throw new Error("attribute not allowed: " + key);
     }
     append(node, children);
@@ -226,11 +226,21 @@
     }
   }
 
+  // What a message's copy button copies: its text, a tool call's
+  // arguments, a tool's result.
+  function partText(part) {
+    if (!part || typeof part !== "object") return asText(part);
+    if (part.type === "tool_call") return prettyArguments(part.arguments);
+    if (part.type === "tool_call_response") return asText(part.response ?? part.result ?? "");
+    return part.content !== undefined ? asText(part.content) : fmt.json(part);
+  }
+
   function renderMessage(message) {
     const role = String(message.role ?? "message");
     const parts = Array.isArray(message.parts) ? message.parts : [{ type: "text", content: asText(message.content ?? message) }];
     return el("div", { class: "msg role-" + role.replace(/[^a-z_]/gi, "") },
-      el("div", { class: "role" }, role, message.finish_reason ? el("span", { class: "muted" }, " · " + message.finish_reason) : null),
+      el("div", { class: "role" }, el("span", { class: "who" }, role, message.finish_reason ? el("span", { class: "muted" }, " · " + message.finish_reason) : null),
+        copyButton("Copy", () => parts.map(partText).join("\n\n"))),
       parts.map(renderPart));
   }
 
@@ -264,6 +274,27 @@
     return el("section", {}, el("h3", {}, title), body);
   }
 
+  // An error with its chain, outermost first: the "caused by: …" lines a
+  // Rust error's sources become, or the tracebacks Python chains ("The
+  // above exception was the direct cause…"); the rest of the text (a
+  // backtrace, the traceback) below, folded.
+  function errorBox(error) {
+    const lines = typeof error.stack === "string" ? error.stack.split("\n") : [];
+    const chain = lines.filter((l) => l.startsWith("caused by: ")).map((l) => ["caused by", l.slice("caused by: ".length)]);
+    const rest = lines.filter((l) => !l.startsWith("caused by: ")).join("\n").trim();
+    const pieces = rest.split(/\n\s*(The above exception was the direct cause of the following exception:|During handling of the above exception, another exception occurred:)\s*\n/);
+    // [traceback, separator, traceback, …]: each separator ties the
+    // traceback before it (the cause) to the one after it.
+    for (let k = pieces.length - 2; k > 0; k -= 2) {
+      const cause = pieces[k - 1].trim().split("\n").filter((l) => l.trim()).pop();
+      if (cause) chain.push([pieces[k].startsWith("The above") ? "caused by" : "while handling", cause.trim()]);
+    }
+    return el("div", { class: "error-box" },
+      el("div", { class: "error-head" }, el("strong", {}, String(error.type || "error")), ": ", String(error.message || "")),
+      chain.length ? el("ol", { class: "chain" }, chain.map(([how, what]) => el("li", {}, el("span", { class: "muted" }, how + " "), what))) : null,
+      rest ? el("details", {}, el("summary", {}, "stack"), el("pre", {}, rest)) : null);
+  }
+
   function recordDetail(id, stored) {
     const r = stored.record;
     const a = r.attributes || {};
@@ -288,9 +319,7 @@
     const timing = [["start", fmt.time(started)], ["duration", fmt.ms(ended - started)], ["trace", r.trace_id], ["span", r.span_id]];
     if (r.parent_span_id) timing.push(["parent", r.parent_span_id]);
     if (a["anosys.time_to_first_chunk_ms"] !== undefined) timing.push(["first chunk", fmt.ms(a["anosys.time_to_first_chunk_ms"])]);
-    const error = r.error ? el("div", { class: "error-box" },
-      el("strong", {}, String(r.error.type || "error")), ": ", String(r.error.message || ""),
-      r.error.stack ? el("pre", {}, String(r.error.stack)) : null) : null;
+    const error = r.error ? errorBox(r.error) : null;
     const caller = r.caller ? keyValues([["function", r.caller.function || ""], ["file", r.caller.file + ":" + r.caller.line]]) : null;
     const events = Array.isArray(r.events) && r.events.length ? el("pre", {}, fmt.json(r.events)) : null;
     return el("div", { class: "detail", "data-record": String(id) },
@@ -322,13 +351,51 @@
   // ---- records list ------------------------------------------------------
 
   const state = {
-    filters: { since: "", model: "", source: "", kind: "", status: "", q: "" },
+    filters: { since: "", until: "", model: "", source: "", kind: "", status: "", trace: "", user: "", session: "", q: "" },
     rows: [],
     cursor: null,
     selected: 0,
     lastId: 0,
     stream: null,
+    dashboard: { since: "24h", until: "" },
   };
+
+  // A time range: presets, or from and to (local time) as ms since the
+  // epoch in f.since / f.until.
+  function timeRange(f, changed) {
+    const presets = [["", "all time"], ["15m", "last 15 min"], ["1h", "last hour"], ["24h", "last 24 h"], ["7d", "last 7 days"], ["custom", "custom range…"]];
+    const custom = /^\d+$/.test(f.since) || /^\d+$/.test(f.until);
+    const choice = el("select", { "data-filter": "since" }, presets.map(([value, label]) => el("option", { value }, label)));
+    choice.value = custom ? "custom" : f.since;
+    const local = (ms) => {
+      if (!/^\d+$/.test(ms)) return "";
+      const d = new Date(Number(ms));
+      return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    };
+    const from = el("input", { type: "datetime-local", "data-filter": "from", title: "from (local time)", value: local(f.since) });
+    const to = el("input", { type: "datetime-local", "data-filter": "until", title: "until (local time)", value: local(f.until) });
+    const box = el("span", { class: "custom-range" + (custom ? "" : " hidden") }, from, " – ", to);
+    const fromInputs = () => {
+      const ms = (input) => (input.value ? String(new Date(input.value).getTime()) : "");
+      f.since = ms(from);
+      f.until = ms(to);
+      changed();
+    };
+    from.addEventListener("change", fromInputs);
+    to.addEventListener("change", fromInputs);
+    choice.addEventListener("change", () => {
+      box.classList.toggle("hidden", choice.value !== "custom");
+      if (choice.value === "custom") {
+        if (!from.value) from.value = local(String(Date.now() - 3600000));
+        fromInputs();
+      } else {
+        f.since = choice.value;
+        f.until = "";
+        changed();
+      }
+    });
+    return el("span", { class: "range" }, choice, box);
+  }
 
   function filterBar(facets, reload) {
     const f = state.filters;
@@ -341,17 +408,29 @@
         }));
       return s;
     };
+    // A free-text filter (Enter applies it), suggesting what occurs.
+    const text = (name, placeholder, suggestions) => {
+      const list = suggestions && suggestions.length ? el("datalist", { id: "suggest-" + name }, suggestions.map((v) => el("option", { value: v }))) : null;
+      const input = el("input", { type: "search", class: "narrow", "data-filter": name, placeholder, value: f[name], list: list ? "suggest-" + name : null });
+      const apply = () => { if (f[name] !== input.value.trim()) { f[name] = input.value.trim(); reload(); } };
+      input.addEventListener("change", apply);
+      input.addEventListener("keydown", (e) => { if (e.key === "Enter") { apply(); input.blur(); } if (e.key === "Escape") input.blur(); });
+      return el("span", {}, input, list);
+    };
     const search = el("input", { type: "search", id: "search", placeholder: "Search prompts, replies, tool arguments, errors (/)", value: f.q });
     search.addEventListener("keydown", (e) => {
       if (e.key === "Enter") { f.q = search.value; reload(); search.blur(); }
       if (e.key === "Escape") search.blur();
     });
     return el("div", { class: "filters" },
-      select("since", [["", "all time"], ["15m", "last 15 min"], ["1h", "last hour"], ["24h", "last 24 h"], ["7d", "last 7 days"]]),
+      timeRange(f, reload),
       select("kind", [["", "every kind"], ["llm_call", "LLM calls"], ["function_call", "functions"], ["raw", "raw"], ["span", "spans"]]),
       select("status", [["", "any status"], ["ok", "OK"], ["error", "errors"], ["unset", "unset"]]),
       select("model", [["", "every model"]].concat(facets.models.map((m) => [m, m]))),
       select("source", [["", "every source"]].concat(facets.sources.map((s) => [s, s]))),
+      text("user", "user", facets.users),
+      text("session", "session", facets.sessions),
+      text("trace", "trace id"),
       search);
   }
 
@@ -384,12 +463,14 @@
     if (f.status && summary.status !== f.status.toUpperCase()) return false;
     if (f.model && summary.model !== f.model) return false;
     if (f.source && summary.source !== f.source) return false;
-    return !f.q && !f.since;
+    if (f.trace && !summary.trace_id.startsWith(f.trace.toLowerCase())) return false;
+    // What the summary does not tell: a later reload shows it.
+    return !f.q && !f.since && !f.until && !f.user && !f.session;
   }
 
   async function showRecords() {
     clear(app);
-    let facets = { models: [], sources: [] };
+    let facets = { models: [], sources: [], users: [], sessions: [] };
     try { facets = await api("facets"); } catch (_) { /* shown by the list */ }
     const tbody = el("tbody");
     const more = el("button", { class: "more hidden", onclick: () => load(false) }, "Load more");
@@ -403,16 +484,22 @@
     app.appendChild(table);
     app.appendChild(more);
 
+    // Only the newest load shows its answer (filters changed while an
+    // older one was on its way).
+    let loads = 0;
     async function load(fresh) {
+      const mine = ++loads;
       if (fresh) { state.rows = []; state.cursor = null; state.selected = 0; clear(tbody); }
       try {
         const page = await api("records", { ...state.filters, limit: 100, cursor: fresh ? "" : state.cursor });
+        if (mine !== loads) return;
         page.records.forEach((s) => { tbody.appendChild(row(s)); state.rows.push(s); });
         state.cursor = page.next_cursor;
         more.classList.toggle("hidden", !state.cursor);
         summaryLine.textContent = state.rows.length ? `${state.rows.length} records shown` : "No records match.";
         highlight(tbody);
       } catch (e) {
+        if (mine !== loads) return;
         summaryLine.textContent = "";
         clear(tbody).appendChild(el("tr", {}, el("td", { colspan: "11" }, showError(e))));
       }
@@ -500,15 +587,17 @@
 
   async function showDashboard() {
     clear(app);
-    const range = el("select", { onchange: () => draw() }, [["1h", "last hour"], ["24h", "last 24 h"], ["7d", "last 7 days"], ["", "all time"]].map(([v, l]) => el("option", { value: v }, l)));
-    range.value = "24h";
+    const f = state.dashboard;
     const body = el("div", { class: "dashboard" });
-    app.appendChild(el("div", { class: "filters" }, range));
+    app.appendChild(el("div", { class: "filters" }, timeRange(f, () => draw())));
     app.appendChild(body);
+    let draws = 0;
     async function draw() {
+      const mine = ++draws;
       clear(body).appendChild(el("p", { class: "muted" }, "Loading…"));
       try {
-        const data = await api("stats", { since: range.value, buckets: 60 });
+        const data = await api("stats", { since: f.since, until: f.until, buckets: 60 });
+        if (mine !== draws) return; // the range changed meanwhile
         clear(body);
         const s = data.series;
         const xs = s.map((b) => b.start_ms / 1000);
@@ -531,6 +620,7 @@
           body.appendChild(group("Per source", t.sources));
         }
       } catch (e) {
+        if (mine !== draws) return;
         clear(body).appendChild(showError(e));
       }
     }
