@@ -81,11 +81,8 @@ impl SinkKind {
 
     /// Whether this build has the sink (`sqlite` and `otlp` are features).
     pub fn is_available(self) -> bool {
-        match self {
-            SinkKind::Sqlite => cfg!(feature = "sqlite"),
-            SinkKind::Otlp => cfg!(feature = "otlp"),
-            _ => true,
-        }
+        let needs_feature = |kind, built: bool| self != kind || built;
+        needs_feature(SinkKind::Sqlite, cfg!(feature = "sqlite")) && needs_feature(SinkKind::Otlp, cfg!(feature = "otlp"))
     }
 
     /// The embedded store of this build: SQLite, or the JSON-lines file
