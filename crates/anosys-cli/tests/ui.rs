@@ -341,6 +341,43 @@ fn urlencode(text: &str) -> String {
 }
 
 #[test]
+fn the_demo_store_reads_as_the_demo_wrote_it() {
+    let (dir, db) = temp_store();
+    anosys(&db).arg("demo").current_dir(dir.path()).assert().success();
+    let server = Server::start(&db, None);
+    let all = all_pages(&server, "");
+    assert_eq!(all.len(), 9);
+    assert_eq!(server.json("/api/info")["records"], 9);
+    // The kinds the demo made, through the kind filter.
+    let count = |query: &str| all_pages(&server, query).len();
+    assert_eq!((count("kind=llm_call"), count("kind=function_call"), count("kind=raw")), (4, 4, 1));
+    // Its streamed chat with two tool calls: in a trace under its logged
+    // function, and in full by id.
+    let llm = server.json("/api/records?kind=llm_call&limit=10");
+    let mut streamed = None;
+    for summary in llm["records"].as_array().unwrap() {
+        let full = server.json(&format!("/api/records/{}", summary["id"]));
+        if full["record"]["attributes"]["anosys.stream.chunks"].is_number() {
+            streamed = Some((summary.clone(), full));
+        }
+    }
+    let (summary, full) = streamed.expect("the demo's streamed chat");
+    assert!(summary["time_to_first_chunk_ms"].as_f64().unwrap() >= 150.0, "{summary}");
+    let trace = server.json(&format!("/api/traces/{}", summary["trace_id"].as_str().unwrap()));
+    let spans = trace["records"].as_array().unwrap();
+    let parent = spans.iter().find(|s| s["span_id"] == full["record"]["parent_span_id"]).expect("its parent in the trace");
+    assert!(parent["name"].as_str().unwrap().ends_with("::weather_report"), "{parent}");
+    // The dashboard's figures add up to the list's.
+    let stats = server.json("/api/stats");
+    assert_eq!(stats["totals"]["records"], 9);
+    let calls: u64 = stats["series"].as_array().unwrap().iter().map(|b| b["calls"].as_u64().unwrap()).sum();
+    assert_eq!(calls, 9);
+    // The facets name the demo's models.
+    let facets = server.json("/api/facets");
+    assert!(!facets["models"].as_array().unwrap().is_empty(), "{facets}");
+}
+
+#[test]
 fn a_trace_comes_with_its_tree_and_a_record_in_full() {
     let (_dir, db) = temp_store();
     let mut root = Record::new(RecordKind::FunctionCall, "answer_question");
