@@ -586,16 +586,37 @@ impl Store {
     /// Every record of one trace (by its full id), oldest first, with its
     /// span and parent ids; at most `limit`.
     pub fn trace(&self, trace_id: &str, limit: usize) -> Result<Vec<TraceSpan>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {}, span_id, json_extract(record, '$.parent_span_id') FROM records
-             WHERE trace_id = ? ORDER BY start_ms, id LIMIT ?",
-            self.summary_columns()
-        ))?;
-        let rows = stmt.query_map(
-            rusqlite::params![trace_id.to_ascii_lowercase(), i64::try_from(limit).unwrap_or(i64::MAX)],
-            |row| Ok(TraceSpan { summary: summary(row)?, span_id: row.get(13)?, parent_span_id: row.get(14)? }),
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut spans = Vec::new();
+        self.trace_each(trace_id, limit, |span| {
+            spans.push(span);
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(spans)
+    }
+
+    /// [`trace`](Self::trace), one record at a time (a trace can hold
+    /// thousands: its answer can be written as the rows are read).
+    pub fn trace_each<E: From<StoreError>>(
+        &self,
+        trace_id: &str,
+        limit: usize,
+        mut f: impl FnMut(TraceSpan) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {}, span_id, json_extract(record, '$.parent_span_id') FROM records
+                 WHERE trace_id = ? ORDER BY start_ms, id LIMIT ?",
+                self.summary_columns()
+            ))
+            .map_err(StoreError::from)?;
+        let mut rows = stmt
+            .query(rusqlite::params![trace_id.to_ascii_lowercase(), i64::try_from(limit).unwrap_or(i64::MAX)])
+            .map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            f(trace_span(row).map_err(StoreError::from)?)?;
+        }
+        Ok(())
     }
 
     /// The models and sources that occur (for a viewer's filters), most
@@ -615,11 +636,15 @@ impl Store {
                 let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             };
+            // From the newest records the index holds (what a filter is
+            // likely wanted for, in milliseconds at any store size).
             users = from_index(
-                "SELECT user FROM search.who WHERE user IS NOT NULL GROUP BY user ORDER BY count(*) DESC LIMIT ?",
+                "SELECT user FROM (SELECT user FROM search.who WHERE user IS NOT NULL ORDER BY id DESC LIMIT 20000)
+                 GROUP BY user ORDER BY count(*) DESC, user LIMIT ?",
             )?;
             sessions = from_index(
-                "SELECT session FROM search.who WHERE session IS NOT NULL GROUP BY session ORDER BY max(id) DESC LIMIT ?",
+                "SELECT session FROM (SELECT id, session FROM search.who WHERE session IS NOT NULL ORDER BY id DESC LIMIT 20000)
+                 GROUP BY session ORDER BY max(id) DESC LIMIT ?",
             )?;
         }
         Ok(Facets { models: column("model")?, sources: column("source")?, users, sessions })
@@ -648,8 +673,8 @@ impl Store {
                 input_tokens: a.input_tokens,
                 output_tokens: a.output_tokens,
                 cost_usd: a.cost_usd,
-                latency_ms: Percentiles::of(&mut a.latency),
-                time_to_first_chunk_ms: Percentiles::of(&mut a.ttfc),
+                latency_ms: a.latency.percentiles(),
+                time_to_first_chunk_ms: a.ttfc.percentiles(),
             });
         };
         while let Some(row) = rows.next()? {
@@ -708,6 +733,10 @@ impl Store {
     }
 }
 
+fn trace_span(row: &rusqlite::Row<'_>) -> rusqlite::Result<TraceSpan> {
+    Ok(TraceSpan { summary: summary(row)?, span_id: row.get(13)?, parent_span_id: row.get(14)? })
+}
+
 /// Group key for records without a model or source.
 pub const UNKNOWN: &str = "(none)";
 
@@ -719,8 +748,8 @@ struct Acc {
     output_tokens: u64,
     cost_usd: f64,
     priced: u64,
-    latency: Vec<f64>,
-    ttfc: Vec<f64>,
+    latency: Samples,
+    ttfc: Samples,
 }
 
 impl Acc {
@@ -760,8 +789,8 @@ fn finish(map: HashMap<String, Acc>) -> Vec<GroupStats> {
             output_tokens: a.output_tokens,
             cost_usd: a.cost_usd,
             priced_calls: a.priced,
-            latency_ms: Percentiles::of(&mut a.latency),
-            time_to_first_chunk_ms: Percentiles::of(&mut a.ttfc),
+            latency_ms: a.latency.percentiles(),
+            time_to_first_chunk_ms: a.ttfc.percentiles(),
         })
         .collect();
     groups.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.key.cmp(&b.key)));
@@ -828,10 +857,11 @@ pub struct Facets {
     pub models: Vec<String>,
     /// Sources, most frequent first.
     pub sources: Vec<String>,
-    /// Users (from the viewer's index: empty without one), most frequent
-    /// first.
+    /// Users of the newest 20,000 records that have one (from the viewer's
+    /// index: empty without one), most frequent first.
     pub users: Vec<String>,
-    /// Sessions, newest first (from the viewer's index).
+    /// Sessions of the newest 20,000 records that have one, newest first
+    /// (from the viewer's index).
     pub sessions: Vec<String>,
 }
 
@@ -883,9 +913,93 @@ impl Percentiles {
     }
 }
 
+/// Values kept for percentiles: every one while there are few (exact
+/// figures), then counts in logarithmic buckets 1% wide, so that a million
+/// durations take a few kilobytes instead of megabytes and every figure
+/// stays within 0.5% of the exact one.
+#[derive(Debug, Default)]
+struct Samples {
+    exact: Vec<f64>,
+    /// Bucket `i` holds values in (GAMMA^(i-1), GAMMA^i]; `None` while exact.
+    buckets: Option<std::collections::BTreeMap<i32, u64>>,
+}
+
+/// How many values are kept as they are.
+const EXACT_SAMPLES: usize = 16_384;
+
+/// Ratio of one bucket's upper bound to its lower one.
+const GAMMA: f64 = 1.01;
+
+/// Values at or below this (ms) count as this.
+const SMALLEST: f64 = 1e-3;
+
+impl Samples {
+    fn push(&mut self, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        match &mut self.buckets {
+            None if self.exact.len() < EXACT_SAMPLES => self.exact.push(value),
+            None => {
+                let mut buckets = std::collections::BTreeMap::new();
+                for v in std::mem::take(&mut self.exact).into_iter().chain([value]) {
+                    *buckets.entry(bucket_of(v)).or_insert(0) += 1;
+                }
+                self.buckets = Some(buckets);
+            }
+            Some(buckets) => *buckets.entry(bucket_of(value)).or_insert(0) += 1,
+        }
+    }
+
+    fn percentiles(&mut self) -> Option<Percentiles> {
+        let Some(buckets) = &self.buckets else { return Percentiles::of(&mut self.exact) };
+        let total: u64 = buckets.values().sum();
+        let at = |p: f64| {
+            let rank = ((p * total as f64).ceil() as u64).clamp(1, total);
+            let mut seen = 0;
+            for (&i, &n) in buckets {
+                seen += n;
+                if seen >= rank {
+                    // The middle of the bucket, relatively: within half its
+                    // width of every value in it.
+                    return 2.0 * GAMMA.powi(i) / (GAMMA + 1.0);
+                }
+            }
+            f64::NAN
+        };
+        (total > 0).then(|| Percentiles { p50: at(0.50), p95: at(0.95), p99: at(0.99) })
+    }
+}
+
+fn bucket_of(value: f64) -> i32 {
+    (value.max(SMALLEST).ln() / GAMMA.ln()).ceil() as i32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_samples_stay_within_half_a_percent() {
+        let values: Vec<f64> = (1..=200_000).map(|i| f64::from(i) * 0.37 + (f64::from(i % 97)) * 3.1).collect();
+        let mut samples = Samples::default();
+        for v in &values {
+            samples.push(*v);
+        }
+        assert!(samples.buckets.as_ref().is_some_and(|b| b.len() < 2_000));
+        let approx = samples.percentiles().unwrap();
+        let exact = Percentiles::of(&mut values.clone()).unwrap();
+        for (a, e) in [(approx.p50, exact.p50), (approx.p95, exact.p95), (approx.p99, exact.p99)] {
+            assert!((a - e).abs() <= e * 0.005, "{a} vs {e}");
+        }
+        // Few values: exact.
+        let mut few = Samples::default();
+        for v in [3.0, 1.0, 2.0] {
+            few.push(v);
+        }
+        assert_eq!(few.percentiles(), Percentiles::of(&mut [1.0, 2.0, 3.0]));
+        assert_eq!(Samples::default().percentiles(), None);
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -212,28 +212,38 @@ async fn record(State(viewer): State<Arc<Viewer>>, Path(id): Path<String>) -> Ap
     found.map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no records yet"))
 }
 
-/// A trace as the API answers it (serialised straight from the rows, with
-/// no JSON tree in between: a trace can hold thousands of records).
-#[derive(serde::Serialize)]
-struct TraceAnswer {
-    trace_id: String,
-    records: Vec<crate::store::TraceSpan>,
-    truncated: bool,
-}
-
-async fn trace(State(viewer): State<Arc<Viewer>>, Path(trace_id): Path<String>) -> Result<Json<TraceAnswer>, ApiError> {
+/// Every record of a trace: `{"trace_id", "records": [...], "truncated"}`,
+/// written as the rows are read (a trace can hold thousands of records:
+/// no list of them, and no JSON tree, is built in between).
+async fn trace(State(viewer): State<Arc<Viewer>>, Path(trace_id): Path<String>) -> Result<Response, ApiError> {
     if trace_id.len() != 32 || !trace_id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(ApiError::bad("a trace id is 32 hex digits"));
     }
-    let id = trace_id.clone();
-    let spans = with_store(&viewer, move |store| Ok(store.trace(&id, MAX_TRACE + 1)?)).await?.unwrap_or_default();
-    if spans.is_empty() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no records in trace {trace_id}")));
+    let id = trace_id.to_ascii_lowercase();
+    let body = with_store(&viewer, move |store| {
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.extend_from_slice(format!("{{\"trace_id\":\"{id}\",\"records\":[").as_bytes());
+        let mut written = 0;
+        store.trace_each(&id, MAX_TRACE + 1, |span| -> Result<(), ApiError> {
+            if written < MAX_TRACE {
+                if written > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, &span)
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            }
+            written += 1;
+            Ok(())
+        })?;
+        out.extend_from_slice(format!("],\"truncated\":{}}}", written > MAX_TRACE).as_bytes());
+        Ok((written > 0).then_some(out))
+    })
+    .await?
+    .flatten();
+    match body {
+        Some(body) => Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no records in trace {trace_id}"))),
     }
-    let mut spans = spans;
-    let truncated = spans.len() > MAX_TRACE;
-    spans.truncate(MAX_TRACE);
-    Ok(Json(TraceAnswer { trace_id: trace_id.to_ascii_lowercase(), records: spans, truncated }))
 }
 
 async fn stats(State(viewer): State<Arc<Viewer>>, Query(q): Query<FilterQuery>) -> ApiResult {
