@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Every speed figure the README reports for the capture path, the store,
+delivery, the Python and Node packages and the proxy, in one run, each next
+to a baseline measured in the same run, printed as one table.
+
+    python3 bench/all.py              # everything, about 10-15 minutes on 2 cores
+    python3 bench/all.py --quick      # shorter measurements, for a smoke run
+    python3 bench/all.py --only engine,store
+
+Parts: engine (criterion: caller, encoder, extraction, stream chunks),
+store (SQLite), delivery (loopback AnoSys stand-in), python, node, proxy
+(bench/proxy_load.sh: the upstream alone, nginx and anosys). A part whose
+tools are missing (node, nginx, ...) is reported as skipped, not failed.
+Loopback only (127.0.0.1); every loop is bounded.
+
+The table goes to stdout and, as JSON, to target/bench-all/summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+OUT = ROOT / "target" / "bench-all"
+CRITERION = ROOT / "target" / "criterion"
+
+
+class Row:
+    """One line of the table: a figure next to its baseline and goal."""
+
+    def __init__(self, what: str, baseline: str, base: Optional[float], value: Optional[float], unit: str,
+                 goal: str, ratio: Optional[float] = None, note: str = "") -> None:
+        self.what, self.baseline, self.base, self.value, self.unit = what, baseline, base, value, unit
+        self.goal, self.note = goal, note
+        self.ratio = ratio if ratio is not None else (value / base if value is not None and base else None)
+
+    def cells(self) -> List[str]:
+        def fmt(v: Optional[float]) -> str:
+            if v is None:
+                return "-"
+            if v >= 100:
+                return f"{v:,.0f} {self.unit}"
+            return f"{v:.2f} {self.unit}" if v < 10 else f"{v:.1f} {self.unit}"
+
+        ratio = "-" if self.ratio is None else f"{self.ratio:.2f}x"
+        base = self.baseline + (f" ({fmt(self.base)})" if self.base is not None else "")
+        return [self.what, base, fmt(self.value), ratio, self.goal, self.note]
+
+
+def log(msg: str) -> None:
+    print(f"[bench/all] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd: List[str], timeout: int, env: Optional[Dict[str, str]] = None, log_name: str = "") -> str:
+    """Runs `cmd` from the repository root, bounded in time; its output is
+    kept in target/bench-all/<log_name>.log and returned."""
+    log(" ".join(cmd))
+    merged = dict(os.environ)
+    merged.update(env or {})
+    started = time.time()
+    proc = subprocess.run(cmd, cwd=ROOT, env=merged, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)
+    (OUT / f"{log_name or cmd[0]}.log").write_text(proc.stdout)
+    log(f"  done in {time.time() - started:.0f} s (exit {proc.returncode})")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}); see target/bench-all/{log_name}.log")
+    return proc.stdout
+
+
+def criterion_medians() -> Dict[str, float]:
+    """Median time (ns) of every criterion benchmark measured, by
+    "group/function" as the bench names it."""
+    out: Dict[str, float] = {}
+    for bench in CRITERION.glob("**/new/benchmark.json"):
+        try:
+            meta = json.loads(bench.read_text())
+            est = json.loads((bench.parent / "estimates.json").read_text())
+            out[meta["full_id"]] = est["median"]["point_estimate"]
+        except (OSError, KeyError, ValueError):
+            continue
+    return out
+
+
+def criterion_args(quick: bool) -> List[str]:
+    return ["--warm-up-time", "1", "--measurement-time", "2" if quick else "5", "--noplot"]
+
+
+def engine(quick: bool) -> List[Row]:
+    for bench, features in [("capture", []), ("openai", ["--features", "async-openai"])]:
+        run(["cargo", "bench", "-p", "anosys", *features, "--bench", bench, "--", *criterion_args(quick),
+             "caller|encode|extract|stream of"], 1200, log_name=f"engine-{bench}")
+    m = criterion_medians()
+    us = lambda key: m[key] / 1000 if key in m else None  # noqa: E731
+    rows = [
+        Row("caller: build and enqueue one typical LLM record (system allocator)", "building it alone",
+            us("caller/build record (baseline)"), us("caller/build and enqueue"), "us", "<= 2 us, <= 1.5x"),
+        Row("encode a 30-field record to its AnoSys body", "serde_json::to_vec of the record",
+            us("encode 30-field record/serde_json::to_vec(record) (baseline)"),
+            us("encode 30-field record/AnoSys object to bytes"), "us", "<= 2x"),
+        Row("extract a chat response with tool calls into a record", "serde_json::from_slice of the body",
+            us("extract chat response/serde_json::from_slice (baseline)"),
+            us("extract chat response/OpenAiCall start + finish"), "us", "<= 1.5x"),
+    ]
+    stream = [k for k in m if k.startswith("stream of ")]
+    if stream:
+        group = stream[0].split("/")[0]
+        chunks = int(re.search(r"\d+", group).group(0))
+        base = us(f"{group}/parse every event to serde_json::Value (baseline)")
+        value = us(f"{group}/accumulate and build the record")
+        if base is not None and value is not None:
+            per = (value - base) * 1000 / chunks
+            rows.append(Row(f"per stream chunk above the parse (Rust accumulator, {chunks} chunks)",
+                            "parsing each chunk's JSON", base * 1000 / chunks, value * 1000 / chunks, "ns",
+                            "<= 200 ns above the parse", note=f"{per:+.0f} ns a chunk"))
+    return rows
+
+
+def store(quick: bool) -> List[Row]:
+    run(["cargo", "bench", "-p", "anosys", "--bench", "store", "--", *criterion_args(quick)], 1200,
+        log_name="store")
+    m = criterion_medians()
+    n = 256
+    rate = lambda key: n / (m[key] / 1e9) if key in m else None  # noqa: E731
+    base, value = rate("store/serialize 256 records to JSON (baseline)"), rate("store/insert 256 records into SQLite")
+    return [Row("records into the SQLite store", "serialising them to JSON", base, value, "rec/s",
+                ">= 100,000 rec/s", ratio=(base / value) if base and value else None,
+                note="ratio: time per record against the baseline's")]
+
+
+def delivery(quick: bool) -> List[Row]:
+    n = "20000" if quick else "100000"
+    out = run(["cargo", "bench", "-p", "anosys", "--bench", "delivery", "--", "healthy"], 1200,
+              env={"ANOSYS_BENCH_RECORDS": n}, log_name="delivery")
+    found = re.search(r"healthy records=(\d+) seconds=([\d.]+) rate=(\d+)", out)
+    rate = float(found.group(3)) if found else None
+    return [Row("delivery to a loopback AnoSys stand-in, one process", "-", None, rate, "rec/s",
+                ">= 50,000 rec/s", note=f"{n} records")]
+
+
+def python(quick: bool) -> List[Row]:
+    if not shutil.which("python3"):
+        return [Row("Python package", "-", None, None, "", "", note="skipped: no python3")]
+    n, rounds = ("300", "2") if quick else ("1000", "3")
+    out = run([sys.executable, "bench/python_overhead.py", "--n", n, "--rounds", rounds], 1800, log_name="python")
+    return overhead_rows("Python", out, "the caller's thread")
+
+
+def node(quick: bool) -> List[Row]:
+    if not shutil.which("node"):
+        return [Row("Node package", "-", None, None, "", "", note="skipped: no node")]
+    n, rounds = ("300", "2") if quick else ("1000", "3")
+    out = run(["node", "bench/node_overhead.mjs", "--n", n, "--rounds", rounds], 1800, log_name="node")
+    return overhead_rows("Node", out, "the event loop")
+
+
+def overhead_rows(lang: str, out: str, where: str) -> List[Row]:
+    bare = re.search(r"^bare\S*\s+(?:\S+\s+)?([\d.]+) us", out, re.M)
+    work = re.search(r"capture work alone[^:]*: ([\d.]+) us", out)
+    base = float(bare.group(1)) if bare else None
+    value = float(work.group(1)) if work else None
+    return [Row(f"{lang}: the package's work on {where} per chat call", "a bare loopback call", base, value,
+                "us", "<= 10 us")]
+
+
+def proxy(quick: bool) -> List[Row]:
+    env = {"RATES": "100 500" if quick else "100 500 1000", "REQUESTS": "600" if quick else "2000"}
+    out = run(["bash", "bench/proxy_load.sh"], 2400, env=env, log_name="proxy")
+    rows: List[Row] = []
+    for line in out.splitlines():
+        # Lines the script prints for this table: "SUMMARY what|baseline|base|value|unit|goal".
+        if line.startswith("SUMMARY "):
+            what, baseline, base, value, unit, goal = line[len("SUMMARY "):].split("|")
+            rows.append(Row(what, baseline, float(base) if base else None, float(value) if value else None,
+                            unit, goal))
+    return rows or [Row("proxy", "-", None, None, "", "", note="no SUMMARY lines; see target/bench-all/proxy.log")]
+
+
+PARTS: Dict[str, Callable[[bool], List[Row]]] = {
+    "engine": engine, "store": store, "delivery": delivery, "python": python, "node": node, "proxy": proxy,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="shorter measurements (a smoke run)")
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: " + ",".join(PARTS))
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    rows: List[Row] = []
+    for part in [p.strip() for p in args.only.split(",") if p.strip()]:
+        if part not in PARTS:
+            parser.error(f"unknown part {part!r}")
+        try:
+            rows.extend(PARTS[part](args.quick))
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            rows.append(Row(part, "-", None, None, "", "", note=f"failed: {e}"))
+    header = ["what", "baseline (same run)", "measured", "ratio", "goal", "note"]
+    table = [header, ["---"] * len(header)] + [r.cells() for r in rows]
+    print("\n".join("| " + " | ".join(c) + " |" for c in table))
+    print(f"\n{len(rows)} figures in {time.time() - started:.0f} s; logs in target/bench-all/")
+    (OUT / "summary.json").write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
