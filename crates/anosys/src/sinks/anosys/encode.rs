@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 use super::mapping::{self, ColumnType};
 use crate::config::StartingIndices;
 use crate::diag::{self, LogLevel};
-use crate::record::time::{epoch_millis, to_iso};
+use crate::record::time::epoch_millis;
+#[cfg(test)]
+use crate::record::time::to_iso;
 use crate::record::{Record, Resource, StatusCode};
 
 /// The type family of a dynamic slot.
@@ -539,6 +541,44 @@ impl Body {
     }
 }
 
+/// A short text formatted on the stack (ids, times).
+struct Text {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text { bytes: [0; 64], len: 0 }
+    }
+}
+
+impl std::fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl Text {
+    /// The text of `args`; if it does not fit, as `to_string` would
+    /// give it (never expected: ids and times are short).
+    fn format(&mut self, args: std::fmt::Arguments<'_>) -> &str {
+        if std::fmt::Write::write_fmt(self, args).is_err() {
+            self.len = 0;
+        }
+        // Only whole `str`s were copied in.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+
+    /// RFC 3339 with microseconds, as `record::time::to_iso` writes it.
+    fn iso(&mut self, t: SystemTime) -> &str {
+        self.format(format_args!("{}", humantime::format_rfc3339_micros(t.max(std::time::UNIX_EPOCH))))
+    }
+}
+
 /// The fixed columns of the keys every record writes, looked up once.
 struct Known {
     name: Col<'static>,
@@ -663,19 +703,21 @@ impl<'r> Encoder<'r> {
         let (slots, tail) = self.slots(record);
         let k = Known::get();
         let mut out = Body::new(2048 + tail.len());
-        let trace_id = record.trace_id.to_string();
-        let span_id = record.span_id.to_string();
-
+        // Ids and times are formatted on the stack, not into fresh strings.
+        let mut text = Text::default();
+        let ids = text.format(format_args!("{}-{}", record.trace_id, record.span_id));
+        // 32 hex digits, `-`, 16 hex digits.
+        let (trace_id, span_id) = (ids.get(..32).unwrap_or_default(), ids.get(33..).unwrap_or_default());
         out.fixed_str("name", k.name, &record.name);
-        out.fixed_str("trace_id", k.trace_id, &trace_id);
-        out.fixed_str("span_id", k.span_id, &span_id);
-        out.fixed_str("anosys.record_id", k.record_id, &format!("{trace_id}-{span_id}"));
+        out.fixed_str("trace_id", k.trace_id, trace_id);
+        out.fixed_str("span_id", k.span_id, span_id);
+        out.fixed_str("anosys.record_id", k.record_id, ids);
         if let Some(parent) = record.parent_span_id {
-            out.fixed_str("parent_id", k.parent_id, &parent.to_string());
+            out.fixed_str("parent_id", k.parent_id, Text::default().format(format_args!("{parent}")));
         }
-        out.fixed_str("trace_state", k.trace_state, &format!("{:02x}", record.trace_flags));
-        out.fixed_str("start_time", k.start_time, &to_iso(record.start_time));
-        out.fixed_str("end_time", k.end_time, &to_iso(record.end_time));
+        out.fixed_str("trace_state", k.trace_state, Text::default().format(format_args!("{:02x}", record.trace_flags)));
+        out.fixed_str("start_time", k.start_time, Text::default().iso(record.start_time));
+        out.fixed_str("end_time", k.end_time, Text::default().iso(record.end_time));
         out.fixed("cvn1", k.cvn1, &Value::from(epoch_millis(record.start_time)));
         out.fixed("cvn2", k.cvn2, &Value::from(epoch_millis(record.end_time)));
         out.fixed("otel_duration_ms", k.duration, &Value::from(record.duration().as_secs_f64() * 1000.0));
@@ -731,7 +773,7 @@ impl<'r> Encoder<'r> {
         if let Some(service) = resource.service_name() {
             out.fixed_str("service.name", Col::fixed("service.name"), service);
         }
-        out.fixed_str("otel_observed_timestamp", k.observed, &to_iso(observed));
+        out.fixed_str("otel_observed_timestamp", k.observed, Text::default().iso(observed));
         out.fixed_str("otel_record_type", k.record_type, mapping::RECORD_TYPE);
         out.fixed_str("gen_ai.span.kind", k.span_kind, record.kind.label());
         if let Some(source) = &record.source {
