@@ -65,6 +65,10 @@ struct RegistryState {
     /// key → assigned slot (dynamic keys only; bounded by the slot count,
     /// so a fast non-keyed hash is safe).
     assigned: mapping::FastMap<String, (Arc<str>, ColumnType)>,
+    /// key → where it goes (fixed column or slot), for keys that have a
+    /// column: one lookup per attribute (bounded like `assigned`, plus the
+    /// fixed keys).
+    resolved: mapping::FastMap<String, Resolved>,
     /// insertion order of `assigned`, for a stable mapping document.
     order: Vec<(String, Arc<str>)>,
     used: HashSet<Arc<str>>,
@@ -119,6 +123,7 @@ impl SlotRegistry {
         SlotRegistry {
             state: Mutex::new(RegistryState {
                 assigned: mapping::FastMap::default(),
+                resolved: mapping::FastMap::default(),
                 order: Vec::new(),
                 used: HashSet::new(),
                 next: [d.string.max(1), d.number.max(1), d.boolean.max(1)],
@@ -638,6 +643,7 @@ impl Known {
 }
 
 /// Where an attribute goes, resolved under the registry's lock.
+#[derive(Debug, Clone)]
 enum Resolved {
     Fixed(mapping::FixedColumn),
     Slot(Arc<str>, ColumnType),
@@ -862,31 +868,44 @@ impl<'r> Encoder<'r> {
                 if value.is_null() {
                     return Resolved::None;
                 }
-                if let Some(f) = mapping::fixed(key) {
-                    return Resolved::Fixed(f);
+                if let Some(resolved) = state.resolved.get(key.as_ref()) {
+                    return resolved.clone();
                 }
-                let ty = SlotType::of(value);
-                match SlotRegistry::assign(&mut state, key, ty) {
-                    Some((slot, column_type)) => Resolved::Slot(slot, column_type),
-                    None => {
-                        let once_key = match ty {
-                            SlotType::String => "overflow-cvs",
-                            SlotType::Number => "overflow-cvn",
-                            SlotType::Bool => "overflow-cvb",
-                        };
-                        diag::once(once_key, LogLevel::Warn, || {
-                            format!(
-                                "all dynamic {} slots are taken; further keys of that type go into the `{}` JSON field",
-                                ty.prefix(),
-                                mapping::OVERFLOW_COLUMN
-                            )
-                        });
-                        Resolved::None
-                    }
+                let resolved = match mapping::fixed(key) {
+                    Some(f) => Resolved::Fixed(f),
+                    None => Self::assign_slot(&mut state, key, value),
+                };
+                if !matches!(resolved, Resolved::None) {
+                    state.resolved.insert(key.to_string(), resolved.clone());
                 }
+                resolved
             })
             .collect();
         (slots, SlotRegistry::mapping_tail(&mut state))
+    }
+
+    /// The dynamic slot of a key with no fixed column, assigned on first
+    /// use; `None` (said once) when its type's slots have run out.
+    fn assign_slot(state: &mut RegistryState, key: &str, value: &Value) -> Resolved {
+        let ty = SlotType::of(value);
+        match SlotRegistry::assign(state, key, ty) {
+            Some((slot, column_type)) => Resolved::Slot(slot, column_type),
+            None => {
+                let once_key = match ty {
+                    SlotType::String => "overflow-cvs",
+                    SlotType::Number => "overflow-cvn",
+                    SlotType::Bool => "overflow-cvb",
+                };
+                diag::once(once_key, LogLevel::Warn, || {
+                    format!(
+                        "all dynamic {} slots are taken; further keys of that type go into the `{}` JSON field",
+                        ty.prefix(),
+                        mapping::OVERFLOW_COLUMN
+                    )
+                });
+                Resolved::None
+            }
+        }
     }
 }
 
