@@ -364,15 +364,7 @@ impl serde_json::ser::Formatter for InString {
             CharEscape::Tab => b"\\\\t",
             CharEscape::AsciiControl(byte) => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                let code = [
-                    b'\\',
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(byte >> 4)],
-                    HEX[usize::from(byte & 0xf)],
-                ];
+                let code = [b'\\', b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]];
                 return w.write_all(&code);
             }
         };
@@ -774,7 +766,11 @@ impl<'r> Encoder<'r> {
             out.fixed("links", Col::fixed("links"), &serde_json::to_value(&record.links).unwrap_or(Value::Null));
         }
         if !resource.attributes.is_empty() {
-            out.fixed("otel_resource", Col::fixed("otel_resource"), &serde_json::to_value(&resource.attributes).unwrap_or(Value::Null));
+            out.fixed(
+                "otel_resource",
+                Col::fixed("otel_resource"),
+                &serde_json::to_value(&resource.attributes).unwrap_or(Value::Null),
+            );
         }
         if let Some(service) = resource.service_name() {
             out.fixed_str("service.name", Col::fixed("service.name"), service);
@@ -909,7 +905,6 @@ impl<'r> Encoder<'r> {
     }
 }
 
-
 /// The encoder as it was before bodies were written straight to bytes
 /// (a map of columns, then serialised): the reference the one-pass
 /// encoder is compared with.
@@ -917,214 +912,206 @@ impl<'r> Encoder<'r> {
 mod reference {
     use super::*;
 
-/// Builds AnoSys objects from records.
-pub(super) struct Encoder<'r> {
-    registry: &'r SlotRegistry,
-}
+    /// Builds AnoSys objects from records.
+    pub(super) struct Encoder<'r> {
+        registry: &'r SlotRegistry,
+    }
 
-struct Out {
-    map: Map<String, Value>,
-    overflow: Map<String, Value>,
-}
+    struct Out {
+        map: Map<String, Value>,
+        overflow: Map<String, Value>,
+    }
 
-impl Out {
-    /// Puts `value` into `column`, or into the overflow object under `key`
-    /// when the column is taken or the value does not fit its type.
-    fn put(&mut self, key: &str, column: Option<&str>, value: &Value) {
-        if value.is_null() {
-            return;
-        }
-        match column {
-            Some(column) => match (coerce(mapping::column_type(column), value), self.map.get(column)) {
-                (Some(v), None) => {
-                    self.map.insert(column.to_owned(), v);
-                }
-                // The same value is already in its column (an alias key).
-                (Some(v), Some(existing)) if *existing == v => {}
+    impl Out {
+        /// Puts `value` into `column`, or into the overflow object under `key`
+        /// when the column is taken or the value does not fit its type.
+        fn put(&mut self, key: &str, column: Option<&str>, value: &Value) {
+            if value.is_null() {
+                return;
+            }
+            match column {
+                Some(column) => match (coerce(mapping::column_type(column), value), self.map.get(column)) {
+                    (Some(v), None) => {
+                        self.map.insert(column.to_owned(), v);
+                    }
+                    // The same value is already in its column (an alias key).
+                    (Some(v), Some(existing)) if *existing == v => {}
+                    _ => {
+                        self.overflow.insert(key.to_owned(), value.clone());
+                    }
+                },
                 _ => {
                     self.overflow.insert(key.to_owned(), value.clone());
                 }
-            },
-            _ => {
-                self.overflow.insert(key.to_owned(), value.clone());
             }
         }
-    }
 
-    /// Puts a value built for this record into `key`'s fixed column; text
-    /// going to a text column is moved in, not copied.
-    fn fixed(&mut self, key: &str, value: Value) {
-        let column = mapping::fixed_column(key);
-        if let (Some(column), Value::String(_)) = (column, &value) {
-            let text = matches!(mapping::column_type(column), ColumnType::Text | ColumnType::Json | ColumnType::Timestamp);
-            if text && !self.map.contains_key(column) {
-                self.map.insert(column.to_owned(), value);
-                return;
+        /// Puts a value built for this record into `key`'s fixed column; text
+        /// going to a text column is moved in, not copied.
+        fn fixed(&mut self, key: &str, value: Value) {
+            let column = mapping::fixed_column(key);
+            if let (Some(column), Value::String(_)) = (column, &value) {
+                let text =
+                    matches!(mapping::column_type(column), ColumnType::Text | ColumnType::Json | ColumnType::Timestamp);
+                if text && !self.map.contains_key(column) {
+                    self.map.insert(column.to_owned(), value);
+                    return;
+                }
             }
+            self.put(key, column, &value);
         }
-        self.put(key, column, &value);
+
+        /// Puts a value of the record's own into `key`'s fixed column (coerced
+        /// from the reference: a large input or output is serialised once, never
+        /// cloned first).
+        fn fixed_ref(&mut self, key: &str, value: &Value) {
+            self.put(key, mapping::fixed_column(key), value);
+        }
     }
 
-    /// Puts a value of the record's own into `key`'s fixed column (coerced
-    /// from the reference: a large input or output is serialised once, never
-    /// cloned first).
-    fn fixed_ref(&mut self, key: &str, value: &Value) {
-        self.put(key, mapping::fixed_column(key), value);
-    }
-}
+    impl<'r> Encoder<'r> {
+        /// An encoder assigning dynamic slots from `registry`.
+        pub fn with_registry(registry: &'r SlotRegistry) -> Self {
+            Encoder { registry }
+        }
 
-impl<'r> Encoder<'r> {
-    /// An encoder assigning dynamic slots from `registry`.
-    pub fn with_registry(registry: &'r SlotRegistry) -> Self {
-        Encoder { registry }
-    }
+        /// The flat AnoSys object for `record`. `resource` stands in when the
+        /// record has none; `observed` is when the pipeline took the record.
+        pub fn encode(&self, record: &Record, resource: &Resource, observed: SystemTime) -> Map<String, Value> {
+            let (mut map, tail) = self.encode_parts(record, resource, observed);
+            let literal = tail.strip_suffix('}').unwrap_or(&tail);
+            let mapping = serde_json::from_str::<String>(literal).unwrap_or_default();
+            map.insert("otel_schema_url".to_owned(), Value::String(mapping));
+            map
+        }
 
-    /// The flat AnoSys object for `record`. `resource` stands in when the
-    /// record has none; `observed` is when the pipeline took the record.
-    pub fn encode(&self, record: &Record, resource: &Resource, observed: SystemTime) -> Map<String, Value> {
-        let (mut map, tail) = self.encode_parts(record, resource, observed);
-        let literal = tail.strip_suffix('}').unwrap_or(&tail);
-        let mapping = serde_json::from_str::<String>(literal).unwrap_or_default();
-        map.insert("otel_schema_url".to_owned(), Value::String(mapping));
-        map
-    }
+        /// The object without `otel_schema_url`, and the mapping as an escaped
+        /// JSON string literal followed by `}` (the body's tail).
+        fn encode_parts(
+            &self,
+            record: &Record,
+            resource: &Resource,
+            observed: SystemTime,
+        ) -> (Map<String, Value>, Arc<str>) {
+            let resource = record.resource.as_deref().unwrap_or(resource);
+            let mut out = Out { map: Map::new(), overflow: Map::new() };
 
-    /// The object without `otel_schema_url`, and the mapping as an escaped
-    /// JSON string literal followed by `}` (the body's tail).
-    fn encode_parts(&self, record: &Record, resource: &Resource, observed: SystemTime) -> (Map<String, Value>, Arc<str>) {
-        let resource = record.resource.as_deref().unwrap_or(resource);
-        let mut out = Out { map: Map::new(), overflow: Map::new() };
-
-        out.fixed("name", Value::String(record.name.clone()));
-        out.fixed("trace_id", Value::String(record.trace_id.to_string()));
-        out.fixed("span_id", Value::String(record.span_id.to_string()));
-        out.fixed("anosys.record_id", Value::String(record_id(record)));
-        if let Some(parent) = record.parent_span_id {
-            out.fixed("parent_id", Value::String(parent.to_string()));
-        }
-        out.fixed("trace_state", Value::String(format!("{:02x}", record.trace_flags)));
-        out.fixed("start_time", Value::String(to_iso(record.start_time)));
-        out.fixed("end_time", Value::String(to_iso(record.end_time)));
-        out.fixed("cvn1", Value::from(epoch_millis(record.start_time)));
-        out.fixed("cvn2", Value::from(epoch_millis(record.end_time)));
-        out.fixed("otel_duration_ms", Value::from(record.duration().as_secs_f64() * 1000.0));
-        out.fixed("kind", Value::String(record.span_kind.as_str().to_owned()));
-        let mut status = Map::new();
-        status.insert("status_code".into(), Value::String(record.status.code.as_str().into()));
-        if let Some(m) = &record.status.message {
-            status.insert("description".into(), Value::String(m.clone()));
-        }
-        out.fixed("status", Value::Object(status));
-        out.fixed("status_code", Value::String(record.status.code.as_str().to_owned()));
-        let status_message = match (&record.status.code, &record.status.message) {
-            (StatusCode::Error, Some(m)) => Some(Value::String(m.clone())),
-            _ => record.attribute("gen_ai.response.id").cloned(),
-        };
-        if let Some(m) = status_message {
-            out.fixed("resp_id", m);
-        }
-        if !record.events.is_empty() {
-            out.fixed("events", serde_json::to_value(&record.events).unwrap_or(Value::Null));
-        }
-        if !record.links.is_empty() {
-            out.fixed("links", serde_json::to_value(&record.links).unwrap_or(Value::Null));
-        }
-        if !resource.attributes.is_empty() {
-            out.fixed("otel_resource", serde_json::to_value(&resource.attributes).unwrap_or(Value::Null));
-        }
-        if let Some(service) = resource.service_name() {
-            out.fixed("service.name", Value::String(service.to_owned()));
-        }
-        out.fixed("otel_observed_timestamp", Value::String(to_iso(observed)));
-        out.fixed("otel_record_type", Value::String(mapping::RECORD_TYPE.to_owned()));
-        out.fixed("gen_ai.span.kind", Value::String(record.kind.label().to_owned()));
-        if let Some(source) = &record.source {
-            out.fixed("source", Value::String(source.clone()));
-        }
-        if let Some(input) = &record.input {
-            out.fixed_ref("input", input);
-        }
-        if let Some(output) = &record.output {
-            out.fixed_ref("output", output);
-        }
-        if let Some(error) = &record.error {
-            out.fixed("error", Value::String("true".into()));
-            out.fixed("error_type", Value::String(error.error_type.clone()));
-            out.fixed("error_message", Value::String(error.message.clone()));
-            if let Some(stack) = &error.stack {
-                out.fixed("error_stack", Value::String(stack.clone()));
+            out.fixed("name", Value::String(record.name.clone()));
+            out.fixed("trace_id", Value::String(record.trace_id.to_string()));
+            out.fixed("span_id", Value::String(record.span_id.to_string()));
+            out.fixed("anosys.record_id", Value::String(record_id(record)));
+            if let Some(parent) = record.parent_span_id {
+                out.fixed("parent_id", Value::String(parent.to_string()));
             }
-        }
-        if let Some(caller) = &record.caller {
-            out.fixed("caller", serde_json::to_value(caller).unwrap_or(Value::Null));
-        }
-        if let Some(ctx) = &record.user_context {
-            out.fixed_ref("user_context", ctx);
-        }
-        if let Some(state) = &record.trace_state {
-            out.overflow.insert("trace_state".into(), Value::String(state.clone()));
-        }
+            out.fixed("trace_state", Value::String(format!("{:02x}", record.trace_flags)));
+            out.fixed("start_time", Value::String(to_iso(record.start_time)));
+            out.fixed("end_time", Value::String(to_iso(record.end_time)));
+            out.fixed("cvn1", Value::from(epoch_millis(record.start_time)));
+            out.fixed("cvn2", Value::from(epoch_millis(record.end_time)));
+            out.fixed("otel_duration_ms", Value::from(record.duration().as_secs_f64() * 1000.0));
+            out.fixed("kind", Value::String(record.span_kind.as_str().to_owned()));
+            let mut status = Map::new();
+            status.insert("status_code".into(), Value::String(record.status.code.as_str().into()));
+            if let Some(m) = &record.status.message {
+                status.insert("description".into(), Value::String(m.clone()));
+            }
+            out.fixed("status", Value::Object(status));
+            out.fixed("status_code", Value::String(record.status.code.as_str().to_owned()));
+            let status_message = match (&record.status.code, &record.status.message) {
+                (StatusCode::Error, Some(m)) => Some(Value::String(m.clone())),
+                _ => record.attribute("gen_ai.response.id").cloned(),
+            };
+            if let Some(m) = status_message {
+                out.fixed("resp_id", m);
+            }
+            if !record.events.is_empty() {
+                out.fixed("events", serde_json::to_value(&record.events).unwrap_or(Value::Null));
+            }
+            if !record.links.is_empty() {
+                out.fixed("links", serde_json::to_value(&record.links).unwrap_or(Value::Null));
+            }
+            if !resource.attributes.is_empty() {
+                out.fixed("otel_resource", serde_json::to_value(&resource.attributes).unwrap_or(Value::Null));
+            }
+            if let Some(service) = resource.service_name() {
+                out.fixed("service.name", Value::String(service.to_owned()));
+            }
+            out.fixed("otel_observed_timestamp", Value::String(to_iso(observed)));
+            out.fixed("otel_record_type", Value::String(mapping::RECORD_TYPE.to_owned()));
+            out.fixed("gen_ai.span.kind", Value::String(record.kind.label().to_owned()));
+            if let Some(source) = &record.source {
+                out.fixed("source", Value::String(source.clone()));
+            }
+            if let Some(input) = &record.input {
+                out.fixed_ref("input", input);
+            }
+            if let Some(output) = &record.output {
+                out.fixed_ref("output", output);
+            }
+            if let Some(error) = &record.error {
+                out.fixed("error", Value::String("true".into()));
+                out.fixed("error_type", Value::String(error.error_type.clone()));
+                out.fixed("error_message", Value::String(error.message.clone()));
+                if let Some(stack) = &error.stack {
+                    out.fixed("error_stack", Value::String(stack.clone()));
+                }
+            }
+            if let Some(caller) = &record.caller {
+                out.fixed("caller", serde_json::to_value(caller).unwrap_or(Value::Null));
+            }
+            if let Some(ctx) = &record.user_context {
+                out.fixed_ref("user_context", ctx);
+            }
+            if let Some(state) = &record.trace_state {
+                out.overflow.insert("trace_state".into(), Value::String(state.clone()));
+            }
 
-        // Dynamic slots and the mapping snapshot, under one short lock.
-        let (slots, mapping_json) = {
-            let mut state = self.registry.lock();
-            let slots: Vec<Option<Arc<str>>> = record
-                .attributes
-                .iter()
-                .map(|(key, value)| {
-                    if value.is_null() || mapping::fixed_column(key).is_some() {
-                        None
-                    } else {
-                        let ty = SlotType::of(value);
-                        let slot = SlotRegistry::assign(&mut state, key, ty).map(|(slot, _)| slot);
-                        if slot.is_none() {
-                            let once_key = match ty {
-                                SlotType::String => "overflow-cvs",
-                                SlotType::Number => "overflow-cvn",
-                                SlotType::Bool => "overflow-cvb",
-                            };
-                            diag::once(once_key, LogLevel::Warn, || {
-                                format!(
-                                    "all dynamic {} slots are taken; further keys of that type go into the `{}` JSON field",
-                                    ty.prefix(),
-                                    mapping::OVERFLOW_COLUMN
-                                )
-                            });
+            // Dynamic slots and the mapping snapshot, under one short lock.
+            let (slots, mapping_json) = {
+                let mut state = self.registry.lock();
+                let slots: Vec<Option<Arc<str>>> = record
+                    .attributes
+                    .iter()
+                    .map(|(key, value)| {
+                        if value.is_null() || mapping::fixed_column(key).is_some() {
+                            None
+                        } else {
+                            match super::Encoder::assign_slot(&mut state, key, value) {
+                                Resolved::Slot(slot, _) => Some(slot),
+                                _ => None,
+                            }
                         }
-                        slot
-                    }
-                })
-                .collect();
-            (slots, SlotRegistry::mapping_tail(&mut state))
-        };
+                    })
+                    .collect();
+                (slots, SlotRegistry::mapping_tail(&mut state))
+            };
 
-        let mut summary = Map::new();
-        for ((key, value), slot) in record.attributes.iter().zip(&slots) {
-            if value.is_null() {
-                continue;
+            let mut summary = Map::new();
+            for ((key, value), slot) in record.attributes.iter().zip(&slots) {
+                if value.is_null() {
+                    continue;
+                }
+                match mapping::fixed_column(key) {
+                    Some(column) => out.put(key, Some(column), value),
+                    None => out.put(key, slot.as_deref(), value),
+                }
+                if !CONTENT_KEYS.contains(&key.as_ref()) {
+                    summary.insert(key.to_string(), value.clone());
+                }
             }
-            match mapping::fixed_column(key) {
-                Some(column) => out.put(key, Some(column), value),
-                None => out.put(key, slot.as_deref(), value),
+            if !summary.is_empty() {
+                out.fixed("attributes", Value::Object(summary));
             }
-            if !CONTENT_KEYS.contains(&key.as_ref()) {
-                summary.insert(key.to_string(), value.clone());
+            if let Some(raw) = &record.raw {
+                out.fixed_ref("raw", raw);
             }
+            if !out.overflow.is_empty() {
+                let overflow = std::mem::take(&mut out.overflow);
+                out.map.insert(mapping::OVERFLOW_COLUMN.to_owned(), Value::String(Value::Object(overflow).to_string()));
+            }
+            (out.map, mapping_json)
         }
-        if !summary.is_empty() {
-            out.fixed("attributes", Value::Object(summary));
-        }
-        if let Some(raw) = &record.raw {
-            out.fixed_ref("raw", raw);
-        }
-        if !out.overflow.is_empty() {
-            let overflow = std::mem::take(&mut out.overflow);
-            out.map.insert(mapping::OVERFLOW_COLUMN.to_owned(), Value::String(Value::Object(overflow).to_string()));
-        }
-        (out.map, mapping_json)
     }
-}
-
 }
 
 #[cfg(test)]
@@ -1233,7 +1220,8 @@ mod tests {
         let mut rec = Record::new(RecordKind::LlmCall, "chat \"quoted\"");
         rec.set_attribute("x.y", json!({"k": "v\n"}));
         let t = SystemTime::now();
-        let body: Value = serde_json::from_slice(&Encoder::with_registry(&r).encode_to_vec(&rec, &Resource::default(), t)).unwrap();
+        let body: Value =
+            serde_json::from_slice(&Encoder::with_registry(&r).encode_to_vec(&rec, &Resource::default(), t)).unwrap();
         let object = Value::Object(Encoder::with_registry(&r).encode(&rec, &Resource::default(), t));
         assert_eq!(body, object);
         assert_eq!(
