@@ -393,7 +393,7 @@ fn open_once(path: &Path) -> Result<Connection, Failure> {
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(fail)?;
     // Checkpoint (copy the WAL into the file, and fsync) every 10,000 pages
     // (40 MB at 4 KiB) rather than SQLite's 1,000: an index page changed by
-    // many batches is copied once, and a tenth of the fsyncs (1.3x the
+    // many batches is copied once, and a tenth of the fsyncs (1.3-1.5x the
     // records a second in `benches/store.rs`). The WAL file is cut back to
     // 64 MiB after a checkpoint.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000).map_err(fail)?;
