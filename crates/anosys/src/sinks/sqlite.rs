@@ -19,6 +19,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags};
@@ -385,7 +386,18 @@ fn open_once(path: &Path) -> Result<Connection, Failure> {
         return refuse(StoreError::Foreign { path: path.to_owned(), application_id });
     }
     conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
+    // Under WAL, NORMAL syncs at checkpoints only: a committed batch
+    // survives a crash of the process (it is in the WAL, which the system
+    // holds); a power cut can lose the batches since the last checkpoint,
+    // never the store's consistency.
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(fail)?;
+    // Checkpoint (copy the WAL into the file, and fsync) every 10,000 pages
+    // (40 MB at 4 KiB) rather than SQLite's 1,000: an index page changed by
+    // many batches is copied once, and a tenth of the fsyncs (1.3-1.5x the
+    // records a second in `benches/store.rs`). The WAL file is cut back to
+    // 64 MiB after a checkpoint.
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000).map_err(fail)?;
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).map_err(fail)?;
     match migrate(&conn) {
         Ok(()) => Ok(conn),
         Err(StoreError::Sqlite { source, .. }) => Err(fail(source)),
@@ -637,12 +649,17 @@ impl Sink for SqliteSink {
         format!("records are stored in {}", self.path().display())
     }
 
-    fn export<'a>(&'a self, batch: &'a [Record], _cx: ExportContext) -> BoxFuture<'a, ExportReport> {
+    fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport> {
+        self.export_shared(batch.into(), cx)
+    }
+
+    /// The pipeline's batch is written from where it is, not copied.
+    fn export_shared(&self, batch: Arc<[Record]>, _cx: ExportContext) -> BoxFuture<'_, ExportReport> {
         Box::pin(async move {
-            let records = batch.to_vec();
+            let n = batch.len();
             let path = self.path().to_owned();
-            let written = self.db.write(open, move |conn| insert_recovering(conn, &path, &records)).await;
-            ExportReport { failed: if written { 0 } else { batch.len() }, ..Default::default() }
+            let written = self.db.write(open, move |conn| insert_recovering(conn, &path, &batch)).await;
+            ExportReport { failed: if written { 0 } else { n }, ..Default::default() }
         })
     }
 }

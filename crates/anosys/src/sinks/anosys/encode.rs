@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 use super::mapping::{self, ColumnType};
 use crate::config::StartingIndices;
 use crate::diag::{self, LogLevel};
-use crate::record::time::{epoch_millis, to_iso};
+use crate::record::time::epoch_millis;
+#[cfg(test)]
+use crate::record::time::to_iso;
 use crate::record::{Record, Resource, StatusCode};
 
 /// The type family of a dynamic slot.
@@ -62,7 +64,11 @@ impl SlotType {
 struct RegistryState {
     /// key → assigned slot (dynamic keys only; bounded by the slot count,
     /// so a fast non-keyed hash is safe).
-    assigned: mapping::FastMap<String, Arc<str>>,
+    assigned: mapping::FastMap<String, (Arc<str>, ColumnType)>,
+    /// key → where it goes (fixed column or slot), for keys that have a
+    /// column: one lookup per attribute (bounded like `assigned`, plus the
+    /// fixed keys).
+    resolved: mapping::FastMap<String, Resolved>,
     /// insertion order of `assigned`, for a stable mapping document.
     order: Vec<(String, Arc<str>)>,
     used: HashSet<Arc<str>>,
@@ -117,6 +123,7 @@ impl SlotRegistry {
         SlotRegistry {
             state: Mutex::new(RegistryState {
                 assigned: mapping::FastMap::default(),
+                resolved: mapping::FastMap::default(),
                 order: Vec::new(),
                 used: HashSet::new(),
                 next: [d.string.max(1), d.number.max(1), d.boolean.max(1)],
@@ -156,10 +163,11 @@ impl SlotRegistry {
     /// The slot of `key`, assigning the next free one of `ty` on first use;
     /// `None` when that type's slots have run out.
     pub fn slot_for(&self, key: &str, ty: SlotType) -> Option<Arc<str>> {
-        Self::assign(&mut self.lock(), key, ty)
+        Self::assign(&mut self.lock(), key, ty).map(|(slot, _)| slot)
     }
 
-    fn assign(s: &mut RegistryState, key: &str, ty: SlotType) -> Option<Arc<str>> {
+    /// The slot of `key` and its column's type, assigned on first use.
+    fn assign(s: &mut RegistryState, key: &str, ty: SlotType) -> Option<(Arc<str>, ColumnType)> {
         if let Some(slot) = s.assigned.get(key) {
             return Some(slot.clone());
         }
@@ -170,13 +178,14 @@ impl SlotRegistry {
             if mapping::is_reserved_slot(&candidate) || s.used.contains(candidate.as_str()) {
                 continue;
             }
+            let column_type = mapping::column_type(&candidate);
             let slot: Arc<str> = candidate.into();
             s.used.insert(slot.clone());
-            s.assigned.insert(key.to_owned(), slot.clone());
+            s.assigned.insert(key.to_owned(), (slot.clone(), column_type));
             s.order.push((key.to_owned(), slot.clone()));
             s.mapping_json = None;
             s.mapping_tail = None;
-            return Some(slot);
+            return Some((slot, column_type));
         }
         None
     }
@@ -255,8 +264,8 @@ pub(crate) fn text_of(value: &Value) -> String {
 
 /// Coerces `value` to `column`'s type; `None` when it cannot be without
 /// losing it (it then goes to the overflow column).
-fn coerce(column: &str, value: &Value) -> Option<Value> {
-    match mapping::column_type(column) {
+fn coerce(ty: ColumnType, value: &Value) -> Option<Value> {
+    match ty {
         ColumnType::Text | ColumnType::Json | ColumnType::Timestamp => Some(Value::String(text_of(value))),
         ColumnType::Number => match value {
             Value::Number(_) => Some(value.clone()),
@@ -285,61 +294,358 @@ fn coerce(column: &str, value: &Value) -> Option<Value> {
     }
 }
 
-/// Builds AnoSys objects from records.
+fn is_text(ty: ColumnType) -> bool {
+    matches!(ty, ColumnType::Text | ColumnType::Json | ColumnType::Timestamp)
+}
+
+/// Writes what it is given into a JSON string's inside: serialised JSON
+/// (whose own strings already escape every control character) only needs
+/// `"` and `\` escaped to become a string literal, exactly as
+/// `serde_json` would escape the same text.
+struct Escaped<'b>(&'b mut Vec<u8>);
+
+impl std::io::Write for Escaped<'_> {
+    fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<usize> {
+        let n = bytes.len();
+        while let Some(i) = memchr::memchr2(b'"', b'\\', bytes) {
+            self.0.extend_from_slice(&bytes[..i]);
+            self.0.extend_from_slice(&[b'\\', bytes[i]]);
+            bytes = &bytes[i + 1..];
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+fn write_str(buf: &mut Vec<u8>, s: &str) {
+    // Writing to a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+/// Appends `value` serialised.
+fn write_json(buf: &mut Vec<u8>, value: &Value) {
+    let _ = serde_json::to_writer(buf, value);
+}
+
+/// Writes JSON as the inside of a JSON string literal, in one pass: its
+/// quotes and escapes are escaped again as they are written, exactly as
+/// serialising the JSON text and then escaping it as a string would.
+struct InString;
+
+impl serde_json::ser::Formatter for InString {
+    fn begin_string<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b"\\\"")
+    }
+
+    fn end_string<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b"\\\"")
+    }
+
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        use serde_json::ser::CharEscape;
+        // The escape as JSON has it, its backslash (and quote) escaped.
+        let inner: &[u8] = match escape {
+            CharEscape::Quote => b"\\\\\\\"",
+            CharEscape::ReverseSolidus => b"\\\\\\\\",
+            CharEscape::Solidus => b"\\\\/",
+            CharEscape::Backspace => b"\\\\b",
+            CharEscape::FormFeed => b"\\\\f",
+            CharEscape::LineFeed => b"\\\\n",
+            CharEscape::CarriageReturn => b"\\\\r",
+            CharEscape::Tab => b"\\\\t",
+            CharEscape::AsciiControl(byte) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let code = [b'\\', b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]];
+                return w.write_all(&code);
+            }
+        };
+        w.write_all(inner)
+    }
+}
+
+/// Appends the JSON string literal of `value` serialised (a text column
+/// holding JSON).
+fn write_text<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+    buf.push(b'"');
+    let _ = value.serialize(&mut serde_json::Serializer::with_formatter(&mut *buf, InString));
+    buf.push(b'"');
+}
+
+/// Appends a text column's value: a string as it is, anything else
+/// serialised, then quoted.
+fn write_text_of(buf: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::String(s) => write_str(buf, s),
+        other => write_text(buf, other),
+    }
+}
+
+/// Attributes as a JSON object in key order (the `attributes` summary),
+/// serialised from references.
+struct Sorted<'a>(Vec<(&'a str, &'a Value)>);
+
+impl serde::Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().copied())
+    }
+}
+
+/// Where a value goes: a fixed column, a dynamic slot (which no other key
+/// of the record can take) with its type, or nowhere (the overflow).
 #[derive(Debug, Clone, Copy)]
-pub struct Encoder<'r> {
-    registry: &'r SlotRegistry,
+enum Col<'c> {
+    Fixed(mapping::FixedColumn),
+    Slot(&'c str, ColumnType),
+    None,
 }
 
-struct Out {
-    map: Map<String, Value>,
+impl Col<'_> {
+    fn fixed(key: &str) -> Self {
+        mapping::fixed(key).map_or(Col::None, Col::Fixed)
+    }
+}
+
+/// One column written into a body: where its value starts and ends.
+struct Column {
+    value: std::ops::Range<usize>,
+}
+
+/// No column written yet (in [`Body::fixed_at`]).
+const FREE: u16 = u16::MAX;
+
+/// An AnoSys object written straight to bytes, one column at a time: a
+/// column is written once (a later value for a taken column is dropped
+/// when it is the same, kept in the overflow object when it is not), so
+/// the object is the one a map of columns would give, without the map.
+struct Body {
+    buf: Vec<u8>,
+    columns: Vec<Column>,
+    /// For each fixed column (by number), its index in `columns`.
+    fixed_at: Vec<u16>,
     overflow: Map<String, Value>,
+    scratch: Vec<u8>,
+    compare: Vec<u8>,
 }
 
-impl Out {
+impl Body {
+    fn new(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity);
+        buf.push(b'{');
+        Body {
+            buf,
+            columns: Vec::with_capacity(48),
+            fixed_at: vec![FREE; mapping::fixed_column_count()],
+            overflow: Map::new(),
+            scratch: Vec::new(),
+            compare: Vec::new(),
+        }
+    }
+
+    /// The index in `columns` of a fixed column already written.
+    fn taken(&self, column: mapping::FixedColumn) -> Option<usize> {
+        self.fixed_at.get(column.id).filter(|at| **at != FREE).map(|at| usize::from(*at))
+    }
+
+    /// Writes a new column, its value written by `value`.
+    fn column(&mut self, column: Col<'_>, value: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) {
+        let name = match column {
+            Col::Fixed(f) => f.name,
+            Col::Slot(name, _) => name,
+            Col::None => return,
+        };
+        if self.buf.len() > 1 {
+            self.buf.push(b',');
+        }
+        write_str(&mut self.buf, name);
+        self.buf.push(b':');
+        let start = self.buf.len();
+        value(&mut self.buf, &mut self.scratch);
+        if let Col::Fixed(f) = column
+            && let Some(at) = self.fixed_at.get_mut(f.id)
+        {
+            *at = u16::try_from(self.columns.len()).unwrap_or(FREE);
+        }
+        self.columns.push(Column { value: start..self.buf.len() });
+    }
+
+    /// Whether the taken column `at` already holds what `value` writes.
+    fn holds(&mut self, at: usize, value: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) -> bool {
+        let mut compare = std::mem::take(&mut self.compare);
+        compare.clear();
+        value(&mut compare, &mut self.scratch);
+        let same = self.columns.get(at).and_then(|c| self.buf.get(c.value.clone())) == Some(&compare[..]);
+        self.compare = compare;
+        same
+    }
+
     /// Puts `value` into `column`, or into the overflow object under `key`
-    /// when the column is taken or the value does not fit its type.
-    fn put(&mut self, key: &str, column: Option<&str>, value: &Value) {
+    /// when the column is taken (by another value) or the value does not
+    /// fit the column's type.
+    fn put(&mut self, key: &str, column: Col<'_>, value: &Value) {
         if value.is_null() {
             return;
         }
-        match column {
-            Some(column) => match (coerce(column, value), self.map.get(column)) {
-                (Some(v), None) => {
-                    self.map.insert(column.to_owned(), v);
+        let (ty, taken) = match column {
+            Col::Fixed(f) => (f.ty, self.taken(f)),
+            Col::Slot(_, ty) => (ty, None),
+            Col::None => {
+                self.overflow.insert(key.to_owned(), value.clone());
+                return;
+            }
+        };
+        if is_text(ty) {
+            match taken {
+                None => self.column(column, |b, _| write_text_of(b, value)),
+                Some(at) => {
+                    if !self.holds(at, |b, _| write_text_of(b, value)) {
+                        self.overflow.insert(key.to_owned(), value.clone());
+                    }
                 }
-                // The same value is already in its column (an alias key).
-                (Some(v), Some(existing)) if *existing == v => {}
-                _ => {
-                    self.overflow.insert(key.to_owned(), value.clone());
-                }
-            },
+            }
+            return;
+        }
+        match (coerce(ty, value), taken) {
+            (Some(v), None) => self.column(column, |b, _| write_json(b, &v)),
+            (Some(v), Some(at)) if self.holds(at, |b, _| write_json(b, &v)) => {}
             _ => {
                 self.overflow.insert(key.to_owned(), value.clone());
             }
         }
     }
 
-    /// Puts a value built for this record into `key`'s fixed column; text
-    /// going to a text column is moved in, not copied.
-    fn fixed(&mut self, key: &str, value: Value) {
-        let column = mapping::fixed_column(key);
-        if let (Some(column), Value::String(_)) = (column, &value) {
-            let text = matches!(mapping::column_type(column), ColumnType::Text | ColumnType::Json | ColumnType::Timestamp);
-            if text && !self.map.contains_key(column) {
-                self.map.insert(column.to_owned(), value);
-                return;
+    /// Puts text built for this record into `key`'s fixed column.
+    fn fixed_str(&mut self, key: &str, column: Col<'_>, text: &str) {
+        match column {
+            Col::Fixed(f) if is_text(f.ty) && self.taken(f).is_none() => {
+                self.column(Col::Fixed(f), |b, _| write_str(b, text));
             }
+            column => self.put(key, column, &Value::String(text.to_owned())),
         }
-        self.put(key, column, &value);
     }
 
-    /// Puts a value of the record's own into `key`'s fixed column (coerced
-    /// from the reference: a large input or output is serialised once, never
-    /// cloned first).
-    fn fixed_ref(&mut self, key: &str, value: &Value) {
-        self.put(key, mapping::fixed_column(key), value);
+    /// Puts a value into `key`'s fixed column.
+    fn fixed(&mut self, key: &str, column: Col<'_>, value: &Value) {
+        self.put(key, column, value);
     }
+}
+
+/// A short text formatted on the stack (ids, times).
+struct Text {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text { bytes: [0; 64], len: 0 }
+    }
+}
+
+impl std::fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl Text {
+    /// The text of `args`; if it does not fit, as `to_string` would
+    /// give it (never expected: ids and times are short).
+    fn format(&mut self, args: std::fmt::Arguments<'_>) -> &str {
+        if std::fmt::Write::write_fmt(self, args).is_err() {
+            self.len = 0;
+        }
+        // Only whole `str`s were copied in.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+
+    /// RFC 3339 with microseconds, as `record::time::to_iso` writes it.
+    fn iso(&mut self, t: SystemTime) -> &str {
+        self.format(format_args!("{}", humantime::format_rfc3339_micros(t.max(std::time::UNIX_EPOCH))))
+    }
+}
+
+/// The fixed columns of the keys every record writes, looked up once.
+struct Known {
+    name: Col<'static>,
+    trace_id: Col<'static>,
+    span_id: Col<'static>,
+    record_id: Col<'static>,
+    parent_id: Col<'static>,
+    trace_state: Col<'static>,
+    start_time: Col<'static>,
+    end_time: Col<'static>,
+    cvn1: Col<'static>,
+    cvn2: Col<'static>,
+    duration: Col<'static>,
+    kind: Col<'static>,
+    status: Col<'static>,
+    status_code: Col<'static>,
+    resp_id: Col<'static>,
+    observed: Col<'static>,
+    record_type: Col<'static>,
+    span_kind: Col<'static>,
+    source: Col<'static>,
+    input: Col<'static>,
+    output: Col<'static>,
+    attributes: Col<'static>,
+    raw: Col<'static>,
+}
+
+impl Known {
+    fn get() -> &'static Known {
+        static KNOWN: std::sync::LazyLock<Known> = std::sync::LazyLock::new(|| Known {
+            name: Col::fixed("name"),
+            trace_id: Col::fixed("trace_id"),
+            span_id: Col::fixed("span_id"),
+            record_id: Col::fixed("anosys.record_id"),
+            parent_id: Col::fixed("parent_id"),
+            trace_state: Col::fixed("trace_state"),
+            start_time: Col::fixed("start_time"),
+            end_time: Col::fixed("end_time"),
+            cvn1: Col::fixed("cvn1"),
+            cvn2: Col::fixed("cvn2"),
+            duration: Col::fixed("otel_duration_ms"),
+            kind: Col::fixed("kind"),
+            status: Col::fixed("status"),
+            status_code: Col::fixed("status_code"),
+            resp_id: Col::fixed("resp_id"),
+            observed: Col::fixed("otel_observed_timestamp"),
+            record_type: Col::fixed("otel_record_type"),
+            span_kind: Col::fixed("gen_ai.span.kind"),
+            source: Col::fixed("source"),
+            input: Col::fixed("input"),
+            output: Col::fixed("output"),
+            attributes: Col::fixed("attributes"),
+            raw: Col::fixed("raw"),
+        });
+        &KNOWN
+    }
+}
+
+/// Where an attribute goes, resolved under the registry's lock.
+#[derive(Debug, Clone)]
+enum Resolved {
+    Fixed(mapping::FixedColumn),
+    Slot(Arc<str>, ColumnType),
+    None,
+}
+
+/// Builds AnoSys objects from records.
+#[derive(Debug, Clone, Copy)]
+pub struct Encoder<'r> {
+    registry: &'r SlotRegistry,
 }
 
 impl<'r> Encoder<'r> {
@@ -350,17 +656,16 @@ impl<'r> Encoder<'r> {
 
     /// The flat AnoSys object for `record`. `resource` stands in when the
     /// record has none; `observed` is when the pipeline took the record.
+    /// (The object is parsed back from [`encode_to_vec`](Self::encode_to_vec),
+    /// the form the sink sends.)
     pub fn encode(&self, record: &Record, resource: &Resource, observed: SystemTime) -> Map<String, Value> {
-        let (mut map, tail) = self.encode_parts(record, resource, observed);
-        let literal = tail.strip_suffix('}').unwrap_or(&tail);
-        let mapping = serde_json::from_str::<String>(literal).unwrap_or_default();
-        map.insert("otel_schema_url".to_owned(), Value::String(mapping));
-        map
+        serde_json::from_slice(&self.encode_to_vec(record, resource, observed)).unwrap_or_default()
     }
 
     /// The request body for `record`: the same object as
-    /// [`encode`](Self::encode), serialised, with the cached mapping spliced
-    /// in rather than escaped again for every record.
+    /// [`encode`](Self::encode), written straight to bytes in one pass, with
+    /// the cached mapping spliced in rather than escaped again for every
+    /// record.
     pub fn encode_to_vec(&self, record: &Record, resource: &Resource, observed: SystemTime) -> Vec<u8> {
         let (mut body, tail) = self.encode_wire(record, resource, observed);
         if body.is_empty() {
@@ -391,153 +696,421 @@ impl<'r> Encoder<'r> {
     /// # Ok::<(), serde_json::Error>(())
     /// ```
     pub fn encode_wire(&self, record: &Record, resource: &Resource, observed: SystemTime) -> (Vec<u8>, Arc<str>) {
-        let (map, tail) = self.encode_parts(record, resource, observed);
-        let mut body = Vec::with_capacity(1024 + tail.len());
-        if serde_json::to_writer(&mut body, &map).is_err() || body.last() != Some(&b'}') {
-            return (Vec::new(), tail);
-        }
-        body.pop();
-        if map.is_empty() {
-            body.extend_from_slice(b"\"otel_schema_url\":");
-        } else {
-            body.extend_from_slice(b",\"otel_schema_url\":");
-        }
-        (body, tail)
-    }
-
-    /// The object without `otel_schema_url`, and the mapping as an escaped
-    /// JSON string literal followed by `}` (the body's tail).
-    fn encode_parts(&self, record: &Record, resource: &Resource, observed: SystemTime) -> (Map<String, Value>, Arc<str>) {
         let resource = record.resource.as_deref().unwrap_or(resource);
-        let mut out = Out { map: Map::new(), overflow: Map::new() };
-
-        out.fixed("name", Value::String(record.name.clone()));
-        out.fixed("trace_id", Value::String(record.trace_id.to_string()));
-        out.fixed("span_id", Value::String(record.span_id.to_string()));
-        out.fixed("anosys.record_id", Value::String(record_id(record)));
+        // Dynamic slots and the mapping snapshot, under one short lock.
+        let (slots, tail) = self.slots(record);
+        let k = Known::get();
+        let mut out = Body::new(2048 + tail.len());
+        // Ids and times are formatted on the stack, not into fresh strings.
+        let mut text = Text::default();
+        let ids = text.format(format_args!("{}-{}", record.trace_id, record.span_id));
+        // 32 hex digits, `-`, 16 hex digits.
+        let (trace_id, span_id) = (ids.get(..32).unwrap_or_default(), ids.get(33..).unwrap_or_default());
+        out.fixed_str("name", k.name, &record.name);
+        out.fixed_str("trace_id", k.trace_id, trace_id);
+        out.fixed_str("span_id", k.span_id, span_id);
+        out.fixed_str("anosys.record_id", k.record_id, ids);
         if let Some(parent) = record.parent_span_id {
-            out.fixed("parent_id", Value::String(parent.to_string()));
+            out.fixed_str("parent_id", k.parent_id, Text::default().format(format_args!("{parent}")));
         }
-        out.fixed("trace_state", Value::String(format!("{:02x}", record.trace_flags)));
-        out.fixed("start_time", Value::String(to_iso(record.start_time)));
-        out.fixed("end_time", Value::String(to_iso(record.end_time)));
-        out.fixed("cvn1", Value::from(epoch_millis(record.start_time)));
-        out.fixed("cvn2", Value::from(epoch_millis(record.end_time)));
-        out.fixed("otel_duration_ms", Value::from(record.duration().as_secs_f64() * 1000.0));
-        out.fixed("kind", Value::String(record.span_kind.as_str().to_owned()));
-        let mut status = Map::new();
-        status.insert("status_code".into(), Value::String(record.status.code.as_str().into()));
-        if let Some(m) = &record.status.message {
-            status.insert("description".into(), Value::String(m.clone()));
+        out.fixed_str("trace_state", k.trace_state, Text::default().format(format_args!("{:02x}", record.trace_flags)));
+        out.fixed_str("start_time", k.start_time, Text::default().iso(record.start_time));
+        out.fixed_str("end_time", k.end_time, Text::default().iso(record.end_time));
+        out.fixed("cvn1", k.cvn1, &Value::from(epoch_millis(record.start_time)));
+        out.fixed("cvn2", k.cvn2, &Value::from(epoch_millis(record.end_time)));
+        out.fixed("otel_duration_ms", k.duration, &Value::from(record.duration().as_secs_f64() * 1000.0));
+        out.fixed_str("kind", k.kind, record.span_kind.as_str());
+        let code = record.status.code.as_str();
+        match k.status {
+            // `{"description":…,"status_code":…}`, as a map of the two
+            // would be written (its keys in order).
+            Col::Fixed(f) if is_text(f.ty) && out.taken(f).is_none() => out.column(Col::Fixed(f), |b, inner| {
+                inner.clear();
+                inner.push(b'{');
+                if let Some(m) = &record.status.message {
+                    inner.extend_from_slice(b"\"description\":");
+                    write_str(inner, m);
+                    inner.push(b',');
+                }
+                inner.extend_from_slice(b"\"status_code\":");
+                write_str(inner, code);
+                inner.push(b'}');
+                b.push(b'"');
+                let _ = std::io::Write::write_all(&mut Escaped(b), inner);
+                b.push(b'"');
+            }),
+            _ => {
+                let mut status = Map::new();
+                status.insert("status_code".into(), Value::String(code.into()));
+                if let Some(m) = &record.status.message {
+                    status.insert("description".into(), Value::String(m.clone()));
+                }
+                out.fixed("status", k.status, &Value::Object(status));
+            }
         }
-        out.fixed("status", Value::Object(status));
-        out.fixed("status_code", Value::String(record.status.code.as_str().to_owned()));
-        let status_message = match (&record.status.code, &record.status.message) {
-            (StatusCode::Error, Some(m)) => Some(Value::String(m.clone())),
-            _ => record.attribute("gen_ai.response.id").cloned(),
-        };
-        if let Some(m) = status_message {
-            out.fixed("resp_id", m);
+        out.fixed_str("status_code", k.status_code, code);
+        match (&record.status.code, &record.status.message) {
+            (StatusCode::Error, Some(m)) => out.fixed_str("resp_id", k.resp_id, m),
+            _ => {
+                if let Some(id) = record.attribute("gen_ai.response.id") {
+                    out.fixed("resp_id", k.resp_id, id);
+                }
+            }
         }
+        // Records' own types become maps (keys in order) as the backend has
+        // always received them; rare enough to go through `Value`.
         if !record.events.is_empty() {
-            out.fixed("events", serde_json::to_value(&record.events).unwrap_or(Value::Null));
+            out.fixed("events", Col::fixed("events"), &serde_json::to_value(&record.events).unwrap_or(Value::Null));
         }
         if !record.links.is_empty() {
-            out.fixed("links", serde_json::to_value(&record.links).unwrap_or(Value::Null));
+            out.fixed("links", Col::fixed("links"), &serde_json::to_value(&record.links).unwrap_or(Value::Null));
         }
         if !resource.attributes.is_empty() {
-            out.fixed("otel_resource", serde_json::to_value(&resource.attributes).unwrap_or(Value::Null));
+            out.fixed(
+                "otel_resource",
+                Col::fixed("otel_resource"),
+                &serde_json::to_value(&resource.attributes).unwrap_or(Value::Null),
+            );
         }
         if let Some(service) = resource.service_name() {
-            out.fixed("service.name", Value::String(service.to_owned()));
+            out.fixed_str("service.name", Col::fixed("service.name"), service);
         }
-        out.fixed("otel_observed_timestamp", Value::String(to_iso(observed)));
-        out.fixed("otel_record_type", Value::String(mapping::RECORD_TYPE.to_owned()));
-        out.fixed("gen_ai.span.kind", Value::String(record.kind.label().to_owned()));
+        out.fixed_str("otel_observed_timestamp", k.observed, Text::default().iso(observed));
+        out.fixed_str("otel_record_type", k.record_type, mapping::RECORD_TYPE);
+        out.fixed_str("gen_ai.span.kind", k.span_kind, record.kind.label());
         if let Some(source) = &record.source {
-            out.fixed("source", Value::String(source.clone()));
+            out.fixed_str("source", k.source, source);
         }
         if let Some(input) = &record.input {
-            out.fixed_ref("input", input);
+            out.fixed("input", k.input, input);
         }
         if let Some(output) = &record.output {
-            out.fixed_ref("output", output);
+            out.fixed("output", k.output, output);
         }
         if let Some(error) = &record.error {
-            out.fixed("error", Value::String("true".into()));
-            out.fixed("error_type", Value::String(error.error_type.clone()));
-            out.fixed("error_message", Value::String(error.message.clone()));
+            out.fixed_str("error", Col::fixed("error"), "true");
+            out.fixed_str("error_type", Col::fixed("error_type"), &error.error_type);
+            out.fixed_str("error_message", Col::fixed("error_message"), &error.message);
             if let Some(stack) = &error.stack {
-                out.fixed("error_stack", Value::String(stack.clone()));
+                out.fixed_str("error_stack", Col::fixed("error_stack"), stack);
             }
         }
         if let Some(caller) = &record.caller {
-            out.fixed("caller", serde_json::to_value(caller).unwrap_or(Value::Null));
+            out.fixed("caller", Col::fixed("caller"), &serde_json::to_value(caller).unwrap_or(Value::Null));
         }
         if let Some(ctx) = &record.user_context {
-            out.fixed_ref("user_context", ctx);
+            out.fixed("user_context", Col::fixed("user_context"), ctx);
         }
         if let Some(state) = &record.trace_state {
             out.overflow.insert("trace_state".into(), Value::String(state.clone()));
         }
 
-        // Dynamic slots and the mapping snapshot, under one short lock.
-        let (slots, mapping_json) = {
-            let mut state = self.registry.lock();
-            let slots: Vec<Option<Arc<str>>> = record
-                .attributes
-                .iter()
-                .map(|(key, value)| {
-                    if value.is_null() || mapping::fixed_column(key).is_some() {
-                        None
-                    } else {
-                        let ty = SlotType::of(value);
-                        let slot = SlotRegistry::assign(&mut state, key, ty);
-                        if slot.is_none() {
-                            let once_key = match ty {
-                                SlotType::String => "overflow-cvs",
-                                SlotType::Number => "overflow-cvn",
-                                SlotType::Bool => "overflow-cvb",
-                            };
-                            diag::once(once_key, LogLevel::Warn, || {
-                                format!(
-                                    "all dynamic {} slots are taken; further keys of that type go into the `{}` JSON field",
-                                    ty.prefix(),
-                                    mapping::OVERFLOW_COLUMN
-                                )
-                            });
-                        }
-                        slot
-                    }
-                })
-                .collect();
-            (slots, SlotRegistry::mapping_tail(&mut state))
-        };
-
-        let mut summary = Map::new();
-        for ((key, value), slot) in record.attributes.iter().zip(&slots) {
+        let mut summary = Vec::with_capacity(record.attributes.len());
+        for ((key, value), column) in record.attributes.iter().zip(&slots) {
             if value.is_null() {
                 continue;
             }
-            match mapping::fixed_column(key) {
-                Some(column) => out.put(key, Some(column), value),
-                None => out.put(key, slot.as_deref(), value),
-            }
+            let column = match column {
+                Resolved::Fixed(f) => Col::Fixed(*f),
+                Resolved::Slot(slot, ty) => Col::Slot(slot, *ty),
+                Resolved::None => Col::None,
+            };
+            out.put(key, column, value);
             if !CONTENT_KEYS.contains(&key.as_ref()) {
-                summary.insert(key.to_string(), value.clone());
+                summary.push((key.as_ref(), value));
             }
         }
         if !summary.is_empty() {
-            out.fixed("attributes", Value::Object(summary));
+            // A map's keys come out in order; attribute keys are unique.
+            summary.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            match k.attributes {
+                Col::Fixed(f) if is_text(f.ty) && out.taken(f).is_none() => {
+                    let summary = Sorted(summary);
+                    out.column(Col::Fixed(f), |b, _| write_text(b, &summary));
+                }
+                column => {
+                    let map = summary.into_iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+                    out.put("attributes", column, &Value::Object(map));
+                }
+            }
         }
         if let Some(raw) = &record.raw {
-            out.fixed_ref("raw", raw);
+            out.fixed("raw", k.raw, raw);
         }
         if !out.overflow.is_empty() {
-            let overflow = std::mem::take(&mut out.overflow);
-            out.map.insert(mapping::OVERFLOW_COLUMN.to_owned(), Value::String(Value::Object(overflow).to_string()));
+            // No key's column is the overflow column (a test says so), so
+            // it is free here.
+            let overflow = Value::Object(std::mem::take(&mut out.overflow));
+            out.column(Col::Slot(mapping::OVERFLOW_COLUMN, ColumnType::Json), |b, _| write_text(b, &overflow));
         }
-        (out.map, mapping_json)
+
+        let mut body = out.buf;
+        if body.len() > 1 {
+            body.extend_from_slice(b",\"otel_schema_url\":");
+        } else {
+            body.extend_from_slice(b"\"otel_schema_url\":");
+        }
+        (body, tail)
+    }
+
+    /// Where each attribute goes (its fixed column, else its dynamic slot,
+    /// assigned on first use) and the body's tail, under one short lock.
+    fn slots(&self, record: &Record) -> (Vec<Resolved>, Arc<str>) {
+        let mut state = self.registry.lock();
+        let slots = record
+            .attributes
+            .iter()
+            .map(|(key, value)| {
+                if value.is_null() {
+                    return Resolved::None;
+                }
+                if let Some(resolved) = state.resolved.get(key.as_ref()) {
+                    return resolved.clone();
+                }
+                let resolved = match mapping::fixed(key) {
+                    Some(f) => Resolved::Fixed(f),
+                    None => Self::assign_slot(&mut state, key, value),
+                };
+                if !matches!(resolved, Resolved::None) {
+                    state.resolved.insert(key.to_string(), resolved.clone());
+                }
+                resolved
+            })
+            .collect();
+        (slots, SlotRegistry::mapping_tail(&mut state))
+    }
+
+    /// The dynamic slot of a key with no fixed column, assigned on first
+    /// use; `None` (said once) when its type's slots have run out.
+    fn assign_slot(state: &mut RegistryState, key: &str, value: &Value) -> Resolved {
+        let ty = SlotType::of(value);
+        match SlotRegistry::assign(state, key, ty) {
+            Some((slot, column_type)) => Resolved::Slot(slot, column_type),
+            None => {
+                let once_key = match ty {
+                    SlotType::String => "overflow-cvs",
+                    SlotType::Number => "overflow-cvn",
+                    SlotType::Bool => "overflow-cvb",
+                };
+                diag::once(once_key, LogLevel::Warn, || {
+                    format!(
+                        "all dynamic {} slots are taken; further keys of that type go into the `{}` JSON field",
+                        ty.prefix(),
+                        mapping::OVERFLOW_COLUMN
+                    )
+                });
+                Resolved::None
+            }
+        }
+    }
+}
+
+/// The encoder as it was before bodies were written straight to bytes
+/// (a map of columns, then serialised): the reference the one-pass
+/// encoder is compared with.
+#[cfg(test)]
+mod reference {
+    use super::*;
+
+    /// Builds AnoSys objects from records.
+    pub(super) struct Encoder<'r> {
+        registry: &'r SlotRegistry,
+    }
+
+    struct Out {
+        map: Map<String, Value>,
+        overflow: Map<String, Value>,
+    }
+
+    impl Out {
+        /// Puts `value` into `column`, or into the overflow object under `key`
+        /// when the column is taken or the value does not fit its type.
+        fn put(&mut self, key: &str, column: Option<&str>, value: &Value) {
+            if value.is_null() {
+                return;
+            }
+            match column {
+                Some(column) => match (coerce(mapping::column_type(column), value), self.map.get(column)) {
+                    (Some(v), None) => {
+                        self.map.insert(column.to_owned(), v);
+                    }
+                    // The same value is already in its column (an alias key).
+                    (Some(v), Some(existing)) if *existing == v => {}
+                    _ => {
+                        self.overflow.insert(key.to_owned(), value.clone());
+                    }
+                },
+                _ => {
+                    self.overflow.insert(key.to_owned(), value.clone());
+                }
+            }
+        }
+
+        /// Puts a value built for this record into `key`'s fixed column; text
+        /// going to a text column is moved in, not copied.
+        fn fixed(&mut self, key: &str, value: Value) {
+            let column = mapping::fixed_column(key);
+            if let (Some(column), Value::String(_)) = (column, &value) {
+                let text =
+                    matches!(mapping::column_type(column), ColumnType::Text | ColumnType::Json | ColumnType::Timestamp);
+                if text && !self.map.contains_key(column) {
+                    self.map.insert(column.to_owned(), value);
+                    return;
+                }
+            }
+            self.put(key, column, &value);
+        }
+
+        /// Puts a value of the record's own into `key`'s fixed column (coerced
+        /// from the reference: a large input or output is serialised once, never
+        /// cloned first).
+        fn fixed_ref(&mut self, key: &str, value: &Value) {
+            self.put(key, mapping::fixed_column(key), value);
+        }
+    }
+
+    impl<'r> Encoder<'r> {
+        /// An encoder assigning dynamic slots from `registry`.
+        pub fn with_registry(registry: &'r SlotRegistry) -> Self {
+            Encoder { registry }
+        }
+
+        /// The flat AnoSys object for `record`. `resource` stands in when the
+        /// record has none; `observed` is when the pipeline took the record.
+        pub fn encode(&self, record: &Record, resource: &Resource, observed: SystemTime) -> Map<String, Value> {
+            let (mut map, tail) = self.encode_parts(record, resource, observed);
+            let literal = tail.strip_suffix('}').unwrap_or(&tail);
+            let mapping = serde_json::from_str::<String>(literal).unwrap_or_default();
+            map.insert("otel_schema_url".to_owned(), Value::String(mapping));
+            map
+        }
+
+        /// The object without `otel_schema_url`, and the mapping as an escaped
+        /// JSON string literal followed by `}` (the body's tail).
+        fn encode_parts(
+            &self,
+            record: &Record,
+            resource: &Resource,
+            observed: SystemTime,
+        ) -> (Map<String, Value>, Arc<str>) {
+            let resource = record.resource.as_deref().unwrap_or(resource);
+            let mut out = Out { map: Map::new(), overflow: Map::new() };
+
+            out.fixed("name", Value::String(record.name.clone()));
+            out.fixed("trace_id", Value::String(record.trace_id.to_string()));
+            out.fixed("span_id", Value::String(record.span_id.to_string()));
+            out.fixed("anosys.record_id", Value::String(record_id(record)));
+            if let Some(parent) = record.parent_span_id {
+                out.fixed("parent_id", Value::String(parent.to_string()));
+            }
+            out.fixed("trace_state", Value::String(format!("{:02x}", record.trace_flags)));
+            out.fixed("start_time", Value::String(to_iso(record.start_time)));
+            out.fixed("end_time", Value::String(to_iso(record.end_time)));
+            out.fixed("cvn1", Value::from(epoch_millis(record.start_time)));
+            out.fixed("cvn2", Value::from(epoch_millis(record.end_time)));
+            out.fixed("otel_duration_ms", Value::from(record.duration().as_secs_f64() * 1000.0));
+            out.fixed("kind", Value::String(record.span_kind.as_str().to_owned()));
+            let mut status = Map::new();
+            status.insert("status_code".into(), Value::String(record.status.code.as_str().into()));
+            if let Some(m) = &record.status.message {
+                status.insert("description".into(), Value::String(m.clone()));
+            }
+            out.fixed("status", Value::Object(status));
+            out.fixed("status_code", Value::String(record.status.code.as_str().to_owned()));
+            let status_message = match (&record.status.code, &record.status.message) {
+                (StatusCode::Error, Some(m)) => Some(Value::String(m.clone())),
+                _ => record.attribute("gen_ai.response.id").cloned(),
+            };
+            if let Some(m) = status_message {
+                out.fixed("resp_id", m);
+            }
+            if !record.events.is_empty() {
+                out.fixed("events", serde_json::to_value(&record.events).unwrap_or(Value::Null));
+            }
+            if !record.links.is_empty() {
+                out.fixed("links", serde_json::to_value(&record.links).unwrap_or(Value::Null));
+            }
+            if !resource.attributes.is_empty() {
+                out.fixed("otel_resource", serde_json::to_value(&resource.attributes).unwrap_or(Value::Null));
+            }
+            if let Some(service) = resource.service_name() {
+                out.fixed("service.name", Value::String(service.to_owned()));
+            }
+            out.fixed("otel_observed_timestamp", Value::String(to_iso(observed)));
+            out.fixed("otel_record_type", Value::String(mapping::RECORD_TYPE.to_owned()));
+            out.fixed("gen_ai.span.kind", Value::String(record.kind.label().to_owned()));
+            if let Some(source) = &record.source {
+                out.fixed("source", Value::String(source.clone()));
+            }
+            if let Some(input) = &record.input {
+                out.fixed_ref("input", input);
+            }
+            if let Some(output) = &record.output {
+                out.fixed_ref("output", output);
+            }
+            if let Some(error) = &record.error {
+                out.fixed("error", Value::String("true".into()));
+                out.fixed("error_type", Value::String(error.error_type.clone()));
+                out.fixed("error_message", Value::String(error.message.clone()));
+                if let Some(stack) = &error.stack {
+                    out.fixed("error_stack", Value::String(stack.clone()));
+                }
+            }
+            if let Some(caller) = &record.caller {
+                out.fixed("caller", serde_json::to_value(caller).unwrap_or(Value::Null));
+            }
+            if let Some(ctx) = &record.user_context {
+                out.fixed_ref("user_context", ctx);
+            }
+            if let Some(state) = &record.trace_state {
+                out.overflow.insert("trace_state".into(), Value::String(state.clone()));
+            }
+
+            // Dynamic slots and the mapping snapshot, under one short lock.
+            let (slots, mapping_json) = {
+                let mut state = self.registry.lock();
+                let slots: Vec<Option<Arc<str>>> = record
+                    .attributes
+                    .iter()
+                    .map(|(key, value)| {
+                        if value.is_null() || mapping::fixed_column(key).is_some() {
+                            None
+                        } else {
+                            match super::Encoder::assign_slot(&mut state, key, value) {
+                                Resolved::Slot(slot, _) => Some(slot),
+                                _ => None,
+                            }
+                        }
+                    })
+                    .collect();
+                (slots, SlotRegistry::mapping_tail(&mut state))
+            };
+
+            let mut summary = Map::new();
+            for ((key, value), slot) in record.attributes.iter().zip(&slots) {
+                if value.is_null() {
+                    continue;
+                }
+                match mapping::fixed_column(key) {
+                    Some(column) => out.put(key, Some(column), value),
+                    None => out.put(key, slot.as_deref(), value),
+                }
+                if !CONTENT_KEYS.contains(&key.as_ref()) {
+                    summary.insert(key.to_string(), value.clone());
+                }
+            }
+            if !summary.is_empty() {
+                out.fixed("attributes", Value::Object(summary));
+            }
+            if let Some(raw) = &record.raw {
+                out.fixed_ref("raw", raw);
+            }
+            if !out.overflow.is_empty() {
+                let overflow = std::mem::take(&mut out.overflow);
+                out.map.insert(mapping::OVERFLOW_COLUMN.to_owned(), Value::String(Value::Object(overflow).to_string()));
+            }
+            (out.map, mapping_json)
+        }
     }
 }
 
@@ -647,7 +1220,8 @@ mod tests {
         let mut rec = Record::new(RecordKind::LlmCall, "chat \"quoted\"");
         rec.set_attribute("x.y", json!({"k": "v\n"}));
         let t = SystemTime::now();
-        let body: Value = serde_json::from_slice(&Encoder::with_registry(&r).encode_to_vec(&rec, &Resource::default(), t)).unwrap();
+        let body: Value =
+            serde_json::from_slice(&Encoder::with_registry(&r).encode_to_vec(&rec, &Resource::default(), t)).unwrap();
         let object = Value::Object(Encoder::with_registry(&r).encode(&rec, &Resource::default(), t));
         assert_eq!(body, object);
         assert_eq!(
@@ -668,6 +1242,94 @@ mod tests {
                 (0..rng.usize(0..4)).map(|_| (rng.alphanumeric().to_string(), random_value(rng, depth + 1))).collect(),
             ),
         }
+    }
+
+    /// A record with a bit of everything, from `rng`: fixed keys, alias
+    /// keys whose columns are taken, values of the wrong type, errors,
+    /// events, links, a resource, quotes and control characters.
+    fn varied_record(rng: &mut fastrand::Rng, keys: &[String]) -> Record {
+        let mut rec = Record::new(if rng.bool() { RecordKind::LlmCall } else { RecordKind::Raw }, "r \"q\" \\ \n");
+        for _ in 0..rng.usize(0..16) {
+            let key = keys[rng.usize(..keys.len())].clone();
+            rec.set_attribute(key, random_value(rng, 0));
+        }
+        if rng.bool() {
+            rec.set_attribute("gen_ai.response.id", random_value(rng, 3));
+        }
+        if rng.u8(0..4) == 0 {
+            rec.set_attribute("input", "an attribute named input");
+        }
+        rec.input = rng.bool().then(|| random_value(rng, 0));
+        rec.output = rng.bool().then(|| random_value(rng, 0));
+        rec.raw = rng.bool().then(|| random_value(rng, 0));
+        rec.user_context = rng.bool().then(|| random_value(rng, 2));
+        rec.source = rng.bool().then(|| "src\u{1}".to_owned());
+        rec.trace_state = rng.bool().then(|| "k=v".to_owned());
+        if rng.bool() {
+            rec.parent_span_id = Some(crate::record::SpanId::random());
+        }
+        match rng.u8(0..3) {
+            0 => rec.status = crate::record::Status::ok(),
+            1 => rec.status = crate::record::Status::error("it \"failed\"\t"),
+            _ => {}
+        }
+        if rng.bool() {
+            rec.error = Some(crate::record::ErrorInfo {
+                error_type: "E".into(),
+                message: "bad \u{7f}".into(),
+                stack: rng.bool().then(|| "at x\nat y".to_owned()),
+            });
+        }
+        if rng.bool() {
+            rec.caller = Some(crate::record::Caller { function: Some("f".into()), file: "a.rs".into(), line: 3 });
+        }
+        if rng.bool() {
+            let mut attributes = crate::record::Attributes::new();
+            attributes.insert("k".into(), random_value(rng, 2));
+            rec.events.push(crate::record::Event { name: "ev".into(), time: SystemTime::now(), attributes });
+        }
+        if rng.u8(0..4) == 0 {
+            let mut resource = Resource::default();
+            resource.attributes.insert("service.name".into(), Value::String("svc".into()));
+            resource.attributes.insert("z".into(), random_value(rng, 2));
+            rec.resource = Some(Arc::new(resource));
+        }
+        crate::pipeline::limits::cap_record(&mut rec, 256);
+        rec
+    }
+
+    #[test]
+    fn the_one_pass_body_is_the_object_the_map_of_columns_gave() {
+        let keys: Vec<String> = {
+            let mut rng = fastrand::Rng::with_seed(11);
+            (0..300)
+                .map(|i| match i % 3 {
+                    0 => mapping::FIXED_SLOTS[rng.usize(..mapping::FIXED_SLOTS.len())].0.to_owned(),
+                    _ => format!("k{}", rng.u16(..300)),
+                })
+                .collect()
+        };
+        // The same slots in both: each registry sees the same keys in the
+        // same order.
+        let (new, old) = (SlotRegistry::new(), SlotRegistry::new());
+        let mut rng = fastrand::Rng::with_seed(3);
+        for i in 0..3000 {
+            let rec = varied_record(&mut rng, &keys);
+            let t = SystemTime::now();
+            let (mut head, tail) = Encoder::with_registry(&new).encode_wire(&rec, &Resource::default(), t);
+            head.extend_from_slice(tail.as_bytes());
+            let body: Value = serde_json::from_slice(&head).expect("valid JSON");
+            let expected = Value::Object(reference::Encoder::with_registry(&old).encode(&rec, &Resource::default(), t));
+            assert_eq!(body, expected, "record {i}: {rec:?}");
+        }
+    }
+
+    #[test]
+    fn no_key_goes_to_the_overflow_column() {
+        // The encoder writes the overflow column last, without looking
+        // whether a key took it first.
+        assert!(mapping::FIXED_SLOTS.iter().all(|(_, column)| *column != mapping::OVERFLOW_COLUMN));
+        assert!(!mapping::OVERFLOW_COLUMN.starts_with("cv"), "never a dynamic slot");
     }
 
     #[test]

@@ -182,11 +182,18 @@ pub const MAX_NUMBER_SLOT: u32 = 99;
 /// Highest dynamic `cvb` slot.
 pub const MAX_BOOL_SLOT: u32 = 99;
 
-/// FNV-1a: the lookups below run for every attribute of every record, and
-/// their keys are short, fixed and not attacker-chosen, so SipHash's
-/// flooding resistance buys nothing here.
+/// A fast non-keyed hash (FxHash's, eight bytes at a time): the lookups
+/// below run for every attribute of every record, and their keys are
+/// short, fixed and not attacker-chosen, so SipHash's flooding resistance
+/// buys nothing here.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
 
 impl std::hash::Hasher for Fnv {
     fn finish(&self) -> u64 {
@@ -194,27 +201,67 @@ impl std::hash::Hasher for Fnv {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
         }
-        self.0 = h;
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
     }
 }
 
 /// A map with [`Fnv`] hashing, for small maps of known or bounded keys.
 pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
-static FIXED_INDEX: LazyLock<FastMap<&'static str, &'static str>> =
-    LazyLock::new(|| FIXED_SLOTS.iter().copied().collect());
+/// A fixed column as the encoder needs it, resolved once per key: its
+/// name, its type, and a small number of its own (the same for every key
+/// that shares the column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FixedColumn {
+    pub name: &'static str,
+    pub ty: ColumnType,
+    pub id: usize,
+}
+
+static FIXED_INDEX: LazyLock<FastMap<&'static str, FixedColumn>> = LazyLock::new(|| {
+    let mut ids: FastMap<&'static str, usize> = FastMap::default();
+    FIXED_SLOTS
+        .iter()
+        .map(|(key, column)| {
+            let next = ids.len();
+            let id = *ids.entry(column).or_insert(next);
+            (*key, FixedColumn { name: column, ty: column_type(column), id })
+        })
+        .collect()
+});
 static TYPE_INDEX: LazyLock<FastMap<&'static str, ColumnType>> =
     LazyLock::new(|| COLUMN_TYPES.iter().copied().collect());
 static RESERVED: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| FIXED_SLOTS.iter().map(|(_, c)| *c).collect());
 
+/// The fixed column of a known key, with its type and number.
+pub(crate) fn fixed(key: &str) -> Option<FixedColumn> {
+    FIXED_INDEX.get(key).copied()
+}
+
+/// How many distinct fixed columns there are (their numbers are below it).
+pub(crate) fn fixed_column_count() -> usize {
+    RESERVED.len()
+}
+
 /// The column a known key goes to.
 pub fn fixed_column(key: &str) -> Option<&'static str> {
-    FIXED_INDEX.get(key).copied()
+    FIXED_INDEX.get(key).map(|c| c.name)
 }
 
 /// The type of a column.

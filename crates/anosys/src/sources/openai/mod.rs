@@ -118,9 +118,19 @@ impl Default for CaptureOptions {
 }
 
 /// `gen_ai.provider.name` for a host the well-known providers use.
+///
+/// ```
+/// use anosys::sources::openai::provider_for_host;
+/// assert_eq!(provider_for_host("groq.com", None), "groq");
+/// assert_eq!(provider_for_host("api.GROQ.com", None), "groq");
+/// assert_eq!(provider_for_host("my.openai.azure.com", None), "azure.ai.openai");
+/// assert_eq!(provider_for_host("notgroq.com", None), "openai");
+/// assert_eq!(provider_for_host("localhost", Some(11434)), "ollama");
+/// ```
 pub fn provider_for_host(host: &str, port: Option<u16>) -> &'static str {
     let host = host.to_ascii_lowercase();
-    let ends = |s: &str| host == s || host.ends_with(&format!(".{s}"));
+    // `host` is `s` or ends with `.s` (no string built for each suffix).
+    let ends = |s: &str| host.strip_suffix(s).is_some_and(|rest| rest.is_empty() || rest.ends_with('.'));
     if ends("openai.azure.com") || ends("cognitiveservices.azure.com") {
         "azure.ai.openai"
     } else if ends("groq.com") {
