@@ -31,12 +31,15 @@
 //
 //   node bench/node_overhead.mjs                 # N=2000, 5 rounds
 //   node bench/node_overhead.mjs --n 500 --rounds 3
+//   # also time the capture work of another build's addon (say, main's), in
+//   # the same processes, for a before/after in one run:
+//   node bench/node_overhead.mjs --baseline-native path/to/anosys.node
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -59,6 +62,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '200' },
     'skip-setup': { type: 'boolean', default: false },
+    'baseline-native': { type: 'string' },
     worker: { type: 'string' },
     upstream: { type: 'string' },
     backend: { type: 'string' },
@@ -149,14 +153,37 @@ async function worker(variant) {
   if (variant === 'anosys') {
     // The capture work alone, no HTTP: start + finish with the reply.
     const reply = await plain();
-    const native = createRequire(import.meta.url)(join(DIR, 'node_modules', 'anosys', 'anosys.node'));
+    const load = createRequire(import.meta.url);
+    const native = load(join(DIR, 'node_modules', 'anosys', 'anosys.node'));
     const url = `${args.upstream}/v1/chat/completions`;
     const request = { model: 'gpt-4o-mini', messages };
-    const t = process.hrtime.bigint();
-    for (let i = 0; i < N; i++) {
-      new native.OpenAICall(url, JSON.stringify(request)).finish(200, JSON.stringify(reply));
-    }
-    out.capture_us = Number(process.hrtime.bigint() - t) / 1000 / N;
+    // Records delivered before and after, so that a background backlog of
+    // one measurement does not land in the next.
+    // CPU time of the event loop's thread alone (the main thread's
+    // schedstat, in ns): what the engine's threads do (and other processes
+    // on the machine) does not count.
+    const threadCpu = () => {
+      try {
+        return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        return NaN;
+      }
+    };
+    const captureLoop = (addon) => {
+      for (let i = 0; i < Math.min(N, 200); i++) new addon.OpenAICall(url, JSON.stringify(request)).finish(200, JSON.stringify(reply));
+      addon.flushSync(30_000);
+      const t = process.hrtime.bigint();
+      const cpu = threadCpu();
+      for (let i = 0; i < N; i++) {
+        new addon.OpenAICall(url, JSON.stringify(request)).finish(200, JSON.stringify(reply));
+      }
+      const cpuUs = (threadCpu() - cpu) / 1000 / N;
+      const us = Number(process.hrtime.bigint() - t) / 1000 / N;
+      addon.flushSync(30_000);
+      return [us, cpuUs];
+    };
+    if (args['baseline-native']) [out.capture_baseline_us, out.capture_baseline_cpu_us] = captureLoop(load(args['baseline-native']));
+    [out.capture_us, out.capture_cpu_us] = captureLoop(native);
     out.delivered = (await anosys.flush({ timeoutMs: 30_000 })).delivered;
   }
   if (spans) {
@@ -206,12 +233,14 @@ async function main() {
     }
     const results = Object.fromEntries(variants.map((v) => [v, { plain: [], stream: [] }]));
     const capture = [];
+    const captureBase = [];
     for (let round = 1; round <= Number(args.rounds); round++) {
       for (const v of variants) {
         const env = { ...process.env, ANOSYS_DB: join(ROOT, 'target', 'bench-anosys.db') };
         delete env.ANOSYS_API_KEY;
         const got = await new Promise((resolve, reject) => {
-          const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--worker', v, '--upstream', upstream, '--backend', backend, '--n', String(N), '--warmup', String(WARMUP)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+          const baseline = args['baseline-native'] ? ['--baseline-native', resolvePath(args['baseline-native'])] : [];
+          const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--worker', v, '--upstream', upstream, '--backend', backend, '--n', String(N), '--warmup', String(WARMUP), ...baseline], { env, stdio: ['ignore', 'pipe', 'pipe'] });
           let stdout = '';
           let stderr = '';
           child.stdout.on('data', (d) => (stdout += d));
@@ -224,8 +253,10 @@ async function main() {
           });
         });
         for (const kind of ['plain', 'stream']) results[v][kind].push([got[kind].median_us, got[kind].cpu_us]);
-        if (got.capture_us !== undefined) capture.push(got.capture_us);
-        const extra = got.capture_us !== undefined ? `, capture alone ${got.capture_us.toFixed(1)} us, delivered ${got.delivered}` : got.spans !== undefined ? `, spans ${got.spans}` : '';
+        if (got.capture_us !== undefined) capture.push([got.capture_us, got.capture_cpu_us]);
+        if (got.capture_baseline_us !== undefined) captureBase.push([got.capture_baseline_us, got.capture_baseline_cpu_us]);
+        let extra = got.capture_us !== undefined ? `, capture alone ${got.capture_us.toFixed(1)} us (thread cpu ${got.capture_cpu_us.toFixed(1)}), delivered ${got.delivered}` : got.spans !== undefined ? `, spans ${got.spans}` : '';
+        if (got.capture_baseline_us !== undefined) extra += `, baseline build ${got.capture_baseline_us.toFixed(1)} us (thread cpu ${got.capture_baseline_cpu_us.toFixed(1)})`;
         console.error(
           `round ${round} ${v.padEnd(18)} plain ${got.plain.median_us.toFixed(1).padStart(8)} us (cpu ${got.plain.cpu_us.toFixed(1).padStart(7)})` +
             `  stream ${got.stream.median_us.toFixed(1).padStart(8)} us (cpu ${got.stream.cpu_us.toFixed(1).padStart(7)})${extra}`,
@@ -246,8 +277,15 @@ async function main() {
       console.log(`${v.padEnd(18)} ${base[v].padEnd(8)} ${cells[0]}   ${cells[1]}`);
     }
     if (!variants.includes(SEED)) console.log(`\n${SEED}: not available from the npm registry; not measured`);
-    const c = median(capture);
-    console.log(`\nanosys capture work alone (OpenAICall start + finish with the reply, no HTTP): ${c.toFixed(1)} us per call, ${((c / med('bare', 'plain', 0)) * 100).toFixed(1)}% of a bare call`);
+    const bare = med('bare', 'plain', 0);
+    const line = (what, xs) => {
+      const wall = median(xs.map((x) => x[0]));
+      const cpu = median(xs.map((x) => x[1]));
+      console.log(`${what}: ${wall.toFixed(1)} us per call (${((wall / bare) * 100).toFixed(1)}% of a bare call), CPU of the event loop's thread ${cpu.toFixed(1)} us (${((cpu / bare) * 100).toFixed(1)}%)`);
+    };
+    console.log('');
+    line('anosys capture work alone (OpenAICall start + finish with the reply, JSON.stringify of both included, no HTTP)', capture);
+    if (captureBase.length) line(`the baseline build (${args['baseline-native']})`, captureBase);
     console.log(`AnoSys stand-in received ${received} POSTs`);
   } finally {
     server.kill();

@@ -19,6 +19,9 @@ Usage (from the repository root; installs into target/bench-venv):
 
     python3 bench/python_overhead.py            # N=2000, 5 rounds
     python3 bench/python_overhead.py --n 500 --rounds 3
+    # also time the capture work of another build's native module (say,
+    # main's), in the same processes, for a before/after in one run:
+    python3 bench/python_overhead.py --baseline-native path/to/_native.abi3.so
 """
 
 from __future__ import annotations
@@ -80,7 +83,34 @@ def setup() -> None:
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "anosys-cli"], cwd=ROOT, check=True)
 
 
-def worker(variant: str, upstream: str, backend: str, n: int, warmup: int) -> None:
+def capture_loop(native, url, request, reply, n: int) -> float:
+    """Microseconds per call of start + finish with the reply (wall, and
+    CPU time of the calling thread), the records delivered before returning (so a background backlog of one
+    measurement does not land in the next)."""
+    for _ in range(min(n, 200)):
+        native.OpenAICall(url, request, None, None, None).finish(reply)
+    native.flush(30)
+    t, cpu = time.perf_counter_ns(), time.thread_time_ns()
+    for _ in range(n):
+        native.OpenAICall(url, request, None, None, None).finish(reply)
+    # CPU time of this thread alone: what the engine's threads do (and
+    # other processes on the machine) does not count
+    us, cpu_us = (time.perf_counter_ns() - t) / n / 1000, (time.thread_time_ns() - cpu) / n / 1000
+    native.flush(30)
+    return us, cpu_us
+
+
+def load_native(path: str):
+    """Another build's ``_native`` module, loaded next to this package's."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_native", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def worker(variant: str, upstream: str, backend: str, n: int, warmup: int, baseline: str | None = None) -> None:
     """Runs in the bench venv: instruments, then times the calls."""
     if variant == "anosys":
         os.environ["ANOSYS_API_URL"] = backend
@@ -137,13 +167,17 @@ def worker(variant: str, upstream: str, backend: str, n: int, warmup: int) -> No
         from anosys import _native
 
         # The capture work alone, no HTTP: what the package adds to a call.
-        reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        # It hands the engine the body openai read (the model object only
+        # when openai's parse could not be followed); an older build (the
+        # baseline) was handed the reply object.
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+        reply, body = raw.parse(), raw.http_response.content
         url = upstream + "/v1/chat/completions"
         request = {"model": "gpt-4o-mini", "messages": messages}
-        t = time.perf_counter_ns()
-        for _ in range(n):
-            _native.OpenAICall(url, request, None, None, None).finish(reply)
-        out["capture_us"] = (time.perf_counter_ns() - t) / n / 1000
+        if baseline:
+            out["capture_baseline_us"], out["capture_baseline_cpu_us"] = capture_loop(load_native(baseline), url, request, reply, n)
+        out["capture_us"], out["capture_cpu_us"] = capture_loop(_native, url, request, body, n)
+        out["capture_object_us"], out["capture_object_cpu_us"] = capture_loop(_native, url, request, reply, n)
         out["delivered"] = anosys.flush(30)["delivered"]
     print(json.dumps(out))
 
@@ -154,12 +188,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--skip-setup", action="store_true")
+    ap.add_argument("--baseline-native", help="another build's _native module to time the capture work of too")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--upstream", help=argparse.SUPPRESS)
     ap.add_argument("--backend", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        return worker(args.worker, args.upstream, args.backend, args.n, args.warmup)
+        return worker(args.worker, args.upstream, args.backend, args.n, args.warmup, args.baseline_native)
 
     if not args.skip_setup:
         setup()
@@ -179,13 +214,16 @@ def main() -> None:
                 time.sleep(0.05)
         results = {v: {"plain": [], "stream": []} for v in VARIANTS}
         capture = []
+        capture_base = []
+        capture_object = []
         for r in range(args.rounds):
             for v in VARIANTS:
                 env = dict(os.environ, ANOSYS_DB=str(ROOT / "target" / "bench-anosys.db"))
                 env.pop("ANOSYS_API_KEY", None)
                 proc = subprocess.run(
                     [str(PY), __file__, "--worker", v, "--upstream", upstream, "--backend", backend,
-                     "--n", str(args.n), "--warmup", str(args.warmup)],
+                     "--n", str(args.n), "--warmup", str(args.warmup)]
+                    + (["--baseline-native", str(pathlib.Path(args.baseline_native).resolve())] if args.baseline_native else []),
                     capture_output=True, text=True, env=env, timeout=600,
                 )
                 if proc.returncode != 0:
@@ -193,9 +231,14 @@ def main() -> None:
                 got = json.loads(proc.stdout.strip().splitlines()[-1])
                 for kind in ("plain", "stream"):
                     results[v][kind].append((got[kind]["median_us"], got[kind]["cpu_us"]))
-                extra = f", capture alone {got['capture_us']:.1f} us, delivered {got['delivered']}" if "delivered" in got else ""
+                extra = ""
                 if "capture_us" in got:
-                    capture.append(got["capture_us"])
+                    capture.append((got["capture_us"], got["capture_cpu_us"]))
+                    capture_object.append((got["capture_object_us"], got["capture_object_cpu_us"]))
+                    extra = f", capture alone {got['capture_us']:.1f} us (thread cpu {got['capture_cpu_us']:.1f}), delivered {got['delivered']}"
+                if "capture_baseline_us" in got:
+                    capture_base.append((got["capture_baseline_us"], got["capture_baseline_cpu_us"]))
+                    extra += f", baseline build {got['capture_baseline_us']:.1f} us (thread cpu {got['capture_baseline_cpu_us']:.1f})"
                 print(f"round {r + 1} {v:18} plain {got['plain']['median_us']:8.1f} us (cpu {got['plain']['cpu_us']:7.1f})"
                       f"  stream {got['stream']['median_us']:8.1f} us (cpu {got['stream']['cpu_us']:7.1f}){extra}", file=sys.stderr)
         print(f"\nper call, median over {args.rounds} rounds of {args.n} calls; ratio to bare in the same run")
@@ -211,8 +254,18 @@ def main() -> None:
                 wall, cpu = med(v, kind, 0), med(v, kind, 1)
                 cells.append(f"{wall:10.1f} {wall / med('bare', kind, 0):6.2f} {cpu:7.1f} {cpu / med('bare', kind, 1):6.2f}")
             print(f"{v:18} {cells[0]}   {cells[1]}")
-        print(f"\nanosys capture work alone (OpenAICall start + finish with the reply object, no HTTP): "
-              f"{statistics.median(capture):.1f} us per call, {statistics.median(capture) / med('bare', 'plain', 0) * 100:.1f}% of a bare call")
+        bare = med("bare", "plain", 0)
+
+        def line(what, xs):
+            wall, cpu = statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs)
+            print(f"{what}: {wall:.1f} us per call ({wall / bare * 100:.1f}% of a bare call), "
+                  f"CPU of the calling thread {cpu:.1f} us ({cpu / bare * 100:.1f}%)")
+
+        print()
+        line("anosys capture work alone (OpenAICall start + finish with the body openai read, no HTTP)", capture)
+        line("the same finished with the reply object (the fallback)", capture_object)
+        if capture_base:
+            line(f"the baseline build ({args.baseline_native}), finished with the reply object as it was", capture_base)
         print(f"AnoSys stand-in received {Collector.received} records")
     finally:
         server.terminate()

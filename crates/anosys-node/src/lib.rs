@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anosys::embed::{LiveCall, LiveFunctionCall};
+use anosys::embed::{DeferredCall, LiveFunctionCall, RequestJson, ResponseJson};
 use anosys::sources::openai::CaptureOptions;
 use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use napi::bindgen_prelude::*;
@@ -293,13 +293,22 @@ impl FunctionCall {
 
 /// One OpenAI-compatible call: started with the request, ended with the
 /// response, the error, or the stream's events. Garbage-collected
-/// unfinished, it is recorded as cancelled.
+/// unfinished, it is recorded as cancelled. A plain response is made into
+/// its record on the engine's extraction thread ([`DeferredCall`]) unless a
+/// `beforeSend` callback must see it here: the event loop only hands over
+/// the JSON text.
 #[napi(js_name = "OpenAICall", custom_finalize)]
-pub struct OpenAiCall(LiveCall);
+pub struct OpenAiCall(DeferredCall);
+
+/// Whether a record may be made off the JavaScript thread: not when the
+/// `beforeSend` callback, which only runs here, must see it.
+fn may_defer() -> bool {
+    BEFORE_SEND.with(|h| h.borrow().is_none())
+}
 
 impl ObjectFinalize for OpenAiCall {
     fn finalize(mut self, env: Env) -> Result<()> {
-        submit(&env, self.0.cancel());
+        submit(&env, self.0.live().cancel());
         Ok(())
     }
 }
@@ -321,9 +330,9 @@ impl OpenAiCall {
             source: source.unwrap_or_else(|| "openai".into()),
             ..CaptureOptions::default()
         };
-        let mut call = LiveCall::start(&url, parse(&request), &options, parent_of(parent_trace_id, parent_span_id));
-        if let (Some(record), Some(user)) = (call.record_mut(), user_context) {
-            record.user_context = Some(parse(&user));
+        let mut call = DeferredCall::start(url, RequestJson::Text(request), options, parent_of(parent_trace_id, parent_span_id));
+        if let Some(user) = user_context {
+            call.set_user_context(parse(&user));
         }
         OpenAiCall(call)
     }
@@ -337,7 +346,8 @@ impl OpenAiCall {
     /// Ends the call with the HTTP status and the response (JSON text).
     #[napi]
     pub fn finish(&mut self, env: Env, status: u32, response: String) -> bool {
-        submit(&env, self.0.finish(u16::try_from(status).unwrap_or(0), parse(&response)))
+        let status = u16::try_from(status).unwrap_or(0);
+        self.0.finish_with(status, ResponseJson::Text(response), may_defer(), |r| submit(&env, Some(r)))
     }
 
     /// Ends the call (or its stream) with an error: with the status and the
@@ -352,14 +362,15 @@ impl OpenAiCall {
         body: Option<String>,
     ) -> bool {
         let status = status.and_then(|s| u16::try_from(s).ok()).filter(|s| *s > 0);
+        let call = self.0.live();
         let record = match (status, body) {
             // The server answered: its error body says what went wrong.
-            (Some(status), Some(body)) => self.0.finish(status, parse(&body)),
+            (Some(status), Some(body)) => call.finish(status, parse(&body)),
             (status, _) => {
                 if let Some(status) = status {
-                    self.0.set_http_status(status);
+                    call.set_http_status(status);
                 }
-                self.0.fail(ErrorInfo::new(error_type, message))
+                call.fail(ErrorInfo::new(error_type, message))
             }
         };
         submit(&env, record)
@@ -369,31 +380,32 @@ impl OpenAiCall {
     /// the application read itself through `.asResponse()`).
     #[napi]
     pub fn finish_bytes(&mut self, env: Env, status: u32, body: &[u8]) -> bool {
-        submit(&env, self.0.finish(u16::try_from(status).unwrap_or(0), body))
+        let status = u16::try_from(status).unwrap_or(0);
+        self.0.finish_with(status, ResponseJson::Bytes(body.to_vec()), may_defer(), |r| submit(&env, Some(r)))
     }
 
     /// Feeds raw bytes of the server-sent-events body, split anywhere.
     #[napi]
     pub fn push_bytes(&mut self, bytes: &[u8]) {
-        self.0.push_bytes(bytes);
+        self.0.live().push_bytes(bytes);
     }
 
     /// Feeds the JSON text of one streamed event.
     #[napi]
     pub fn push_data(&mut self, data: String) {
-        self.0.push_data(&data);
+        self.0.live().push_data(&data);
     }
 
     /// The stream was read to its end.
     #[napi]
     pub fn end_stream(&mut self, env: Env) -> bool {
-        submit(&env, self.0.end_stream())
+        submit(&env, self.0.live().end_stream())
     }
 
     /// The caller stopped before the end (an early `break`, an abort);
     /// what arrived is kept.
     #[napi]
     pub fn cancel(&mut self, env: Env) -> bool {
-        submit(&env, self.0.cancel())
+        submit(&env, self.0.live().cancel())
     }
 }

@@ -384,3 +384,35 @@ test('a stream dropped unread is recorded as cancelled once collected', async ()
   assert.equal(r.must('anosys.outcome'), 'cancelled');
   assert.equal(r.must('is_streaming'), true);
 });
+
+test('a plain reply is recorded off the event loop as before: times are the caller’s, counted at once', async (t) => {
+  const before = anosys.counters().captured;
+  const t0 = Date.now();
+  const reply = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO });
+  const t1 = Date.now();
+  assert.ok(anosys.counters().captured >= before + 1);
+  const r = await env.one(mine(t.name));
+  assert.deepEqual(r.json('raw').response, JSON.parse(JSON.stringify(reply)));
+  const start = Date.parse(r.must('start_time'));
+  const end = Date.parse(r.must('end_time'));
+  assert.ok(t0 - 1 <= start && start <= end && end <= t1 + 1, `${t0} ${start} ${end} ${t1}`);
+});
+
+test('setBeforeSend sees plain openai records, on the event loop', async (t) => {
+  let seen = 0;
+  anosys.setBeforeSend((record) => {
+    if (record.user_context?.test === t.name) {
+      seen += 1;
+      record.attributes.team = 'search';
+    }
+    return record;
+  });
+  try {
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO });
+    assert.equal(seen, 1, 'called before the call returned');
+  } finally {
+    anosys.setBeforeSend(null);
+  }
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('team'), 'search');
+});

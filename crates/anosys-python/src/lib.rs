@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use anosys::embed::{LiveCall, LiveFunctionCall};
+use anosys::embed::{DeferredCall, LiveCall, LiveFunctionCall, RequestJson, ResponseJson};
 use anosys::sources::openai::CaptureOptions;
 use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use pyo3::exceptions::PyValueError;
@@ -68,7 +68,7 @@ fn shutdown(py: Python<'_>, timeout: Option<f64>) -> PyResult<Bound<'_, PyAny>> 
 /// The pipeline's counters.
 #[pyfunction]
 fn counters(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    let value = serde_json::to_value(anosys::counters()).unwrap_or_else(|_| json!({}));
+    let value = serde_json::to_value(py.detach(anosys::counters)).unwrap_or_else(|_| json!({}));
     to_python(py, &value)
 }
 
@@ -277,8 +277,12 @@ fn fail_call(call: &mut LiveCall, error_type: String, message: String, status: O
 /// One OpenAI-compatible call: started with the request, ended with the
 /// response, the error, or the stream's chunks. Dropped unfinished, it is
 /// recorded as cancelled (an abandoned stream).
+///
+/// A plain response is made into its record on the engine's extraction
+/// thread ([`DeferredCall`]): the caller's thread only converts the request
+/// and the reply to JSON.
 #[pyclass(module = "anosys._native")]
-struct OpenAICall(LiveCall);
+struct OpenAICall(DeferredCall);
 
 /// The JSON text of an `openai` model as it came on the wire (API names,
 /// only the fields the server sent), or `None` for anything else.
@@ -288,6 +292,26 @@ fn model_json(obj: &Bound<'_, PyAny>) -> Option<String> {
     kwargs.set_item("by_alias", true).ok()?;
     kwargs.set_item("exclude_unset", true).ok()?;
     obj.call_method("model_dump_json", (), Some(&kwargs)).ok()?.extract::<String>().ok()
+}
+
+/// A response for [`DeferredCall::finish_deferred`]: text and `openai`
+/// models as JSON text (parsed off the caller's thread), anything else
+/// converted here as [`body_value`] does.
+fn response_json(obj: &Bound<'_, PyAny>) -> ResponseJson {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return ResponseJson::Text(s.to_string_lossy().into_owned());
+    }
+    if let Ok(b) = obj.cast::<pyo3::types::PyBytes>() {
+        // As `body_value` reads bytes, the parsing left to the engine.
+        return match std::str::from_utf8(b.as_bytes()) {
+            Ok(s) => ResponseJson::Text(s.to_owned()),
+            Err(_) => ResponseJson::Value(body_value(obj)),
+        };
+    }
+    match model_json(obj) {
+        Some(s) => ResponseJson::Text(s),
+        None => ResponseJson::Value(to_value(obj)),
+    }
 }
 
 fn body_value(obj: &Bound<'_, PyAny>) -> Value {
@@ -318,21 +342,24 @@ impl OpenAICall {
         user_context: Option<&Bound<'_, PyAny>>,
     ) -> Self {
         let request = to_value(request);
+        let streams = request.get("stream").and_then(Value::as_bool) == Some(true);
         let user_context = user_context.filter(|u| !u.is_none()).map(to_value);
         let parent = parent_of(parent);
         let url = url.to_owned();
-        OpenAICall(py.detach(move || {
+        let start = move || {
             let options = CaptureOptions {
                 capture_content: anosys::embed::capture_content_enabled(),
                 source: source.unwrap_or_else(|| "openai".into()),
                 ..CaptureOptions::default()
             };
-            let mut call = LiveCall::start(&url, request, &options, parent);
-            if let Some(record) = call.record_mut() {
-                record.user_context = user_context;
+            let mut call = DeferredCall::start(url, RequestJson::Value(request), options, parent);
+            if let Some(user_context) = user_context {
+                call.set_user_context(user_context);
             }
             call
-        }))
+        };
+        // A streamed request is started (extracted) at once: off the GIL.
+        if streams { OpenAICall(py.detach(start)) } else { OpenAICall(start()) }
     }
 
     /// Whether the request asked for a stream.
@@ -348,8 +375,11 @@ impl OpenAICall {
         if self.0.is_done() {
             return false;
         }
-        let body = body_value(response);
-        py.detach(|| self.0.finish(status, body).is_some_and(anosys::capture))
+        let body = response_json(response);
+        if self.0.can_defer() {
+            return self.0.finish_deferred(status, body, true);
+        }
+        py.detach(|| self.0.finish_deferred(status, body, true))
     }
 
     /// Ends the call (or its stream) with an error that has no response
@@ -364,30 +394,30 @@ impl OpenAICall {
         body: Option<&Bound<'_, PyAny>>,
     ) -> bool {
         let body = body.filter(|b| !b.is_none()).map(body_value);
-        py.detach(|| fail_call(&mut self.0, error_type, message, status, body).is_some_and(anosys::capture))
+        py.detach(|| fail_call(self.0.live(), error_type, message, status, body).is_some_and(anosys::capture))
     }
 
     /// Feeds one streamed chunk: an `openai` chunk or event object, a dict,
     /// or the JSON text of one `data:` line.
     fn push_chunk(&mut self, chunk: &Bound<'_, PyAny>) {
         if let Ok(s) = chunk.cast::<PyString>() {
-            self.0.push_data(&s.to_string_lossy());
+            self.0.live().push_data(&s.to_string_lossy());
         } else if let Some(json) = model_json(chunk) {
-            self.0.push_data(&json);
+            self.0.live().push_data(&json);
         } else {
-            self.0.push_chunk(&to_value(chunk));
+            self.0.live().push_chunk(&to_value(chunk));
         }
     }
 
     /// The stream was read to its end.
     fn end_stream(&mut self, py: Python<'_>) -> bool {
-        py.detach(|| self.0.end_stream().is_some_and(anosys::capture))
+        py.detach(|| self.0.live().end_stream().is_some_and(anosys::capture))
     }
 
     /// The caller stopped before the end (an early `break`, `close()`);
     /// what arrived is kept.
     fn cancel(&mut self, py: Python<'_>) -> bool {
-        py.detach(|| self.0.cancel().is_some_and(anosys::capture))
+        py.detach(|| self.0.live().cancel().is_some_and(anosys::capture))
     }
 }
 

@@ -301,3 +301,54 @@ def test_user_context_errors_do_not_break_calls(backend, openai_clients):
         anosys.instrument_openai(LOGGER.get_user_context)
     r = backend.one(lambda r: "no session" in json.dumps(r.json("user_context") or {}))
     assert r["gen_ai.response.id"] == reply.id
+
+
+def _iso(text):
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_plain_reply_recorded_off_the_callers_thread_as_before(tag, backend, openai_clients):
+    # A plain reply is made into its record on the engine's extraction
+    # thread from the body openai read: the same record (the raw response
+    # is the reply as openai parsed it; times are the caller's), counted at
+    # once by counters().
+    import time
+
+    client, _ = openai_clients
+    before = anosys.counters()["captured"]
+    t0 = time.time()
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say this is a test"}])
+    t1 = time.time()
+    assert anosys.counters()["captured"] >= before + 1
+    r = backend.one(mine(tag))
+    assert r.json("raw")["response"] == reply.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    assert r.json("raw")["request"]["model"] == "gpt-4o-mini"
+    start, end = _iso(r["start_time"]), _iso(r["end_time"])
+    assert t0 - 0.001 <= start <= end <= t1 + 0.001
+
+
+def test_before_send_sees_plain_openai_records(tag, backend, openai_clients):
+    # With a before_send callback the record is made on the caller's
+    # thread, where the callback runs, as always.
+    import threading
+
+    client, _ = openai_clients
+    threads = []
+
+    def callback(record):
+        if (record.get("user_context") or {}).get("test") == tag:
+            threads.append(threading.get_ident())
+            record["attributes"]["team"] = "search"
+        return record
+
+    anosys.set_before_send(callback)
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say this is a test"}])
+    finally:
+        anosys.set_before_send(None)
+    r = backend.one(mine(tag))
+    assert r["team"] == "search"
+    assert threads == [threading.get_ident()]
+

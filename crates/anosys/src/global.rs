@@ -71,6 +71,7 @@ impl Drop for Guard {
 
 extern "C" fn deliver_at_exit() {
     let _ = catch_unwind(|| {
+        crate::sources::openai::deferred::wait_idle(DEFERRED_WAIT);
         let mut all: Vec<Pipeline> = Vec::new();
         if let Ok(g) = GLOBAL.try_read() {
             all.extend(g.iter().cloned());
@@ -226,6 +227,13 @@ pub fn capture(record: Record) -> bool {
     .unwrap_or(false)
 }
 
+/// [`capture`] of a record whose call ended while no [`set_before_send`]
+/// callback was set (see [`crate::embed::DeferredCall`]): one set since
+/// does not see it, as it would not have, had it been captured then.
+pub(crate) fn capture_without_hook(record: Record) -> bool {
+    catch_unwind(AssertUnwindSafe(|| global().is_some_and(|p| p.submit(record)))).unwrap_or(false)
+}
+
 /// [`capture`] through one more callback, after the global one: for a
 /// binding whose callback must run where only it can call it (the Node
 /// package's, on the JavaScript thread). Records it turns down are counted
@@ -241,6 +249,16 @@ pub fn capture_through(record: Record, callback: &dyn Fn(&mut Record) -> bool) -
         })
     }))
     .unwrap_or(false)
+}
+
+/// How long [`flush`], [`shutdown`] (with no timeout) and [`counters`]
+/// wait for OpenAI calls still being made into records off their caller's
+/// thread ([`crate::embed::DeferredCall`]): each takes microseconds.
+const DEFERRED_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether a [`set_before_send`] callback is set.
+pub(crate) fn has_before_send() -> bool {
+    HAS_BEFORE_SEND.load(Ordering::Acquire)
 }
 
 static BEFORE_SEND: RwLock<Option<BeforeSend>> = RwLock::new(None);
@@ -326,6 +344,7 @@ pub fn log_raw_serialize<T: Serialize + ?Sized>(data: &T) -> bool {
 /// assert_eq!(report.pending, 0);
 /// ```
 pub fn flush(timeout: Option<Duration>) -> FlushReport {
+    crate::sources::openai::deferred::wait_idle(timeout.unwrap_or(DEFERRED_WAIT));
     match running() {
         Some(p) => p.flush(timeout),
         None => FlushReport::empty(),
@@ -337,6 +356,7 @@ pub fn flush(timeout: Option<Duration>) -> FlushReport {
 /// start a new one, from the configuration last given to [`init_with`] or
 /// [`setup_api`](crate::compat::setup_api), else from the environment.
 pub fn shutdown(timeout: Option<Duration>) -> FlushReport {
+    crate::sources::openai::deferred::wait_idle(timeout.unwrap_or(DEFERRED_WAIT));
     let p = GLOBAL.write().unwrap_or_else(|p| p.into_inner()).take();
     match p {
         Some(p) => p.shutdown(timeout),
@@ -374,6 +394,7 @@ pub fn capture_content_enabled() -> bool {
 ///
 /// Only safe in the child of a fork, before it starts other threads.
 pub fn after_fork_in_child() {
+    crate::sources::openai::deferred::after_fork_in_child();
     // A lock another thread held at the moment of the fork stays locked in
     // the child: never wait on one.
     if let Ok(mut g) = GLOBAL.try_write() {
@@ -394,6 +415,7 @@ pub fn after_fork_in_child() {
 /// The global pipeline's counters (all zero when none is running; like
 /// [`flush`], this does not start one).
 pub fn counters() -> Counters {
+    crate::sources::openai::deferred::wait_idle(DEFERRED_WAIT);
     running().as_ref().map(Pipeline::counters).unwrap_or_default()
 }
 

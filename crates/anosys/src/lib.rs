@@ -68,13 +68,15 @@ pub mod compat {
 /// - [`after_fork_in_child`](crate::embed::after_fork_in_child): forget the parent's pipelines in a forked
 ///   child;
 /// - [`LiveCall`](crate::embed::LiveCall) and [`LiveFunctionCall`](crate::embed::LiveFunctionCall): an OpenAI call or a decorated
-///   function held across the language boundary from start to end.
+///   function held across the language boundary from start to end;
+/// - [`DeferredCall`](crate::embed::DeferredCall): a [`LiveCall`](crate::embed::LiveCall) whose plain response is made into
+///   its record on the engine's extraction thread, off the caller's.
 #[doc(hidden)]
 pub mod embed {
     pub use crate::global::{after_fork_in_child, capture_content_enabled, capture_through};
     pub use crate::resource::set_sdk_identity;
     pub use crate::sources::function::LiveFunctionCall;
-    pub use crate::sources::openai::LiveCall;
+    pub use crate::sources::openai::{DeferredCall, LiveCall, RequestJson, ResponseJson};
 }
 
 pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, OtlpProtocol, SinkKind, SinkSelection, StartingIndices};

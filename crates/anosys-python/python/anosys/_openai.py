@@ -10,6 +10,7 @@ client and the proxy use.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib
 import threading
@@ -30,6 +31,11 @@ _TARGETS = [
     ("openai.resources.images", "Images", "AsyncImages", "generate", "images/generations"),
     ("openai.resources.responses", "Responses", "AsyncResponses", "create", "responses"),
 ]
+
+#: The last reply openai parsed in this context, with the raw HTTP response
+#: it came from: (model, response). The engine is handed the body openai
+#: already read instead of the model serialised back to JSON.
+_last_parsed: contextvars.ContextVar[Optional[Tuple[Any, Any]]] = contextvars.ContextVar("anosys_last_parsed", default=None)
 
 # Arguments of `create` that shape the HTTP request rather than its body.
 _TRANSPORT_ARGS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
@@ -83,7 +89,39 @@ def instrument_openai(get_user_context: Optional[Callable[[], Any]] = None) -> b
                 setattr(wrapped, _MARK, True)
                 setattr(cls, method, wrapped)
                 _patched.append((cls, method, original))
+        if ok:
+            _patch_parse()
         return ok
+
+
+def _patch_parse() -> None:
+    """Remember, for the call that asked for it, which raw response each
+    parsed reply came from (``openai._response.BaseAPIResponse._parse``)."""
+    try:
+        from openai._response import BaseAPIResponse
+        from pydantic import BaseModel
+    except Exception:
+        return
+    original = getattr(BaseAPIResponse, "_parse", None)
+    if original is None or getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def _parse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed = original(self, *args, **kwargs)
+        try:
+            # Only a plain reply that `parse` hands on as it is.
+            options = getattr(self, "_options", None)
+            post = getattr(options, "post_parser", None)
+            if isinstance(parsed, BaseModel) and (post is None or _is_omitted(post)):
+                _last_parsed.set((parsed, self.http_response))
+        except Exception:
+            pass
+        return parsed
+
+    setattr(_parse, _MARK, True)
+    BaseAPIResponse._parse = _parse
+    _patched.append((BaseAPIResponse, "_parse", original))
 
 
 def uninstrument_openai() -> None:
@@ -141,6 +179,13 @@ def _record_result(call: _native.OpenAICall, result: Any) -> Any:
     """Ends a non-streamed call, or hooks a stream; returns what the caller
     gets (the very object ``openai`` returned)."""
     try:
+        last = _last_parsed.get()
+        if last is not None:
+            _last_parsed.set(None)
+            if last[0] is result and not call.streaming:
+                # The body openai read and parsed this very reply from.
+                call.finish(last[1].content)
+                return result
         raw = getattr(result, "http_response", None)
         if raw is not None:  # `.with_raw_response`
             if call.streaming:

@@ -55,6 +55,11 @@ impl LiveCall {
         LiveCall { state: State::Started(call) }
     }
 
+    /// A call that has ended already (a placeholder).
+    pub(crate) fn done() -> LiveCall {
+        LiveCall { state: State::Done }
+    }
+
     /// The record so far, before the response (to add a user context);
     /// `None` once streaming or ended.
     pub fn record_mut(&mut self) -> Option<&mut Record> {

@@ -27,6 +27,7 @@
 pub mod async_openai;
 #[cfg(feature = "http-stream")]
 mod body;
+pub(crate) mod deferred;
 mod extract;
 mod live;
 pub mod messages;
@@ -38,6 +39,9 @@ use serde_json::{json, Value};
 /// For the language bindings: see [`crate::embed`].
 #[doc(hidden)]
 pub use live::LiveCall;
+/// For the language bindings: see [`crate::embed`].
+#[doc(hidden)]
+pub use deferred::{DeferredCall, RequestJson, ResponseJson};
 pub use stream::{StreamAccumulator, StreamOutcome, StreamRecorder};
 #[cfg(feature = "http-stream")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http-stream")))]

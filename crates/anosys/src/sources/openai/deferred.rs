@@ -1,0 +1,393 @@
+//! [`DeferredCall`]: a [`LiveCall`] whose non-streamed response is made
+//! into its record off the caller's thread.
+//!
+//! A language binding (Python, Node) holds one per call. Starting it only
+//! keeps the request; when the response comes, [`DeferredCall::finish_deferred`]
+//! hands the request and the response to the engine's extraction thread,
+//! which builds the same record [`LiveCall`] would (the same times, ids and
+//! parent) and captures it. The caller's thread pays for moving the JSON,
+//! not for parsing and extracting it.
+//!
+//! Anything else (a stream, an error, a cancel, a `before_send` callback
+//! that must see the record on the capturing thread) makes the
+//! [`LiveCall`] on the spot and goes on exactly as before.
+//!
+//! [`crate::flush`], [`crate::shutdown`] and [`crate::counters`] first wait
+//! for the calls handed over to be captured.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use super::{CaptureOptions, LiveCall};
+use crate::record::{context, Record, SpanId, TraceId};
+
+/// A request as the binding has it: JSON already built, or JSON text to be
+/// parsed (text that is not JSON is kept as a string, as the bindings did).
+#[derive(Debug)]
+pub enum RequestJson {
+    /// Parsed.
+    Value(Value),
+    /// JSON text.
+    Text(String),
+}
+
+impl RequestJson {
+    fn into_value(self) -> Value {
+        match self {
+            RequestJson::Value(v) => v,
+            RequestJson::Text(t) => serde_json::from_str(&t).unwrap_or(Value::String(t)),
+        }
+    }
+}
+
+/// A response body as the binding has it, owned, for the extraction thread.
+#[derive(Debug)]
+pub enum ResponseJson {
+    /// Parsed.
+    Value(Value),
+    /// JSON text: a body that is not JSON is kept as a string (the bindings'
+    /// way with text they are given).
+    Text(String),
+    /// The raw body, as read off the wire (see [`super::ResponseBody::Bytes`]).
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug)]
+struct Pending {
+    url: String,
+    request: RequestJson,
+    options: CaptureOptions,
+    parent: Option<(TraceId, SpanId)>,
+    user_context: Option<Value>,
+    start_time: SystemTime,
+}
+
+impl Pending {
+    /// The [`LiveCall`] it stands for, as if started when it was.
+    fn start(self) -> LiveCall {
+        let Pending { url, request, options, parent, user_context, start_time } = self;
+        let mut call = LiveCall::start(&url, request.into_value(), &options, parent);
+        if let Some(record) = call.record_mut() {
+            record.start_time = start_time;
+            record.end_time = start_time;
+            record.user_context = user_context;
+        }
+        call
+    }
+}
+
+// One per call, moved between states in place (as `LiveCall`'s own
+// states): no gain in boxing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Inner {
+    Pending(Pending),
+    Live(LiveCall),
+}
+
+/// An OpenAI-compatible call held by a language binding, whose plain
+/// (non-streamed) response is extracted on the engine's extraction thread
+/// (see the module documentation). Dropped unfinished, it is recorded as
+/// cancelled, as a [`LiveCall`] is.
+///
+/// ```
+/// use anosys::embed::{DeferredCall, RequestJson, ResponseJson};
+/// use anosys::sources::openai::CaptureOptions;
+///
+/// # let dir = std::env::temp_dir().join(format!("anosys-deferred-doc-{}", std::process::id()));
+/// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
+/// let request = RequestJson::Text(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#.into());
+/// let mut call = DeferredCall::start("https://api.openai.com/v1/chat/completions".into(), request, CaptureOptions::default(), None);
+/// assert!(!call.is_streaming());
+/// let reply = r#"{"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}]}"#;
+/// assert!(call.finish_deferred(200, ResponseJson::Text(reply.into()), true));
+/// assert!(!call.finish_deferred(200, ResponseJson::Text(reply.into()), true), "a call ends once");
+/// assert_eq!(anosys::flush(None).counters.captured, 1);
+/// ```
+#[derive(Debug)]
+pub struct DeferredCall(Inner);
+
+impl DeferredCall {
+    /// Starts a call to `url` with `request`, as a child of `parent` (else
+    /// of the current span of this thread, as [`LiveCall::start`] does). A
+    /// streamed request starts its [`LiveCall`] at once.
+    pub fn start(
+        url: String,
+        request: RequestJson,
+        options: CaptureOptions,
+        parent: Option<(TraceId, SpanId)>,
+    ) -> Self {
+        let parent = parent.or_else(|| context::current().map(|cx| (cx.trace_id, cx.span_id)));
+        let streaming = match &request {
+            RequestJson::Value(v) => v.get("stream").and_then(Value::as_bool) == Some(true),
+            RequestJson::Text(t) => text_asks_stream(t),
+        };
+        let pending = Pending { url, request, options, parent, user_context: None, start_time: SystemTime::now() };
+        if streaming {
+            DeferredCall(Inner::Live(pending.start()))
+        } else {
+            DeferredCall(Inner::Pending(pending))
+        }
+    }
+
+    /// Sets the record's user context (before the call ends).
+    pub fn set_user_context(&mut self, user_context: Value) {
+        match &mut self.0 {
+            Inner::Pending(p) => p.user_context = Some(user_context),
+            Inner::Live(call) => {
+                if let Some(record) = call.record_mut() {
+                    record.user_context = Some(user_context);
+                }
+            }
+        }
+    }
+
+    /// Whether the request asked for a stream (or chunks have arrived).
+    pub fn is_streaming(&self) -> bool {
+        match &self.0 {
+            Inner::Pending(_) => false,
+            Inner::Live(call) => call.is_streaming(),
+        }
+    }
+
+    /// Whether the call has ended.
+    pub fn is_done(&self) -> bool {
+        matches!(&self.0, Inner::Live(call) if call.is_done())
+    }
+
+    /// The call as a [`LiveCall`], started now if it was not yet (with the
+    /// start time it was given): for everything but a deferred finish.
+    pub fn live(&mut self) -> &mut LiveCall {
+        if let Inner::Pending(_) = self.0 {
+            let Inner::Pending(p) = std::mem::replace(&mut self.0, Inner::Live(LiveCall::done())) else {
+                unreachable!()
+            };
+            self.0 = Inner::Live(p.start());
+        }
+        match &mut self.0 {
+            Inner::Live(call) => call,
+            Inner::Pending(_) => unreachable!(),
+        }
+    }
+
+    /// Whether [`finish_deferred`](Self::finish_deferred) would hand the
+    /// call over now (given `defer`): the binding need not leave its lock
+    /// (Python's GIL) for so little work.
+    pub fn can_defer(&self) -> bool {
+        matches!(self.0, Inner::Pending(_)) && !crate::global::has_before_send()
+    }
+
+    /// Ends a call not yet streaming with its HTTP status and response,
+    /// whose record is built and captured ([`crate::capture`]) on the
+    /// extraction thread, when `defer` allows it and no global
+    /// `before_send` callback is set; otherwise here, as
+    /// [`LiveCall::finish`] then [`crate::capture`]. Returns whether the
+    /// record was handed over (`false` once the call has ended).
+    pub fn finish_deferred(&mut self, status: u16, response: ResponseJson, defer: bool) -> bool {
+        self.finish_with(status, response, defer, crate::capture)
+    }
+
+    /// [`finish_deferred`](Self::finish_deferred), the record given to
+    /// `submit` when it is built here (a binding's own capture path).
+    pub fn finish_with(
+        &mut self,
+        status: u16,
+        response: ResponseJson,
+        defer: bool,
+        submit: impl FnOnce(Record) -> bool,
+    ) -> bool {
+        if defer
+            && !crate::global::has_before_send()
+            && let Inner::Pending(_) = self.0
+        {
+            let Inner::Pending(p) = std::mem::replace(&mut self.0, Inner::Live(LiveCall::done())) else {
+                unreachable!()
+            };
+            let end = SystemTime::now();
+            run_deferred(Box::new(move || {
+                let record = finish(p.start(), status, response, end);
+                if let Some(record) = record {
+                    crate::global::capture_without_hook(record);
+                }
+            }));
+            return true;
+        }
+        finish_live(self.live(), status, response).is_some_and(submit)
+    }
+}
+
+/// Ends a call started on another thread, at `end` (when its caller saw
+/// the response).
+fn finish(mut call: LiveCall, status: u16, response: ResponseJson, end: SystemTime) -> Option<Record> {
+    let mut record = finish_live(&mut call, status, response)?;
+    record.end_time = end.max(record.start_time);
+    Some(record)
+}
+
+fn finish_live(call: &mut LiveCall, status: u16, response: ResponseJson) -> Option<Record> {
+    match response {
+        ResponseJson::Value(v) => call.finish(status, v),
+        ResponseJson::Text(t) => {
+            let v = serde_json::from_str(&t).unwrap_or(Value::String(t));
+            call.finish(status, v)
+        }
+        ResponseJson::Bytes(b) => call.finish(status, b.as_slice()),
+    }
+}
+
+/// Whether JSON text of a request has `"stream": true` at its top level.
+fn text_asks_stream(text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Streams {
+        #[serde(default)]
+        stream: Option<Value>,
+    }
+    serde_json::from_str::<Streams>(text).is_ok_and(|s| s.stream == Some(Value::Bool(true)))
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The extraction thread and the calls handed to it. A push is a few
+/// atomic operations: the thread is not woken for each call (a wake is a
+/// syscall and a context switch on the caller's side); it looks every
+/// [`TICK`] while calls come, and is woken when [`WAKE_AT`] are waiting,
+/// when it went to sleep for good after a quiet second, or by a flush.
+struct Exec {
+    queue: crossbeam_queue::SegQueue<Job>,
+    /// Parked with no timeout: the next push wakes it.
+    asleep: AtomicBool,
+    thread: std::thread::Thread,
+}
+
+/// Calls handed over and not yet captured (across forks: reset in the child).
+static OUTSTANDING: AtomicUsize = AtomicUsize::new(0);
+static IDLE: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+static EXEC: Mutex<Option<Arc<Exec>>> = Mutex::new(None);
+
+/// Calls waiting at most: past it, the caller's thread does the work itself
+/// (never a dropped record).
+const QUEUE: usize = 4096;
+/// Waiting calls that wake the thread.
+const WAKE_AT: usize = 64;
+/// How often the thread looks while calls come.
+const TICK: Duration = Duration::from_millis(10);
+/// Empty looks before it sleeps until woken.
+const QUIET_TICKS: u32 = 100;
+
+fn done_one() {
+    if OUTSTANDING.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let _g = IDLE.0.lock().unwrap_or_else(|p| p.into_inner());
+        IDLE.1.notify_all();
+    }
+}
+
+fn run_deferred(job: Job) {
+    let before = OUTSTANDING.fetch_add(1, Ordering::SeqCst);
+    if before < QUEUE
+        && let Some(exec) = exec()
+    {
+        exec.queue.push(job);
+        if before + 1 == WAKE_AT || exec.asleep.load(Ordering::SeqCst) {
+            exec.thread.unpark();
+        }
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(job));
+    done_one();
+}
+
+fn exec() -> Option<Arc<Exec>> {
+    // `try_lock`: never wait on a lock (one held at a fork stays held in
+    // the child); the caller then does the work itself.
+    let mut guard = EXEC.try_lock().ok()?;
+    if let Some(exec) = guard.as_ref() {
+        return Some(exec.clone());
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<Arc<Exec>>();
+    let handle = std::thread::Builder::new()
+        .name("anosys-extract".into())
+        .spawn(move || {
+            let Ok(exec) = rx.recv() else { return };
+            let mut quiet = 0;
+            loop {
+                let mut ran = false;
+                while let Some(job) = exec.queue.pop() {
+                    let _ = catch_unwind(AssertUnwindSafe(job));
+                    done_one();
+                    ran = true;
+                }
+                quiet = if ran { 0 } else { quiet + 1 };
+                if quiet < QUIET_TICKS {
+                    std::thread::park_timeout(TICK);
+                    continue;
+                }
+                exec.asleep.store(true, Ordering::SeqCst);
+                if OUTSTANDING.load(Ordering::SeqCst) == 0 {
+                    std::thread::park();
+                }
+                exec.asleep.store(false, Ordering::SeqCst);
+                quiet = 0;
+            }
+        })
+        .ok()?;
+    let exec = Arc::new(Exec {
+        queue: crossbeam_queue::SegQueue::new(),
+        asleep: AtomicBool::new(false),
+        thread: handle.thread().clone(),
+    });
+    tx.send(exec.clone()).ok()?;
+    *guard = Some(exec.clone());
+    Some(exec)
+}
+
+/// Waits until every call handed over has been captured, or `timeout`
+/// passed; whether it got there.
+pub(crate) fn wait_idle(timeout: Duration) -> bool {
+    if OUTSTANDING.load(Ordering::SeqCst) == 0 {
+        return true;
+    }
+    if let Some(exec) = EXEC.lock().ok().and_then(|g| g.clone()) {
+        exec.thread.unpark();
+    }
+    let deadline = Instant::now() + timeout;
+    let mut g = IDLE.0.lock().unwrap_or_else(|p| p.into_inner());
+    while OUTSTANDING.load(Ordering::SeqCst) != 0 {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        // Bounded waits: a wake-up missed between the check and the wait
+        // costs at most this much.
+        g = IDLE.1.wait_timeout(g, (deadline - now).min(Duration::from_millis(5))).unwrap_or_else(|p| p.into_inner()).0;
+    }
+    true
+}
+
+/// In a forked child: the extraction thread is the parent's; forget it and
+/// what it held.
+pub(crate) fn after_fork_in_child() {
+    if let Ok(mut g) = EXEC.try_lock()
+        && let Some(exec) = g.take()
+    {
+        std::mem::forget(exec);
+    }
+    OUTSTANDING.store(0, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_flag_from_text() {
+        assert!(text_asks_stream(r#"{"model":"m","stream":true}"#));
+        assert!(!text_asks_stream(r#"{"model":"m","stream":false}"#));
+        assert!(!text_asks_stream(r#"{"model":"m","messages":[{"stream":true}]}"#));
+        assert!(!text_asks_stream("not json"));
+        assert!(!text_asks_stream(r#"{"stream":"true"}"#));
+    }
+}
