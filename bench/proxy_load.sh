@@ -229,24 +229,19 @@ for t in $TARGETS; do
 done
 log "upstream $UPSTREAM; measuring: ${ACTIVE[*]}; temp $TMP"
 
-# CPU ticks (utime+stime) of a target's processes.
-cpu_ticks() {
+# sum_over TARGET FILE AWK: a figure of /proc/PID/FILE, summed over a
+# target's processes.
+sum_over() {
     local total=0 p s
     for p in $(pids_of "${PID[$1]}"); do
-        s=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
-        total=$((total + s))
-    done
-    echo "$total"
-}
-# Peak RSS (VmHWM) of a target's processes, in KiB, summed.
-hwm_kb() {
-    local total=0 p s
-    for p in $(pids_of "${PID[$1]}"); do
-        s=$(awk '$1 == "VmHWM:" {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+        s=$(awk "$3" "/proc/$p/$2" 2>/dev/null || echo 0)
         total=$((total + ${s:-0}))
     done
     echo "$total"
 }
+# CPU ticks (utime+stime); peak RSS (VmHWM) in KiB.
+cpu_ticks() { sum_over "$1" stat '{print $14 + $15}'; }
+hwm_kb() { sum_over "$1" status '$1 == "VmHWM:" {print $2}'; }
 
 BODY_PLAIN='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say this is a test"}]}'
 BODY_STREAM='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say this is a test"}],"stream":true,"stream_options":{"include_usage":true}}'
