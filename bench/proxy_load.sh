@@ -1,34 +1,59 @@
 #!/usr/bin/env bash
-# Load benchmark for the logging proxy, loopback only (127.0.0.1).
+# Load benchmark for the logging proxy, side by side with nginx and LiteLLM,
+# loopback only (127.0.0.1).
 #
-# Starts `anosys demo-server` (the upstream) and `anosys proxy` in front of
-# it, then for plain and streaming chat completions, at each fixed request
-# rate, runs the same bounded load against the upstream directly and through
-# the proxy with oha. Prints p50/p99 latency, what the proxy adds, the proxy's
-# memory (peak and final RSS) and how many records it stored.
+# One upstream, `anosys demo-server`, and in front of it, each on its own
+# port: nginx as a plain pass-through proxy (Debian's nginx-light: the floor
+# for a proxy hop), `anosys proxy` (capture on, SQLite store) and LiteLLM's
+# proxy (optional: installed into target/litellm-venv; skipped with a
+# message if it cannot be). For plain and streamed chat completions, at
+# each fixed rate, the same bounded load goes to the upstream alone and
+# through each proxy, in two shapes:
 #
-#   bash bench/proxy_load.sh
+#   even   oha -q RATE: requests evenly spaced (latency-corrected)
+#   burst  hey -q: BURST_CONNECTIONS connections each firing at RATE/N,
+#          so requests arrive together; hey also gives the time to first
+#          byte (for streams: the first event)
+#
+# For each proxy it prints the added p50/p99 (vs the upstream alone, same
+# shape, same rate), the CPU per request (utime+stime from /proc before and
+# after the runs, the proxy's processes only) and the peak RSS.
+#
+#   bash bench/proxy_load.sh                              # ~4 minutes
 #   RATES="100 500 1000" REQUESTS=3000 bash bench/proxy_load.sh
 #
 # Settings (environment):
-#   RATES            request rates to test, requests/s        [100 500]
-#   REQUESTS         requests per measured run                [1500]
-#   WARMUP           unmeasured requests per target and kind  [50]
-#   CONNECTIONS      oha connections                          [50]
-#   FIRST_BYTE_MS    demo-server wait before each answer      [0]
-#   EVENT_MS         demo-server wait between stream events   [0]
-#   ANOSYS_BIN       use this binary instead of building      [build target/release/anosys]
-#   KEEP_TMP=1       keep the temp dir (DB, logs, oha JSON)
+#   RATES              request rates, requests/s               [100 500 1000]
+#   REQUESTS           requests per measured run               [1000]
+#   WARMUP             unmeasured requests per target and kind [100]
+#   CONNECTIONS        oha connections (even)                  [10]
+#   BURST_CONNECTIONS  hey connections (burst)                 [10]
+#   TARGETS            which proxies: nginx, anosys, litellm, and
+#                      before (a second `anosys proxy` from BEFORE_BIN,
+#                      e.g. an older build, for before/after)  [nginx anosys litellm]
+#   LITELLM_REQUESTS   requests per LiteLLM run (it is slow)   [300]
+#   ANOSYS_ARGS        extra `anosys proxy` flags              []
+#   FIRST_BYTE_MS      demo-server wait before each answer     [0]
+#   EVENT_MS           demo-server wait between stream events  [0]
+#   ANOSYS_BIN         use this binary instead of building     [build target/release/anosys]
+#   KEEP_TMP=1         keep the temp dir (DB, logs, load-tool output)
 set -euo pipefail
 
-RATES=${RATES:-"100 500"}
-REQUESTS=${REQUESTS:-1500}
-WARMUP=${WARMUP:-50}
-CONNECTIONS=${CONNECTIONS:-50}
+RATES=${RATES:-"100 500 1000"}
+REQUESTS=${REQUESTS:-1000}
+WARMUP=${WARMUP:-100}
+CONNECTIONS=${CONNECTIONS:-10}
+BURST_CONNECTIONS=${BURST_CONNECTIONS:-10}
+TARGETS=${TARGETS:-"nginx anosys litellm"}
+LITELLM_REQUESTS=${LITELLM_REQUESTS:-300}
+ANOSYS_ARGS=${ANOSYS_ARGS:-}
 FIRST_BYTE_MS=${FIRST_BYTE_MS:-0}
 EVENT_MS=${EVENT_MS:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The bearer token every request carries: LiteLLM's master key (it refuses
+# to start without a strong one); the upstream and the others ignore it.
+BENCH_KEY="sk-bench-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 START_TS=$(date +%s)
 
 # Records must go to the local store only.
@@ -38,7 +63,7 @@ unset ANOSYS_API_KEY ANOSYS_API_URL ANOSYS_SINKS ANOSYS_JSONL_PATH ANOSYS_RESOLV
 log() { printf '[proxy_load] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for v in REQUESTS WARMUP CONNECTIONS FIRST_BYTE_MS EVENT_MS; do
+for v in REQUESTS WARMUP CONNECTIONS BURST_CONNECTIONS LITELLM_REQUESTS FIRST_BYTE_MS EVENT_MS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 for r in $RATES; do
@@ -47,16 +72,21 @@ done
 command -v python3 >/dev/null || die "python3 is needed (JSON parsing, sqlite3)"
 command -v curl >/dev/null || die "curl is needed (readiness checks)"
 
-# ---- 1. the load tool -------------------------------------------------------
+# ---- 1. tools ---------------------------------------------------------------
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v oha >/dev/null; then
     log "oha not found: cargo install oha --locked (takes several minutes on 2 cores)"
     timeout 1800 cargo install oha --locked >&2 || die "could not install oha"
 fi
+if ! command -v hey >/dev/null || { [[ " $TARGETS " == *" nginx "* ]] && ! command -v nginx >/dev/null; }; then
+    log "installing hey and nginx-light (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey nginx-light; } >&2 \
+        || die "could not install hey and nginx-light (apt-get install hey nginx-light)"
+fi
 OHA=$(command -v oha)
-log "load tool: $("$OHA" --version 2>/dev/null | head -1)"
+HEY=$(command -v hey)
+log "load tools: $("$OHA" --version 2>/dev/null | head -1), hey"
 
-# ---- 2. binary, servers -----------------------------------------------------
 if [[ -n ${ANOSYS_BIN:-} ]]; then
     BIN=$ANOSYS_BIN
 else
@@ -67,13 +97,21 @@ fi
 [[ -x $BIN ]] || die "no binary at $BIN"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/anosys-proxy-load.XXXXXX")
-DEMO_PID=""
-PROXY_PID=""
+# The processes of a target: the main one and its children (nginx workers).
+pids_of() {
+    local p=$1 c
+    echo "$p"
+    for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do pids_of "$c"; done
+}
+declare -A PID=()
 cleanup() {
-    local pid
-    for pid in "$PROXY_PID" "$DEMO_PID"; do
+    local t pid all
+    for t in "${!PID[@]}"; do
+        pid=${PID[$t]}
         if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
+            all=$(pids_of "$pid")
+            # shellcheck disable=SC2086
+            kill $all 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
         fi
     done
@@ -86,10 +124,10 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# wait_http URL PID: poll until anything answers (any HTTP status), at most 10 s.
+# wait_http URL PID SECONDS: poll until anything answers (any HTTP status).
 wait_http() {
-    local url=$1 pid=$2 i
-    for i in $(seq 1 100); do
+    local url=$1 pid=$2 secs=${3:-10} i
+    for i in $(seq 1 $((secs * 10))); do
         kill -0 "$pid" 2>/dev/null || return 1
         if curl -s -o /dev/null -m 1 "$url"; then return 0; fi
         sleep 0.1
@@ -97,125 +135,260 @@ wait_http() {
     return 1
 }
 
-UP_PORT=$(free_port)
-"$BIN" --color never --db "$TMP/demo.db" demo-server --listen "127.0.0.1:$UP_PORT" \
+# ---- 2. the upstream and the proxies ------------------------------------------
+declare -A PORT=()
+PORT[direct]=$(free_port)
+"$BIN" --color never --db "$TMP/demo.db" demo-server --listen "127.0.0.1:${PORT[direct]}" \
     --first-byte-ms "$FIRST_BYTE_MS" --event-ms "$EVENT_MS" >"$TMP/demo.log" 2>&1 &
-DEMO_PID=$!
-wait_http "http://127.0.0.1:$UP_PORT/" "$DEMO_PID" || { cat "$TMP/demo.log" >&2; die "demo-server did not start"; }
+PID[direct]=$!
+wait_http "http://127.0.0.1:${PORT[direct]}/" "${PID[direct]}" || { cat "$TMP/demo.log" >&2; die "demo-server did not start"; }
+UPSTREAM="http://127.0.0.1:${PORT[direct]}"
+ACTIVE=(direct)
 
-PROXY_PORT=$(free_port)
-"$BIN" --color never --db "$TMP/proxy.db" proxy --listen "127.0.0.1:$PROXY_PORT" \
-    --upstream "http://127.0.0.1:$UP_PORT" --quiet >"$TMP/proxy.log" 2>&1 &
-PROXY_PID=$!
-wait_http "http://127.0.0.1:$PROXY_PORT/healthz" "$PROXY_PID" || { cat "$TMP/proxy.log" >&2; die "proxy did not start"; }
-log "demo-server 127.0.0.1:$UP_PORT (pid $DEMO_PID), proxy 127.0.0.1:$PROXY_PORT (pid $PROXY_PID), temp $TMP"
+start_nginx() {
+    command -v nginx >/dev/null || { log "nginx not found: skipped"; return 1; }
+    local dir=$ROOT/target/bench-nginx
+    rm -rf "$dir" && mkdir -p "$dir/logs" "$dir/tmp"
+    PORT[nginx]=$(free_port)
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    upstream demo { server 127.0.0.1:${PORT[direct]}; keepalive 32; }
+    server {
+        listen 127.0.0.1:${PORT[nginx]};
+        location / {
+            proxy_pass http://demo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+EOF
+    nginx -p "$dir" -c "$dir/nginx.conf" >"$TMP/nginx.log" 2>&1 &
+    PID[nginx]=$!
+    wait_http "http://127.0.0.1:${PORT[nginx]}/" "${PID[nginx]}" || { cat "$TMP/nginx.log" "$dir/logs/error.log" >&2; log "nginx did not start: skipped"; return 1; }
+}
 
-proc_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$PROXY_PID/status"; }
-RSS_START_KB=$(proc_kb VmRSS)
+# start_anosys NAME BINARY: `anosys proxy`, capture on, its own SQLite store.
+start_anosys() {
+    local name=$1 bin=$2
+    PORT[$name]=$(free_port)
+    # shellcheck disable=SC2086
+    "$bin" --color never --db "$TMP/$name.db" proxy --listen "127.0.0.1:${PORT[$name]}" \
+        --upstream "$UPSTREAM" $ANOSYS_ARGS >"$TMP/$name.log" 2>"$TMP/$name.err" &
+    PID[$name]=$!
+    wait_http "http://127.0.0.1:${PORT[$name]}/healthz" "${PID[$name]}" || { cat "$TMP/$name.err" >&2; die "$name did not start"; }
+}
+
+start_litellm() {
+    local venv=$ROOT/target/litellm-venv
+    if [[ ! -x $venv/bin/litellm ]]; then
+        log "installing LiteLLM's proxy into $venv (pip install 'litellm[proxy]')"
+        { python3 -m venv "$venv" && timeout 900 "$venv/bin/pip" install -q 'litellm[proxy]'; } >"$TMP/litellm-install.log" 2>&1 \
+            || { tail -5 "$TMP/litellm-install.log" >&2; log "LiteLLM could not be installed: skipped"; return 1; }
+    fi
+    PORT[litellm]=$(free_port)
+    cat >"$TMP/litellm.yaml" <<EOF
+model_list:
+  - model_name: gpt-4o-mini
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: $UPSTREAM/v1
+      api_key: sk-bench-not-a-key
+litellm_settings:
+  telemetry: false
+EOF
+    LITELLM_MASTER_KEY=$BENCH_KEY LITELLM_LOG=ERROR LITELLM_TELEMETRY=False DISABLE_SCHEMA_UPDATE=True \
+        "$venv/bin/litellm" --config "$TMP/litellm.yaml" --host 127.0.0.1 --port "${PORT[litellm]}" --num_workers 1 \
+        >"$TMP/litellm.log" 2>&1 &
+    PID[litellm]=$!
+    wait_http "http://127.0.0.1:${PORT[litellm]}/health/liveliness" "${PID[litellm]}" 180 \
+        || { tail -20 "$TMP/litellm.log" >&2; log "LiteLLM did not start: skipped"; return 1; }
+}
+
+for t in $TARGETS; do
+    case $t in
+        nginx) start_nginx && ACTIVE+=(nginx) || true ;;
+        anosys) start_anosys anosys "$BIN" && ACTIVE+=(anosys) ;;
+        before) [[ -x ${BEFORE_BIN:-} ]] || die "target 'before' needs BEFORE_BIN=path/to/older/anosys"
+            start_anosys before "$BEFORE_BIN" && ACTIVE+=(before) ;;
+        litellm) start_litellm && ACTIVE+=(litellm) || true ;;
+        *) die "unknown target $t (nginx, anosys, before, litellm)" ;;
+    esac
+done
+log "upstream $UPSTREAM; measuring: ${ACTIVE[*]}; temp $TMP"
+
+# sum_over TARGET FILE AWK: a figure of /proc/PID/FILE, summed over a
+# target's processes.
+sum_over() {
+    local total=0 p s
+    for p in $(pids_of "${PID[$1]}"); do
+        s=$(awk "$3" "/proc/$p/$2" 2>/dev/null || echo 0)
+        total=$((total + ${s:-0}))
+    done
+    echo "$total"
+}
+# CPU ticks (utime+stime); peak RSS (VmHWM) in KiB.
+cpu_ticks() { sum_over "$1" stat '{print $14 + $15}'; }
+hwm_kb() { sum_over "$1" status '$1 == "VmHWM:" {print $2}'; }
 
 BODY_PLAIN='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say this is a test"}]}'
 BODY_STREAM='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say this is a test"}],"stream":true,"stream_options":{"include_usage":true}}'
-PATH_CHAT=/v1/chat/completions
-
 body_for() { if [[ $1 == plain ]]; then printf '%s' "$BODY_PLAIN"; else printf '%s' "$BODY_STREAM"; fi; }
-base_for() { if [[ $1 == direct ]]; then echo "http://127.0.0.1:$UP_PORT"; else echo "http://127.0.0.1:$PROXY_PORT"; fi; }
+url_for() { echo "http://127.0.0.1:${PORT[$1]}/v1/chat/completions"; }
+count_for() { if [[ $1 == litellm ]]; then echo "$LITELLM_REQUESTS"; else echo "$REQUESTS"; fi; }
 
-# run_oha OUT N RATE(0 = unlimited) KIND TARGET: one bounded oha run, JSON to OUT.
+# run_oha OUT N RATE(0 = unlimited) KIND TARGET: one bounded oha run.
 run_oha() {
     local out=$1 n=$2 rate=$3 kind=$4 target=$5 limit
     local -a rate_args=()
-    if [[ $rate -gt 0 ]]; then
-        rate_args=(-q "$rate" --latency-correction)
-        limit=$((n / rate * 3 + 30))
-    else
-        limit=60
-    fi
+    if [[ $rate -gt 0 ]]; then rate_args=(-q "$rate" --latency-correction); limit=$((n / rate * 4 + 60)); else limit=120; fi
     timeout --kill-after=5 "$limit" "$OHA" --no-tui -n "$n" -c "$CONNECTIONS" "${rate_args[@]}" \
-        -t 10s -m POST -T application/json -d "$(body_for "$kind")" \
-        --output-format json -o "$out" "$(base_for "$target")$PATH_CHAT" \
-        || die "oha failed or exceeded ${limit}s ($kind, $target, rate $rate)"
+        -t 20s -m POST -T application/json -H "authorization: Bearer $BENCH_KEY" -d "$(body_for "$kind")" \
+        --output-format json -o "$out" "$(url_for "$target")" >/dev/null 2>"$out.err" \
+        || log "oha failed or exceeded ${limit}s ($kind, $target, rate $rate)"
 }
 
-# ---- 3. warm-up and measured runs -------------------------------------------
-PROXY_REQUESTS=0
-for kind in plain stream; do
-    for target in direct proxy; do
-        run_oha "$TMP/warmup-$kind-$target.json" "$WARMUP" 0 "$kind" "$target"
-        if [[ $target == proxy ]]; then PROXY_REQUESTS=$((PROXY_REQUESTS + WARMUP)); fi
-    done
+# run_hey OUT N RATE KIND TARGET: bursts: BURST_CONNECTIONS workers, each at RATE/N.
+run_hey() {
+    local out=$1 n=$2 rate=$3 kind=$4 target=$5 c=$BURST_CONNECTIONS limit q
+    q=$(( (rate + c - 1) / c ))
+    limit=$((n / rate * 4 + 60))
+    timeout --kill-after=5 "$limit" "$HEY" -n "$n" -c "$c" -q "$q" -t 20 -m POST -T application/json \
+        -H "authorization: Bearer $BENCH_KEY" -d "$(body_for "$kind")" -o csv "$(url_for "$target")" \
+        >"$out" 2>"$out.err" || log "hey failed or exceeded ${limit}s ($kind, $target, rate $rate)"
+}
+
+# ---- 3. warm-up, then the measured runs ------------------------------------------
+for target in "${ACTIVE[@]}"; do
+    for kind in plain stream; do run_oha "$TMP/warmup-$kind-$target.json" "$WARMUP" 0 "$kind" "$target"; done
 done
 log "warm-up done ($WARMUP requests per target and kind)"
 
+declare -A CPU0=() SENT=()
+for target in "${ACTIVE[@]}"; do CPU0[$target]=$(cpu_ticks "$target"); SENT[$target]=0; done
 for kind in plain stream; do
     for rate in $RATES; do
-        for target in direct proxy; do
-            log "$kind, $rate req/s, $target: $REQUESTS requests"
-            run_oha "$TMP/run-$kind-$rate-$target.json" "$REQUESTS" "$rate" "$kind" "$target"
-            if [[ $target == proxy ]]; then PROXY_REQUESTS=$((PROXY_REQUESTS + REQUESTS)); fi
+        for shape in even burst; do
+            for target in "${ACTIVE[@]}"; do
+                n=$(count_for "$target")
+                log "$kind, $rate req/s, $shape, $target: $n requests"
+                if [[ $shape == even ]]; then
+                    run_oha "$TMP/run-$kind-$rate-$shape-$target.json" "$n" "$rate" "$kind" "$target"
+                else
+                    run_hey "$TMP/run-$kind-$rate-$shape-$target.csv" "$n" "$rate" "$kind" "$target"
+                fi
+                SENT[$target]=$((SENT[$target] + n))
+            done
         done
     done
 done
 
-# ---- 4. memory, then stop the proxy so every record is written ---------------
-RSS_END_KB=$(proc_kb VmRSS)
-HWM_KB=$(proc_kb VmHWM)
-kill -TERM "$PROXY_PID"
-for _ in $(seq 1 400); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$PROXY_PID" 2>/dev/null; then
-    log "proxy still running 40 s after SIGTERM; killing it"
-    kill -KILL "$PROXY_PID" 2>/dev/null || true
-fi
-wait "$PROXY_PID" 2>/dev/null || true
-PROXY_PID=""
+# ---- 4. CPU and memory, then stop our proxy so every record is written -------------
+TICK=$(getconf CLK_TCK)
+: >"$TMP/resources.txt"
+# The upstream serves every request, through whichever proxy.
+for target in "${ACTIVE[@]}"; do [[ $target == direct ]] || SENT[direct]=$((SENT[direct] + SENT[$target])); done
+for target in "${ACTIVE[@]}"; do
+    echo "$target $(( $(cpu_ticks "$target") - CPU0[$target] )) ${SENT[$target]} $(hwm_kb "$target")" >>"$TMP/resources.txt"
+done
+: >"$TMP/records.txt"
+for name in anosys before; do
+    [[ -n ${PID[$name]:-} ]] || continue
+    kill -TERM "${PID[$name]}"
+    for _ in $(seq 1 400); do kill -0 "${PID[$name]}" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "${PID[$name]}" 2>/dev/null || true
+    wait "${PID[$name]}" 2>/dev/null || true
+    PID[$name]=""
+    stored=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM records").fetchone()[0])' "$TMP/$name.db")
+    echo "$name $stored $((SENT[$name] + 2 * WARMUP))" >>"$TMP/records.txt"
+done
 
-# ---- 5. report --------------------------------------------------------------
-RECORDS=$(python3 - "$TMP/proxy.db" <<'PY'
-import sqlite3, sys
-con = sqlite3.connect(sys.argv[1])
-print(con.execute("SELECT count(*) FROM records").fetchone()[0])
-PY
-)
+# ---- 5. report ----------------------------------------------------------------
+python3 - "$TMP" "$RATES" "$TICK" "${ACTIVE[*]}" <<'PY'
+import csv, json, math, os, sys
+tmp, rates, tick, active = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4].split()
+proxies = [t for t in active if t != "direct"]
 
-python3 - "$TMP" "$RATES" "$REQUESTS" <<'PY'
-import json, sys
-tmp, rates, n = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
+def pct(xs, p):
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, math.ceil(p / 100 * len(xs)) - 1))]
 
-def load(kind, rate, target):
-    with open(f"{tmp}/run-{kind}-{rate}-{target}.json") as f:
-        d = json.load(f)
-    lat = d["latencyPercentiles"]  # seconds
-    codes = d.get("statusCodeDistribution", {})
-    ok = sum(v for k, v in codes.items() if k.startswith("2"))
-    non2xx = sum(codes.values()) - ok
-    errors = sum(d.get("errorDistribution", {}).values())
-    return {
-        "p50": lat["p50"] * 1000 if lat.get("p50") is not None else float("nan"),
-        "p99": lat["p99"] * 1000 if lat.get("p99") is not None else float("nan"),
-        "rps": d["summary"].get("requestsPerSec") or 0.0,
-        "bad": non2xx + errors,
-    }
+def load(kind, rate, shape, target):
+    """(p50, p99, ttfb p50, ttfb p99, failed, n) in ms."""
+    base = f"{tmp}/run-{kind}-{rate}-{shape}-{target}"
+    nan = float("nan")
+    try:
+        if shape == "even":
+            d = json.load(open(base + ".json"))
+            lat = d["latencyPercentiles"]
+            codes = d.get("statusCodeDistribution", {})
+            ok = sum(v for k, v in codes.items() if k.startswith("2"))
+            bad = sum(codes.values()) - ok + sum(d.get("errorDistribution", {}).values())
+            ms = lambda v: v * 1000 if v is not None else nan
+            return ms(lat.get("p50")), ms(lat.get("p99")), nan, nan, bad, ok
+        # hey -o csv: response-time, DNS+dialup, DNS, Request-write,
+        # Response-delay (time to first byte), Response-read, status-code, offset
+        rows = [r for r in csv.reader(open(base + ".csv"))][1:]
+        ok = [r for r in rows if len(r) > 6 and r[6].startswith("2")]
+        total = [float(r[0]) * 1000 for r in ok]
+        ttfb = [float(r[4]) * 1000 for r in ok]
+        return pct(total, 50), pct(total, 99), pct(ttfb, 50), pct(ttfb, 99), len(rows) - len(ok), len(ok)
+    except (OSError, ValueError, KeyError):
+        return nan, nan, nan, nan, -1, 0
 
-print(f"\nLatency in ms over {n} requests per run (oha, fixed rate, latency-corrected); "
-      "added = proxy - direct, ratio = proxy / direct\n")
-print("| kind | rate (req/s) | direct p50 | direct p99 | proxy p50 | proxy p99 "
-      "| added p50 | added p99 | ratio p50 | ratio p99 | achieved req/s d / p | non-2xx+errors d / p |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+f = lambda v: "—" if v != v else f"{v:.2f}"
+a = lambda v: "—" if v != v else f"{v:+.2f}"
+print("\nLatency in ms; added = through the proxy minus the upstream alone (same kind, rate and shape).")
+print("even: oha -q (evenly spaced, latency-corrected); burst: hey -q, connections firing together;")
+print("TTFB: time to first byte (hey), for streams the first event.\n")
+print("| kind | rate | shape | upstream p50 / p99 | " + " | ".join(f"{p} added p50 / p99" for p in proxies) + " | upstream TTFB p50 / p99 | " + " | ".join(f"{p} added TTFB p50 / p99" for p in proxies) + " | failed |")
+print("|---|---:|---|---|" + "---|" * len(proxies) + "---|" + "---|" * len(proxies) + "---|")
 for kind in ("plain", "stream"):
     for rate in rates:
-        d, p = load(kind, rate, "direct"), load(kind, rate, "proxy")
-        ratio = lambda k: p[k] / d[k] if d[k] > 0 else float("nan")
-        print(f"| {kind} | {rate} | {d['p50']:.3f} | {d['p99']:.3f} | {p['p50']:.3f} | {p['p99']:.3f} "
-              f"| {p['p50'] - d['p50']:+.3f} | {p['p99'] - d['p99']:+.3f} "
-              f"| {ratio('p50'):.2f} | {ratio('p99'):.2f} "
-              f"| {d['rps']:.0f} / {p['rps']:.0f} | {d['bad']} / {p['bad']} |")
+        for shape in ("even", "burst"):
+            d = load(kind, rate, shape, "direct")
+            cells, ttfbs, fails = [], [], [f"direct {d[4]}"]
+            for p in proxies:
+                x = load(kind, rate, shape, p)
+                cells.append(f"{a(x[0] - d[0])} / {a(x[1] - d[1])}")
+                ttfbs.append(f"{a(x[2] - d[2])} / {a(x[3] - d[3])}" if shape == "burst" else "—")
+                fails.append(f"{p} {x[4]}")
+            ut = f"{f(d[2])} / {f(d[3])}" if shape == "burst" else "—"
+            print(f"| {kind} | {rate}/s | {shape} | {f(d[0])} / {f(d[1])} | " + " | ".join(cells) + f" | {ut} | " + " | ".join(ttfbs) + f" | {', '.join(fails)} |")
+
+print("\n| process | requests | CPU per request | vs nginx | peak RSS |")
+print("|---|---:|---:|---:|---:|")
+res = {}
+for line in open(f"{tmp}/resources.txt"):
+    t, ticks, n, hwm = line.split()
+    res[t] = (int(ticks) / tick / max(1, int(n)) * 1e6, int(n), int(hwm) / 1024)
+for t in active:
+    if t not in res:
+        continue
+    us, n, mib = res[t]
+    vs = f"{us / res['nginx'][0]:.2f}×" if "nginx" in res and res["nginx"][0] > 0 and t != "direct" else "—"
+    name = "upstream (demo-server)" if t == "direct" else t
+    print(f"| {name} | {n} | {us:.0f} µs | {vs} | {mib:.1f} MiB |")
 PY
 
-mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
 echo
-echo "Proxy memory: peak RSS (VmHWM) $(mib "$HWM_KB"), RSS after the runs $(mib "$RSS_END_KB"), RSS at start $(mib "$RSS_START_KB")"
-echo "Records stored by the proxy: $RECORDS (requests sent through it: $PROXY_REQUESTS)"
+while read -r name stored sent; do
+    echo "Records stored by $name: $stored (requests sent through it, warm-up included: $sent)"
+    [[ $stored -eq $sent ]] || log "warning: $name stored $stored records for $sent requests"
+done <"$TMP/records.txt"
+echo "CPU per request: utime+stime of the process (nginx: master and workers) over the measured runs, / requests; clock tick 1/$TICK s"
 echo "Total time: $(($(date +%s) - START_TS)) s"
-tail -n 3 "$TMP/proxy.log" | sed 's/^/proxy log: /'
-if [[ $RECORDS -ne $PROXY_REQUESTS ]]; then
-    log "warning: $RECORDS records stored for $PROXY_REQUESTS requests"
-fi

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::proxy::AccessLogFormat;
+
 const ABOUT: &str = "LLM observability for OpenAI-style APIs.
 
 Every LLM call and every logged function of your application becomes one
@@ -330,7 +332,12 @@ pub struct ProxyArgs {
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
 
-    /// No JSON access-log line per request on stderr.
+    /// The access log on stderr, one line per request: json, text or off.
+    /// Written in batches off the request path; flushed at exit.
+    #[arg(long, value_enum, default_value_t = AccessLogFormat::Json, env = "ANOSYS_PROXY_ACCESS_LOG", value_name = "FORMAT")]
+    pub access_log: AccessLogFormat,
+
+    /// No access log (the same as --access-log off).
     #[arg(long)]
     pub quiet: bool,
 

@@ -151,8 +151,11 @@ fn upstream_errors_reach_the_client_as_given_and_are_recorded() {
             assert_eq!(proxied.1["retry-after"], "1");
         }
     }
-    let records = s.records(cases.len() as u64);
+    let mut records = s.records(cases.len() as u64);
     assert_eq!(records.len(), cases.len());
+    // In request order (the store's order is the order records were
+    // delivered, which batches running side by side need not keep).
+    records.sort_by_key(|r| r.start_time);
     for (r, (_, _, status)) in records.iter().zip(&cases) {
         assert_eq!(r.status.code, anosys::StatusCode::Error, "{r:#?}");
         assert_eq!(r.attribute("http.response.status_code"), Some(&json!(status)));
@@ -263,6 +266,8 @@ fn http2_clients_are_served() {
 /// `anosys proxy` as a child process in front of `upstream`.
 struct ProxyProcess {
     child: std::process::Child,
+    /// Reads stderr as it comes (a full pipe would stop the proxy).
+    stderr: std::thread::JoinHandle<String>,
     url: String,
     db: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -270,14 +275,22 @@ struct ProxyProcess {
 
 impl ProxyProcess {
     fn start(upstream: &str, grace_secs: u32) -> ProxyProcess {
+        Self::start_with(upstream, grace_secs, &["--quiet"], &[])
+    }
+
+    /// With more flags and environment variables.
+    fn start_with(upstream: &str, grace_secs: u32, flags: &[&str], env: &[(&str, &str)]) -> ProxyProcess {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("proxy.db");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("anosys"))
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("anosys"))
             .arg("--db")
             .arg(&db)
-            .args(["proxy", "--quiet", "--listen", &format!("127.0.0.1:{port}"), "--upstream", upstream])
+            .args(["proxy", "--listen", &format!("127.0.0.1:{port}"), "--upstream", upstream])
+            .args(flags)
             .args(["--shutdown-grace", &grace_secs.to_string()])
+            .env_remove("ANOSYS_PROXY_ACCESS_LOG")
+            .envs(env.iter().copied())
             .env_remove("ANOSYS_API_KEY")
             .env_remove("ANOSYS_API_URL")
             .env_remove("ANOSYS_SINKS")
@@ -286,13 +299,19 @@ impl ProxyProcess {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+            text
+        });
         let url = format!("http://127.0.0.1:{port}");
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !healthy(&format!("{url}/healthz")) {
             assert!(std::time::Instant::now() < deadline, "the proxy did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
-        ProxyProcess { child, url, db, _dir: dir }
+        ProxyProcess { child, stderr, url, db, _dir: dir }
     }
 
     fn terminate(&self) {
@@ -309,8 +328,8 @@ impl ProxyProcess {
             assert!(std::time::Instant::now() < deadline, "the proxy did not stop");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let out = self.child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned(), support::stored(&self.db))
+        let status = self.child.wait().unwrap();
+        (status.success(), self.stderr.join().unwrap(), support::stored(&self.db))
     }
 }
 
@@ -389,4 +408,110 @@ fn a_client_leaving_before_the_answer_starts_is_recorded_as_cancelled() {
     let r = &s.records(1)[0];
     assert_eq!(r.attribute("anosys.outcome"), Some(&json!("cancelled")));
     assert_eq!(r.name, "chat slow");
+}
+
+/// `n` chat calls (every fifth streamed) through `proxy`, 20 at a time, with
+/// a key in the header and in the query string; then SIGTERM at once, and
+/// the proxy's exit: success, stderr, records.
+fn calls_then_stop(proxy: ProxyProcess, runtime: &tokio::runtime::Runtime, n: usize) -> (bool, String, Vec<anosys::Record>) {
+    let client = reqwest::Client::new();
+    runtime.block_on(async {
+        let calls = (0..n).map(|i| {
+            let mut body = chat("gpt-4o-mini");
+            if i % 5 == 0 {
+                body["stream"] = json!(true);
+            }
+            client
+                .post(format!("{}/v1/chat/completions?key=query-secret-key", proxy.url))
+                .bearer_auth("sk-secret-test-key")
+                .json(&body)
+                .send()
+        });
+        let responses: Vec<_> = futures_util::stream::iter(calls).buffer_unordered(20).collect().await;
+        for r in responses {
+            let r = r.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+        }
+    });
+    // At once: lines still queued must be written at the exit.
+    proxy.terminate();
+    proxy.wait()
+}
+
+/// The access-log lines of a proxy's stderr (the banner and the stop line
+/// left out).
+fn request_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("/v1/chat/completions")).collect()
+}
+
+#[test]
+fn the_json_access_log_has_a_line_per_request_none_lost_at_shutdown_and_no_secret() {
+    let s = Setup::new(|_, _| {});
+    let proxy = ProxyProcess::start_with(&s.upstream_url, 20, &[], &[]);
+    let (ok, stderr, records) = calls_then_stop(proxy, &s.runtime, 300);
+    assert!(ok, "{stderr}");
+    assert_eq!(records.len(), 300);
+    let lines = request_lines(&stderr);
+    assert_eq!(lines.len(), 300, "{stderr}");
+    let mut traces = std::collections::HashSet::new();
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["msg"], "request");
+        assert_eq!(v["level"], "info");
+        assert_eq!(v["method"], "POST");
+        assert_eq!(v["path"], "/v1/chat/completions", "no query string");
+        assert_eq!(v["route"], "/");
+        assert_eq!(v["status"], 200);
+        assert!(v["model"].as_str().is_some_and(|m| m.starts_with("gpt-")), "{line}");
+        assert!(v["duration_ms"].as_f64().unwrap() >= 0.0);
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(v["span_id"].as_str().unwrap().len(), 16);
+        traces.insert(v["trace_id"].as_str().unwrap().to_owned());
+    }
+    // One line per request: each of the records' traces once.
+    let recorded: std::collections::HashSet<String> = records.iter().map(|r| r.trace_id.to_string()).collect();
+    assert_eq!(traces, recorded);
+    // The plain calls' usage (the streamed replay may not report it).
+    assert!(lines.iter().filter(|l| l.contains("\"input_tokens\":12")).count() >= 240, "{stderr}");
+    for secret in ["sk-secret-test-key", "query-secret-key"] {
+        assert!(!stderr.contains(secret), "{secret} was logged");
+    }
+}
+
+#[test]
+fn the_text_access_log_has_one_readable_line_per_request() {
+    let s = Setup::new(|_, _| {});
+    // Chosen by the environment variable.
+    let proxy = ProxyProcess::start_with(&s.upstream_url, 20, &[], &[("ANOSYS_PROXY_ACCESS_LOG", "text")]);
+    let (ok, stderr, records) = calls_then_stop(proxy, &s.runtime, 50);
+    assert!(ok, "{stderr}");
+    assert_eq!(records.len(), 50);
+    let lines = request_lines(&stderr);
+    assert_eq!(lines.len(), 50, "{stderr}");
+    for line in &lines {
+        let words: Vec<&str> = line.split(' ').collect();
+        assert!(words[0].ends_with('Z') && words[0].contains('T'), "{line}");
+        assert_eq!(&words[1..4], ["POST", "/v1/chat/completions", "200"], "{line}");
+        assert!(words[4].ends_with("ms") && words[4].trim_end_matches("ms").parse::<f64>().is_ok(), "{line}");
+        assert_eq!(words[5], "route=/", "{line}");
+        assert!(words.iter().any(|w| w.starts_with("model=gpt-")), "{line}");
+        assert!(words.iter().any(|w| w.starts_with("trace=") && w.len() == 6 + 32), "{line}");
+        assert!(!line.starts_with('{'), "{line}");
+    }
+    assert!(lines.iter().filter(|l| l.contains(" in=12 ")).count() >= 40, "{stderr}");
+    assert!(!stderr.contains("sk-secret-test-key") && !stderr.contains("query-secret-key"));
+}
+
+#[test]
+fn the_access_log_off_writes_no_line() {
+    let s = Setup::new(|_, _| {});
+    for flags in [&["--access-log", "off"][..], &["--quiet"][..]] {
+        let proxy = ProxyProcess::start_with(&s.upstream_url, 20, flags, &[]);
+        let (ok, stderr, records) = calls_then_stop(proxy, &s.runtime, 20);
+        assert!(ok, "{stderr}");
+        assert_eq!(records.len(), 20);
+        assert!(request_lines(&stderr).is_empty(), "{flags:?}: {stderr}");
+        assert!(stderr.contains("20 records captured, 20 delivered"), "{stderr}");
+    }
 }

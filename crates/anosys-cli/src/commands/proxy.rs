@@ -8,7 +8,7 @@ use anstream::eprintln;
 use super::CliError;
 use crate::cli::{DemoServerArgs, ProxyArgs};
 use crate::output::{paint, ACCENT, HEADING};
-use crate::proxy::{Proxy, ProxyConfig, Route};
+use crate::proxy::{AccessLogFormat, Proxy, ProxyConfig, Route};
 
 /// A multi-threaded runtime, and a listener on `addr` in it.
 pub(super) fn runtime_and_listener(addr: std::net::SocketAddr) -> Result<(tokio::runtime::Runtime, tokio::net::TcpListener), CliError> {
@@ -76,12 +76,13 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
         max_body_bytes: args.max_body_mb.saturating_mul(1 << 20),
         upstream_timeout: Duration::from_secs(args.upstream_timeout.max(1)),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
-        access_log: !args.quiet,
+        access_log: if args.quiet { AccessLogFormat::Off } else { args.access_log },
         header_timeout: (args.header_timeout > 0).then(|| Duration::from_secs(args.header_timeout)),
         idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
         max_connections: (args.max_connections > 0).then_some(args.max_connections),
     };
     let proxy = Proxy::new(proxy_config, pipeline.clone()).map_err(|e| CliError::caused_by("cannot start the proxy", &e))?;
+    let drain = proxy.drain_handle();
     let (runtime, listener) = runtime_and_listener(args.listen)?;
     let served = runtime.block_on(async {
         let addr = listener.local_addr().map_err(CliError::from)?;
@@ -105,6 +106,8 @@ pub(super) fn run(db: Option<PathBuf>, args: ProxyArgs) -> Result<(), CliError> 
         proxy.serve(listener, shutdown_signal()).await.map_err(CliError::from)
     });
     drop(runtime);
+    // Requests cut off as the runtime stopped: their records, their lines.
+    drain.drain();
     let report = pipeline.shutdown(None);
     let c = report.counters;
     eprintln!(

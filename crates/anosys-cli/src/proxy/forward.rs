@@ -12,7 +12,9 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::response::Response;
 use serde_json::{json, Value};
 
+use super::access_log::Entry;
 use super::metrics::Observation;
+use super::relay::{Job, WholeBody};
 use super::Shared;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
@@ -98,10 +100,10 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
 }
 
 /// What ends a request: metrics, the access log line, then the record.
-struct Finisher {
+pub(crate) struct Finisher {
     shared: Arc<Shared>,
     route: String,
-    method: String,
+    method: Method,
     path: String,
     status: u16,
     started: Instant,
@@ -109,36 +111,37 @@ struct Finisher {
 
 impl Finisher {
     fn finish(self, record: Record) {
-        let seconds = self.started.elapsed().as_secs_f64();
+        self.finish_at(record, Instant::now());
+    }
+
+    /// Ends the request that ended `at` with `record`.
+    pub(crate) fn finish_at(self, record: Record, at: Instant) {
+        let seconds = at.saturating_duration_since(self.started).as_secs_f64();
         let attr_u64 = |k: &str| record.attribute(k).and_then(Value::as_u64);
         let model = record.model().map(str::to_owned);
         let error = record.error.as_ref().map(|e| e.error_type.clone());
-        let outcome = record.attribute("anosys.outcome").and_then(Value::as_str).map(str::to_owned);
         let ttfc = record.attribute("gen_ai.response.time_to_first_chunk").and_then(Value::as_f64);
         let tokens = (attr_u64("gen_ai.usage.input_tokens"), attr_u64("gen_ai.usage.output_tokens"));
-        if self.shared.config.access_log {
-            let line = json!({
-                "time": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-                "level": if error.is_some() { "warn" } else { "info" },
-                "msg": "request",
-                "method": self.method,
-                "path": self.path,
-                "route": self.route,
-                "status": self.status,
-                "duration_ms": (seconds * 1000.0 * 10.0).round() / 10.0,
-                "model": model,
-                "input_tokens": tokens.0,
-                "output_tokens": tokens.1,
-                "error_type": error,
-                "outcome": outcome,
-                "trace_id": record.trace_id.to_string(),
-                "span_id": record.span_id.to_string(),
+        if self.shared.access_log.enabled() {
+            self.shared.access_log.push(Entry {
+                time: SystemTime::now(),
+                method: self.method.clone(),
+                path: self.path.clone(),
+                route: self.route.clone(),
+                status: self.status,
+                duration_ms: seconds * 1000.0,
+                model: model.clone(),
+                input_tokens: tokens.0,
+                output_tokens: tokens.1,
+                error_type: error.clone(),
+                outcome: record.attribute("anosys.outcome").and_then(Value::as_str).map(str::to_owned),
+                trace_id: record.trace_id,
+                span_id: record.span_id,
             });
-            eprintln!("{line}");
         }
         self.shared.metrics.finished(Observation {
             route: self.route,
-            method: self.method,
+            method: self.method.to_string(),
             status: self.status,
             seconds,
             error,
@@ -193,6 +196,9 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         return text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into());
     }
     if parts.method == Method::GET && path == "/metrics" {
+        // Every request that ended before this one is counted: its end may
+        // still wait for the capture thread.
+        shared.capture.flush();
         let counters = shared.pipeline.counters();
         return text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", shared.metrics.render(&counters));
     }
@@ -212,7 +218,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let finisher = Finisher {
         shared: shared.clone(),
         route: route.prefix.clone(),
-        method: parts.method.to_string(),
+        method: parts.method.clone(),
         path: path.clone(),
         status: 0,
         started,
@@ -332,11 +338,18 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let body = if is_sse && status.is_success() {
         let mut accumulator = call.into_stream();
         accumulator.set_http_status(status.as_u16());
-        RecordedBody::events(stream, StreamRecorder::new(accumulator, move |r| finisher.finish(r)))
+        // The stream's record is built as it comes; its end (metrics, the
+        // access log, the pipeline) goes to the capture thread.
+        let capture = shared.clone();
+        let emit = move |r: Record| {
+            let at = Instant::now();
+            capture.capture.push_or_run(Job::Record { record: Box::new(r), at, finisher });
+        };
+        Body::from_stream(RecordedBody::events(stream, StreamRecorder::new(accumulator, emit)).with_length(length))
     } else {
-        RecordedBody::whole(stream, call, status.as_u16(), move |r| finisher.finish(r))
+        Body::from_stream(WholeBody::new(stream, call, finisher, status.as_u16(), length, shared.clone()))
     };
-    builder.body(Body::from_stream(body.with_length(length))).unwrap_or_else(|e| {
+    builder.body(body).unwrap_or_else(|e| {
         error_json(StatusCode::BAD_GATEWAY, "upstream_error", "bad_response", &format!("unusable upstream response: {e}"))
     })
 }

@@ -10,6 +10,9 @@
 //! taken out (they go into the record), and `accept-encoding: identity` is
 //! asked upstream so the proxy can read what it relays.
 
+pub mod access_log;
+mod relay;
+mod worker;
 mod forward;
 pub mod metrics;
 mod server;
@@ -23,6 +26,7 @@ use anosys::Pipeline;
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use access_log::{AccessLog, AccessLogFormat};
 pub use metrics::Metrics;
 
 /// One upstream and the path prefix it serves.
@@ -140,8 +144,9 @@ pub struct ProxyConfig {
     pub upstream_timeout: Duration,
     /// How long in-flight requests may finish after a shutdown signal.
     pub shutdown_grace: Duration,
-    /// A JSON access-log line per request on stderr.
-    pub access_log: bool,
+    /// The access log on stderr: a line per request, JSON or text, or
+    /// none. Written off the request path, in batches.
+    pub access_log: AccessLogFormat,
     /// Longest wait for a request head: from the accept to the end of the
     /// first head, and from the first byte of a later head to its end. A
     /// client that sends nothing or half a head is disconnected. `None`: no
@@ -163,7 +168,7 @@ impl Default for ProxyConfig {
             max_body_bytes: 32 << 20,
             upstream_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
-            access_log: true,
+            access_log: AccessLogFormat::Json,
             header_timeout: Some(Duration::from_secs(5)),
             idle_timeout: Some(Duration::from_secs(60)),
             max_connections: Some(1024),
@@ -177,11 +182,31 @@ pub(crate) struct Shared {
     client: reqwest::Client,
     pipeline: Pipeline,
     metrics: Metrics,
+    access_log: AccessLog,
+    /// Ends requests off their tasks.
+    capture: relay::Capture,
 }
 
 impl Shared {
     fn route(&self, path: &str) -> Option<&Route> {
         select_route(&self.config.routes, path)
+    }
+}
+
+/// See [`Proxy::drain_handle`].
+pub struct Drain(Arc<Shared>);
+
+impl Drain {
+    /// Ends every queued request now.
+    pub fn drain(&self) {
+        self.0.capture.flush();
+        self.0.access_log.flush();
+    }
+}
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Drain")
     }
 }
 
@@ -193,6 +218,12 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy recording into `pipeline`.
     pub fn new(config: ProxyConfig, pipeline: Pipeline) -> Result<Proxy, ProxyError> {
+        Self::with_access_log(config, pipeline, None)
+    }
+
+    /// A proxy recording into `pipeline`, its access log (in the
+    /// configured format) written to `out` instead of stderr.
+    pub fn with_access_log(config: ProxyConfig, pipeline: Pipeline, out: Option<Box<dyn std::io::Write + Send>>) -> Result<Proxy, ProxyError> {
         if config.routes.is_empty() {
             return Err(ProxyError::NoUpstream);
         }
@@ -205,7 +236,20 @@ impl Proxy {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(ProxyError::HttpClient)?;
-        Ok(Proxy { shared: Arc::new(Shared { config, client, pipeline, metrics: Metrics::default() }) })
+        let access_log = match out {
+            Some(out) => AccessLog::new(config.access_log, out),
+            None => AccessLog::stderr(config.access_log),
+        };
+        Ok(Proxy { shared: Arc::new(Shared { config, client, pipeline, metrics: Metrics::default(), access_log, capture: relay::Capture::new() }) })
+    }
+
+    /// A handle that ends, on the calling thread, every request whose end
+    /// is still queued (records to the pipeline, lines to the access log).
+    /// Call it after the runtime the proxy served on is dropped and before
+    /// the pipeline is shut down: requests cut off as the runtime stops are
+    /// ended then.
+    pub fn drain_handle(&self) -> Drain {
+        Drain(self.shared.clone())
     }
 
     /// The axum app (for embedding in another server).

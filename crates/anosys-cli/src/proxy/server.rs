@@ -443,6 +443,10 @@ pub(crate) async fn serve(
     let _ = stop_tx.send(());
     let grace = shared.config.shutdown_grace;
     let _ = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
-    // `connections` drops here: what is still open is cut off.
+    // What is still open is cut off here (its records end as cancelled),
+    // then every access-log line is written.
+    drop(connections);
+    shared.capture.flush();
+    shared.access_log.flush();
     Ok(())
 }

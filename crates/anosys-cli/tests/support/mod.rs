@@ -136,7 +136,7 @@ impl Setup {
         let pipeline = Pipeline::new(config).unwrap();
         let mut proxy_config = ProxyConfig {
             routes: vec![Route::new("/", &upstream_url).unwrap()],
-            access_log: false,
+            access_log: anosys_cli::proxy::AccessLogFormat::Off,
             ..ProxyConfig::default()
         };
         adjust(&mut proxy_config, &upstream_url);

@@ -1,0 +1,195 @@
+//! The relay path's capture, kept off the request's task.
+//!
+//! A non-streamed answer is passed on chunk by chunk, untouched; the chunks
+//! are kept by reference (no copy), and when the body ends (its last
+//! announced byte, its end, an error, or the client leaving) the call, the
+//! chunks and how it ended go to the capture thread, which parses the body,
+//! builds the record and ends the request (metrics, access log, pipeline).
+//! A stream's record is built as it comes (its timing is part of it), and
+//! only its ending goes to that thread.
+//!
+//! Times are taken when things happen, not when the thread gets to them:
+//! the record's end time and the request's duration are those of the last
+//! byte.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use anosys::sources::openai::{reqwest_message, OpenAiCall};
+use anosys::{ErrorInfo, Record};
+use bytes::Bytes;
+
+use super::forward::Finisher;
+use super::worker::Worker;
+
+/// Largest body kept to be parsed for the record (the body itself is always
+/// passed on whole), as the capture module's own limit.
+const MAX_CAPTURED: usize = 64 << 20;
+
+/// How long the capture thread collects before it works through a batch:
+/// one wake-up for all the requests that end meanwhile. Nothing waits for
+/// it: times are taken as things happen, and `/metrics` first ends what is
+/// queued.
+const WINDOW: Duration = Duration::from_millis(2);
+
+/// Most requests waiting for their record; past that (the thread cannot
+/// keep up) a request ends on its own task instead.
+const MAX_QUEUED: usize = 16_384;
+
+/// How a body ended.
+pub(crate) enum End {
+    Finished,
+    Failed(ErrorInfo),
+    Cancelled,
+}
+
+/// One request's end, for the capture thread.
+pub(crate) enum Job {
+    /// A whole body: the record is made from the call and the chunks.
+    Whole {
+        call: Box<OpenAiCall>,
+        status: u16,
+        chunks: Vec<Bytes>,
+        end: End,
+        at: (Instant, SystemTime),
+        finisher: Finisher,
+    },
+    /// A record already made (a stream's).
+    Record { record: Box<Record>, at: Instant, finisher: Finisher },
+}
+
+impl Job {
+    fn run(self) {
+        match self {
+            Job::Whole { call, status, chunks, end, at, finisher } => {
+                let mut record = match end {
+                    End::Finished => {
+                        let body: std::borrow::Cow<'_, [u8]> = match chunks.as_slice() {
+                            [] => (&[][..]).into(),
+                            [one] => one[..].into(),
+                            many => many.concat().into(),
+                        };
+                        call.finish(status, &*body)
+                    }
+                    End::Failed(error) => call.fail(error),
+                    End::Cancelled => call.cancel(),
+                };
+                record.end_time = at.1.max(record.start_time);
+                finisher.finish_at(record, at.0);
+            }
+            Job::Record { record, at, finisher } => finisher.finish_at(*record, at),
+        }
+    }
+}
+
+/// The capture thread.
+pub(crate) struct Capture {
+    worker: Worker<Job>,
+}
+
+impl Capture {
+    pub(crate) fn new() -> Capture {
+        // A panic in one record's capture loses that record, not the thread.
+        let run = |job: Job| drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run())));
+        let handler = Box::new(move |jobs: Vec<Job>, _dropped| jobs.into_iter().for_each(run));
+        Capture { worker: Worker::new("anosys-proxy-capture", WINDOW, MAX_QUEUED, handler) }
+    }
+
+    /// Ends a request on the capture thread, or runs it now when the
+    /// queue is full.
+    pub(crate) fn push_or_run(&self, job: Job) {
+        if let Err(job) = self.worker.try_push(job) {
+            job.run();
+        }
+    }
+
+    /// Ends every queued request now.
+    pub(crate) fn flush(&self) {
+        self.worker.flush();
+    }
+}
+
+/// A whole (non-streamed) answer on its way to the client.
+pub(crate) struct WholeBody {
+    inner: anosys::sources::openai::ByteStream,
+    pending: Option<(Box<OpenAiCall>, Finisher)>,
+    status: u16,
+    chunks: Vec<Bytes>,
+    kept: usize,
+    /// Bytes still to come, when the length was announced: a server that
+    /// stops reading at `Content-Length` never polls for the end.
+    remaining: Option<u64>,
+    shared: std::sync::Arc<super::Shared>,
+}
+
+impl WholeBody {
+    pub(crate) fn new(
+        inner: anosys::sources::openai::ByteStream,
+        call: OpenAiCall,
+        finisher: Finisher,
+        status: u16,
+        length: Option<u64>,
+        shared: std::sync::Arc<super::Shared>,
+    ) -> WholeBody {
+        let mut body = WholeBody {
+            inner,
+            pending: Some((Box::new(call), finisher)),
+            status,
+            chunks: Vec::new(),
+            kept: 0,
+            remaining: length,
+            shared,
+        };
+        if length == Some(0) {
+            body.end(End::Finished);
+        }
+        body
+    }
+
+    fn end(&mut self, end: End) {
+        if let Some((call, finisher)) = self.pending.take() {
+            let at = (Instant::now(), SystemTime::now());
+            let chunks = std::mem::take(&mut self.chunks);
+            self.shared.capture.push_or_run(Job::Whole { call, status: self.status, chunks, end, at, finisher });
+        }
+    }
+}
+
+impl futures_util::Stream for WholeBody {
+    type Item = reqwest::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let polled = this.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(bytes))) => {
+                if this.pending.is_some() && this.kept < MAX_CAPTURED {
+                    let room = MAX_CAPTURED - this.kept;
+                    let keep = if bytes.len() <= room { bytes.clone() } else { bytes.slice(..room) };
+                    this.kept += keep.len();
+                    this.chunks.push(keep);
+                }
+                if let Some(left) = this.remaining.as_mut() {
+                    *left = left.saturating_sub(bytes.len() as u64);
+                    if *left == 0 {
+                        this.end(End::Finished);
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let kind = if e.is_timeout() { "timeout" } else { "stream_error" };
+                this.end(End::Failed(ErrorInfo::new(kind, reqwest_message(e))));
+            }
+            Poll::Ready(None) => this.end(End::Finished),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for WholeBody {
+    fn drop(&mut self) {
+        self.end(End::Cancelled);
+    }
+}
