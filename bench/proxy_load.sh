@@ -383,6 +383,17 @@ for t in active:
     vs = f"{us / res['nginx'][0]:.2f}×" if "nginx" in res and res["nginx"][0] > 0 and t != "direct" else "—"
     name = "upstream (demo-server)" if t == "direct" else t
     print(f"| {name} | {n} | {us:.0f} µs | {vs} | {mib:.1f} MiB |")
+
+# One line per figure for bench/all.py: SUMMARY what|baseline|base|value|unit|goal
+if "anosys" in res:
+    if "nginx" in res:
+        print(f"SUMMARY proxy CPU per proxied chat request (capture on, SQLite store)|nginx as a pass-through|{res['nginx'][0]:.1f}|{res['anosys'][0]:.1f}|us|<= 1.5x nginx")
+    print(f"SUMMARY proxy peak memory at up to {max(int(r) for r in rates)} req/s|-||{res['anosys'][2]:.1f}|MiB|<= 40 MiB")
+    if "nginx" in active:
+        for shape in ("even", "burst"):
+            for i, q in ((0, "p50"), (1, "p99")):
+                worst = lambda t: max((load(k, r, shape, t)[i] - load(k, r, shape, "direct")[i]) for k in ("plain", "stream") for r in rates)
+                print(f"SUMMARY proxy added latency {q}, {shape} load, worst of plain/stream at {'/'.join(rates)} req/s|nginx's added {q}|{worst('nginx'):.2f}|{worst('anosys'):.2f}|ms|within +0.2 ms of nginx's")
 PY
 
 echo
