@@ -584,18 +584,9 @@ impl Store {
     }
 
     /// Every record of one trace (by its full id), oldest first, with its
-    /// span and parent ids; at most `limit`.
-    pub fn trace(&self, trace_id: &str, limit: usize) -> Result<Vec<TraceSpan>, StoreError> {
-        let mut spans = Vec::new();
-        self.trace_each(trace_id, limit, |span| {
-            spans.push(span);
-            Ok::<_, StoreError>(())
-        })?;
-        Ok(spans)
-    }
-
-    /// [`trace`](Self::trace), one record at a time (a trace can hold
-    /// thousands: its answer can be written as the rows are read).
+    /// span and parent ids, at most `limit`, handed to `f` one at a time (a
+    /// trace can hold thousands: an answer can be written as the rows are
+    /// read).
     pub fn trace_each<E: From<StoreError>>(
         &self,
         trace_id: &str,
