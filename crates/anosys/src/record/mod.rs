@@ -402,10 +402,23 @@ impl Record {
             caller: None,
             user_context: None,
             raw: None,
-            attributes: Attributes::new(),
+            attributes: Attributes::with_capacity(Self::attribute_room(kind)),
             events: Vec::new(),
             links: Vec::new(),
             resource: None,
+        }
+    }
+
+    /// Room for attributes made with a new record: what its kind usually
+    /// carries once the pipeline has added its own (cost, redaction), so
+    /// that the map is not grown on the pipeline's thread. Growing there
+    /// means freeing the caller's memory from another thread, which the
+    /// system allocator makes the caller pay for under its lock.
+    fn attribute_room(kind: RecordKind) -> usize {
+        match kind {
+            RecordKind::LlmCall => 32,
+            RecordKind::FunctionCall | RecordKind::Span => 8,
+            RecordKind::Raw => 0,
         }
     }
 
