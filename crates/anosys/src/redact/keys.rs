@@ -32,6 +32,23 @@ fn has_hint(bytes: &[u8]) -> bool {
     })
 }
 
+/// What [`classify`] keeps of a name's words (as ranges of its buffer).
+#[derive(Default)]
+struct Words {
+    count: usize,
+    usage: bool,
+    last: Option<(usize, usize)>,
+    before: Option<(usize, usize)>,
+}
+
+impl Words {
+    fn close(&mut self, low: &[u8], from: usize, to: usize) {
+        self.count += 1;
+        self.usage |= &low[from..to] == b"usage";
+        self.before = self.last.replace((from, to));
+    }
+}
+
 /// The class of a secret-named key, `None` for every other key.
 ///
 /// The name is split into lower-case words on anything but letters and
@@ -57,29 +74,37 @@ pub(crate) fn classify(name: &str) -> Option<KeyClass> {
     if bytes.len() < 3 || bytes.len() > 128 || !has_hint(bytes) {
         return None;
     }
-    let mut words: Vec<String> = Vec::with_capacity(4);
-    let mut current = String::new();
-    let mut previous: u8 = 0;
+    // The name's words, lower-cased into a buffer on the stack (no
+    // allocation: this runs for every attribute of every record). Only
+    // what the rules below read is kept: the last two words, how many
+    // there are, and whether one is `usage`.
+    let mut low = [0u8; 128];
+    let mut words = Words::default();
+    let (mut len, mut start, mut previous) = (0, 0, 0u8);
     for &b in bytes {
         if b.is_ascii_alphanumeric() {
             let hump = b.is_ascii_uppercase() && (previous.is_ascii_lowercase() || previous.is_ascii_digit());
-            if hump && !current.is_empty() {
-                words.push(std::mem::take(&mut current));
+            if hump && len > start {
+                words.close(&low, start, len);
+                start = len;
             }
-            current.push(b.to_ascii_lowercase() as char);
-        } else if !current.is_empty() {
-            words.push(std::mem::take(&mut current));
+            low[len] = b.to_ascii_lowercase();
+            len += 1;
+        } else if len > start {
+            words.close(&low, start, len);
+            start = len;
         }
         previous = b;
     }
-    if !current.is_empty() {
-        words.push(current);
+    if len > start {
+        words.close(&low, start, len);
     }
-    if words.iter().any(|w| w == "usage") {
+    if words.usage {
         return None;
     }
-    let last = words.last()?.as_str();
-    let before = words.len().checked_sub(2).map(|i| words[i].as_str());
+    let word = |(from, to): (usize, usize)| std::str::from_utf8(&low[from..to]).unwrap_or_default();
+    let last = word(words.last?);
+    let before = words.before.map(word);
     match last {
         "password" | "passwd" | "passphrase" | "pwd" | "secret" | "secrets" | "credential" | "credentials" => {
             Some(KeyClass::Password)
@@ -105,7 +130,7 @@ pub(crate) fn classify(name: &str) -> Option<KeyClass> {
             _ => None,
         },
         "authorization" | "cookie" | "cookies" => Some(KeyClass::Header),
-        "auth" if words.len() == 1 => Some(KeyClass::Password),
+        "auth" if words.count == 1 => Some(KeyClass::Password),
         _ => None,
     }
 }
