@@ -6,6 +6,10 @@
 //! |---|---|
 //! | `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` | `ANOSYS_CAPTURE_CONTENT` |
 //! | `OTEL_TRACES_SAMPLER` (+ `OTEL_TRACES_SAMPLER_ARG`) | `ANOSYS_SAMPLE_RATE`: `always_on` 1, `always_off` 0, `traceidratio` and `parentbased_traceidratio` the argument (1 if unset); other samplers are left to the SDKs they name |
+//! | `ANOSYS_ENCRYPTES_COLUMNS` (the original AnoSys SDKs' other spelling) | `ANOSYS_ENCRYPTED_COLUMNS` |
+//!
+//! And as in the original SDKs, an `ANOSYS_ENCRYPTION_KEY` of `null`,
+//! `none` or `undefined` (any case) is no key.
 
 use super::define::parse_setting;
 use super::error::ConfigError;
@@ -18,6 +22,8 @@ pub const OTEL_CAPTURE_CONTENT: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSA
 pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
 /// OpenTelemetry's sampler argument.
 pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+/// The original AnoSys SDKs' second spelling of `ANOSYS_ENCRYPTED_COLUMNS`.
+pub const ANOSYS_ENCRYPTES_COLUMNS: &str = "ANOSYS_ENCRYPTES_COLUMNS";
 
 pub(super) fn read(config: &mut Config, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
@@ -40,6 +46,17 @@ pub(super) fn read(config: &mut Config, lookup: &dyn Fn(&str) -> Option<String>)
             }
             _ => {}
         }
+    }
+    if set(env::ANOSYS_ENCRYPTED_COLUMNS).is_none()
+        && let Some(columns) = set(ANOSYS_ENCRYPTES_COLUMNS)
+    {
+        config.encrypted_columns = Some(columns);
+    }
+    if config.encryption_key.as_ref().is_some_and(|k| {
+        let k = k.expose().trim();
+        ["null", "none", "undefined"].iter().any(|word| k.eq_ignore_ascii_case(word))
+    }) {
+        config.encryption_key = None;
     }
     Ok(())
 }

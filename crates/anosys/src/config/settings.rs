@@ -234,6 +234,18 @@ settings! {
         set(indices: StartingIndices) = indices;
         get(c) -> StartingIndices = c.starting_indices;
 
+    /// a passphrase: the AnoSys sink then encrypts the content columns of each body (AES-256-CBC under its SHA-256, sent as `enc:` and Base64), as the original AnoSys SDKs do; `null`, `none` and `undefined` mean unset
+    encryption_key: Option<ApiKey> = None;
+        env ANOSYS_ENCRYPTION_KEY; kind Optional(Secret); shown "none";
+        set(passphrase: impl Into<String>) = Some(ApiKey::new(passphrase));
+        get(c) -> Option<&ApiKey> = c.encryption_key.as_ref();
+
+    /// the AnoSys columns encrypted when `encryption_key` is set, comma-separated (the original SDKs' other spelling, `ANOSYS_ENCRYPTES_COLUMNS`, is read when this is unset)
+    encrypted_columns: Option<String> = None;
+        env ANOSYS_ENCRYPTED_COLUMNS; kind Optional(Text); shown "the content columns (`llm_input`, `llm_output`, the GenAI messages, `raw`, …)";
+        set(columns: impl Into<String>) = Some(columns.into());
+        get(c) -> Option<&str> = c.encrypted_columns.as_deref();
+
     /// `service.name` of the resource
     service_name: Option<String> = None;
         env OTEL_SERVICE_NAME; kind Optional(Text); shown "the executable's name";

@@ -62,6 +62,25 @@ fn aliases_are_read_and_later_ones_win() {
     assert_eq!((e.setting(), e.variable()), ("otlp_protocol", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"));
 }
 
+/// As in the original AnoSys SDKs: `null`, `none`, `undefined` are no
+/// key; the columns' other spelling is read; anosys's own wins.
+#[test]
+fn encryption_variables_read_as_the_original_sdks_do() {
+    for word in ["null", "None", " UNDEFINED "] {
+        assert!(from_env(&[("ANOSYS_ENCRYPTION_KEY", word)]).unwrap().encryption_key().is_none(), "{word}");
+    }
+    let c = from_env(&[("ANOSYS_ENCRYPTION_KEY", "s3cret"), ("ANOSYS_ENCRYPTES_COLUMNS", "llm_input, cvs199")]).unwrap();
+    assert_eq!(c.encryption_key().map(|k| k.expose()), Some("s3cret"));
+    assert_eq!(c.encrypted_columns(), Some("llm_input, cvs199"));
+    assert!(!format!("{c:?}").contains("s3cret"));
+    let c = from_env(&[("ANOSYS_ENCRYPTED_COLUMNS", "a"), ("ANOSYS_ENCRYPTES_COLUMNS", "b")]).unwrap();
+    assert_eq!(c.encrypted_columns(), Some("a"));
+    let e = crate::sinks::anosys::encrypt::Encryption::from_config(
+        &from_env(&[("ANOSYS_ENCRYPTION_KEY", "k"), ("ANOSYS_ENCRYPTED_COLUMNS", " , ")]).unwrap(),
+    );
+    assert!(e.is_none() || e.unwrap().columns().len() > 5);
+}
+
 #[test]
 fn empty_variables_keep_the_default() {
     let c = from_env(&[("ANOSYS_QUEUE_SIZE", "  "), ("ANOSYS_API_KEY", "")]).unwrap();
@@ -124,6 +143,8 @@ fn every_rule_holds_on_both_paths() {
             b.keep_slower_than(Duration::from_secs(86_401))
         }),
         ("keep_costlier_than", "ANOSYS_KEEP_COSTLIER_THAN_USD", "-1", |b| b.keep_costlier_than(-1.0)),
+        ("encryption_key", "ANOSYS_ENCRYPTION_KEY", "   ", |b| b.encryption_key(" ")),
+        ("encrypted_columns", "ANOSYS_ENCRYPTED_COLUMNS", " ", |b| b.encrypted_columns(" ")),
     ];
     let mut covered = std::collections::HashSet::new();
     for &(setting, variable, text, set) in cases {

@@ -116,10 +116,7 @@ async fn log(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> R
     resp
 }
 
-async fn resolve(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<std::collections::HashMap<String, String>>,
-) -> Response {
+async fn resolve(State(s): State<Arc<Shared>>, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
     s.resolver_keys.lock().unwrap().push(q.get("apikey").cloned().unwrap_or_default());
     let delay = *s.resolver_delay.lock().unwrap();
     tokio::time::sleep(delay).await;
@@ -136,10 +133,7 @@ impl Backend {
     /// Starts on `port` (0 for any).
     pub fn start_on(port: u16) -> Backend {
         let shared = Arc::new(Shared::default());
-        let app = Router::new()
-            .route("/log", post(log))
-            .route("/resolve", get(resolve))
-            .with_state(shared.clone());
+        let app = Router::new().route("/log", post(log)).route("/resolve", get(resolve)).with_state(shared.clone());
         let server = LocalServer::start(port, app);
         Backend { addr: server.addr, shared, _server: server }
     }
@@ -260,7 +254,8 @@ pub fn outboxed(db: &std::path::Path) -> Vec<anosys::Record> {
     let conn = anosys::sinks::sqlite::open(db).unwrap();
     let mut out = Vec::new();
     for stats in anosys::sinks::outbox::list(&conn).unwrap() {
-        let id: i64 = conn.query_row("SELECT id FROM outbox_destinations WHERE key = ?1", [&stats.key], |r| r.get(0)).unwrap();
+        let id: i64 =
+            conn.query_row("SELECT id FROM outbox_destinations WHERE key = ?1", [&stats.key], |r| r.get(0)).unwrap();
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT o.record, o.format, t.text FROM outbox_{id} o LEFT JOIN outbox_tails t ON t.id = o.tail ORDER BY o.id"

@@ -36,7 +36,10 @@ async fn replay(State(s): State<Arc<Shared>>, request: Request) -> Response {
     let body = axum::body::to_bytes(request.into_body(), 16 << 20).await.unwrap_or_default();
     s.seen.lock().unwrap().push((path, serde_json::from_slice(&body).unwrap_or(Value::Null)));
     let Some(x) = s.queue.lock().unwrap().pop_front() else {
-        return Response::builder().status(500).body(Body::from("{\"error\":{\"message\":\"no exchange queued\"}}")).unwrap();
+        return Response::builder()
+            .status(500)
+            .body(Body::from("{\"error\":{\"message\":\"no exchange queued\"}}"))
+            .unwrap();
     };
     let builder = Response::builder()
         .status(StatusCode::from_u16(x.status).unwrap())

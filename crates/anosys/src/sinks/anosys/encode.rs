@@ -646,12 +646,32 @@ enum Resolved {
 #[derive(Debug, Clone, Copy)]
 pub struct Encoder<'r> {
     registry: &'r SlotRegistry,
+    encryption: Option<&'r super::encrypt::Encryption>,
 }
 
 impl<'r> Encoder<'r> {
     /// An encoder assigning dynamic slots from `registry`.
     pub fn with_registry(registry: &'r SlotRegistry) -> Self {
-        Encoder { registry }
+        Encoder { registry, encryption: None }
+    }
+
+    /// The same encoder, encrypting the columns `encryption` names (see
+    /// [`encrypt`](super::encrypt)); `None` encrypts nothing.
+    ///
+    /// ```
+    /// use anosys::sinks::anosys::encrypt::{decrypt, derive_key, Encryption};
+    /// use anosys::sinks::anosys::{Encoder, SlotRegistry};
+    /// let mut record = anosys::Record::new(anosys::RecordKind::FunctionCall, "f");
+    /// record.input = Some(serde_json::json!(["a secret argument"]));
+    /// let (registry, encryption) = (SlotRegistry::new(), Encryption::new("passphrase", ["llm_input"]));
+    /// let encoder = Encoder::with_registry(&registry).encrypting(Some(&encryption));
+    /// let body = encoder.encode(&record, &anosys::Resource::default(), std::time::SystemTime::now());
+    /// let sealed = body["llm_input"].as_str().unwrap();
+    /// assert!(sealed.starts_with("enc:"));
+    /// assert_eq!(decrypt(sealed, &derive_key("passphrase")).unwrap(), r#"["a secret argument"]"#);
+    /// ```
+    pub fn encrypting(self, encryption: Option<&'r super::encrypt::Encryption>) -> Self {
+        Encoder { encryption, ..self }
     }
 
     /// The flat AnoSys object for `record`. `resource` stands in when the
@@ -849,6 +869,9 @@ impl<'r> Encoder<'r> {
             body.extend_from_slice(b",\"otel_schema_url\":");
         } else {
             body.extend_from_slice(b"\"otel_schema_url\":");
+        }
+        if let Some(encryption) = self.encryption {
+            encryption.apply_to_head(&mut body);
         }
         (body, tail)
     }

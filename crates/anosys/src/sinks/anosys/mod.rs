@@ -11,6 +11,7 @@
 //! the backend can drop a duplicate of a record sent twice.
 
 pub mod encode;
+pub mod encrypt;
 pub mod mapping;
 mod resolve;
 
@@ -51,6 +52,8 @@ pub struct AnosysSink {
     /// The URL posted to, parsed once.
     endpoint: OnceCell<Result<reqwest::Url, String>>,
     registry: Arc<SlotRegistry>,
+    /// Column encryption (`ANOSYS_ENCRYPTION_KEY`), when asked for.
+    encryption: Option<Arc<encrypt::Encryption>>,
     /// Where undelivered records wait, for messages.
     kept_in: String,
     max_in_flight: usize,
@@ -103,6 +106,7 @@ impl AnosysSink {
             target,
             endpoint: OnceCell::new(),
             registry: SlotRegistry::shared(config.starting_indices),
+            encryption: encrypt::Encryption::from_config(config).map(Arc::new),
             kept_in: if cfg!(feature = "sqlite") && config.outbox_max_bytes > 0 {
                 format!("records wait in the outbox in {} for a process that can", config.db_path.display())
             } else {
@@ -240,11 +244,16 @@ enum Bodies<'a> {
 impl Bodies<'_> {
     /// Starts encoding `batch` on the blocking pool. The encoding stops
     /// early when the export is dropped (its receiver gone).
-    fn encoded_elsewhere(batch: Arc<[Record]>, registry: Arc<SlotRegistry>, observed: SystemTime) -> Bodies<'static> {
+    fn encoded_elsewhere(
+        batch: Arc<[Record]>,
+        registry: Arc<SlotRegistry>,
+        encryption: Option<Arc<encrypt::Encryption>>,
+        observed: SystemTime,
+    ) -> Bodies<'static> {
         // A few chunks ahead of the requests, no more.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let encoding = tokio::task::spawn_blocking(move || {
-            let encoder = Encoder::with_registry(&registry);
+            let encoder = Encoder::with_registry(&registry).encrypting(encryption.as_deref());
             let empty = Resource::default();
             for chunk in batch.chunks(ENCODE_CHUNK) {
                 let bodies = chunk.iter().map(|r| bytes::Bytes::from(encoder.encode_to_vec(r, &empty, observed))).collect();
@@ -436,7 +445,7 @@ impl Sink for AnosysSink {
                 Err(report) => return report,
             };
             let observed = SystemTime::now();
-            let encoder = Encoder::with_registry(&self.registry);
+            let encoder = Encoder::with_registry(&self.registry).encrypting(self.encryption.as_deref());
             let bodies = Bodies::Inline { encoder, batch, observed, empty: Resource::default() };
             self.send(batch.len(), bodies, target, cx).await
         })
@@ -452,17 +461,17 @@ impl Sink for AnosysSink {
             };
             let observed = SystemTime::now();
             if n < ENCODE_OFF_THREAD_FROM {
-                let encoder = Encoder::with_registry(&self.registry);
+                let encoder = Encoder::with_registry(&self.registry).encrypting(self.encryption.as_deref());
                 let bodies = Bodies::Inline { encoder, batch: &batch, observed, empty: Resource::default() };
                 return self.send(n, bodies, target, cx).await;
             }
-            let bodies = Bodies::encoded_elsewhere(batch, self.registry.clone(), observed);
+            let bodies = Bodies::encoded_elsewhere(batch, self.registry.clone(), self.encryption.clone(), observed);
             self.send(n, bodies, target, cx).await
         })
     }
 
     fn wire_encoder(&self) -> Option<Arc<dyn super::outbox::WireEncoder>> {
-        Some(Arc::new(WireBodies { registry: self.registry.clone() }))
+        Some(Arc::new(WireBodies { registry: self.registry.clone(), encryption: self.encryption.clone() }))
     }
 
     fn export_wire(&self, bodies: Arc<[bytes::Bytes]>, cx: ExportContext) -> BoxFuture<'_, ExportReport> {
@@ -488,11 +497,12 @@ impl Sink for AnosysSink {
 /// Such a body stays valid in any later process: it carries its mapping.
 struct WireBodies {
     registry: Arc<SlotRegistry>,
+    encryption: Option<Arc<encrypt::Encryption>>,
 }
 
 impl super::outbox::WireEncoder for WireBodies {
     fn encode(&self, record: &Record) -> Option<super::outbox::Wire> {
-        let encoder = Encoder::with_registry(&self.registry);
+        let encoder = Encoder::with_registry(&self.registry).encrypting(self.encryption.as_deref());
         let (head, tail) = encoder.encode_wire(record, &Resource::default(), SystemTime::now());
         (!head.is_empty()).then_some(super::outbox::Wire { head, tail })
     }
