@@ -8,6 +8,8 @@
 //!   (its runtime) and of the Python and Node decorators (`LiveFunctionCall`).
 //! - `otel` (feature `otel`): OpenTelemetry spans, `tracing` spans through
 //!   tracing-opentelemetry.
+//! - [`span`]: a finished span as plain data, and its record: the mapping
+//!   `otel` and the Python and Node exporters share.
 
 #[doc(hidden)]
 pub mod function;
@@ -16,3 +18,4 @@ pub mod openai;
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub mod otel;
 pub mod raw;
+pub mod span;

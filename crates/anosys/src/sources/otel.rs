@@ -41,7 +41,8 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use serde_json::{Number, Value};
 
-use crate::record::{Attributes, ErrorInfo, Event, Link, Record, RecordKind, Resource, SpanId, SpanKind, Status, StatusCode, TraceId};
+use super::span::{FinishedSpan, Scope, SpanEvent, SpanLink, SpanStatus};
+use crate::record::{Attributes, Record, Resource, SpanId, SpanKind, StatusCode, TraceId};
 
 /// An `opentelemetry_sdk` span exporter that captures every span into the
 /// global anosys pipeline. See the [module docs](self).
@@ -120,76 +121,53 @@ fn kind(k: &OtelKind) -> SpanKind {
     }
 }
 
-/// One span as a record (see the [module docs](self) for the mapping).
+/// One span as a record (see the [module docs](self) for the mapping,
+/// made by [`FinishedSpan::into_record_with`], shared with the Python and
+/// Node exporters).
 pub fn record_of(span: SpanData, resource: Option<Arc<Resource>>) -> Record {
-    let attrs = attributes(&span.attributes);
-    let is_llm = attrs.contains_key("gen_ai.operation.name");
-    let mut r = Record::new(if is_llm { RecordKind::LlmCall } else { RecordKind::Span }, span.name.into_owned());
-    r.span_kind = kind(&span.span_kind);
-    r.start_time = span.start_time;
-    r.end_time = span.end_time.max(span.start_time);
+    let nanos = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
+    };
     let cx = &span.span_context;
-    r.trace_id = TraceId(cx.trace_id().to_bytes());
-    r.span_id = SpanId(cx.span_id().to_bytes());
-    r.parent_span_id = (span.parent_span_id != opentelemetry::trace::SpanId::INVALID).then(|| SpanId(span.parent_span_id.to_bytes()));
-    r.trace_flags = cx.trace_flags().to_u8();
-    let state = cx.trace_state().header();
-    r.trace_state = (!state.is_empty()).then_some(state);
-    r.attributes = attrs;
+    let mut finished = FinishedSpan::new(
+        span.name.into_owned(),
+        TraceId(cx.trace_id().to_bytes()),
+        SpanId(cx.span_id().to_bytes()),
+        span.start_time,
+        span.end_time,
+    );
+    finished.start_time_unix_nano = nanos(span.start_time);
+    finished.end_time_unix_nano = nanos(span.end_time);
+    finished.kind = kind(&span.span_kind);
+    finished.parent_span_id =
+        (span.parent_span_id != opentelemetry::trace::SpanId::INVALID).then(|| SpanId(span.parent_span_id.to_bytes()));
+    finished.trace_flags = cx.trace_flags().to_u8();
+    finished.trace_state = Some(cx.trace_state().header());
+    finished.attributes = attributes(&span.attributes);
+    finished.dropped_attributes_count = span.dropped_attributes_count;
     let scope = &span.instrumentation_scope;
-    if !scope.name().is_empty() {
-        r.source = Some(scope.name().to_owned());
-        r.attributes.insert("otel.scope.name".into(), Value::String(scope.name().to_owned()));
-    }
-    if let Some(v) = scope.version() {
-        r.attributes.insert("otel.scope.version".into(), Value::String(v.to_string()));
-    }
-    if span.dropped_attributes_count > 0 {
-        r.attributes.insert("otel.dropped_attributes_count".into(), Value::from(span.dropped_attributes_count));
-    }
-    r.events = span
+    finished.scope = Some(Scope { name: scope.name().to_owned(), version: scope.version().map(|v| v.to_string()) });
+    finished.events = span
         .events
         .iter()
-        .map(|e| Event { name: e.name.to_string(), time: e.timestamp, attributes: attributes(&e.attributes) })
+        .map(|e| SpanEvent { name: e.name.to_string(), time_unix_nano: nanos(e.timestamp), attributes: attributes(&e.attributes) })
         .collect();
-    r.links = span
+    finished.links = span
         .links
         .iter()
-        .map(|l| {
-            let state = l.span_context.trace_state().header();
-            Link {
-                trace_id: TraceId(l.span_context.trace_id().to_bytes()),
-                span_id: SpanId(l.span_context.span_id().to_bytes()),
-                trace_state: (!state.is_empty()).then_some(state),
-                attributes: attributes(&l.attributes),
-            }
+        .map(|l| SpanLink {
+            trace_id: TraceId(l.span_context.trace_id().to_bytes()),
+            span_id: SpanId(l.span_context.span_id().to_bytes()),
+            trace_state: Some(l.span_context.trace_state().header()),
+            attributes: attributes(&l.attributes),
         })
         .collect();
-    r.status = match span.status {
-        OtelStatus::Unset => Status::default(),
-        OtelStatus::Ok => Status::ok(),
+    finished.status = match span.status {
+        OtelStatus::Unset => SpanStatus::default(),
+        OtelStatus::Ok => SpanStatus { code: StatusCode::Ok, description: None },
         OtelStatus::Error { description } => {
-            Status { code: StatusCode::Error, message: (!description.is_empty()).then(|| description.into_owned()) }
+            SpanStatus { code: StatusCode::Error, description: Some(description.into_owned()) }
         }
     };
-    if r.status.code == StatusCode::Error {
-        r.error = Some(error_of(&r));
-    }
-    r.resource = resource;
-    r
-}
-
-/// The failure of an `ERROR` span: its `exception` event if it has one,
-/// else `error.type` and the status description.
-fn error_of(r: &Record) -> ErrorInfo {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-    let exception = r.events.iter().rev().find(|e| e.name == "exception");
-    let attr = |k: &str| exception.and_then(|e| e.attributes.get(k));
-    ErrorInfo {
-        error_type: text(attr("exception.type"))
-            .or_else(|| text(r.attributes.get("error.type")))
-            .unwrap_or_else(|| "error".to_owned()),
-        message: text(attr("exception.message")).or_else(|| r.status.message.clone()).unwrap_or_default(),
-        stack: text(attr("exception.stacktrace")),
-    }
+    finished.into_record_with(resource)
 }
