@@ -79,6 +79,16 @@ fn log_raw(py: Python<'_>, data: &Bound<'_, PyAny>) -> bool {
     py.detach(move || anosys::log_raw(value))
 }
 
+/// Captures finished OpenTelemetry spans, each a dict in the shape of
+/// `anosys::sources::span::FinishedSpan` (made by `anosys.otel`): the same
+/// mapping as the Rust exporter's. Returns how many were taken; a span
+/// that does not fit the shape is left out, and said once.
+#[pyfunction]
+fn capture_spans(py: Python<'_>, spans: &Bound<'_, PyAny>) -> usize {
+    let Value::Array(spans) = to_value(spans) else { return 0 };
+    py.detach(move || anosys::sources::span::capture_all(spans))
+}
+
 /// `setup_api(path, starting_indices)`: where to send, and the first
 /// dynamic slot per type. Raises `ValueError` for an invalid setting.
 #[pyfunction]
@@ -428,6 +438,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(counters, m)?)?;
     m.add_function(wrap_pyfunction!(log_raw, m)?)?;
+    m.add_function(wrap_pyfunction!(capture_spans, m)?)?;
     m.add_function(wrap_pyfunction!(setup_api, m)?)?;
     m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(capture_content_enabled, m)?)?;

@@ -250,6 +250,36 @@ impl FinishedSpan {
     }
 }
 
+/// Captures spans given as JSON (the Python and Node exporters hand their
+/// SDK's spans over this way) into the global pipeline. Returns how many
+/// were taken; one that does not fit [`FinishedSpan`] is left out, and
+/// said once.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("anosys-span-doc-{}", std::process::id()));
+/// # let _guard = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
+/// let spans = vec![serde_json::json!({
+///     "name": "work", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
+///     "start_time_unix_nano": 1_700_000_000_000_000_000u64, "end_time_unix_nano": 1_700_000_000_100_000_000u64,
+/// }), serde_json::json!({"name": "no ids"})];
+/// assert_eq!(anosys::sources::span::capture_all(spans), 1);
+/// ```
+pub fn capture_all(spans: Vec<Value>) -> usize {
+    let mut taken = 0;
+    for span in spans {
+        match serde_json::from_value::<FinishedSpan>(span) {
+            Ok(span) => {
+                crate::capture(span.into_record());
+                taken += 1;
+            }
+            Err(e) => crate::diag::once("span-json", crate::diag::LogLevel::Warn, || {
+                format!("a span handed to anosys could not be read and is left out: {e}")
+            }),
+        }
+    }
+    taken
+}
+
 /// The failure of an `ERROR` span: its `exception` event if it has one,
 /// else `error.type` and the status description.
 fn error_of(r: &Record) -> ErrorInfo {

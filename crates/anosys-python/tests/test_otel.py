@@ -1,0 +1,79 @@
+"""``anosys.otel.AnosysSpanExporter``: OpenTelemetry spans (the user's
+own, and the OpenTelemetry OpenAI instrumentation's against the loopback
+upstream) arrive at the AnoSys stand-in as records with the right tree."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from anosys.otel import AnosysSpanExporter
+
+
+@pytest.fixture(scope="module")
+def provider():
+    p = TracerProvider(resource=Resource.create({"service.name": "otel-test-svc"}))
+    p.add_span_processor(SimpleSpanProcessor(AnosysSpanExporter()))
+    yield p
+    p.shutdown()
+
+
+def test_the_users_spans_arrive_whole_with_their_tree(backend, provider):
+    tracer = provider.get_tracer("checkout", "1.2.3")
+    run = uuid.uuid4().hex[:10]
+    with tracer.start_as_current_span(f"order {run}", kind=SpanKind.SERVER, attributes={"run": run}) as root:
+        with tracer.start_as_current_span(f"charge {run}", attributes={"run": run, "amount": 12.5, "tags": ("a", "b")}) as child:
+            child.add_event("card checked", {"ok": True})
+            try:
+                raise ValueError("card declined")
+            except ValueError as exc:
+                child.record_exception(exc)
+                child.set_status(Status(StatusCode.ERROR, "payment failed"))
+    records = backend.wait_for(lambda r: r.get("run") == run, count=2)
+    by_name = {r["name"]: r for r in records}
+    order, charge = by_name[f"order {run}"], by_name[f"charge {run}"]
+    assert order["trace_id"] == format(root.get_span_context().trace_id, "032x")
+    assert charge["trace_id"] == order["trace_id"]
+    assert charge["parent_id"] == order["span_id"] == format(root.get_span_context().span_id, "016x")
+    assert charge["span_id"] == format(child.get_span_context().span_id, "016x")
+    assert order["kind"] == "SERVER" and charge["kind"] == "INTERNAL"
+    assert order["gen_ai.span.kind"] == "SPAN"
+    assert order["source"] == "checkout" and order["otel.scope.version"] == "1.2.3"
+    assert charge["amount"] == 12.5
+    assert charge["status_code"] == "ERROR"
+    assert charge["error_type"] == "ValueError"
+    assert charge["error_message"] == "card declined"
+    assert "Traceback" in charge["error_stack"]
+    assert [e["name"] for e in charge.json("events")] == ["card checked", "exception"]
+    assert charge["service.name"] == "otel-test-svc"
+
+
+def test_the_openai_instrumentations_spans_become_llm_call_records(backend, provider, openai_clients):
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        client, _ = openai_clients
+        tracer = provider.get_tracer("app")
+        run = uuid.uuid4().hex[:10]
+        with tracer.start_as_current_span(f"handle {run}") as outer:
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"hello {run}"}])
+    finally:
+        instrumentor.uninstrument()
+    trace_id = format(outer.get_span_context().trace_id, "032x")
+    records = backend.wait_for(lambda r: r.get("trace_id") == trace_id, count=2)
+    llm = [r for r in records if r["gen_ai.span.kind"] == "LLM"]
+    assert len(llm) == 1, records
+    call = llm[0]
+    assert call["name"].startswith("chat gpt-4o-mini")
+    assert call["kind"] == "CLIENT"
+    assert call["parent_id"] == format(outer.get_span_context().span_id, "016x")
+    assert call["gen_ai.request.model"] == "gpt-4o-mini"
+    assert call["gen_ai.usage.input_tokens"] > 0
+    assert call["source"].startswith("opentelemetry.instrumentation.openai")
