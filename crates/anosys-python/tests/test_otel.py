@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from anosys import AnosysOpenAILogger, anosys_logger
 from anosys.otel import AnosysSpanExporter
 
 
@@ -56,6 +57,9 @@ def test_the_users_spans_arrive_whole_with_their_tree(backend, provider):
 def test_the_openai_instrumentations_spans_become_llm_call_records(backend, provider, openai_clients):
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
+    # anosys's own capture too (idempotent): its record of the same call is
+    # a child of the instrumentation's span.
+    AnosysOpenAILogger()
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     try:
@@ -67,13 +71,43 @@ def test_the_openai_instrumentations_spans_become_llm_call_records(backend, prov
     finally:
         instrumentor.uninstrument()
     trace_id = format(outer.get_span_context().trace_id, "032x")
-    records = backend.wait_for(lambda r: r.get("trace_id") == trace_id, count=2)
-    llm = [r for r in records if r["gen_ai.span.kind"] == "LLM"]
-    assert len(llm) == 1, records
-    call = llm[0]
-    assert call["name"].startswith("chat gpt-4o-mini")
-    assert call["kind"] == "CLIENT"
-    assert call["parent_id"] == format(outer.get_span_context().span_id, "016x")
-    assert call["gen_ai.request.model"] == "gpt-4o-mini"
-    assert call["gen_ai.usage.input_tokens"] > 0
-    assert call["source"].startswith("opentelemetry.instrumentation.openai")
+    records = backend.wait_for(lambda r: r.get("trace_id") == trace_id, count=3)
+    otel = [r for r in records if r.get("source", "").startswith("opentelemetry.instrumentation.openai")]
+    assert len(otel) == 1, records
+    span = otel[0]
+    assert span["gen_ai.span.kind"] == "LLM"
+    assert span["name"].startswith("chat gpt-4o-mini")
+    assert span["kind"] == "CLIENT"
+    assert span["parent_id"] == format(outer.get_span_context().span_id, "016x")
+    assert span["gen_ai.request.model"] == "gpt-4o-mini"
+    assert span["gen_ai.usage.input_tokens"] > 0
+    ours = [r for r in records if r.get("gen_ai.span.kind") == "LLM" and r is not span]
+    assert len(ours) == 1, records
+    assert ours[0]["parent_id"] == span["span_id"]
+    assert ours[0].json("input")[0]["content"] == f"hello {run}"
+
+
+def test_context_goes_both_ways_between_otel_spans_and_decorated_functions(backend, provider):
+    tracer = provider.get_tracer("app")
+    run = uuid.uuid4().hex[:10]
+
+    @anosys_logger(source=f"leaf-{run}")
+    def leaf():
+        return 1
+
+    @anosys_logger(source=f"work-{run}")
+    def work():
+        with tracer.start_as_current_span(f"inner {run}", attributes={"run": run}):
+            return leaf()
+
+    with tracer.start_as_current_span(f"outer {run}", attributes={"run": run}) as outer:
+        assert work() == 1
+    spans = {r["name"].split()[0]: r for r in backend.wait_for(lambda r: r.get("run") == run, count=2)}
+    work_record = backend.one(lambda r: r.get("source") == f"work-{run}")
+    leaf_record = backend.one(lambda r: r.get("source") == f"leaf-{run}")
+    trace_id = format(outer.get_span_context().trace_id, "032x")
+    assert {spans["outer"]["trace_id"], spans["inner"]["trace_id"], work_record["trace_id"], leaf_record["trace_id"]} == {trace_id}
+    # outer (OpenTelemetry) > work (anosys) > inner (OpenTelemetry) > leaf (anosys)
+    assert work_record["parent_id"] == spans["outer"]["span_id"]
+    assert spans["inner"]["parent_id"] == work_record["span_id"]
+    assert leaf_record["parent_id"] == spans["inner"]["span_id"]

@@ -27,6 +27,75 @@ def current_call() -> Optional[_native.FunctionCall]:
     return _current.get()
 
 
+# OpenTelemetry's API, when installed: (trace, context), or False.
+_otel: Any = None
+
+
+def _otel_api() -> Any:
+    global _otel
+    if _otel is None:
+        try:
+            from opentelemetry import context, trace
+
+            _otel = (trace, context)
+        except Exception:
+            _otel = False
+    return _otel
+
+
+def parent() -> Any:
+    """What a record made here is the child of: the innermost of the
+    decorated call and the OpenTelemetry span running in this context (a
+    ``FunctionCall``, a ``(trace_id, span_id)`` pair in hex, or ``None``)."""
+    call = _current.get()
+    api = _otel_api()
+    if not api:
+        return call
+    try:
+        context = api[0].get_current_span().get_span_context()
+    except Exception:
+        return call
+    if not context.is_valid:
+        return call
+    span_id = format(context.span_id, "016x")
+    if call is not None and call.span_id == span_id:
+        return call
+    return (format(context.trace_id, "032x"), span_id)
+
+
+def _enter(call: Optional[_native.FunctionCall]) -> Any:
+    """Makes ``call`` the current one, for anosys and, when OpenTelemetry is
+    installed, as OpenTelemetry's current span (a non-recording span with
+    its ids), so that spans started inside are its children."""
+    token = _current.set(call)
+    api = _otel_api()
+    if not api or call is None:
+        return (token, None)
+    trace, context = api
+    try:
+        span = trace.NonRecordingSpan(
+            trace.SpanContext(
+                trace_id=int(call.trace_id, 16),
+                span_id=int(call.span_id, 16),
+                is_remote=False,
+                trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+            )
+        )
+        return (token, context.attach(trace.set_span_in_context(span)))
+    except Exception:
+        return (token, None)
+
+
+def _leave(tokens: Any) -> None:
+    token, otel_token = tokens
+    if otel_token is not None:
+        try:
+            _otel_api()[1].detach(otel_token)
+        except Exception:
+            pass
+    _current.reset(token)
+
+
 def _error_type(exc: BaseException) -> str:
     t = type(exc)
     if t.__module__ in ("builtins", "__main__"):
@@ -50,7 +119,7 @@ def _start(meta: tuple, frame: Any, args: tuple, kwargs: dict) -> Optional[_nati
             caller = (getattr(code, "co_qualname", code.co_name), code.co_filename, frame.f_lineno)
         else:
             caller = (None, "", 0)
-        return _native.FunctionCall(name, source, file, line, caller[0], caller[1], caller[2], _current.get(), args, kwargs)
+        return _native.FunctionCall(name, source, file, line, caller[0], caller[1], caller[2], parent(), args, kwargs)
     except Exception:
         return None
 
@@ -118,7 +187,7 @@ def anosys_logger(source: Any = None) -> Any:
                 call = _start(meta, frame, args, kwargs)
                 if call is None:
                     return await fn(*args, **kwargs)
-                token = _current.set(call)
+                token = _enter(call)
                 try:
                     result = await fn(*args, **kwargs)
                 except asyncio.CancelledError:
@@ -128,7 +197,7 @@ def anosys_logger(source: Any = None) -> Any:
                     _fail(call, exc)
                     raise
                 finally:
-                    _current.reset(token)
+                    _leave(token)
                 call.finish(result)
                 return result
 
@@ -142,14 +211,14 @@ def anosys_logger(source: Any = None) -> Any:
             call = _start(meta, _caller_frame(), args, kwargs)
             if call is None:
                 return fn(*args, **kwargs)
-            token = _current.set(call)
+            token = _enter(call)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 _fail(call, exc)
                 raise
             finally:
-                _current.reset(token)
+                _leave(token)
             call.finish(result)
             return result
 
@@ -166,11 +235,11 @@ def _generator_wrapper(fn: Callable[..., Any], meta: tuple, traced: Callable[[An
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         call = _start(meta, _caller_frame(), args, kwargs)
-        token = _current.set(call)
+        token = _enter(call)
         try:
             gen = fn(*args, **kwargs)
         finally:
-            _current.reset(token)
+            _leave(token)
         return gen if call is None else traced(call, gen)
 
     return wrapper
@@ -183,7 +252,7 @@ def _traced_gen(call: _native.FunctionCall, gen: Any) -> Any:
     sent: Any = None
     thrown: Optional[BaseException] = None
     while True:
-        token = _current.set(call)
+        token = _enter(call)
         try:
             if thrown is not None:
                 exc, thrown = thrown, None
@@ -197,7 +266,7 @@ def _traced_gen(call: _native.FunctionCall, gen: Any) -> Any:
             _fail(call, exc, items)
             raise
         finally:
-            _current.reset(token)
+            _leave(token)
         if len(items) < MAX_ITEMS:
             items.append(item)
         try:
@@ -218,7 +287,7 @@ async def _traced_agen(call: _native.FunctionCall, agen: Any) -> Any:
     sent: Any = None
     thrown: Optional[BaseException] = None
     while True:
-        token = _current.set(call)
+        token = _enter(call)
         try:
             if thrown is not None:
                 exc, thrown = thrown, None
@@ -235,7 +304,7 @@ async def _traced_agen(call: _native.FunctionCall, agen: Any) -> Any:
             _fail(call, exc, items)
             raise
         finally:
-            _current.reset(token)
+            _leave(token)
         if len(items) < MAX_ITEMS:
             items.append(item)
         try:

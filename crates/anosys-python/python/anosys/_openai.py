@@ -17,7 +17,7 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _native
-from ._decorator import _current
+from ._decorator import parent as _parent
 
 _MARK = "__anosys_wrapped__"
 _lock = threading.Lock()
@@ -150,7 +150,7 @@ def _start(resource: Any, path: str, kwargs: Dict[str, Any]) -> Optional[_native
             request.update(extra)
         base = str(resource._client.base_url)
         url = base + path if base.endswith("/") else f"{base}/{path}"
-        return _native.OpenAICall(url, request, None, _current.get(), _user())
+        return _native.OpenAICall(url, request, None, _parent(), _user())
     except Exception:
         return None
 
