@@ -97,6 +97,6 @@ repo=$PWD
     test ! -e node_modules/anosys/anosys.node
     test -f node_modules/anosys-linux-x64-gnu/anosys.linux-x64-gnu.node
     cp -r "$repo/$node_pkg/tests" tests
-    ANOSYS_TEST_REPLIES="$repo/crates/anosys-cli/src/demo/replies.json" ANOSYS_TEST_PACKAGES="$(IFS=:; echo "${tarballs[*]}")" \
-        node --test --test-concurrency=1 tests/
+    export ANOSYS_TEST_WORKSPACE="$repo" ANOSYS_TEST_REPLIES="$repo/crates/anosys-cli/src/demo/replies.json"
+    ANOSYS_TEST_PACKAGES="$(IFS=:; echo "${tarballs[*]}")" node --test --test-concurrency=1 tests/
 )
