@@ -49,9 +49,10 @@ fi
 grep -E '^FAULTS\||FAULTS\||test result' "$faults_log"
 
 # The Node.js package: `npm ci` installs its test dependencies (the openai
-# npm client, TypeScript) and, through the package's install step, builds
-# the native addon with cargo; `npm run build` rebuilds it if this checkout
-# changed since. Then node:test against the real openai client.
+# npm client, TypeScript, protobufjs for the OTLP receiver) and, through
+# the package's install step, builds the native addon with cargo; `npm run
+# build` rebuilds it if this checkout changed since. Then node:test against
+# the real openai client.
 node_pkg=crates/anosys-node
 npm ci --prefix "$node_pkg" --no-audit --no-fund --loglevel=error
 npm run --prefix "$node_pkg" --silent build
@@ -61,7 +62,7 @@ npm test --prefix "$node_pkg"
 # cargo has nothing left to build), installed in a fresh application with
 # no Rust on PATH (the prebuilt addon comes from the platform package),
 # then the same node:test suite, copied into the application so that
-# `anosys`, `openai` and `typescript` are the installed ones.
+# `anosys` and the test dependencies are the installed ones.
 npm_app=target/npm-app
 built_npm=$(scripts/build-npm.sh)
 mapfile -t tarballs < <(tail -n 2 <<<"$built_npm")
@@ -86,7 +87,7 @@ if env PATH="$no_rust_path" "$BASH" -c 'command -v cargo || command -v rustc'; t
     exit 1
 fi
 pinned() { node -p "require('./$node_pkg/package.json').devDependencies['$1']"; }
-test_deps=("openai@$(pinned openai)" "typescript@$(pinned typescript)")
+test_deps=("openai@$(pinned openai)" "typescript@$(pinned typescript)" "protobufjs@$(pinned protobufjs)")
 repo=$PWD
 (
     cd "$npm_app"
