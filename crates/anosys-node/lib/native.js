@@ -69,7 +69,7 @@ export function loadNative({
     ...failures.map((f) => `  ${f}`),
     PREBUILT.includes(triple)
       ? `npm installs ${name} as an optional dependency of anosys: reinstall without --omit=optional / --no-optional ` +
-        `(a lockfile made on another platform can leave it out), or \`npm install ${name}@${version}\`.`
+        `(a lockfile made on another platform can leave it out), or install it: \`npm install ${name}@${version}\`, or its tarball \`target/npm/${name}-${version}.tgz\` from scripts/build-npm.sh in a checkout.`
       : `No prebuilt addon exists for ${triple} (prebuilt: ${PREBUILT.join(', ')}).`,
     `To build from source (needs a Rust toolchain, https://rustup.rs): in a checkout of ${REPOSITORY}, ` +
       `\`npm install /path/to/anosys/crates/anosys-node\` builds it with cargo (or \`npm run build\` in crates/anosys-node).`,

@@ -26,19 +26,23 @@ const args = new Set(process.argv.slice(2));
 
 if (args.has('--if-missing')) {
   if (existsSync(target)) process.exit(0);
-  // Not a checkout (an installed tarball): nothing to build from; the
-  // loader (lib/native.js) takes the platform package or says what is missing.
-  if (!existsSync(join(root, 'Cargo.toml'))) process.exit(0);
-  // A checkout with the platform package installed (npm/linux-x64-gnu
-  // after scripts/build-npm.sh): use its prebuilt addon.
+  // The platform package's prebuilt addon (an installed tarball, or a
+  // checkout after scripts/build-npm.sh): nothing to build.
   const { platformPackage } = await import('../lib/platform.js');
+  const name = platformPackage();
   try {
     const require = createRequire(join(root, 'package.json'));
-    const manifest = require.resolve(`${platformPackage()}/package.json`);
+    const manifest = require.resolve(`${name}/package.json`);
     const pkg = JSON.parse(readFileSync(manifest, 'utf8'));
     if (existsSync(join(dirname(manifest), pkg.main))) process.exit(0);
   } catch {
-    // not installed: build
+    // not installed
+  }
+  // Not a checkout (an installed tarball): nothing to build from; the
+  // loader (lib/native.js) will say what is missing when imported.
+  if (!existsSync(join(root, 'Cargo.toml'))) {
+    console.warn(`anosys: the prebuilt native addon for this platform (${name}) is not installed; importing anosys will fail until it is.`);
+    process.exit(0);
   }
 }
 

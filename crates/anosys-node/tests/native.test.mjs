@@ -33,6 +33,7 @@ function copyPackage() {
   mkdirSync(dest, { recursive: true });
   for (const f of ['package.json', 'index.js', 'index.d.ts']) copyFileSync(join(packageDir, f), join(dest, f));
   cpSync(join(packageDir, 'lib'), join(dest, 'lib'), { recursive: true });
+  cpSync(join(packageDir, 'scripts'), join(dest, 'scripts'), { recursive: true });
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'loader-app', version: '1.0.0', private: true, type: 'module' }));
   return dest;
 }
@@ -108,4 +109,28 @@ test('other platforms: the message names them and the package they would need', 
       },
     );
   }
+});
+
+test('the install step of an installed tarball never runs cargo: silent with the platform package, a warning without', async () => {
+  const dest = copyPackage();
+  const name = platformPackage();
+  // CARGO pointed at a tool that fails: a build attempt would fail the step.
+  const install = () =>
+    runProcess(process.execPath, [join(dest, 'scripts', 'build-native.mjs'), '--if-missing'], {
+      cwd: dest,
+      env: { ...process.env, CARGO: '/bin/false' },
+      timeoutMs: 30_000,
+    });
+  const without = await install();
+  assert.equal(without.code, 0, without.output);
+  assert.ok(without.stderr.includes(`the prebuilt native addon for this platform (${name}) is not installed`), without.stderr);
+
+  const platformDir = join(app, 'node_modules', name);
+  mkdirSync(platformDir, { recursive: true });
+  writeFileSync(join(platformDir, 'package.json'), JSON.stringify({ name, version: VERSION, main: 'addon.node' }));
+  writeFileSync(join(platformDir, 'addon.node'), '');
+  const withPackage = await install();
+  assert.equal(withPackage.code, 0, withPackage.output);
+  assert.equal(withPackage.output, '');
+  rmSync(platformDir, { recursive: true, force: true });
 });
