@@ -49,10 +49,55 @@ fi
 grep -E '^FAULTS\||FAULTS\||test result' "$faults_log"
 
 # The Node.js package: `npm ci` installs its test dependencies (the openai
-# npm client, TypeScript) and, through the package's install step, builds
-# the native addon with cargo; `npm run build` rebuilds it if this checkout
-# changed since. Then node:test against the real openai client.
+# npm client, TypeScript, protobufjs for the OTLP receiver) and, through
+# the package's install step, builds the native addon with cargo; `npm run
+# build` rebuilds it if this checkout changed since. Then node:test against
+# the real openai client.
 node_pkg=crates/anosys-node
 npm ci --prefix "$node_pkg" --no-audit --no-fund --loglevel=error
 npm run --prefix "$node_pkg" --silent build
 npm test --prefix "$node_pkg"
+
+# The npm tarballs (scripts/build-npm.sh, from the release build above:
+# cargo has nothing left to build), installed in a fresh application with
+# no Rust on PATH (the prebuilt addon comes from the platform package),
+# then the same node:test suite, copied into the application so that
+# `anosys` and the test dependencies are the installed ones.
+npm_app=target/npm-app
+built_npm=$(scripts/build-npm.sh)
+mapfile -t tarballs < <(tail -n 2 <<<"$built_npm")
+rm -rf "$npm_app" && mkdir -p "$npm_app/bin"
+no_rust=()
+IFS=: read -ra path_dirs <<<"$PATH"
+for dir in "${path_dirs[@]}"; do
+    if [ -e "$dir/cargo" ] || [ -e "$dir/rustc" ]; then
+        # A folder with Rust and other tools (e.g. /usr/bin): the others only.
+        shim="$PWD/$npm_app/bin/${#no_rust[@]}"
+        mkdir -p "$shim"
+        for tool in "$dir"/*; do
+            case "${tool##*/}" in cargo | cargo-* | rustc | rustdoc | rustup | rust-* | rustfmt | clippy-driver) ;; *) ln -s "$tool" "$shim/" ;; esac
+        done
+        dir=$shim
+    fi
+    no_rust+=("$dir")
+done
+no_rust_path=$(IFS=:; echo "${no_rust[*]}")
+if env PATH="$no_rust_path" "$BASH" -c 'command -v cargo || command -v rustc'; then
+    echo "test.sh: Rust is still on the PATH meant to have none" >&2
+    exit 1
+fi
+pinned() { node -p "require('./$node_pkg/package.json').devDependencies['$1']"; }
+test_deps=("openai@$(pinned openai)" "typescript@$(pinned typescript)" "protobufjs@$(pinned protobufjs)")
+repo=$PWD
+(
+    cd "$npm_app"
+    export PATH="$no_rust_path"
+    unset CARGO
+    npm init -y >/dev/null
+    npm install --no-audit --no-fund --loglevel=error --prefer-offline "${tarballs[@]}" "${test_deps[@]}"
+    test ! -e node_modules/anosys/anosys.node
+    test -f node_modules/anosys-linux-x64-gnu/anosys.linux-x64-gnu.node
+    cp -r "$repo/$node_pkg/tests" tests
+    export ANOSYS_TEST_WORKSPACE="$repo" ANOSYS_TEST_REPLIES="$repo/crates/anosys-cli/src/demo/replies.json"
+    ANOSYS_TEST_PACKAGES="$(IFS=:; echo "${tarballs[*]}")" node --test --test-concurrency=1 tests/
+)

@@ -4,14 +4,19 @@
 //
 //   node scripts/build-native.mjs               release build
 //   node scripts/build-native.mjs --debug       faster to build, slower to run
-//   node scripts/build-native.mjs --if-missing  (npm's install step) only when absent
+//   node scripts/build-native.mjs --if-missing  (npm's install step) only when
+//                                               there is no addon to load
 //
 // A path install (`npm install /path/to/anosys/crates/anosys-node`) links
 // this folder into node_modules and runs the install step here, inside the
 // Cargo workspace the addon is built from. Needs a Rust toolchain (cargo).
+// An install from the npm tarballs (scripts/build-npm.sh) has the prebuilt
+// addon in the platform package (anosys-linux-x64-gnu) and no Rust sources:
+// there the install step does nothing and never needs cargo.
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,8 +24,26 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const target = join(root, 'anosys.node');
 const args = new Set(process.argv.slice(2));
 
-if (args.has('--if-missing') && existsSync(target)) {
-  process.exit(0);
+if (args.has('--if-missing')) {
+  if (existsSync(target)) process.exit(0);
+  // The platform package's prebuilt addon (an installed tarball, or a
+  // checkout after scripts/build-npm.sh): nothing to build.
+  const { platformPackage } = await import('../lib/platform.js');
+  const name = platformPackage();
+  try {
+    const require = createRequire(join(root, 'package.json'));
+    const manifest = require.resolve(`${name}/package.json`);
+    const pkg = JSON.parse(readFileSync(manifest, 'utf8'));
+    if (existsSync(join(dirname(manifest), pkg.main))) process.exit(0);
+  } catch {
+    // not installed
+  }
+  // Not a checkout (an installed tarball): nothing to build from; the
+  // loader (lib/native.js) will say what is missing when imported.
+  if (!existsSync(join(root, 'Cargo.toml'))) {
+    console.warn(`anosys: the prebuilt native addon for this platform (${name}) is not installed; importing anosys will fail until it is.`);
+    process.exit(0);
+  }
 }
 
 const cargo = process.env.CARGO || 'cargo';

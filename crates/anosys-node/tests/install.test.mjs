@@ -1,20 +1,33 @@
 // The README's install command, in an application of its own: the package
-// is installed from the repository path next to the application's own
+// is installed from the repository path (or, when ANOSYS_TEST_PACKAGES
+// lists them, from the npm tarballs of scripts/build-npm.sh, as
+// scripts/test.sh does with no Rust on PATH) next to the application's own
 // `openai`, `new AnosysOpenAILogger()` finds that `openai` (not the one this
 // package's tests use), and the resource names the application from its
 // package.json.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { delimiter, dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { Backend, runProcess, Upstream } from './servers.mjs';
 
 const packageDir = dirname(dirname(fileURLToPath(import.meta.url)));
-const openaiVersion = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')).devDependencies.openai;
+const packages = process.env.ANOSYS_TEST_PACKAGES ? process.env.ANOSYS_TEST_PACKAGES.split(delimiter) : [packageDir];
+// The openai the suite itself uses (the pinned one), so npm finds it in its cache.
+function openaiVersion() {
+  // openai's exports do not list package.json: walk up from its entry point.
+  for (let dir = dirname(createRequire(import.meta.url).resolve('openai')); dir !== dirname(dir); dir = dirname(dir)) {
+    if (!existsSync(join(dir, 'package.json'))) continue;
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    if (pkg.name === 'openai') return pkg.version;
+  }
+  throw new Error('openai is not installed');
+}
 
 let backend;
 let upstream;
@@ -33,10 +46,17 @@ after(async () => {
 
 const run = (command, args, options = {}) => runProcess(command, args, { cwd: app, timeoutMs: 180_000, ...options });
 
-test('npm install <repo>/crates/anosys-node, then an app records its openai calls', { timeout: 240_000 }, async () => {
+test(`npm install ${process.env.ANOSYS_TEST_PACKAGES ? 'the npm tarballs' : '<repo>/crates/anosys-node'}, then an app records its openai calls`, { timeout: 240_000 }, async () => {
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'billing-app', version: '2.3.4', private: true, type: 'module' }));
-  const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', packageDir, `openai@${openaiVersion}`]);
+  const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...packages, `openai@${openaiVersion()}`]);
   assert.equal(install.code, 0, install.output);
+  if (process.env.ANOSYS_TEST_PACKAGES) {
+    // The prebuilt addon, from the platform package; nothing was built.
+    const installed = join(app, 'node_modules', 'anosys');
+    assert.ok(!existsSync(join(installed, 'anosys.node')), 'no local build in the installed package');
+    const manifest = JSON.parse(readFileSync(join(app, 'node_modules', 'anosys-linux-x64-gnu', 'package.json'), 'utf8'));
+    assert.equal(manifest.version, JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).version);
+  }
 
   writeFileSync(
     join(app, 'main.js'),

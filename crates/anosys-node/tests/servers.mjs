@@ -18,7 +18,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const REPLIES = JSON.parse(readFileSync(join(here, '..', '..', 'anosys-cli', 'src', 'demo', 'replies.json'), 'utf8'));
+// ANOSYS_TEST_REPLIES: where they are when the suite runs from a copy of
+// this folder (scripts/test.sh, against the installed tarballs).
+const repliesPath = process.env.ANOSYS_TEST_REPLIES || join(here, '..', '..', 'anosys-cli', 'src', 'demo', 'replies.json');
+export const REPLIES = JSON.parse(readFileSync(repliesPath, 'utf8'));
 
 // Not in the recordings: OpenAI's documented shape.
 export const IMAGE_REPLY = {
