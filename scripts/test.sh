@@ -87,7 +87,10 @@ if env PATH="$no_rust_path" "$BASH" -c 'command -v cargo || command -v rustc'; t
     exit 1
 fi
 pinned() { node -p "require('./$node_pkg/package.json').devDependencies['$1']"; }
-test_deps=("openai@$(pinned openai)" "typescript@$(pinned typescript)" "protobufjs@$(pinned protobufjs)")
+test_deps=()
+for dep in openai typescript protobufjs @opentelemetry/api @opentelemetry/sdk-trace-base @opentelemetry/context-async-hooks @opentelemetry/resources; do
+    test_deps+=("$dep@$(pinned "$dep")")
+done
 repo=$PWD
 (
     cd "$npm_app"

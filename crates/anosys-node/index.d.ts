@@ -102,6 +102,29 @@ export class AnosysOpenAILogger {
  * for await (const chunk of stream) process.stdout.write(chunk.choices[0]?.delta?.content ?? '');
  * ```
  */
+/**
+ * An OpenTelemetry `SpanExporter` (for `@opentelemetry/sdk-trace-base`'s
+ * span processors) that hands finished spans to the anosys engine: the
+ * spans of any instrumentation, or your own, become records (a span with
+ * `gen_ai.operation.name` an LLM-call record), through the same mapping as
+ * the Rust and Python exporters. Exporting never fails the application.
+ *
+ * With `@opentelemetry/api` installed, context also goes both ways: a
+ * record anosys makes inside an active OpenTelemetry span is its child, and
+ * a span started inside an `anosysLogger` function is the function's.
+ *
+ * ```js
+ * import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+ * import { AnosysSpanExporter } from 'anosys';
+ * const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(new AnosysSpanExporter())] });
+ * ```
+ */
+export class AnosysSpanExporter {
+  export(spans: ReadonlyArray<unknown>, resultCallback: (result: { code: number; error?: Error }) => void): void;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
 export function instrumentOpenAI<T extends object>(client: T, options?: OpenAIInstrumentationOptions): T;
 
 /** Undoes `instrumentOpenAI(client)`, and `AnosysOpenAILogger` for the classes `client` uses. */

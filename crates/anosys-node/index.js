@@ -9,6 +9,7 @@ import { flush, markCaptured, native, VERSION } from './lib/runtime.js';
 
 export { anosysLogger } from './lib/logger.js';
 export { AnosysOpenAILogger, instrumentOpenAI, uninstrumentOpenAI } from './lib/openai.js';
+export { AnosysSpanExporter } from './lib/otel.js';
 export { flush, VERSION };
 
 /** Logs arbitrary data as one record; each top-level key is its own column. */

@@ -4,6 +4,7 @@ import { basename, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { toJson } from './json.js';
+import { otelParent, withCallAsOtelSpan } from './otel.js';
 import { currentCall, markCaptured, native, openCalls } from './runtime.js';
 
 const MARK = Symbol.for('anosys.logged');
@@ -131,7 +132,7 @@ function traced(call, scope, iterator, isAsync) {
   const step = (method, arg) => {
     let result;
     try {
-      result = currentCall.run(scope, () => iterator[method](arg));
+      result = currentCall.run(scope, () => withCallAsOtelSpan(scope, () => iterator[method](arg)));
     } catch (error) {
       return onError(error);
     }
@@ -156,7 +157,8 @@ function traced(call, scope, iterator, isAsync) {
 function start(meta, wrapper, args) {
   try {
     const caller = site(callSites(wrapper, 1)[0]);
-    const parent = currentCall.getStore();
+    // The innermost of the decorated call and the active OpenTelemetry span.
+    const parent = otelParent() ?? currentCall.getStore();
     const input = native.captureContentEnabled() ? toJson({ args }) : undefined;
     const call = new native.FunctionCall(
       meta.name,
@@ -214,7 +216,9 @@ function wrap(fn, source, name, definition) {
     };
     let result;
     try {
-      result = currentCall.run(scope, () => (new.target ? Reflect.construct(fn, args, new.target) : fn.apply(this, args)));
+      result = currentCall.run(scope, () =>
+        withCallAsOtelSpan(scope, () => (new.target ? Reflect.construct(fn, args, new.target) : fn.apply(this, args))),
+      );
     } catch (error) {
       fail(call, error);
       throw error;

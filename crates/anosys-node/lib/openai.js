@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 
 import { errorType } from './logger.js';
 import { toJson, wireJson } from './json.js';
+import { otelParent } from './otel.js';
 import { currentCall, markCaptured, native, openCalls } from './runtime.js';
 
 const ORIGINAL = Symbol.for('anosys.openai.original');
@@ -50,7 +51,8 @@ function urlOf(resource, apiPath) {
 
 function startCall(resource, apiPath, body) {
   try {
-    const parent = currentCall.getStore();
+    // The innermost of the decorated call and the active OpenTelemetry span.
+    const parent = otelParent() ?? currentCall.getStore();
     const call = new native.OpenAICall(
       urlOf(resource, apiPath),
       wireJson(body ?? {}),

@@ -97,6 +97,17 @@ pub fn log_raw(env: Env, json: String) -> bool {
     submit(&env, Some(anosys::sources::raw::raw_record(parse(&json))))
 }
 
+/// Captures finished OpenTelemetry spans, JSON text of an array of spans in
+/// the shape of `anosys::sources::span::FinishedSpan` (made by
+/// `lib/otel.js`): the same mapping as the Rust exporter's. Returns how
+/// many were taken.
+#[napi]
+pub fn capture_spans(env: Env, json: String) -> u32 {
+    let Ok(Value::Array(spans)) = serde_json::from_str::<Value>(&json) else { return 0 };
+    let records = anosys::sources::span::records_from_json(spans);
+    records.into_iter().map(|r| submit(&env, Some(r))).filter(|&kept| kept).count() as u32
+}
+
 /// Where to send, and the first dynamic slot per type. Throws for an
 /// invalid setting.
 #[napi]

@@ -86,7 +86,9 @@ fn log_raw(py: Python<'_>, data: &Bound<'_, PyAny>) -> bool {
 #[pyfunction]
 fn capture_spans(py: Python<'_>, spans: &Bound<'_, PyAny>) -> usize {
     let Value::Array(spans) = to_value(spans) else { return 0 };
-    py.detach(move || anosys::sources::span::capture_all(spans))
+    py.detach(move || {
+        anosys::sources::span::records_from_json(spans).into_iter().map(anosys::capture).filter(|&kept| kept).count()
+    })
 }
 
 /// `setup_api(path, starting_indices)`: where to send, and the first

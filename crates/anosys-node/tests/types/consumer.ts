@@ -1,8 +1,10 @@
 // Compiled by tests/types.test.mjs (tsc --noEmit, strict): the declarations
 // in index.d.ts describe the package as an application uses it.
+import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import OpenAI from 'openai';
 import {
   AnosysOpenAILogger,
+  AnosysSpanExporter,
   anosysLogger,
   anosysRawLogger,
   counters,
@@ -42,3 +44,7 @@ async function main(): Promise<void> {
   void [found, sum, user, accepted, delivered, dropped, text, new Service().compute(1)];
 }
 void main;
+
+// The exporter fits the OpenTelemetry SDK's span processors.
+const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new AnosysSpanExporter())] });
+void provider.forceFlush();

@@ -71,8 +71,10 @@ pub struct FinishedSpan {
     #[serde(default)]
     pub trace_state: Option<String>,
     /// When it started.
+    #[serde(deserialize_with = "nanos")]
     pub start_time_unix_nano: u64,
     /// When it ended (its start, if earlier).
+    #[serde(deserialize_with = "nanos")]
     pub end_time_unix_nano: u64,
     /// Its attributes.
     #[serde(default)]
@@ -101,6 +103,23 @@ fn sampled() -> u8 {
     1
 }
 
+/// Nanoseconds as a number or, as OTLP/JSON writes 64-bit integers (and
+/// JavaScript must, past 2^53), a decimal string.
+fn nanos<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Nanos {
+        Number(u64),
+        Text(String),
+    }
+    match Nanos::deserialize(d)? {
+        Nanos::Number(n) => Ok(n),
+        Nanos::Text(t) => {
+            t.trim().parse().map_err(|_| serde::de::Error::custom(format!("{t:?} is not a time in nanoseconds")))
+        }
+    }
+}
+
 /// A span event.
 #[derive(Debug, Clone, Deserialize)]
 #[non_exhaustive]
@@ -108,6 +127,7 @@ pub struct SpanEvent {
     /// Its name (`exception` for a recorded exception).
     pub name: String,
     /// When it happened, nanoseconds since the Unix epoch.
+    #[serde(deserialize_with = "nanos")]
     pub time_unix_nano: u64,
     /// Its attributes.
     #[serde(default)]
@@ -250,34 +270,32 @@ impl FinishedSpan {
     }
 }
 
-/// Captures spans given as JSON (the Python and Node exporters hand their
-/// SDK's spans over this way) into the global pipeline. Returns how many
-/// were taken; one that does not fit [`FinishedSpan`] is left out, and
-/// said once.
+/// The records of spans given as JSON (the Python and Node exporters hand
+/// their SDK's spans over this way), for the caller to capture. A span
+/// that does not fit [`FinishedSpan`] is left out, and said once.
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("anosys-span-doc-{}", std::process::id()));
-/// # let _guard = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
 /// let spans = vec![serde_json::json!({
 ///     "name": "work", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
-///     "start_time_unix_nano": 1_700_000_000_000_000_000u64, "end_time_unix_nano": 1_700_000_000_100_000_000u64,
+///     "start_time_unix_nano": "1700000000000000000", "end_time_unix_nano": 1_700_000_000_100_000_000u64,
 /// }), serde_json::json!({"name": "no ids"})];
-/// assert_eq!(anosys::sources::span::capture_all(spans), 1);
+/// let records = anosys::sources::span::records_from_json(spans);
+/// assert_eq!(records.len(), 1);
+/// assert_eq!(records[0].duration().as_millis(), 100);
 /// ```
-pub fn capture_all(spans: Vec<Value>) -> usize {
-    let mut taken = 0;
-    for span in spans {
-        match serde_json::from_value::<FinishedSpan>(span) {
-            Ok(span) => {
-                crate::capture(span.into_record());
-                taken += 1;
+pub fn records_from_json(spans: Vec<Value>) -> Vec<Record> {
+    spans
+        .into_iter()
+        .filter_map(|span| match serde_json::from_value::<FinishedSpan>(span) {
+            Ok(span) => Some(span.into_record()),
+            Err(e) => {
+                crate::diag::once("span-json", crate::diag::LogLevel::Warn, || {
+                    format!("a span handed to anosys could not be read and is left out: {e}")
+                });
+                None
             }
-            Err(e) => crate::diag::once("span-json", crate::diag::LogLevel::Warn, || {
-                format!("a span handed to anosys could not be read and is left out: {e}")
-            }),
-        }
-    }
-    taken
+        })
+        .collect()
 }
 
 /// The failure of an `ERROR` span: its `exception` event if it has one,
@@ -342,6 +360,21 @@ mod tests {
             ("CardDeclined", "declined", Some("Traceback ..."))
         );
         assert_eq!(r.resource.as_ref().unwrap().service_name(), Some("shop"));
+    }
+
+    #[test]
+    fn times_may_be_decimal_strings_as_in_otlp_json() {
+        let span: FinishedSpan = serde_json::from_value(json!({
+            "name": "x", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
+            "start_time_unix_nano": "1700000000000000001", "end_time_unix_nano": 1_700_000_000_000_000_002u64,
+            "events": [{"name": "e", "time_unix_nano": "1700000000000000003"}],
+        }))
+        .unwrap();
+        assert_eq!(span.start_time_unix_nano, 1_700_000_000_000_000_001);
+        assert_eq!(span.events[0].time_unix_nano, 1_700_000_000_000_000_003);
+        let bad = json!({"name": "x", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
+                         "start_time_unix_nano": "soon", "end_time_unix_nano": 0});
+        assert!(serde_json::from_value::<FinishedSpan>(bad).is_err());
     }
 
     #[test]
