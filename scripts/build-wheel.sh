@@ -48,8 +48,9 @@ report=$(auditwheel show "$wheel" 2>&1) || {
     echo "$report" >&2
     exit 1
 }
-found=$(grep -oE 'manylinux_[0-9]+_[0-9]+_[a-z0-9_]+' <<<"$report" | head -n 1 || true)
-if [ -z "$found" ]; then
+# (The report wraps its lines; the tag is quoted after "following platform tag:".)
+found=$(tr -s ' \n' '  ' <<<"$report" | sed -nE 's/.*following platform tag: "([^"]+)".*/\1/p')
+if [[ "$found" != manylinux_* ]]; then
     echo "$report" >&2
     echo "build-wheel.sh: auditwheel reports no manylinux tag for $wheel" >&2
     exit 1
