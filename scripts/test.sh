@@ -2,9 +2,9 @@
 # Runs every test. First installs what the tests drive, into
 # target/test-venv and tests/clients/node_modules, at the versions pinned
 # next to the tests: the official `openai` Python and npm clients (the
-# proxy tests), pytest, and the anosys Python package itself, built from
-# this workspace with the same pip command the README gives. Then
-# `cargo test`, the Python package's pytest suite and the Node.js
+# proxy tests), pytest, and the anosys Python package itself, the wheel
+# scripts/build-wheel.sh builds from this workspace (as the README gives).
+# Then `cargo test`, the Python package's pytest suite and the Node.js
 # package's node:test suite.
 # Extra arguments go to cargo test (e.g. scripts/test.sh -p anosys-cli).
 set -euo pipefail
@@ -31,10 +31,19 @@ fi
 
 cargo test --workspace --all-features "$@"
 
-# The Python package: built by maturin (from PyPI) through pip, then tested
-# against the real openai client.
-"${pip[@]}" "./$python_pkg"
-(cd "$python_pkg" && "../../$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
+# The Python package as users without Rust get it: the prebuilt abi3
+# manylinux wheel scripts/build-wheel.sh makes (the one release build of
+# the extension here; auditwheel checks its tag), installed from the file,
+# then tested against the real openai client with no cargo or rustc on
+# PATH, importing the installed package (tests/test_package.py checks).
+built=$(scripts/build-wheel.sh)
+"${pip[@]}" --force-reinstall --no-deps "$(head -n 1 <<<"$built")"
+no_rust=(env PATH="$PWD/$venv/bin:/usr/bin:/bin")
+if "${no_rust[@]}" sh -c 'command -v cargo || command -v rustc' >/dev/null; then
+    echo "test.sh: cargo or rustc found on PATH=$PWD/$venv/bin:/usr/bin:/bin; the Python tests must run without Rust" >&2
+    exit 1
+fi
+(cd "$python_pkg" && "${no_rust[@]}" "../../$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
 
 # The fault-injection scenarios (shortened; scripts/faults.sh runs them at
 # full length): real app processes against a failing AnoSys stand-in, in a

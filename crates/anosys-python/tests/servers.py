@@ -203,3 +203,86 @@ class Backend(_Server):
         found = self.wait_for(match)
         assert len(found) == 1, f"expected one record, got {len(found)}: {found}"
         return found[0]
+
+
+class _OtlpHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        kinds = {
+            "/v1/traces": (trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse),
+            "/v1/metrics": (metrics_service_pb2.ExportMetricsServiceRequest,
+                            metrics_service_pb2.ExportMetricsServiceResponse),
+        }
+        length = int(self.headers.get("content-length") or 0)
+        data = self.rfile.read(length)
+        owner = self.server.owner  # type: ignore[attr-defined]
+        if self.path not in kinds:
+            status, reply = 404, b""
+        else:
+            request_type, response_type = kinds[self.path]
+            request = request_type()
+            request.ParseFromString(data)
+            with owner.lock:
+                owner.requests.append((self.path, dict(self.headers.items()), request))
+            status, reply = 200, response_type().SerializeToString()
+        self.send_response(status)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+
+def otlp_attributes(attributes: Any) -> Dict[str, Any]:
+    """OTLP ``KeyValue``s as a dict of plain values (arrays as lists)."""
+
+    def value(v: Any) -> Any:
+        kind = v.WhichOneof("value")
+        if kind == "array_value":
+            return [value(x) for x in v.array_value.values]
+        if kind == "kvlist_value":
+            return otlp_attributes(v.kvlist_value.values)
+        return getattr(v, kind) if kind else None
+
+    return {kv.key: value(kv.value) for kv in attributes}
+
+
+class OtlpReceiver(_Server):
+    """An OTLP/HTTP (protobuf) receiver: keeps every ``POST /v1/traces`` and
+    ``POST /v1/metrics`` export request, decoded with opentelemetry-proto,
+    with its headers; ``url`` is the base URL (OTEL_EXPORTER_OTLP_ENDPOINT)."""
+
+    def __init__(self) -> None:
+        self.requests: List[Any] = []
+        self.lock = threading.Lock()
+        super().__init__(_OtlpHandler)
+
+    def received(self, path: str) -> List[Any]:
+        with self.lock:
+            return [(headers, request) for p, headers, request in self.requests if p == path]
+
+    def spans(self) -> List[Any]:
+        """(resource attributes, scope, span) of every span received."""
+        out = []
+        for _, request in self.received("/v1/traces"):
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    out.extend((otlp_attributes(rs.resource.attributes), ss.scope, span) for span in ss.spans)
+        return out
+
+    def metrics(self) -> Dict[str, Any]:
+        """The latest of each metric received, by name, with its resource's
+        attributes (the histograms are cumulative: the latest holds all)."""
+        out: Dict[str, Any] = {}
+        for _, request in self.received("/v1/metrics"):
+            for rm in request.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for metric in sm.metrics:
+                        out[metric.name] = (otlp_attributes(rm.resource.attributes), sm.scope, metric)
+        return out
