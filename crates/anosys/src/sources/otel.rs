@@ -41,7 +41,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use serde_json::{Number, Value};
 
-use super::span::{FinishedSpan, Scope, SpanEvent, SpanLink, SpanStatus};
+use super::span::{unix_nanos, FinishedSpan, Scope, SpanEvent, SpanLink, SpanStatus};
 use crate::record::{Attributes, Record, Resource, SpanId, SpanKind, StatusCode, TraceId};
 
 /// An `opentelemetry_sdk` span exporter that captures every span into the
@@ -125,9 +125,6 @@ fn kind(k: &OtelKind) -> SpanKind {
 /// made by [`FinishedSpan::into_record_with`], shared with the Python and
 /// Node exporters).
 pub fn record_of(span: SpanData, resource: Option<Arc<Resource>>) -> Record {
-    let nanos = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
-    };
     let cx = &span.span_context;
     let mut finished = FinishedSpan::new(
         span.name.into_owned(),
@@ -136,8 +133,6 @@ pub fn record_of(span: SpanData, resource: Option<Arc<Resource>>) -> Record {
         span.start_time,
         span.end_time,
     );
-    finished.start_time_unix_nano = nanos(span.start_time);
-    finished.end_time_unix_nano = nanos(span.end_time);
     finished.kind = kind(&span.span_kind);
     finished.parent_span_id =
         (span.parent_span_id != opentelemetry::trace::SpanId::INVALID).then(|| SpanId(span.parent_span_id.to_bytes()));
@@ -150,7 +145,7 @@ pub fn record_of(span: SpanData, resource: Option<Arc<Resource>>) -> Record {
     finished.events = span
         .events
         .iter()
-        .map(|e| SpanEvent { name: e.name.to_string(), time_unix_nano: nanos(e.timestamp), attributes: attributes(&e.attributes) })
+        .map(|e| SpanEvent { name: e.name.to_string(), time_unix_nano: unix_nanos(e.timestamp), attributes: attributes(&e.attributes) })
         .collect();
     finished.links = span
         .links

@@ -177,6 +177,11 @@ fn time(nanos: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(nanos)
 }
 
+/// Nanoseconds since the Unix epoch (0 before it, saturating far after).
+pub(crate) fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 impl FinishedSpan {
     /// A span with no attributes, events or links: fill in the rest
     /// field by field.
@@ -187,8 +192,6 @@ impl FinishedSpan {
         start: SystemTime,
         end: SystemTime,
     ) -> Self {
-        let nanos =
-            |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
         FinishedSpan {
             name: name.into(),
             kind: SpanKind::Internal,
@@ -197,8 +200,8 @@ impl FinishedSpan {
             parent_span_id: None,
             trace_flags: 1,
             trace_state: None,
-            start_time_unix_nano: nanos(start),
-            end_time_unix_nano: nanos(end),
+            start_time_unix_nano: unix_nanos(start),
+            end_time_unix_nano: unix_nanos(end),
             attributes: Attributes::new(),
             dropped_attributes_count: 0,
             events: Vec::new(),
