@@ -196,7 +196,8 @@ impl Encryption {
 
     /// [`apply`](Self::apply) to a body's head as the encoder writes it
     /// (the object up to `"otel_schema_url":`, the mapping to follow).
-    /// A head that does not parse is left as it is.
+    /// A head that does not parse (the encoder never writes one) is left
+    /// as it is, and said once: its columns go unencrypted.
     pub(crate) fn apply_to_head(&self, head: &mut Vec<u8>) {
         const KEY: &[u8] = b"\"otel_schema_url\":";
         let Some(open) = head.len().checked_sub(KEY.len()).filter(|&i| &head[i..] == KEY) else { return };
@@ -206,7 +207,12 @@ impl Encryption {
             object.pop();
         }
         object.push(b'}');
-        let Ok(mut body) = serde_json::from_slice::<Map<String, Value>>(&object) else { return };
+        let Ok(mut body) = serde_json::from_slice::<Map<String, Value>>(&object) else {
+            diag::once("encrypt-unreadable-body", LogLevel::Error, || {
+                "a body could not be read back to encrypt its columns; it is sent as it is (please report this)".into()
+            });
+            return;
+        };
         if !self.columns.iter().any(|c| body.contains_key(c.as_str())) {
             return;
         }

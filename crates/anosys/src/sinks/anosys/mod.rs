@@ -305,6 +305,11 @@ impl Bodies<'_> {
 }
 
 impl AnosysSink {
+    /// The encoder of this sink's bodies: its slots, its encryption.
+    fn encoder(&self) -> Encoder<'_> {
+        Encoder::with_registry(&self.registry).encrypting(self.encryption.as_deref())
+    }
+
     /// Where an export of `n` records posts and each request's timeout;
     /// `Err` (every record to try again) when there is nowhere to post yet
     /// or no time left before the shutdown deadline.
@@ -445,7 +450,7 @@ impl Sink for AnosysSink {
                 Err(report) => return report,
             };
             let observed = SystemTime::now();
-            let encoder = Encoder::with_registry(&self.registry).encrypting(self.encryption.as_deref());
+            let encoder = self.encoder();
             let bodies = Bodies::Inline { encoder, batch, observed, empty: Resource::default() };
             self.send(batch.len(), bodies, target, cx).await
         })
@@ -461,7 +466,7 @@ impl Sink for AnosysSink {
             };
             let observed = SystemTime::now();
             if n < ENCODE_OFF_THREAD_FROM {
-                let encoder = Encoder::with_registry(&self.registry).encrypting(self.encryption.as_deref());
+                let encoder = self.encoder();
                 let bodies = Bodies::Inline { encoder, batch: &batch, observed, empty: Resource::default() };
                 return self.send(n, bodies, target, cx).await;
             }
