@@ -43,7 +43,14 @@ if "${no_rust[@]}" sh -c 'command -v cargo || command -v rustc' >/dev/null; then
     echo "test.sh: cargo or rustc found on PATH=$PWD/$venv/bin:/usr/bin:/bin; the Python tests must run without Rust" >&2
     exit 1
 fi
-(cd "$python_pkg" && "${no_rust[@]}" "../../$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
+# tests/test_original_api.py puts the same questions to the original AnoSys
+# SDK (anosys-sdk-core/-openai 1.0.14 from PyPI, in a venv of its own).
+original_venv=target/original-venv
+if [ ! -x "$original_venv/bin/python" ]; then
+    python3 -m venv "$original_venv"
+fi
+"$original_venv/bin/python" -m pip install --quiet --disable-pip-version-check anosys-sdk-core==1.0.14 anosys-sdk-openai==1.0.14
+(cd "$python_pkg" && ANOSYS_ORIGINAL_PYTHON="$PWD/../../$original_venv/bin/python" "${no_rust[@]}" "../../$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
 
 # The fault-injection scenarios (shortened; scripts/faults.sh runs them at
 # full length): real app processes against a failing AnoSys stand-in, in a

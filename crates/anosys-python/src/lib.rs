@@ -19,6 +19,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use serde_json::{json, Value};
 
 mod convert;
+mod original;
 
 use convert::{to_python, to_value};
 
@@ -82,12 +83,21 @@ fn log_raw(py: Python<'_>, data: &Bound<'_, PyAny>) -> bool {
 /// Captures finished OpenTelemetry spans, each a dict in the shape of
 /// `anosys::sources::span::FinishedSpan` (made by `anosys.otel`): the same
 /// mapping as the Rust exporter's. Returns how many were taken; a span
-/// that does not fit the shape is left out, and said once.
+/// that does not fit the shape is left out, and said once. `user_context`
+/// (not `None`) is stored with each record.
 #[pyfunction]
-fn capture_spans(py: Python<'_>, spans: &Bound<'_, PyAny>) -> usize {
+#[pyo3(signature = (spans, user_context = None))]
+fn capture_spans(py: Python<'_>, spans: &Bound<'_, PyAny>, user_context: Option<&Bound<'_, PyAny>>) -> usize {
     let Value::Array(spans) = to_value(spans) else { return 0 };
+    let user_context = user_context.filter(|u| !u.is_none()).map(to_value);
     py.detach(move || {
-        anosys::sources::span::records_from_json(spans).into_iter().map(anosys::capture).filter(|&kept| kept).count()
+        let mut records = anosys::sources::span::records_from_json(spans);
+        if let Some(user_context) = user_context {
+            for record in &mut records {
+                record.user_context = Some(user_context.clone());
+            }
+        }
+        records.into_iter().map(anosys::capture).filter(|&kept| kept).count()
     })
 }
 
@@ -449,5 +459,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<FunctionCall>()?;
     m.add_class::<OpenAICall>()?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;
+    original::add(m)?;
     Ok(())
 }

@@ -63,3 +63,14 @@ def test_metadata_for_pypi():
             if r.marker and r.marker.evaluate({"extra": "otel"})}
     assert otel == {"opentelemetry-api": ">=1.20", "opentelemetry-sdk": ">=1.20"}
     assert "otel" in meta.get_all("Provides-Extra")
+
+
+def test_the_examples_in_the_helper_modules_docs_run():
+    import doctest
+
+    import anosys.compat
+    import anosys.encryption
+
+    for module in (anosys.encryption, anosys.compat):
+        failures, tried = doctest.testmod(module)
+        assert tried > 0 and failures == 0, module.__name__

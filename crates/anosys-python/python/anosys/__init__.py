@@ -35,7 +35,14 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from . import _native
 from ._decorator import anosys_logger, current_call
-from ._openai import AnosysOpenAILogger, instrument_openai, uninstrument_openai
+from ._openai import (
+    AnosysOpenAILogger,
+    clear_user_context,
+    get_user_context,
+    instrument_openai,
+    set_user_context,
+    uninstrument_openai,
+)
 
 try:
     from importlib.metadata import version as _version
@@ -48,11 +55,14 @@ __all__ = [
     "AnosysOpenAILogger",
     "anosys_logger",
     "anosys_raw_logger",
+    "clear_user_context",
     "counters",
     "current_call",
     "flush",
+    "get_user_context",
     "instrument_openai",
     "set_before_send",
+    "set_user_context",
     "setup_api",
     "setup_decorator",
     "shutdown",

@@ -53,6 +53,8 @@ class AnosysOpenAILogger:
 
     ``get_user_context``: called on each call; what it returns (a dict, say
     ``{"user_id": ..., "session_id": ...}``) is stored with the record.
+    Without it, what :func:`set_user_context` set in the caller's context
+    is.
 
     >>> from anosys import AnosysOpenAILogger
     >>> logger = AnosysOpenAILogger(get_user_context=lambda: {"user_id": "u-42"})
@@ -132,10 +134,45 @@ def uninstrument_openai() -> None:
             setattr(cls, method, original)
 
 
+#: The user context of calls made in this context (thread, task), for
+#: when no ``get_user_context`` callable was given.
+_context_user: contextvars.ContextVar[Optional[Dict[str, Any]]] = contextvars.ContextVar(
+    "anosys_user_context", default=None
+)
+
+
+def set_user_context(context: Optional[Dict[str, Any]]) -> None:
+    """The user context (a dict, say ``{"session_id": ..., "user_id": ...}``)
+    stored with the OpenAI calls recorded from now on in this context (the
+    thread, or the asyncio task and the tasks it starts), unless
+    :class:`AnosysOpenAILogger` was given a ``get_user_context`` callable,
+    which then wins. ``None`` clears it. The original SDK's function of the
+    same name.
+
+    >>> from anosys import get_user_context, set_user_context
+    >>> set_user_context({"session_id": "s-1", "user_id": "u-42"})
+    >>> get_user_context()
+    {'session_id': 's-1', 'user_id': 'u-42'}
+    >>> set_user_context(None)
+    """
+    _context_user.set(context)
+
+
+def get_user_context() -> Optional[Dict[str, Any]]:
+    """The user context :func:`set_user_context` set in this context, or
+    ``None``."""
+    return _context_user.get()
+
+
+def clear_user_context() -> None:
+    """``set_user_context(None)``."""
+    _context_user.set(None)
+
+
 def _user() -> Any:
     fn = _user_context
     if fn is None:
-        return None
+        return _context_user.get()
     try:
         return fn()
     except Exception as exc:  # the user's callable never breaks the call

@@ -21,11 +21,19 @@ Needs the OpenTelemetry SDK: ``pip install 'anosys[otel]'``.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+import threading
+import weakref
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 try:
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+    from opentelemetry import trace as _trace
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
     from opentelemetry.trace import SpanKind, StatusCode
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -34,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from . import _native
 
-__all__ = ["AnosysSpanExporter"]
+__all__ = ["AnosysSpanExporter", "setup_tracing"]
 
 _KINDS = {
     SpanKind.INTERNAL: "INTERNAL",
@@ -109,10 +117,27 @@ def span_dict(span: ReadableSpan) -> Dict[str, Any]:
 class AnosysSpanExporter(SpanExporter):
     """An OpenTelemetry ``SpanExporter`` into the anosys engine.
 
+    ``get_user_context``: called once per export; what it returns (a dict,
+    say ``{"session_id": ...}``) is stored with each of the spans' records.
+    A span processor may export on a thread of its own (``BatchSpanProcessor``
+    does), so it cannot see the context the spans were made in.
+
     Exporting never fails the application: a span the engine cannot read
-    is left out (said once on stderr), and delivery problems are the
-    engine's to count, as for every record.
+    is left out (said once on stderr), a failing ``get_user_context`` is
+    recorded as an error note, and delivery problems are the engine's to
+    count, as for every record.
     """
+
+    def __init__(self, get_user_context: Optional[Callable[[], Any]] = None) -> None:
+        self.get_user_context = get_user_context
+
+    def _user_context(self) -> Any:
+        if self.get_user_context is None:
+            return None
+        try:
+            return self.get_user_context()
+        except Exception as exc:  # the user's callable never breaks export
+            return {"anosys.user_context_error": f"{type(exc).__name__}: {exc}"}
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -122,7 +147,7 @@ class AnosysSpanExporter(SpanExporter):
                     dicts.append(span_dict(span))
                 except Exception:  # a span of an unexpected shape: left out
                     continue
-            _native.capture_spans(dicts)
+            _native.capture_spans(dicts, self._user_context())
         except Exception:
             pass
         return SpanExportResult.SUCCESS
@@ -135,3 +160,58 @@ class AnosysSpanExporter(SpanExporter):
         # The engine's pipeline is the process's, shared with the rest of
         # anosys: deliver what it holds, but keep it running.
         _native.flush(5.0)
+
+
+_setup_lock = threading.Lock()
+# Providers setup_tracing has given an exporter: once each.
+_traced: "weakref.WeakSet[TracerProvider]" = weakref.WeakSet()
+
+
+def setup_tracing(
+    api_url: Optional[str] = None,
+    use_batch_processor: bool = False,
+    get_user_context: Optional[Callable[[], Any]] = None,
+) -> "TracerProvider":
+    """The original SDK's ``setup_tracing``: every span of the global
+    OpenTelemetry tracer provider becomes a record, and every ``openai``
+    call is recorded.
+
+    - ``api_url``: where records go, as :func:`anosys.setup_api` (``None``:
+      ``ANOSYS_API_URL``, or the URL resolved from ``ANOSYS_API_KEY``, or
+      the local store; the original required it).
+    - An :class:`AnosysSpanExporter` is added to the global SDK
+      ``TracerProvider`` (one is made and set global when there is none)
+      through a ``SimpleSpanProcessor``, or a ``BatchSpanProcessor`` with
+      ``use_batch_processor``. Calling it again adds no second exporter to
+      the same provider.
+    - ``openai`` calls are recorded by anosys's own instrumentation
+      (:func:`anosys.instrument_openai`, with ``get_user_context``) rather
+      than by the ``traceai-openai`` spans the original installed.
+
+    Returns the provider.
+
+    >>> from anosys.otel import setup_tracing
+    >>> provider = setup_tracing()
+    >>> setup_tracing() is provider
+    True
+    """
+    from . import _openai, setup_api
+
+    if api_url:
+        setup_api(api_url)
+    with _setup_lock:
+        provider = _trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            provider = TracerProvider()
+            _trace.set_tracer_provider(provider)
+            # Another thread, or code before us, may have won the race.
+            current = _trace.get_tracer_provider()
+            if isinstance(current, TracerProvider):
+                provider = current
+        if provider not in _traced:
+            exporter = AnosysSpanExporter(get_user_context)
+            processor = BatchSpanProcessor(exporter) if use_batch_processor else SimpleSpanProcessor(exporter)
+            provider.add_span_processor(processor)
+            _traced.add(provider)
+    _openai.instrument_openai(get_user_context)
+    return provider

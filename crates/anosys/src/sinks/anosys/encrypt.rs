@@ -138,6 +138,30 @@ pub fn decrypt(value: &str, key: &[u8; 32]) -> Result<String, DecryptError> {
     String::from_utf8(bytes).map_err(|_| DecryptError::NotUtf8)
 }
 
+/// The columns `config` asks to encrypt (`encrypted_columns`, a
+/// comma-separated list), else [`DEFAULT_ENCRYPTED_COLUMNS`]; whether or
+/// not a key is set.
+///
+/// ```
+/// use anosys::sinks::anosys::encrypt::{columns_of, DEFAULT_ENCRYPTED_COLUMNS};
+///
+/// let config = anosys::Config::builder().encrypted_columns(" llm_input, cvs199 ,").build()?;
+/// assert_eq!(columns_of(&config), ["llm_input", "cvs199"]);
+/// let default = anosys::Config::builder().build()?;
+/// assert_eq!(columns_of(&default), DEFAULT_ENCRYPTED_COLUMNS);
+/// # Ok::<(), anosys::ConfigError>(())
+/// ```
+pub fn columns_of(config: &Config) -> Vec<String> {
+    let columns: Vec<String> = match config.encrypted_columns() {
+        Some(list) => list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+        None => Vec::new(),
+    };
+    if columns.is_empty() {
+        return DEFAULT_ENCRYPTED_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+    }
+    columns
+}
+
 /// The AnoSys sink's column encryption: the key and the columns.
 pub struct Encryption {
     key: [u8; 32],
@@ -160,14 +184,7 @@ impl Encryption {
     /// a passphrase is set.
     pub fn from_config(config: &Config) -> Option<Self> {
         let passphrase = config.encryption_key()?;
-        let columns: Vec<String> = match config.encrypted_columns() {
-            Some(list) => list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
-            None => Vec::new(),
-        };
-        if columns.is_empty() {
-            return Some(Encryption::new(passphrase.expose(), DEFAULT_ENCRYPTED_COLUMNS.iter().copied()));
-        }
-        Some(Encryption::new(passphrase.expose(), columns))
+        Some(Encryption::new(passphrase.expose(), columns_of(config)))
     }
 
     /// The columns encrypted.

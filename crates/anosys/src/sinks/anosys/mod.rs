@@ -23,6 +23,7 @@ use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
 pub use encode::{Encoder, SlotRegistry, SlotType};
+pub use resolve::resolve_log_url;
 
 use super::{BoxFuture, Destination, ExportContext, ExportReport, Sink, SinkError};
 use crate::config::{ApiKey, Config};

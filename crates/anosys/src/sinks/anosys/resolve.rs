@@ -50,3 +50,28 @@ pub(super) async fn resolve(
     }
     Err(last)
 }
+
+/// The log URL the AnoSys resolver at `resolver` gives for `key`, asked
+/// now, blocking the calling thread (at most about three times `timeout`,
+/// with the retries). For the packages' `resolve_api_key`, which the
+/// original SDKs offer as a function; the sink resolves on its own thread.
+/// The error says what went wrong without the key.
+///
+/// ```
+/// // Nothing listens on port 9 of the loopback: the error names the host,
+/// // never the key.
+/// let key = anosys::config::ApiKey::new("sk-secret-key");
+/// let err = anosys::sinks::anosys::resolve_log_url("http://127.0.0.1:9/resolve", &key, std::time::Duration::from_secs(1))
+///     .unwrap_err();
+/// assert!(err.contains("127.0.0.1") && !err.contains("sk-secret-key"), "{err}");
+/// ```
+pub fn resolve_log_url(resolver: &str, key: &ApiKey, timeout: Duration) -> Result<String, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the resolver's runtime: {e}"))?;
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))?;
+    runtime.block_on(resolve(&client, resolver, key, timeout))
+}
