@@ -84,7 +84,7 @@ if (problem) { console.error(`build-npm.sh: ${folder}: ${problem} (files: ${file
 ' "$1" "$2" <<<"$json"
 }
 check_pack "$node_pkg" '
-const bad = files.filter((f) => /\.(rs|node|so|toml)$/.test(f) || /^(src|npm|tests|target|node_modules)\//.test(f) || f === "build.rs" || f === "Cargo.lock");
+const bad = files.filter((f) => /\.(rs|node|so|toml)$/.test(f) || /^(src|npm|tests|tests-otel-openai|target|node_modules)\//.test(f) || f === "build.rs" || f === "Cargo.lock");
 if (bad.length) return `must not contain ${bad.join(", ")}`;
 for (const f of ["package.json", "index.js", "index.d.ts", "lib/native.js", "README.md"]) if (!files.includes(f)) return `misses ${f}`;'
 check_pack "$platform_pkg" "

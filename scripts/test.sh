@@ -73,6 +73,13 @@ node_pkg=crates/anosys-node
 npm ci --prefix "$node_pkg" --no-audit --no-fund --loglevel=error
 npm run --prefix "$node_pkg" --silent build
 npm test --prefix "$node_pkg"
+# OpenTelemetry's @opentelemetry/instrumentation-openai (it patches openai
+# <7 only) with AnosysSpanExporter: a small application of its own on
+# openai 6, using this checkout's package (`"anosys": "file:.."`, the addon
+# built above) and the stand-ins of the node:test suite.
+otel_app=$node_pkg/tests-otel-openai
+npm ci --prefix "$otel_app" --no-audit --no-fund --loglevel=error
+npm test --prefix "$otel_app"
 
 # The npm tarballs (scripts/build-npm.sh, from the release build above:
 # cargo has nothing left to build), installed in a fresh application with

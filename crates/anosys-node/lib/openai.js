@@ -235,14 +235,27 @@ function wrapMethod(original, apiPath) {
       // One way of recording per call: from the parsed result (awaiting,
       // `.withResponse()`), or from a copy of the raw body (`.asResponse()`
       // alone), whichever the application asks for first.
+      // The body is parsed once, by `promise` itself, whoever awaits it:
+      // another wrapper inside anosys's (OpenTelemetry's
+      // @opentelemetry/instrumentation-openai, when anosys wraps the method
+      // it patched) awaits `promise` too, and a second parse of the same
+      // reply (what `_thenUnwrap`'s own would be) fails the call with
+      // "Body has already been read".
       let via;
-      const observed = promise._thenUnwrap((data, props) => (via === 'raw' ? data : onResult(call, data, props?.response)));
-      const parse = observed.parse;
-      observed.parse = function (...args) {
-        const parsed = parse.apply(this, args);
-        if (via === undefined) {
-          via = 'parsed';
-          parsed.then(undefined, (error) => recordError(call, error));
+      let parsed;
+      const observed = promise._thenUnwrap((data) => data);
+      observed.parse = function () {
+        if (parsed === undefined) {
+          parsed = Promise.all([promise.parse(), promise.responsePromise]).then(([data, props]) =>
+            via === 'raw' ? data : onResult(call, data, props?.response),
+          );
+          if (via === undefined) {
+            via = 'parsed';
+            // Read now: recorded when `promise` settles, even if `observed`
+            // is collected first (nothing here holds it).
+            unread.unregister(call);
+            parsed.then(undefined, (error) => recordError(call, error));
+          }
         }
         return parsed;
       };

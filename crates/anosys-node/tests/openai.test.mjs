@@ -296,6 +296,34 @@ test('instrumenting twice records once', async (t) => {
   assert.equal(env.backend.records().filter(mine(t.name)).length, 1);
 });
 
+test('a method another wrapper awaits too (as OpenTelemetry’s instrumentation does) reads the reply once', async (t) => {
+  // What @opentelemetry/instrumentation-openai does to the method anosys
+  // then wraps: it awaits the APIPromise it returns, for its own span
+  // (tests-otel-openai has the instrumentation itself, on openai 6).
+  const other = new OpenAI({ apiKey: API_KEY, baseURL: `${env.upstream.url}/v1`, maxRetries: 0 });
+  const unwrapped = Object.getPrototypeOf(other.chat.completions).create[Symbol.for('anosys.openai.original')];
+  const seen = [];
+  other.chat.completions.create = function (body, options) {
+    const promise = unwrapped.call(this, body, options);
+    promise.then((data) => seen.push(data));
+    return promise;
+  };
+  anosys.instrumentOpenAI(other);
+  const reply = await other.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO });
+  assert.equal(reply.choices[0].message.content, 'This is a test.');
+  const stream = await other.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO, stream: true });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+  assert.ok(text.length > 0);
+  assert.deepEqual(seen, [reply, stream], 'the other wrapper got the same reply and stream');
+  const records = await env.waitFor(mine(t.name), { count: 2 });
+  assert.equal(records.length, 2);
+  const plain = records.find((r) => r.get('is_streaming') === false);
+  const streamed = records.find((r) => r.get('is_streaming') === true);
+  assert.equal(plain.must('gen_ai.response.id'), reply.id);
+  assert.equal(streamed.json('gen_ai.output.messages')[0].parts[0].content, text);
+});
+
 test('calls inside a logged function are its children, across awaits', async (t) => {
   const plan = anosys.anosysLogger('agent')(async function plan() {
     await new Promise((r) => setTimeout(r, 1));
