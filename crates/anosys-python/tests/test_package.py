@@ -12,6 +12,8 @@ from importlib import metadata
 from packaging.requirements import Requirement
 
 import anosys
+import anosys_sdk_core
+import anosys_sdk_openai
 import AnosysLoggers
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -27,7 +29,7 @@ def workspace_version() -> str:
 
 def test_imports_the_installed_package_not_the_source_tree():
     site = pathlib.Path(sysconfig.get_paths()["platlib"]).resolve()
-    for module in (anosys, anosys._native, AnosysLoggers):
+    for module in (anosys, anosys._native, AnosysLoggers, anosys_sdk_core, anosys_sdk_openai):
         path = pathlib.Path(module.__file__).resolve()
         assert site in path.parents, f"{module.__name__} imported from {path}, not from {site}"
     files = {str(f) for f in metadata.files("anosys")}
