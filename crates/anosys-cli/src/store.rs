@@ -231,7 +231,10 @@ impl Filter {
             values.push(SqlValue::Text(s.clone()));
         }
         if let Some(t) = &self.trace {
-            clauses.push("trace_id GLOB ?");
+            // Found through the index that carries the trace id (the time
+            // index, schema 4; the trace index before), not by reading
+            // every row in time order.
+            clauses.push("id IN (SELECT id FROM records WHERE trace_id GLOB ?)");
             values.push(SqlValue::Text(format!("{}*", t.to_ascii_lowercase())));
         }
         if let Some(k) = &self.kind {
@@ -583,6 +586,19 @@ impl Store {
         Ok(self.conn.query_row("SELECT coalesce(max(id), 0) FROM records", [], |r| r.get(0))?)
     }
 
+    /// The query of [`trace_each`](Self::trace_each): the trace's rows are
+    /// found through the index that carries the trace id (the second time
+    /// index since schema 4, scanned without reading the table; the trace
+    /// index before), then read. Asked plainly, SQLite would walk the time
+    /// index for the order and read every row.
+    fn trace_query(&self) -> String {
+        format!(
+            "SELECT {}, span_id, json_extract(record, '$.parent_span_id') FROM records
+             WHERE id IN (SELECT id FROM records WHERE trace_id = ?) ORDER BY start_ms, id LIMIT ?",
+            self.summary_columns()
+        )
+    }
+
     /// Every record of one trace (by its full id), oldest first, with its
     /// span and parent ids, at most `limit`, handed to `f` one at a time (a
     /// trace can hold thousands: an answer can be written as the rows are
@@ -593,14 +609,7 @@ impl Store {
         limit: usize,
         mut f: impl FnMut(TraceSpan) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {}, span_id, json_extract(record, '$.parent_span_id') FROM records
-                 WHERE trace_id = ? ORDER BY start_ms, id LIMIT ?",
-                self.summary_columns()
-            ))
-            .map_err(StoreError::from)?;
+        let mut stmt = self.conn.prepare_cached(&self.trace_query()).map_err(StoreError::from)?;
         let mut rows = stmt
             .query(rusqlite::params![trace_id.to_ascii_lowercase(), i64::try_from(limit).unwrap_or(i64::MAX)])
             .map_err(StoreError::from)?;
@@ -997,6 +1006,49 @@ mod tests {
         }
         assert_eq!(few.percentiles(), Percentiles::of(&mut [1.0, 2.0, 3.0]));
         assert_eq!(Samples::default().percentiles(), None);
+    }
+
+    use std::time::SystemTime;
+
+    #[test]
+    fn a_trace_is_found_through_the_time_index_not_by_reading_the_table() {
+        let dir = std::env::temp_dir().join(format!("anosys-store-trace-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("anosys.db");
+        let mut conn = anosys::sinks::sqlite::open(&path).unwrap();
+        let records: Vec<anosys::Record> = (0..50)
+            .map(|i| {
+                let mut r = anosys::Record::new(anosys::RecordKind::Raw, format!("r{i}"));
+                r.start_time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + 50 - i);
+                r
+            })
+            .collect();
+        anosys::sinks::sqlite::insert(&mut conn, &records).unwrap();
+        let store = Store::open(&path).unwrap();
+        let plan: Vec<String> = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", store.trace_query()))
+            .unwrap()
+            .query_map(rusqlite::params![records[7].trace_id.to_string(), 10], |row| row.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(plan.iter().any(|step| step.contains("USING COVERING INDEX records_start_trace")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.contains("SCAN records USING INDEX records_start")), "{plan:?}");
+        // `--trace` in lists likewise.
+        let filter = Filter { trace: Some(records[7].trace_id.to_string()[..8].to_owned()), ..Filter::default() };
+        assert_eq!(store.count(&filter).unwrap(), 1);
+        let mut found = Vec::new();
+        store
+            .trace_each::<StoreError>(&records[7].trace_id.to_string(), 10, |span| {
+                found.push(span.summary.trace_id);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(found, [records[7].trace_id.to_string()]);
+        drop(store);
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

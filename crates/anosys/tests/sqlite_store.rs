@@ -102,6 +102,17 @@ fn an_older_schema_is_migrated_on_open() {
         .query_row("SELECT count(*) FROM pragma_table_info('records') WHERE name = 'time_to_first_chunk_ms'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(has_ttfc, 1);
+    // Version 4: the time index carries the trace id; none is keyed by it alone.
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(indexes.contains(&"records_start_trace".to_owned()), "{indexes:?}");
+    assert!(indexes.contains(&"records_start".to_owned()), "{indexes:?}");
+    assert!(!indexes.iter().any(|i| i == "records_trace"), "{indexes:?}");
 }
 
 const PER_CHILD: usize = 2000;
