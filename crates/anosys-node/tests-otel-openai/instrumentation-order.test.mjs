@@ -8,7 +8,6 @@
 // application's call: "Body has already been read").
 
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 
@@ -19,7 +18,7 @@ import { OpenAIInstrumentation } from '@opentelemetry/instrumentation-openai';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 import { setup } from '../tests/servers.mjs';
-import { SCOPE, llmRecords } from './support.mjs';
+import { SCOPE, inTree as inTreeOf, llmRecords } from './support.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -52,24 +51,9 @@ after(async () => {
   await env?.close();
 });
 
-/** A user's span around an anosysLogger function making the call `request`: its result, the records. */
+/** The call `request` in the tree of inTree (support.mjs), its records checked for this order: its answer, the two LLM-call records. */
 async function inTree(request) {
-  const agent = anosys.anosysLogger('agent')(async function agent(question) {
-    return request(question);
-  });
-  const question = `hello ${randomUUID().slice(0, 10)}`;
-  let user;
-  let answer;
-  await tracer.startActiveSpan('handle request', async (span) => {
-    user = span.spanContext();
-    try {
-      answer = await agent(question);
-    } finally {
-      span.end();
-    }
-  });
-  const records = await env.waitFor((r) => r.get('trace_id') === user.traceId, { count: 4 });
-  assert.equal(records.length, 4);
+  const { user, answer, question, records } = await inTreeOf({ anosys, env, tracer }, request, 4);
   const handle = records.find((r) => r.get('name') === 'handle request');
   const agentRecord = records.find((r) => r.get('source') === 'agent');
   const [span, ours] = llmRecords(records);

@@ -16,7 +16,6 @@
 // registered.
 
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 
@@ -27,7 +26,7 @@ import { OpenAIInstrumentation } from '@opentelemetry/instrumentation-openai';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 import { setup } from '../tests/servers.mjs';
-import { SCOPE, llmRecords, openaiVersion } from './support.mjs';
+import { SCOPE, inTree as inTreeOf, llmRecords, openaiVersion } from './support.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -69,29 +68,8 @@ test("openai 6 and this checkout's anosys are what is tested", async () => {
   assert.equal(await import('anosys'), anosys);
 });
 
-/**
- * A user's span around an anosysLogger function that makes the call
- * `request`: the ids of the user's span, the records of the trace.
- */
-async function inTree(request, count) {
-  const agent = anosys.anosysLogger('agent')(async function agent(question) {
-    return request(question);
-  });
-  const question = `hello ${randomUUID().slice(0, 10)}`;
-  let user;
-  let answer;
-  await tracer.startActiveSpan('handle request', async (span) => {
-    user = span.spanContext();
-    try {
-      answer = await agent(question);
-    } finally {
-      span.end();
-    }
-  });
-  const records = await env.waitFor((r) => r.get('trace_id') === user.traceId, { count });
-  assert.equal(records.length, count, records.map((r) => r.get('name')).join(', '));
-  return { user, answer, question, records };
-}
+/** The call `request` in the tree of inTree (support.mjs), with `count` records. */
+const inTree = (request, count) => inTreeOf({ anosys, env, tracer }, request, count);
 
 /** The records of the tree user span > agent > instrumentation's span > anosys's record. */
 function tree({ user, records }) {

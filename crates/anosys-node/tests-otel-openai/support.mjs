@@ -1,6 +1,7 @@
 // Shared by the tests of this folder.
 
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 /** The instrumentation's scope name: the `source` of its spans' records. */
@@ -20,4 +21,30 @@ export function llmRecords(records) {
   assert.equal(span.length, 1, describe());
   assert.equal(ours.length, 1, describe());
   return [span[0], ours[0]];
+}
+
+/**
+ * A user's span ('handle request', made with `tracer`) around an
+ * anosysLogger function that makes the call `request` with a new question:
+ * the ids of the user's span, the call's answer, the question and the
+ * `count` records of the trace (at the stand-in of `env`).
+ */
+export async function inTree({ anosys, env, tracer }, request, count) {
+  const agent = anosys.anosysLogger('agent')(async function agent(question) {
+    return request(question);
+  });
+  const question = `hello ${randomUUID().slice(0, 10)}`;
+  let user;
+  let answer;
+  await tracer.startActiveSpan('handle request', async (span) => {
+    user = span.spanContext();
+    try {
+      answer = await agent(question);
+    } finally {
+      span.end();
+    }
+  });
+  const records = await env.waitFor((r) => r.get('trace_id') === user.traceId, { count });
+  assert.equal(records.length, count, records.map((r) => r.get('name')).join(', '));
+  return { user, answer, question, records };
 }

@@ -82,6 +82,7 @@ pub(crate) fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resolver_url, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_api_key, m)?)?;
     m.add("ENCRYPTION_PREFIX", encrypt::ENCRYPTION_PREFIX)?;
+    m.add("DEFAULT_RESOLVER_URL", anosys::config::DEFAULT_RESOLVER_URL)?;
     m.add("DEFAULT_ENCRYPTED_COLUMNS", encrypt::DEFAULT_ENCRYPTED_COLUMNS.to_vec())?;
     let mapping_dict = PyDict::new(m.py());
     for (key, column) in mapping::FIXED_SLOTS {

@@ -112,10 +112,16 @@ def stand_in():
     server.httpd.server_close()
 
 
-def ask(python: str, questions: List[Dict[str, Any]], stand_in: Stand_in) -> List[Dict[str, Any]]:
+def stand_in_env(stand_in: Stand_in, **extra: str) -> Dict[str, str]:
+    """This environment without anosys's or OpenTelemetry's variables, the
+    resolver the stand-in's, and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANOSYS_", "OTEL_"))}
-    env["ANOSYS_RESOLVER_URL"] = f"{stand_in.url}/resolve"
-    env["ANOSYS_LOG_LEVEL"] = "off"
+    env.update(ANOSYS_RESOLVER_URL=f"{stand_in.url}/resolve", ANOSYS_LOG_LEVEL="off", **extra)
+    return env
+
+
+def ask(python: str, questions: List[Dict[str, Any]], stand_in: Stand_in) -> List[Dict[str, Any]]:
+    env = stand_in_env(stand_in)
     out = subprocess.run(
         [python, PROBE], input=json.dumps(questions), capture_output=True, text=True, timeout=120, env=env,
         cwd=HERE,
@@ -313,8 +319,7 @@ def test_anosys_client_matches(stand_in):
     body = {"llm_input": "the prompt", "cvs200": "client-test", "cvn3": 7}
     results = []
     for python in (original_python(), sys.executable):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ANOSYS_")}
-        env.update(ANOSYS_RESOLVER_URL=f"{stand_in.url}/resolve", ANOSYS_ENCRYPTION_KEY="k3y")
+        env = stand_in_env(stand_in, ANOSYS_ENCRYPTION_KEY="k3y")
         out = subprocess.run([python, "-c", CLIENT, stand_in.url, json.dumps(body)], capture_output=True,
                              text=True, timeout=60, env=env, cwd=HERE)
         assert out.returncode == 0, out.stderr

@@ -17,6 +17,7 @@ def set_before_send(callback: Optional[Any] = None) -> None: ...
 
 # The original SDK's helpers (src/original.rs).
 ENCRYPTION_PREFIX: str
+DEFAULT_RESOLVER_URL: str
 DEFAULT_ENCRYPTED_COLUMNS: List[str]
 KEY_MAPPING: Dict[str, str]
 

@@ -169,14 +169,20 @@ def clear_user_context() -> None:
     _context_user.set(None)
 
 
+def call_user_context(fn: Callable[[], Any]) -> Any:
+    """What a user's ``get_user_context`` returns; an exception in it
+    becomes an error note in its place (it never breaks the call)."""
+    try:
+        return fn()
+    except Exception as exc:
+        return {"anosys.user_context_error": f"{type(exc).__name__}: {exc}"}
+
+
 def _user() -> Any:
     fn = _user_context
     if fn is None:
         return _context_user.get()
-    try:
-        return fn()
-    except Exception as exc:  # the user's callable never breaks the call
-        return {"anosys.user_context_error": f"{type(exc).__name__}: {exc}"}
+    return call_user_context(fn)
 
 
 def _start(resource: Any, path: str, kwargs: Dict[str, Any]) -> Optional[_native.OpenAICall]:

@@ -40,7 +40,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "anosys.otel needs the OpenTelemetry SDK; install it with: pip install 'anosys[otel]'"
     ) from exc
 
-from . import _native
+from . import _native, _openai
 
 __all__ = ["AnosysSpanExporter", "setup_tracing"]
 
@@ -131,14 +131,6 @@ class AnosysSpanExporter(SpanExporter):
     def __init__(self, get_user_context: Optional[Callable[[], Any]] = None) -> None:
         self.get_user_context = get_user_context
 
-    def _user_context(self) -> Any:
-        if self.get_user_context is None:
-            return None
-        try:
-            return self.get_user_context()
-        except Exception as exc:  # the user's callable never breaks export
-            return {"anosys.user_context_error": f"{type(exc).__name__}: {exc}"}
-
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
             dicts: List[Dict[str, Any]] = []
@@ -147,7 +139,8 @@ class AnosysSpanExporter(SpanExporter):
                     dicts.append(span_dict(span))
                 except Exception:  # a span of an unexpected shape: left out
                     continue
-            _native.capture_spans(dicts, self._user_context())
+            fn = self.get_user_context
+            _native.capture_spans(dicts, None if fn is None else _openai.call_user_context(fn))
         except Exception:
             pass
         return SpanExportResult.SUCCESS
@@ -195,7 +188,7 @@ def setup_tracing(
     >>> setup_tracing() is provider
     True
     """
-    from . import _openai, setup_api
+    from . import setup_api
 
     if api_url:
         setup_api(api_url)

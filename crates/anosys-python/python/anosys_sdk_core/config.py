@@ -12,4 +12,4 @@ __all__ = ["API_KEY_RESOLVER_URL", "DEFAULT_API_URL", "get_api_url", "get_env_bo
 try:
     API_KEY_RESOLVER_URL: str = _native.resolver_url()
 except ValueError:  # an invalid ANOSYS_RESOLVER_URL: resolve_api_key says so
-    API_KEY_RESOLVER_URL = "https://console.anosys.ai/api/resolveapikeys"
+    API_KEY_RESOLVER_URL = _native.DEFAULT_RESOLVER_URL
