@@ -15,6 +15,11 @@
 #          so requests arrive together; hey also gives the time to first
 #          byte (for streams: the first event)
 #
+# Then, apart (its own CPU figures), a chat that carries its history: the
+# request holds 61 earlier messages, about 41 KB of JSON, as an agent's or
+# a long conversation's requests do (the runs above send one short
+# message). Even load at HISTORY_RATE, upstream alone, nginx and ours.
+#
 # For each proxy it prints the added p50/p99 (vs the upstream alone, same
 # shape, same rate), the CPU per request (utime+stime from /proc before and
 # after the runs, the proxy's processes only) and the peak RSS.
@@ -32,6 +37,8 @@
 #                      before (a second `anosys proxy` from BEFORE_BIN,
 #                      e.g. an older build, for before/after)  [nginx anosys litellm]
 #   LITELLM_REQUESTS   requests per LiteLLM run (it is slow)   [300]
+#   HISTORY_REQUESTS   requests per run with a 41 KB history (0: none) [1000]
+#   HISTORY_RATE       their rate, requests/s                   [100]
 #   ANOSYS_ARGS        extra `anosys proxy` flags              []
 #   FIRST_BYTE_MS      demo-server wait before each answer     [0]
 #   EVENT_MS           demo-server wait between stream events  [0]
@@ -46,6 +53,8 @@ CONNECTIONS=${CONNECTIONS:-10}
 BURST_CONNECTIONS=${BURST_CONNECTIONS:-10}
 TARGETS=${TARGETS:-"nginx anosys litellm"}
 LITELLM_REQUESTS=${LITELLM_REQUESTS:-300}
+HISTORY_REQUESTS=${HISTORY_REQUESTS:-1000}
+HISTORY_RATE=${HISTORY_RATE:-100}
 ANOSYS_ARGS=${ANOSYS_ARGS:-}
 FIRST_BYTE_MS=${FIRST_BYTE_MS:-0}
 EVENT_MS=${EVENT_MS:-0}
@@ -63,7 +72,7 @@ unset ANOSYS_API_KEY ANOSYS_API_URL ANOSYS_SINKS ANOSYS_JSONL_PATH ANOSYS_RESOLV
 log() { printf '[proxy_load] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for v in REQUESTS WARMUP CONNECTIONS BURST_CONNECTIONS LITELLM_REQUESTS FIRST_BYTE_MS EVENT_MS; do
+for v in REQUESTS WARMUP CONNECTIONS BURST_CONNECTIONS LITELLM_REQUESTS HISTORY_REQUESTS HISTORY_RATE FIRST_BYTE_MS EVENT_MS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 for r in $RATES; do
@@ -158,6 +167,10 @@ error_log $dir/logs/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
+    # Request bodies up to 1 MiB stay in memory: with the default (16 KB)
+    # a chat with its history is written to a temporary file first, and
+    # the upstream sees it about 40 ms later.
+    client_body_buffer_size 1m;
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
     fastcgi_temp_path $dir/tmp/fastcgi;
@@ -245,7 +258,23 @@ hwm_kb() { sum_over "$1" status '$1 == "VmHWM:" {print $2}'; }
 
 BODY_PLAIN='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say this is a test"}]}'
 BODY_STREAM='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say this is a test"}],"stream":true,"stream_options":{"include_usage":true}}'
-body_for() { if [[ $1 == plain ]]; then printf '%s' "$BODY_PLAIN"; else printf '%s' "$BODY_STREAM"; fi; }
+# A chat with its history: 61 messages (a system prompt, then users and
+# assistants in turn), about 41 KB.
+python3 - >"$TMP/history.json" <<'PY'
+import json
+messages = [{"role": "system", "content": "You are a helpful assistant. " * 20}]
+for i in range(60):
+    text = f'Message number {i} with some text about the weather and "quotes" and more text. ' * 8
+    messages.append({"role": "user" if i % 2 == 0 else "assistant", "content": text})
+print(json.dumps({"model": "gpt-4o-mini", "messages": messages}))
+PY
+body_for() {
+    case $1 in
+        plain) printf '%s' "$BODY_PLAIN" ;;
+        stream) printf '%s' "$BODY_STREAM" ;;
+        history) cat "$TMP/history.json" ;;
+    esac
+}
 url_for() { echo "http://127.0.0.1:${PORT[$1]}/v1/chat/completions"; }
 count_for() { if [[ $1 == litellm ]]; then echo "$LITELLM_REQUESTS"; else echo "$REQUESTS"; fi; }
 
@@ -297,12 +326,40 @@ done
 
 # ---- 4. CPU and memory, then stop our proxy so every record is written -------------
 TICK=$(getconf CLK_TCK)
-: >"$TMP/resources.txt"
-# The upstream serves every request, through whichever proxy.
-for target in "${ACTIVE[@]}"; do [[ $target == direct ]] || SENT[direct]=$((SENT[direct] + SENT[$target])); done
-for target in "${ACTIVE[@]}"; do
-    echo "$target $(( $(cpu_ticks "$target") - CPU0[$target] )) ${SENT[$target]} $(hwm_kb "$target")" >>"$TMP/resources.txt"
-done
+# usage FILE: each target's CPU ticks since CPU0, requests (SENT) and peak RSS.
+usage() {
+    : >"$1"
+    # The upstream serves every request, through whichever proxy.
+    local target
+    for target in "${ACTIVE[@]}"; do [[ $target == direct ]] || SENT[direct]=$((SENT[direct] + SENT[$target])); done
+    for target in "${ACTIVE[@]}"; do
+        echo "$target $(( $(cpu_ticks "$target") - CPU0[$target] )) ${SENT[$target]} $(hwm_kb "$target")" >>"$1"
+    done
+}
+usage "$TMP/resources.txt"
+# Records each proxy must have stored at the end.
+declare -A EXPECTED=()
+for target in "${ACTIVE[@]}"; do EXPECTED[$target]=$((SENT[$target] + 2 * WARMUP)); done
+
+# The chat with a history, its CPU counted apart (LiteLLM is left out: it
+# is slow, and the figures above already place it).
+HISTORY_TARGETS=()
+for target in "${ACTIVE[@]}"; do [[ $target == litellm ]] || HISTORY_TARGETS+=("$target"); done
+if [[ $HISTORY_REQUESTS -gt 0 ]]; then
+    HISTORY_WARMUP=$(( WARMUP < 50 ? WARMUP : 50 ))
+    for target in "${HISTORY_TARGETS[@]}"; do
+        run_oha "$TMP/warmup-history-$target.json" "$HISTORY_WARMUP" 0 history "$target"
+        EXPECTED[$target]=$(( ${EXPECTED[$target]:-0} + HISTORY_WARMUP ))
+    done
+    for target in "${ACTIVE[@]}"; do CPU0[$target]=$(cpu_ticks "$target"); SENT[$target]=0; done
+    for target in "${HISTORY_TARGETS[@]}"; do
+        log "history (41 KB), $HISTORY_RATE req/s, even, $target: $HISTORY_REQUESTS requests"
+        run_oha "$TMP/run-history-$HISTORY_RATE-even-$target.json" "$HISTORY_REQUESTS" "$HISTORY_RATE" history "$target"
+        SENT[$target]=$HISTORY_REQUESTS
+        EXPECTED[$target]=$(( ${EXPECTED[$target]:-0} + HISTORY_REQUESTS ))
+    done
+    usage "$TMP/resources-history.txt"
+fi
 : >"$TMP/records.txt"
 for name in anosys before; do
     [[ -n ${PID[$name]:-} ]] || continue
@@ -312,13 +369,13 @@ for name in anosys before; do
     wait "${PID[$name]}" 2>/dev/null || true
     PID[$name]=""
     stored=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM records").fetchone()[0])' "$TMP/$name.db")
-    echo "$name $stored $((SENT[$name] + 2 * WARMUP))" >>"$TMP/records.txt"
+    echo "$name $stored ${EXPECTED[$name]}" >>"$TMP/records.txt"
 done
 
 # ---- 5. report ----------------------------------------------------------------
-python3 - "$TMP" "$RATES" "$TICK" "${ACTIVE[*]}" <<'PY'
+python3 - "$TMP" "$RATES" "$TICK" "${ACTIVE[*]}" "$HISTORY_RATE" <<'PY'
 import csv, json, math, os, sys
-tmp, rates, tick, active = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4].split()
+tmp, rates, tick, active, history_rate = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4].split(), sys.argv[5]
 proxies = [t for t in active if t != "direct"]
 
 def pct(xs, p):
@@ -370,25 +427,56 @@ for kind in ("plain", "stream"):
             ut = f"{f(d[2])} / {f(d[3])}" if shape == "burst" else "—"
             print(f"| {kind} | {rate}/s | {shape} | {f(d[0])} / {f(d[1])} | " + " | ".join(cells) + f" | {ut} | " + " | ".join(ttfbs) + f" | {', '.join(fails)} |")
 
-print("\n| process | requests | CPU per request | vs nginx | peak RSS |")
-print("|---|---:|---:|---:|---:|")
-res = {}
-for line in open(f"{tmp}/resources.txt"):
-    t, ticks, n, hwm = line.split()
-    res[t] = (int(ticks) / tick / max(1, int(n)) * 1e6, int(n), int(hwm) / 1024)
-for t in active:
-    if t not in res:
-        continue
-    us, n, mib = res[t]
-    vs = f"{us / res['nginx'][0]:.2f}×" if "nginx" in res and res["nginx"][0] > 0 and t != "direct" else "—"
-    name = "upstream (demo-server)" if t == "direct" else t
-    print(f"| {name} | {n} | {us:.0f} µs | {vs} | {mib:.1f} MiB |")
+def resources(path):
+    """target -> (CPU µs per request, requests, peak RSS MiB)."""
+    res = {}
+    for line in open(path):
+        t, ticks, n, hwm = line.split()
+        res[t] = (int(ticks) / tick / max(1, int(n)) * 1e6, int(n), int(hwm) / 1024)
+    return res
+
+def print_resources(res):
+    print("| process | requests | CPU per request | vs nginx | peak RSS |")
+    print("|---|---:|---:|---:|---:|")
+    for t in active:
+        if t not in res or res[t][1] == 0:
+            continue
+        us, n, mib = res[t]
+        vs = f"{us / res['nginx'][0]:.2f}×" if "nginx" in res and res["nginx"][0] > 0 and t != "direct" else "—"
+        name = "upstream (demo-server)" if t == "direct" else t
+        print(f"| {name} | {n} | {us:.0f} µs | {vs} | {mib:.1f} MiB |")
+
+print()
+res = resources(f"{tmp}/resources.txt")
+print_resources(res)
+
+history = {}
+if os.path.exists(f"{tmp}/resources-history.txt"):
+    history = resources(f"{tmp}/resources-history.txt")
+    print(f"\nA chat with a 41 KB history, {history_rate} req/s, even load (oha -q), its CPU counted apart.\n")
+    d = load("history", history_rate, "even", "direct")
+    print("| target | p50 / p99 | added p50 / p99 | failed |")
+    print("|---|---|---|---:|")
+    for t in active:
+        if t not in history or history[t][1] == 0:
+            continue
+        x = load("history", history_rate, "even", t)
+        added = "—" if t == "direct" else f"{a(x[0] - d[0])} / {a(x[1] - d[1])}"
+        print(f"| {'upstream (demo-server)' if t == 'direct' else t} | {f(x[0])} / {f(x[1])} | {added} | {x[4]} |")
+    print()
+    print_resources(history)
 
 # One line per figure for bench/all.py: SUMMARY what|baseline|base|value|unit|goal
 if "anosys" in res:
     if "nginx" in res:
         print(f"SUMMARY proxy CPU per proxied chat request (capture on, SQLite store)|nginx as a pass-through|{res['nginx'][0]:.1f}|{res['anosys'][0]:.1f}|us|<= 1.5x nginx")
     print(f"SUMMARY proxy peak memory at up to {max(int(r) for r in rates)} req/s|-||{res['anosys'][2]:.1f}|MiB|<= 40 MiB")
+    if "anosys" in history and "nginx" in history:
+        print(f"SUMMARY proxy CPU per proxied chat request with a 41 KB history (capture on, SQLite store)|nginx as a pass-through|{history['nginx'][0]:.1f}|{history['anosys'][0]:.1f}|us|<= 1.5x nginx")
+        d = load("history", history_rate, "even", "direct")
+        for i, q in ((0, "p50"), (1, "p99")):
+            added = lambda t: load("history", history_rate, "even", t)[i] - d[i]
+            print(f"SUMMARY proxy added latency {q}, chat with a 41 KB history, even load at {history_rate} req/s|nginx's added {q}|{added('nginx'):.2f}|{added('anosys'):.2f}|ms|within +0.2 ms of nginx's")
     if "nginx" in active:
         for shape in ("even", "burst"):
             for i, q in ((0, "p50"), (1, "p99")):

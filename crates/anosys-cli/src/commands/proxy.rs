@@ -13,6 +13,9 @@ use crate::proxy::{AccessLogFormat, Proxy, ProxyConfig, Route};
 /// A multi-threaded runtime, and a listener on `addr` in it.
 pub(super) fn runtime_and_listener(addr: std::net::SocketAddr) -> Result<(tokio::runtime::Runtime, tokio::net::TcpListener), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        // Named apart from the pipeline's threads (its blocking pool is
+        // `tokio-rt-worker`), for `top -H` and profiles.
+        .thread_name("anosys-serve")
         .enable_all()
         .build()
         .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
