@@ -1,23 +1,5 @@
-"""``anosys_sdk_core.encryption``: :mod:`anosys.encryption`."""
+"""``anosys_sdk_core.encryption``: :mod:`anosys.encryption`, every public
+name of it (its ``__all__``, which is the original module's)."""
 
-from anosys.encryption import (
-    ANOSYS_ENCRYPTION_PREFIX,
-    DEFAULT_ENCRYPTED_COLUMNS,
-    decrypt,
-    derive_256_bit_key,
-    encrypt,
-    encrypt_payload,
-    get_encryption_key,
-    get_target_columns,
-)
-
-__all__ = [
-    "ANOSYS_ENCRYPTION_PREFIX",
-    "DEFAULT_ENCRYPTED_COLUMNS",
-    "decrypt",
-    "derive_256_bit_key",
-    "encrypt",
-    "encrypt_payload",
-    "get_encryption_key",
-    "get_target_columns",
-]
+from anosys.encryption import *  # noqa: F401,F403
+from anosys.encryption import __all__  # noqa: F401
