@@ -305,7 +305,8 @@ pub struct Summary {
     pub cost_usd: Option<f64>,
 }
 
-/// A stored record: its row id and the record's JSON as written.
+/// A stored record: its row id and the record's JSON, its content written
+/// out (see [`Stored::new`]).
 #[derive(Debug, Clone)]
 pub struct Stored {
     /// Row id.
@@ -315,6 +316,21 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// A stored row. The store keeps an LLM call's request once, in `raw`
+    /// (`input_in_raw`); everything that shows or exports a record gets it
+    /// with its `input` and `gen_ai.input.messages` written out
+    /// ([`Record::expand_content`]), as the record had them when captured.
+    pub fn new(id: i64, json: String) -> Stored {
+        if !json.contains("\"input_in_raw\"") {
+            return Stored { id, json };
+        }
+        let expanded = serde_json::from_str::<Record>(&json).ok().and_then(|mut record| {
+            record.expand_content();
+            serde_json::to_string(&record).ok()
+        });
+        Stored { id, json: expanded.unwrap_or(json) }
+    }
+
     /// The record, parsed.
     pub fn record(&self) -> Result<Record, serde_json::Error> {
         serde_json::from_str(&self.json)
@@ -448,7 +464,7 @@ impl Store {
         values.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let mut stmt =
             self.conn.prepare_cached(&format!("SELECT id, record FROM records{clause} ORDER BY start_ms DESC, id DESC LIMIT ?"))?;
-        let rows = stmt.query_map(params_from_iter(values), |r| Ok(Stored { id: r.get(0)?, json: r.get(1)? }))?;
+        let rows = stmt.query_map(params_from_iter(values), |r| Ok(Stored::new(r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -466,7 +482,7 @@ impl Store {
             .map_err(StoreError::from)?;
         let mut rows = stmt.query(params_from_iter(values)).map_err(StoreError::from)?;
         while let Some(row) = rows.next().map_err(StoreError::from)? {
-            let stored = Stored { id: row.get(0).map_err(StoreError::from)?, json: row.get(1).map_err(StoreError::from)? };
+            let stored = Stored::new(row.get(0).map_err(StoreError::from)?, row.get(1).map_err(StoreError::from)?);
             each(stored)?;
         }
         Ok(())
@@ -477,7 +493,7 @@ impl Store {
         let id = id.trim();
         let by_row = id.parse::<i64>().ok().map(|n| {
             self.conn.query_row("SELECT id, record FROM records WHERE id = ?", [n], |r| {
-                Ok(Stored { id: r.get(0)?, json: r.get(1)? })
+                Ok(Stored::new(r.get(0)?, r.get(1)?))
             })
         });
         match by_row {
@@ -488,7 +504,7 @@ impl Store {
         if id.len() >= 4 && id.chars().all(|c| c.is_ascii_hexdigit()) {
             let mut stmt = self.conn.prepare_cached("SELECT id, record FROM records WHERE span_id GLOB ? LIMIT 2")?;
             let found: Vec<Stored> = stmt
-                .query_map([format!("{}*", id.to_ascii_lowercase())], |r| Ok(Stored { id: r.get(0)?, json: r.get(1)? }))?
+                .query_map([format!("{}*", id.to_ascii_lowercase())], |r| Ok(Stored::new(r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             if found.len() == 1 {
                 return Ok(found.into_iter().next().expect("one row"));

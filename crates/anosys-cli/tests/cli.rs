@@ -23,7 +23,10 @@ fn stored(db: &Path) -> Vec<(i64, Record)> {
         .unwrap()
         .map(|r| {
             let (id, json) = r.unwrap();
-            (id, serde_json::from_str(&json).unwrap())
+            // As every command shows it: the input kept in `raw` written out.
+            let mut record: Record = serde_json::from_str(&json).unwrap();
+            record.expand_content();
+            (id, record)
         })
         .collect()
 }
@@ -185,7 +188,7 @@ fn show_prints_one_record_in_full() {
     // By span id prefix, the same record.
     let by_span = stdout(anosys(&db).args(["show", &streamed.span_id.to_string()[..10]]));
     assert_eq!(by_span, out);
-    // --json is the record as stored.
+    // --json is the record as stored, its content written out.
     let json = stdout(anosys(&db).args(["show", &id.to_string(), "--json"]));
     assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), *streamed);
 

@@ -256,7 +256,12 @@ fn http2_clients_are_served() {
     let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
     let (version, status) = s.runtime.block_on(async {
         let r = client.post(format!("{}/v1/chat/completions", s.proxy_url)).json(&chat("gpt-4o-mini")).send().await.unwrap();
-        (r.version(), r.status().as_u16())
+        let (version, status) = (r.version(), r.status().as_u16());
+        // Read to the end: a response dropped unread resets the HTTP/2
+        // stream, and under load that can reach the proxy before the body
+        // has gone through (a cancelled call, status UNSET).
+        r.bytes().await.unwrap();
+        (version, status)
     });
     assert_eq!(version, reqwest::Version::HTTP_2);
     assert_eq!(status, 200);

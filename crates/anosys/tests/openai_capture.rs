@@ -19,8 +19,12 @@ fn capture_with(x: &Exchange, options: &CaptureOptions) -> Record {
     }
 }
 
+/// The record of `x`, its content written out into its fields (a record
+/// keeps the request once, in `raw`; the sinks write it out the same way).
 fn capture(x: &Exchange) -> Record {
-    capture_with(x, &CaptureOptions::default())
+    let mut r = capture_with(x, &CaptureOptions::default());
+    r.expand_content();
+    r
 }
 
 fn attr<'a>(r: &'a Record, key: &str) -> &'a Value {
@@ -68,6 +72,15 @@ fn chat_completion_fields() {
     assert!(r.attribute("gen_ai.request.choice.count").is_none());
     assert_eq!(r.input, Some(json!([{"role": "user", "content": "Say this is a test"}])));
     assert_eq!(r.output, Some(json!("This is a test.")));
+
+    // As captured, the request is held once, in `raw`, and the input and
+    // its messages are read from it.
+    let kept = capture_with(&cassette::first("test_chat_completion_with_content"), &CaptureOptions::default());
+    assert_eq!(kept.input_in_raw, Some(anosys::record::RequestShape::Chat));
+    assert!(kept.input.is_none() && kept.attribute("gen_ai.input.messages").is_none());
+    assert_eq!(kept.input(), r.input.as_ref());
+    assert_eq!(kept.input_messages().as_deref(), r.attribute("gen_ai.input.messages"));
+    assert_eq!(kept.raw.as_ref().unwrap()["request"]["messages"], r.input.clone().unwrap());
     let raw = r.raw.as_ref().unwrap();
     assert_eq!(raw["request"]["model"], "gpt-4o-mini");
     assert_eq!(raw["response"]["id"], "chatcmpl-ASYMQRl3A3DXL9FWCK9tnGRcKIO7q");
@@ -257,7 +270,7 @@ fn any_split_of_a_recorded_stream_gives_the_same_record() {
         .collect();
     assert!(streams.len() >= 15, "{}", streams.len());
     for x in &streams {
-        let whole = comparable(capture(x));
+        let whole = comparable(capture_with(x, &CaptureOptions::default()));
         for _ in 0..25 {
             let call = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default());
             let mut stream = call.into_stream();
@@ -463,7 +476,7 @@ fn legacy_completions_and_images() {
     assert_eq!(attr(&r, "gen_ai.request.max_tokens"), &json!(7));
     assert_eq!(attr(&r, "gen_ai.request.choice.count"), &json!(2));
     assert_eq!(attr(&r, "gen_ai.response.finish_reasons"), &json!(["stop", "length"]));
-    assert_eq!(attr(&r, "gen_ai.input.messages"), &json!([{"role": "user", "parts": [{"type": "text", "content": "Say hi"}]}]));
+    assert_eq!(r.input_messages().as_deref(), Some(&json!([{"role": "user", "parts": [{"type": "text", "content": "Say hi"}]}])));
     assert_eq!(attr(&r, "gen_ai.output.messages")[1]["parts"][0]["content"], "Hello");
 
     let request = json!({"model": "dall-e-3", "prompt": "a red fox", "n": 1, "size": "1024x1024"});

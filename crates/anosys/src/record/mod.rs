@@ -7,6 +7,7 @@
 //! semantic conventions (`gen_ai.request.model`, `server.port`, …) or by the
 //! user. Sources build records; only sinks encode them.
 
+mod content;
 pub mod context;
 mod ids;
 pub mod time;
@@ -19,6 +20,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use content::{RequestShape, INPUT_MESSAGES};
 pub use ids::{SpanId, TraceId};
 
 /// Attribute key: static for the well-known names, owned for user keys.
@@ -342,7 +344,10 @@ pub struct Record {
     /// `source`, or an integration's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// Inputs: a function's arguments, an LLM call's prompt.
+    /// Inputs: a function's arguments, an LLM call's prompt. An LLM call
+    /// captured with its content keeps its prompt in `raw` only and leaves
+    /// this `None` (see [`input_in_raw`](Self::input_in_raw)): read it with
+    /// [`Record::input()`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Value>,
     /// Output: a return value, an LLM's reply.
@@ -360,6 +365,14 @@ pub struct Record {
     /// The raw payload (raw logger data, or a request/response pair).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,
+    /// Set when the input is kept once, in `raw.request` (`{"request": …,
+    /// "response": …}`), instead of in [`input`](Self::input) and the
+    /// `gen_ai.input.messages` attribute as well: which part of the request
+    /// it is. [`Record::input()`] and [`Record::input_messages()`] read it
+    /// from there, the sinks write it from there, and
+    /// [`Record::expand_content()`] writes it out into the fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_in_raw: Option<RequestShape>,
     /// Every other attribute, by semantic-convention or user name.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub attributes: Attributes,
@@ -402,6 +415,7 @@ impl Record {
             caller: None,
             user_context: None,
             raw: None,
+            input_in_raw: None,
             // An LLM call's record holds 12-16 attributes: made with room
             // for 16 at once, not grown 4, 8, 16. (Room for 24 would also
             // hold what the pipeline adds, but a map that size is past the

@@ -9,7 +9,8 @@ use super::local::LocalFile;
 use super::{BoxFuture, ExportContext, ExportReport, Sink};
 use crate::record::Record;
 
-/// Appends records as JSON lines (the [`Record`] serde form) to a file,
+/// Appends records as JSON lines (the [`Record`] serde form, its content
+/// written out by [`Record::expand_content`]) to a file,
 /// creating it and its folder on first use.
 ///
 /// ```
@@ -55,7 +56,14 @@ impl Sink for JsonlSink {
             let mut bytes = Vec::with_capacity(batch.len() * 512);
             let mut failed = 0;
             for record in batch {
-                match serde_json::to_writer(&mut bytes, record) {
+                // A line says everything on its own: content kept once in
+                // `raw` is written out (see `Record::expand_content`).
+                let expanded = record.input_in_raw.map(|_| {
+                    let mut r = record.clone();
+                    r.expand_content();
+                    r
+                });
+                match serde_json::to_writer(&mut bytes, expanded.as_ref().unwrap_or(record)) {
                     Ok(()) => bytes.push(b'\n'),
                     Err(_) => failed += 1,
                 }

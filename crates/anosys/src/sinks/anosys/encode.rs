@@ -17,7 +17,7 @@ use crate::diag::{self, LogLevel};
 use crate::record::time::epoch_millis;
 #[cfg(test)]
 use crate::record::time::to_iso;
-use crate::record::{Record, Resource, StatusCode};
+use crate::record::{Record, Resource, StatusCode, INPUT_MESSAGES};
 
 /// The type family of a dynamic slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -801,7 +801,7 @@ impl<'r> Encoder<'r> {
         if let Some(source) = &record.source {
             out.fixed_str("source", k.source, source);
         }
-        if let Some(input) = &record.input {
+        if let Some(input) = record.input() {
             out.fixed("input", k.input, input);
         }
         if let Some(output) = &record.output {
@@ -825,6 +825,11 @@ impl<'r> Encoder<'r> {
             out.overflow.insert("trace_state".into(), Value::String(state.clone()));
         }
 
+        // Input messages kept in `raw.request` (see `Record::input_in_raw`)
+        // go where the attribute would.
+        if let Some(messages) = record.derived_input_messages() {
+            out.put(INPUT_MESSAGES, Col::fixed(INPUT_MESSAGES), &messages);
+        }
         let mut summary = Vec::with_capacity(record.attributes.len());
         for ((key, value), column) in record.attributes.iter().zip(&slots) {
             if value.is_null() {
@@ -1065,7 +1070,7 @@ mod reference {
             if let Some(source) = &record.source {
                 out.fixed("source", Value::String(source.clone()));
             }
-            if let Some(input) = &record.input {
+            if let Some(input) = record.input() {
                 out.fixed_ref("input", input);
             }
             if let Some(output) = &record.output {
@@ -1109,6 +1114,9 @@ mod reference {
                 (slots, SlotRegistry::mapping_tail(&mut state))
             };
 
+            if let Some(messages) = record.derived_input_messages() {
+                out.put(INPUT_MESSAGES, mapping::fixed_column(INPUT_MESSAGES), &messages);
+            }
             let mut summary = Map::new();
             for ((key, value), slot) in record.attributes.iter().zip(&slots) {
                 if value.is_null() {
@@ -1285,6 +1293,12 @@ mod tests {
         rec.input = rng.bool().then(|| random_value(rng, 0));
         rec.output = rng.bool().then(|| random_value(rng, 0));
         rec.raw = rng.bool().then(|| random_value(rng, 0));
+        if rng.u8(0..3) == 0 {
+            // A call keeping its input in `raw.request`, as OpenAI capture does.
+            let messages = serde_json::json!([{"role": "user", "content": random_value(rng, 3)}]);
+            rec.raw = Some(serde_json::json!({"request": {"messages": messages}, "response": random_value(rng, 1)}));
+            rec.input_in_raw = Some(crate::record::RequestShape::Chat);
+        }
         rec.user_context = rng.bool().then(|| random_value(rng, 2));
         rec.source = rng.bool().then(|| "src\u{1}".to_owned());
         rec.trace_state = rng.bool().then(|| "k=v".to_owned());

@@ -95,6 +95,9 @@ pub fn span_data(r: &Record, scope: &InstrumentationScope) -> SpanData {
             attributes.push(KeyValue::new(k.to_string(), v));
         }
     }
+    if let Some(v) = r.derived_input_messages().as_ref().and_then(value) {
+        attributes.push(KeyValue::new(crate::record::INPUT_MESSAGES, v));
+    }
     attributes.push(KeyValue::new("anosys.record.kind", r.kind.as_str()));
     if let Some(s) = &r.source {
         attributes.push(KeyValue::new("anosys.source", s.clone()));
@@ -102,7 +105,7 @@ pub fn span_data(r: &Record, scope: &InstrumentationScope) -> SpanData {
     // LLM records carry their content as gen_ai.input/output.messages
     // already; other records' inputs and outputs have no convention name.
     if r.kind != RecordKind::LlmCall {
-        if let Some(i) = &r.input {
+        if let Some(i) = r.input() {
             attributes.push(KeyValue::new("anosys.input", json_string(i)));
         }
         if let Some(o) = &r.output {

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::messages;
 use super::Operation;
-use crate::record::Record;
+use crate::record::{Record, RequestShape};
 
 fn num(v: Option<&Value>) -> Option<Value> {
     v.filter(|v| v.is_number()).cloned()
@@ -78,31 +78,28 @@ pub(super) fn request_attributes(record: &mut Record, op: Operation, req: &Value
     }
 }
 
-/// Request content: input messages, system instructions, tool definitions.
-pub(super) fn request_content(record: &mut Record, op: Operation, req: &Value) {
-    let input = match op {
-        Operation::Chat => req.get("messages").and_then(messages::chat_input),
-        Operation::TextCompletion | Operation::ImageGeneration => req.get("prompt").and_then(messages::prompt_input),
-        Operation::Responses => req.get("input").and_then(messages::responses_input),
-        Operation::Embeddings | Operation::Other => None,
-    };
-    if let Some(m) = input {
-        record.set_attribute("gen_ai.input.messages", m);
-    }
+/// Request content: system instructions and tool definitions. The input
+/// itself stays in the request, which the record keeps as `raw.request`:
+/// the legacy `input` and `gen_ai.input.messages` are read from there
+/// (see [`Record::input_in_raw`]).
+pub(super) fn request_content(record: &mut Record, req: &Value) {
     if let Some(i) = str_of(req, "instructions") {
         record.set_attribute("gen_ai.system_instructions", messages::instructions(i));
     }
     if let Some(t) = req.get("tools").and_then(messages::tool_definitions) {
         record.set_attribute("gen_ai.tool.definitions", t);
     }
-    // The legacy `llm_input`: what was sent, as sent.
-    let legacy = match op {
-        Operation::Chat => req.get("messages"),
-        Operation::TextCompletion | Operation::ImageGeneration => req.get("prompt"),
-        Operation::Embeddings | Operation::Responses => req.get("input"),
-        Operation::Other => Some(req),
-    };
-    record.input = legacy.filter(|v| !v.is_null()).cloned();
+}
+
+/// Which part of a request of `op` is its input.
+pub(super) fn request_shape(op: Operation) -> RequestShape {
+    match op {
+        Operation::Chat => RequestShape::Chat,
+        Operation::TextCompletion | Operation::ImageGeneration => RequestShape::Prompt,
+        Operation::Responses => RequestShape::Responses,
+        Operation::Embeddings => RequestShape::Embeddings,
+        Operation::Other => RequestShape::Whole,
+    }
 }
 
 /// Token usage in any of the OpenAI shapes. Returns whether usage was found.

@@ -247,7 +247,6 @@ impl From<Value> for ResponseBody<'_> {
 pub struct OpenAiCall {
     record: Record,
     operation: Operation,
-    request: Option<Value>,
     streaming: bool,
     capture_content: bool,
     /// When the request started: time to first chunk counts from here.
@@ -295,13 +294,16 @@ impl OpenAiCall {
         record.set_attribute("is_streaming", streaming);
         extract::request_attributes(&mut record, operation, &request);
         if options.capture_content {
-            extract::request_content(&mut record, operation, &request);
+            extract::request_content(&mut record, &request);
+            // The request is kept once, as sent; the record's input is read
+            // from it.
+            record.raw = Some(messages::object([("request", request)]));
+            record.input_in_raw = Some(extract::request_shape(operation));
         }
         OpenAiCall {
             started: std::time::Instant::now(),
             record,
             operation,
-            request: options.capture_content.then_some(request),
             streaming,
             capture_content: options.capture_content,
         }
@@ -389,11 +391,13 @@ impl OpenAiCall {
         StreamAccumulator::new(self)
     }
 
-    /// Keeps the request and `response` as the record's `raw` (when content
-    /// is captured). Called once, as the call ends.
+    /// Keeps `response` beside the request in the record's `raw` (when
+    /// content is captured). Called once, as the call ends.
     fn raw(&mut self, response: Value) {
-        if let Some(request) = self.request.take() {
-            self.record.raw = Some(messages::object([("request", request), ("response", response)]));
+        if self.capture_content
+            && let Some(Value::Object(raw)) = &mut self.record.raw
+        {
+            raw.insert("response".into(), response);
         }
     }
 }

@@ -1,0 +1,230 @@
+//! Content kept once: an LLM call's request is held in the record's `raw`
+//! only, and its legacy `input` and its `gen_ai.input.messages` are read
+//! from there when a sink writes them.
+//!
+//! A chat request that carries a conversation's history is most of a
+//! record's bytes. Held three times (as sent in `raw`, as the legacy
+//! `input`, as semantic-convention messages), every step paid for each
+//! copy: building them on the caller's thread, redacting them, storing
+//! them. Held once, redaction covers the one copy, the local store keeps
+//! one, and the sinks that send the other forms build them as they write.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Record;
+use crate::sources::openai::messages;
+
+/// The attribute the input messages are sent as.
+pub const INPUT_MESSAGES: &str = "gen_ai.input.messages";
+
+/// Which part of `raw.request` is an LLM call's input, by the API's
+/// request shape (see [`Record::input_in_raw`]).
+///
+/// ```
+/// use anosys::record::RequestShape;
+/// use serde_json::json;
+///
+/// let request = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]});
+/// assert_eq!(RequestShape::Chat.input_of(&request), Some(&json!([{"role": "user", "content": "Hi"}])));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestShape {
+    /// Chat Completions: `messages`.
+    Chat,
+    /// Legacy completions and image generation: `prompt`.
+    Prompt,
+    /// The Responses API: `input`.
+    Responses,
+    /// Embeddings: `input` (texts, not messages).
+    Embeddings,
+    /// Any other API: the whole request.
+    Whole,
+}
+
+impl RequestShape {
+    /// The input inside `request`, as sent (`None` when absent or `null`).
+    pub fn input_of(self, request: &Value) -> Option<&Value> {
+        let input = match self {
+            RequestShape::Chat => request.get("messages"),
+            RequestShape::Prompt => request.get("prompt"),
+            RequestShape::Responses | RequestShape::Embeddings => request.get("input"),
+            RequestShape::Whole => Some(request),
+        };
+        input.filter(|v| !v.is_null())
+    }
+
+    /// The semantic-convention input messages of `request`, built from it
+    /// (`None` for shapes without messages).
+    pub fn messages_of(self, request: &Value) -> Option<Value> {
+        let input = self.input_of(request)?;
+        match self {
+            RequestShape::Chat => messages::chat_input(input),
+            RequestShape::Prompt => messages::prompt_input(input),
+            RequestShape::Responses => messages::responses_input(input),
+            RequestShape::Embeddings | RequestShape::Whole => None,
+        }
+    }
+}
+
+impl Record {
+    /// The request an LLM call's input is kept in: `raw.request`, when the
+    /// record keeps its input there.
+    fn request_in_raw(&self) -> Option<(RequestShape, &Value)> {
+        let shape = self.input_in_raw?;
+        Some((shape, self.raw.as_ref()?.get("request")?))
+    }
+
+    /// The record's input: the [`input`](Self::input) field, else the part
+    /// of `raw.request` it is kept in (see [`input_in_raw`](Self::input_in_raw)).
+    /// Sinks read a record's input through this.
+    ///
+    /// ```
+    /// use anosys::record::RequestShape;
+    /// use anosys::{Record, RecordKind};
+    /// use serde_json::json;
+    ///
+    /// let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+    /// r.raw = Some(json!({"request": {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}}));
+    /// r.input_in_raw = Some(RequestShape::Chat);
+    /// assert!(r.input.is_none());
+    /// assert_eq!(r.input(), Some(&json!([{"role": "user", "content": "Hi"}])));
+    /// ```
+    pub fn input(&self) -> Option<&Value> {
+        match &self.input {
+            Some(input) => Some(input),
+            None => self.request_in_raw().and_then(|(shape, request)| shape.input_of(request)),
+        }
+    }
+
+    /// `gen_ai.input.messages`: the attribute, else the messages built from
+    /// the request kept in `raw` (a new value each call).
+    ///
+    /// ```
+    /// use anosys::record::RequestShape;
+    /// use anosys::{Record, RecordKind};
+    /// use serde_json::json;
+    ///
+    /// let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+    /// r.raw = Some(json!({"request": {"messages": [{"role": "user", "content": "Hi"}]}}));
+    /// r.input_in_raw = Some(RequestShape::Chat);
+    /// assert!(r.attribute("gen_ai.input.messages").is_none());
+    /// let messages = r.input_messages().unwrap();
+    /// assert_eq!(messages[0]["parts"][0]["content"], "Hi");
+    /// ```
+    pub fn input_messages(&self) -> Option<Cow<'_, Value>> {
+        match self.attributes.get(INPUT_MESSAGES) {
+            Some(messages) => Some(Cow::Borrowed(messages)),
+            None => self.derived_input_messages().map(Cow::Owned),
+        }
+    }
+
+    /// The input messages a sink must write besides the attributes: built
+    /// from `raw.request` when the record keeps its input there and has no
+    /// `gen_ai.input.messages` attribute.
+    pub fn derived_input_messages(&self) -> Option<Value> {
+        if self.attributes.contains_key(INPUT_MESSAGES) {
+            return None;
+        }
+        self.request_in_raw().and_then(|(shape, request)| shape.messages_of(request))
+    }
+
+    /// Writes out what the record keeps in `raw` only: sets `input` and the
+    /// `gen_ai.input.messages` attribute from `raw.request` and forgets
+    /// [`input_in_raw`](Self::input_in_raw), so the record's fields say
+    /// everything on their own (for a `before_send` callback, an export, a
+    /// value about to be cut). Nothing changes for a record without it.
+    ///
+    /// ```
+    /// use anosys::record::RequestShape;
+    /// use anosys::{Record, RecordKind};
+    /// use serde_json::json;
+    ///
+    /// let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+    /// r.raw = Some(json!({"request": {"messages": [{"role": "user", "content": "Hi"}]}}));
+    /// r.input_in_raw = Some(RequestShape::Chat);
+    /// r.expand_content();
+    /// assert_eq!(r.input_in_raw, None);
+    /// assert_eq!(r.input, Some(json!([{"role": "user", "content": "Hi"}])));
+    /// assert!(r.attribute("gen_ai.input.messages").is_some());
+    /// ```
+    pub fn expand_content(&mut self) {
+        if self.input_in_raw.is_none() {
+            return;
+        }
+        let messages = self.derived_input_messages();
+        if self.input.is_none() {
+            self.input = self.input().cloned();
+        }
+        self.input_in_raw = None;
+        if let Some(messages) = messages {
+            self.attributes.insert(Cow::Borrowed(INPUT_MESSAGES), messages);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordKind;
+    use serde_json::json;
+
+    fn kept(shape: RequestShape, request: Value) -> Record {
+        let mut r = Record::new(RecordKind::LlmCall, "call");
+        r.raw = Some(json!({"request": request, "response": {"id": "x"}}));
+        r.input_in_raw = Some(shape);
+        r
+    }
+
+    #[test]
+    fn each_shape_reads_its_own_part_of_the_request() {
+        let prompt = kept(RequestShape::Prompt, json!({"prompt": "Say hi"}));
+        assert_eq!(prompt.input(), Some(&json!("Say hi")));
+        assert_eq!(prompt.input_messages().unwrap()[0]["parts"][0]["content"], "Say hi");
+        let responses = kept(RequestShape::Responses, json!({"input": "Hello"}));
+        assert_eq!(responses.input(), Some(&json!("Hello")));
+        assert_eq!(responses.input_messages().unwrap()[0]["role"], "user");
+        let embeddings = kept(RequestShape::Embeddings, json!({"input": ["a", "b"]}));
+        assert_eq!((embeddings.input(), embeddings.input_messages()), (Some(&json!(["a", "b"])), None));
+        let whole = kept(RequestShape::Whole, json!({"file": "f.jsonl"}));
+        assert_eq!(whole.input(), Some(&json!({"file": "f.jsonl"})));
+        let null = kept(RequestShape::Chat, json!({"messages": null}));
+        assert_eq!((null.input(), null.input_messages()), (None, None));
+    }
+
+    #[test]
+    fn fields_set_on_the_record_win_over_what_raw_holds() {
+        let mut r = kept(RequestShape::Chat, json!({"messages": [{"role": "user", "content": "Hi"}]}));
+        r.input = Some(json!("mine"));
+        r.set_attribute(INPUT_MESSAGES, json!("my messages"));
+        assert_eq!(r.input(), Some(&json!("mine")));
+        assert_eq!(r.input_messages().as_deref(), Some(&json!("my messages")));
+        assert_eq!(r.derived_input_messages(), None);
+        r.expand_content();
+        assert_eq!((r.input.as_ref(), r.attribute(INPUT_MESSAGES)), (Some(&json!("mine")), Some(&json!("my messages"))));
+    }
+
+    #[test]
+    fn a_record_without_its_request_has_no_input() {
+        let mut r = kept(RequestShape::Chat, json!({"messages": []}));
+        r.raw = Some(json!({"response": {}}));
+        assert_eq!((r.input(), r.input_messages()), (None, None));
+        r.expand_content();
+        assert_eq!((r.input.as_ref(), r.input_in_raw, r.attribute(INPUT_MESSAGES)), (None, None, None));
+    }
+
+    #[test]
+    fn the_view_survives_the_records_json_form() {
+        let r = kept(RequestShape::Chat, json!({"messages": [{"role": "user", "content": "Hi"}]}));
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"input_in_raw\":\"chat\"") && !text.contains("\"input\":"), "{text}");
+        let back: Record = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.input(), r.input());
+        let mut plain = Record::new(RecordKind::Raw, "plain");
+        plain.input = Some(json!(1));
+        assert!(!serde_json::to_string(&plain).unwrap().contains("input_in_raw"));
+    }
+}
