@@ -168,6 +168,14 @@ fn secrets_are_redacted_before_any_sink_writes_them() {
     }
     let r: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
     assert!(r["attributes"]["anosys.redacted"]["openai_key"].as_u64().unwrap() >= 1, "{r}");
+    // The store keeps the request once, in `raw`, redacted once; the JSON
+    // line writes the input and its messages out, from the redacted copy.
+    assert_eq!(stored.matches("[REDACTED:openai_key]").count(), 1, "{stored}");
+    assert!(stored.contains("\"input_in_raw\":\"chat\"") && !stored.contains("\"input\":"), "{stored}");
+    assert!(r.get("input_in_raw").is_none(), "{r}");
+    for content in [&r["input"][0]["content"], &r["attributes"]["gen_ai.input.messages"][0]["parts"][0]["content"]] {
+        assert!(content.as_str().unwrap().contains("[REDACTED:openai_key]"), "{r}");
+    }
     // Usage and cost are untouched.
     assert_eq!(r["attributes"]["gen_ai.usage.input_tokens"], 5);
 }

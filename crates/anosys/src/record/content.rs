@@ -2,6 +2,8 @@
 //! only, and its legacy `input` and its `gen_ai.input.messages` are read
 //! from there when a sink writes them.
 //!
+//! The same goes for its system instructions and tool definitions.
+//!
 //! A chat request that carries a conversation's history is most of a
 //! record's bytes. Held three times (as sent in `raw`, as the legacy
 //! `input`, as semantic-convention messages), every step paid for each
@@ -19,6 +21,11 @@ use crate::sources::openai::messages;
 
 /// The attribute the input messages are sent as.
 pub const INPUT_MESSAGES: &str = "gen_ai.input.messages";
+/// The attribute system instructions (the Responses API's `instructions`)
+/// are sent as.
+pub const SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
+/// The attribute tool definitions are sent as.
+pub const TOOL_DEFINITIONS: &str = "gen_ai.tool.definitions";
 
 /// Which part of `raw.request` is an LLM call's input, by the API's
 /// request shape (see [`Record::input_in_raw`]).
@@ -118,18 +125,54 @@ impl Record {
     pub fn input_messages(&self) -> Option<Cow<'_, Value>> {
         match self.attributes.get(INPUT_MESSAGES) {
             Some(messages) => Some(Cow::Borrowed(messages)),
-            None => self.derived_input_messages().map(Cow::Owned),
+            None => self.request_in_raw().and_then(|(shape, request)| shape.messages_of(request)).map(Cow::Owned),
         }
     }
 
-    /// The input messages a sink must write besides the attributes: built
-    /// from `raw.request` when the record keeps its input there and has no
-    /// `gen_ai.input.messages` attribute.
-    pub fn derived_input_messages(&self) -> Option<Value> {
-        if self.attributes.contains_key(INPUT_MESSAGES) {
-            return None;
+    /// The content attributes a sink writes besides
+    /// [`attributes`](Self::attributes), built from the request kept in
+    /// `raw` ([`input_in_raw`](Self::input_in_raw)):
+    /// `gen_ai.input.messages`, `gen_ai.system_instructions` and
+    /// `gen_ai.tool.definitions`, each when the request has it and the
+    /// record has no attribute of that name. Empty (and free) for any other
+    /// record.
+    ///
+    /// ```
+    /// use anosys::record::RequestShape;
+    /// use anosys::{Record, RecordKind};
+    /// use serde_json::json;
+    ///
+    /// let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+    /// r.raw = Some(json!({"request": {
+    ///     "messages": [{"role": "user", "content": "Hi"}],
+    ///     "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+    /// }}));
+    /// r.input_in_raw = Some(RequestShape::Chat);
+    /// let keys: Vec<&str> = r.derived_attributes().iter().map(|(k, _)| *k).collect();
+    /// assert_eq!(keys, ["gen_ai.input.messages", "gen_ai.tool.definitions"]);
+    /// ```
+    pub fn derived_attributes(&self) -> Vec<(&'static str, Value)> {
+        let Some((shape, request)) = self.request_in_raw() else {
+            return Vec::new();
+        };
+        let missing = |key: &str| !self.attributes.contains_key(key);
+        let mut derived = Vec::with_capacity(3);
+        if missing(INPUT_MESSAGES)
+            && let Some(m) = shape.messages_of(request)
+        {
+            derived.push((INPUT_MESSAGES, m));
         }
-        self.request_in_raw().and_then(|(shape, request)| shape.messages_of(request))
+        if missing(SYSTEM_INSTRUCTIONS)
+            && let Some(i) = request.get("instructions").and_then(Value::as_str)
+        {
+            derived.push((SYSTEM_INSTRUCTIONS, messages::instructions(i)));
+        }
+        if missing(TOOL_DEFINITIONS)
+            && let Some(t) = request.get("tools").and_then(messages::tool_definitions)
+        {
+            derived.push((TOOL_DEFINITIONS, t));
+        }
+        derived
     }
 
     /// Writes out what the record keeps in `raw` only: sets `input` and the
@@ -155,13 +198,13 @@ impl Record {
         if self.input_in_raw.is_none() {
             return;
         }
-        let messages = self.derived_input_messages();
+        let derived = self.derived_attributes();
         if self.input.is_none() {
             self.input = self.input().cloned();
         }
         self.input_in_raw = None;
-        if let Some(messages) = messages {
-            self.attributes.insert(Cow::Borrowed(INPUT_MESSAGES), messages);
+        for (key, value) in derived {
+            self.attributes.insert(Cow::Borrowed(key), value);
         }
     }
 }
@@ -202,9 +245,12 @@ mod tests {
         r.set_attribute(INPUT_MESSAGES, json!("my messages"));
         assert_eq!(r.input(), Some(&json!("mine")));
         assert_eq!(r.input_messages().as_deref(), Some(&json!("my messages")));
-        assert_eq!(r.derived_input_messages(), None);
+        assert!(r.derived_attributes().is_empty());
         r.expand_content();
-        assert_eq!((r.input.as_ref(), r.attribute(INPUT_MESSAGES)), (Some(&json!("mine")), Some(&json!("my messages"))));
+        assert_eq!(
+            (r.input.as_ref(), r.attribute(INPUT_MESSAGES)),
+            (Some(&json!("mine")), Some(&json!("my messages")))
+        );
     }
 
     #[test]
@@ -226,5 +272,32 @@ mod tests {
         let mut plain = Record::new(RecordKind::Raw, "plain");
         plain.input = Some(json!(1));
         assert!(!serde_json::to_string(&plain).unwrap().contains("input_in_raw"));
+    }
+}
+
+#[cfg(test)]
+mod derived_tests {
+    use super::*;
+    use crate::record::RecordKind;
+    use serde_json::json;
+
+    #[test]
+    fn instructions_and_tools_are_built_from_the_request_unless_set() {
+        let mut r = Record::new(RecordKind::LlmCall, "chat");
+        r.raw = Some(json!({"request": {
+            "input": "Hi", "instructions": "Be brief.",
+            "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+        }}));
+        r.input_in_raw = Some(RequestShape::Responses);
+        let derived = r.derived_attributes();
+        let keys: Vec<&str> = derived.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [INPUT_MESSAGES, SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS]);
+        assert_eq!(derived[1].1, messages::instructions("Be brief."));
+        r.set_attribute(TOOL_DEFINITIONS, "mine");
+        assert_eq!(r.derived_attributes().len(), 2);
+        r.expand_content();
+        assert!(r.derived_attributes().is_empty());
+        assert_eq!(r.attribute(TOOL_DEFINITIONS), Some(&json!("mine")));
+        assert_eq!(r.attribute(SYSTEM_INSTRUCTIONS), Some(&messages::instructions("Be brief.")));
     }
 }

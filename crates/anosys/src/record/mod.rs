@@ -20,7 +20,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use content::{RequestShape, INPUT_MESSAGES};
+pub use content::{RequestShape, INPUT_MESSAGES, SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS};
 pub use ids::{SpanId, TraceId};
 
 /// Attribute key: static for the well-known names, owned for user keys.
@@ -365,12 +365,14 @@ pub struct Record {
     /// The raw payload (raw logger data, or a request/response pair).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,
-    /// Set when the input is kept once, in `raw.request` (`{"request": …,
-    /// "response": …}`), instead of in [`input`](Self::input) and the
-    /// `gen_ai.input.messages` attribute as well: which part of the request
-    /// it is. [`Record::input()`] and [`Record::input_messages()`] read it
-    /// from there, the sinks write it from there, and
-    /// [`Record::expand_content()`] writes it out into the fields.
+    /// Set when the request is kept once, in `raw.request` (`{"request": …,
+    /// "response": …}`), instead of again in [`input`](Self::input) and the
+    /// `gen_ai.input.messages`, `gen_ai.system_instructions` and
+    /// `gen_ai.tool.definitions` attributes: which part of the request is
+    /// the input. [`Record::input()`], [`Record::input_messages()`] and
+    /// [`Record::derived_attributes()`] read them from there, the sinks
+    /// write them from there, and [`Record::expand_content()`] writes them
+    /// out into the fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_in_raw: Option<RequestShape>,
     /// Every other attribute, by semantic-convention or user name.

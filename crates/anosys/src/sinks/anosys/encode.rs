@@ -17,7 +17,7 @@ use crate::diag::{self, LogLevel};
 use crate::record::time::epoch_millis;
 #[cfg(test)]
 use crate::record::time::to_iso;
-use crate::record::{Record, Resource, StatusCode, INPUT_MESSAGES};
+use crate::record::{Record, Resource, StatusCode};
 
 /// The type family of a dynamic slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -825,10 +825,10 @@ impl<'r> Encoder<'r> {
             out.overflow.insert("trace_state".into(), Value::String(state.clone()));
         }
 
-        // Input messages kept in `raw.request` (see `Record::input_in_raw`)
-        // go where the attribute would.
-        if let Some(messages) = record.derived_input_messages() {
-            out.put(INPUT_MESSAGES, Col::fixed(INPUT_MESSAGES), &messages);
+        // Content kept in `raw.request` (see `Record::input_in_raw`) goes
+        // where its attribute would.
+        for (key, value) in record.derived_attributes() {
+            out.put(key, Col::fixed(key), &value);
         }
         let mut summary = Vec::with_capacity(record.attributes.len());
         for ((key, value), column) in record.attributes.iter().zip(&slots) {
@@ -1114,8 +1114,8 @@ mod reference {
                 (slots, SlotRegistry::mapping_tail(&mut state))
             };
 
-            if let Some(messages) = record.derived_input_messages() {
-                out.put(INPUT_MESSAGES, mapping::fixed_column(INPUT_MESSAGES), &messages);
+            for (key, value) in record.derived_attributes() {
+                out.put(key, mapping::fixed_column(key), &value);
             }
             let mut summary = Map::new();
             for ((key, value), slot) in record.attributes.iter().zip(&slots) {
@@ -1215,6 +1215,36 @@ mod tests {
             overflow,
             json!({"count": "many", "gen_ai.request.max_tokens": {"oops": true}, "input": "attribute named input"})
         );
+    }
+
+    #[test]
+    fn a_request_kept_once_gives_the_body_its_written_out_fields_give() {
+        use crate::sources::openai::OpenAiCall;
+        let request = json!({
+            "model": "gpt-4o", "instructions": "Be brief.",
+            "input": [{"role": "user", "content": "What is the weather in Paris?"}],
+            "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}],
+        });
+        let call = OpenAiCall::start("https://api.openai.com/v1/responses", request, &Default::default());
+        let kept = call.finish(200, json!({"id": "resp_1", "model": "gpt-4o", "status": "completed",
+            "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Sunny."}]}],
+            "usage": {"input_tokens": 20, "output_tokens": 2, "total_tokens": 22}}));
+        assert!(kept.input_in_raw.is_some() && kept.input.is_none());
+        let mut expanded = kept.clone();
+        expanded.expand_content();
+        let r = SlotRegistry::new();
+        let (a, b) = (encode(&r, &kept), encode(&r, &expanded));
+        for column in ["llm_input", "gen_ai_input_messages", "gen_ai_system_instructions", "gen_ai_tool_definitions"] {
+            assert!(a.contains_key(column), "{column} missing");
+        }
+        assert_eq!(a["gen_ai_input_messages"], b["gen_ai_input_messages"]);
+        let mut a = a;
+        let mut b = b;
+        for changing in ["otel_observed_timestamp"] {
+            a.remove(changing);
+            b.remove(changing);
+        }
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -95,8 +95,10 @@ pub fn span_data(r: &Record, scope: &InstrumentationScope) -> SpanData {
             attributes.push(KeyValue::new(k.to_string(), v));
         }
     }
-    if let Some(v) = r.derived_input_messages().as_ref().and_then(value) {
-        attributes.push(KeyValue::new(crate::record::INPUT_MESSAGES, v));
+    for (k, v) in r.derived_attributes() {
+        if let Some(v) = value(&v) {
+            attributes.push(KeyValue::new(k, v));
+        }
     }
     attributes.push(KeyValue::new("anosys.record.kind", r.kind.as_str()));
     if let Some(s) = &r.source {
@@ -230,5 +232,33 @@ mod tests {
         assert_eq!(value(&json!([{"role": "user"}])), Some(OtelValue::from("[{\"role\":\"user\"}]")));
         assert_eq!(value(&json!([1, "a"])), Some(OtelValue::from("[1,\"a\"]")));
         assert_eq!(value(&json!({"k": 1})), Some(OtelValue::from("{\"k\":1}")));
+    }
+
+    #[test]
+    fn a_request_kept_once_gives_the_span_its_written_out_fields_give() {
+        let request = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}]});
+        let call = crate::sources::openai::OpenAiCall::start(
+            "https://api.openai.com/v1/chat/completions",
+            request,
+            &Default::default(),
+        );
+        let kept = call.finish(200, json!({"id": "c1", "model": "gpt-4o",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}]}));
+        let mut expanded = kept.clone();
+        expanded.expand_content();
+        let attributes = |r: &Record| {
+            let mut kv: Vec<(String, String)> = span_data(r, &scope())
+                .attributes
+                .into_iter()
+                .map(|kv| (kv.key.to_string(), format!("{:?}", kv.value)))
+                .collect();
+            kv.sort();
+            kv
+        };
+        let (a, b) = (attributes(&kept), attributes(&expanded));
+        assert!(a.iter().any(|(k, v)| k == "gen_ai.input.messages" && v.contains("Hi")), "{a:?}");
+        assert!(a.iter().any(|(k, _)| k == "gen_ai.tool.definitions"), "{a:?}");
+        assert_eq!(a, b);
     }
 }

@@ -78,19 +78,6 @@ pub(super) fn request_attributes(record: &mut Record, op: Operation, req: &Value
     }
 }
 
-/// Request content: system instructions and tool definitions. The input
-/// itself stays in the request, which the record keeps as `raw.request`:
-/// the legacy `input` and `gen_ai.input.messages` are read from there
-/// (see [`Record::input_in_raw`]).
-pub(super) fn request_content(record: &mut Record, req: &Value) {
-    if let Some(i) = str_of(req, "instructions") {
-        record.set_attribute("gen_ai.system_instructions", messages::instructions(i));
-    }
-    if let Some(t) = req.get("tools").and_then(messages::tool_definitions) {
-        record.set_attribute("gen_ai.tool.definitions", t);
-    }
-}
-
 /// Which part of a request of `op` is its input.
 pub(super) fn request_shape(op: Operation) -> RequestShape {
     match op {

@@ -294,9 +294,9 @@ impl OpenAiCall {
         record.set_attribute("is_streaming", streaming);
         extract::request_attributes(&mut record, operation, &request);
         if options.capture_content {
-            extract::request_content(&mut record, &request);
-            // The request is kept once, as sent; the record's input is read
-            // from it.
+            // The request is kept once, as sent: the record's input, input
+            // messages, instructions and tool definitions are read from it
+            // (`Record::input_in_raw`).
             record.raw = Some(messages::object([("request", request)]));
             record.input_in_raw = Some(extract::request_shape(operation));
         }
