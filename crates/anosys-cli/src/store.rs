@@ -316,12 +316,13 @@ pub struct Stored {
 }
 
 impl Stored {
-    /// A stored row. The store keeps an LLM call's request once, in `raw`
-    /// (`input_in_raw`); everything that shows or exports a record gets it
-    /// with its `input` and `gen_ai.input.messages` written out
-    /// ([`Record::expand_content`]), as the record had them when captured.
+    /// A stored row. The store keeps an LLM call's request and response
+    /// once, in `raw` (`input_in_raw`, `output_in_raw`); everything that
+    /// shows or exports a record gets it with its `input`, `output` and
+    /// content attributes written out ([`Record::expand_content`]), as the
+    /// record had them when captured.
     pub fn new(id: i64, json: String) -> Stored {
-        if !json.contains("\"input_in_raw\"") {
+        if !json.contains("\"input_in_raw\"") && !json.contains("\"output_in_raw\"") {
             return Stored { id, json };
         }
         let expanded = serde_json::from_str::<Record>(&json).ok().and_then(|mut record| {

@@ -81,6 +81,11 @@ fn chat_completion_fields() {
     assert_eq!(kept.input(), r.input.as_ref());
     assert_eq!(kept.input_messages().as_deref(), r.attribute("gen_ai.input.messages"));
     assert_eq!(kept.raw.as_ref().unwrap()["request"]["messages"], r.input.clone().unwrap());
+    // The response likewise: the reply and its messages are read from it.
+    assert_eq!(kept.output_in_raw, Some(anosys::record::ResponseShape::Chat));
+    assert!(kept.output.is_none() && kept.attribute("gen_ai.output.messages").is_none());
+    assert_eq!(kept.output().as_deref(), r.output.as_ref());
+    assert_eq!(kept.output_messages().as_deref(), r.attribute("gen_ai.output.messages"));
     let raw = r.raw.as_ref().unwrap();
     assert_eq!(raw["request"]["model"], "gpt-4o-mini");
     assert_eq!(raw["response"]["id"], "chatcmpl-ASYMQRl3A3DXL9FWCK9tnGRcKIO7q");
@@ -256,6 +261,7 @@ fn every_recorded_exchange_gives_exactly_one_sound_record() {
 
 /// The record of a stream, minus what depends on timing.
 fn comparable(mut r: Record) -> Value {
+    r.expand_content();
     r.attributes.shift_remove("gen_ai.response.time_to_first_chunk");
     json!({"attributes": r.attributes, "output": r.output, "status": r.status, "error": r.error, "name": r.name})
 }
@@ -301,7 +307,7 @@ fn a_dropped_stream_keeps_its_partial_content() {
     let r = stream.cancel();
     assert_eq!(attr(&r, "anosys.outcome"), &json!("cancelled"));
     assert_eq!(r.status.code, StatusCode::Unset);
-    assert_eq!(r.output, Some(json!("\"This is a")));
+    assert_eq!(r.output().as_deref(), Some(&json!("\"This is a")));
     assert_eq!(attr(&r, "anosys.stream.chunks"), &json!(4));
     assert_eq!(attr(&r, "anosys.usage.source"), &json!("missing"));
 }
@@ -316,7 +322,7 @@ fn a_stream_cut_before_done_is_an_error_with_its_partial_content() {
     let r = stream.finish();
     assert_eq!(r.status.code, StatusCode::Error);
     assert_eq!(attr(&r, "error.type"), &json!("incomplete_stream"));
-    assert_eq!(r.output, Some(json!("\"This is")));
+    assert_eq!(r.output().as_deref(), Some(&json!("\"This is")));
 }
 
 #[test]
@@ -334,14 +340,14 @@ fn an_error_mid_stream_is_recorded_with_what_came_before() {
     assert_eq!(r.error.as_ref().unwrap().message, "The server had an error");
     assert_eq!(attr(&r, "anosys.outcome"), &json!("error"));
     assert_eq!(attr(&r, "anosys.stream.malformed_events"), &json!(1));
-    assert_eq!(r.output, Some(json!("\"This is")));
+    assert_eq!(r.output().as_deref(), Some(&json!("\"This is")));
 
     // A broken connection.
     let mut stream = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default()).into_stream();
     stream.push_bytes(chunks_of(&x)[1]);
     let r = stream.fail(ErrorInfo::new("connection_reset", "connection reset by peer"));
     assert_eq!(attr(&r, "error.type"), &json!("connection_reset"));
-    assert_eq!(r.output, Some(json!("\"This")));
+    assert_eq!(r.output().as_deref(), Some(&json!("\"This")));
 }
 
 #[test]
@@ -419,7 +425,7 @@ fn providers_and_include_usage_injection() {
     let other = OpenAiCall::start("https://api.openai.com/v1/moderations", json!({"input": "x"}), &Default::default());
     assert_eq!(other.record().name, "moderations");
     let r = other.finish(200, br#"{"id": "modr-1", "model": "omni-moderation", "results": []}"#);
-    assert_eq!(r.output, Some(json!({"id": "modr-1", "model": "omni-moderation", "results": []})));
+    assert_eq!(r.output().as_deref(), Some(&json!({"id": "modr-1", "model": "omni-moderation", "results": []})));
 }
 
 #[test]
@@ -453,7 +459,7 @@ fn streamed_refusals_logprobs_and_legacy_function_calls() {
         json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
     ]));
     let r = s.finish();
-    let out = attr(&r, "gen_ai.output.messages");
+    let out = r.output_messages().unwrap();
     assert_eq!(out[0]["parts"], json!([{"type": "refusal", "content": "I can't help."}]));
     assert_eq!(out[1]["parts"], json!([{"type": "tool_call", "name": "lookup", "arguments": {"q": 1}}]));
     assert_eq!(attr(&r, "gen_ai.response.finish_reasons"), &json!(["stop", "function_call"]));
@@ -477,7 +483,7 @@ fn legacy_completions_and_images() {
     assert_eq!(attr(&r, "gen_ai.request.choice.count"), &json!(2));
     assert_eq!(attr(&r, "gen_ai.response.finish_reasons"), &json!(["stop", "length"]));
     assert_eq!(r.input_messages().as_deref(), Some(&json!([{"role": "user", "parts": [{"type": "text", "content": "Say hi"}]}])));
-    assert_eq!(attr(&r, "gen_ai.output.messages")[1]["parts"][0]["content"], "Hello");
+    assert_eq!(r.output_messages().unwrap()[1]["parts"][0]["content"], "Hello");
 
     let request = json!({"model": "dall-e-3", "prompt": "a red fox", "n": 1, "size": "1024x1024"});
     let call = OpenAiCall::start("https://api.openai.com/v1/images/generations", request, &Default::default());

@@ -168,10 +168,18 @@ impl Drop for Setup {
     }
 }
 
+/// The records in the store, oldest first, as every command shows them:
+/// the content a record keeps once in `raw` written out into its fields.
 pub fn stored(db: &Path) -> Vec<Record> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn.prepare("SELECT record FROM records ORDER BY id").unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(|j| serde_json::from_str(&j.unwrap()).unwrap()).collect()
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(|j| {
+        let mut record: Record = serde_json::from_str(&j.unwrap()).unwrap();
+        record.expand_content();
+        record
+    })
+    .collect()
 }
 
 pub fn chat(model: &str) -> Value {

@@ -42,9 +42,12 @@ pub fn cap_value(value: &mut Value, max: usize) -> bool {
 /// Caps every content field and attribute of `record`; returns how many
 /// fields were cut.
 pub fn cap_record(record: &mut Record, max: usize) -> usize {
-    if record.input_in_raw.is_some() && record.raw.as_ref().is_some_and(|raw| approx_value_size(raw) > max) {
-        // `raw` is about to become cut text: the input kept in it is
-        // written out first, to be cut on its own like any other field.
+    if (record.input_in_raw.is_some() || record.output_in_raw.is_some())
+        && record.raw.as_ref().is_some_and(|raw| approx_value_size(raw) > max)
+    {
+        // `raw` is about to become cut text: the content kept in it is
+        // written out first, each part to be cut on its own like any other
+        // field.
         record.expand_content();
     }
     let mut cut = 0;

@@ -509,7 +509,7 @@ impl Pipeline {
         let own = inner.before_send.as_deref().map(|f| f as &dyn Fn(&mut Record) -> bool);
         if own.is_some() || extra.is_some() {
             // A callback sees every field filled in, as it always has: the
-            // input an LLM call keeps in `raw` only is written out for it.
+            // content an LLM call keeps in `raw` only is written out for it.
             record.expand_content();
         }
         for callback in [own, extra].into_iter().flatten() {

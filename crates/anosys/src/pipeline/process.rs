@@ -43,10 +43,8 @@ impl Hiding {
     /// Takes the hidden content out of `record` and lists what was hidden
     /// in `anosys.content.hidden`.
     fn apply(&self, record: &mut Record) {
-        if self.inputs || self.input_messages {
-            // What is hidden is named by the fields it was in.
-            record.expand_content();
-        }
+        // What is hidden is named by the fields it was in.
+        record.expand_content();
         let mut hidden: Vec<Value> = Vec::new();
         let mut take = |record: &mut Record, key: &'static str| {
             if record.attributes.shift_remove(key).is_some() {

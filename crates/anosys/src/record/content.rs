@@ -26,6 +26,8 @@ pub const INPUT_MESSAGES: &str = "gen_ai.input.messages";
 pub const SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
 /// The attribute tool definitions are sent as.
 pub const TOOL_DEFINITIONS: &str = "gen_ai.tool.definitions";
+/// The attribute the output messages are sent as.
+pub const OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
 
 /// Which part of `raw.request` is an LLM call's input, by the API's
 /// request shape (see [`Record::input_in_raw`]).
@@ -77,12 +79,100 @@ impl RequestShape {
     }
 }
 
+/// How to read an LLM call's output from `raw.response`, by the API it
+/// came from (see [`Record::output_in_raw`]).
+///
+/// ```
+/// use anosys::record::ResponseShape;
+/// use serde_json::json;
+///
+/// let response = json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}]});
+/// let messages = ResponseShape::Chat.messages_of(&response).unwrap();
+/// assert_eq!(messages[0]["parts"][0]["content"], "Hello");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseShape {
+    /// Chat Completions: `choices[].message`.
+    Chat,
+    /// Legacy completions: `choices[].text`.
+    Completion,
+    /// The Responses API: `output` items.
+    Responses,
+    /// Any other API: the whole response is the output.
+    Whole,
+}
+
+impl ResponseShape {
+    /// The semantic-convention output messages of `response`, built from
+    /// it (`None` for [`Whole`](Self::Whole)).
+    pub fn messages_of(self, response: &Value) -> Option<Value> {
+        messages::output_of(self, response)
+    }
+}
+
 impl Record {
     /// The request an LLM call's input is kept in: `raw.request`, when the
     /// record keeps its input there.
     fn request_in_raw(&self) -> Option<(RequestShape, &Value)> {
         let shape = self.input_in_raw?;
         Some((shape, self.raw.as_ref()?.get("request")?))
+    }
+
+    /// The response an LLM call's output is kept in: `raw.response`, when
+    /// the record keeps its output there.
+    fn response_in_raw(&self) -> Option<(ResponseShape, &Value)> {
+        let shape = self.output_in_raw?;
+        Some((shape, self.raw.as_ref()?.get("response")?))
+    }
+
+    /// The record's output: the [`output`](Self::output) field, else the
+    /// legacy output read from `raw.response` (see
+    /// [`output_in_raw`](Self::output_in_raw)): the reply's text when it is
+    /// one message of text, else its messages. Sinks read a record's output
+    /// through this.
+    ///
+    /// ```
+    /// use anosys::record::ResponseShape;
+    /// use anosys::{Record, RecordKind};
+    /// use serde_json::json;
+    ///
+    /// let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+    /// r.raw = Some(json!({"response": {"choices": [{"message": {"role": "assistant", "content": "Hello"}}]}}));
+    /// r.output_in_raw = Some(ResponseShape::Chat);
+    /// assert!(r.output.is_none());
+    /// assert_eq!(r.output().as_deref(), Some(&json!("Hello")));
+    /// ```
+    pub fn output(&self) -> Option<Cow<'_, Value>> {
+        if let Some(output) = &self.output {
+            return Some(Cow::Borrowed(output));
+        }
+        let (shape, response) = self.response_in_raw()?;
+        match shape.messages_of(response) {
+            Some(messages) => Some(Cow::Owned(messages::legacy_output(&messages))),
+            None => Some(Cow::Borrowed(response)),
+        }
+    }
+
+    /// [`output`](Self::output()) when `derived` is this record's
+    /// [`derived_attributes`](Self::derived_attributes): the output
+    /// messages already built there are not built again.
+    pub(crate) fn output_given<'a>(&'a self, derived: &[(&'static str, Value)]) -> Option<Cow<'a, Value>> {
+        if self.output.is_none()
+            && let Some((_, messages)) = derived.iter().find(|(k, _)| *k == OUTPUT_MESSAGES)
+        {
+            return Some(Cow::Owned(messages::legacy_output(messages)));
+        }
+        self.output()
+    }
+
+    /// `gen_ai.output.messages`: the attribute, else the messages built
+    /// from the response kept in `raw` (a new value each call).
+    pub fn output_messages(&self) -> Option<Cow<'_, Value>> {
+        match self.attributes.get(OUTPUT_MESSAGES) {
+            Some(messages) => Some(Cow::Borrowed(messages)),
+            None => self.response_in_raw().and_then(|(shape, response)| shape.messages_of(response)).map(Cow::Owned),
+        }
     }
 
     /// The record's input: the [`input`](Self::input) field, else the part
@@ -130,12 +220,13 @@ impl Record {
     }
 
     /// The content attributes a sink writes besides
-    /// [`attributes`](Self::attributes), built from the request kept in
-    /// `raw` ([`input_in_raw`](Self::input_in_raw)):
-    /// `gen_ai.input.messages`, `gen_ai.system_instructions` and
-    /// `gen_ai.tool.definitions`, each when the request has it and the
-    /// record has no attribute of that name. Empty (and free) for any other
-    /// record.
+    /// [`attributes`](Self::attributes), built from the request and the
+    /// response kept in `raw` ([`input_in_raw`](Self::input_in_raw),
+    /// [`output_in_raw`](Self::output_in_raw)): `gen_ai.input.messages`,
+    /// `gen_ai.system_instructions`, `gen_ai.tool.definitions` and
+    /// `gen_ai.output.messages`, each when the request or response has it
+    /// and the record has no attribute of that name. Empty (and free) for
+    /// any other record.
     ///
     /// ```
     /// use anosys::record::RequestShape;
@@ -152,25 +243,34 @@ impl Record {
     /// assert_eq!(keys, ["gen_ai.input.messages", "gen_ai.tool.definitions"]);
     /// ```
     pub fn derived_attributes(&self) -> Vec<(&'static str, Value)> {
-        let Some((shape, request)) = self.request_in_raw() else {
+        let (request, response) = (self.request_in_raw(), self.response_in_raw());
+        if request.is_none() && response.is_none() {
             return Vec::new();
-        };
+        }
         let missing = |key: &str| !self.attributes.contains_key(key);
-        let mut derived = Vec::with_capacity(3);
-        if missing(INPUT_MESSAGES)
-            && let Some(m) = shape.messages_of(request)
-        {
-            derived.push((INPUT_MESSAGES, m));
+        let mut derived = Vec::with_capacity(4);
+        if let Some((shape, request)) = request {
+            if missing(INPUT_MESSAGES)
+                && let Some(m) = shape.messages_of(request)
+            {
+                derived.push((INPUT_MESSAGES, m));
+            }
+            if missing(SYSTEM_INSTRUCTIONS)
+                && let Some(i) = request.get("instructions").and_then(Value::as_str)
+            {
+                derived.push((SYSTEM_INSTRUCTIONS, messages::instructions(i)));
+            }
+            if missing(TOOL_DEFINITIONS)
+                && let Some(t) = request.get("tools").and_then(messages::tool_definitions)
+            {
+                derived.push((TOOL_DEFINITIONS, t));
+            }
         }
-        if missing(SYSTEM_INSTRUCTIONS)
-            && let Some(i) = request.get("instructions").and_then(Value::as_str)
+        if missing(OUTPUT_MESSAGES)
+            && let Some((shape, response)) = response
+            && let Some(m) = shape.messages_of(response)
         {
-            derived.push((SYSTEM_INSTRUCTIONS, messages::instructions(i)));
-        }
-        if missing(TOOL_DEFINITIONS)
-            && let Some(t) = request.get("tools").and_then(messages::tool_definitions)
-        {
-            derived.push((TOOL_DEFINITIONS, t));
+            derived.push((OUTPUT_MESSAGES, m));
         }
         derived
     }
@@ -195,14 +295,17 @@ impl Record {
     /// assert!(r.attribute("gen_ai.input.messages").is_some());
     /// ```
     pub fn expand_content(&mut self) {
-        if self.input_in_raw.is_none() {
+        if self.input_in_raw.is_none() && self.output_in_raw.is_none() {
             return;
         }
         let derived = self.derived_attributes();
         if self.input.is_none() {
             self.input = self.input().cloned();
         }
-        self.input_in_raw = None;
+        if self.output.is_none() {
+            self.output = self.output_given(&derived).map(Cow::into_owned);
+        }
+        (self.input_in_raw, self.output_in_raw) = (None, None);
         for (key, value) in derived {
             self.attributes.insert(Cow::Borrowed(key), value);
         }

@@ -20,7 +20,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use content::{RequestShape, INPUT_MESSAGES, SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS};
+pub use content::{RequestShape, ResponseShape, INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS};
 pub use ids::{SpanId, TraceId};
 
 /// Attribute key: static for the well-known names, owned for user keys.
@@ -350,7 +350,10 @@ pub struct Record {
     /// [`Record::input()`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Value>,
-    /// Output: a return value, an LLM's reply.
+    /// Output: a return value, an LLM's reply. An LLM call captured with
+    /// its content keeps its reply in `raw` only and leaves this `None`
+    /// (see [`output_in_raw`](Self::output_in_raw)): read it with
+    /// [`Record::output()`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     /// The failure, when the operation failed.
@@ -375,6 +378,13 @@ pub struct Record {
     /// out into the fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_in_raw: Option<RequestShape>,
+    /// Set when the response is kept once, in `raw.response`, instead of
+    /// again in [`output`](Self::output) and the `gen_ai.output.messages`
+    /// attribute: how to read them from it ([`Record::output()`],
+    /// [`Record::output_messages()`], [`Record::derived_attributes()`],
+    /// [`Record::expand_content()`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_in_raw: Option<ResponseShape>,
     /// Every other attribute, by semantic-convention or user name.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub attributes: Attributes,
@@ -418,6 +428,7 @@ impl Record {
             user_context: None,
             raw: None,
             input_in_raw: None,
+            output_in_raw: None,
             // An LLM call's record holds 12-16 attributes: made with room
             // for 16 at once, not grown 4, 8, 16. (Room for 24 would also
             // hold what the pipeline adds, but a map that size is past the

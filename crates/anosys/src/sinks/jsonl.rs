@@ -58,7 +58,7 @@ impl Sink for JsonlSink {
             for record in batch {
                 // A line says everything on its own: content kept once in
                 // `raw` is written out (see `Record::expand_content`).
-                let expanded = record.input_in_raw.map(|_| {
+                let expanded = (record.input_in_raw.is_some() || record.output_in_raw.is_some()).then(|| {
                     let mut r = record.clone();
                     r.expand_content();
                     r

@@ -220,7 +220,12 @@ impl anosys::sinks::Sink for MemorySink {
         batch: &'a [anosys::Record],
         _: anosys::sinks::ExportContext,
     ) -> anosys::sinks::BoxFuture<'a, anosys::sinks::ExportReport> {
-        self.records.lock().unwrap().extend_from_slice(batch);
+        // As every sink writes a record: content kept once in `raw` written
+        // out into its fields (`Record::expand_content`).
+        self.records.lock().unwrap().extend(batch.iter().cloned().map(|mut r| {
+            r.expand_content();
+            r
+        }));
         Box::pin(async { anosys::sinks::ExportReport::default() })
     }
 }

@@ -801,11 +801,14 @@ impl<'r> Encoder<'r> {
         if let Some(source) = &record.source {
             out.fixed_str("source", k.source, source);
         }
+        // Content kept in `raw` (see `Record::input_in_raw`) is written out
+        // where its fields would be.
+        let derived = record.derived_attributes();
         if let Some(input) = record.input() {
             out.fixed("input", k.input, input);
         }
-        if let Some(output) = &record.output {
-            out.fixed("output", k.output, output);
+        if let Some(output) = record.output_given(&derived) {
+            out.fixed("output", k.output, &output);
         }
         if let Some(error) = &record.error {
             out.fixed_str("error", Col::fixed("error"), "true");
@@ -825,10 +828,8 @@ impl<'r> Encoder<'r> {
             out.overflow.insert("trace_state".into(), Value::String(state.clone()));
         }
 
-        // Content kept in `raw.request` (see `Record::input_in_raw`) goes
-        // where its attribute would.
-        for (key, value) in record.derived_attributes() {
-            out.put(key, Col::fixed(key), &value);
+        for (key, value) in &derived {
+            out.put(key, Col::fixed(key), value);
         }
         let mut summary = Vec::with_capacity(record.attributes.len());
         for ((key, value), column) in record.attributes.iter().zip(&slots) {
@@ -1073,8 +1074,8 @@ mod reference {
             if let Some(input) = record.input() {
                 out.fixed_ref("input", input);
             }
-            if let Some(output) = &record.output {
-                out.fixed_ref("output", output);
+            if let Some(output) = record.output() {
+                out.fixed_ref("output", &output);
             }
             if let Some(error) = &record.error {
                 out.fixed("error", Value::String("true".into()));
@@ -1324,8 +1325,11 @@ mod tests {
         if rng.u8(0..3) == 0 {
             // A call keeping its input in `raw.request`, as OpenAI capture does.
             let messages = serde_json::json!([{"role": "user", "content": random_value(rng, 3)}]);
-            rec.raw = Some(serde_json::json!({"request": {"messages": messages}, "response": random_value(rng, 1)}));
+            let reply = serde_json::json!({"role": "assistant", "content": random_value(rng, 3)});
+            let response = serde_json::json!({"choices": [{"index": 0, "message": reply, "finish_reason": "stop"}]});
+            rec.raw = Some(serde_json::json!({"request": {"messages": messages}, "response": response}));
             rec.input_in_raw = Some(crate::record::RequestShape::Chat);
+            rec.output_in_raw = rng.bool().then_some(crate::record::ResponseShape::Chat);
         }
         rec.user_context = rng.bool().then(|| random_value(rng, 2));
         rec.source = rng.bool().then(|| "src\u{1}".to_owned());

@@ -110,8 +110,8 @@ pub fn span_data(r: &Record, scope: &InstrumentationScope) -> SpanData {
         if let Some(i) = r.input() {
             attributes.push(KeyValue::new("anosys.input", json_string(i)));
         }
-        if let Some(o) = &r.output {
-            attributes.push(KeyValue::new("anosys.output", json_string(o)));
+        if let Some(o) = r.output() {
+            attributes.push(KeyValue::new("anosys.output", json_string(&o)));
         }
     }
     if let Some(c) = &r.caller {

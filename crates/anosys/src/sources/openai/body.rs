@@ -70,7 +70,7 @@ enum State {
 ///     passed.extend_from_slice(&chunk.unwrap());
 /// }
 /// assert_eq!(passed, body);
-/// assert_eq!(records.lock().unwrap()[0].output, Some(serde_json::json!("Hi")));
+/// assert_eq!(records.lock().unwrap()[0].output().as_deref(), Some(&serde_json::json!("Hi")));
 /// # });
 /// ```
 pub struct RecordedBody {

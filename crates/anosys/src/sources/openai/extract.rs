@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::messages;
 use super::Operation;
-use crate::record::{Record, RequestShape};
+use crate::record::{Record, RequestShape, ResponseShape};
 
 fn num(v: Option<&Value>) -> Option<Value> {
     v.filter(|v| v.is_number()).cloned()
@@ -151,25 +151,6 @@ fn response_common(record: &mut Record, resp: &Value) {
     }
 }
 
-/// Why a Responses API response ended, in Chat Completions terms.
-fn responses_finish_reason(resp: &Value) -> String {
-    let output = resp.get("output").and_then(Value::as_array);
-    match str_of(resp, "status") {
-        Some("completed") => {
-            let called = output.is_some_and(|o| o.iter().any(|i| str_of(i, "type") == Some("function_call")));
-            if called { "tool_calls" } else { "stop" }.to_owned()
-        }
-        Some("incomplete") => resp
-            .get("incomplete_details")
-            .and_then(|d| str_of(d, "reason"))
-            .unwrap_or("incomplete")
-            .to_owned(),
-        Some("failed") => "error".to_owned(),
-        Some(other) => other.to_owned(),
-        None => "unknown".to_owned(),
-    }
-}
-
 /// A successful response. Returns whether usage was found.
 pub(super) fn response(record: &mut Record, op: Operation, resp: &Value, content: bool) -> bool {
     response_common(record, resp);
@@ -181,20 +162,16 @@ pub(super) fn response(record: &mut Record, op: Operation, resp: &Value, content
                 record.set_attribute("gen_ai.response.finish_reasons", Value::Array(reasons));
             }
             if content {
-                let out = if op == Operation::Chat {
-                    messages::chat_output(choices)
-                } else {
-                    messages::completion_output(choices)
-                };
-                set_output(record, out);
+                // Read from the response kept in `raw` (`Record::output_in_raw`).
+                record.output_in_raw =
+                    Some(if op == Operation::Chat { ResponseShape::Chat } else { ResponseShape::Completion });
             }
         }
         Operation::Responses => {
-            let reason = responses_finish_reason(resp);
+            let reason = messages::responses_finish_reason(resp);
             record.set_attribute("gen_ai.response.finish_reasons", json!([reason]));
             if content {
-                let output: &[Value] = resp.get("output").and_then(Value::as_array).map_or(&[], Vec::as_slice);
-                set_output(record, messages::responses_output(output, &reason));
+                record.output_in_raw = Some(ResponseShape::Responses);
             }
         }
         Operation::Embeddings => {
@@ -218,12 +195,16 @@ pub(super) fn response(record: &mut Record, op: Operation, resp: &Value, content
                     .and_then(Value::as_array)
                     .map(|d| d.iter().map(image_part).collect())
                     .unwrap_or_default();
-                set_output(record, json!([{"role": "assistant", "parts": parts, "finish_reason": "stop"}]));
+                // Built here: `raw` keeps a marker in place of a base64
+                // image, and the part says how big the image was.
+                let out = json!([{"role": "assistant", "parts": parts, "finish_reason": "stop"}]);
+                record.output = Some(messages::legacy_output(&out));
+                record.set_attribute("gen_ai.output.messages", out);
             }
         }
         Operation::Other => {
             if content {
-                record.output = Some(resp.clone());
+                record.output_in_raw = Some(ResponseShape::Whole);
             }
         }
     }
@@ -241,22 +222,6 @@ fn image_part(image: &Value) -> Value {
         o.insert("revised_prompt".into(), p.clone());
     }
     part
-}
-
-fn set_output(record: &mut Record, out: Value) {
-    record.output = Some(match messages::first_text(&out) {
-        Some(text) if out.as_array().is_some_and(|a| a.len() == 1) && !has_tool_call(&out) => Value::String(text),
-        _ => out.clone(),
-    });
-    record.set_attribute("gen_ai.output.messages", out);
-}
-
-fn has_tool_call(out: &Value) -> bool {
-    out.as_array().is_some_and(|msgs| {
-        msgs.iter().any(|m| {
-            m.get("parts").and_then(Value::as_array).is_some_and(|p| p.iter().any(|p| str_of(p, "type") == Some("tool_call")))
-        })
-    })
 }
 
 /// The raw response kept for `raw`: embedding vectors and base64 images

@@ -36,7 +36,7 @@ enum State {
 /// call.push_data(r#"{"id":"c1","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hel"}}]}"#);
 /// call.push_data(r#"{"id":"c1","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}"#);
 /// let record = call.end_stream().unwrap();
-/// assert_eq!(record.output, Some(json!("Hello")));
+/// assert_eq!(record.output().as_deref(), Some(&json!("Hello")));
 /// assert!(call.end_stream().is_none(), "a call ends once");
 /// ```
 #[derive(Debug)]

@@ -10,6 +10,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::record::ResponseShape;
+
 /// A JSON object of already-built values. `json!` would serialize each
 /// `Value` argument again (a deep copy); this moves them.
 pub(crate) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
@@ -281,6 +283,56 @@ pub fn tool_definitions(tools: &Value) -> Option<Value> {
             })
             .collect(),
     ))
+}
+
+/// `gen_ai.output.messages` of a `response` of the API `shape` names
+/// (`None` for [`ResponseShape::Whole`], which has no messages).
+pub fn output_of(shape: ResponseShape, response: &Value) -> Option<Value> {
+    let items = |key: &str| response.get(key).and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    match shape {
+        ResponseShape::Chat => Some(chat_output(items("choices"))),
+        ResponseShape::Completion => Some(completion_output(items("choices"))),
+        ResponseShape::Responses => Some(responses_output(items("output"), &responses_finish_reason(response))),
+        ResponseShape::Whole => None,
+    }
+}
+
+/// The legacy output (`llm_output`) of output messages: the text of a
+/// single message without tool calls, else the messages themselves.
+pub fn legacy_output(messages: &Value) -> Value {
+    match first_text(messages) {
+        Some(text) if messages.as_array().is_some_and(|a| a.len() == 1) && !has_tool_call(messages) => {
+            Value::String(text)
+        }
+        _ => messages.clone(),
+    }
+}
+
+fn has_tool_call(out: &Value) -> bool {
+    out.as_array().is_some_and(|msgs| {
+        msgs.iter().any(|m| {
+            m.get("parts").and_then(Value::as_array).is_some_and(|p| p.iter().any(|p| str_of(p, "type") == Some("tool_call")))
+        })
+    })
+}
+
+/// Why a Responses API response ended, in Chat Completions terms.
+pub(crate) fn responses_finish_reason(resp: &Value) -> String {
+    let output = resp.get("output").and_then(Value::as_array);
+    match str_of(resp, "status") {
+        Some("completed") => {
+            let called = output.is_some_and(|o| o.iter().any(|i| str_of(i, "type") == Some("function_call")));
+            if called { "tool_calls" } else { "stop" }.to_owned()
+        }
+        Some("incomplete") => resp
+            .get("incomplete_details")
+            .and_then(|d| str_of(d, "reason"))
+            .unwrap_or("incomplete")
+            .to_owned(),
+        Some("failed") => "error".to_owned(),
+        Some(other) => other.to_owned(),
+        None => "unknown".to_owned(),
+    }
 }
 
 /// The text of the first output message's text parts (the legacy

@@ -19,7 +19,7 @@
 //! let record = call.finish(200, response);
 //! assert_eq!(record.name, "chat gpt-4o-mini");
 //! assert_eq!(record.attribute("gen_ai.usage.output_tokens"), Some(&json!(2)));
-//! assert_eq!(record.output, Some(json!("Hello!")));
+//! assert_eq!(record.output().as_deref(), Some(&json!("Hello!")));
 //! ```
 
 #[cfg(feature = "async-openai")]

@@ -200,7 +200,7 @@ impl<'a> Event<'a> {
 /// stream.push_bytes(b"data: {\"id\":\"c1\",\"model\":\"gpt-4\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n");
 /// stream.push_bytes(b"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
 /// let record = stream.finish();
-/// assert_eq!(record.output, Some(json!("Hello")));
+/// assert_eq!(record.output().as_deref(), Some(&json!("Hello")));
 /// assert_eq!(record.attribute("gen_ai.response.finish_reasons"), Some(&json!(["stop"])));
 /// ```
 #[derive(Debug)]
