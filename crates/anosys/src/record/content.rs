@@ -1,8 +1,8 @@
-//! Content kept once: an LLM call's request is held in the record's `raw`
-//! only, and its legacy `input` and its `gen_ai.input.messages` are read
-//! from there when a sink writes them.
-//!
-//! The same goes for its system instructions and tool definitions.
+//! Content kept once: an LLM call's request and response are held in the
+//! record's `raw` only. Its legacy `input` and `output` and its content
+//! attributes (`gen_ai.input.messages`, `gen_ai.system_instructions`,
+//! `gen_ai.tool.definitions`, `gen_ai.output.messages`) are read from
+//! there when a sink writes them.
 //!
 //! A chat request that carries a conversation's history is most of a
 //! record's bytes. Held three times (as sent in `raw`, as the legacy
