@@ -89,4 +89,28 @@ mod tests {
         assert!(!cap_value(&mut small, 500));
         assert_eq!(small, json!({"a": 1}));
     }
+
+    #[test]
+    fn content_kept_in_a_raw_too_big_is_written_out_before_raw_is_cut() {
+        use crate::sources::openai::OpenAiCall;
+        let history: Vec<Value> =
+            (0..40).map(|i| json!({"role": "user", "content": format!("message {i} ").repeat(20)})).collect();
+        let call = OpenAiCall::start(
+            "https://api.openai.com/v1/chat/completions",
+            json!({"model": "gpt-4o", "messages": history}),
+            &Default::default(),
+        );
+        let mut r = call.finish(200, json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Short."}}]}));
+        assert!(r.input_in_raw.is_some() && r.output_in_raw.is_some());
+        let cut = cap_record(&mut r, 2048);
+        // `raw` became cut text; what was read from it is in the fields,
+        // each cut on its own, and the reply (small) is whole.
+        assert!(r.raw.as_ref().unwrap().as_str().unwrap().contains("truncated by anosys"));
+        assert_eq!((r.input_in_raw, r.output_in_raw), (None, None));
+        assert!(r.input.as_ref().unwrap().as_str().unwrap().starts_with("[{\"content\":\"message 0 "));
+        assert!(r.attribute("gen_ai.input.messages").unwrap().as_str().unwrap().contains("truncated by anosys"));
+        assert_eq!(r.output, Some(json!("Short.")));
+        assert_eq!(r.attribute("gen_ai.output.messages").unwrap()[0]["parts"][0]["content"], "Short.");
+        assert_eq!(cut, 3, "raw, input and the input messages");
+    }
 }
