@@ -1149,7 +1149,7 @@ mod reference {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::RecordKind;
+    use crate::record::{RecordKind, RequestShape, ResponseShape};
     use serde_json::json;
 
     fn encode(registry: &SlotRegistry, record: &Record) -> Map<String, Value> {
@@ -1390,6 +1390,54 @@ mod tests {
             let body: Value = serde_json::from_slice(&head).expect("valid JSON");
             let expected = Value::Object(reference::Encoder::with_registry(&old).encode(&rec, &Resource::default(), t));
             assert_eq!(body, expected, "record {i}: {rec:?}");
+        }
+    }
+
+    #[test]
+    fn any_record_keeping_its_content_in_raw_encodes_as_its_written_out_form() {
+        // Keys of every kind but those sharing a column with the content
+        // (which of two values a column keeps depends on their order).
+        const CONTENT_COLUMNS: &[&str] = &[
+            "llm_input",
+            "llm_output",
+            "gen_ai_input_messages",
+            "gen_ai_output_messages",
+            "gen_ai_system_instructions",
+            "gen_ai_tool_definitions",
+        ];
+        let fixed: Vec<&str> =
+            mapping::FIXED_SLOTS.iter().filter(|(_, c)| !CONTENT_COLUMNS.contains(c)).map(|(k, _)| *k).collect();
+        let mut rng = fastrand::Rng::with_seed(17);
+        let keys: Vec<String> = (0..200)
+            .map(|i| if i % 3 == 0 { fixed[rng.usize(..fixed.len())].to_owned() } else { format!("k{}", rng.u16(..200)) })
+            .collect();
+        let r = SlotRegistry::new();
+        for i in 0..1000 {
+            let mut rec = varied_record(&mut rng, &keys);
+            rec.attributes.retain(|k, _| k != "input" && k != "output");
+            let text = || random_value(&mut fastrand::Rng::with_seed(i), 3);
+            let (request, shape) = match i % 3 {
+                0 => (json!({"messages": [{"role": "user", "content": text()}], "tools": [{"type": "function", "function": {"name": "f"}}]}), RequestShape::Chat),
+                1 => (json!({"input": text(), "instructions": "Be brief."}), RequestShape::Responses),
+                _ => (json!({"prompt": text()}), RequestShape::Prompt),
+            };
+            let (response, reply) = match i % 3 {
+                0 => (json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": text()}, "finish_reason": "stop"}]}), ResponseShape::Chat),
+                1 => (json!({"status": "completed", "output": [{"type": "message", "content": [{"type": "output_text", "text": "Hi"}]}]}), ResponseShape::Responses),
+                _ => (json!({"choices": [{"index": 0, "text": text()}]}), ResponseShape::Completion),
+            };
+            rec.raw = Some(json!({"request": request, "response": response}));
+            rec.input_in_raw = Some(shape);
+            rec.output_in_raw = rng.bool().then_some(reply);
+            let mut expanded = rec.clone();
+            expanded.expand_content();
+            assert!(expanded.input.is_some() || rec.input().is_none(), "{rec:?}");
+            let t = SystemTime::now();
+            let encode = |r: &Record, registry: &SlotRegistry| -> Value {
+                serde_json::from_slice(&Encoder::with_registry(registry).encode_to_vec(r, &Resource::default(), t))
+                    .unwrap()
+            };
+            assert_eq!(encode(&rec, &r), encode(&expanded, &r), "record {i}: {rec:?}");
         }
     }
 
