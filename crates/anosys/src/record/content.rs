@@ -111,6 +111,18 @@ impl ResponseShape {
     }
 }
 
+/// Reads an optional shape, taking one this build does not know (written
+/// by a newer version into a store or outbox) as `None`: the record stays
+/// readable, its content still in `raw`.
+pub(super) fn known_shape<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+}
+
 impl Record {
     /// The request an LLM call's input is kept in: `raw.request`, when the
     /// record keeps its input there.
@@ -372,6 +384,9 @@ mod tests {
         assert!(text.contains("\"input_in_raw\":\"chat\"") && !text.contains("\"input\":"), "{text}");
         let back: Record = serde_json::from_str(&text).unwrap();
         assert_eq!(back.input(), r.input());
+        let newer = text.replace("\"input_in_raw\":\"chat\"", "\"input_in_raw\":\"audio\"");
+        let back: Record = serde_json::from_str(&newer).unwrap();
+        assert_eq!((back.input_in_raw, back.raw), (None, r.raw.clone()), "a shape from a newer version");
         let mut plain = Record::new(RecordKind::Raw, "plain");
         plain.input = Some(json!(1));
         assert!(!serde_json::to_string(&plain).unwrap().contains("input_in_raw"));

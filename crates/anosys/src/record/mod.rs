@@ -376,14 +376,14 @@ pub struct Record {
     /// [`Record::derived_attributes()`] read them from there, the sinks
     /// write them from there, and [`Record::expand_content()`] writes them
     /// out into the fields.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "content::known_shape")]
     pub input_in_raw: Option<RequestShape>,
     /// Set when the response is kept once, in `raw.response`, instead of
     /// again in [`output`](Self::output) and the `gen_ai.output.messages`
     /// attribute: how to read them from it ([`Record::output()`],
     /// [`Record::output_messages()`], [`Record::derived_attributes()`],
     /// [`Record::expand_content()`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "content::known_shape")]
     pub output_in_raw: Option<ResponseShape>,
     /// Every other attribute, by semantic-convention or user name.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
