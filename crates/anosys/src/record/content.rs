@@ -287,11 +287,12 @@ impl Record {
         derived
     }
 
-    /// Writes out what the record keeps in `raw` only: sets `input` and the
-    /// `gen_ai.input.messages` attribute from `raw.request` and forgets
-    /// [`input_in_raw`](Self::input_in_raw), so the record's fields say
+    /// Writes out what the record keeps in `raw` only: sets `input`,
+    /// `output` and the [`derived_attributes`](Self::derived_attributes)
+    /// from `raw` and forgets [`input_in_raw`](Self::input_in_raw) and
+    /// [`output_in_raw`](Self::output_in_raw), so the record's fields say
     /// everything on their own (for a `before_send` callback, an export, a
-    /// value about to be cut). Nothing changes for a record without it.
+    /// value about to be cut). Nothing changes for a record without them.
     ///
     /// ```
     /// use anosys::record::RequestShape;
