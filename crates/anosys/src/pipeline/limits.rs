@@ -17,7 +17,54 @@ fn cap_string(s: &mut String, max: usize) -> bool {
     let keep = s.floor_char_boundary(max);
     s.truncate(keep);
     s.push_str(&marker(keep, total));
+    // The text stays with the record until it is delivered: it should not
+    // hold on to the room the whole text took.
+    s.shrink_to_fit();
     true
+}
+
+/// The start of a value's JSON text: the first bytes (up to `keep`), and
+/// how long the whole text is. Serialising a big value this way holds no
+/// more than `keep` bytes of it.
+struct Prefix {
+    bytes: Vec<u8>,
+    keep: usize,
+    total: usize,
+}
+
+impl std::io::Write for Prefix {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.total += buf.len();
+        let room = self.keep.saturating_sub(self.bytes.len());
+        self.bytes.extend_from_slice(&buf[..buf.len().min(room)]);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A list or map's JSON text cut to about `max` bytes (on a character
+/// boundary) with the marker; `None` if the whole text fits.
+fn cut_json(value: &Value, max: usize) -> Option<String> {
+    // A character is at most 4 bytes: the kept bytes show where the last
+    // one that fits ends.
+    let mut prefix = Prefix { bytes: Vec::with_capacity(max.saturating_add(4).min(1 << 20)), keep: max.saturating_add(4), total: 0 };
+    serde_json::to_writer(&mut prefix, value).ok()?;
+    if prefix.total <= max {
+        return None;
+    }
+    let mut keep = max.min(prefix.bytes.len());
+    // Back to the start of a character (continuation bytes are 10xxxxxx).
+    while keep > 0 && keep < prefix.bytes.len() && prefix.bytes[keep] & 0xC0 == 0x80 {
+        keep -= 1;
+    }
+    prefix.bytes.truncate(keep);
+    let mut text = String::from_utf8(prefix.bytes).ok()?;
+    text.push_str(&marker(keep, prefix.total));
+    text.shrink_to_fit();
+    Some(text)
 }
 
 /// Caps one value at about `max` bytes of JSON. Strings are cut; lists and
@@ -26,15 +73,13 @@ fn cap_string(s: &mut String, max: usize) -> bool {
 pub fn cap_value(value: &mut Value, max: usize) -> bool {
     match value {
         Value::String(s) => cap_string(s, max),
-        Value::Array(_) | Value::Object(_) if approx_value_size(value) > max => {
-            let mut text = value.to_string();
-            if cap_string(&mut text, max) {
+        Value::Array(_) | Value::Object(_) if approx_value_size(value) > max => match cut_json(value, max) {
+            Some(text) => {
                 *value = Value::String(text);
                 true
-            } else {
-                false
             }
-        }
+            None => false,
+        },
         _ => false,
     }
 }
@@ -88,6 +133,42 @@ mod tests {
         let mut small = json!({"a": 1});
         assert!(!cap_value(&mut small, 500));
         assert_eq!(small, json!({"a": 1}));
+    }
+
+    #[test]
+    fn a_list_or_map_is_cut_as_its_whole_text_would_be_without_holding_it() {
+        // The reference: the whole text, then cut.
+        let whole = |v: &Value, max: usize| {
+            let mut text = v.to_string();
+            cap_string(&mut text, max).then_some(text)
+        };
+        let values = [
+            json!({"pad": "x".repeat(100_000), "seq": 7}),
+            json!(["é".repeat(3000), "€".repeat(2000), "𝄞".repeat(1000), {"k": [1, 2.5, true, null]}]),
+            json!({"text": "a\"b\\c\n\u{1}".repeat(500)}),
+            json!([1, 2, 3]),
+        ];
+        for v in &values {
+            for max in [0, 1, 5, 17, 99, 100, 101, 1000, 4097, 9000, 150_000] {
+                let cut = cut_json(v, max);
+                assert_eq!(cut, whole(v, max), "max {max}");
+                if let Some(text) = cut {
+                    // No room kept for the text that was cut away.
+                    assert!(text.capacity() <= max + 80, "{} for max {max}", text.capacity());
+                }
+            }
+        }
+        let mut big = json!({"pad": "x".repeat(100_000)});
+        assert!(cap_value(&mut big, 65_536));
+        assert!(big.as_str().unwrap().ends_with("kept 65536 of 100010 bytes]"), "{}", &big.as_str().unwrap()[65_536..]);
+    }
+
+    #[test]
+    fn a_cut_string_gives_back_the_room_it_took() {
+        let mut v = Value::String("x".repeat(100_000));
+        assert!(cap_value(&mut v, 1000));
+        let Value::String(s) = &v else { unreachable!() };
+        assert!(s.capacity() < 1100, "{}", s.capacity());
     }
 
     #[test]

@@ -223,8 +223,18 @@ fn httpdate_parse(v: &str) -> Option<SystemTime> {
 /// sink's own task (a thread hand-off would cost more than it saves).
 const ENCODE_OFF_THREAD_FROM: usize = 16;
 
-/// Bodies the encoding thread hands over at a time.
+/// Bodies the encoding thread hands over at a time, at most.
 const ENCODE_CHUNK: usize = 32;
+
+/// A chunk also ends once its bodies hold this many bytes: the encoding
+/// runs a few chunks ahead of the requests, and with large records 32
+/// bodies a chunk would hold megabytes outside the queue's memory bound
+/// (`ANOSYS_QUEUE_MAX_BYTES`) for every export in flight.
+const ENCODE_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Chunks the encoding thread may have ready before the requests take
+/// them.
+const ENCODE_AHEAD: usize = 4;
 
 /// Where an export's request bodies come from, in record order.
 enum Bodies<'a> {
@@ -252,14 +262,23 @@ impl Bodies<'_> {
         observed: SystemTime,
     ) -> Bodies<'static> {
         // A few chunks ahead of the requests, no more.
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let (tx, rx) = tokio::sync::mpsc::channel(ENCODE_AHEAD);
         let encoding = tokio::task::spawn_blocking(move || {
             let encoder = Encoder::with_registry(&registry).encrypting(encryption.as_deref());
             let empty = Resource::default();
-            for chunk in batch.chunks(ENCODE_CHUNK) {
-                let bodies = chunk.iter().map(|r| bytes::Bytes::from(encoder.encode_to_vec(r, &empty, observed))).collect();
-                if tx.blocking_send(bodies).is_err() {
-                    return;
+            let mut chunk = Vec::with_capacity(ENCODE_CHUNK);
+            let mut bytes = 0;
+            for (i, record) in batch.iter().enumerate() {
+                let body = encoder.encode_to_vec(record, &empty, observed);
+                bytes += body.len();
+                chunk.push(bytes::Bytes::from(body));
+                let last = i + 1 == batch.len();
+                if chunk.len() == ENCODE_CHUNK || bytes >= ENCODE_CHUNK_BYTES || last {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(ENCODE_CHUNK));
+                    bytes = 0;
+                    if tx.blocking_send(full).is_err() {
+                        return;
+                    }
                 }
             }
         });

@@ -35,7 +35,7 @@ use crate::record::Record;
 use crate::sinks::{ExportContext, ExportReport, Sink};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use store::{list, Outbox, OutboxError};
+pub use store::{list, Outbox, OutboxError, CLAIM_MAX_BYTES};
 
 /// One record to keep.
 #[derive(Debug, Clone, Copy)]

@@ -107,9 +107,22 @@ fn in_transaction<T>(
     Ok(value)
 }
 
-/// A row to write: position in the entries, record id, text, uncertain,
-/// and the tail of a body (`None`: the text is a record's JSON).
-type Row = (usize, String, String, bool, Option<Arc<str>>);
+/// About how many bytes of rows one claim reads at most (rows of large
+/// records are claimed fewer at a time): what drains hold in memory stays
+/// small next to the queue's bound, whatever the batch size.
+pub const CLAIM_MAX_BYTES: usize = 4 << 20;
+
+/// What a row holds for `record`: the head of its request body and the
+/// body's tail when the destination keeps bodies (`wire`), else the
+/// record's JSON and no tail; `None` when it cannot be serialised.
+fn row_text(wire: Option<&dyn WireEncoder>, record: &crate::Record) -> Option<(String, Option<Arc<str>>)> {
+    if let Some(Wire { head, tail }) = wire.and_then(|w| w.encode(record))
+        && let Ok(head) = String::from_utf8(head)
+    {
+        return Some((head, Some(tail)));
+    }
+    serde_json::to_string(record).ok().map(|json| (json, None))
+}
 
 fn now_ms() -> i64 {
     epoch_millis(SystemTime::now()) as i64
@@ -266,76 +279,74 @@ impl Outbox {
         entries: &[Entry<'_>],
         lease: Option<Duration>,
     ) -> Result<(Put, Vec<(usize, i64)>), OutboxError> {
-        let mut put = Put::default();
-        let mut rows: Vec<Row> = Vec::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            let record_id = crate::sinks::anosys::encode::record_id(e.record);
-            let wire = self.wire.as_ref().and_then(|w| w.encode(e.record));
-            if let Some(Wire { head, tail }) = wire
-                && let Ok(head) = String::from_utf8(head)
-            {
-                rows.push((i, record_id, head, e.uncertain, Some(tail)));
-                continue;
-            }
-            match serde_json::to_string(e.record) {
-                Ok(json) => rows.push((i, record_id, json, e.uncertain, None)),
-                Err(_) => put.unserialisable += 1,
-            }
-        }
         let (table, id, max) = (&self.table, self.destination_id, self.max_bytes);
         let owner = lease.map(|_| self.owner.as_str());
-        let mut written = Vec::with_capacity(if lease.is_some() { rows.len() } else { 0 });
-        in_transaction(&mut self.conn, &self.path, |tx| {
+        let wire = self.wire.as_deref();
+        let mut written = Vec::with_capacity(if lease.is_some() { entries.len() } else { 0 });
+        let put = in_transaction(&mut self.conn, &self.path, |tx| {
+            let mut put = Put::default();
             let now = now_ms();
             let until = lease.map_or(0, |l| now + l.as_millis() as i64);
-            let mut bytes = 0i64;
+            let (mut rows, mut bytes) = (0i64, 0i64);
             {
                 let mut insert = tx.prepare_cached(&format!(
                     "INSERT INTO {table} (record_id, created_ms, bytes, uncertain, record, lease_owner, lease_until, format, tail)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                 ))?;
                 // The tail of the previous row, and its id.
-                let mut last_tail: Option<(&Arc<str>, i64)> = None;
-                for (i, record_id, text, uncertain, tail) in &rows {
+                let mut last_tail: Option<(Arc<str>, i64)> = None;
+                // Each row is encoded as it is written: a batch of large
+                // records encoded all at once would hold a second copy of
+                // the batch in memory.
+                for (i, e) in entries.iter().enumerate() {
+                    let Some((text, tail)) = row_text(wire, e.record) else {
+                        put.unserialisable += 1;
+                        continue;
+                    };
                     let (format, tail_id) = match tail {
                         None => (FORMAT_RECORD, None),
-                        Some(tail) => match last_tail {
-                            Some((last, id)) if Arc::ptr_eq(last, tail) || **last == **tail => (FORMAT_WIRE, Some(id)),
+                        Some(tail) => match &last_tail {
+                            Some((last, id)) if Arc::ptr_eq(last, &tail) || **last == *tail => (FORMAT_WIRE, Some(*id)),
                             _ => {
-                                let id = tail_id(tx, tail)?;
+                                let id = tail_id(tx, &tail)?;
                                 last_tail = Some((tail, id));
                                 (FORMAT_WIRE, Some(id))
                             }
                         },
                     };
+                    let record_id = crate::sinks::anosys::encode::record_id(e.record);
                     let size = (text.len() + record_id.len() + 64) as i64;
-                    insert.execute(params![record_id, now, size, uncertain, text, owner, until, format, tail_id])?;
+                    insert.execute(params![record_id, now, size, e.uncertain, text, owner, until, format, tail_id])?;
+                    rows += 1;
                     bytes += size;
                     if lease.is_some() {
-                        written.push((*i, tx.last_insert_rowid()));
+                        written.push((i, tx.last_insert_rowid()));
                     }
                 }
             }
             tx.execute(
                 "UPDATE outbox_destinations SET rows = rows + ?1, bytes = bytes + ?2 WHERE id = ?3",
-                params![rows.len() as i64, bytes, id],
+                params![rows, bytes, id],
             )?;
-            put.written = rows.len();
+            put.written = rows as usize;
             put.dropped_oldest = enforce_bound(tx, id, max, now)?;
-            Ok(())
+            Ok(put)
         })?;
         Ok((put, written))
     }
 
     /// Leases up to `limit` of the oldest rows that are due and not leased
-    /// by another process, for `lease`.
+    /// by another process, for `lease`: fewer once they hold
+    /// [`CLAIM_MAX_BYTES`] (a claim's rows are read into memory; always at
+    /// least one row).
     pub fn claim(&mut self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, OutboxError> {
         self.lease_rows(limit, lease, true)
     }
 
     /// Leases up to `limit` of the oldest rows not leased by another
     /// process, due or not: for a send asked for by hand (`anosys send
-    /// --outbox`), which does not wait out the backoff.
+    /// --outbox`), which does not wait out the backoff. Bounded by
+    /// [`CLAIM_MAX_BYTES`] like [`claim`](Self::claim).
     pub fn claim_now(&mut self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, OutboxError> {
         self.lease_rows(limit, lease, false)
     }
@@ -357,7 +368,7 @@ impl Outbox {
         let (claimed, runs) = in_transaction(&mut self.conn, &self.path, |tx| {
             tx.prepare_cached("DELETE FROM outbox_leases WHERE destination = ?1 AND until <= ?2")?
                 .execute(params![destination, now])?;
-            let mut claimed = Vec::new();
+            let (mut claimed, mut read) = (Vec::new(), 0);
             {
                 let mut stmt = tx.prepare_cached(&select)?;
                 let mut rows = stmt.query(params![now, due_only, destination, limit as i64])?;
@@ -383,6 +394,10 @@ impl Outbox {
                         }
                     };
                     claimed.push(Claimed { id, uncertain, payload });
+                    read += text.len();
+                    if read >= CLAIM_MAX_BYTES {
+                        break;
+                    }
                 }
             }
             // Runs of rows with no other row between them (one not due, or
@@ -788,6 +803,41 @@ mod tests {
         let conn = Connection::open(path).unwrap();
         let mut stmt = conn.prepare("SELECT first_id, last_id FROM outbox_leases ORDER BY first_id").unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn a_claim_of_large_rows_stops_at_its_byte_bound_and_the_next_takes_the_rest() {
+        let path = temp("claim-bytes");
+        let destination = Destination::new("anosys", "http://127.0.0.1:9/log", "AnoSys");
+        let mut outbox = Outbox::open(&path, &destination, 1 << 30).unwrap();
+        // Ten rows of about a third of the bound each.
+        let records: Vec<Record> = (0..10)
+            .map(|i| {
+                let mut r = Record::new(RecordKind::Raw, format!("r{i}"));
+                r.raw = Some(serde_json::Value::String("x".repeat(CLAIM_MAX_BYTES / 3)));
+                r
+            })
+            .collect();
+        let entries: Vec<Entry<'_>> = records.iter().map(|record| Entry { record, uncertain: false }).collect();
+        assert_eq!(outbox.put(&entries).unwrap().written, 10);
+        let mut seen = Vec::new();
+        loop {
+            let claimed = outbox.claim(512, Duration::from_secs(30)).unwrap();
+            if claimed.is_empty() {
+                break;
+            }
+            // What the bound lets through, and the row that crosses it.
+            assert!(claimed.len() <= 3, "{} rows in one claim", claimed.len());
+            seen.extend(claimed.iter().map(|c| c.id));
+        }
+        assert_eq!(seen, (1..=10).collect::<Vec<i64>>(), "every row claimed once, in order");
+        // A row larger than the bound is still claimed, alone.
+        let mut big = Record::new(RecordKind::Raw, "big");
+        big.raw = Some(serde_json::Value::String("y".repeat(CLAIM_MAX_BYTES + 1)));
+        outbox.put(&[Entry { record: &big, uncertain: false }, Entry { record: &big, uncertain: false }]).unwrap();
+        assert_eq!(outbox.claim_now(512, Duration::from_secs(30)).unwrap().len(), 1);
+        assert_eq!(outbox.claim_now(512, Duration::from_secs(30)).unwrap().len(), 1);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
