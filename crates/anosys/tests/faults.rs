@@ -545,8 +545,12 @@ fn s7_overload_stays_within_the_memory_bound() {
     let lost = count - settled;
     result("7 10x overload, 100 KB records", [count, stand.unique(), stand.duplicated(), counter(&report, "dropped"), lost, rss_kb], &format!("bound {bound_mb} MiB; the rest kept in the outbox ({})", counter(&report, "kept_in_outbox")));
     assert_eq!(lost, 0, "{report}");
-    // The bound plus a fixed margin for the runtime, SQLite and the HTTP stack.
-    assert!(rss_kb < (bound_mb + 96) * 1024, "peak {rss_kb} KiB: {report}");
+    // The bound plus a fixed margin for the runtime, SQLite, the HTTP
+    // stack, what drains read (a claim stops at 4 MiB) and records waiting
+    // to be freed (4 MiB at most). Measured: 114-119 MiB. It was 96 MiB of
+    // margin, which let a rise to 200 MiB (drains claiming hundreds of
+    // 100 KB rows at once) pass unnoticed in the shortened run.
+    assert!(rss_kb < (bound_mb + 80) * 1024, "peak {rss_kb} KiB: {report}");
 }
 
 /// The Python application of scenario 1: the `anosys` package's raw

@@ -3,25 +3,30 @@
 //! lane lets go of the batch), and the tally that counts each record once
 //! when every lane has said what became of it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_queue::SegQueue;
 
 use super::AtomicCounters;
 use crate::record::Record;
 
 /// Records (and their bytes) held in memory, from the queue to the last
-/// lane, against the bounds `ANOSYS_QUEUE_SIZE` and `ANOSYS_QUEUE_MAX_BYTES`.
+/// lane, against the bounds `ANOSYS_QUEUE_SIZE` and `ANOSYS_QUEUE_MAX_BYTES`;
+/// and the records the lanes are done with, handed back to be freed by the
+/// threads that capture (see [`Spent`]).
 #[derive(Debug)]
 pub(crate) struct Memory {
     used: AtomicUsize,
     records: AtomicUsize,
     max: usize,
     max_records: usize,
+    pub(crate) spent: Spent,
 }
 
 impl Memory {
     pub(crate) fn new(max: usize, max_records: usize) -> Self {
-        Memory { used: AtomicUsize::new(0), records: AtomicUsize::new(0), max, max_records }
+        Memory { used: AtomicUsize::new(0), records: AtomicUsize::new(0), max, max_records, spent: Spent::default() }
     }
 
     /// Takes one record of `bytes`; `false` (nothing taken) when that
@@ -120,5 +125,218 @@ impl Batch {
 impl Drop for Batch {
     fn drop(&mut self) {
         self.memory.release(self.records.len(), self.bytes);
+        self.memory.spent.keep(std::mem::take(&mut self.records), self.bytes);
+    }
+}
+
+/// Records the lanes are done with, freed a few at a time by the threads
+/// that capture (each [`submit`](super::Pipeline::submit) frees up to
+/// [`Spent::FREED_PER_SUBMIT`]) rather than on the pipeline's threads.
+///
+/// Why: a record is allocated on the caller's thread. With the system
+/// allocator (glibc), freeing it on another thread returns each block to
+/// the caller's arena under that arena's lock, which the caller needs for
+/// its next allocation: a tight capture loop spent most of its time
+/// waiting there. Freed where they were made, the blocks go back through
+/// the caller's own per-thread cache.
+///
+/// What waits here is bounded ([`Spent::MAX_RECORDS`], [`Spent::MAX_BYTES`]:
+/// past them a batch is freed where it is let go, as before), and the
+/// pipeline's thread frees it all when no capture took any for a flush
+/// interval, so an application that stops capturing holds nothing here.
+#[derive(Debug, Default)]
+pub(crate) struct Spent {
+    batches: SegQueue<(Arc<[Record]>, usize)>,
+    /// Records and bytes waiting (`bytes` as the queue counted them).
+    records: AtomicUsize,
+    bytes: AtomicUsize,
+    /// The batch being freed, and how far.
+    current: Mutex<Option<(Arc<[Record]>, usize)>>,
+    /// Whether a capture freed anything since the pipeline last looked.
+    taken: AtomicBool,
+}
+
+impl Spent {
+    /// Records each capture frees at most: more than one, so that what
+    /// waits goes down while capture goes on.
+    pub(crate) const FREED_PER_SUBMIT: usize = 2;
+    /// At most this many records wait to be freed.
+    pub(crate) const MAX_RECORDS: usize = 4096;
+    /// At most about this many bytes of records wait to be freed.
+    pub(crate) const MAX_BYTES: usize = 4 << 20;
+
+    /// Takes a batch the lanes are done with, or frees it here if too much
+    /// waits already.
+    fn keep(&self, records: Arc<[Record]>, bytes: usize) {
+        let n = records.len();
+        if n == 0 {
+            return;
+        }
+        let waiting = self.records.fetch_add(n, Ordering::AcqRel);
+        let waiting_bytes = self.bytes.fetch_add(bytes, Ordering::AcqRel);
+        if waiting + n > Self::MAX_RECORDS || waiting_bytes + bytes > Self::MAX_BYTES {
+            self.records.fetch_sub(n, Ordering::AcqRel);
+            self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return;
+        }
+        self.batches.push((records, bytes));
+    }
+
+    /// Frees up to `n` waiting records, on the calling thread; nothing if
+    /// another thread is freeing right now.
+    pub(crate) fn free(&self, n: usize) {
+        if self.records.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let Ok(mut current) = self.current.try_lock() else { return };
+        self.taken.store(true, Ordering::Relaxed);
+        let mut left = n;
+        while left > 0 {
+            let Some((batch, next)) = current.as_mut() else {
+                match self.batches.pop() {
+                    Some((batch, bytes)) => {
+                        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+                        *current = Some((batch, 0));
+                        continue;
+                    }
+                    None => return,
+                }
+            };
+            let len = batch.len();
+            match Arc::get_mut(batch) {
+                // One record at a time, so no capture pays for a whole batch.
+                Some(records) if *next < len => {
+                    let take = left.min(len - *next);
+                    for r in &mut records[*next..*next + take] {
+                        drop(std::mem::replace(r, Record::spent()));
+                    }
+                    *next += take;
+                    left -= take;
+                    self.records.fetch_sub(take, Ordering::AcqRel);
+                }
+                // Still shared (a sink holds it): let go of this hold only.
+                None => {
+                    self.records.fetch_sub(len - *next, Ordering::AcqRel);
+                    *next = len;
+                }
+                Some(_) => {}
+            }
+            if *next >= len {
+                *current = None;
+            }
+        }
+    }
+
+    /// Frees everything waiting if no capture took any since the last
+    /// call (the pipeline's thread calls it every flush interval), or
+    /// always when `all`.
+    pub(crate) fn free_if_idle(&self, all: bool) {
+        if self.taken.swap(false, Ordering::Relaxed) && !all {
+            return;
+        }
+        while self.records.load(Ordering::Acquire) > 0 {
+            let before = self.records.load(Ordering::Acquire);
+            self.free(usize::MAX);
+            if self.records.load(Ordering::Acquire) == before {
+                // A capture is freeing right now: it goes on.
+                break;
+            }
+        }
+        // This was not a capture taking some.
+        self.taken.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{RecordKind, Resource};
+
+    /// `n` records that each hold a clone of `marker`: its count says how
+    /// many are not freed yet.
+    fn records(n: usize, marker: &Arc<Resource>) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                let mut r = Record::new(RecordKind::Raw, format!("r{i}"));
+                r.resource = Some(marker.clone());
+                r
+            })
+            .collect()
+    }
+
+    fn batch(memory: &Arc<Memory>, records: Vec<Record>) -> Batch {
+        let n = records.len();
+        for _ in 0..n {
+            assert!(memory.reserve(100));
+        }
+        Batch::new(records, n * 100, 1, memory.clone(), Arc::new(AtomicCounters::default()))
+    }
+
+    #[test]
+    fn a_batch_let_go_is_freed_a_few_records_at_a_time_by_captures() {
+        let memory = Arc::new(Memory::new(1 << 30, 100_000));
+        let marker = Arc::new(Resource::default());
+        drop(batch(&memory, records(5, &marker)));
+        // Given back to the bounds at once, freed later.
+        assert_eq!(memory.used.load(Ordering::Acquire), 0);
+        assert_eq!(Arc::strong_count(&marker), 6);
+        memory.spent.free(2);
+        assert_eq!(Arc::strong_count(&marker), 4);
+        memory.spent.free(2);
+        memory.spent.free(2);
+        assert_eq!(Arc::strong_count(&marker), 1);
+        assert_eq!(memory.spent.records.load(Ordering::Acquire), 0);
+        assert!(memory.spent.current.lock().unwrap().is_none());
+        // Nothing waiting: freeing is a no-op.
+        memory.spent.free(2);
+    }
+
+    #[test]
+    fn past_its_bound_a_batch_is_freed_where_it_is_let_go() {
+        let memory = Arc::new(Memory::new(1 << 30, 100_000));
+        let marker = Arc::new(Resource::default());
+        drop(batch(&memory, records(Spent::MAX_RECORDS, &marker)));
+        assert_eq!(Arc::strong_count(&marker), 1 + Spent::MAX_RECORDS, "the first fits and waits");
+        drop(batch(&memory, records(1, &marker)));
+        assert_eq!(Arc::strong_count(&marker), 1 + Spent::MAX_RECORDS, "the next is freed at once");
+        // Bytes bound too.
+        let memory = Arc::new(Memory::new(1 << 30, 100_000));
+        let big = Batch::new(records(1, &marker), Spent::MAX_BYTES + 1, 1, memory.clone(), Default::default());
+        assert!(memory.reserve(Spent::MAX_BYTES + 1));
+        drop(big);
+        assert_eq!(Arc::strong_count(&marker), 1 + Spent::MAX_RECORDS);
+    }
+
+    #[test]
+    fn records_a_sink_still_holds_are_left_to_it() {
+        let memory = Arc::new(Memory::new(1 << 30, 100_000));
+        let marker = Arc::new(Resource::default());
+        let b = batch(&memory, records(3, &marker));
+        let held = b.records.clone();
+        drop(b);
+        memory.spent.free(1);
+        assert_eq!(memory.spent.records.load(Ordering::Acquire), 0, "let go of, not freed");
+        assert_eq!(held.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["r0", "r1", "r2"]);
+        assert_eq!(Arc::strong_count(&marker), 4);
+        drop(held);
+        assert_eq!(Arc::strong_count(&marker), 1);
+    }
+
+    #[test]
+    fn the_pipeline_thread_frees_what_no_capture_came_for() {
+        let memory = Arc::new(Memory::new(1 << 30, 100_000));
+        let marker = Arc::new(Resource::default());
+        drop(batch(&memory, records(10, &marker)));
+        memory.spent.free(2);
+        // A capture took some since the last look: left to captures.
+        memory.spent.free_if_idle(false);
+        assert_eq!(Arc::strong_count(&marker), 9);
+        // None since: all freed.
+        memory.spent.free_if_idle(false);
+        assert_eq!(Arc::strong_count(&marker), 1);
+        drop(batch(&memory, records(4, &marker)));
+        memory.spent.free(1);
+        memory.spent.free_if_idle(true);
+        assert_eq!(Arc::strong_count(&marker), 1, "all, when asked");
     }
 }

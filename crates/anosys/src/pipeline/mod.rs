@@ -506,6 +506,9 @@ impl Pipeline {
     pub(crate) fn submit_through(&self, mut record: Record, extra: Option<&dyn Fn(&mut Record) -> bool>) -> bool {
         let inner = &*self.inner;
         inner.counters.captured.fetch_add(1, Ordering::Relaxed);
+        // Records the pipeline is done with are freed here, by the thread
+        // that most likely made them (see `batch::Spent`).
+        inner.memory.spent.free(batch::Spent::FREED_PER_SUBMIT);
         let own = inner.before_send.as_deref().map(|f| f as &dyn Fn(&mut Record) -> bool);
         if own.is_some() || extra.is_some() {
             // A callback sees every field filled in, as it always has: the

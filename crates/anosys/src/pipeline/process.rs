@@ -180,12 +180,13 @@ const ROOM_FOR_STEPS: usize = 12;
 /// Gives the record's attribute map room for what the steps add, in a new
 /// map made on this (the pipeline's) thread when the caller's is too small.
 ///
-/// Growing the caller's map in place would `realloc` memory the caller's
-/// thread allocated; the system allocator does that inside the caller's
-/// arena, under the lock the caller needs for its next record. Moving the
-/// entries into a map of this thread's only frees the caller's (a short
-/// hold of that lock). With the allocation-free key check of redaction, a
-/// submit went from 5.1 to 4.2 us (`benches/capture.rs`, caller).
+/// An LLM call's record is made with room for 24 attributes, so this is
+/// rare: growing a map here, or moving it, touches memory of two threads
+/// (the caller's map, freed or grown here; this map, freed later by a
+/// capturing thread: see `batch::Spent`), and with the system allocator
+/// each such step waits on the other thread's arena lock. Moving is one
+/// free here and one there; growing in place would `realloc` inside the
+/// caller's arena, under the lock the caller needs for its next record.
 fn make_room(record: &mut Record) {
     let attributes = &mut record.attributes;
     if attributes.capacity() - attributes.len() >= ROOM_FOR_STEPS {

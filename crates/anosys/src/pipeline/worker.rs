@@ -141,6 +141,8 @@ impl Worker {
             if tokio::time::Instant::now() >= next_tick {
                 self.drain();
                 self.release_held(false);
+                // Records no capture came to free within an interval.
+                self.memory.spent.free_if_idle(false);
                 next_tick = tokio::time::Instant::now() + interval;
             }
         }
