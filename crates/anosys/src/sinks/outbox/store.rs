@@ -393,8 +393,13 @@ impl Outbox {
                             Err(format!("a row of an unknown format ({format}), written by a newer version"))
                         }
                     };
+                    // What the claim holds: a whole body (with its shared
+                    // part), or the record read back from its text.
+                    read += match &payload {
+                        Ok(Payload::Wire(body)) => body.len(),
+                        _ => text.len(),
+                    };
                     claimed.push(Claimed { id, uncertain, payload });
-                    read += text.len();
                     if read >= CLAIM_MAX_BYTES {
                         break;
                     }
