@@ -199,3 +199,19 @@ fn delivered_records_are_all_freed_once_no_capture_comes() {
     assert_eq!(Arc::strong_count(&marker), 1, "records still held after the pipeline went idle");
     assert_eq!(pipeline.counters().delivered, 12);
 }
+
+#[test]
+fn nothing_waits_to_be_freed_after_shutdown() {
+    let marker = Arc::new(anosys::Resource::default());
+    let c = config().batch_size(4).flush_interval(Duration::from_secs(600)).build().unwrap();
+    let pipeline = Pipeline::builder(c).without_builtin_sinks().sink(Arc::new(Forgets)).build().unwrap();
+    for i in 0..10 {
+        let mut r = Record::new(RecordKind::LlmCall, format!("r{i}"));
+        r.resource = Some(marker.clone());
+        assert!(pipeline.submit(r));
+    }
+    let report = pipeline.shutdown(Some(Duration::from_secs(10)));
+    assert!(report.completed);
+    assert_eq!(report.counters.delivered, 10);
+    assert_eq!(Arc::strong_count(&marker), 1, "records still held after shutdown");
+}

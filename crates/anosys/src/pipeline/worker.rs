@@ -112,6 +112,8 @@ impl Worker {
                             }
                         })
                         .await;
+                        // Nothing more will be captured: nothing waits to be freed.
+                        self.memory.spent.free_if_idle(true);
                         let _ = reply.try_send(());
                         return;
                     }
