@@ -234,14 +234,8 @@ impl Spent {
         if self.taken.swap(false, Ordering::Relaxed) && !all {
             return;
         }
-        while self.records.load(Ordering::Acquire) > 0 {
-            let before = self.records.load(Ordering::Acquire);
-            self.free(usize::MAX);
-            if self.records.load(Ordering::Acquire) == before {
-                // A capture is freeing right now: it goes on.
-                break;
-            }
-        }
+        // Nothing if a capture is freeing right now: it goes on.
+        self.free(usize::MAX);
         // This was not a capture taking some.
         self.taken.store(false, Ordering::Relaxed);
     }

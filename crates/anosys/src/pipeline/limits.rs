@@ -14,13 +14,19 @@ fn cap_string(s: &mut String, max: usize) -> bool {
         return false;
     }
     let total = s.len();
+    cut_text(s, max, total);
+    true
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary and appends
+/// the marker for a whole text of `total` bytes.
+fn cut_text(s: &mut String, max: usize, total: usize) {
     let keep = s.floor_char_boundary(max);
     s.truncate(keep);
     s.push_str(&marker(keep, total));
     // The text stays with the record until it is delivered: it should not
     // hold on to the room the whole text took.
     s.shrink_to_fit();
-    true
 }
 
 /// The start of a value's JSON text: the first bytes (up to `keep`), and
@@ -48,22 +54,21 @@ impl std::io::Write for Prefix {
 /// A list or map's JSON text cut to about `max` bytes (on a character
 /// boundary) with the marker; `None` if the whole text fits.
 fn cut_json(value: &Value, max: usize) -> Option<String> {
-    // A character is at most 4 bytes: the kept bytes show where the last
+    // A character is at most 4 bytes: 4 more bytes show where the last
     // one that fits ends.
     let mut prefix = Prefix { bytes: Vec::with_capacity(max.saturating_add(4).min(1 << 20)), keep: max.saturating_add(4), total: 0 };
     serde_json::to_writer(&mut prefix, value).ok()?;
     if prefix.total <= max {
         return None;
     }
-    let mut keep = max.min(prefix.bytes.len());
-    // Back to the start of a character (continuation bytes are 10xxxxxx).
-    while keep > 0 && keep < prefix.bytes.len() && prefix.bytes[keep] & 0xC0 == 0x80 {
-        keep -= 1;
+    // The kept bytes may end inside a character: the text is what comes
+    // before it (at least `max` bytes, as a character is at most 4).
+    let mut bytes = prefix.bytes;
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        bytes.truncate(e.valid_up_to());
     }
-    prefix.bytes.truncate(keep);
-    let mut text = String::from_utf8(prefix.bytes).ok()?;
-    text.push_str(&marker(keep, prefix.total));
-    text.shrink_to_fit();
+    let mut text = String::from_utf8(bytes).ok()?;
+    cut_text(&mut text, max, prefix.total);
     Some(text)
 }
 
