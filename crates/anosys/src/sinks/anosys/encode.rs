@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
+use super::json;
 use super::mapping::{self, ColumnType};
 use crate::config::StartingIndices;
 use crate::diag::{self, LogLevel};
@@ -68,7 +69,11 @@ struct RegistryState {
     /// key → where it goes (fixed column or slot), for keys that have a
     /// column: one lookup per attribute (bounded like `assigned`, plus the
     /// fixed keys).
-    resolved: mapping::FastMap<String, Resolved>,
+    resolved: mapping::FastMap<String, Placed>,
+    /// The same for keys that are `&'static str`, by their address and
+    /// length (which always hold the same text): no hashing of the text, no
+    /// comparing it. At most [`ADDRESSES_MAX`] entries.
+    by_address: mapping::FastMap<(usize, usize), Placed>,
     /// insertion order of `assigned`, for a stable mapping document.
     order: Vec<(String, Arc<str>)>,
     used: HashSet<Arc<str>>,
@@ -124,6 +129,7 @@ impl SlotRegistry {
             state: Mutex::new(RegistryState {
                 assigned: mapping::FastMap::default(),
                 resolved: mapping::FastMap::default(),
+                by_address: mapping::FastMap::default(),
                 order: Vec::new(),
                 used: HashSet::new(),
                 next: [d.string.max(1), d.number.max(1), d.boolean.max(1)],
@@ -298,85 +304,21 @@ fn is_text(ty: ColumnType) -> bool {
     matches!(ty, ColumnType::Text | ColumnType::Json | ColumnType::Timestamp)
 }
 
-/// Writes what it is given into a JSON string's inside: serialised JSON
-/// (whose own strings already escape every control character) only needs
-/// `"` and `\` escaped to become a string literal, exactly as
-/// `serde_json` would escape the same text.
-struct Escaped<'b>(&'b mut Vec<u8>);
-
-impl std::io::Write for Escaped<'_> {
-    fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<usize> {
-        let n = bytes.len();
-        while let Some(i) = memchr::memchr2(b'"', b'\\', bytes) {
-            self.0.extend_from_slice(&bytes[..i]);
-            self.0.extend_from_slice(&[b'\\', bytes[i]]);
-            bytes = &bytes[i + 1..];
-        }
-        self.0.extend_from_slice(bytes);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Appends `s` as a JSON string literal.
 fn write_str(buf: &mut Vec<u8>, s: &str) {
-    // Writing to a `Vec` cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, s);
+    json::string(buf, s, false);
 }
 
 /// Appends `value` serialised.
 fn write_json(buf: &mut Vec<u8>, value: &Value) {
-    let _ = serde_json::to_writer(buf, value);
-}
-
-/// Writes JSON as the inside of a JSON string literal, in one pass: its
-/// quotes and escapes are escaped again as they are written, exactly as
-/// serialising the JSON text and then escaping it as a string would.
-struct InString;
-
-impl serde_json::ser::Formatter for InString {
-    fn begin_string<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        w.write_all(b"\\\"")
-    }
-
-    fn end_string<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        w.write_all(b"\\\"")
-    }
-
-    fn write_char_escape<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        escape: serde_json::ser::CharEscape,
-    ) -> std::io::Result<()> {
-        use serde_json::ser::CharEscape;
-        // The escape as JSON has it, its backslash (and quote) escaped.
-        let inner: &[u8] = match escape {
-            CharEscape::Quote => b"\\\\\\\"",
-            CharEscape::ReverseSolidus => b"\\\\\\\\",
-            CharEscape::Solidus => b"\\\\/",
-            CharEscape::Backspace => b"\\\\b",
-            CharEscape::FormFeed => b"\\\\f",
-            CharEscape::LineFeed => b"\\\\n",
-            CharEscape::CarriageReturn => b"\\\\r",
-            CharEscape::Tab => b"\\\\t",
-            CharEscape::AsciiControl(byte) => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                let code = [b'\\', b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]];
-                return w.write_all(&code);
-            }
-        };
-        w.write_all(inner)
-    }
+    json::value(buf, value, false);
 }
 
 /// Appends the JSON string literal of `value` serialised (a text column
 /// holding JSON).
-fn write_text<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+fn write_text(buf: &mut Vec<u8>, value: &Value) {
     buf.push(b'"');
-    let _ = value.serialize(&mut serde_json::Serializer::with_formatter(&mut *buf, InString));
+    json::value(buf, value, true);
     buf.push(b'"');
 }
 
@@ -389,14 +331,35 @@ fn write_text_of(buf: &mut Vec<u8>, value: &Value) {
     }
 }
 
-/// Attributes as a JSON object in key order (the `attributes` summary),
-/// serialised from references.
-struct Sorted<'a>(Vec<(&'a str, &'a Value)>);
-
-impl serde::Serialize for Sorted<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().copied())
+/// Sorts `entries` by key, trying first the order that sorted the last
+/// entries this thread sorted: records of one kind carry the same keys in
+/// the same order, so a check that the keys are in order (one comparison a
+/// key) most often replaces the sort (several a key).
+fn sort_by_key_text(entries: &mut Vec<(&str, &Value)>) {
+    thread_local! {
+        static LAST_ORDER: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    LAST_ORDER.with_borrow_mut(|order| {
+        if order.len() == entries.len() {
+            let ordered = order.iter().map(|i| entries.get(usize::from(*i)).copied());
+            if let Some(ordered) = ordered.collect::<Option<Vec<_>>>()
+                && ordered.windows(2).all(|w| w[0].0 < w[1].0)
+            {
+                *entries = ordered;
+                return;
+            }
+        }
+        let mut indices: Vec<u16> = (0..entries.len()).filter_map(|i| u16::try_from(i).ok()).collect();
+        if indices.len() != entries.len() {
+            // More keys than a `u16` counts: sorted, not remembered.
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            order.clear();
+            return;
+        }
+        indices.sort_unstable_by(|a, b| entries[usize::from(*a)].0.cmp(entries[usize::from(*b)].0));
+        *entries = indices.iter().map(|i| entries[usize::from(*i)]).collect();
+        *order = indices;
+    });
 }
 
 /// Where a value goes: a fixed column, a dynamic slot (which no other key
@@ -462,11 +425,15 @@ impl Body {
             Col::Slot(name, _) => name,
             Col::None => return,
         };
+        // Column names (fixed ones and `cv*` slots) have nothing to escape
+        // (a test checks every one).
+        self.buf.reserve(name.len() + 4);
         if self.buf.len() > 1 {
             self.buf.push(b',');
         }
-        write_str(&mut self.buf, name);
-        self.buf.push(b':');
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"\":");
         let start = self.buf.len();
         value(&mut self.buf, &mut self.scratch);
         if let Col::Fixed(f) = column
@@ -572,7 +539,16 @@ impl Text {
 
     /// RFC 3339 with microseconds, as `record::time::to_iso` writes it.
     fn iso(&mut self, t: SystemTime) -> &str {
-        self.format(format_args!("{}", humantime::format_rfc3339_micros(t.max(std::time::UNIX_EPOCH))))
+        let iso = crate::record::time::Iso::of(t);
+        let text = iso.as_str();
+        match self.bytes.get_mut(..text.len()) {
+            Some(bytes) => {
+                bytes.copy_from_slice(text.as_bytes());
+                self.len = text.len();
+            }
+            None => self.len = 0,
+        }
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 
@@ -634,13 +610,31 @@ impl Known {
     }
 }
 
-/// Where an attribute goes, resolved under the registry's lock.
-#[derive(Debug, Clone)]
-enum Resolved {
-    Fixed(mapping::FixedColumn),
-    Slot(Arc<str>, ColumnType),
-    None,
+/// Where an attribute goes (resolved under the registry's lock), and
+/// whether it is repeated in the attribute summary (not when its content
+/// has a column of its own).
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    column: Col<'static>,
+    summary: bool,
 }
+
+/// A dynamic slot's name for the life of the process: `cvs1`-`cvs198`,
+/// `cvn1`-`cvn99`, `cvb1`-`cvb99`, made once, so that where a key goes is a
+/// plain copy (no reference count).
+fn static_slot_name(name: &str) -> Option<&'static str> {
+    static NAMES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        [SlotType::String, SlotType::Number, SlotType::Bool]
+            .into_iter()
+            .flat_map(|ty| (1..=ty.max()).map(move |n| format!("{}{n}", ty.prefix())))
+            .collect()
+    });
+    NAMES.iter().find(|n| *n == name).map(String::as_str)
+}
+
+/// How many `&'static str` keys' addresses the registry remembers (a
+/// program has a bounded number of literals; a bound all the same).
+const ADDRESSES_MAX: usize = 4096;
 
 /// Builds AnoSys objects from records.
 #[derive(Debug, Clone, Copy)]
@@ -720,7 +714,11 @@ impl<'r> Encoder<'r> {
         // Dynamic slots and the mapping snapshot, under one short lock.
         let (slots, tail) = self.slots(record);
         let k = Known::get();
-        let mut out = Body::new(2048 + tail.len());
+        // Room for a head like the last one and the tail, so that the body
+        // is not copied as it grows (a hint: any size is written right).
+        static LAST_HEAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2048);
+        let hint = LAST_HEAD.load(std::sync::atomic::Ordering::Relaxed);
+        let mut out = Body::new(hint + hint / 8 + tail.len());
         // Ids and times are formatted on the stack, not into fresh strings.
         let mut text = Text::default();
         let ids = text.format(format_args!("{}-{}", record.trace_id, record.span_id));
@@ -744,20 +742,16 @@ impl<'r> Encoder<'r> {
         match k.status {
             // `{"description":…,"status_code":…}`, as a map of the two
             // would be written (its keys in order).
-            Col::Fixed(f) if is_text(f.ty) && out.taken(f).is_none() => out.column(Col::Fixed(f), |b, inner| {
-                inner.clear();
-                inner.push(b'{');
+            Col::Fixed(f) if is_text(f.ty) && out.taken(f).is_none() => out.column(Col::Fixed(f), |b, _| {
+                b.extend_from_slice(b"\"{");
                 if let Some(m) = &record.status.message {
-                    inner.extend_from_slice(b"\"description\":");
-                    write_str(inner, m);
-                    inner.push(b',');
+                    b.extend_from_slice(b"\\\"description\\\":");
+                    json::string(b, m, true);
+                    b.push(b',');
                 }
-                inner.extend_from_slice(b"\"status_code\":");
-                write_str(inner, code);
-                inner.push(b'}');
-                b.push(b'"');
-                let _ = std::io::Write::write_all(&mut Escaped(b), inner);
-                b.push(b'"');
+                b.extend_from_slice(b"\\\"status_code\\\":");
+                json::string(b, code, true);
+                b.extend_from_slice(b"}\"");
             }),
             _ => {
                 let mut status = Map::new();
@@ -832,27 +826,25 @@ impl<'r> Encoder<'r> {
             out.put(key, Col::fixed(key), value);
         }
         let mut summary = Vec::with_capacity(record.attributes.len());
-        for ((key, value), column) in record.attributes.iter().zip(&slots) {
+        for ((key, value), placed) in record.attributes.iter().zip(&slots) {
             if value.is_null() {
                 continue;
             }
-            let column = match column {
-                Resolved::Fixed(f) => Col::Fixed(*f),
-                Resolved::Slot(slot, ty) => Col::Slot(slot, *ty),
-                Resolved::None => Col::None,
-            };
-            out.put(key, column, value);
-            if !CONTENT_KEYS.contains(&key.as_ref()) {
+            out.put(key, placed.column, value);
+            if placed.summary {
                 summary.push((key.as_ref(), value));
             }
         }
         if !summary.is_empty() {
             // A map's keys come out in order; attribute keys are unique.
-            summary.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            sort_by_key_text(&mut summary);
             match k.attributes {
                 Col::Fixed(f) if is_text(f.ty) && out.taken(f).is_none() => {
-                    let summary = Sorted(summary);
-                    out.column(Col::Fixed(f), |b, _| write_text(b, &summary));
+                    out.column(Col::Fixed(f), |b, _| {
+                        b.push(b'"');
+                        json::object(b, summary.into_iter(), true);
+                        b.push(b'"');
+                    });
                 }
                 column => {
                     let map = summary.into_iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
@@ -879,31 +871,49 @@ impl<'r> Encoder<'r> {
         if let Some(encryption) = self.encryption {
             encryption.apply_to_head(&mut body);
         }
+        LAST_HEAD.store(body.len().clamp(1024, 1 << 20), std::sync::atomic::Ordering::Relaxed);
         (body, tail)
     }
 
     /// Where each attribute goes (its fixed column, else its dynamic slot,
     /// assigned on first use) and the body's tail, under one short lock.
-    fn slots(&self, record: &Record) -> (Vec<Resolved>, Arc<str>) {
+    fn slots(&self, record: &Record) -> (Vec<Placed>, Arc<str>) {
         let mut state = self.registry.lock();
         let slots = record
             .attributes
             .iter()
             .map(|(key, value)| {
                 if value.is_null() {
-                    return Resolved::None;
+                    return Placed { column: Col::None, summary: false };
                 }
-                if let Some(resolved) = state.resolved.get(key.as_ref()) {
-                    return resolved.clone();
-                }
-                let resolved = match mapping::fixed(key) {
-                    Some(f) => Resolved::Fixed(f),
-                    None => Self::assign_slot(&mut state, key, value),
+                let address = match key {
+                    std::borrow::Cow::Borrowed(text) => Some((text.as_ptr() as usize, text.len())),
+                    std::borrow::Cow::Owned(_) => None,
                 };
-                if !matches!(resolved, Resolved::None) {
-                    state.resolved.insert(key.to_string(), resolved.clone());
+                if let Some(placed) = address.and_then(|a| state.by_address.get(&a)) {
+                    return *placed;
                 }
-                resolved
+                let placed = match state.resolved.get(key.as_ref()) {
+                    Some(placed) => *placed,
+                    None => {
+                        let column = match mapping::fixed(key) {
+                            Some(f) => Col::Fixed(f),
+                            None => Self::assign_slot(&mut state, key, value),
+                        };
+                        let placed = Placed { column, summary: !CONTENT_KEYS.contains(&key.as_ref()) };
+                        if !matches!(placed.column, Col::None) {
+                            state.resolved.insert(key.to_string(), placed);
+                        }
+                        placed
+                    }
+                };
+                if let Some(address) = address
+                    && !matches!(placed.column, Col::None)
+                    && state.by_address.len() < ADDRESSES_MAX
+                {
+                    state.by_address.insert(address, placed);
+                }
+                placed
             })
             .collect();
         (slots, SlotRegistry::mapping_tail(&mut state))
@@ -911,10 +921,13 @@ impl<'r> Encoder<'r> {
 
     /// The dynamic slot of a key with no fixed column, assigned on first
     /// use; `None` (said once) when its type's slots have run out.
-    fn assign_slot(state: &mut RegistryState, key: &str, value: &Value) -> Resolved {
+    fn assign_slot(state: &mut RegistryState, key: &str, value: &Value) -> Col<'static> {
         let ty = SlotType::of(value);
-        match SlotRegistry::assign(state, key, ty) {
-            Some((slot, column_type)) => Resolved::Slot(slot, column_type),
+        // Every name `assign` gives is one of the static ones.
+        match SlotRegistry::assign(state, key, ty)
+            .and_then(|(slot, column_type)| Some((static_slot_name(&slot)?, column_type)))
+        {
+            Some((slot, column_type)) => Col::Slot(slot, column_type),
             None => {
                 let once_key = match ty {
                     SlotType::String => "overflow-cvs",
@@ -928,7 +941,7 @@ impl<'r> Encoder<'r> {
                         mapping::OVERFLOW_COLUMN
                     )
                 });
-                Resolved::None
+                Col::None
             }
         }
     }
@@ -1098,7 +1111,7 @@ mod reference {
             // Dynamic slots and the mapping snapshot, under one short lock.
             let (slots, mapping_json) = {
                 let mut state = self.registry.lock();
-                let slots: Vec<Option<Arc<str>>> = record
+                let slots: Vec<Option<&str>> = record
                     .attributes
                     .iter()
                     .map(|(key, value)| {
@@ -1106,7 +1119,7 @@ mod reference {
                             None
                         } else {
                             match super::Encoder::assign_slot(&mut state, key, value) {
-                                Resolved::Slot(slot, _) => Some(slot),
+                                Col::Slot(slot, _) => Some(slot),
                                 _ => None,
                             }
                         }
@@ -1154,6 +1167,35 @@ mod tests {
 
     fn encode(registry: &SlotRegistry, record: &Record) -> Map<String, Value> {
         Encoder::with_registry(registry).encode(record, &Resource::default(), SystemTime::now())
+    }
+
+    #[test]
+    fn column_names_have_nothing_to_escape() {
+        // `Body::column` writes names as they are.
+        let names = mapping::FIXED_SLOTS
+            .iter()
+            .map(|(_, column)| *column)
+            .chain([mapping::OVERFLOW_COLUMN, "otel_schema_url"])
+            .chain(["cvs1", "cvs198", "cvn99", "cvb1"].into_iter().filter_map(static_slot_name));
+        let mut count = 0;
+        for name in names {
+            let mut quoted = Vec::new();
+            json::string(&mut quoted, name, false);
+            assert_eq!(quoted, format!("\"{name}\"").into_bytes(), "{name}");
+            count += 1;
+        }
+        assert!(count > mapping::FIXED_SLOTS.len());
+    }
+
+    #[test]
+    fn every_slot_name_is_a_static_one() {
+        for (ty, max) in [(SlotType::String, mapping::MAX_STRING_SLOT), (SlotType::Number, 99), (SlotType::Bool, 99)] {
+            for n in 1..=max {
+                let name = format!("{}{n}", ty.prefix());
+                assert_eq!(static_slot_name(&name), Some(name.as_str()));
+            }
+        }
+        assert_eq!(static_slot_name("cvs199"), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod encode;
 pub mod encrypt;
+mod json;
 pub mod mapping;
 mod resolve;
 
