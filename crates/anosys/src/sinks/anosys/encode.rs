@@ -382,6 +382,18 @@ struct Column {
     value: std::ops::Range<usize>,
 }
 
+/// A body's bookkeeping, kept by each encoding thread between bodies
+/// rather than allocated for each.
+#[derive(Default)]
+struct Spare {
+    columns: Vec<Column>,
+    fixed_at: Vec<u16>,
+}
+
+thread_local! {
+    static SPARE: std::cell::Cell<Spare> = const { std::cell::Cell::new(Spare { columns: Vec::new(), fixed_at: Vec::new() }) };
+}
+
 /// No column written yet (in [`Body::fixed_at`]).
 const FREE: u16 = u16::MAX;
 
@@ -400,17 +412,22 @@ struct Body {
 }
 
 impl Body {
-    fn new(capacity: usize) -> Self {
+    /// A body with room for `capacity` bytes, its bookkeeping taken from
+    /// `spare` (what the last body on this thread left, see
+    /// [`into_bytes`](Self::into_bytes)).
+    fn new(capacity: usize, spare: Spare) -> Self {
         let mut buf = Vec::with_capacity(capacity);
         buf.push(b'{');
-        Body {
-            buf,
-            columns: Vec::with_capacity(48),
-            fixed_at: vec![FREE; mapping::fixed_column_count()],
-            overflow: Map::new(),
-            scratch: Vec::new(),
-            compare: Vec::new(),
-        }
+        let Spare { mut columns, mut fixed_at } = spare;
+        columns.clear();
+        fixed_at.clear();
+        fixed_at.resize(mapping::fixed_column_count(), FREE);
+        Body { buf, columns, fixed_at, overflow: Map::new(), scratch: Vec::new(), compare: Vec::new() }
+    }
+
+    /// The bytes written, and the bookkeeping to reuse.
+    fn into_bytes(self) -> (Vec<u8>, Spare) {
+        (self.buf, Spare { columns: self.columns, fixed_at: self.fixed_at })
     }
 
     /// The index in `columns` of a fixed column already written.
@@ -718,7 +735,7 @@ impl<'r> Encoder<'r> {
         // is not copied as it grows (a hint: any size is written right).
         static LAST_HEAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2048);
         let hint = LAST_HEAD.load(std::sync::atomic::Ordering::Relaxed);
-        let mut out = Body::new(hint + hint / 8 + tail.len());
+        let mut out = Body::new(hint + hint / 8 + tail.len(), SPARE.take());
         // Ids and times are formatted on the stack, not into fresh strings.
         let mut text = Text::default();
         let ids = text.format(format_args!("{}-{}", record.trace_id, record.span_id));
@@ -862,7 +879,8 @@ impl<'r> Encoder<'r> {
             out.column(Col::Slot(mapping::OVERFLOW_COLUMN, ColumnType::Json), |b, _| write_text(b, &overflow));
         }
 
-        let mut body = out.buf;
+        let (mut body, spare) = out.into_bytes();
+        SPARE.set(spare);
         if body.len() > 1 {
             body.extend_from_slice(b",\"otel_schema_url\":");
         } else {
