@@ -15,7 +15,7 @@ use super::json;
 use super::mapping::{self, ColumnType};
 use crate::config::StartingIndices;
 use crate::diag::{self, LogLevel};
-use crate::record::time::epoch_millis;
+use crate::record::time::{epoch_millis, Iso};
 #[cfg(test)]
 use crate::record::time::to_iso;
 use crate::record::{Record, Resource, StatusCode};
@@ -407,7 +407,6 @@ struct Body {
     /// For each fixed column (by number), its index in `columns`.
     fixed_at: Vec<u16>,
     overflow: Map<String, Value>,
-    scratch: Vec<u8>,
     compare: Vec<u8>,
 }
 
@@ -422,7 +421,7 @@ impl Body {
         columns.clear();
         fixed_at.clear();
         fixed_at.resize(mapping::fixed_column_count(), FREE);
-        Body { buf, columns, fixed_at, overflow: Map::new(), scratch: Vec::new(), compare: Vec::new() }
+        Body { buf, columns, fixed_at, overflow: Map::new(), compare: Vec::new() }
     }
 
     /// The bytes written, and the bookkeeping to reuse.
@@ -436,7 +435,7 @@ impl Body {
     }
 
     /// Writes a new column, its value written by `value`.
-    fn column(&mut self, column: Col<'_>, value: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) {
+    fn column(&mut self, column: Col<'_>, value: impl FnOnce(&mut Vec<u8>)) {
         let name = match column {
             Col::Fixed(f) => f.name,
             Col::Slot(name, _) => name,
@@ -452,7 +451,7 @@ impl Body {
         self.buf.extend_from_slice(name.as_bytes());
         self.buf.extend_from_slice(b"\":");
         let start = self.buf.len();
-        value(&mut self.buf, &mut self.scratch);
+        value(&mut self.buf);
         if let Col::Fixed(f) = column
             && let Some(at) = self.fixed_at.get_mut(f.id)
         {
@@ -462,10 +461,10 @@ impl Body {
     }
 
     /// Whether the taken column `at` already holds what `value` writes.
-    fn holds(&mut self, at: usize, value: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) -> bool {
+    fn holds(&mut self, at: usize, value: impl FnOnce(&mut Vec<u8>)) -> bool {
         let mut compare = std::mem::take(&mut self.compare);
         compare.clear();
-        value(&mut compare, &mut self.scratch);
+        value(&mut compare);
         let same = self.columns.get(at).and_then(|c| self.buf.get(c.value.clone())) == Some(&compare[..]);
         self.compare = compare;
         same
@@ -488,9 +487,9 @@ impl Body {
         };
         if is_text(ty) {
             match taken {
-                None => self.column(column, |b, _| write_text_of(b, value)),
+                None => self.column(column, |b| write_text_of(b, value)),
                 Some(at) => {
-                    if !self.holds(at, |b, _| write_text_of(b, value)) {
+                    if !self.holds(at, |b| write_text_of(b, value)) {
                         self.overflow.insert(key.to_owned(), value.clone());
                     }
                 }
@@ -498,8 +497,8 @@ impl Body {
             return;
         }
         match (coerce(ty, value), taken) {
-            (Some(v), None) => self.column(column, |b, _| write_json(b, &v)),
-            (Some(v), Some(at)) if self.holds(at, |b, _| write_json(b, &v)) => {}
+            (Some(v), None) => self.column(column, |b| write_json(b, &v)),
+            (Some(v), Some(at)) if self.holds(at, |b| write_json(b, &v)) => {}
             _ => {
                 self.overflow.insert(key.to_owned(), value.clone());
             }
@@ -510,7 +509,7 @@ impl Body {
     fn fixed_str(&mut self, key: &str, column: Col<'_>, text: &str) {
         match column {
             Col::Fixed(f) if is_text(f.ty) && self.taken(f).is_none() => {
-                self.column(Col::Fixed(f), |b, _| write_str(b, text));
+                self.column(Col::Fixed(f), |b| write_str(b, text));
             }
             column => self.put(key, column, &Value::String(text.to_owned())),
         }
@@ -554,19 +553,6 @@ impl Text {
         std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 
-    /// RFC 3339 with microseconds, as `record::time::to_iso` writes it.
-    fn iso(&mut self, t: SystemTime) -> &str {
-        let iso = crate::record::time::Iso::of(t);
-        let text = iso.as_str();
-        match self.bytes.get_mut(..text.len()) {
-            Some(bytes) => {
-                bytes.copy_from_slice(text.as_bytes());
-                self.len = text.len();
-            }
-            None => self.len = 0,
-        }
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
 }
 
 /// The fixed columns of the keys every record writes, looked up once.
@@ -749,8 +735,8 @@ impl<'r> Encoder<'r> {
             out.fixed_str("parent_id", k.parent_id, Text::default().format(format_args!("{parent}")));
         }
         out.fixed_str("trace_state", k.trace_state, Text::default().format(format_args!("{:02x}", record.trace_flags)));
-        out.fixed_str("start_time", k.start_time, Text::default().iso(record.start_time));
-        out.fixed_str("end_time", k.end_time, Text::default().iso(record.end_time));
+        out.fixed_str("start_time", k.start_time, Iso::of(record.start_time).as_str());
+        out.fixed_str("end_time", k.end_time, Iso::of(record.end_time).as_str());
         out.fixed("cvn1", k.cvn1, &Value::from(epoch_millis(record.start_time)));
         out.fixed("cvn2", k.cvn2, &Value::from(epoch_millis(record.end_time)));
         out.fixed("otel_duration_ms", k.duration, &Value::from(record.duration().as_secs_f64() * 1000.0));
@@ -759,7 +745,7 @@ impl<'r> Encoder<'r> {
         match k.status {
             // `{"description":…,"status_code":…}`, as a map of the two
             // would be written (its keys in order).
-            Col::Fixed(f) if is_text(f.ty) && out.taken(f).is_none() => out.column(Col::Fixed(f), |b, _| {
+            Col::Fixed(f) if is_text(f.ty) && out.taken(f).is_none() => out.column(Col::Fixed(f), |b| {
                 b.extend_from_slice(b"\"{");
                 if let Some(m) = &record.status.message {
                     b.extend_from_slice(b"\\\"description\\\":");
@@ -806,7 +792,7 @@ impl<'r> Encoder<'r> {
         if let Some(service) = resource.service_name() {
             out.fixed_str("service.name", Col::fixed("service.name"), service);
         }
-        out.fixed_str("otel_observed_timestamp", k.observed, Text::default().iso(observed));
+        out.fixed_str("otel_observed_timestamp", k.observed, Iso::of(observed).as_str());
         out.fixed_str("otel_record_type", k.record_type, mapping::RECORD_TYPE);
         out.fixed_str("gen_ai.span.kind", k.span_kind, record.kind.label());
         if let Some(source) = &record.source {
@@ -857,7 +843,7 @@ impl<'r> Encoder<'r> {
             sort_by_key_text(&mut summary);
             match k.attributes {
                 Col::Fixed(f) if is_text(f.ty) && out.taken(f).is_none() => {
-                    out.column(Col::Fixed(f), |b, _| {
+                    out.column(Col::Fixed(f), |b| {
                         b.push(b'"');
                         json::object(b, summary.into_iter(), true);
                         b.push(b'"');
@@ -876,7 +862,7 @@ impl<'r> Encoder<'r> {
             // No key's column is the overflow column (a test says so), so
             // it is free here.
             let overflow = Value::Object(std::mem::take(&mut out.overflow));
-            out.column(Col::Slot(mapping::OVERFLOW_COLUMN, ColumnType::Json), |b, _| write_text(b, &overflow));
+            out.column(Col::Slot(mapping::OVERFLOW_COLUMN, ColumnType::Json), |b| write_text(b, &overflow));
         }
 
         let (mut body, spare) = out.into_bytes();
