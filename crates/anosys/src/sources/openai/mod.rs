@@ -28,13 +28,18 @@ pub mod async_openai;
 #[cfg(feature = "http-stream")]
 mod body;
 pub(crate) mod deferred;
+mod endpoint;
 mod extract;
 mod live;
 pub mod messages;
 pub mod sse;
 mod stream;
 
+use std::borrow::Cow;
+
 use serde_json::{json, Value};
+
+use endpoint::Endpoint;
 
 /// For the language bindings: see [`crate::embed`].
 #[doc(hidden)]
@@ -132,9 +137,12 @@ impl Default for CaptureOptions {
 /// assert_eq!(provider_for_host("localhost", Some(11434)), "ollama");
 /// ```
 pub fn provider_for_host(host: &str, port: Option<u16>) -> &'static str {
-    let host = host.to_ascii_lowercase();
-    // `host` is `s` or ends with `.s` (no string built for each suffix).
-    let ends = |s: &str| host.strip_suffix(s).is_some_and(|rest| rest.is_empty() || rest.ends_with('.'));
+    // `host` is `s` or ends with `.s`, in any case.
+    let ends = |s: &str| {
+        let Some(start) = host.len().checked_sub(s.len()) else { return false };
+        host.get(start..).is_some_and(|tail| tail.eq_ignore_ascii_case(s))
+            && (start == 0 || host.as_bytes()[start - 1] == b'.')
+    };
     if ends("openai.azure.com") || ends("cognitiveservices.azure.com") {
         "azure.ai.openai"
     } else if ends("groq.com") {
@@ -184,25 +192,26 @@ pub fn prepare_request(url: &str, request: &mut Value, options: &CaptureOptions)
 
 /// What a call's URL and request say about it, read the same way for
 /// [`prepare_request`] and [`OpenAiCall::start`].
-struct Target {
-    url: Option<reqwest::Url>,
+struct Target<'a> {
+    /// Host, port and path; `None` when the URL could not be read.
+    endpoint: Option<Endpoint<'a>>,
     operation: Operation,
     /// `gen_ai.provider.name`: the configured one, else the host's.
-    provider: String,
+    provider: &'a str,
     /// Whether the request asks for a stream (`"stream": true`).
     streaming: bool,
 }
 
-impl Target {
-    fn of(url: &str, request: &Value, options: &CaptureOptions) -> Target {
-        let url = reqwest::Url::parse(url).ok();
-        let operation = Operation::from_path(url.as_ref().map_or("", |u| u.path()));
-        let provider = options.provider.clone().unwrap_or_else(|| {
-            let (host, port) = url.as_ref().map_or(("", None), |u| (u.host_str().unwrap_or(""), u.port()));
-            provider_for_host(host, port).to_owned()
+impl<'a> Target<'a> {
+    fn of(url: &'a str, request: &Value, options: &'a CaptureOptions) -> Target<'a> {
+        let endpoint = Endpoint::parse(url);
+        let operation = Operation::from_path(endpoint.as_ref().map_or("", |e| &e.path));
+        let provider = options.provider.as_deref().unwrap_or_else(|| {
+            let (host, port) = endpoint.as_ref().map_or(("", None), |e| (&*e.host, e.port));
+            provider_for_host(host, port)
         });
         let streaming = request.get("stream").and_then(Value::as_bool) == Some(true);
-        Target { url, operation, provider, streaming }
+        Target { endpoint, operation, provider, streaming }
     }
 }
 
@@ -258,35 +267,33 @@ impl OpenAiCall {
     /// content is captured, as the record's `raw` with the response). Never
     /// fails: an unparsable URL or an odd request still gives a record.
     pub fn start(url: &str, request: Value, options: &CaptureOptions) -> OpenAiCall {
-        let Target { url: parsed, operation, provider, streaming } = Target::of(url, &request, options);
-        let path = parsed.as_ref().map_or("", |u| u.path());
+        let Target { endpoint, operation, provider, streaming } = Target::of(url, &request, options);
+        let path = endpoint.as_ref().map_or("", |e| &e.path);
         let operation_name = match operation {
-            Operation::Other => path.trim_matches('/').rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("other").to_owned(),
-            op => op.name().to_owned(),
+            Operation::Other => path.trim_matches('/').rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("other"),
+            op => op.name(),
         };
-        let model = request
-            .get("model")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| azure_deployment(path));
-        let mut record = Record::new(RecordKind::LlmCall, span_name(&operation_name, model.as_deref())).with_current_parent();
+        let model = match request.get("model").and_then(Value::as_str) {
+            Some(model) => Some(Cow::Borrowed(model)),
+            None => azure_deployment(path).map(Cow::Owned),
+        };
+        let mut record =
+            Record::new(RecordKind::LlmCall, span_name(operation_name, model.as_deref())).with_current_parent();
         record.span_kind = SpanKind::Client;
         record.source = Some(options.source.clone());
-        record.set_attribute("gen_ai.operation.name", operation_name.clone());
-        let (host, port) = match &parsed {
-            Some(u) => (u.host_str().unwrap_or("").to_owned(), u.port_or_known_default()),
-            None => (String::new(), None),
-        };
-        record.set_attribute("gen_ai.provider.name", provider.clone());
-        record.set_attribute("gen_ai.system", provider);
-        if let Some(m) = &model {
-            record.set_attribute("gen_ai.request.model", m.clone());
+        record.set_attribute("gen_ai.operation.name", operation_name.to_owned());
+        record.set_attribute("gen_ai.provider.name", provider.to_owned());
+        record.set_attribute("gen_ai.system", provider.to_owned());
+        if let Some(m) = model {
+            record.set_attribute("gen_ai.request.model", m.into_owned());
         }
-        if !host.is_empty() {
-            record.set_attribute("server.address", host);
-        }
-        if let Some(p) = port {
-            record.set_attribute("server.port", p);
+        if let Some(e) = &endpoint {
+            if !e.host.is_empty() {
+                record.set_attribute("server.address", e.host.as_ref().to_owned());
+            }
+            if let Some(p) = e.known_port {
+                record.set_attribute("server.port", p);
+            }
         }
         if streaming {
             record.set_attribute("gen_ai.request.stream", true);
