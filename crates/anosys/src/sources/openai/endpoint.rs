@@ -53,7 +53,7 @@ impl<'a> Endpoint<'a> {
         } else {
             return None;
         };
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let end = rest.bytes().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
         let (authority, after) = rest.split_at(end);
         let (host, port) = match authority.split_once(':') {
             Some((host, port)) => (host, Some(port)),
@@ -69,7 +69,7 @@ impl<'a> Endpoint<'a> {
             }
             Some(_) => return None,
         };
-        let path = &after[..after.find(['?', '#']).unwrap_or(after.len())];
+        let path = &after[..after.bytes().position(|b| matches!(b, b'?' | b'#')).unwrap_or(after.len())];
         if !plain_path(path) {
             return None;
         }
@@ -117,14 +117,28 @@ fn plain_host(host: &str) -> bool {
 /// A path `url::Url` keeps as written: only characters it does not escape,
 /// and no `.` or `..` segment (plain or escaped) for it to resolve.
 fn plain_path(path: &str) -> bool {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b);
-    if !(path.is_empty() || path.starts_with('/')) || !path.bytes().all(allowed) {
-        return false;
+    let allowed = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',')
+            || matches!(b, b';' | b'=' | b':' | b'@' | b'/' | b'%')
+    };
+    (path.is_empty() || path.starts_with('/'))
+        && path.bytes().all(allowed)
+        && !path.split('/').any(|segment| dot_segment(segment.as_bytes()))
+}
+
+/// `.` or `..`, each dot written plain or as `%2e` (either case).
+fn dot_segment(mut segment: &[u8]) -> bool {
+    let mut dots = 0;
+    while !segment.is_empty() {
+        segment = match segment {
+            [b'.', rest @ ..] => rest,
+            [b'%', b'2', e, rest @ ..] if e.eq_ignore_ascii_case(&b'e') => rest,
+            _ => return false,
+        };
+        dots += 1;
     }
-    !path.split('/').any(|segment| {
-        let lower = segment.to_ascii_lowercase();
-        matches!(lower.as_str(), "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e")
-    })
+    dots == 1 || dots == 2
 }
 
 #[cfg(test)]
@@ -192,6 +206,16 @@ mod tests {
         for url in other {
             assert_eq!(Endpoint::plain(url), None, "{url} is left to url::Url");
             assert_eq!(Endpoint::parse(url), reference(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_found_however_written() {
+        for segment in [".", "..", "%2e", "%2E", ".%2e", "%2e.", "%2E%2e"] {
+            assert!(super::dot_segment(segment.as_bytes()), "{segment}");
+        }
+        for segment in ["", "...", "a", ".a", "a.", "%2", "%2f", "%2e%2e%2e", "v1", "%2ex"] {
+            assert!(!super::dot_segment(segment.as_bytes()), "{segment}");
         }
     }
 
