@@ -94,24 +94,21 @@ fn plain_host(host: &str) -> bool {
     if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
         return false;
     }
-    let mut labels = 0;
+    let (mut labels, mut octets, mut last) = (0, 0, "");
     for label in host.split('.') {
         if label.is_empty() || label.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--")) {
             return false;
         }
         labels += 1;
-    }
-    let last = host.rsplit('.').next().unwrap_or("");
-    if !last.as_bytes()[0].is_ascii_digit() {
-        return true;
+        // A decimal from 0 to 255 with no leading zero.
+        let octet = label.bytes().all(|b| b.is_ascii_digit())
+            && (label == "0" || !label.starts_with('0'))
+            && label.parse::<u32>().is_ok_and(|n| n <= 255);
+        octets += usize::from(octet);
+        last = label;
     }
     // A number in the last label makes it an IPv4 address.
-    labels == 4
-        && host.split('.').all(|part| {
-            part.bytes().all(|b| b.is_ascii_digit())
-                && (part == "0" || !part.starts_with('0'))
-                && part.parse::<u32>().is_ok_and(|n| n <= 255)
-        })
+    !last.as_bytes()[0].is_ascii_digit() || (labels == 4 && octets == 4)
 }
 
 /// A path `url::Url` keeps as written: only characters it does not escape,
