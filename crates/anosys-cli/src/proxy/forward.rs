@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anosys::record::context::parse_traceparent;
-use anosys::sources::openai::{reqwest_message, CaptureOptions, OpenAiCall, RecordedBody, StreamRecorder};
+use anosys::sources::openai::{CaptureOptions, OpenAiCall, RecordedBody, StreamRecorder};
 use anosys::{ErrorInfo, Record};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -280,23 +280,23 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
 
     // Forward.
     let listed = connection_listed(&parts.headers);
-    let mut headers = reqwest::header::HeaderMap::with_capacity(parts.headers.len());
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
     for (name, value) in parts.headers.iter() {
         if forwarded(name, &listed) {
             headers.append(name.clone(), value.clone());
         }
     }
     headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-    let sent = shared.client.request(parts.method.clone(), target.clone()).headers(headers).body(bytes).send();
+    let sent = shared.client.send(parts.method.clone(), target.as_str(), headers, bytes);
     let response = match tokio::time::timeout(shared.config.upstream_timeout, sent).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            let (status, kind) = if e.is_timeout() {
+            let (status, kind) = if e.timeout {
                 (StatusCode::GATEWAY_TIMEOUT, "timeout")
             } else {
                 (StatusCode::BAD_GATEWAY, "connection_error")
             };
-            let message = format!("the anosys proxy could not reach {}: {}", route.upstream, reqwest_message(&e));
+            let message = format!("the anosys proxy could not reach {}: {}", route.upstream, e.message);
             pending.end(status.as_u16(), |call| call.fail(ErrorInfo::new(kind, message.clone())));
             return error_json(status, "upstream_error", kind, &message);
         }
@@ -317,24 +317,18 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         return error_json(StatusCode::INTERNAL_SERVER_ERROR, "proxy_error", "internal", "the request was already ended");
     };
     finisher.status = status.as_u16();
-    let mut builder = Response::builder().status(status);
-    let listed = connection_listed(response.headers());
-    if let Some(h) = builder.headers_mut() {
-        for (name, value) in response.headers() {
-            if !HOP_BY_HOP.contains(&name.as_str()) && !listed.iter().any(|c| c == name.as_str()) {
-                h.append(name.clone(), value.clone());
-            }
-        }
+    // The answer's head is passed on as it came, less what belongs to the
+    // upstream connection.
+    let (mut head, stream) = response.into_parts();
+    for name in connection_listed(&head.headers).iter().map(String::as_str).chain(HOP_BY_HOP.iter().copied()) {
+        head.headers.remove(name);
     }
-    let is_sse = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+    head.version = Default::default();
+    head.extensions = Default::default();
+    let is_sse = header_str(&head.headers, "content-type").is_some_and(|v| v.starts_with("text/event-stream"));
     // No body follows a HEAD, a 204 or a 304, whatever the length says.
     let bodiless = parts.method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    let length = if bodiless { Some(0) } else { response.content_length() };
-    let stream = Box::pin(response.bytes_stream());
+    let length = if bodiless { Some(0) } else { header_str(&head.headers, "content-length").and_then(|v| v.parse::<u64>().ok()) };
     let body = if is_sse && status.is_success() {
         let mut accumulator = call.into_stream();
         accumulator.set_http_status(status.as_u16());
@@ -349,7 +343,5 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     } else {
         Body::from_stream(WholeBody::new(stream, call, finisher, status.as_u16(), length, shared.clone()))
     };
-    builder.body(body).unwrap_or_else(|e| {
-        error_json(StatusCode::BAD_GATEWAY, "upstream_error", "bad_response", &format!("unusable upstream response: {e}"))
-    })
+    Response::from_parts(head, body)
 }

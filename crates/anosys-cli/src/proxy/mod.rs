@@ -16,6 +16,7 @@ mod worker;
 mod forward;
 pub mod metrics;
 mod server;
+mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 
 pub use access_log::{AccessLog, AccessLogFormat};
 pub use metrics::Metrics;
+pub use upstream::ClientError;
 
 /// One upstream and the path prefix it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,9 +129,9 @@ pub enum ProxyError {
     /// No route at all.
     #[error("no upstream: give --upstream URL or --route PREFIX=URL")]
     NoUpstream,
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client")]
-    HttpClient(#[source] reqwest::Error),
+    /// The HTTP client to the upstreams could not be built.
+    #[error("cannot build the HTTP client to the upstreams")]
+    HttpClient(#[source] upstream::ClientError),
 }
 
 /// How the proxy runs.
@@ -179,7 +181,7 @@ impl Default for ProxyConfig {
 /// What every request handler shares.
 pub(crate) struct Shared {
     config: ProxyConfig,
-    client: reqwest::Client,
+    client: upstream::Upstream,
     pipeline: Pipeline,
     metrics: Metrics,
     access_log: AccessLog,
@@ -227,15 +229,7 @@ impl Proxy {
         if config.routes.is_empty() {
             return Err(ProxyError::NoUpstream);
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(config.upstream_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(ProxyError::HttpClient)?;
+        let client = upstream::Upstream::from_env(config.upstream_timeout).map_err(ProxyError::HttpClient)?;
         let access_log = match out {
             Some(out) => AccessLog::new(config.access_log, out),
             None => AccessLog::stderr(config.access_log),

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use anosys::sources::openai::{reqwest_message, OpenAiCall};
+use anosys::sources::openai::{read_error, BodyError, OpenAiCall};
 use anosys::{ErrorInfo, Record};
 use bytes::Bytes;
 
@@ -157,7 +157,7 @@ impl WholeBody {
 }
 
 impl futures_util::Stream for WholeBody {
-    type Item = reqwest::Result<Bytes>;
+    type Item = Result<Bytes, BodyError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -177,10 +177,7 @@ impl futures_util::Stream for WholeBody {
                     }
                 }
             }
-            Poll::Ready(Some(Err(e))) => {
-                let kind = if e.is_timeout() { "timeout" } else { "stream_error" };
-                this.end(End::Failed(ErrorInfo::new(kind, reqwest_message(e))));
-            }
+            Poll::Ready(Some(Err(e))) => this.end(End::Failed(read_error(&**e))),
             Poll::Ready(None) => this.end(End::Finished),
             Poll::Pending => {}
         }

@@ -45,6 +45,7 @@ use async_openai::config::Config;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::{retry::OpenAIRetryLayer, HttpRequestFactory, ReqwestService};
 use bytes::Bytes;
+use futures_util::TryStreamExt as _;
 use serde_json::Value;
 
 use super::{prepare_request, reqwest_message, CaptureOptions, OpenAiCall, RecordedBody, StreamRecorder};
@@ -216,7 +217,7 @@ where
                 accumulator.set_http_status(status.as_u16());
                 let destination = layer.destination.clone();
                 let recorder = StreamRecorder::new(accumulator, move |r| destination.emit(r));
-                let body = reqwest::Body::wrap_stream(RecordedBody::events(Box::pin(response.bytes_stream()), recorder));
+                let body = reqwest::Body::wrap_stream(RecordedBody::events(Box::pin(response.bytes_stream().map_err(Into::into)), recorder));
                 return builder.body(body).map(reqwest::Response::from).map_err(|e| OpenAIError::InvalidArgument(e.to_string()));
             }
             match response.bytes().await {

@@ -10,8 +10,12 @@ use bytes::Bytes;
 use super::{OpenAiCall, StreamRecorder};
 use crate::record::{ErrorInfo, Record};
 
+/// Why reading a body failed: any error (reqwest's, hyper's, an I/O
+/// error), boxed.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A response body as a stream of chunks.
-pub type ByteStream = Pin<Box<dyn futures_core::Stream<Item = reqwest::Result<Bytes>> + Send>>;
+pub type ByteStream = Pin<Box<dyn futures_core::Stream<Item = Result<Bytes, BodyError>> + Send>>;
 type Emit = Box<dyn FnOnce(Record) + Send>;
 
 /// Largest body kept to be parsed for the record (the body itself is always
@@ -35,9 +39,66 @@ pub fn reqwest_message(e: &reqwest::Error) -> String {
     }
 }
 
+/// Whether `error`, or any error under it, is a timeout: a reqwest
+/// timeout, or an I/O error of kind `TimedOut`.
+///
+/// ```
+/// use anosys::sources::openai::is_timeout;
+/// let late = std::io::Error::new(std::io::ErrorKind::TimedOut, "nothing for 600 s");
+/// assert!(is_timeout(&late));
+/// assert!(!is_timeout(&std::io::Error::other("reset")));
+/// ```
+pub fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout)
+            || e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// `error` and its causes on one line (`a: b: c`), a cause left out when
+/// the text before already ends with it, and the URL of a reqwest error
+/// replaced by `<url>` (it may carry a key in its query string).
+///
+/// ```
+/// use anosys::sources::openai::error_text;
+/// let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+/// assert_eq!(error_text(&refused), "connection refused");
+/// ```
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let part = match e.downcast_ref::<reqwest::Error>() {
+            Some(r) => reqwest_message(r),
+            None => e.to_string(),
+        };
+        if !text.ends_with(part.as_str()) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
+}
+
 /// A body's read error, its type `timeout` or `stream_error`.
-fn read_error(e: &reqwest::Error) -> ErrorInfo {
-    ErrorInfo::new(if e.is_timeout() { "timeout" } else { "stream_error" }, reqwest_message(e))
+///
+/// ```
+/// use anosys::sources::openai::read_error;
+/// let cut = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the upstream closed mid-body");
+/// let info = read_error(&cut);
+/// assert_eq!((info.error_type.as_str(), info.message.as_str()), ("stream_error", "the upstream closed mid-body"));
+/// ```
+pub fn read_error(error: &(dyn std::error::Error + 'static)) -> ErrorInfo {
+    ErrorInfo::new(if is_timeout(error) { "timeout" } else { "stream_error" }, error_text(error))
 }
 
 enum State {
@@ -145,7 +206,7 @@ enum End {
 }
 
 impl futures_core::Stream for RecordedBody {
-    type Item = reqwest::Result<Bytes>;
+    type Item = Result<Bytes, BodyError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -158,8 +219,8 @@ impl futures_core::Stream for RecordedBody {
                     body.extend_from_slice(&bytes[..bytes.len().min(room)]);
                 }
             }
-            (Poll::Ready(Some(Err(e))), State::Events(r)) => r.fail(read_error(e)),
-            (Poll::Ready(Some(Err(e))), State::Whole { .. }) => this.end_whole(End::Failed(read_error(e))),
+            (Poll::Ready(Some(Err(e))), State::Events(r)) => r.fail(read_error(&**e)),
+            (Poll::Ready(Some(Err(e))), State::Whole { .. }) => this.end_whole(End::Failed(read_error(&**e))),
             (Poll::Ready(None), _) => this.end(),
             (Poll::Pending, _) => {}
         }

@@ -50,7 +50,7 @@ pub use deferred::{DeferredCall, RequestJson, ResponseJson};
 pub use stream::{StreamAccumulator, StreamOutcome, StreamRecorder};
 #[cfg(feature = "http-stream")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http-stream")))]
-pub use body::{reqwest_message, ByteStream, RecordedBody};
+pub use body::{error_text, is_timeout, read_error, reqwest_message, BodyError, ByteStream, RecordedBody};
 
 use crate::record::{ErrorInfo, Record, RecordKind, SpanKind, Status};
 
