@@ -184,7 +184,10 @@ async fn embeddings_and_responses_are_recorded() {
     }
     assert!(events > 3);
 
-    let records = h.records();
+    // Plain calls are made into records on the extraction thread, so they
+    // may reach the pipeline after a stream that started later.
+    let mut records = h.records();
+    records.sort_by_key(|r| r.start_time);
     assert_eq!(records.len(), 3);
     assert_eq!(records[0].name, "embeddings text-embedding-3-small");
     assert_eq!(records[0].attribute("gen_ai.embeddings.dimension.count"), Some(&json!(512)));
@@ -258,4 +261,78 @@ async fn image_generation_is_recorded() {
     assert_eq!(r.name, "generate_content dall-e-3");
     assert_eq!(r.attribute("gen_ai.output.type"), Some(&json!("image")));
     assert_eq!(r.attribute("gen_ai.output.messages").unwrap()[0]["parts"][0]["uri"], "https://img.example/fox.png");
+}
+
+/// A harness whose pipeline notes, in each record, the thread that handed
+/// it over.
+fn harness_noting_threads() -> Harness {
+    let upstream = Upstream::start();
+    let (builder, memory) = support::memory_builder();
+    let pipeline = builder
+        .before_send(|r| {
+            r.set_attribute("test.thread", std::thread::current().name().unwrap_or("?").to_owned());
+            true
+        })
+        .build()
+        .unwrap();
+    let client = client_with(config(&upstream), AnosysLayer::new().pipeline(pipeline.clone()));
+    Harness { upstream, pipeline, memory, client }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_call_is_made_into_its_record_off_the_callers_thread_the_same_as_on_it() {
+    let h = harness_noting_threads();
+    let x = cassette::first("test_chat_completion_tool_calls_with_content");
+    h.upstream.serve(x.clone());
+    let response = h.client.chat().create(typed(&x.request)).await.unwrap();
+    assert!(response.choices[0].message.tool_calls.is_some());
+    let deferred = h.one_record();
+    assert_eq!(deferred.attribute("test.thread"), Some(&json!("anosys-extract")));
+
+    // The record made on the spot from what the upstream saw and answered.
+    let (_, sent) = h.upstream.seen().remove(0);
+    let url = format!("{}/chat/completions", h.upstream.base_url());
+    let call = anosys::sources::openai::OpenAiCall::start(&url, sent, &CaptureOptions::default());
+    let mut direct = call.finish(x.status, x.body.as_slice());
+    direct.expand_content();
+    for r in [&deferred, &direct] {
+        assert!(r.end_time >= r.start_time);
+    }
+    // Less what the pipeline adds (the thread, the cost).
+    let mut attributes = deferred.attributes.clone();
+    attributes.retain(|k, _| !(k == "test.thread" || k == "gen_ai.usage.cost" || k.starts_with("anosys.cost.")));
+    assert_eq!(attributes, direct.attributes);
+    assert_eq!((&deferred.name, &deferred.kind, &deferred.status), (&direct.name, &direct.kind, &direct.status));
+    assert_eq!((&deferred.input, &deferred.output), (&direct.input, &direct.output));
+    assert_eq!(deferred.raw, direct.raw);
+
+    // A stream's record is made as it is read, on the caller's side.
+    let h = harness_noting_threads();
+    let x = cassette::first("test_chat_completion_streaming_not_complete");
+    h.upstream.serve(x.clone());
+    let mut stream = h.client.chat().create_stream(typed(&x.request)).await.unwrap();
+    while stream.next().await.is_some() {}
+    let r = h.one_record();
+    assert_ne!(r.attribute("test.thread"), Some(&json!("anosys-extract")));
+    assert!(r.attribute("anosys.stream.chunks").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_dropped_before_its_answer_is_recorded_as_cancelled() {
+    // A server that accepts connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (pipeline, memory) = support::memory_pipeline();
+    let client = client_with(
+        OpenAIConfig::new().with_api_base(format!("http://{}/v1", silent.local_addr().unwrap())).with_api_key("k"),
+        AnosysLayer::new().pipeline(pipeline.clone()),
+    );
+    let x = cassette::first("test_chat_completion_with_content");
+    let request: async_openai::types::chat::CreateChatCompletionRequest = typed(&x.request);
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), client.chat().create(request)).await;
+    assert!(gave_up.is_err(), "the call was still waiting");
+    pipeline.flush(Some(Duration::from_secs(10)));
+    let records = memory.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0].attribute("anosys.outcome"), Some(&json!("cancelled")));
+    assert_eq!(records[0].attribute("gen_ai.request.model"), Some(&json!("gpt-4o-mini")));
 }

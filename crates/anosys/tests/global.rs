@@ -193,3 +193,29 @@ async fn works_inside_a_current_thread_runtime_and_survives_panicking_input() {
     assert!(!anosys::log_raw(json!({"event": "late"})));
     assert_eq!(anosys::counters().dropped, 1);
 }
+
+/// A deferred call (the Python and Node packages' way) dropped before it
+/// ended is recorded as cancelled, not lost; one handed over is captured
+/// by the time `flush` returns.
+#[test]
+fn a_deferred_call_dropped_unfinished_is_recorded_as_cancelled() {
+    use anosys::embed::{DeferredCall, RequestJson, ResponseJson};
+    use anosys::sources::openai::CaptureOptions;
+    let _serial = serial();
+    let (builder, memory) = support::memory_builder();
+    let guard = anosys::init_with(builder).unwrap();
+    let url = "https://api.openai.com/v1/chat/completions";
+    let request = || RequestJson::Bytes(br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#.to_vec());
+    drop(DeferredCall::start(url.into(), request(), CaptureOptions::default(), None));
+    let mut done = DeferredCall::start(url.into(), request(), CaptureOptions::default(), None);
+    let reply = br#"{"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}]}"#;
+    assert!(done.finish_deferred(200, ResponseJson::Bytes(reply.to_vec()), true));
+    drop(done);
+    assert_eq!(anosys::flush(Some(Duration::from_secs(10))).counters.captured, 2);
+    let records = memory.records.lock().unwrap().clone();
+    let outcomes: Vec<_> = records.iter().map(|r| r.attribute("anosys.outcome").cloned()).collect();
+    assert!(outcomes.contains(&Some(json!("cancelled"))), "{outcomes:?}");
+    assert!(records.iter().any(|r| r.output == Some(json!("Hello"))), "{records:#?}");
+    assert!(records.iter().all(|r| r.attribute("gen_ai.request.model") == Some(&json!("gpt-4o-mini"))));
+    drop(guard);
+}

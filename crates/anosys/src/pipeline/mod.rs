@@ -587,8 +587,13 @@ impl Pipeline {
     /// sending for a second (or half the timeout, if that is shorter) is
     /// kept in its outbox and counted there (`kept_in_outbox`), and the
     /// send goes on; what it delivers is removed from the outbox again.
+    ///
+    /// Calls whose records are still being made on the extraction thread
+    /// (the async-openai layer's plain calls, see
+    /// [`DeferredCall`](crate::embed::DeferredCall)) are waited for first.
     pub fn flush(&self, timeout: Option<Duration>) -> FlushReport {
         let timeout = timeout.unwrap_or(self.inner.shutdown_timeout);
+        crate::sources::openai::deferred::wait_idle(timeout);
         let (reply, done) = std::sync::mpsc::sync_channel(1);
         let now = Instant::now();
         let deadline = now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
@@ -602,9 +607,11 @@ impl Pipeline {
     /// Stops taking records, delivers what is queued and waits until done
     /// or `timeout` (`None`: the configured shutdown timeout). Records
     /// captured afterwards are dropped and counted. Calling it again
-    /// returns at once.
+    /// returns at once. As [`flush`](Self::flush), it first waits for
+    /// the records still being made on the extraction thread.
     pub fn shutdown(&self, timeout: Option<Duration>) -> FlushReport {
         let timeout = timeout.unwrap_or(self.inner.shutdown_timeout);
+        crate::sources::openai::deferred::wait_idle(timeout);
         self.inner.closed.store(true, Ordering::Release);
         let deadline = Instant::now() + timeout;
         // Sinks must stop earlier, to leave time for keeping what is

@@ -48,7 +48,11 @@ use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use serde_json::Value;
 
-use super::{prepare_request, reqwest_message, CaptureOptions, OpenAiCall, RecordedBody, StreamRecorder};
+use super::deferred::asks_stream;
+use super::{
+    prepare_request, reqwest_message, CaptureOptions, DeferredCall, OpenAiCall, RecordedBody, RequestJson, ResponseJson,
+    StreamRecorder,
+};
 use crate::pipeline::Pipeline;
 use crate::record::{ErrorInfo, Record};
 
@@ -179,26 +183,37 @@ where
                 };
                 Arc::new(CaptureOptions { capture_content, ..Default::default() })
             });
-            let (call, factory) = match factory.build().await {
+            let (started, factory) = match factory.build().await {
                 Ok(request) => {
                     let url = request.url().to_string();
                     let body = request.body().and_then(|b| b.as_bytes());
-                    let mut json: Value = body.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
-                    let factory = if prepare_request(&url, &mut json, &options) {
-                        with_body(factory, Bytes::from(serde_json::to_vec(&json).unwrap_or_default()))
+                    if body.is_some_and(asks_stream) {
+                        // A stream is recorded as it comes: its record starts now.
+                        let mut json: Value = body.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+                        let factory = if prepare_request(&url, &mut json, &options) {
+                            with_body(factory, Bytes::from(serde_json::to_vec(&json).unwrap_or_default()))
+                        } else {
+                            factory
+                        };
+                        (Some(Started::Now(OpenAiCall::start(&url, json, &options))), factory)
                     } else {
-                        factory
-                    };
-                    (Some(OpenAiCall::start(&url, json, &options)), factory)
+                        // A plain call: the request is kept as sent, and its
+                        // record is made on the extraction thread.
+                        let request = RequestJson::Bytes(body.map(<[u8]>::to_vec).unwrap_or_default());
+                        (Some(Started::Later(DeferredCall::start(url, request, (*options).clone(), None))), factory)
+                    }
                 }
                 Err(_) => (None, factory),
             };
+            let mut capture = Capture { started, destination: layer.destination.clone() };
             let result = inner.call(factory).await.map_err(Into::into);
-            let Some(call) = call else { return result };
+            if capture.started.is_none() {
+                return result;
+            }
             let response = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    layer.destination.emit(call.fail(request_error(&e)));
+                    capture.fail(request_error(&e));
                     return Err(e);
                 }
             };
@@ -212,7 +227,10 @@ where
             if let Some(headers) = builder.headers_mut() {
                 *headers = response.headers().clone();
             }
-            if is_sse && status.is_success() {
+            if is_sse
+                && status.is_success()
+                && let Some(call) = capture.take_call()
+            {
                 let mut accumulator = call.into_stream();
                 accumulator.set_http_status(status.as_u16());
                 let destination = layer.destination.clone();
@@ -222,7 +240,7 @@ where
             }
             match response.bytes().await {
                 Ok(bytes) => {
-                    layer.destination.emit(call.finish(status.as_u16(), &bytes[..]));
+                    capture.finish(status.as_u16(), &bytes);
                     builder
                         .body(reqwest::Body::from(bytes))
                         .map(reqwest::Response::from)
@@ -230,11 +248,83 @@ where
                 }
                 Err(e) => {
                     let kind = if e.is_timeout() { "timeout" } else { "http_error" };
-                    layer.destination.emit(call.fail(ErrorInfo::new(kind, reqwest_message(&e))));
+                    capture.fail(ErrorInfo::new(kind, reqwest_message(&e)));
                     Err(OpenAIError::Reqwest(e))
                 }
             }
         })
+    }
+}
+
+/// A call's record from its start: made as the call starts (a stream), or
+/// on the extraction thread once the response is in (a plain call).
+// One per call, inside the call's boxed future: no gain in boxing again.
+#[allow(clippy::large_enum_variant)]
+enum Started {
+    Now(OpenAiCall),
+    Later(DeferredCall),
+}
+
+/// A call being recorded, to `destination`. Dropped before it ends (the
+/// caller dropped the request's future), it is recorded as cancelled.
+struct Capture {
+    started: Option<Started>,
+    destination: Destination,
+}
+
+impl Capture {
+    /// The call, for a response that is a stream.
+    fn take_call(&mut self) -> Option<OpenAiCall> {
+        match self.started.take()? {
+            Started::Now(call) => Some(call),
+            Started::Later(call) => call.into_call(),
+        }
+    }
+
+    /// Ends the call with its response: a plain call's record is made on
+    /// the extraction thread (here when a global `before_send` must see it
+    /// on the caller's thread).
+    fn finish(&mut self, status: u16, body: &Bytes) {
+        match self.started.take() {
+            Some(Started::Now(call)) => self.destination.emit(call.finish(status, &body[..])),
+            Some(Started::Later(mut call)) => {
+                let here = matches!(self.destination, Destination::Global) && crate::global::has_before_send();
+                if here {
+                    if let Some(record) = call.live().finish(status, &body[..]) {
+                        self.destination.emit(record);
+                    }
+                } else {
+                    let destination = self.destination.clone();
+                    call.finish_deferred_into(status, ResponseJson::Bytes(body.to_vec()), move |r| destination.emit(r));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Ends the call with an error that left no usable response.
+    fn fail(&mut self, error: ErrorInfo) {
+        let record = match self.started.take() {
+            Some(Started::Now(call)) => Some(call.fail(error)),
+            Some(Started::Later(mut call)) => call.live().fail(error),
+            None => None,
+        };
+        if let Some(record) = record {
+            self.destination.emit(record);
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let record = match self.started.take() {
+            Some(Started::Now(call)) => Some(call.cancel()),
+            Some(Started::Later(mut call)) => call.live().cancel(),
+            None => None,
+        };
+        if let Some(record) = record {
+            self.destination.emit(record);
+        }
     }
 }
 

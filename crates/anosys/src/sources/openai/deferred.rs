@@ -25,14 +25,18 @@ use serde_json::Value;
 use super::{CaptureOptions, LiveCall};
 use crate::record::{context, Record, SpanId, TraceId};
 
-/// A request as the binding has it: JSON already built, or JSON text to be
-/// parsed (text that is not JSON is kept as a string, as the bindings did).
+/// A request as the caller has it: JSON already built, JSON text to be
+/// parsed (text that is not JSON is kept as a string, as the bindings did),
+/// or the body as sent.
 #[derive(Debug)]
 pub enum RequestJson {
     /// Parsed.
     Value(Value),
     /// JSON text.
     Text(String),
+    /// The body as sent on the wire; one that is not JSON (a multipart
+    /// upload) is not kept.
+    Bytes(Vec<u8>),
 }
 
 impl RequestJson {
@@ -40,6 +44,7 @@ impl RequestJson {
         match self {
             RequestJson::Value(v) => v,
             RequestJson::Text(t) => serde_json::from_str(&t).unwrap_or(Value::String(t)),
+            RequestJson::Bytes(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
         }
     }
 }
@@ -124,7 +129,8 @@ impl DeferredCall {
         let parent = parent.or_else(|| context::current().map(|cx| (cx.trace_id, cx.span_id)));
         let streaming = match &request {
             RequestJson::Value(v) => v.get("stream").and_then(Value::as_bool) == Some(true),
-            RequestJson::Text(t) => text_asks_stream(t),
+            RequestJson::Text(t) => asks_stream(t.as_bytes()),
+            RequestJson::Bytes(b) => asks_stream(b),
         };
         let pending = Pending { url, request, options, parent, user_context: None, start_time: SystemTime::now() };
         if streaming {
@@ -200,23 +206,85 @@ impl DeferredCall {
         defer: bool,
         submit: impl FnOnce(Record) -> bool,
     ) -> bool {
-        if defer
-            && !crate::global::has_before_send()
-            && let Inner::Pending(_) = self.0
-        {
-            let Inner::Pending(p) = std::mem::replace(&mut self.0, Inner::Live(LiveCall::done())) else {
-                unreachable!()
-            };
-            let end = SystemTime::now();
-            run_deferred(Box::new(move || {
-                let record = finish(p.start(), status, response, end);
-                if let Some(record) = record {
-                    crate::global::capture_without_hook(record);
-                }
+        if defer && !crate::global::has_before_send() && matches!(self.0, Inner::Pending(_)) {
+            return self.finish_elsewhere(status, response, Box::new(|record| {
+                crate::global::capture_without_hook(record);
             }));
-            return true;
         }
         finish_live(self.live(), status, response).is_some_and(submit)
+    }
+
+    /// Ends a call not yet streaming with its HTTP status and response: its
+    /// record is built on the extraction thread and handed to `deliver`
+    /// there (whatever `before_send` callback applies is `deliver`'s to
+    /// run). A call already live (streaming) is ended here, and `deliver`
+    /// called here. Returns whether the call ended now (`false` once it
+    /// had ended).
+    ///
+    /// [`crate::flush`], [`crate::shutdown`], [`crate::counters`] and
+    /// [`Pipeline::flush`](crate::Pipeline::flush) first wait for the calls
+    /// handed over.
+    ///
+    /// ```
+    /// use anosys::embed::{DeferredCall, RequestJson, ResponseJson};
+    /// use anosys::sources::openai::CaptureOptions;
+    /// use std::sync::mpsc;
+    ///
+    /// let request = RequestJson::Bytes(br#"{"model":"gpt-4o-mini","messages":[]}"#.to_vec());
+    /// let mut call = DeferredCall::start("https://api.openai.com/v1/chat/completions".into(), request, CaptureOptions::default(), None);
+    /// let reply = br#"{"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}]}"#;
+    /// let (tx, rx) = mpsc::channel();
+    /// assert!(call.finish_deferred_into(200, ResponseJson::Bytes(reply.to_vec()), move |r| tx.send(r).unwrap()));
+    /// let record = rx.recv().unwrap();
+    /// assert_eq!(record.output().as_deref(), Some(&serde_json::json!("Hello")));
+    /// ```
+    pub fn finish_deferred_into(&mut self, status: u16, response: ResponseJson, deliver: impl FnOnce(Record) + Send + 'static) -> bool {
+        let deliver: Box<dyn FnOnce(Record) + Send> = Box::new(deliver);
+        if let Inner::Pending(_) = self.0 {
+            return self.finish_elsewhere(status, response, deliver);
+        }
+        match finish_live(self.live(), status, response) {
+            Some(record) => {
+                deliver(record);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hands a pending call to the extraction thread; `false` (and nothing
+    /// done) if it is not pending.
+    fn finish_elsewhere(&mut self, status: u16, response: ResponseJson, deliver: Box<dyn FnOnce(Record) + Send>) -> bool {
+        let Inner::Pending(_) = self.0 else { return false };
+        let Inner::Pending(p) = std::mem::replace(&mut self.0, Inner::Live(LiveCall::done())) else {
+            unreachable!()
+        };
+        let end = SystemTime::now();
+        run_deferred(Box::new(move || {
+            if let Some(record) = finish(p.start(), status, response, end) {
+                deliver(record);
+            }
+        }));
+        true
+    }
+
+    /// The call as an [`OpenAiCall`](super::OpenAiCall) not yet ended
+    /// (started now, as it was, if it was pending): for a response that
+    /// turns out to be a stream. `None` once it is streaming or ended.
+    pub fn into_call(mut self) -> Option<super::OpenAiCall> {
+        self.live().take_started()
+    }
+}
+
+impl Drop for DeferredCall {
+    fn drop(&mut self) {
+        // Never finished: recorded as cancelled, as a `LiveCall` dropped
+        // unfinished is (it ends itself on drop).
+        if let Inner::Pending(_) = self.0 {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                self.live();
+            }));
+        }
     }
 }
 
@@ -240,13 +308,13 @@ fn finish_live(call: &mut LiveCall, status: u16, response: ResponseJson) -> Opti
 }
 
 /// Whether JSON text of a request has `"stream": true` at its top level.
-fn text_asks_stream(text: &str) -> bool {
+pub(crate) fn asks_stream(text: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     struct Streams {
         #[serde(default)]
         stream: Option<Value>,
     }
-    serde_json::from_str::<Streams>(text).is_ok_and(|s| s.stream == Some(Value::Bool(true)))
+    serde_json::from_slice::<Streams>(text).is_ok_and(|s| s.stream == Some(Value::Bool(true)))
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -384,10 +452,10 @@ mod tests {
 
     #[test]
     fn stream_flag_from_text() {
-        assert!(text_asks_stream(r#"{"model":"m","stream":true}"#));
-        assert!(!text_asks_stream(r#"{"model":"m","stream":false}"#));
-        assert!(!text_asks_stream(r#"{"model":"m","messages":[{"stream":true}]}"#));
-        assert!(!text_asks_stream("not json"));
-        assert!(!text_asks_stream(r#"{"stream":"true"}"#));
+        assert!(asks_stream(br#"{"model":"m","stream":true}"#));
+        assert!(!asks_stream(br#"{"model":"m","stream":false}"#));
+        assert!(!asks_stream(br#"{"model":"m","messages":[{"stream":true}]}"#));
+        assert!(!asks_stream(b"not json"));
+        assert!(!asks_stream(br#"{"stream":"true"}"#));
     }
 }

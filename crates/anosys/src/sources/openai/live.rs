@@ -170,6 +170,18 @@ impl LiveCall {
         }
     }
 
+    /// The call, if it has neither streamed nor ended (it is then ended
+    /// here: this `LiveCall` records nothing more).
+    pub(crate) fn take_started(&mut self) -> Option<OpenAiCall> {
+        match self.take() {
+            State::Started(call) => Some(call),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
     fn take(&mut self) -> State {
         std::mem::replace(&mut self.state, State::Done)
     }
