@@ -5,6 +5,12 @@
 //! all go through the one extraction module; any other endpoint still gives
 //! a record with its request and response.
 //!
+//! A plain call's record is made on the engine's extraction thread (see
+//! [`DeferredCall`](crate::embed::DeferredCall)): the caller's task only
+//! keeps the request as sent and the response's bytes. A stream's record
+//! is built as the stream is read. A call whose future is dropped before
+//! its answer is recorded as cancelled.
+//!
 //! Enable the `async-openai` feature.
 //!
 //! ```no_run
