@@ -6,7 +6,7 @@
 //! a record with its request and response.
 //!
 //! A plain call's record is made on the engine's extraction thread (see
-//! [`DeferredCall`](crate::embed::DeferredCall)): the caller's task only
+//! [`DeferredCall`]): the caller's task only
 //! keeps the request as sent and the response's bytes. A stream's record
 //! is built as the stream is read. A call whose future is dropped before
 //! its answer is recorded as cancelled.
