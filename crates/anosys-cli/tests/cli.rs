@@ -131,8 +131,10 @@ fn logs_lists_and_filters() {
     for column in ["ID", "TIME (UTC)", "KIND", "SOURCE", "MODEL", "TOKENS IN/OUT", "DURATION", "STATUS"] {
         assert!(header.lines().next().unwrap().contains(column), "{header}");
     }
-    // Newest first: the first row is the highest id.
-    let newest = records.iter().map(|(id, _)| *id).max().unwrap();
+    // Newest first: the first row is the latest start (the highest id
+    // among equal starts; records may be stored out of start order).
+    let start_ms = |r: &anosys::Record| r.start_time.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let newest = records.iter().max_by_key(|(id, r)| (start_ms(r), *id)).map(|(id, _)| *id).unwrap();
     assert!(all[0].trim_start().starts_with(&newest.to_string()));
 
     let errors = rows(&["--status", "error"]);

@@ -30,10 +30,11 @@ fn a_chat_is_relayed_byte_for_byte_and_recorded() {
                 .send()
         };
         let direct = send(&s.upstream_url).await.unwrap();
-        let proxied = send(&s.proxy_url).await.unwrap();
         let d = (direct.status(), direct.headers().clone(), direct.bytes().await.unwrap());
+        let sent = std::time::SystemTime::now();
+        let proxied = send(&s.proxy_url).await.unwrap();
         let p = (proxied.status(), proxied.headers().clone(), proxied.bytes().await.unwrap());
-        (d, p)
+        (d, (p.0, p.1, p.2, sent, std::time::SystemTime::now()))
     });
     assert_eq!(proxied.0, direct.0);
     assert_eq!(proxied.2, direct.2, "the body byte for byte");
@@ -64,6 +65,9 @@ fn a_chat_is_relayed_byte_for_byte_and_recorded() {
     assert_eq!(r.attribute("user.id"), Some(&json!("user-42")));
     assert_eq!(r.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(r.parent_span_id.unwrap().to_string(), "00f067aa0ba902b7");
+    // Its times are the request's, though it is made on the capture thread.
+    let (sent, received) = (proxied.3, proxied.4);
+    assert!(sent <= r.start_time && r.start_time <= r.end_time && r.end_time <= received, "{sent:?} {r:?} {received:?}");
     // Keys are forwarded, never kept.
     let file = std::fs::read(&s.db).unwrap();
     let wal = std::fs::read(s.db.with_extension("db-wal")).unwrap_or_default();

@@ -153,13 +153,58 @@ impl Finisher {
     }
 }
 
+/// What a call's record starts from, kept as the request came: the request
+/// body is parsed and the record started only when the record is made (on
+/// the capture thread for a plain answer, when the answer turns out to be a
+/// stream for a stream), not on the request's path.
+pub(crate) struct CallStart {
+    target: String,
+    body: bytes::Bytes,
+    options: CaptureOptions,
+    method: Method,
+    path: String,
+    route: Option<String>,
+    session: Option<String>,
+    user: Option<String>,
+    parent: Option<(anosys::TraceId, anosys::SpanId, u8, Option<String>)>,
+    start_time: SystemTime,
+}
+
+impl CallStart {
+    /// The call, as if started when the request came.
+    pub(crate) fn call(self) -> OpenAiCall {
+        let json: Value = if self.body.is_empty() { Value::Null } else { serde_json::from_slice(&self.body).unwrap_or(Value::Null) };
+        let mut call = OpenAiCall::start(&self.target, json, &self.options);
+        let r = call.record_mut();
+        r.start_time = self.start_time;
+        r.end_time = self.start_time;
+        if let Some(v) = self.session {
+            r.set_attribute("session.id", v);
+        }
+        if let Some(v) = self.user {
+            r.set_attribute("user.id", v);
+        }
+        if let Some((trace, parent, flags, state)) = self.parent {
+            r.set_parent(trace, parent);
+            r.trace_flags = flags;
+            r.trace_state = state;
+        }
+        r.set_attribute("http.request.method", self.method.as_str());
+        r.set_attribute("url.path", self.path);
+        if let Some(route) = self.route {
+            r.set_attribute("anosys.proxy.route", route);
+        }
+        call
+    }
+}
+
 /// A request until its record is handed to the response body. Dropped
 /// before that (the client left before the answer started, or the handler
 /// was cancelled), it still ends the record, as cancelled, with status 499
 /// ("client closed request") in the metrics.
 struct Pending {
     finisher: Option<Finisher>,
-    call: Option<OpenAiCall>,
+    start: Option<Box<CallStart>>,
     target: String,
 }
 
@@ -167,18 +212,18 @@ impl Pending {
     /// Ends the request now with `status` and the record `make` builds.
     fn end(&mut self, status: u16, make: impl FnOnce(OpenAiCall) -> Record) {
         if let Some(mut finisher) = self.finisher.take() {
-            let call = self
-                .call
-                .take()
-                .unwrap_or_else(|| OpenAiCall::start(&self.target, Value::Null, &CaptureOptions::default()));
+            let call = match self.start.take() {
+                Some(start) => start.call(),
+                None => OpenAiCall::start(&self.target, Value::Null, &CaptureOptions::default()),
+            };
             finisher.status = status;
             finisher.finish(make(call));
         }
     }
 
-    /// The call and its finisher, for the response body to end.
-    fn hand_off(mut self) -> Option<(OpenAiCall, Finisher)> {
-        Some((self.call.take()?, self.finisher.take()?))
+    /// The call's start and its finisher, for the response body to end.
+    fn hand_off(mut self) -> Option<(Box<CallStart>, Finisher)> {
+        Some((self.start.take()?, self.finisher.take()?))
     }
 }
 
@@ -223,7 +268,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         status: 0,
         started,
     };
-    let mut pending = Pending { finisher: Some(finisher), call: None, target: target.to_string() };
+    let mut pending = Pending { finisher: Some(finisher), start: None, target: target.to_string() };
 
     // The body, within the size limit (announced or counted).
     let limit = shared.config.max_body_bytes;
@@ -250,33 +295,27 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         }
     };
 
-    // The record starts with the request.
-    let json: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    // The record starts with the request (made into it later, off this path).
     let options = CaptureOptions {
         capture_content: shared.pipeline.capture_content(),
         source: header_str(&parts.headers, SOURCE_HEADER).unwrap_or("proxy").to_owned(),
         ..CaptureOptions::default()
     };
-    let call = pending.call.insert(OpenAiCall::start(target.as_str(), json, &options));
-    {
-        let r = call.record_mut();
-        if let Some(v) = header_str(&parts.headers, SESSION_HEADER) {
-            r.set_attribute("session.id", v);
-        }
-        if let Some(v) = header_str(&parts.headers, USER_HEADER) {
-            r.set_attribute("user.id", v);
-        }
-        if let Some((trace, parent, flags)) = header_str(&parts.headers, "traceparent").and_then(parse_traceparent) {
-            r.set_parent(trace, parent);
-            r.trace_flags = flags;
-            r.trace_state = header_str(&parts.headers, "tracestate").map(str::to_owned);
-        }
-        r.set_attribute("http.request.method", parts.method.as_str());
-        r.set_attribute("url.path", path.as_str());
-        if route.prefix != "/" {
-            r.set_attribute("anosys.proxy.route", route.prefix.as_str());
-        }
-    }
+    let parent = header_str(&parts.headers, "traceparent")
+        .and_then(parse_traceparent)
+        .map(|(trace, parent, flags)| (trace, parent, flags, header_str(&parts.headers, "tracestate").map(str::to_owned)));
+    pending.start = Some(Box::new(CallStart {
+        target: pending.target.clone(),
+        body: bytes.clone(),
+        options,
+        method: parts.method.clone(),
+        path: path.clone(),
+        route: (route.prefix != "/").then(|| route.prefix.clone()),
+        session: header_str(&parts.headers, SESSION_HEADER).map(str::to_owned),
+        user: header_str(&parts.headers, USER_HEADER).map(str::to_owned),
+        parent,
+        start_time: SystemTime::now(),
+    }));
 
     // Forward.
     let listed = connection_listed(&parts.headers);
@@ -313,7 +352,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
 
     // Relay the answer as it comes, recording along.
     let status = response.status();
-    let Some((call, mut finisher)) = pending.hand_off() else {
+    let Some((start, mut finisher)) = pending.hand_off() else {
         return error_json(StatusCode::INTERNAL_SERVER_ERROR, "proxy_error", "internal", "the request was already ended");
     };
     finisher.status = status.as_u16();
@@ -330,7 +369,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let bodiless = parts.method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let length = if bodiless { Some(0) } else { header_str(&head.headers, "content-length").and_then(|v| v.parse::<u64>().ok()) };
     let body = if is_sse && status.is_success() {
-        let mut accumulator = call.into_stream();
+        let mut accumulator = start.call().into_stream();
         accumulator.set_http_status(status.as_u16());
         // The stream's record is built as it comes; its end (metrics, the
         // access log, the pipeline) goes to the capture thread.
@@ -341,7 +380,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         };
         Body::from_stream(RecordedBody::events(stream, StreamRecorder::new(accumulator, emit)).with_length(length))
     } else {
-        Body::from_stream(WholeBody::new(stream, call, finisher, status.as_u16(), length, shared.clone()))
+        Body::from_stream(WholeBody::new(stream, start, finisher, status.as_u16(), length, shared.clone()))
     };
     Response::from_parts(head, body)
 }

@@ -1,12 +1,14 @@
 //! The relay path's capture, kept off the request's task.
 //!
-//! A non-streamed answer is passed on chunk by chunk, untouched; the chunks
-//! are kept by reference (no copy), and when the body ends (its last
-//! announced byte, its end, an error, or the client leaving) the call, the
-//! chunks and how it ended go to the capture thread, which parses the body,
-//! builds the record and ends the request (metrics, access log, pipeline).
-//! A stream's record is built as it comes (its timing is part of it), and
-//! only its ending goes to that thread.
+//! The request's body is forwarded as it came and kept by reference; it is
+//! not parsed on the request's path. A non-streamed answer is passed on
+//! chunk by chunk, untouched; the chunks are kept by reference (no copy),
+//! and when the body ends (its last announced byte, its end, an error, or
+//! the client leaving) the request, the chunks and how it ended go to the
+//! capture thread, which parses both bodies, builds the record and ends the
+//! request (metrics, access log, pipeline). A stream's record is started
+//! when the answer turns out to be a stream and built as it comes (its
+//! timing is part of it), and only its ending goes to that thread.
 //!
 //! Times are taken when things happen, not when the thread gets to them:
 //! the record's end time and the request's duration are those of the last
@@ -16,11 +18,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use anosys::sources::openai::{read_error, BodyError, OpenAiCall};
+use anosys::sources::openai::{read_error, BodyError};
 use anosys::{ErrorInfo, Record};
 use bytes::Bytes;
 
-use super::forward::Finisher;
+use super::forward::{CallStart, Finisher};
 use super::worker::Worker;
 
 /// Largest body kept to be parsed for the record (the body itself is always
@@ -48,7 +50,7 @@ pub(crate) enum End {
 pub(crate) enum Job {
     /// A whole body: the record is made from the call and the chunks.
     Whole {
-        call: Box<OpenAiCall>,
+        call: Box<CallStart>,
         status: u16,
         chunks: Vec<Bytes>,
         end: End,
@@ -63,6 +65,7 @@ impl Job {
     fn run(self) {
         match self {
             Job::Whole { call, status, chunks, end, at, finisher } => {
+                let call = call.call();
                 let mut record = match end {
                     End::Finished => {
                         let body: std::borrow::Cow<'_, [u8]> = match chunks.as_slice() {
@@ -113,7 +116,7 @@ impl Capture {
 /// A whole (non-streamed) answer on its way to the client.
 pub(crate) struct WholeBody {
     inner: anosys::sources::openai::ByteStream,
-    pending: Option<(Box<OpenAiCall>, Finisher)>,
+    pending: Option<(Box<CallStart>, Finisher)>,
     status: u16,
     chunks: Vec<Bytes>,
     kept: usize,
@@ -126,7 +129,7 @@ pub(crate) struct WholeBody {
 impl WholeBody {
     pub(crate) fn new(
         inner: anosys::sources::openai::ByteStream,
-        call: OpenAiCall,
+        call: Box<CallStart>,
         finisher: Finisher,
         status: u16,
         length: Option<u64>,
@@ -134,7 +137,7 @@ impl WholeBody {
     ) -> WholeBody {
         let mut body = WholeBody {
             inner,
-            pending: Some((Box::new(call), finisher)),
+            pending: Some((call, finisher)),
             status,
             chunks: Vec::new(),
             kept: 0,
