@@ -92,6 +92,7 @@ fn streams_are_relayed_event_by_event() {
         // nothing is buffered.
         let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("first event").unwrap().unwrap();
         assert!(first.starts_with(b"data: {"), "{first:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
         s.upstream.gate.notify_one();
         let mut all = first.to_vec();
         while let Some(chunk) = stream.next().await {
@@ -104,6 +105,12 @@ fn streams_are_relayed_event_by_event() {
     assert_eq!(r.attribute("anosys.outcome"), Some(&json!("completed")));
     assert!(r.attribute("anosys.stream.chunks").and_then(Value::as_u64).unwrap() > 3);
     assert_eq!(r.attribute("gen_ai.usage.output_tokens"), Some(&json!(5)));
+    // The record is made once the stream has ended, but its times are
+    // those the events came at: the first at once, the rest 300 ms later.
+    let first_chunk = r.attribute("gen_ai.response.time_to_first_chunk").and_then(Value::as_f64).unwrap();
+    let duration = r.end_time.duration_since(r.start_time).unwrap();
+    assert!(first_chunk < 0.25, "{first_chunk}");
+    assert!(duration >= Duration::from_millis(300), "{duration:?}");
     assert_eq!(r.output, Some(json!("\"This is a test.\"")));
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anosys::record::context::parse_traceparent;
-use anosys::sources::openai::{CaptureOptions, OpenAiCall, RecordedBody, StreamRecorder};
+use anosys::sources::openai::{CaptureOptions, OpenAiCall};
 use anosys::{ErrorInfo, Record};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::access_log::Entry;
 use super::metrics::Observation;
-use super::relay::{Job, WholeBody};
+use super::relay::RelayedBody;
 use super::Shared;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
@@ -168,6 +168,8 @@ pub(crate) struct CallStart {
     user: Option<String>,
     parent: Option<(anosys::TraceId, anosys::SpanId, u8, Option<String>)>,
     start_time: SystemTime,
+    /// When the request came: a stream's time to first chunk counts from it.
+    arrived: Instant,
 }
 
 impl CallStart {
@@ -175,6 +177,7 @@ impl CallStart {
     pub(crate) fn call(self) -> OpenAiCall {
         let json: Value = if self.body.is_empty() { Value::Null } else { serde_json::from_slice(&self.body).unwrap_or(Value::Null) };
         let mut call = OpenAiCall::start(&self.target, json, &self.options);
+        call.set_sent_at(self.arrived);
         let r = call.record_mut();
         r.start_time = self.start_time;
         r.end_time = self.start_time;
@@ -315,6 +318,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         user: header_str(&parts.headers, USER_HEADER).map(str::to_owned),
         parent,
         start_time: SystemTime::now(),
+        arrived: started,
     }));
 
     // Forward.
@@ -368,19 +372,9 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     // No body follows a HEAD, a 204 or a 304, whatever the length says.
     let bodiless = parts.method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let length = if bodiless { Some(0) } else { header_str(&head.headers, "content-length").and_then(|v| v.parse::<u64>().ok()) };
-    let body = if is_sse && status.is_success() {
-        let mut accumulator = start.call().into_stream();
-        accumulator.set_http_status(status.as_u16());
-        // The stream's record is built as it comes; its end (metrics, the
-        // access log, the pipeline) goes to the capture thread.
-        let capture = shared.clone();
-        let emit = move |r: Record| {
-            let at = Instant::now();
-            capture.capture.push_or_run(Job::Record { record: Box::new(r), at, finisher });
-        };
-        Body::from_stream(RecordedBody::events(stream, StreamRecorder::new(accumulator, emit)).with_length(length))
-    } else {
-        Body::from_stream(WholeBody::new(stream, start, finisher, status.as_u16(), length, shared.clone()))
-    };
+    // The record is made on the capture thread once the body has ended: a
+    // stream's from its events and when each arrived.
+    let events = is_sse && status.is_success();
+    let body = Body::from_stream(RelayedBody::new(stream, start, finisher, (status.as_u16(), events), length, shared.clone()));
     Response::from_parts(head, body)
 }

@@ -6,9 +6,9 @@
 //! and when the body ends (its last announced byte, its end, an error, or
 //! the client leaving) the request, the chunks and how it ended go to the
 //! capture thread, which parses both bodies, builds the record and ends the
-//! request (metrics, access log, pipeline). A stream's record is started
-//! when the answer turns out to be a stream and built as it comes (its
-//! timing is part of it), and only its ending goes to that thread.
+//! request (metrics, access log, pipeline). A stream of events goes the
+//! same way, each chunk kept with when it arrived: the thread feeds them to
+//! the stream accumulator with those times (its time to first chunk).
 //!
 //! Times are taken when things happen, not when the thread gets to them:
 //! the record's end time and the request's duration are those of the last
@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use anosys::sources::openai::{read_error, BodyError};
-use anosys::{ErrorInfo, Record};
+use anosys::ErrorInfo;
 use bytes::Bytes;
 
 use super::forward::{CallStart, Finisher};
@@ -46,43 +46,51 @@ pub(crate) enum End {
     Cancelled,
 }
 
-/// One request's end, for the capture thread.
-pub(crate) enum Job {
-    /// A whole body: the record is made from the call and the chunks.
-    Whole {
-        call: Box<CallStart>,
-        status: u16,
-        chunks: Vec<Bytes>,
-        end: End,
-        at: (Instant, SystemTime),
-        finisher: Finisher,
-    },
-    /// A record already made (a stream's).
-    Record { record: Box<Record>, at: Instant, finisher: Finisher },
+/// One request's end, for the capture thread: the record is made from the
+/// request, the answer's chunks and how it ended.
+pub(crate) struct Job {
+    call: Box<CallStart>,
+    status: u16,
+    chunks: Vec<Bytes>,
+    /// For a stream, when each chunk arrived (its time to first chunk).
+    arrivals: Option<Vec<Instant>>,
+    end: End,
+    at: (Instant, SystemTime),
+    finisher: Finisher,
 }
 
 impl Job {
     fn run(self) {
-        match self {
-            Job::Whole { call, status, chunks, end, at, finisher } => {
-                let call = call.call();
-                let mut record = match end {
-                    End::Finished => {
-                        let body: std::borrow::Cow<'_, [u8]> = match chunks.as_slice() {
-                            [] => (&[][..]).into(),
-                            [one] => one[..].into(),
-                            many => many.concat().into(),
-                        };
-                        call.finish(status, &*body)
-                    }
-                    End::Failed(error) => call.fail(error),
-                    End::Cancelled => call.cancel(),
-                };
-                record.end_time = at.1.max(record.start_time);
-                finisher.finish_at(record, at.0);
+        let Job { call, status, chunks, arrivals, end, at, finisher } = self;
+        let call = call.call();
+        let mut record = match arrivals {
+            Some(arrivals) => {
+                let mut stream = call.into_stream();
+                stream.set_http_status(status);
+                for (bytes, arrived) in chunks.iter().zip(arrivals) {
+                    stream.push_bytes_at(bytes, arrived);
+                }
+                match end {
+                    End::Finished => stream.finish(),
+                    End::Failed(error) => stream.fail(error),
+                    End::Cancelled => stream.cancel(),
+                }
             }
-            Job::Record { record, at, finisher } => finisher.finish_at(*record, at),
-        }
+            None => match end {
+                End::Finished => {
+                    let body: std::borrow::Cow<'_, [u8]> = match chunks.as_slice() {
+                        [] => (&[][..]).into(),
+                        [one] => one[..].into(),
+                        many => many.concat().into(),
+                    };
+                    call.finish(status, &*body)
+                }
+                End::Failed(error) => call.fail(error),
+                End::Cancelled => call.cancel(),
+            },
+        };
+        record.end_time = at.1.max(record.start_time);
+        finisher.finish_at(record, at.0);
     }
 }
 
@@ -113,12 +121,15 @@ impl Capture {
     }
 }
 
-/// A whole (non-streamed) answer on its way to the client.
-pub(crate) struct WholeBody {
+/// An answer on its way to the client, whole or a stream of events: its
+/// chunks are kept (by reference) for the capture thread, and a stream's
+/// with when each arrived.
+pub(crate) struct RelayedBody {
     inner: anosys::sources::openai::ByteStream,
     pending: Option<(Box<CallStart>, Finisher)>,
     status: u16,
     chunks: Vec<Bytes>,
+    arrivals: Option<Vec<Instant>>,
     kept: usize,
     /// Bytes still to come, when the length was announced: a server that
     /// stops reading at `Content-Length` never polls for the end.
@@ -126,20 +137,23 @@ pub(crate) struct WholeBody {
     shared: std::sync::Arc<super::Shared>,
 }
 
-impl WholeBody {
+impl RelayedBody {
+    /// The answer `inner` to `call`, with HTTP `status`, a stream of
+    /// server-sent events if `events`.
     pub(crate) fn new(
         inner: anosys::sources::openai::ByteStream,
         call: Box<CallStart>,
         finisher: Finisher,
-        status: u16,
+        (status, events): (u16, bool),
         length: Option<u64>,
         shared: std::sync::Arc<super::Shared>,
-    ) -> WholeBody {
-        let mut body = WholeBody {
+    ) -> RelayedBody {
+        let mut body = RelayedBody {
             inner,
             pending: Some((call, finisher)),
             status,
             chunks: Vec::new(),
+            arrivals: events.then(Vec::new),
             kept: 0,
             remaining: length,
             shared,
@@ -154,12 +168,13 @@ impl WholeBody {
         if let Some((call, finisher)) = self.pending.take() {
             let at = (Instant::now(), SystemTime::now());
             let chunks = std::mem::take(&mut self.chunks);
-            self.shared.capture.push_or_run(Job::Whole { call, status: self.status, chunks, end, at, finisher });
+            let arrivals = self.arrivals.take();
+            self.shared.capture.push_or_run(Job { call, status: self.status, chunks, arrivals, end, at, finisher });
         }
     }
 }
 
-impl futures_util::Stream for WholeBody {
+impl futures_util::Stream for RelayedBody {
     type Item = Result<Bytes, BodyError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -172,6 +187,9 @@ impl futures_util::Stream for WholeBody {
                     let keep = if bytes.len() <= room { bytes.clone() } else { bytes.slice(..room) };
                     this.kept += keep.len();
                     this.chunks.push(keep);
+                    if let Some(arrivals) = this.arrivals.as_mut() {
+                        arrivals.push(Instant::now());
+                    }
                 }
                 if let Some(left) = this.remaining.as_mut() {
                     *left = left.saturating_sub(bytes.len() as u64);
@@ -188,7 +206,7 @@ impl futures_util::Stream for WholeBody {
     }
 }
 
-impl Drop for WholeBody {
+impl Drop for RelayedBody {
     fn drop(&mut self) {
         self.end(End::Cancelled);
     }

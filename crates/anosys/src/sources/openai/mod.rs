@@ -316,6 +316,29 @@ impl OpenAiCall {
         }
     }
 
+    /// Sets when the request was sent, for a call started later than that
+    /// (its record made off the request's path): a stream's time to first
+    /// chunk counts from here. The record's `start_time` is set apart
+    /// ([`record_mut`](Self::record_mut)).
+    ///
+    /// ```
+    /// use anosys::sources::openai::{CaptureOptions, OpenAiCall};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let sent = Instant::now();
+    /// let request = serde_json::json!({"model": "gpt-4o-mini", "stream": true, "messages": []});
+    /// let mut call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", request, &CaptureOptions::default());
+    /// call.set_sent_at(sent);
+    /// let mut stream = call.into_stream();
+    /// let event = b"data: {\"id\":\"c\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    /// stream.push_bytes_at(event, sent + Duration::from_millis(250));
+    /// let record = stream.finish();
+    /// assert_eq!(record.attribute("gen_ai.response.time_to_first_chunk"), Some(&serde_json::json!(0.25)));
+    /// ```
+    pub fn set_sent_at(&mut self, at: std::time::Instant) {
+        self.started = at;
+    }
+
     /// The operation.
     pub fn operation(&self) -> Operation {
         self.operation

@@ -270,6 +270,21 @@ impl StreamAccumulator {
         self.parser = parser;
     }
 
+    /// [`push_bytes`](Self::push_bytes) for bytes that arrived `at`, fed
+    /// later (a stream recorded off the path that relayed it): the time to
+    /// first chunk is counted to `at`, not to now.
+    pub fn push_bytes_at(&mut self, bytes: &[u8], at: Instant) {
+        if self.first_chunk.is_none() {
+            let before = self.chunks;
+            self.push_bytes(bytes);
+            if self.chunks > before {
+                self.first_chunk = Some(at.saturating_duration_since(self.started));
+            }
+        } else {
+            self.push_bytes(bytes);
+        }
+    }
+
     /// Feeds one parsed server-sent event.
     pub fn push_event(&mut self, event: &SseEvent) {
         if event.is_done() {
