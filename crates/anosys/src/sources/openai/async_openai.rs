@@ -288,23 +288,23 @@ impl Capture {
     }
 
     /// Ends the call with its response: a plain call's record is made on
-    /// the extraction thread (here when a global `before_send` must see it
-    /// on the caller's thread).
+    /// the extraction thread (to the global pipeline, here when a global
+    /// `before_send` must see it on the caller's thread, as for the
+    /// bindings).
     fn finish(&mut self, status: u16, body: &Bytes) {
-        match self.started.take() {
-            Some(Started::Now(call)) => self.destination.emit(call.finish(status, &body[..])),
-            Some(Started::Later(mut call)) => {
-                let here = matches!(self.destination, Destination::Global) && crate::global::has_before_send();
-                if here {
-                    if let Some(record) = call.live().finish(status, &body[..]) {
-                        self.destination.emit(record);
-                    }
-                } else {
-                    let destination = self.destination.clone();
-                    call.finish_deferred_into(status, ResponseJson::Bytes(body.to_vec()), move |r| destination.emit(r));
-                }
+        let response = || ResponseJson::Bytes(body.to_vec());
+        match (self.started.take(), &self.destination) {
+            (Some(Started::Now(call)), destination) => destination.emit(call.finish(status, &body[..])),
+            (Some(Started::Later(mut call)), Destination::Global) => {
+                call.finish_deferred(status, response(), true);
             }
-            None => {}
+            (Some(Started::Later(mut call)), Destination::Pipeline(pipeline)) => {
+                let pipeline = pipeline.clone();
+                call.finish_deferred_into(status, response(), move |r| {
+                    pipeline.submit(r);
+                });
+            }
+            (None, _) => {}
         }
     }
 
