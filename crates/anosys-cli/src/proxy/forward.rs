@@ -208,6 +208,8 @@ impl CallStart {
 struct Pending {
     finisher: Option<Finisher>,
     start: Option<Box<CallStart>>,
+    /// The target URL, for a request that ends before its start is kept
+    /// (moved into the start then).
     target: String,
 }
 
@@ -308,7 +310,8 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         .and_then(parse_traceparent)
         .map(|(trace, parent, flags)| (trace, parent, flags, header_str(&parts.headers, "tracestate").map(str::to_owned)));
     pending.start = Some(Box::new(CallStart {
-        target: pending.target.clone(),
+        // Pending needs the target only until its start is kept.
+        target: std::mem::take(&mut pending.target),
         body: bytes.clone(),
         options,
         method: parts.method.clone(),
