@@ -4,9 +4,11 @@
 #
 # One upstream, `anosys demo-server`, and in front of it, each on its own
 # port: nginx as a plain pass-through proxy (Debian's nginx-light: the floor
-# for a proxy hop), `anosys proxy` (capture on, SQLite store) and LiteLLM's
-# proxy (optional: installed into target/litellm-venv; skipped with a
-# message if it cannot be). For plain and streamed chat completions, at
+# for a proxy hop), a pass-through built from our proxy's own HTTP stack
+# with nothing captured (the `bare_proxy` example: the floor for that
+# stack), `anosys proxy` (capture on, SQLite store) and LiteLLM's proxy
+# (optional: installed into target/litellm-venv; skipped with a message if
+# it cannot be). For plain and streamed chat completions, at
 # each fixed rate, the same bounded load goes to the upstream alone and
 # through each proxy, in two shapes:
 #
@@ -33,9 +35,12 @@
 #   WARMUP             unmeasured requests per target and kind [100]
 #   CONNECTIONS        oha connections (even)                  [10]
 #   BURST_CONNECTIONS  hey connections (burst)                 [10]
-#   TARGETS            which proxies: nginx, anosys, litellm, and
+#   TARGETS            which proxies: nginx, anosys, litellm,
 #                      before (a second `anosys proxy` from BEFORE_BIN,
-#                      e.g. an older build, for before/after)  [nginx anosys litellm]
+#                      e.g. an older build, for before/after), and bare (a
+#                      pass-through on the proxy's own stack, no capture:
+#                      the `bare_proxy` example; the floor of that stack)
+#                                                              [nginx bare anosys litellm]
 #   LITELLM_REQUESTS   requests per LiteLLM run (it is slow)   [300]
 #   HISTORY_REQUESTS   requests per run with a 41 KB history (0: none) [1000]
 #   HISTORY_RATE       their rate, requests/s                   [100]
@@ -51,7 +56,7 @@ REQUESTS=${REQUESTS:-1000}
 WARMUP=${WARMUP:-100}
 CONNECTIONS=${CONNECTIONS:-10}
 BURST_CONNECTIONS=${BURST_CONNECTIONS:-10}
-TARGETS=${TARGETS:-"nginx anosys litellm"}
+TARGETS=${TARGETS:-"nginx bare anosys litellm"}
 LITELLM_REQUESTS=${LITELLM_REQUESTS:-300}
 HISTORY_REQUESTS=${HISTORY_REQUESTS:-1000}
 HISTORY_RATE=${HISTORY_RATE:-100}
@@ -193,6 +198,19 @@ EOF
     wait_http "http://127.0.0.1:${PORT[nginx]}/" "${PID[nginx]}" || { cat "$TMP/nginx.log" "$dir/logs/error.log" >&2; log "nginx did not start: skipped"; return 1; }
 }
 
+# start_bare: the `bare_proxy` example (hyper's server and pooled client,
+# tokio, mimalloc, as `anosys proxy`; nothing captured).
+start_bare() {
+    local bin=$ROOT/target/release/examples/bare_proxy
+    if [[ -z ${ANOSYS_BIN:-} || ! -x $bin ]]; then
+        (cd "$ROOT" && cargo build --release -p anosys-cli --example bare_proxy --quiet) || die "bare_proxy build failed"
+    fi
+    PORT[bare]=$(free_port)
+    "$bin" "127.0.0.1:${PORT[bare]}" "$UPSTREAM" >"$TMP/bare.log" 2>&1 &
+    PID[bare]=$!
+    wait_http "http://127.0.0.1:${PORT[bare]}/" "${PID[bare]}" || { cat "$TMP/bare.log" >&2; die "bare_proxy did not start"; }
+}
+
 # start_anosys NAME BINARY: `anosys proxy`, capture on, its own SQLite store.
 start_anosys() {
     local name=$1 bin=$2
@@ -237,7 +255,8 @@ for t in $TARGETS; do
         before) [[ -x ${BEFORE_BIN:-} ]] || die "target 'before' needs BEFORE_BIN=path/to/older/anosys"
             start_anosys before "$BEFORE_BIN" && ACTIVE+=(before) ;;
         litellm) start_litellm && ACTIVE+=(litellm) || true ;;
-        *) die "unknown target $t (nginx, anosys, before, litellm)" ;;
+        bare) start_bare && ACTIVE+=(bare) ;;
+        *) die "unknown target $t (nginx, anosys, before, litellm, bare)" ;;
     esac
 done
 log "upstream $UPSTREAM; measuring: ${ACTIVE[*]}; temp $TMP"
@@ -470,6 +489,8 @@ if os.path.exists(f"{tmp}/resources-history.txt"):
 if "anosys" in res:
     if "nginx" in res:
         print(f"SUMMARY proxy CPU per proxied chat request (capture on, SQLite store)|nginx as a pass-through|{res['nginx'][0]:.1f}|{res['anosys'][0]:.1f}|us|<= 1.5x nginx")
+    if "nginx" in res and "bare" in res:
+        print(f"SUMMARY proxy CPU per request, its HTTP stack alone (bare_proxy: no capture, no store)|nginx as a pass-through|{res['nginx'][0]:.1f}|{res['bare'][0]:.1f}|us|(the floor for the row above)")
     print(f"SUMMARY proxy peak memory at up to {max(int(r) for r in rates)} req/s|-||{res['anosys'][2]:.1f}|MiB|<= 40 MiB")
     if "anosys" in history and "nginx" in history:
         print(f"SUMMARY proxy CPU per proxied chat request with a 41 KB history (capture on, SQLite store)|nginx as a pass-through|{history['nginx'][0]:.1f}|{history['anosys'][0]:.1f}|us|<= 1.5x nginx")
