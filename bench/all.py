@@ -9,7 +9,8 @@ to a baseline measured in the same run, printed as one table.
 
 Parts: engine (criterion: caller, encoder, extraction, stream chunks),
 store (SQLite), delivery (loopback AnoSys stand-in), python, node, proxy
-(bench/proxy_load.sh: the upstream alone, nginx and anosys). A part whose
+(bench/proxy_load.sh: the upstream alone, nginx, our HTTP stack with
+nothing captured (bare_proxy), anosys and LiteLLM). A part whose
 tools are missing (node, nginx, ...) is reported as skipped, not failed.
 Loopback only (127.0.0.1); every loop is bounded.
 
