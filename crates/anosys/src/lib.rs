@@ -35,6 +35,7 @@ pub mod config;
 pub mod cost;
 mod diag;
 mod global;
+pub mod net;
 pub mod pipeline;
 pub mod record;
 pub mod redact;

@@ -63,6 +63,7 @@ fn posts_one_flat_object_per_record_with_the_fixed_table() {
     let hits = backend.hits();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].headers["content-type"], "application/json");
+    assert!(hits[0].headers["user-agent"].to_str().unwrap().starts_with("anosys-rust/"));
     assert!(hits[0].headers.get("authorization").is_none());
     let mut body = backend.accepted().remove(0);
 

@@ -337,12 +337,12 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let response = match tokio::time::timeout(shared.config.upstream_timeout, sent).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            let (status, kind) = if e.timeout {
+            let (status, kind) = if e.is_timeout() {
                 (StatusCode::GATEWAY_TIMEOUT, "timeout")
             } else {
                 (StatusCode::BAD_GATEWAY, "connection_error")
             };
-            let message = format!("the anosys proxy could not reach {}: {}", route.upstream, e.message);
+            let message = format!("the anosys proxy could not reach {}: {e}", route.upstream);
             pending.end(status.as_u16(), |call| call.fail(ErrorInfo::new(kind, message.clone())));
             return error_json(status, "upstream_error", kind, &message);
         }

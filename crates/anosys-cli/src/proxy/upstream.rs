@@ -1,17 +1,10 @@
-//! The proxy's HTTP client to its upstreams.
+//! The proxy's HTTP client to its upstreams: the engine's shared client
+//! ([`anosys::net::HttpClient`]: hyper's pooled client, or reqwest when an
+//! outbound proxy is set in the environment), with the proxy's read
+//! timeout on every response body.
 //!
-//! Requests go out on hyper's pooled client (HTTP/1.1 connections kept
-//! alive per upstream; HTTP/2 when a TLS upstream offers it by ALPN), with
-//! rustls and the system's trust store (the same roots and crypto provider
-//! reqwest uses). It sends exactly what it is given: no default headers,
-//! no redirects followed, no retries, no decompression.
-//!
-//! When an outbound proxy is configured in the environment
-//! (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, any case), requests go
-//! through reqwest instead, which honours those variables and `NO_PROXY`.
-//!
-//! Both ways give the same answer: the status and headers, and the body as
-//! an [`anosys::sources::openai::ByteStream`] that fails with an I/O
+//! The answer is the status and headers, and the body as an
+//! [`anosys::sources::openai::ByteStream`] that fails with an I/O
 //! `TimedOut` error when the upstream sends nothing for the read timeout.
 
 use std::future::Future;
@@ -19,120 +12,46 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use anosys::sources::openai::{error_text, is_timeout, BodyError, ByteStream};
+use anosys::net::{ClientOptions, HttpClient, SendError};
+use anosys::sources::openai::{BodyError, ByteStream};
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response};
-use http_body_util::Full;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::{HeaderMap, Method, Response};
 
-/// The longest wait for a TCP (and TLS) connection to an upstream.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long an idle kept-alive connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(90);
-
-/// Most idle connections kept per upstream.
-const POOL_IDLE_PER_HOST: usize = 64;
-
-/// Environment variables that set an outbound proxy (reqwest reads them).
-const PROXY_VARIABLES: &[&str] = &["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
-
-/// Why the HTTP client to the upstreams could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The system's trust store could not be used.
-    #[error("cannot set up TLS with the system's certificates")]
-    Tls(#[source] rustls::Error),
-    /// reqwest refused its settings.
-    #[error("cannot build the HTTP client")]
-    Reqwest(#[source] reqwest::Error),
-}
-
-/// A request that got no answer.
-#[derive(Debug)]
-pub(crate) struct SendError {
-    /// Whether it timed out (connecting or waiting), rather than failed.
-    pub(crate) timeout: bool,
-    /// What happened, on one line, without the request's URL.
-    pub(crate) message: String,
-}
-
-impl SendError {
-    fn from_error(e: &(dyn std::error::Error + 'static)) -> SendError {
-        SendError { timeout: is_timeout(e), message: error_text(e) }
-    }
-}
+pub use anosys::net::ClientError;
 
 /// The client every request of a proxy shares.
-pub(crate) enum Upstream {
-    /// hyper's pooled client.
-    Direct { client: Box<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>, read_timeout: Duration },
-    /// reqwest, for an outbound proxy set in the environment.
-    Proxied(reqwest::Client),
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    client: HttpClient,
+    /// The longest silence in a response body.
+    read_timeout: Duration,
 }
 
-impl std::fmt::Debug for Upstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Upstream::Direct { .. } => "Upstream::Direct",
-            Upstream::Proxied(_) => "Upstream::Proxied",
-        })
-    }
-}
+/// Idle connections kept per upstream, at most.
+const POOL_IDLE_PER_HOST: usize = 64;
 
 impl Upstream {
+    fn options() -> ClientOptions {
+        ClientOptions::default().max_idle_per_host(POOL_IDLE_PER_HOST)
+    }
+
     /// The client for this environment: through reqwest when an outbound
     /// proxy variable is set, hyper's own otherwise. `read_timeout` is the
     /// longest silence in a response body.
     pub(crate) fn from_env(read_timeout: Duration) -> Result<Upstream, ClientError> {
-        let proxied = PROXY_VARIABLES.iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
-        if proxied { Upstream::proxied(read_timeout) } else { Upstream::direct(read_timeout) }
+        Ok(Upstream { client: HttpClient::new(&Self::options())?, read_timeout })
     }
 
     /// hyper's pooled client.
+    #[cfg(test)]
     pub(crate) fn direct(read_timeout: Duration) -> Result<Upstream, ClientError> {
-        use rustls_platform_verifier::BuilderVerifierExt as _;
-        // As reqwest: a crypto provider installed by the process, else aws-lc-rs.
-        let provider = rustls::crypto::CryptoProvider::get_default()
-            .cloned()
-            .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(ClientError::Tls)?
-            .with_platform_verifier()
-            .map_err(ClientError::Tls)?
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let connector = HttpsConnector::from((http, tls));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
-        Ok(Upstream::Direct { client: Box::new(client), read_timeout })
+        Ok(Upstream { client: HttpClient::direct(&Self::options())?, read_timeout })
     }
 
     /// reqwest, which honours the outbound proxy variables.
+    #[cfg(test)]
     pub(crate) fn proxied(read_timeout: Duration) -> Result<Upstream, ClientError> {
-        reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(read_timeout)
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map(Upstream::Proxied)
-            .map_err(ClientError::Reqwest)
+        Ok(Upstream { client: HttpClient::proxied(&Self::options())?, read_timeout })
     }
 
     /// Sends a request to `url` (absolute, `http` or `https`) and returns
@@ -144,43 +63,18 @@ impl Upstream {
         headers: HeaderMap,
         body: Bytes,
     ) -> impl Future<Output = Result<Response<ByteStream>, SendError>> + Send + 'static {
-        let prepared = match self {
-            Upstream::Direct { client, read_timeout } => {
-                let mut request = Request::new(Full::new(body));
-                *request.method_mut() = method;
-                *request.headers_mut() = headers;
-                url.parse::<http::Uri>()
-                    .map(|uri| {
-                        *request.uri_mut() = uri;
-                        Sent::Direct(client.request(request), *read_timeout)
-                    })
-                    .map_err(|e| SendError::from_error(&e))
-            }
-            Upstream::Proxied(client) => Ok(Sent::Proxied(Box::pin(client.request(method, url).headers(headers).body(body).send()))),
+        let read_timeout = self.read_timeout;
+        let sent = match url.parse::<http::Uri>() {
+            Ok(uri) => Ok(self.client.send(method, uri, headers, body)),
+            Err(e) => Err(e),
         };
         async move {
-            match prepared? {
-                Sent::Direct(sent, read_timeout) => {
-                    let (head, body) = sent.await.map_err(|e| SendError::from_error(&e))?.into_parts();
-                    let body: ByteStream = Box::pin(Chunks::new(body, Some(read_timeout)));
-                    Ok(Response::from_parts(head, body))
-                }
-                Sent::Proxied(sent) => {
-                    let response: Response<reqwest::Body> = sent.await.map_err(|e| SendError::from_error(&e))?.into();
-                    let (head, body) = response.into_parts();
-                    // reqwest keeps its own read timeout.
-                    let body: ByteStream = Box::pin(Chunks::new(body, None));
-                    Ok(Response::from_parts(head, body))
-                }
-            }
+            let sent = sent.map_err(SendError::from)?;
+            let (head, body) = sent.await?.into_parts();
+            let body: ByteStream = Box::pin(Chunks::new(body, Some(read_timeout)));
+            Ok(Response::from_parts(head, body))
         }
     }
-}
-
-/// A request on its way.
-enum Sent {
-    Direct(hyper_util::client::legacy::ResponseFuture, Duration),
-    Proxied(Pin<Box<dyn Future<Output = reqwest::Result<reqwest::Response>> + Send>>),
 }
 
 /// A response body's data frames as a stream (trailers are skipped), failing
@@ -262,6 +156,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anosys::net::is_timeout;
     use futures_util::StreamExt as _;
 
     /// An upstream on loopback: `/answer` says hello in two chunks,
@@ -350,14 +245,14 @@ mod tests {
         for upstream in both(Duration::from_secs(5)) {
             let url = format!("http://{closed}/v1/chat?api_key=secret");
             let e = upstream.send(Method::POST, &url, HeaderMap::new(), Bytes::new()).await.err().expect("an error");
-            assert!(!e.timeout, "{upstream:?}: {e:?}");
-            assert!(e.message.to_lowercase().contains("refused"), "{upstream:?}: {e:?}");
-            assert!(!e.message.contains("secret"), "{upstream:?}: {e:?}");
+            assert!(!e.is_timeout() && e.is_connect(), "{upstream:?}: {e:?}");
+            assert!(e.to_string().to_lowercase().contains("refused"), "{upstream:?}: {e:?}");
+            assert!(!e.to_string().contains("secret"), "{upstream:?}: {e:?}");
             // TLS spoken to a plain HTTP server: the handshake fails.
             let url = format!("https://{plain}/answer");
             let e = upstream.send(Method::GET, &url, HeaderMap::new(), Bytes::new()).await.err().expect("an error");
-            assert!(!e.timeout, "{upstream:?}: {e:?}");
-            assert!(!e.message.is_empty(), "{upstream:?}");
+            assert!(!e.is_timeout(), "{upstream:?}: {e:?}");
+            assert!(!e.to_string().is_empty(), "{upstream:?}");
         }
         let e = Upstream::direct(Duration::from_secs(5))
             .unwrap()
@@ -365,6 +260,6 @@ mod tests {
             .await
             .err()
             .expect("an error");
-        assert!(e.message.contains("invalid"), "{e:?}");
+        assert!(e.to_string().contains("invalid"), "{e:?}");
     }
 }

@@ -224,7 +224,7 @@ pub enum SinkError {
     MissingCredentials,
     /// The HTTP client could not be built (TLS roots, resolver).
     #[error("cannot build the HTTP client")]
-    HttpClient(#[source] reqwest::Error),
+    HttpClient(#[source] crate::net::ClientError),
     /// The sink needs a feature this build leaves out.
     #[error("the {0} sink needs the `{0}` feature, which this build leaves out")]
     NotInThisBuild(crate::config::SinkKind),

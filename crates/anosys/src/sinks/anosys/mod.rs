@@ -19,7 +19,8 @@ mod resolve;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::StatusCode as HttpStatus;
+use http::StatusCode as HttpStatus;
+use http_body_util::BodyExt as _;
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
@@ -29,6 +30,7 @@ pub use resolve::resolve_log_url;
 use super::{BoxFuture, Destination, ExportContext, ExportReport, Sink, SinkError};
 use crate::config::{ApiKey, Config};
 use crate::diag::{self, LogLevel};
+use crate::net::{ClientOptions, HttpClient};
 use crate::record::{Record, Resource};
 
 /// Where the sink posts.
@@ -49,10 +51,10 @@ enum Target {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct AnosysSink {
-    client: reqwest::Client,
+    client: HttpClient,
     target: Target,
     /// The URL posted to, parsed once.
-    endpoint: OnceCell<Result<reqwest::Url, String>>,
+    endpoint: OnceCell<Result<http::Uri, String>>,
     registry: Arc<SlotRegistry>,
     /// Column encryption (`ANOSYS_ENCRYPTION_KEY`), when asked for.
     encryption: Option<Arc<encrypt::Encryption>>,
@@ -90,19 +92,15 @@ impl AnosysSink {
             (None, Some(key)) => Target::Key { key: key.clone(), resolver: config.resolver_url.clone() },
             (None, None) => return Err(SinkError::MissingCredentials),
         };
-        let client = reqwest::Client::builder()
-            .timeout(config.request_timeout)
+        let options = ClientOptions::default()
             .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
             // Every connection the lane's exports at once use stays open:
             // a pool smaller than the requests in flight closed one after
             // nearly every request and opened another for the next (with 4
             // exports of 8 requests, the delivery rate halved).
-            .pool_max_idle_per_host(config.max_in_flight.saturating_mul(crate::pipeline::EXPORTS_AT_ONCE))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .user_agent(concat!("anosys-rust/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SinkError::HttpClient(e.without_url()))?;
+            .max_idle_per_host(config.max_in_flight.saturating_mul(crate::pipeline::EXPORTS_AT_ONCE))
+            .pool_idle_timeout(Duration::from_secs(60));
+        let client = HttpClient::new(&options).map_err(SinkError::HttpClient)?;
         Ok(AnosysSink {
             client,
             target,
@@ -119,7 +117,7 @@ impl AnosysSink {
         })
     }
 
-    async fn endpoint(&self) -> &Result<reqwest::Url, String> {
+    async fn endpoint(&self) -> &Result<http::Uri, String> {
         self.endpoint
             .get_or_init(|| async {
                 let found = match &self.target {
@@ -141,7 +139,7 @@ impl AnosysSink {
                 // Parsed once here rather than for every request. (The
                 // error never shows the URL: it may hold a key.)
                 found.and_then(|url| {
-                    reqwest::Url::parse(&url).map_err(|e| {
+                    parse_url(&url).map_err(|e| {
                         let reason = format!("the AnoSys URL is not a valid URL ({e})");
                         diag::log(LogLevel::Error, &format!("{reason}; nothing is sent to AnoSys in this process: {}", self.kept_in));
                         reason
@@ -151,48 +149,61 @@ impl AnosysSink {
             .await
     }
 
-    async fn post(client: reqwest::Client, url: reqwest::Url, body: bytes::Bytes, timeout: Duration) -> Attempt {
-        let response = client
-            .post(url)
-            .timeout(timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
-        match response {
-            Ok(r) if r.status().is_success() => {
-                // Drain the body so the connection goes back to the pool.
-                let _ = r.bytes().await;
-                Attempt::Delivered
+    async fn post(client: HttpClient, url: http::Uri, body: bytes::Bytes, timeout: Duration) -> Attempt {
+        let mut headers = http::HeaderMap::with_capacity(2);
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        headers.insert(http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT));
+        // The whole exchange, the answer's body included, within `timeout`.
+        let exchange = async {
+            let response = client.send(http::Method::POST, url, headers, body).await?;
+            let (head, body) = response.into_parts();
+            // Read to its end, so the connection goes back to the pool.
+            let _ = body.collect().await;
+            Ok::<_, crate::net::SendError>(head)
+        };
+        let head = match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(head)) => head,
+            Ok(Err(e)) => {
+                // A refused connection certainly did not deliver; a
+                // connection lost after sending may have.
+                diag::log(LogLevel::Debug, &format!("POST to AnoSys failed: {e}"));
+                return Attempt::Retry { after: None, uncertain: !e.is_connect() };
             }
-            Ok(r) => {
-                let status = r.status();
-                let after = r
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
-                let _ = r.bytes().await;
-                if status == HttpStatus::TOO_MANY_REQUESTS {
-                    Attempt::Retry { after: Some(after.unwrap_or(Duration::from_secs(1))), uncertain: false }
-                } else if status.is_server_error() || status == HttpStatus::REQUEST_TIMEOUT {
-                    // A 502/504 from a gateway may hide a backend that did
-                    // store the record.
-                    let uncertain = matches!(status, HttpStatus::BAD_GATEWAY | HttpStatus::GATEWAY_TIMEOUT);
-                    Attempt::Retry { after, uncertain }
-                } else {
-                    Attempt::Rejected(status)
-                }
+            Err(_) => {
+                diag::log(LogLevel::Debug, &format!("POST to AnoSys got no answer within {} s", timeout.as_secs_f64()));
+                return Attempt::Retry { after: None, uncertain: true };
             }
-            Err(e) => {
-                // A refused connection certainly did not deliver; a timeout
-                // or a connection lost after sending may have.
-                let uncertain = !e.is_connect();
-                diag::log(LogLevel::Debug, &format!("POST to AnoSys failed: {}", e.without_url()));
-                Attempt::Retry { after: None, uncertain }
-            }
+        };
+        let status = head.status;
+        if status.is_success() {
+            return Attempt::Delivered;
+        }
+        let after = head.headers.get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        if status == HttpStatus::TOO_MANY_REQUESTS {
+            Attempt::Retry { after: Some(after.unwrap_or(Duration::from_secs(1))), uncertain: false }
+        } else if status.is_server_error() || status == HttpStatus::REQUEST_TIMEOUT {
+            // A 502/504 from a gateway may hide a backend that did
+            // store the record.
+            let uncertain = matches!(status, HttpStatus::BAD_GATEWAY | HttpStatus::GATEWAY_TIMEOUT);
+            Attempt::Retry { after, uncertain }
+        } else {
+            Attempt::Rejected(status)
         }
     }
+}
+
+/// The `User-Agent` of every request to AnoSys.
+const USER_AGENT: &str = concat!("anosys-rust/", env!("CARGO_PKG_VERSION"));
+
+/// An absolute `http` or `https` URL, as the client takes it: read as a
+/// WHATWG URL first (an international host becomes its ASCII form, as a
+/// browser would send it).
+fn parse_url(url: &str) -> Result<http::Uri, String> {
+    let url = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("it is not an http or https URL".into());
+    }
+    url.as_str().parse::<http::Uri>().map_err(|e| e.to_string())
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -334,7 +345,7 @@ impl AnosysSink {
     /// Where an export of `n` records posts and each request's timeout;
     /// `Err` (every record to try again) when there is nowhere to post yet
     /// or no time left before the shutdown deadline.
-    async fn prepare(&self, n: usize, cx: &ExportContext) -> Result<(reqwest::Url, Duration), ExportReport> {
+    async fn prepare(&self, n: usize, cx: &ExportContext) -> Result<(http::Uri, Duration), ExportReport> {
         // Key resolution may still be running: wait for it, but not past
         // a shutdown deadline.
         let endpoint = tokio::select! {
@@ -361,7 +372,7 @@ impl AnosysSink {
         &self,
         n: usize,
         mut bodies: Bodies<'_>,
-        (url, timeout): (reqwest::Url, Duration),
+        (url, timeout): (http::Uri, Duration),
         cx: ExportContext,
     ) -> ExportReport {
         let mut report = ExportReport::default();

@@ -2,12 +2,17 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use http_body_util::BodyExt as _;
+
 use crate::config::ApiKey;
+use crate::net::{ClientOptions, HttpClient, SendError};
 
 /// GET `{resolver}?apikey={key}` and take `apiUrl`, else `url`. Retries
 /// connection errors and 5xx a few times; the error text never holds the key.
 pub(super) async fn resolve(
-    client: &reqwest::Client,
+    client: &HttpClient,
     resolver: &str,
     key: &ApiKey,
     timeout: Duration,
@@ -19,16 +24,23 @@ pub(super) async fn resolve(
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| "the resolver".into());
+    // (The parse error is left out: it could quote the key.)
+    let uri = super::parse_url(&url).map_err(|_| format!("the resolver's URL ({host}) is not a valid http(s) URL"))?;
     let mut last = String::new();
     for attempt in 0..3u32 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(500) * attempt).await;
         }
-        match client.get(&url).timeout(timeout).send().await {
-            Ok(r) if r.status().is_success() => {
-                let body: serde_json::Value = match r.json().await {
-                    Ok(v) => v,
-                    Err(_) => return Err(format!("{host} answered with something that is not JSON")),
+        let exchange = async {
+            let response = client.send(Method::GET, uri.clone(), HeaderMap::new(), Bytes::new()).await?;
+            let (head, body) = response.into_parts();
+            Ok::<_, SendError>((head.status, body.collect().await.map(|b| b.to_bytes())))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok((status, body))) if status.is_success() => {
+                let body: serde_json::Value = match body.ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+                    Some(v) => v,
+                    None => return Err(format!("{host} answered with something that is not JSON")),
                 };
                 let found = body
                     .get("apiUrl")
@@ -43,9 +55,10 @@ pub(super) async fn resolve(
                     None => Err(format!("{host} returned no apiUrl or url for this key")),
                 };
             }
-            Ok(r) if r.status().is_server_error() => last = format!("{host} answered HTTP {}", r.status()),
-            Ok(r) => return Err(format!("{host} answered HTTP {} (is the key right?)", r.status())),
-            Err(e) => last = format!("cannot reach {host}: {}", e.without_url()),
+            Ok(Ok((status, _))) if status.is_server_error() => last = format!("{host} answered HTTP {status}"),
+            Ok(Ok((status, _))) => return Err(format!("{host} answered HTTP {status} (is the key right?)")),
+            Ok(Err(e)) => last = format!("cannot reach {host}: {e}"),
+            Err(_) => last = format!("cannot reach {host}: no answer within {} s", timeout.as_secs_f64()),
         }
     }
     Err(last)
@@ -70,8 +83,6 @@ pub fn resolve_log_url(resolver: &str, key: &ApiKey, timeout: Duration) -> Resul
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the resolver's runtime: {e}"))?;
-    let client = reqwest::Client::builder()
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))?;
+    let client = HttpClient::new(&ClientOptions::default()).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     runtime.block_on(resolve(&client, resolver, key, timeout))
 }

@@ -10,9 +10,7 @@ use bytes::Bytes;
 use super::{OpenAiCall, StreamRecorder};
 use crate::record::{ErrorInfo, Record};
 
-/// Why reading a body failed: any error (reqwest's, hyper's, an I/O
-/// error), boxed.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::net::BodyError;
 
 /// A response body as a stream of chunks.
 pub type ByteStream = Pin<Box<dyn futures_core::Stream<Item = Result<Bytes, BodyError>> + Send>>;
@@ -22,72 +20,7 @@ type Emit = Box<dyn FnOnce(Record) + Send>;
 /// passed on whole).
 const MAX_CAPTURED: usize = 64 << 20;
 
-/// A reqwest error's text without its URL (which may carry a key in its
-/// query string).
-///
-/// ```
-/// # async fn f() {
-/// let e = reqwest::get("http://127.0.0.1:9/?api_key=secret").await.unwrap_err();
-/// assert!(!anosys::sources::openai::reqwest_message(&e).contains("secret"));
-/// # }
-/// ```
-pub fn reqwest_message(e: &reqwest::Error) -> String {
-    let text = e.to_string();
-    match e.url() {
-        Some(u) => text.replace(u.as_str(), "<url>"),
-        None => text,
-    }
-}
-
-/// Whether `error`, or any error under it, is a timeout: a reqwest
-/// timeout, or an I/O error of kind `TimedOut`.
-///
-/// ```
-/// use anosys::sources::openai::is_timeout;
-/// let late = std::io::Error::new(std::io::ErrorKind::TimedOut, "nothing for 600 s");
-/// assert!(is_timeout(&late));
-/// assert!(!is_timeout(&std::io::Error::other("reset")));
-/// ```
-pub fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if e.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout)
-            || e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// `error` and its causes on one line (`a: b: c`), a cause left out when
-/// the text before already ends with it, and the URL of a reqwest error
-/// replaced by `<url>` (it may carry a key in its query string).
-///
-/// ```
-/// use anosys::sources::openai::error_text;
-/// let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
-/// assert_eq!(error_text(&refused), "connection refused");
-/// ```
-pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = String::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
-        let part = match e.downcast_ref::<reqwest::Error>() {
-            Some(r) => reqwest_message(r),
-            None => e.to_string(),
-        };
-        if !text.ends_with(part.as_str()) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-        next = e.source();
-    }
-    text
-}
+pub use crate::net::{error_text, is_timeout, reqwest_message};
 
 /// A body's read error, its type `timeout` or `stream_error`.
 ///
