@@ -273,6 +273,42 @@ fn does_not_retry_400() {
 }
 
 #[test]
+fn follows_307_and_308_redirects_with_the_record_and_gives_up_on_a_loop() {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+    let backend = Backend::start();
+    let target = backend.url();
+    // `/moved` sends to the backend (absolute), `/hop` to `/moved`
+    // (relative), `/loop` to itself, `/gone` with a 301 (a POST turned into
+    // a GET would deliver nothing, so it is not followed).
+    let app = axum::Router::new()
+        .route("/hop", post(|| async { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, "/moved")]).into_response() }))
+        .route("/moved", post(move || async move { (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, target)]).into_response() }))
+        .route("/loop", post(|| async { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, "/loop")]).into_response() }))
+        .route("/gone", post(|| async { (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, "/moved")]).into_response() }));
+    let redirects = support::LocalServer::start(0, app);
+    let dir = temp_dir("redirects");
+    let url = format!("http://{}/hop", redirects.addr);
+    let pipeline = Pipeline::new(config(&url, &dir).build().unwrap()).unwrap();
+    pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "redirected"})));
+    let report = pipeline.shutdown(Some(WAIT));
+    assert_eq!((report.counters.delivered, report.counters.failed), (1, 0), "{:?}", report.counters);
+    let accepted = backend.accepted();
+    assert_eq!(accepted.len(), 1);
+    assert!(accepted[0].values().any(|v| v.as_str().is_some_and(|s| s.contains("redirected"))), "{:?}", accepted[0]);
+
+    for (path, dir) in [("loop", temp_dir("redirect-loop")), ("gone", temp_dir("redirect-301"))] {
+        let url = format!("http://{}/{path}", redirects.addr);
+        let pipeline = Pipeline::new(config(&url, &dir).build().unwrap()).unwrap();
+        pipeline.submit(anosys::sources::raw::raw_record(json!({"event": path})));
+        let report = pipeline.shutdown(Some(WAIT));
+        assert_eq!((report.counters.delivered, report.counters.failed), (0, 1), "{path}: {:?}", report.counters);
+    }
+    assert_eq!(backend.accepted().len(), 1);
+}
+
+#[test]
 fn backend_down_then_up_loses_nothing() {
     let port = free_port();
     let dir = temp_dir("downup");
