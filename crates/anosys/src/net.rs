@@ -4,8 +4,10 @@
 //! alive per host; HTTP/2 when a TLS server offers it by ALPN), with
 //! rustls and the system's trust store (the same roots and crypto provider
 //! reqwest uses). It sends exactly what it is given: no default headers,
-//! no redirects followed, no retries, no decompression, no timeouts but
-//! the connect timeout (callers bound a request as they need).
+//! no redirects followed (but by
+//! [`send_following_redirects`](HttpClient::send_following_redirects)),
+//! no retries, no decompression, no timeouts but the connect timeout
+//! (callers bound a request as they need).
 //!
 //! When an outbound proxy is configured in the environment
 //! (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, any case), requests go
@@ -314,6 +316,60 @@ impl HttpClient {
             }
         }
     }
+}
+
+/// Redirects [`HttpClient::send_following_redirects`] follows for one
+/// request, at most (as many as reqwest's default policy).
+pub const MAX_REDIRECTS: usize = 10;
+
+impl HttpClient {
+    /// Sends like [`send`](Self::send), and follows the redirects that keep
+    /// the request whole: 307 and 308 always (the same method, headers and
+    /// body), and 301, 302 and 303 for `GET` and `HEAD` only (for other
+    /// methods they are the answer: a `POST` turned into a `GET` would
+    /// lose its body). A relative `Location` is read against the URL that
+    /// answered. At most [`MAX_REDIRECTS`] are followed; the redirects'
+    /// own bodies are read to their end, so their connections go back to
+    /// the pool. The last answer comes back with its body unread.
+    pub async fn send_following_redirects(
+        &self,
+        method: Method,
+        mut uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<ResponseBody>, SendError> {
+        let mut followed = 0;
+        loop {
+            let response = self.send(method.clone(), uri.clone(), headers.clone(), body.clone()).await?;
+            let next = if followed < MAX_REDIRECTS { redirect_target(&method, &uri, &response) } else { None };
+            let Some(next) = next else { return Ok(response) };
+            let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+            followed += 1;
+            uri = next;
+        }
+    }
+}
+
+/// Where `response` redirects the request `method` sent to `from`, when it
+/// is a redirect [`HttpClient::send_following_redirects`] follows.
+fn redirect_target(method: &Method, from: &Uri, response: &Response<ResponseBody>) -> Option<Uri> {
+    use http::StatusCode;
+    let follows = match response.status() {
+        StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => true,
+        StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER => {
+            matches!(*method, Method::GET | Method::HEAD)
+        }
+        _ => false,
+    };
+    if !follows {
+        return None;
+    }
+    let location = response.headers().get(http::header::LOCATION)?.to_str().ok()?;
+    let next = reqwest::Url::parse(&from.to_string()).ok()?.join(location).ok()?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return None;
+    }
+    next.as_str().parse().ok()
 }
 
 /// A request on its way.

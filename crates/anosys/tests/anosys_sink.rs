@@ -398,6 +398,42 @@ fn resolves_the_key_in_the_background() {
 }
 
 #[test]
+fn the_key_is_resolved_through_a_redirect() {
+    use axum::extract::RawQuery;
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let backend = Backend::start();
+    *backend.shared.resolver_reply.lock().unwrap() = Some((200, json!({"apiUrl": backend.url()}).to_string()));
+    // The resolver moved: its old address answers 302 to the new one, with
+    // the query (and so the key) carried over.
+    let moved_to = backend.resolver_url();
+    let app = axum::Router::new().route(
+        "/old-resolve",
+        axum::routing::get(move |RawQuery(query): RawQuery| async move {
+            let location = format!("{moved_to}?{}", query.unwrap_or_default());
+            (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+        }),
+    );
+    let old = support::LocalServer::start(0, app);
+    let dir = temp_dir("resolve-redirect");
+    let c = Config::builder()
+        .api_key("moved-key")
+        .resolver_url(format!("http://{}/old-resolve", old.addr))
+        .flush_interval(Duration::from_millis(20))
+        .jsonl_path(dir.join("fallback.jsonl"))
+        .db_path(dir.join("kept.db"))
+        .log_level(LogLevel::Off)
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::new(c).unwrap();
+    pipeline.submit(anosys::sources::raw::raw_record(json!({"event": "resolved after a redirect"})));
+    let report = pipeline.shutdown(Some(WAIT));
+    assert_eq!(report.counters.delivered, 1, "{:?}", report.counters);
+    assert_eq!(*backend.shared.resolver_keys.lock().unwrap(), vec!["moved-key".to_string()]);
+    assert_eq!(backend.accepted().len(), 1);
+}
+
+#[test]
 fn failed_resolution_keeps_records_locally_and_posts_nowhere() {
     let backend = Backend::start();
     *backend.shared.resolver_reply.lock().unwrap() = Some((401, "{\"error\":\"bad key\"}".into()));

@@ -150,9 +150,20 @@ impl AnosysSink {
     }
 
     async fn post(client: HttpClient, url: http::Uri, body: bytes::Bytes, timeout: Duration) -> Attempt {
-        // The whole exchange, redirects and the answer's body included,
-        // within `timeout`.
-        let head = match tokio::time::timeout(timeout, Self::exchange(&client, url, body)).await {
+        let mut headers = http::HeaderMap::with_capacity(2);
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        headers.insert(http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT));
+        // The whole exchange, within `timeout`: 307 and 308 redirects
+        // followed with the record (other redirects are the answer), and
+        // the answer's body read to its end, so the connection goes back to
+        // the pool.
+        let exchange = async {
+            let response = client.send_following_redirects(http::Method::POST, url, headers, body).await?;
+            let (head, body) = response.into_parts();
+            let _ = body.collect().await;
+            Ok::<_, crate::net::SendError>(head)
+        };
+        let head = match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(head)) => head,
             Ok(Err(e)) => {
                 // A refused connection certainly did not deliver; a
@@ -181,53 +192,6 @@ impl AnosysSink {
             Attempt::Rejected(status)
         }
     }
-}
-
-impl AnosysSink {
-    /// POSTs `body` to `url` and reads the answer to its end (so the
-    /// connection goes back to the pool). A 307 or 308 redirect, which
-    /// keeps the method and the body, is followed, up to
-    /// [`MAX_REDIRECTS`] of them; other redirects are the answer (a POST
-    /// turned into a GET would deliver nothing).
-    async fn exchange(
-        client: &HttpClient,
-        mut url: http::Uri,
-        body: bytes::Bytes,
-    ) -> Result<http::response::Parts, crate::net::SendError> {
-        let mut followed = 0;
-        loop {
-            let mut headers = http::HeaderMap::with_capacity(2);
-            headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-            headers.insert(http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT));
-            let response = client.send(http::Method::POST, url.clone(), headers, body.clone()).await?;
-            let (head, rest) = response.into_parts();
-            let _ = rest.collect().await;
-            let redirect = matches!(head.status, HttpStatus::TEMPORARY_REDIRECT | HttpStatus::PERMANENT_REDIRECT);
-            let next = match head.headers.get(http::header::LOCATION) {
-                Some(location) if redirect && followed < MAX_REDIRECTS => {
-                    location.to_str().ok().and_then(|l| redirected(&url, l))
-                }
-                _ => None,
-            };
-            match next {
-                Some(next) => {
-                    followed += 1;
-                    url = next;
-                }
-                None => return Ok(head),
-            }
-        }
-    }
-}
-
-/// Redirects followed for one record, at most (as many as reqwest's
-/// default policy, which the sink used before).
-const MAX_REDIRECTS: usize = 10;
-
-/// Where a redirect's `Location` (absolute, or relative to `from`) leads.
-fn redirected(from: &http::Uri, location: &str) -> Option<http::Uri> {
-    let base = reqwest::Url::parse(&from.to_string()).ok()?;
-    parse_url(base.join(location).ok()?.as_str()).ok()
 }
 
 /// The `User-Agent` of every request to AnoSys.

@@ -9,8 +9,9 @@ use http_body_util::BodyExt as _;
 use crate::config::ApiKey;
 use crate::net::{ClientOptions, HttpClient, SendError};
 
-/// GET `{resolver}?apikey={key}` and take `apiUrl`, else `url`. Retries
-/// connection errors and 5xx a few times; the error text never holds the key.
+/// GET `{resolver}?apikey={key}` (following redirects) and take `apiUrl`,
+/// else `url`. Retries connection errors and 5xx a few times; the error
+/// text never holds the key.
 pub(super) async fn resolve(
     client: &HttpClient,
     resolver: &str,
@@ -32,7 +33,7 @@ pub(super) async fn resolve(
             tokio::time::sleep(Duration::from_millis(500) * attempt).await;
         }
         let exchange = async {
-            let response = client.send(Method::GET, uri.clone(), HeaderMap::new(), Bytes::new()).await?;
+            let response = client.send_following_redirects(Method::GET, uri.clone(), HeaderMap::new(), Bytes::new()).await?;
             let (head, body) = response.into_parts();
             Ok::<_, SendError>((head.status, body.collect().await.map(|b| b.to_bytes())))
         };
