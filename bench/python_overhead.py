@@ -85,19 +85,26 @@ def setup() -> None:
 
 def capture_loop(native, url, request, reply, n: int) -> float:
     """Microseconds per call of start + finish with the reply (wall, and
-    CPU time of the calling thread), the records delivered before returning (so a background backlog of one
-    measurement does not land in the next)."""
+    CPU time of the calling thread), over `n` calls in runs of at most
+    1,000 (what the delivery queue holds), the records delivered after
+    each run and before returning, outside the timing (so a background
+    backlog of one measurement does not land in the next)."""
     for _ in range(min(n, 200)):
         native.OpenAICall(url, request, None, None, None).finish(reply)
     native.flush(30)
-    t, cpu = time.perf_counter_ns(), time.thread_time_ns()
-    for _ in range(n):
-        native.OpenAICall(url, request, None, None, None).finish(reply)
-    # CPU time of this thread alone: what the engine's threads do (and
-    # other processes on the machine) does not count
-    us, cpu_us = (time.perf_counter_ns() - t) / n / 1000, (time.thread_time_ns() - cpu) / n / 1000
-    native.flush(30)
-    return us, cpu_us
+    wall = cpu = 0
+    left = n
+    while left > 0:
+        run = min(left, 1000)
+        t, c = time.perf_counter_ns(), time.thread_time_ns()
+        for _ in range(run):
+            native.OpenAICall(url, request, None, None, None).finish(reply)
+        # CPU time of this thread alone: what the engine's threads do (and
+        # other processes on the machine) does not count
+        wall, cpu = wall + time.perf_counter_ns() - t, cpu + time.thread_time_ns() - c
+        native.flush(30)
+        left -= run
+    return wall / n / 1000, cpu / n / 1000
 
 
 def load_native(path: str):
@@ -110,7 +117,8 @@ def load_native(path: str):
     return module
 
 
-def worker(variant: str, upstream: str, backend: str, n: int, warmup: int, baseline: str | None = None) -> None:
+def worker(variant: str, upstream: str, backend: str, n: int, warmup: int, baseline: str | None = None,
+           capture_n: int = 5000) -> None:
     """Runs in the bench venv: instruments, then times the calls."""
     if variant == "anosys":
         os.environ["ANOSYS_API_URL"] = backend
@@ -175,9 +183,9 @@ def worker(variant: str, upstream: str, backend: str, n: int, warmup: int, basel
         url = upstream + "/v1/chat/completions"
         request = {"model": "gpt-4o-mini", "messages": messages}
         if baseline:
-            out["capture_baseline_us"], out["capture_baseline_cpu_us"] = capture_loop(load_native(baseline), url, request, reply, n)
-        out["capture_us"], out["capture_cpu_us"] = capture_loop(_native, url, request, body, n)
-        out["capture_object_us"], out["capture_object_cpu_us"] = capture_loop(_native, url, request, reply, n)
+            out["capture_baseline_us"], out["capture_baseline_cpu_us"] = capture_loop(load_native(baseline), url, request, reply, capture_n)
+        out["capture_us"], out["capture_cpu_us"] = capture_loop(_native, url, request, body, capture_n)
+        out["capture_object_us"], out["capture_object_cpu_us"] = capture_loop(_native, url, request, reply, capture_n)
         out["delivered"] = anosys.flush(30)["delivered"]
     print(json.dumps(out))
 
@@ -187,6 +195,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--capture-n", type=int, default=5000,
+                    help="calls the capture work alone is timed over, per round (in runs of up to 1,000)")
     ap.add_argument("--skip-setup", action="store_true")
     ap.add_argument("--baseline-native", help="another build's _native module to time the capture work of too")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -194,7 +204,8 @@ def main() -> None:
     ap.add_argument("--backend", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        return worker(args.worker, args.upstream, args.backend, args.n, args.warmup, args.baseline_native)
+        return worker(args.worker, args.upstream, args.backend, args.n, args.warmup, args.baseline_native,
+                      args.capture_n)
 
     if not args.skip_setup:
         setup()
@@ -222,7 +233,7 @@ def main() -> None:
                 env.pop("ANOSYS_API_KEY", None)
                 proc = subprocess.run(
                     [str(PY), __file__, "--worker", v, "--upstream", upstream, "--backend", backend,
-                     "--n", str(args.n), "--warmup", str(args.warmup)]
+                     "--n", str(args.n), "--warmup", str(args.warmup), "--capture-n", str(args.capture_n)]
                     + (["--baseline-native", str(pathlib.Path(args.baseline_native).resolve())] if args.baseline_native else []),
                     capture_output=True, text=True, env=env, timeout=600,
                 )
