@@ -387,21 +387,23 @@ impl PipelineBuilder {
             flush_interval: config.flush_interval,
             max_attribute_bytes: config.max_attribute_bytes,
             steps: process::Steps {
-                hiding: process::Hiding::from_config(&config),
-                prices: process::Prices::from_config(&config).map_err(InitError::Prices)?,
-                redactor: {
-                    let redaction = match self.redaction {
-                        Some(r) => r,
-                        None => crate::redact::RedactionConfig::from_env_values(
-                            config.redact.as_deref(),
-                            config.redact_patterns.as_deref(),
-                        )
-                        .map_err(InitError::Redaction)?,
-                    };
-                    let redactor = crate::redact::Redactor::new(&redaction).map_err(InitError::Redaction)?;
-                    redaction.is_enabled().then_some(redactor)
-                },
-                max_attribute_bytes: config.max_attribute_bytes,
+                prepare: Arc::new(process::Prepare {
+                    hiding: process::Hiding::from_config(&config),
+                    prices: process::Prices::from_config(&config).map_err(InitError::Prices)?,
+                    redactor: {
+                        let redaction = match self.redaction {
+                            Some(r) => r,
+                            None => crate::redact::RedactionConfig::from_env_values(
+                                config.redact.as_deref(),
+                                config.redact_patterns.as_deref(),
+                            )
+                            .map_err(InitError::Redaction)?,
+                        };
+                        let redactor = crate::redact::Redactor::new(&redaction).map_err(InitError::Redaction)?;
+                        redaction.is_enabled().then_some(redactor)
+                    },
+                    max_attribute_bytes: config.max_attribute_bytes,
+                }),
                 sampler: (config.sample_rate < 1.0).then(|| {
                     sample::Sampler::new(sample::Policy {
                         rate: config.sample_rate,

@@ -1,5 +1,6 @@
-//! What the background thread does to each record before any sink sees it,
-//! the same for every language and every source: content the settings hide
+//! What the pipeline does to each record in the background before any sink
+//! sees it, the same for every language and every source (the steps on each
+//! record alone run on the blocking pool, sampling on the worker's thread): content the settings hide
 //! is taken out, LLM calls are priced, secrets are redacted, oversized
 //! values are cut, every record is shown to the sinks' metrics, and the
 //! sampler decides which traces go on.
@@ -107,12 +108,22 @@ impl Prices {
 
 /// The steps, set up once from the configuration.
 pub(crate) struct Steps {
+    /// What is done to each record on its own (shared with the thread
+    /// that does it, see [`Prepare`]).
+    pub prepare: Arc<Prepare>,
+    pub sampler: Option<Sampler>,
+}
+
+/// The steps done to each record on its own: hiding, pricing, redaction
+/// and the size cap. They need nothing but the record, so they run on the
+/// blocking pool, next to the sinks' encoding, and the worker's thread
+/// keeps to batching and sending.
+pub(crate) struct Prepare {
     pub hiding: Hiding,
     pub prices: Prices,
     /// `None` when redaction is off.
     pub redactor: Option<Redactor>,
     pub max_attribute_bytes: usize,
-    pub sampler: Option<Sampler>,
 }
 
 /// What [`Steps::prepare`] did, for the counters and diagnostics.
@@ -126,9 +137,9 @@ pub(crate) struct Prepared {
     pub unpriced: bool,
 }
 
-impl Steps {
+impl Prepare {
     /// Everything done to one record on its own, before sampling.
-    pub(crate) fn prepare(&self, record: &mut Record) -> Prepared {
+    pub(crate) fn record(&self, record: &mut Record) -> Prepared {
         // The steps add attributes to the map the caller's thread made (an
         // LLM call's has room for what cost adds). Not moved into a map of
         // this thread's: the record goes back to a capturing thread to be
@@ -152,6 +163,9 @@ impl Steps {
         let unpriced = record.attribute("anosys.cost.status").and_then(Value::as_str) == Some("unpriced");
         Prepared { cut, cost_nano_usd, unpriced }
     }
+}
+
+impl Steps {
 
     /// Sorts prepared records into kept and sampled out.
     pub(crate) fn sample(&mut self, records: Vec<(Record, usize)>, now: Instant, out: &mut Sorted) {

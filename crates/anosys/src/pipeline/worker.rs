@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use super::batch::{Batch, Memory};
 use super::lane::{LaneHandle, LaneSettings};
-use super::process::Steps;
+use super::process::{Prepared, Steps};
 use super::queue::Queue;
 use super::sample::Sorted;
 use super::{AtomicCounters, Control};
@@ -91,7 +91,7 @@ impl Worker {
                 biased;
                 ctl = control.recv() => match ctl {
                     Some(Control::Flush { deadline, reply }) => {
-                        self.drain();
+                        self.drain().await;
                         self.release_held(true);
                         let waits: Vec<_> = self.lanes.iter().map(|l| l.flush(deadline)).collect();
                         tokio::spawn(async move {
@@ -103,7 +103,7 @@ impl Worker {
                         continue;
                     }
                     Some(Control::Shutdown { deadline, reply }) => {
-                        self.drain();
+                        self.drain().await;
                         self.release_held(true);
                         let waits: Vec<_> = self.lanes.iter().map(|l| l.shutdown(deadline)).collect();
                         let _ = tokio::time::timeout_at(deadline.into(), async {
@@ -119,7 +119,7 @@ impl Worker {
                     }
                     None => {
                         // Every handle is gone: hand over what is left and stop.
-                        self.drain();
+                        self.drain().await;
                         self.release_held(true);
                         let deadline = Instant::now() + Duration::from_secs(5);
                         let waits: Vec<_> = self.lanes.iter().map(|l| l.shutdown(deadline)).collect();
@@ -138,10 +138,10 @@ impl Worker {
             self.queue.rearm();
             while self.queue.len() >= self.settings.batch_size {
                 let batch = self.take_batch();
-                self.dispatch(batch);
+                self.dispatch(batch).await;
             }
             if tokio::time::Instant::now() >= next_tick {
-                self.drain();
+                self.drain().await;
                 self.release_held(false);
                 // Records no capture came to free within an interval.
                 self.memory.spent.free_if_idle(false);
@@ -167,43 +167,56 @@ impl Worker {
     }
 
     /// Hands everything queued right now to the lanes, in batches.
-    fn drain(&mut self) {
+    async fn drain(&mut self) {
         loop {
             let batch = self.take_batch();
             if batch.is_empty() {
                 return;
             }
-            self.dispatch(batch);
+            self.dispatch(batch).await;
         }
     }
 
-    /// Prepares each record (see [`Steps`]), shows it to the sinks'
-    /// metrics, samples, and hands what is kept to every lane.
-    fn dispatch(&mut self, mut records: Vec<(Record, usize)>) {
+    /// Prepares each record (see [`Prepare`](super::process::Prepare)) on the blocking pool, shows
+    /// it to the sinks' metrics, samples, and hands what is kept to every
+    /// lane. Batches are prepared one after another, so they reach the
+    /// lanes in the order they were captured; while one is prepared, this
+    /// thread goes on sending the ones before it.
+    async fn dispatch(&mut self, records: Vec<(Record, usize)>) {
         if records.is_empty() {
             return;
         }
-        let mut cut = 0;
-        for (r, _) in &mut records {
-            if r.resource.is_none() {
-                r.resource = Some(self.settings.resource.clone());
+        let (n, bytes) = (records.len(), records.iter().map(|(_, size)| size).sum::<usize>());
+        let prepare = self.settings.steps.prepare.clone();
+        let resource = self.settings.resource.clone();
+        let done = tokio::task::spawn_blocking(move || prepare_all(|r| prepare.record(r), &resource, records));
+        let (records, totals) = match done.await {
+            Ok(done) => done,
+            Err(_) => {
+                // Not expected: a step that panics is caught record by record.
+                self.lost(n, bytes);
+                return;
             }
-            let prepared = self.settings.steps.prepare(r);
-            cut += prepared.cut;
-            if let Some(nano) = prepared.cost_nano_usd {
-                self.counters.cost_nano_usd.fetch_add(nano, Ordering::Relaxed);
-            }
-            if prepared.unpriced {
-                self.counters.unpriced.fetch_add(1, Ordering::Relaxed);
-            }
+        };
+        if totals.cost_nano_usd > 0 {
+            self.counters.cost_nano_usd.fetch_add(totals.cost_nano_usd, Ordering::Relaxed);
         }
-        if cut > 0 {
+        if totals.unpriced > 0 {
+            self.counters.unpriced.fetch_add(totals.unpriced, Ordering::Relaxed);
+        }
+        if totals.panicked > 0 {
+            self.lost(totals.panicked, totals.panicked_bytes);
+        }
+        if totals.cut > 0 {
             diag::once("truncated", LogLevel::Info, || {
                 format!(
                     "values above {} bytes are cut, with a visible marker (ANOSYS_MAX_ATTRIBUTE_BYTES)",
                     self.settings.max_attribute_bytes
                 )
             });
+        }
+        if records.is_empty() {
+            return;
         }
         let shown: Vec<&Record> = records.iter().map(|(r, _)| r).collect();
         for sink in &self.observers {
@@ -213,6 +226,16 @@ impl Worker {
         let mut sorted = Sorted::default();
         self.settings.steps.sample(records, Instant::now(), &mut sorted);
         self.hand_over(sorted);
+    }
+
+    /// Counts `n` records a step panicked on as dropped: what such a
+    /// record holds may be half redacted, so it goes nowhere.
+    fn lost(&self, n: usize, bytes: usize) {
+        self.memory.release(n, bytes);
+        self.counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        diag::once("step-panicked", LogLevel::Warn, || {
+            "a record's processing (hiding, pricing, redaction) panicked; the record is dropped and counted".into()
+        });
     }
 
     /// Decides what the sampler holds: all of it, or what waited too long.
@@ -249,5 +272,76 @@ impl Worker {
                 lane.offer(batch.clone());
             }
         }
+    }
+}
+
+/// What [`prepare_all`] added up over a batch.
+#[derive(Debug, Default)]
+struct Totals {
+    cut: usize,
+    cost_nano_usd: u64,
+    unpriced: u64,
+    panicked: usize,
+    panicked_bytes: usize,
+}
+
+/// The steps (those of [`Prepare`](super::process::Prepare)) on every record of a batch, on the
+/// blocking pool, each record on its own: one whose steps panic is left
+/// out and counted, the others go on.
+fn prepare_all(
+    steps: impl Fn(&mut Record) -> Prepared,
+    resource: &Arc<Resource>,
+    mut records: Vec<(Record, usize)>,
+) -> (Vec<(Record, usize)>, Totals) {
+    let mut totals = Totals::default();
+    records.retain_mut(|(record, size)| {
+        if record.resource.is_none() {
+            record.resource = Some(resource.clone());
+        }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| steps(record))) {
+            Ok(Prepared { cut, cost_nano_usd, unpriced }) => {
+                totals.cut += cut;
+                totals.cost_nano_usd += cost_nano_usd.unwrap_or(0);
+                totals.unpriced += u64::from(unpriced);
+                true
+            }
+            Err(_) => {
+                totals.panicked += 1;
+                totals.panicked_bytes += *size;
+                false
+            }
+        }
+    });
+    (records, totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordKind;
+
+    #[test]
+    fn a_record_whose_steps_panic_is_left_out_and_counted_and_the_rest_go_on() {
+        let resource = Arc::new(Resource::default());
+        let records = ["first", "poisoned", "third"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| (Record::new(RecordKind::Raw, name), 100 + i))
+            .collect();
+        let (kept, totals) = prepare_all(
+            |r| {
+                assert_ne!(r.name, "poisoned", "a step panics on this record");
+                r.set_attribute("prepared", true);
+                Prepared { cut: 1, cost_nano_usd: Some(5), unpriced: true }
+            },
+            &resource,
+            records,
+        );
+        let names: Vec<&str> = kept.iter().map(|(r, _)| r.name.as_str()).collect();
+        assert_eq!(names, ["first", "third"]);
+        assert!(kept.iter().all(|(r, _)| r.attribute("prepared").is_some() && r.resource.is_some()));
+        assert_eq!(kept.iter().map(|(_, size)| *size).collect::<Vec<_>>(), [100, 102]);
+        assert_eq!((totals.panicked, totals.panicked_bytes), (1, 101));
+        assert_eq!((totals.cut, totals.cost_nano_usd, totals.unpriced), (2, 10, 2));
     }
 }
