@@ -510,7 +510,7 @@ impl Pipeline {
         inner.counters.captured.fetch_add(1, Ordering::Relaxed);
         // Records the pipeline is done with are freed here, by the thread
         // that most likely made them (see `batch::Spent`).
-        inner.memory.spent.free(batch::Spent::FREED_PER_SUBMIT);
+        inner.memory.spent.free_after_submit();
         let own = inner.before_send.as_deref().map(|f| f as &dyn Fn(&mut Record) -> bool);
         if own.is_some() || extra.is_some() {
             // A callback sees every field filled in, as it always has: the
