@@ -3,7 +3,7 @@
 delivery, the Python and Node packages and the proxy, in one run, each next
 to a baseline measured in the same run, printed as one table.
 
-    python3 bench/all.py              # everything, about 16-19 minutes on 2 cores (the proxy part about 10)
+    python3 bench/all.py              # everything, about 9-12 minutes on 2 cores (the proxy part about 6)
     python3 bench/all.py --quick      # shorter measurements, for a smoke run
     python3 bench/all.py --only engine,store
 
