@@ -52,7 +52,9 @@ pub struct Counters {
     /// Records every sink accepted at once.
     pub delivered: u64,
     /// Records dropped: the queue was full (by count or bytes), a sink fell
-    /// behind with no outbox to keep its records, or the pipeline had shut down.
+    /// behind with no outbox to keep its records, the pipeline had shut
+    /// down, or the record's processing (hiding, pricing, redaction)
+    /// panicked on it.
     pub dropped: u64,
     /// Repeated delivery attempts (records sent again).
     pub retried: u64,

@@ -1,9 +1,9 @@
 //! What the pipeline does to each record in the background before any sink
-//! sees it, the same for every language and every source (the steps on each
-//! record alone run on the blocking pool, sampling on the worker's thread): content the settings hide
-//! is taken out, LLM calls are priced, secrets are redacted, oversized
-//! values are cut, every record is shown to the sinks' metrics, and the
-//! sampler decides which traces go on.
+//! sees it, the same for every language and every source: content the
+//! settings hide is taken out, LLM calls are priced, secrets are redacted,
+//! oversized values are cut (these on the blocking pool, see [`Prepare`]),
+//! every record is shown to the sinks' metrics, and the sampler decides
+//! which traces go on (these on the worker's thread).
 
 use std::time::Instant;
 
@@ -126,7 +126,7 @@ pub(crate) struct Prepare {
     pub max_attribute_bytes: usize,
 }
 
-/// What [`Steps::prepare`] did, for the counters and diagnostics.
+/// What [`Prepare::record`] did, for the counters and diagnostics.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Prepared {
     /// Values cut to the attribute size cap.
@@ -166,7 +166,6 @@ impl Prepare {
 }
 
 impl Steps {
-
     /// Sorts prepared records into kept and sampled out.
     pub(crate) fn sample(&mut self, records: Vec<(Record, usize)>, now: Instant, out: &mut Sorted) {
         match &mut self.sampler {

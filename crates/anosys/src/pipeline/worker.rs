@@ -177,11 +177,12 @@ impl Worker {
         }
     }
 
-    /// Prepares each record (see [`Prepare`](super::process::Prepare)) on the blocking pool, shows
-    /// it to the sinks' metrics, samples, and hands what is kept to every
-    /// lane. Batches are prepared one after another, so they reach the
-    /// lanes in the order they were captured; while one is prepared, this
-    /// thread goes on sending the ones before it.
+    /// Prepares each record (see [`Prepare`](super::process::Prepare)) on
+    /// the blocking pool, shows it to the sinks' metrics, samples, and
+    /// hands what is kept to every lane. Batches are prepared one after
+    /// another, so they reach the lanes in the order they were captured;
+    /// while one is prepared, this thread goes on sending the ones before
+    /// it.
     async fn dispatch(&mut self, records: Vec<(Record, usize)>) {
         if records.is_empty() {
             return;
