@@ -229,6 +229,82 @@ fn too_large_requests_get_413() {
     assert!(s.upstream.seen.lock().unwrap().is_empty(), "nothing forwarded");
 }
 
+/// Reads one HTTP/1.1 answer with a `Content-Length` from `stream`: its
+/// status and body.
+fn read_answer(stream: &mut std::net::TcpStream) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed before the answer's head");
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+    let status: u16 = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .expect("a content-length");
+    while got.len() < head_end + length {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed within the answer's body");
+        got.extend_from_slice(&buf[..n]);
+    }
+    (status, got[head_end..head_end + length].to_vec())
+}
+
+/// Request bodies that come in pieces, with a length or chunked, slowly:
+/// each is forwarded whole, recorded, and the connection they came on is
+/// kept for the next request (the body is read to its last byte, no more).
+#[test]
+fn request_bodies_in_pieces_are_forwarded_whole_on_one_kept_connection() {
+    use std::io::Write;
+    let s = Setup::new(|_, _| {});
+    let addr = s.proxy_url.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let bodies: Vec<Vec<u8>> = ["gpt-4o-mini", "gpt-4.1-nano", "gpt-4o"]
+        .iter()
+        .map(|m| serde_json::to_vec(&json!({"model": m, "messages": [{"role": "user", "content": "y".repeat(3000)}]})).unwrap())
+        .collect();
+    let pause = || std::thread::sleep(Duration::from_millis(30));
+    let head = |extra: &str| format!("POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{extra}\r\n");
+
+    // 1: a length, the body in three writes.
+    stream.write_all(head(&format!("content-length: {}\r\n", bodies[0].len())).as_bytes()).unwrap();
+    for piece in bodies[0].chunks(bodies[0].len() / 3 + 1) {
+        pause();
+        stream.write_all(piece).unwrap();
+    }
+    assert_eq!(read_answer(&mut stream).0, 200);
+    // 2: chunked, in four chunks.
+    stream.write_all(head("transfer-encoding: chunked\r\n").as_bytes()).unwrap();
+    for piece in bodies[1].chunks(bodies[1].len() / 4 + 1) {
+        pause();
+        stream.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).unwrap();
+        stream.write_all(piece).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+    }
+    pause();
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    assert_eq!(read_answer(&mut stream).0, 200);
+    // 3: a length, whole, on the same connection still.
+    stream.write_all(head(&format!("content-length: {}\r\n", bodies[2].len())).as_bytes()).unwrap();
+    stream.write_all(&bodies[2]).unwrap();
+    assert_eq!(read_answer(&mut stream).0, 200);
+
+    let seen: Vec<Vec<u8>> = s.upstream.seen.lock().unwrap().iter().map(|(_, _, body)| body.to_vec()).collect();
+    assert_eq!(seen, bodies, "each body forwarded whole, in order");
+    let mut models: Vec<String> = s.records(3).iter().map(|r| r.attribute("gen_ai.request.model").unwrap().as_str().unwrap().to_owned()).collect();
+    models.sort();
+    assert_eq!(models, ["gpt-4.1-nano", "gpt-4o", "gpt-4o-mini"]);
+}
+
 #[test]
 fn routes_by_prefix_health_and_metrics() {
     let s = Setup::new(|c, upstream| {

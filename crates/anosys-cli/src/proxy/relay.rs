@@ -33,7 +33,12 @@ const MAX_CAPTURED: usize = 64 << 20;
 /// one wake-up for all the requests that end meanwhile. Nothing waits for
 /// it: times are taken as things happen, and `/metrics` first ends what is
 /// queued.
-const WINDOW: Duration = Duration::from_millis(2);
+///
+/// 20 ms: at 500 requests/s, 2 ms woke the thread for nearly every request,
+/// and its CPU per request was 52 µs (woken, its caches cold); 20 ms
+/// brings ten or so a batch, and 22 µs. The records wait that much longer
+/// in memory, well within the pipeline's own flush interval.
+const WINDOW: Duration = Duration::from_millis(20);
 
 /// Most requests waiting for their record; past that (the thread cannot
 /// keep up) a request ends on its own task instead.

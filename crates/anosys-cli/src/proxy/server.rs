@@ -38,7 +38,8 @@ use hyper_util::server::conn::auto::Builder;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use futures_util::task::AtomicWaker;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -65,6 +66,10 @@ impl Expiry {
 
 /// One connection's state, as the watchdog sees it.
 struct ConnState {
+    /// The connection's task is polling the connection: what changes
+    /// meanwhile is seen by the watchdog right after (it runs in the same
+    /// poll), so nothing needs waking.
+    polling: bool,
     /// Requests being answered (HTTP/2 runs several at once).
     active: usize,
     /// Whether any request has started on this connection.
@@ -79,20 +84,36 @@ struct ConnState {
 
 /// What the IO wrapper, the service and the watchdog of one connection
 /// share.
+///
+/// A change only wakes the connection's task when it comes from outside
+/// that task's poll (an HTTP/2 stream's task ending its request). From
+/// within (every HTTP/1.1 change: a request's start, its end, the first
+/// byte of the next head), a wake would be the task waking itself, which
+/// tokio answers by handing the task to another of its threads: a futex
+/// wake and two context switches per request, for nothing, since the
+/// watchdog looks at the state again as soon as the connection is polled.
 struct Activity {
     state: Mutex<ConnState>,
     /// Set while an idle HTTP/1.1 connection waits for its next head's first
     /// byte: reads check this flag only, and lock only for that one byte.
     armed: AtomicBool,
-    changed: Notify,
+    /// The connection's task, for a change made from another task.
+    task: AtomicWaker,
 }
 
 impl Activity {
     fn new() -> Activity {
         Activity {
-            state: Mutex::new(ConnState { active: 0, served: false, http2: false, idle_since: Instant::now(), head_started: None }),
+            state: Mutex::new(ConnState {
+                polling: false,
+                active: 0,
+                served: false,
+                http2: false,
+                idle_since: Instant::now(),
+                head_started: None,
+            }),
             armed: AtomicBool::new(false),
-            changed: Notify::new(),
+            task: AtomicWaker::new(),
         }
     }
 
@@ -107,8 +128,16 @@ impl Activity {
         s.http2 |= http2;
         s.head_started = None;
         self.armed.store(false, Ordering::Relaxed);
+        self.changed(s);
+    }
+
+    /// After a change: wakes the connection's task unless it is polling.
+    fn changed(&self, s: std::sync::MutexGuard<'_, ConnState>) {
+        let wake = !s.polling;
         drop(s);
-        self.changed.notify_one();
+        if wake {
+            self.task.wake();
+        }
     }
 
     fn end(&self) {
@@ -119,8 +148,7 @@ impl Activity {
             s.head_started = None;
             self.armed.store(!s.http2, Ordering::Relaxed);
         }
-        drop(s);
-        self.changed.notify_one();
+        self.changed(s);
     }
 
     /// Bytes came in.
@@ -130,14 +158,21 @@ impl Activity {
             if s.active == 0 && s.head_started.is_none() {
                 s.head_started = Some(Instant::now());
             }
-            drop(s);
-            self.changed.notify_one();
+            self.changed(s);
         }
     }
 
-    /// When the connection is closed if nothing changes, and why.
-    fn deadline(&self, header: Option<Duration>, idle: Option<Duration>) -> Option<(Instant, Expiry)> {
-        let s = self.lock();
+    /// Marks the connection as being polled by its task (changes made
+    /// meanwhile wake nothing).
+    fn polling(&self) {
+        self.lock().polling = true;
+    }
+
+    /// Marks the poll done, and says when the connection is closed if
+    /// nothing changes, and why.
+    fn polled(&self, header: Option<Duration>, idle: Option<Duration>) -> Option<(Instant, Expiry)> {
+        let mut s = self.lock();
+        s.polling = false;
         if s.active > 0 {
             None
         } else if !s.served {
@@ -148,24 +183,48 @@ impl Activity {
             idle.map(|d| (s.idle_since + d, Expiry::Idle))
         }
     }
+}
 
-    /// Resolves when the connection has waited too long for a request.
-    async fn expired(&self, header: Option<Duration>, idle: Option<Duration>) -> Expiry {
-        loop {
-            // `notify_one` keeps a permit when nobody waits, so a change
-            // between the check and the wait is never missed.
-            let changed = self.changed.notified();
-            match self.deadline(header, idle) {
-                None => changed.await,
-                Some((at, why)) if Instant::now() >= at => return why,
-                Some((at, _)) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(at) => {}
-                        _ = changed => {}
-                    }
-                }
-            }
+/// The watchdog of one connection: whether it has waited too long for a
+/// request, checked after each poll of the connection (the task is woken
+/// by its timer, or by a change from another task).
+struct Watchdog {
+    activity: Arc<Activity>,
+    timeouts: Timeouts,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Watchdog {
+    /// Polls `conn` (marked as being polled), then checks the deadline:
+    /// `Ready(Ok(()))` when the connection is done, `Ready(Err(why))` when
+    /// it has waited too long for a request (`check` false: not checked).
+    fn poll<F: Future>(&mut self, conn: Pin<&mut F>, check: bool, cx: &mut Context<'_>) -> Poll<Result<(), Expiry>> {
+        // Registered first: a change from another task after the check
+        // below wakes this task.
+        self.activity.task.register(cx.waker());
+        self.activity.polling();
+        let done = conn.poll(cx).is_ready();
+        let deadline = self.activity.polled(self.timeouts.header, self.timeouts.idle);
+        if done {
+            return Poll::Ready(Ok(()));
         }
+        let Some((at, why)) = deadline.filter(|_| check) else {
+            self.timer = None;
+            return Poll::Pending;
+        };
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if timer.deadline() != at {
+                    timer.as_mut().reset(at);
+                }
+                timer
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        if Instant::now() >= at || timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(why));
+        }
+        Poll::Pending
     }
 }
 
@@ -266,23 +325,25 @@ async fn serve_connection(stream: TcpStream, router: Router, timeouts: Timeouts,
     builder.http1().header_read_timeout(None);
     let conn = builder.serve_connection_with_upgrades(io, ConnService { router, activity: activity.clone() });
     tokio::pin!(conn);
-    let expired = activity.expired(timeouts.header, timeouts.idle);
-    tokio::pin!(expired);
+    let mut watchdog = Watchdog { activity, timeouts, timer: None };
+    let stop_changed = stop.changed();
+    tokio::pin!(stop_changed);
     let (mut stopping, mut closing) = (false, false);
-    loop {
-        tokio::select! {
-            _ = conn.as_mut() => break,
-            _ = stop.changed(), if !stopping => {
-                stopping = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            why = &mut expired, if !closing => {
+    std::future::poll_fn(|cx| loop {
+        if !stopping && stop_changed.as_mut().poll(cx).is_ready() {
+            stopping = true;
+            conn.as_mut().graceful_shutdown();
+        }
+        match watchdog.poll(conn.as_mut(), !closing, cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(why)) => {
                 shared.metrics.connection_expired(why);
                 match why {
                     // Dropped: the head may never complete.
-                    Expiry::Header => break,
+                    Expiry::Header => return Poll::Ready(()),
                     // Closed at once when idle; a request that raced in is
-                    // still answered.
+                    // still answered. Polled again for the close.
                     Expiry::Idle => {
                         closing = true;
                         conn.as_mut().graceful_shutdown();
@@ -290,7 +351,8 @@ async fn serve_connection(stream: TcpStream, router: Router, timeouts: Timeouts,
                 }
             }
         }
-    }
+    })
+    .await;
 }
 
 /// An open connection, counted in `/metrics` and holding its slot under
