@@ -258,9 +258,10 @@ fn read_answer(stream: &mut std::net::TcpStream) -> (u16, Vec<u8>) {
     (status, got[head_end..head_end + length].to_vec())
 }
 
-/// Request bodies that come in pieces, with a length or chunked, slowly:
-/// each is forwarded whole, recorded, and the connection they came on is
-/// kept for the next request (the body is read to its last byte, no more).
+/// Request bodies that come in pieces, with a length or chunked, slowly,
+/// or after `100 Continue`: each is forwarded whole, recorded, and the
+/// connection they came on is kept for the next request (the body is read
+/// to its last byte, no more).
 #[test]
 fn request_bodies_in_pieces_are_forwarded_whole_on_one_kept_connection() {
     use std::io::Write;
@@ -293,8 +294,18 @@ fn request_bodies_in_pieces_are_forwarded_whole_on_one_kept_connection() {
     pause();
     stream.write_all(b"0\r\n\r\n").unwrap();
     assert_eq!(read_answer(&mut stream).0, 200);
-    // 3: a length, whole, on the same connection still.
-    stream.write_all(head(&format!("content-length: {}\r\n", bodies[2].len())).as_bytes()).unwrap();
+    // 3: `Expect: 100-continue`: the body is sent once the proxy asks for
+    // it (the body is read on a task apart from the connection's).
+    stream
+        .write_all(head(&format!("content-length: {}\r\nexpect: 100-continue\r\n", bodies[2].len())).as_bytes())
+        .unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(std::io::Read::read(&mut stream, &mut byte).unwrap(), 1, "the connection closed before 100 Continue");
+        interim.push(byte[0]);
+    }
+    assert!(interim.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&interim));
     stream.write_all(&bodies[2]).unwrap();
     assert_eq!(read_answer(&mut stream).0, 200);
 
