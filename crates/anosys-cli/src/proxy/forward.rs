@@ -100,34 +100,15 @@ async fn read_body_apart(body: axum::body::Body, limit: usize) -> Result<bytes::
     }
 }
 
-/// The whole body, or why not (over `limit` bytes, or a broken stream).
-/// Reading stops as soon as the body says every byte came
-/// (`is_end_stream`), without waiting for its end-of-stream.
-async fn read_body(mut body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, BodyError> {
-    use http_body::Body as _;
+/// The whole body, or why not: over `limit` bytes is known by its error
+/// type (http-body-util's `LengthLimitError`), not by its message.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, BodyError> {
     use http_body_util::BodyExt as _;
-    // One chunk (the usual case) is kept as it came, without a copy.
-    let mut first: Option<bytes::Bytes> = None;
-    let mut more = bytes::BytesMut::new();
-    let mut size = 0usize;
-    while !body.is_end_stream() {
-        let Some(frame) = body.frame().await else { break };
-        let Ok(data) = frame.map_err(|e| BodyError::Read(e.into()))?.into_data() else { continue };
-        size += data.len();
-        if size > limit {
-            return Err(BodyError::TooLarge);
-        }
-        match first.take() {
-            None if more.is_empty() => first = Some(data),
-            earlier => {
-                if let Some(earlier) = earlier {
-                    more.extend_from_slice(&earlier);
-                }
-                more.extend_from_slice(&data);
-            }
-        }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Read(e)),
     }
-    Ok(first.unwrap_or_else(|| more.freeze()))
 }
 
 /// Header names the `Connection` header lists (also hop-by-hop).
