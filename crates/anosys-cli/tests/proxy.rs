@@ -10,7 +10,7 @@ use anosys_cli::proxy::Route;
 use anosys_cli::replay;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use support::{chat, Setup};
+use support::{chat, read_answer, Setup};
 
 #[test]
 fn a_chat_is_relayed_byte_for_byte_and_recorded() {
@@ -229,85 +229,55 @@ fn too_large_requests_get_413() {
     assert!(s.upstream.seen.lock().unwrap().is_empty(), "nothing forwarded");
 }
 
-/// Reads one HTTP/1.1 answer with a `Content-Length` from `stream`: its
-/// status and body.
-fn read_answer(stream: &mut std::net::TcpStream) -> (u16, Vec<u8>) {
-    use std::io::Read;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "the connection closed before the answer's head");
-        got.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
-    let status: u16 = head[9..12].parse().unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map(|v| v.trim().parse().unwrap())
-        .expect("a content-length");
-    while got.len() < head_end + length {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "the connection closed within the answer's body");
-        got.extend_from_slice(&buf[..n]);
-    }
-    (status, got[head_end..head_end + length].to_vec())
-}
-
 /// Request bodies that come in pieces, with a length or chunked, slowly,
 /// or after `100 Continue`: each is forwarded whole, recorded, and the
 /// connection they came on is kept for the next request (the body is read
 /// to its last byte, no more).
 #[test]
 fn request_bodies_in_pieces_are_forwarded_whole_on_one_kept_connection() {
-    use std::io::Write;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = Setup::new(|_, _| {});
     let addr = s.proxy_url.trim_start_matches("http://").to_owned();
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let bodies: Vec<Vec<u8>> = ["gpt-4o-mini", "gpt-4.1-nano", "gpt-4o"]
         .iter()
         .map(|m| serde_json::to_vec(&json!({"model": m, "messages": [{"role": "user", "content": "y".repeat(3000)}]})).unwrap())
         .collect();
-    let pause = || std::thread::sleep(Duration::from_millis(30));
     let head = |extra: &str| format!("POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{extra}\r\n");
-
-    // 1: a length, the body in three writes.
-    stream.write_all(head(&format!("content-length: {}\r\n", bodies[0].len())).as_bytes()).unwrap();
-    for piece in bodies[0].chunks(bodies[0].len() / 3 + 1) {
-        pause();
-        stream.write_all(piece).unwrap();
-    }
-    assert_eq!(read_answer(&mut stream).0, 200);
-    // 2: chunked, in four chunks.
-    stream.write_all(head("transfer-encoding: chunked\r\n").as_bytes()).unwrap();
-    for piece in bodies[1].chunks(bodies[1].len() / 4 + 1) {
-        pause();
-        stream.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).unwrap();
-        stream.write_all(piece).unwrap();
-        stream.write_all(b"\r\n").unwrap();
-    }
-    pause();
-    stream.write_all(b"0\r\n\r\n").unwrap();
-    assert_eq!(read_answer(&mut stream).0, 200);
-    // 3: `Expect: 100-continue`: the body is sent once the proxy asks for
-    // it (the body is read on a task apart from the connection's).
-    stream
-        .write_all(head(&format!("content-length: {}\r\nexpect: 100-continue\r\n", bodies[2].len())).as_bytes())
-        .unwrap();
-    let mut interim = Vec::new();
-    while !interim.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        assert_eq!(std::io::Read::read(&mut stream, &mut byte).unwrap(), 1, "the connection closed before 100 Continue");
-        interim.push(byte[0]);
-    }
-    assert!(interim.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&interim));
-    stream.write_all(&bodies[2]).unwrap();
-    assert_eq!(read_answer(&mut stream).0, 200);
+    let pause = || tokio::time::sleep(Duration::from_millis(30));
+    let ok = "HTTP/1.1 200 OK";
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        // 1: a length, the body in three writes.
+        stream.write_all(head(&format!("content-length: {}\r\n", bodies[0].len())).as_bytes()).await.unwrap();
+        for piece in bodies[0].chunks(bodies[0].len() / 3 + 1) {
+            pause().await;
+            stream.write_all(piece).await.unwrap();
+        }
+        assert_eq!(read_answer(&mut stream).await.0, ok);
+        // 2: chunked, in four chunks.
+        stream.write_all(head("transfer-encoding: chunked\r\n").as_bytes()).await.unwrap();
+        for piece in bodies[1].chunks(bodies[1].len() / 4 + 1) {
+            pause().await;
+            stream.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).await.unwrap();
+            stream.write_all(piece).await.unwrap();
+            stream.write_all(b"\r\n").await.unwrap();
+        }
+        pause().await;
+        stream.write_all(b"0\r\n\r\n").await.unwrap();
+        assert_eq!(read_answer(&mut stream).await.0, ok);
+        // 3: `Expect: 100-continue`: the body is sent once the proxy asks
+        // for it (the body is read on a task apart from the connection's).
+        let expect = format!("content-length: {}\r\nexpect: 100-continue\r\n", bodies[2].len());
+        stream.write_all(head(&expect).as_bytes()).await.unwrap();
+        let mut interim = Vec::new();
+        while !interim.ends_with(b"\r\n\r\n") {
+            interim.push(stream.read_u8().await.expect("the connection closed before 100 Continue"));
+        }
+        assert!(interim.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&interim));
+        stream.write_all(&bodies[2]).await.unwrap();
+        assert_eq!(read_answer(&mut stream).await.0, ok);
+    };
+    s.runtime.block_on(async { tokio::time::timeout(Duration::from_secs(30), exchange).await.expect("the three exchanges within 30 s") });
 
     let seen: Vec<Vec<u8>> = s.upstream.seen.lock().unwrap().iter().map(|(_, _, body)| body.to_vec()).collect();
     assert_eq!(seen, bodies, "each body forwarded whole, in order");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anosys_cli::replay;
 use futures_util::StreamExt;
 use serde_json::json;
-use support::{chat, Setup};
+use support::{chat, read_answer, Setup};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,28 +29,8 @@ fn addr(url: &str) -> String {
 /// One `GET path` on a kept-alive connection: the status line and body.
 async fn get(stream: &mut TcpStream, path: &str) -> (String, String) {
     stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: proxy\r\n\r\n").as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&buf));
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-        .expect("a content-length");
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed mid-body");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let status = head.lines().next().unwrap().to_owned();
-    (status, String::from_utf8(buf[head_end..head_end + length].to_vec()).unwrap())
+    let (status, body) = read_answer(stream).await;
+    (status, String::from_utf8(body).unwrap())
 }
 
 /// How long until the server closes `stream` (end of file or reset), if
