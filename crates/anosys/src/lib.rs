@@ -31,7 +31,6 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod background;
 pub mod config;
 pub mod cost;
 mod diag;
@@ -71,13 +70,10 @@ pub mod compat {
 ///   child;
 /// - [`LiveCall`](crate::embed::LiveCall) and [`LiveFunctionCall`](crate::embed::LiveFunctionCall): an OpenAI call or a decorated
 ///   function held across the language boundary from start to end;
-/// - [`mark_background_thread`](crate::embed::mark_background_thread): a thread started for the engine's own
-///   work (the proxy's) yields to the application's;
 /// - [`DeferredCall`](crate::embed::DeferredCall): a [`LiveCall`](crate::embed::LiveCall) whose plain response is made into
 ///   its record on the engine's extraction thread, off the caller's.
 #[doc(hidden)]
 pub mod embed {
-    pub use crate::background::mark_background_thread;
     pub use crate::global::{after_fork_in_child, capture_content_enabled, capture_through};
     pub use crate::resource::set_sdk_identity;
     pub use crate::sources::function::LiveFunctionCall;

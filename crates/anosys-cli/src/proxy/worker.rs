@@ -93,11 +93,7 @@ impl<T: Send + 'static> Worker<T> {
             max,
         });
         let q = queue.clone();
-        let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
-            anosys::embed::mark_background_thread();
-            q.run()
-        })
-        .ok();
+        let thread = std::thread::Builder::new().name(name.into()).spawn(move || q.run()).ok();
         Worker { queue, thread }
     }
 
@@ -195,29 +191,6 @@ mod tests {
         assert_eq!(pushed, [true, true, false, false, false]);
         worker.flush();
         assert_eq!(*dropped.lock().unwrap(), 3);
-        drop(worker);
-    }
-
-    /// The thread yields to the serving threads (`SCHED_BATCH`, see
-    /// `anosys::embed::mark_background_thread`); the test's thread does not
-    /// change.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_thread_is_a_background_one() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let tx = Mutex::new(tx);
-        let worker = Worker::new(
-            "test",
-            Duration::from_millis(1),
-            8,
-            Box::new(move |_: Vec<u8>, _| {
-                let _ = tx.lock().unwrap().send(unsafe { libc::sched_getscheduler(0) });
-            }),
-        );
-        assert!(worker.push(1));
-        // Handled on the worker's thread (not drained here by `flush`).
-        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(libc::SCHED_BATCH));
-        assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
         drop(worker);
     }
 }

@@ -43,13 +43,9 @@ pub(super) fn spawn(
     let level = settings.log_level;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_start(move || {
-            crate::background::mark_background_thread();
-            diag::set_thread_level(level);
-        })
+        .on_thread_start(move || diag::set_thread_level(level))
         .build()?;
     std::thread::Builder::new().name("anosys-worker".into()).spawn(move || {
-        crate::background::mark_background_thread();
         diag::set_thread_level(level);
         // The HTTP stack the sinks use (hyper, h2) emits `tracing` spans and
         // events. Where the application sends its tracing spans into anosys

@@ -379,7 +379,6 @@ fn exec() -> Option<Arc<Exec>> {
     let handle = std::thread::Builder::new()
         .name("anosys-extract".into())
         .spawn(move || {
-            crate::background::mark_background_thread();
             let Ok(exec) = rx.recv() else { return };
             let mut quiet = 0;
             loop {
