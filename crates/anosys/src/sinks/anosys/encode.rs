@@ -331,35 +331,28 @@ fn write_text_of(buf: &mut Vec<u8>, value: &Value) {
     }
 }
 
-/// Sorts `entries` by key, trying first the order that sorted the last
-/// entries this thread sorted: records of one kind carry the same keys in
-/// the same order, so a check that the keys are in order (one comparison a
-/// key) most often replaces the sort (several a key).
-fn sort_by_key_text(entries: &mut Vec<(&str, &Value)>) {
-    thread_local! {
-        static LAST_ORDER: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Sorts `indices` (of entries of `attributes`) by key, trying first the
+/// order `last` that sorted the last ones this thread sorted: records of
+/// one kind carry the same keys in the same order, so a check that the
+/// keys are in order (one comparison a key) most often replaces the sort
+/// (several a key). `last` is then the order used.
+fn sort_by_key_text(attributes: &crate::record::Attributes, indices: &mut Vec<u32>, last: &mut Vec<u32>) {
+    let key = |i: u32| attributes.get_index(i as usize).map_or("", |(k, _)| k.as_ref());
+    // `indices` come in the attributes' order, so ascending; `last` has
+    // no index twice: of the same length and all found, it is a
+    // reordering of them.
+    if last.len() == indices.len()
+        && last.iter().all(|i| indices.binary_search(i).is_ok())
+        && last.windows(2).all(|w| key(w[0]) < key(w[1]))
+    {
+        indices.clear();
+        indices.extend_from_slice(last);
+        return;
     }
-    LAST_ORDER.with_borrow_mut(|order| {
-        if order.len() == entries.len() {
-            let ordered = order.iter().map(|i| entries.get(usize::from(*i)).copied());
-            if let Some(ordered) = ordered.collect::<Option<Vec<_>>>()
-                && ordered.windows(2).all(|w| w[0].0 < w[1].0)
-            {
-                *entries = ordered;
-                return;
-            }
-        }
-        let mut indices: Vec<u16> = (0..entries.len()).filter_map(|i| u16::try_from(i).ok()).collect();
-        if indices.len() != entries.len() {
-            // More keys than a `u16` counts: sorted, not remembered.
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            order.clear();
-            return;
-        }
-        indices.sort_unstable_by(|a, b| entries[usize::from(*a)].0.cmp(entries[usize::from(*b)].0));
-        *entries = indices.iter().map(|i| entries[usize::from(*i)]).collect();
-        *order = indices;
-    });
+    // Attribute keys are unique.
+    indices.sort_unstable_by(|a, b| key(*a).cmp(key(*b)));
+    last.clear();
+    last.extend_from_slice(indices);
 }
 
 /// Where a value goes: a fixed column, a dynamic slot (which no other key
@@ -388,10 +381,24 @@ struct Column {
 struct Spare {
     columns: Vec<Column>,
     fixed_at: Vec<u16>,
+    /// Where each attribute goes.
+    placed: Vec<Placed>,
+    /// The attributes of the `attributes` summary column, by index.
+    summary: Vec<u32>,
+    /// The order that sorted the last summary (see [`sort_by_key_text`]).
+    order: Vec<u32>,
 }
 
 thread_local! {
-    static SPARE: std::cell::Cell<Spare> = const { std::cell::Cell::new(Spare { columns: Vec::new(), fixed_at: Vec::new() }) };
+    static SPARE: std::cell::Cell<Spare> = const {
+        std::cell::Cell::new(Spare {
+            columns: Vec::new(),
+            fixed_at: Vec::new(),
+            placed: Vec::new(),
+            summary: Vec::new(),
+            order: Vec::new(),
+        })
+    };
 }
 
 /// No column written yet (in [`Body::fixed_at`]).
@@ -411,13 +418,12 @@ struct Body {
 }
 
 impl Body {
-    /// A body with room for `capacity` bytes, its bookkeeping taken from
-    /// `spare` (what the last body on this thread left, see
+    /// A body with room for `capacity` bytes, its bookkeeping in `columns`
+    /// and `fixed_at` (what the last body on this thread left, see
     /// [`into_bytes`](Self::into_bytes)).
-    fn new(capacity: usize, spare: Spare) -> Self {
+    fn new(capacity: usize, mut columns: Vec<Column>, mut fixed_at: Vec<u16>) -> Self {
         let mut buf = Vec::with_capacity(capacity);
         buf.push(b'{');
-        let Spare { mut columns, mut fixed_at } = spare;
         columns.clear();
         fixed_at.clear();
         fixed_at.resize(mapping::fixed_column_count(), FREE);
@@ -425,8 +431,8 @@ impl Body {
     }
 
     /// The bytes written, and the bookkeeping to reuse.
-    fn into_bytes(self) -> (Vec<u8>, Spare) {
-        (self.buf, Spare { columns: self.columns, fixed_at: self.fixed_at })
+    fn into_bytes(self) -> (Vec<u8>, Vec<Column>, Vec<u16>) {
+        (self.buf, self.columns, self.fixed_at)
     }
 
     /// The index in `columns` of a fixed column already written.
@@ -714,14 +720,16 @@ impl<'r> Encoder<'r> {
     /// ```
     pub fn encode_wire(&self, record: &Record, resource: &Resource, observed: SystemTime) -> (Vec<u8>, Arc<str>) {
         let resource = record.resource.as_deref().unwrap_or(resource);
+        // This thread's bookkeeping from the last body.
+        let Spare { columns, fixed_at, mut placed, mut summary, mut order } = SPARE.take();
         // Dynamic slots and the mapping snapshot, under one short lock.
-        let (slots, tail) = self.slots(record);
+        let tail = self.slots(record, &mut placed);
         let k = Known::get();
         // Room for a head like the last one and the tail, so that the body
         // is not copied as it grows (a hint: any size is written right).
         static LAST_HEAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2048);
         let hint = LAST_HEAD.load(std::sync::atomic::Ordering::Relaxed);
-        let mut out = Body::new(hint + hint / 8 + tail.len(), SPARE.take());
+        let mut out = Body::new(hint + hint / 8 + tail.len(), columns, fixed_at);
         // Ids and times are formatted on the stack, not into fresh strings.
         let mut text = Text::default();
         let ids = text.format(format_args!("{}-{}", record.trace_id, record.span_id));
@@ -828,29 +836,30 @@ impl<'r> Encoder<'r> {
         for (key, value) in &derived {
             out.put(key, Col::fixed(key), value);
         }
-        let mut summary = Vec::with_capacity(record.attributes.len());
-        for ((key, value), placed) in record.attributes.iter().zip(&slots) {
+        summary.clear();
+        for (i, ((key, value), placed)) in record.attributes.iter().zip(&placed).enumerate() {
             if value.is_null() {
                 continue;
             }
             out.put(key, placed.column, value);
             if placed.summary {
-                summary.push((key.as_ref(), value));
+                summary.extend(u32::try_from(i));
             }
         }
         if !summary.is_empty() {
-            // A map's keys come out in order; attribute keys are unique.
-            sort_by_key_text(&mut summary);
+            // A map's keys come out in order.
+            sort_by_key_text(&record.attributes, &mut summary, &mut order);
+            let entries = summary.iter().filter_map(|i| record.attributes.get_index(*i as usize)).map(|(k, v)| (k.as_ref(), v));
             match k.attributes {
                 Col::Fixed(f) if is_text(f.ty) && out.taken(f).is_none() => {
                     out.column(Col::Fixed(f), |b| {
                         b.push(b'"');
-                        json::object(b, summary.into_iter(), true);
+                        json::object(b, entries, true);
                         b.push(b'"');
                     });
                 }
                 column => {
-                    let map = summary.into_iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+                    let map = entries.map(|(k, v)| (k.to_owned(), v.clone())).collect();
                     out.put("attributes", column, &Value::Object(map));
                 }
             }
@@ -865,8 +874,8 @@ impl<'r> Encoder<'r> {
             out.column(Col::Slot(mapping::OVERFLOW_COLUMN, ColumnType::Json), |b| write_text(b, &overflow));
         }
 
-        let (mut body, spare) = out.into_bytes();
-        SPARE.set(spare);
+        let (mut body, columns, fixed_at) = out.into_bytes();
+        SPARE.set(Spare { columns, fixed_at, placed, summary, order });
         if body.len() > 1 {
             body.extend_from_slice(b",\"otel_schema_url\":");
         } else {
@@ -880,47 +889,45 @@ impl<'r> Encoder<'r> {
     }
 
     /// Where each attribute goes (its fixed column, else its dynamic slot,
-    /// assigned on first use) and the body's tail, under one short lock.
-    fn slots(&self, record: &Record) -> (Vec<Placed>, Arc<str>) {
+    /// assigned on first use), into `placed`, and the body's tail, under one
+    /// short lock.
+    fn slots(&self, record: &Record, placed: &mut Vec<Placed>) -> Arc<str> {
         let mut state = self.registry.lock();
-        let slots = record
-            .attributes
-            .iter()
-            .map(|(key, value)| {
-                if value.is_null() {
-                    return Placed { column: Col::None, summary: false };
-                }
-                let address = match key {
-                    std::borrow::Cow::Borrowed(text) => Some((text.as_ptr() as usize, text.len())),
-                    std::borrow::Cow::Owned(_) => None,
-                };
-                if let Some(placed) = address.and_then(|a| state.by_address.get(&a)) {
-                    return *placed;
-                }
-                let placed = match state.resolved.get(key.as_ref()) {
-                    Some(placed) => *placed,
-                    None => {
-                        let column = match mapping::fixed(key) {
-                            Some(f) => Col::Fixed(f),
-                            None => Self::assign_slot(&mut state, key, value),
-                        };
-                        let placed = Placed { column, summary: !CONTENT_KEYS.contains(&key.as_ref()) };
-                        if !matches!(placed.column, Col::None) {
-                            state.resolved.insert(key.to_string(), placed);
-                        }
-                        placed
+        placed.clear();
+        placed.extend(record.attributes.iter().map(|(key, value)| {
+            if value.is_null() {
+                return Placed { column: Col::None, summary: false };
+            }
+            let address = match key {
+                std::borrow::Cow::Borrowed(text) => Some((text.as_ptr() as usize, text.len())),
+                std::borrow::Cow::Owned(_) => None,
+            };
+            if let Some(placed) = address.and_then(|a| state.by_address.get(&a)) {
+                return *placed;
+            }
+            let placed = match state.resolved.get(key.as_ref()) {
+                Some(placed) => *placed,
+                None => {
+                    let column = match mapping::fixed(key) {
+                        Some(f) => Col::Fixed(f),
+                        None => Self::assign_slot(&mut state, key, value),
+                    };
+                    let placed = Placed { column, summary: !CONTENT_KEYS.contains(&key.as_ref()) };
+                    if !matches!(placed.column, Col::None) {
+                        state.resolved.insert(key.to_string(), placed);
                     }
-                };
-                if let Some(address) = address
-                    && !matches!(placed.column, Col::None)
-                    && state.by_address.len() < ADDRESSES_MAX
-                {
-                    state.by_address.insert(address, placed);
+                    placed
                 }
-                placed
-            })
-            .collect();
-        (slots, SlotRegistry::mapping_tail(&mut state))
+            };
+            if let Some(address) = address
+                && !matches!(placed.column, Col::None)
+                && state.by_address.len() < ADDRESSES_MAX
+            {
+                state.by_address.insert(address, placed);
+            }
+            placed
+        }));
+        SlotRegistry::mapping_tail(&mut state)
     }
 
     /// The dynamic slot of a key with no fixed column, assigned on first

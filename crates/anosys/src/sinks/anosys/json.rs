@@ -33,35 +33,55 @@ fn is_escaped(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
-/// How many bytes at the start of `bytes` need no escape.
+/// Copies the bytes at the start of `bytes` that need no escape to the
+/// end of `buf`, and says how many they were.
+///
+/// A word of eight is read, tested and written as one: a run with nothing
+/// to escape costs a load and a store a word, and a short string no call
+/// to `memcpy`. A word holding a byte to escape is written whole too, and
+/// `buf` cut back to its clean part.
 #[inline]
-fn clean_prefix(bytes: &[u8]) -> usize {
+fn copy_clean_prefix(buf: &mut Vec<u8>, bytes: &[u8]) -> usize {
     let mut clean = 0;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
+        buf.extend_from_slice(&word);
         let found = escapes_in(u64::from_le_bytes(word));
         if found != 0 {
-            return clean + (found.trailing_zeros() / 8) as usize;
+            let kept = (found.trailing_zeros() / 8) as usize;
+            buf.truncate(buf.len() - 8 + kept);
+            return clean + kept;
         }
         clean += 8;
     }
-    // The last few bytes, in a word filled out with a byte that needs no
-    // escape, put together in a register (a copy to memory and a load of
-    // the whole word would stall on the partial writes).
     let rest = chunks.remainder();
-    let mut word = ONES * u64::from(b'a');
-    for (i, byte) in rest.iter().enumerate() {
-        let shift = 8 * i;
-        word = (word & !(0xff << shift)) | (u64::from(*byte) << shift);
+    if rest.is_empty() {
+        return clean;
     }
-    let found = escapes_in(word);
-    if found != 0 {
-        clean + (found.trailing_zeros() / 8) as usize
+    let word = if bytes.len() >= 8 {
+        // The last eight bytes, those already copied shifted out and the
+        // room filled with a byte that needs no escape.
+        let mut last = [0u8; 8];
+        last.copy_from_slice(&bytes[bytes.len() - 8..]);
+        let gone = 8 * (8 - rest.len());
+        (u64::from_le_bytes(last) >> gone) | ((ONES * u64::from(b'a')) << (64 - gone))
     } else {
-        clean + rest.len()
-    }
+        // A short string: put together in a register (a copy to memory and
+        // a load of the whole word would stall on the partial writes).
+        let mut word = ONES * u64::from(b'a');
+        for (i, byte) in rest.iter().enumerate() {
+            let shift = 8 * i;
+            word = (word & !(0xff << shift)) | (u64::from(*byte) << shift);
+        }
+        word
+    };
+    buf.extend_from_slice(&word.to_le_bytes());
+    let found = escapes_in(word);
+    let kept = if found != 0 { (found.trailing_zeros() / 8) as usize } else { rest.len() };
+    buf.truncate(buf.len() - 8 + kept);
+    clean + kept
 }
 
 /// Appends the escape of one byte that needs it; `twice`: that escape's
@@ -98,10 +118,8 @@ fn push_escape(buf: &mut Vec<u8>, byte: u8, twice: bool) {
 fn escape(buf: &mut Vec<u8>, s: &str, twice: bool) {
     let mut bytes = s.as_bytes();
     loop {
-        let clean = clean_prefix(bytes);
-        let (run, rest) = bytes.split_at(clean);
-        buf.extend_from_slice(run);
-        let Some((byte, rest)) = rest.split_first() else {
+        let clean = copy_clean_prefix(buf, bytes);
+        let Some((byte, rest)) = bytes.get(clean..).and_then(<[u8]>::split_first) else {
             return;
         };
         push_escape(buf, *byte, twice);
@@ -120,7 +138,8 @@ fn quote(buf: &mut Vec<u8>, twice: bool) {
 /// Appends `s` as a JSON string literal; `twice`: as that literal would
 /// be written inside another string.
 pub(super) fn string(buf: &mut Vec<u8>, s: &str, twice: bool) {
-    buf.reserve(s.len() + 4);
+    // Room for the quotes and the whole words written past the end.
+    buf.reserve(s.len() + 12);
     quote(buf, twice);
     escape(buf, s, twice);
     quote(buf, twice);
