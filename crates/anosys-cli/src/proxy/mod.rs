@@ -259,8 +259,7 @@ impl Proxy {
     /// the cap on open connections (see [`ProxyConfig`]); at the cap, new
     /// connections wait in the listen backlog rather than being refused.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let router = self.router();
-        server::serve(self.shared, router, listener, shutdown).await
+        server::serve(self.shared, listener, shutdown).await
     }
 
     /// The address to give clients for `addr` (`http://127.0.0.1:4000`).

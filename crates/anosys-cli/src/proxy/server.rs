@@ -30,7 +30,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
-use axum::Router;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -277,11 +276,16 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// The router for one connection, marking each request busy until its
+/// The handler for one connection, marking each request busy until its
 /// response body is done.
+///
+/// Every request goes to [`forward::handle`](super::forward::handle), called
+/// directly: an axum `Router` with that handler as its only route (what
+/// [`Proxy::router`](super::Proxy::router) gives for embedding) would
+/// clone, route and box each request on the way to it.
 #[derive(Clone)]
 struct ConnService {
-    router: Router,
+    shared: Arc<Shared>,
     activity: Arc<Activity>,
 }
 
@@ -293,10 +297,11 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         self.activity.begin(request.version() == hyper::Version::HTTP_2);
         let busy = Busy(self.activity.clone());
-        let mut service = self.router.clone().into_service::<Incoming>();
+        let shared = self.shared.clone();
+        let method = request.method().clone();
         Box::pin(async move {
-            std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut service, cx)).await?;
-            let response = tower_service::Service::call(&mut service, request).await?;
+            let mut response = super::forward::handle(axum::extract::State(shared), request.map(Body::new)).await;
+            as_axum_answers(&method, &mut response);
             // The closure owns `busy`: the request ends when hyper drops the
             // body, after its last byte or when the client leaves.
             Ok(response.map(|body| {
@@ -309,6 +314,31 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
     }
 }
 
+/// What axum's router does to an answer on its way out, done here since
+/// the handler is called directly: a body of known size gets its
+/// `Content-Length` (unless it has one), the answer to a `HEAD` loses its
+/// body (after its length is set), and a successful answer to `CONNECT`
+/// has no body and no length.
+fn as_axum_answers(method: &http::Method, response: &mut hyper::Response<Body>) {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    use http_body::Body as _;
+    if *method == http::Method::CONNECT && response.status().is_success() {
+        let headers = response.headers();
+        if headers.contains_key(CONTENT_LENGTH) || headers.contains_key(TRANSFER_ENCODING) || response.body().size_hint().lower() != 0 {
+            *response.body_mut() = Body::empty();
+        }
+        return;
+    }
+    if !response.headers().contains_key(CONTENT_LENGTH)
+        && let Some(size) = response.body().size_hint().exact()
+    {
+        response.headers_mut().insert(CONTENT_LENGTH, http::HeaderValue::from(size));
+    }
+    if *method == http::Method::HEAD {
+        *response.body_mut() = Body::empty();
+    }
+}
+
 /// The timeouts of every connection.
 #[derive(Debug, Clone, Copy)]
 struct Timeouts {
@@ -316,14 +346,14 @@ struct Timeouts {
     idle: Option<Duration>,
 }
 
-async fn serve_connection(stream: TcpStream, router: Router, timeouts: Timeouts, mut stop: watch::Receiver<()>, shared: Arc<Shared>) {
+async fn serve_connection(stream: TcpStream, timeouts: Timeouts, mut stop: watch::Receiver<()>, shared: Arc<Shared>) {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched { io: stream, activity: activity.clone() });
     let mut builder = Builder::new(TokioExecutor::new());
     // Off: the watchdog below does it, telling a slow head from an idle
     // keep-alive connection (see the module's doc).
     builder.http1().header_read_timeout(None);
-    let conn = builder.serve_connection_with_upgrades(io, ConnService { router, activity: activity.clone() });
+    let conn = builder.serve_connection_with_upgrades(io, ConnService { shared: shared.clone(), activity: activity.clone() });
     tokio::pin!(conn);
     let mut watchdog = Watchdog { activity, timeouts, timer: None };
     let stop_changed = stop.changed();
@@ -443,7 +473,6 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// timeouts keep slots from being held by connections that do nothing.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
-    router: Router,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -495,9 +524,9 @@ pub(crate) async fn serve(
         // Streamed events go out as they come, not held for more.
         let _ = stream.set_nodelay(true);
         let open = Open::new(shared.clone(), permit);
-        let (router, stop) = (router.clone(), stop_rx.clone());
+        let stop = stop_rx.clone();
         connections.spawn(async move {
-            serve_connection(stream, router, timeouts, stop, open.0.clone()).await;
+            serve_connection(stream, timeouts, stop, open.0.clone()).await;
             drop(open);
         });
     }
