@@ -68,7 +68,6 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indexmap::IndexMap;
 use regex::Regex;
 use serde_json::{Map, Value};
 
@@ -520,7 +519,7 @@ impl<'r> Pass<'r> {
         if !renames.is_empty() {
             let old = std::mem::take(attributes);
             let mut renames = renames.into_iter().peekable();
-            let mut rebuilt: IndexMap<_, _> = IndexMap::with_capacity(old.len());
+            let mut rebuilt = Attributes::with_capacity_and_hasher(old.len(), Default::default());
             for (i, (key, value)) in old.into_iter().enumerate() {
                 let key = match renames.next_if(|(j, _)| *j == i) {
                     Some((_, new)) => Cow::Owned(new),

@@ -202,7 +202,7 @@ impl FinishedSpan {
             trace_state: None,
             start_time_unix_nano: unix_nanos(start),
             end_time_unix_nano: unix_nanos(end),
-            attributes: Attributes::new(),
+            attributes: Attributes::default(),
             dropped_attributes_count: 0,
             events: Vec::new(),
             links: Vec::new(),

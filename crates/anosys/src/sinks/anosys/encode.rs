@@ -1406,7 +1406,7 @@ mod tests {
             rec.caller = Some(crate::record::Caller { function: Some("f".into()), file: "a.rs".into(), line: 3 });
         }
         if rng.bool() {
-            let mut attributes = crate::record::Attributes::new();
+            let mut attributes = crate::record::Attributes::default();
             attributes.insert("k".into(), random_value(rng, 2));
             rec.events.push(crate::record::Event { name: "ev".into(), time: SystemTime::now(), attributes });
         }
