@@ -49,6 +49,31 @@ impl Words {
     }
 }
 
+/// [`classify`] of a name that is text of the program (an attribute key
+/// given as a `&'static str`), remembered by its address: the same few
+/// dozen names come with every record, and some (`gen_ai.usage.*_tokens`,
+/// `gen_ai.request.max_tokens`) pass the quick test and are read word by
+/// word each time. At most 4,096 addresses are kept a thread; past that
+/// names are classified again each time.
+pub(crate) fn classify_static(name: &'static str) -> Option<KeyClass> {
+    type Known = std::collections::HashMap<(usize, usize), Option<KeyClass>, foldhash::fast::RandomState>;
+    thread_local! {
+        static KNOWN: std::cell::RefCell<Known> = std::cell::RefCell::new(Known::default());
+    }
+    const KEPT_MAX: usize = 4096;
+    let address = (name.as_ptr() as usize, name.len());
+    KNOWN.with_borrow_mut(|known| {
+        if let Some(class) = known.get(&address) {
+            return *class;
+        }
+        let class = classify(name);
+        if known.len() < KEPT_MAX {
+            known.insert(address, class);
+        }
+        class
+    })
+}
+
 /// The class of a secret-named key, `None` for every other key.
 ///
 /// The name is split into lower-case words on anything but letters and
@@ -239,5 +264,21 @@ mod tests {
         assert_eq!(classify("password"), Some(KeyClass::Password));
         assert_eq!(classify("access_token"), Some(KeyClass::Token));
         assert_eq!(classify("Set-Cookie"), Some(KeyClass::Header));
+    }
+
+    #[test]
+    fn names_of_the_program_are_classified_as_any_other_and_remembered() {
+        let names: [&'static str; 8] =
+            ["password", "access_token", "Set-Cookie", "gen_ai.usage.input_tokens", "api_key", "max_tokens", "role", "x"];
+        for _ in 0..3 {
+            for name in names {
+                assert_eq!(classify_static(name), classify(name), "{name}");
+            }
+        }
+        // The same text at another address is looked at afresh.
+        let leaked: &'static str = Box::leak(String::from("password").into_boxed_str());
+        assert_eq!(classify_static(leaked), Some(KeyClass::Password));
+        let other: &'static str = Box::leak(String::from("passenger").into_boxed_str());
+        assert_eq!(classify_static(other), None);
     }
 }

@@ -507,7 +507,11 @@ impl<'r> Pass<'r> {
     fn attributes(&mut self, attributes: &mut Attributes) {
         let mut renames: Vec<(usize, String)> = Vec::new();
         for (i, (key, value)) in attributes.iter_mut().enumerate() {
-            self.entry(key, value, 0);
+            let secret = match key {
+                Cow::Borrowed(name) => self.redactor.secret_keys && keys::classify_static(name).is_some(),
+                Cow::Owned(name) => self.redactor.secret_keys && keys::classify(name).is_some(),
+            };
+            self.entry_classified(secret, value, 0);
             // A borrowed key is a `&'static str` of the program: no secret.
             if matches!(key, Cow::Owned(_))
                 && key.len() >= MIN_SCANNED_KEY_LEN
@@ -534,7 +538,13 @@ impl<'r> Pass<'r> {
     /// One key and its value: the value of a secret-named key is replaced
     /// whole, any other is scanned.
     fn entry(&mut self, key: &str, value: &mut Value, depth: usize) {
-        if self.redactor.secret_keys && keys::classify(key).is_some() {
+        self.entry_classified(self.redactor.secret_keys && keys::classify(key).is_some(), value, depth);
+    }
+
+    /// [`entry`](Self::entry) of a key already classified: `secret` if
+    /// its value is to be replaced whole.
+    fn entry_classified(&mut self, secret: bool, value: &mut Value, depth: usize) {
+        if secret {
             self.secret(value, depth);
         } else {
             self.value(value, depth + 1);
