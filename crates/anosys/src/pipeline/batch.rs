@@ -303,18 +303,19 @@ fn prefetch_values(record: &Record) {
         if let std::borrow::Cow::Owned(key) = key {
             prefetch(key.as_ptr());
         }
-        match value {
-            serde_json::Value::String(text) => prefetch(text.as_ptr()),
-            serde_json::Value::Array(items) => prefetch(items.as_ptr().cast()),
-            _ => {}
-        }
+        prefetch_value(value);
     }
     for value in [&record.input, &record.output, &record.raw].into_iter().flatten() {
-        match value {
-            serde_json::Value::String(text) => prefetch(text.as_ptr()),
-            serde_json::Value::Array(items) => prefetch(items.as_ptr().cast()),
-            _ => {}
-        }
+        prefetch_value(value);
+    }
+}
+
+/// The block a text or a list owns (a map's nodes are not reachable).
+fn prefetch_value(value: &serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => prefetch(text.as_ptr()),
+        serde_json::Value::Array(items) => prefetch(items.as_ptr().cast()),
+        _ => {}
     }
 }
 
