@@ -186,9 +186,9 @@ pub fn chat(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "Say this is a test"}]})
 }
 
-/// Reads one HTTP/1.1 answer with a `Content-Length` from a raw
-/// connection: its status line and its body.
-pub async fn read_answer(stream: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+/// Reads one HTTP/1.1 answer's head (through the blank line) from a raw
+/// connection: the head, and what came after it in the same reads.
+pub async fn read_head(stream: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -200,16 +200,26 @@ pub async fn read_answer(stream: &mut tokio::net::TcpStream) -> (String, Vec<u8>
         assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&buf));
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+    let rest = buf.split_off(head_end);
+    (String::from_utf8(buf).unwrap(), rest)
+}
+
+/// Reads one HTTP/1.1 answer with a `Content-Length` from a raw
+/// connection: its status line and its body.
+pub async fn read_answer(stream: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    let (head, mut buf) = read_head(stream).await;
     let length: usize = head
         .lines()
         .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
         .expect("a content-length");
-    while buf.len() < head_end + length {
+    while buf.len() < length {
         let n = stream.read(&mut chunk).await.unwrap();
         assert!(n > 0, "closed mid-body");
         buf.extend_from_slice(&chunk[..n]);
     }
     let status = head.lines().next().unwrap().to_owned();
-    (status, buf[head_end..head_end + length].to_vec())
+    buf.truncate(length);
+    (status, buf)
 }
