@@ -55,6 +55,12 @@ impl Memory {
     pub(crate) fn max(&self) -> usize {
         self.max
     }
+
+    /// Whether more than a quarter of the records the pipeline may hold
+    /// wait in memory: it is falling behind (see `pace`).
+    pub(crate) fn behind(&self) -> bool {
+        self.records.load(Ordering::Relaxed) > self.max_records / 4
+    }
 }
 
 /// What one lane did with a batch (counts of its records).

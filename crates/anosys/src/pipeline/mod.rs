@@ -15,6 +15,7 @@
 mod batch;
 mod lane;
 pub mod limits;
+mod pace;
 mod process;
 mod queue;
 mod sample;
@@ -36,6 +37,8 @@ use crate::record::{Record, Resource};
 use crate::sinks::{AnosysSink, ExportContext, JsonlSink, Sink, SinkError, StdoutSink};
 
 pub(crate) use lane::MAX_JOBS as EXPORTS_AT_ONCE;
+pub(crate) use batch::Memory;
+pub(crate) use pace::Pace;
 
 /// Counts of what the pipeline did with records, since it started.
 ///
@@ -382,7 +385,7 @@ impl PipelineBuilder {
         let memory = Arc::new(batch::Memory::new(config.queue_max_bytes, config.queue_size));
         let (control, control_rx) = mpsc::unbounded_channel();
         let counters = Arc::new(AtomicCounters::default());
-        let cx = ExportContext::new();
+        let cx = ExportContext::of_pipeline(memory.clone());
         let settings = worker::Settings {
             batch_size: config.batch_size,
             max_batch_bytes: config.max_batch_bytes,

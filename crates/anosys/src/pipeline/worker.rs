@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use std::sync::atomic::Ordering;
 
 use super::batch::{Batch, Memory};
+use super::pace::Pace;
 use super::lane::{LaneHandle, LaneSettings};
 use super::process::{Prepared, Steps};
 use super::queue::Queue;
@@ -190,7 +191,8 @@ impl Worker {
         let (n, bytes) = (records.len(), records.iter().map(|(_, size)| size).sum::<usize>());
         let prepare = self.settings.steps.prepare.clone();
         let resource = self.settings.resource.clone();
-        let done = tokio::task::spawn_blocking(move || prepare_all(|r| prepare.record(r), &resource, records));
+        let pace = Pace::new(Some(self.memory.clone()));
+        let done = tokio::task::spawn_blocking(move || prepare_all(|r| prepare.record(r), &resource, records, pace));
         let (records, totals) = match done.await {
             Ok(done) => done,
             Err(_) => {
@@ -293,9 +295,11 @@ fn prepare_all(
     steps: impl Fn(&mut Record) -> Prepared,
     resource: &Arc<Resource>,
     mut records: Vec<(Record, usize)>,
+    mut pace: Pace,
 ) -> (Vec<(Record, usize)>, Totals) {
     let mut totals = Totals::default();
     records.retain_mut(|(record, size)| {
+        pace.between();
         if record.resource.is_none() {
             record.resource = Some(resource.clone());
         }
@@ -337,6 +341,7 @@ mod tests {
             },
             &resource,
             records,
+            Pace::new(None),
         );
         let names: Vec<&str> = kept.iter().map(|(r, _)| r.name.as_str()).collect();
         assert_eq!(names, ["first", "third"]);

@@ -142,12 +142,26 @@ struct ShutdownSignal {
 #[derive(Debug, Clone, Default)]
 pub struct ExportContext {
     signal: Arc<ShutdownSignal>,
+    /// The pipeline's records in memory, by which a sink's long stretches
+    /// of work on a batch give way (`None` outside a pipeline).
+    memory: Option<Arc<crate::pipeline::Memory>>,
 }
 
 impl ExportContext {
     /// A context with no shutdown in sight.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The context of the pipeline whose records are `memory`.
+    pub(crate) fn of_pipeline(memory: Arc<crate::pipeline::Memory>) -> Self {
+        ExportContext { memory: Some(memory), ..Self::default() }
+    }
+
+    /// A stretch of work on a batch that gives way to the application's
+    /// threads as the pipeline's own steps do (see `pipeline::pace`).
+    pub(crate) fn pace(&self) -> crate::pipeline::Pace {
+        crate::pipeline::Pace::new(self.memory.clone())
     }
 
     /// When the pipeline must be done, once it is shutting down.

@@ -28,6 +28,7 @@ use serde_json::Value;
 use super::local::LocalFile;
 use super::{BoxFuture, ExportContext, ExportReport, Sink};
 use crate::diag::{self, LogLevel};
+use crate::pipeline::Pace;
 use crate::record::time::epoch_millis;
 use crate::record::Record;
 
@@ -571,6 +572,12 @@ fn row_of(r: &Record) -> Row<'_> {
 
 /// Inserts `records` in one transaction.
 pub fn insert(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
+    insert_paced(conn, records, &mut Pace::new(None))
+}
+
+/// [`insert`], giving way between records as `pace` says (the pipeline's
+/// store writes a batch in one stretch of several milliseconds).
+fn insert_paced(conn: &mut Connection, records: &[Record], pace: &mut Pace) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
@@ -579,6 +586,7 @@ pub fn insert(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()>
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         for r in records {
+            pace.between();
             let json = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()));
             let row = row_of(r);
             stmt.execute(params![
@@ -606,8 +614,8 @@ pub fn insert(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()>
 /// Inserts `records`; when SQLite finds the store damaged, reopens it
 /// (which sets a damaged anosys store aside) and tries again, so that the
 /// batch lands in a working store rather than being lost.
-fn insert_recovering(conn: &mut Connection, path: &Path, records: &[Record]) -> Result<(), StoreError> {
-    match insert(conn, records) {
+fn insert_recovering(conn: &mut Connection, path: &Path, records: &[Record], pace: &mut Pace) -> Result<(), StoreError> {
+    match insert_paced(conn, records, pace) {
         Err(e) if is_damage(&e) => {}
         result => return result.map_err(StoreError::sqlite(path)),
     }
@@ -665,11 +673,12 @@ impl Sink for SqliteSink {
     }
 
     /// The pipeline's batch is written from where it is, not copied.
-    fn export_shared(&self, batch: Arc<[Record]>, _cx: ExportContext) -> BoxFuture<'_, ExportReport> {
+    fn export_shared(&self, batch: Arc<[Record]>, cx: ExportContext) -> BoxFuture<'_, ExportReport> {
         Box::pin(async move {
             let n = batch.len();
             let path = self.path().to_owned();
-            let written = self.db.write(open, move |conn| insert_recovering(conn, &path, &batch)).await;
+            let mut pace = cx.pace();
+            let written = self.db.write(open, move |conn| insert_recovering(conn, &path, &batch, &mut pace)).await;
             ExportReport { failed: if written { 0 } else { n }, ..Default::default() }
         })
     }

@@ -274,6 +274,7 @@ impl Bodies<'_> {
         registry: Arc<SlotRegistry>,
         encryption: Option<Arc<encrypt::Encryption>>,
         observed: SystemTime,
+        mut pace: crate::pipeline::Pace,
     ) -> Bodies<'static> {
         // A few chunks ahead of the requests, no more.
         let (tx, rx) = tokio::sync::mpsc::channel(ENCODE_AHEAD);
@@ -283,6 +284,7 @@ impl Bodies<'_> {
             let mut chunk = Vec::with_capacity(ENCODE_CHUNK);
             let mut bytes = 0;
             for (i, record) in batch.iter().enumerate() {
+                pace.between();
                 let body = encoder.encode_to_vec(record, &empty, observed);
                 bytes += body.len();
                 chunk.push(bytes::Bytes::from(body));
@@ -504,7 +506,7 @@ impl Sink for AnosysSink {
                 let bodies = Bodies::Inline { encoder, batch: &batch, observed, empty: Resource::default() };
                 return self.send(n, bodies, target, cx).await;
             }
-            let bodies = Bodies::encoded_elsewhere(batch, self.registry.clone(), self.encryption.clone(), observed);
+            let bodies = Bodies::encoded_elsewhere(batch, self.registry.clone(), self.encryption.clone(), observed, cx.pace());
             self.send(n, bodies, target, cx).await
         })
     }
