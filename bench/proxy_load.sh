@@ -44,6 +44,11 @@
 #   LITELLM_REQUESTS   requests per LiteLLM run (it is slow)   [300]
 #   HISTORY_REQUESTS   requests per run with a 41 KB history (0: none) [1000]
 #   HISTORY_RATE       their rate, requests/s                   [100]
+#   SATURATE_REQUESTS  requests at no set rate, on SATURATE_CONNECTIONS
+#                      connections, to each proxy but LiteLLM: its
+#                      throughput saturated, and every record still
+#                      stored (0: none)                          [20000]
+#   SATURATE_CONNECTIONS  their connections                     [100]
 #   ANOSYS_ARGS        extra `anosys proxy` flags              []
 #   FIRST_BYTE_MS      demo-server wait before each answer     [0]
 #   EVENT_MS           demo-server wait between stream events  [0]
@@ -60,6 +65,8 @@ TARGETS=${TARGETS:-"nginx bare anosys litellm"}
 LITELLM_REQUESTS=${LITELLM_REQUESTS:-300}
 HISTORY_REQUESTS=${HISTORY_REQUESTS:-1000}
 HISTORY_RATE=${HISTORY_RATE:-100}
+SATURATE_REQUESTS=${SATURATE_REQUESTS:-20000}
+SATURATE_CONNECTIONS=${SATURATE_CONNECTIONS:-100}
 ANOSYS_ARGS=${ANOSYS_ARGS:-}
 FIRST_BYTE_MS=${FIRST_BYTE_MS:-0}
 EVENT_MS=${EVENT_MS:-0}
@@ -77,7 +84,7 @@ unset ANOSYS_API_KEY ANOSYS_API_URL ANOSYS_SINKS ANOSYS_JSONL_PATH ANOSYS_RESOLV
 log() { printf '[proxy_load] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for v in REQUESTS WARMUP CONNECTIONS BURST_CONNECTIONS LITELLM_REQUESTS HISTORY_REQUESTS HISTORY_RATE FIRST_BYTE_MS EVENT_MS; do
+for v in REQUESTS WARMUP CONNECTIONS BURST_CONNECTIONS LITELLM_REQUESTS HISTORY_REQUESTS HISTORY_RATE SATURATE_REQUESTS SATURATE_CONNECTIONS FIRST_BYTE_MS EVENT_MS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 for r in $RATES; do
@@ -297,12 +304,12 @@ body_for() {
 url_for() { echo "http://127.0.0.1:${PORT[$1]}/v1/chat/completions"; }
 count_for() { if [[ $1 == litellm ]]; then echo "$LITELLM_REQUESTS"; else echo "$REQUESTS"; fi; }
 
-# run_oha OUT N RATE(0 = unlimited) KIND TARGET: one bounded oha run.
+# run_oha OUT N RATE(0 = unlimited) KIND TARGET [CONNECTIONS]: one bounded oha run.
 run_oha() {
-    local out=$1 n=$2 rate=$3 kind=$4 target=$5 limit
+    local out=$1 n=$2 rate=$3 kind=$4 target=$5 connections=${6:-$CONNECTIONS} limit
     local -a rate_args=()
     if [[ $rate -gt 0 ]]; then rate_args=(-q "$rate" --latency-correction); limit=$((n / rate * 4 + 60)); else limit=120; fi
-    timeout --kill-after=5 "$limit" "$OHA" --no-tui -n "$n" -c "$CONNECTIONS" "${rate_args[@]}" \
+    timeout --kill-after=5 "$limit" "$OHA" --no-tui -n "$n" -c "$connections" "${rate_args[@]}" \
         -t 20s -m POST -T application/json -H "authorization: Bearer $BENCH_KEY" -d "$(body_for "$kind")" \
         --output-format json -o "$out" "$(url_for "$target")" >/dev/null 2>"$out.err" \
         || log "oha failed or exceeded ${limit}s ($kind, $target, rate $rate)"
@@ -378,6 +385,16 @@ if [[ $HISTORY_REQUESTS -gt 0 ]]; then
         EXPECTED[$target]=$(( ${EXPECTED[$target]:-0} + HISTORY_REQUESTS ))
     done
     usage "$TMP/resources-history.txt"
+fi
+# Saturated: as many requests as each proxy takes, on many connections.
+# The records must all be stored still (checked below with the rest).
+if [[ $SATURATE_REQUESTS -gt 0 ]]; then
+    for target in "${HISTORY_TARGETS[@]}"; do
+        [[ $target == direct ]] && continue
+        log "saturated, $SATURATE_CONNECTIONS connections, $target: $SATURATE_REQUESTS requests"
+        run_oha "$TMP/saturated-$target.json" "$SATURATE_REQUESTS" 0 plain "$target" "$SATURATE_CONNECTIONS"
+        EXPECTED[$target]=$(( ${EXPECTED[$target]:-0} + SATURATE_REQUESTS ))
+    done
 fi
 : >"$TMP/records.txt"
 for name in anosys before; do
@@ -484,6 +501,20 @@ if os.path.exists(f"{tmp}/resources-history.txt"):
         print(f"| {'upstream (demo-server)' if t == 'direct' else t} | {f(x[0])} / {f(x[1])} | {added} | {x[4]} |")
     print()
     print_resources(history)
+
+saturated = {}
+for t in proxies:
+    try:
+        d = json.load(open(f"{tmp}/saturated-{t}.json"))
+        saturated[t] = (d["summary"]["requestsPerSec"], d["latencyPercentiles"]["p99"] * 1000)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+if saturated:
+    print("\nSaturated: plain chats at no set rate (oha), many connections; every record must still be stored (below).\n")
+    print("| proxy | requests/s | p99 |")
+    print("|---|---:|---:|")
+    for t, (rps, p99) in saturated.items():
+        print(f"| {t} | {rps:,.0f} | {p99:.2f} ms |")
 
 # One line per figure for bench/all.py: SUMMARY what|baseline|base|value|unit|goal
 if "anosys" in res:
