@@ -9,7 +9,7 @@
 //! serving threads, for a request coming in) waited for the scheduler to
 //! end that stretch, up to a time slice of a few milliseconds. Through the
 //! proxy at 1,000 requests/s on 10 connections, the p99 latency was
-//! 0.59-1.04 ms before and 0.52-0.58 ms after (our HTTP stack alone,
+//! 0.59-1.04 ms before and 0.52-0.62 ms after (our HTTP stack alone,
 //! capturing nothing: 0.49-0.56 ms). Giving way (`sched_yield`) costs a
 //! system call every [`STRETCH`] when no thread waits.
 //!
