@@ -46,6 +46,19 @@ fn extraction(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // Without content capture the answer is read straight from its bytes
+    // (a typed view, no `serde_json::Value` built).
+    let quiet = CaptureOptions { capture_content: false, ..CaptureOptions::default() };
+    group.bench_function("OpenAiCall start + finish, content capture off", |b| {
+        b.iter_batched(
+            || x.request.clone(),
+            |request| {
+                let call = OpenAiCall::start(&x.uri, black_box(request), &quiet);
+                drop(black_box(call.finish(200, black_box(&x.body))))
+            },
+            BatchSize::SmallInput,
+        )
+    });
     // What the async-openai layer does on the caller's thread for a plain
     // call: keep the request as sent and the response's bytes, and hand
     // them to the extraction thread, which makes the same record (timed

@@ -500,3 +500,105 @@ fn legacy_completions_and_images() {
     assert!(!r.raw.as_ref().unwrap().to_string().contains(&"A".repeat(100)));
     assert_eq!(attr(&r, "anosys.usage.source"), &json!("missing"));
 }
+
+/// What a record says apart from its ids, times and content.
+fn described(r: &Record) -> Value {
+    let mut attributes = r.attributes.clone();
+    for k in ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "gen_ai.tool.definitions"] {
+        attributes.shift_remove(k);
+    }
+    attributes.sort_keys();
+    json!({"attributes": attributes, "status": r.status, "error": r.error, "name": r.name, "kind": r.span_kind})
+}
+
+/// Finishes a call to `uri` with `request` three ways: capture off, the
+/// answer's bytes (read without building a `Value`); capture off, the
+/// answer already parsed; capture on, its bytes. All three must say the
+/// same about the call.
+fn three_ways(uri: &str, request: &Value, status: u16, body: &[u8]) -> [Value; 3] {
+    let quiet = CaptureOptions { capture_content: false, ..Default::default() };
+    let from_bytes = OpenAiCall::start(uri, request.clone(), &quiet).finish(status, body);
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let from_value = match parsed {
+        Some(v) => OpenAiCall::start(uri, request.clone(), &quiet).finish(status, v),
+        None => OpenAiCall::start(uri, request.clone(), &quiet).finish(status, body),
+    };
+    let kept = OpenAiCall::start(uri, request.clone(), &CaptureOptions::default()).finish(status, body);
+    [described(&from_bytes), described(&from_value), described(&kept)]
+}
+
+#[test]
+fn an_answer_read_from_its_bytes_says_what_the_parsed_answer_says() {
+    let mut seen = 0;
+    for name in cassette::names() {
+        for x in cassette::load(&name).into_iter().filter(|x| !x.is_sse()) {
+            let [bytes, value, kept] = three_ways(&x.uri, &x.request, x.status, &x.body);
+            assert_eq!(bytes, value, "{name}");
+            assert_eq!(bytes, kept, "{name}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 40, "{seen}");
+}
+
+#[test]
+fn odd_fields_read_the_same_from_bytes_and_from_a_parsed_answer() {
+    let chat = "https://api.openai.com/v1/chat/completions";
+    let request = json!({"model": "gpt-4o", "temperature": "hot", "max_tokens": null, "max_completion_tokens": 9,
+        "stop": null, "n": 1.0, "tool_choice": ["x"], "user": 7, "response_format": "json_object",
+        "text": {"format": {"type": "json_schema"}}, "seed": -3, "top_p": 0.25});
+    let bodies: &[&[u8]] = &[
+        // Fields of unexpected types, nulls, non-object items.
+        br#"{"id": 5, "model": "m", "choices": [3, {"finish_reason": null}, {"finish_reason": "stop"}, {"finish_reason": {"x": 1}}],
+            "usage": {"prompt_tokens": null, "input_tokens": 10, "cache_read_input_tokens": 5, "completion_tokens": "2",
+                      "output_tokens": 2.5, "total_tokens": [1], "prompt_tokens_details": 4,
+                      "input_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 1e2}}}"#,
+        // A key repeated: its last value counts, as in a parsed `Value`.
+        br#"{"model": "a", "model": "b", "choices": [], "usage": {"prompt_tokens": 1, "prompt_tokens": 2}}"#,
+        // Escapes in the strings read.
+        br#"{"id": "chat\u0063mpl-\"1\"", "model": "m\n", "choices": [{"finish_reason": "st\u00f6p"}], "usage": "none"}"#,
+        // An error object beside choices is no API error; without them it is.
+        br#"{"error": {"message": "x"}, "choices": null, "model": "m"}"#,
+        br#"{"error": {"message": "nope", "type": "invalid_request_error", "code": "bad"}}"#,
+        br#"{"error": "text", "model": "m"}"#,
+        // Not an object at all, and not JSON.
+        br#"[1, 2]"#,
+        br#""just text""#,
+        b"not json {",
+        b"",
+    ];
+    for body in bodies {
+        for status in [200, 0, 500] {
+            let [bytes, value, kept] = three_ways(chat, &request, status, body);
+            let shown = String::from_utf8_lossy(body);
+            assert_eq!(bytes, value, "{status} {shown}");
+            assert_eq!(bytes, kept, "{status} {shown}");
+        }
+    }
+    let [r, ..] = three_ways(chat, &request, 200, bodies[0]);
+    let a = &r["attributes"];
+    assert_eq!(a["gen_ai.request.max_tokens"], json!(9), "the first number of the three");
+    assert_eq!(a["gen_ai.request.top_p"], json!(0.25));
+    assert_eq!(a["gen_ai.request.seed"], json!(-3));
+    assert_eq!(a["gen_ai.output.type"], json!("json"), "from text.format when response_format is no object");
+    assert!(a.get("gen_ai.request.temperature").is_none() && a.get("user.id").is_none());
+    assert!(a.get("gen_ai.request.choice.count").is_none(), "1.0 is not an integer");
+    assert_eq!(a["gen_ai.response.finish_reasons"], json!(["stop", {"x": 1}]));
+    assert!(a.get("gen_ai.response.id").is_none());
+    // `prompt_tokens` is there (null): not Anthropic's shape, no cache reads added.
+    assert_eq!(a["gen_ai.usage.input_tokens"], json!(10));
+    assert_eq!(a["gen_ai.usage.output_tokens"], json!(2.5));
+    assert_eq!(a["gen_ai.usage.cache_read.input_tokens"], json!(3), "details before the top-level count");
+    assert_eq!(a["gen_ai.usage.reasoning.output_tokens"], json!(100.0));
+    let [r, ..] = three_ways(chat, &request, 200, bodies[1]);
+    assert_eq!(r["attributes"]["gen_ai.response.model"], json!("b"));
+    assert_eq!(r["attributes"]["gen_ai.usage.input_tokens"], json!(2));
+    let [r, ..] = three_ways(chat, &request, 200, bodies[2]);
+    assert_eq!(r["attributes"]["gen_ai.response.id"], json!("chatcmpl-\"1\""));
+    assert_eq!(r["attributes"]["gen_ai.response.finish_reasons"], json!(["stöp"]));
+    assert_eq!(r["attributes"]["anosys.usage.source"], json!("missing"));
+    let [r, ..] = three_ways(chat, &request, 200, bodies[3]);
+    assert_eq!(r["status"]["code"], three_ways(chat, &request, 200, br#"{"model": "m", "choices": []}"#)[0]["status"]["code"]);
+    let [r, ..] = three_ways(chat, &request, 200, bodies[4]);
+    assert_eq!(r["error"]["type"], json!("bad"));
+}

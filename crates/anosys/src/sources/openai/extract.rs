@@ -1,72 +1,66 @@
-//! Request and response JSON → record attributes.
+//! Request and response JSON → record attributes, read through the typed
+//! views of [`super::view`] (from a body's bytes or a parsed `Value` alike).
 
 use serde_json::{json, Value};
 
 use super::messages;
+use super::view::{DataItem, Num, RequestView, ResponseView, Usage};
 use super::Operation;
 use crate::record::{Record, RequestShape, ResponseShape};
 
-fn num(v: Option<&Value>) -> Option<Value> {
-    v.filter(|v| v.is_number()).cloned()
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
 /// Request parameters (not content).
-pub(super) fn request_attributes(record: &mut Record, op: Operation, req: &Value) {
-    let set = |r: &mut Record, k: &'static str, v: Option<Value>| {
-        if let Some(v) = v {
+pub(super) fn request_attributes(record: &mut Record, op: Operation, req: &RequestView<'_>) {
+    let set = |r: &mut Record, k: &'static str, v: &Num| {
+        if let Some(v) = v.json() {
             r.set_attribute(k, v);
         }
     };
-    set(record, "gen_ai.request.temperature", num(req.get("temperature")));
-    set(record, "gen_ai.request.top_p", num(req.get("top_p")));
-    set(record, "gen_ai.request.top_k", num(req.get("top_k")));
-    let max_tokens = ["max_completion_tokens", "max_tokens", "max_output_tokens"].iter().find_map(|k| num(req.get(*k)));
-    set(record, "gen_ai.request.max_tokens", max_tokens);
-    set(record, "gen_ai.request.frequency_penalty", num(req.get("frequency_penalty")));
-    set(record, "gen_ai.request.presence_penalty", num(req.get("presence_penalty")));
-    set(record, "gen_ai.request.seed", num(req.get("seed")));
-    match req.get("stop") {
-        Some(Value::String(s)) => set(record, "gen_ai.request.stop_sequences", Some(json!([s]))),
-        Some(Value::Array(a)) => set(record, "gen_ai.request.stop_sequences", Some(Value::Array(a.clone()))),
-        _ => {}
+    set(record, "gen_ai.request.temperature", &req.temperature);
+    set(record, "gen_ai.request.top_p", &req.top_p);
+    set(record, "gen_ai.request.top_k", &req.top_k);
+    if let Some(max) = [&req.max_completion_tokens, &req.max_tokens, &req.max_output_tokens].into_iter().find(|n| n.value.is_some()) {
+        set(record, "gen_ai.request.max_tokens", max);
     }
+    set(record, "gen_ai.request.frequency_penalty", &req.frequency_penalty);
+    set(record, "gen_ai.request.presence_penalty", &req.presence_penalty);
+    set(record, "gen_ai.request.seed", &req.seed);
+    match req.stop.get() {
+        Some(Value::String(s)) => record.set_attribute("gen_ai.request.stop_sequences", json!([s])),
+        Some(a @ Value::Array(_)) => record.set_attribute("gen_ai.request.stop_sequences", a),
+        _ => &mut *record,
+    };
     // Reported only when it is not the default of 1.
-    if let Some(n) = req.get("n").and_then(Value::as_u64).filter(|n| *n != 1) {
+    if let Some(n) = req.n.as_u64().filter(|n| *n != 1) {
         record.set_attribute("gen_ai.request.choice.count", n);
     }
-    if let Some(f) = str_of(req, "encoding_format") {
+    if let Some(f) = req.encoding_format.get() {
         record.set_attribute("gen_ai.request.encoding_formats", json!([f]));
     }
-    if let Some(d) = num(req.get("dimensions")) {
+    if let Some(d) = req.dimensions.json() {
         record.set_attribute("gen_ai.embeddings.dimension.count", d);
     }
-    match req.get("tool_choice") {
-        Some(Value::String(s)) => record.set_attribute("gen_ai.request.tool_choice", s.clone()),
+    match req.tool_choice.get() {
+        Some(Value::String(s)) => record.set_attribute("gen_ai.request.tool_choice", s),
         Some(v @ Value::Object(_)) => record.set_attribute("gen_ai.request.tool_choice", v.to_string()),
         _ => &mut *record,
     };
-    if let Some(tier) = str_of(req, "service_tier") {
+    if let Some(tier) = req.service_tier.get() {
         record.set_attribute("openai.request.service_tier", tier.to_owned());
     }
     if op == Operation::ImageGeneration {
-        if let Some(size) = str_of(req, "size") {
+        if let Some(size) = req.size.get() {
             record.set_attribute("openai.request.image.size", size.to_owned());
         }
-        if let Some(quality) = str_of(req, "quality") {
+        if let Some(quality) = req.quality.get() {
             record.set_attribute("openai.request.image.quality", quality.to_owned());
         }
     }
-    if let Some(user) = str_of(req, "user") {
+    if let Some(user) = req.user.get() {
         record.set_attribute("user.id", user.to_owned());
     }
-    let format = req
-        .get("response_format")
-        .and_then(|f| str_of(f, "type"))
-        .or_else(|| req.get("text").and_then(|t| t.get("format")).and_then(|f| str_of(f, "type")));
+    let format = req.response_format.get().and_then(|f| f.kind.get()).or_else(|| {
+        req.text.get().and_then(|t| t.format.get()).and_then(|f| f.kind.get())
+    });
     let output_type = match (op, format) {
         (Operation::ImageGeneration, _) => Some("image"),
         (_, Some("json_object" | "json_schema")) => Some("json"),
@@ -89,25 +83,26 @@ pub(super) fn request_shape(op: Operation) -> RequestShape {
     }
 }
 
-/// Token usage in any of the OpenAI shapes. Returns whether usage was found.
-pub(super) fn usage(record: &mut Record, usage: Option<&Value>) -> bool {
-    let Some(u) = usage.filter(|u| u.is_object()) else {
+/// Token usage in any of the OpenAI shapes (`None`: the response has no
+/// `usage` object). Returns whether usage was found.
+pub(super) fn usage(record: &mut Record, usage: Option<&Usage>) -> bool {
+    let Some(u) = usage else {
         return false;
     };
-    let first = |keys: &[&str]| keys.iter().find_map(|k| u.get(*k).filter(|v| v.is_number()).cloned());
-    let mut input = first(&["prompt_tokens", "input_tokens"]);
+    let first = |nums: &[&Num]| nums.iter().find_map(|n| n.json());
+    let mut input = first(&[&u.prompt_tokens, &u.input_tokens]);
     // Anthropic's own shape: `input_tokens` leaves out the cache reads and
     // writes, which the conventions count as part of the input.
-    let anthropic = u.get("prompt_tokens").is_none();
-    let top_read = first(&["cache_read_input_tokens"]);
-    let top_write = first(&["cache_creation_input_tokens"]);
+    let anthropic = !u.prompt_tokens.present;
+    let top_read = u.cache_read_input_tokens.json();
+    let top_write = u.cache_creation_input_tokens.json();
     if anthropic && let Some(n) = input.as_ref().and_then(Value::as_u64) {
         let extra = [&top_read, &top_write].iter().filter_map(|v| v.as_ref().and_then(Value::as_u64)).sum::<u64>();
         if extra > 0 {
             input = Some(n.saturating_add(extra).into());
         }
     }
-    let output = first(&["completion_tokens", "output_tokens"]);
+    let output = first(&[&u.completion_tokens, &u.output_tokens]);
     let found = input.is_some() || output.is_some();
     if let Some(v) = input {
         record.set_attribute("gen_ai.usage.input_tokens", v);
@@ -115,49 +110,51 @@ pub(super) fn usage(record: &mut Record, usage: Option<&Value>) -> bool {
     if let Some(v) = output {
         record.set_attribute("gen_ai.usage.output_tokens", v);
     }
-    if let Some(v) = first(&["total_tokens"]) {
+    if let Some(v) = u.total_tokens.json() {
         record.set_attribute("gen_ai.usage.total_tokens", v);
     }
-    let detail = |outer: &[&str], inner: &str| {
-        outer.iter().find_map(|o| u.get(*o).and_then(|d| d.get(inner)).filter(|v| v.is_number()).cloned())
-    };
-    if let Some(v) = detail(&["prompt_tokens_details", "input_tokens_details"], "cached_tokens").or(top_read) {
+    let inputs = [u.prompt_tokens_details.get(), u.input_tokens_details.get()];
+    let input_detail = |pick: fn(&super::view::InputDetails) -> &Num| inputs.iter().flatten().find_map(|d| pick(d).json());
+    if let Some(v) = input_detail(|d| &d.cached_tokens).or(top_read) {
         record.set_attribute("gen_ai.usage.cache_read.input_tokens", v);
     }
     let write = top_write
-        .or_else(|| detail(&["prompt_tokens_details", "input_tokens_details"], "cache_creation_tokens"))
-        .or_else(|| detail(&["prompt_tokens_details", "input_tokens_details"], "cache_write_tokens"));
+        .or_else(|| input_detail(|d| &d.cache_creation_tokens))
+        .or_else(|| input_detail(|d| &d.cache_write_tokens));
     if let Some(v) = write {
         record.set_attribute("gen_ai.usage.cache_creation.input_tokens", v);
     }
-    if let Some(v) = detail(&["completion_tokens_details", "output_tokens_details"], "reasoning_tokens") {
+    let reasoning = [u.completion_tokens_details.get(), u.output_tokens_details.get()]
+        .into_iter()
+        .flatten()
+        .find_map(|d| d.reasoning_tokens.json());
+    if let Some(v) = reasoning {
         record.set_attribute("gen_ai.usage.reasoning.output_tokens", v);
     }
     found
 }
 
-fn response_common(record: &mut Record, resp: &Value) {
-    if let Some(id) = str_of(resp, "id") {
+fn response_common(record: &mut Record, resp: &ResponseView<'_>) {
+    if let Some(id) = resp.id.get() {
         record.set_attribute("gen_ai.response.id", id.to_owned());
     }
-    if let Some(model) = str_of(resp, "model") {
+    if let Some(model) = resp.model.get() {
         record.set_attribute("gen_ai.response.model", model.to_owned());
     }
-    if let Some(fp) = str_of(resp, "system_fingerprint") {
+    if let Some(fp) = resp.system_fingerprint.get() {
         record.set_attribute("openai.response.system_fingerprint", fp.to_owned());
     }
-    if let Some(tier) = str_of(resp, "service_tier") {
+    if let Some(tier) = resp.service_tier.get() {
         record.set_attribute("openai.response.service_tier", tier.to_owned());
     }
 }
 
 /// A successful response. Returns whether usage was found.
-pub(super) fn response(record: &mut Record, op: Operation, resp: &Value, content: bool) -> bool {
-    response_common(record, resp);
-    let choices: &[Value] = resp.get("choices").and_then(Value::as_array).map_or(&[], Vec::as_slice);
+pub(super) fn response(record: &mut Record, op: Operation, mut resp: ResponseView<'_>, content: bool) -> bool {
+    response_common(record, &resp);
     match op {
         Operation::Chat | Operation::TextCompletion => {
-            let reasons: Vec<Value> = choices.iter().filter_map(|c| c.get("finish_reason")).filter(|r| !r.is_null()).cloned().collect();
+            let reasons = std::mem::take(&mut resp.choices.finish_reasons);
             if !reasons.is_empty() {
                 record.set_attribute("gen_ai.response.finish_reasons", Value::Array(reasons));
             }
@@ -168,33 +165,34 @@ pub(super) fn response(record: &mut Record, op: Operation, resp: &Value, content
             }
         }
         Operation::Responses => {
-            let reason = messages::responses_finish_reason(resp);
+            let called = resp.output.items().iter().any(|i| i.get().and_then(|i| i.kind.get()) == Some("function_call"));
+            let reason = messages::finish_reason_of_responses(
+                resp.status.get(),
+                resp.incomplete_details.get().and_then(|d| d.reason.get()),
+                called,
+            );
             record.set_attribute("gen_ai.response.finish_reasons", json!([reason]));
             if content {
                 record.output_in_raw = Some(ResponseShape::Responses);
             }
         }
         Operation::Embeddings => {
-            let data = resp.get("data").and_then(Value::as_array);
-            let dims = data.and_then(|d| d.first()).and_then(|e| e.get("embedding")).and_then(Value::as_array).map(Vec::len);
+            let data = resp.data.items.as_deref();
+            let dims = data.and_then(|d| d.first()).and_then(|e| e.get()?.embedding.items.as_ref()).map(Vec::len);
             if let (Some(d), None) = (dims, record.attribute("gen_ai.embeddings.dimension.count")) {
                 record.set_attribute("gen_ai.embeddings.dimension.count", d);
             }
             if content {
-                let n = data.map_or(0, Vec::len);
+                let n = data.map_or(0, <[_]>::len);
                 record.output = Some(json!(format!("{n} embedding(s) of {} dimensions", dims.unwrap_or(0))));
             }
         }
         Operation::ImageGeneration => {
-            if let Some(data) = resp.get("data").and_then(Value::as_array) {
+            if let Some(data) = &resp.data.items {
                 record.set_attribute("openai.response.image.count", data.len());
             }
             if content {
-                let parts: Vec<Value> = resp
-                    .get("data")
-                    .and_then(Value::as_array)
-                    .map(|d| d.iter().map(image_part).collect())
-                    .unwrap_or_default();
+                let parts: Vec<Value> = resp.data.items().iter().map(|i| image_part(i.get())).collect();
                 // Built here: `raw` keeps a marker in place of a base64
                 // image, and the part says how big the image was.
                 let out = json!([{"role": "assistant", "parts": parts, "finish_reason": "stop"}]);
@@ -208,18 +206,21 @@ pub(super) fn response(record: &mut Record, op: Operation, resp: &Value, content
             }
         }
     }
-    usage(record, resp.get("usage"))
+    usage(record, resp.usage.get())
 }
 
-fn image_part(image: &Value) -> Value {
-    let mut part = match (str_of(image, "url"), str_of(image, "b64_json")) {
+/// An image of `data` as an output part (`None`: an item that is not an
+/// object).
+fn image_part(image: Option<&DataItem<'_>>) -> Value {
+    let (url, b64) = image.map_or((None, None), |i| (i.url.get(), i.b64_json.get()));
+    let mut part = match (url, b64) {
         (Some(url), _) => json!({"type": "file_data", "modality": "image", "uri": url}),
         (None, Some(b64)) => json!({"type": "blob", "modality": "image", "mime_type": "image/png",
             "content": format!("[anosys: base64 image of {} bytes not kept]", b64.len())}),
         _ => json!({"type": "file_data", "modality": "image"}),
     };
-    if let (Some(p), Value::Object(o)) = (image.get("revised_prompt"), &mut part) {
-        o.insert("revised_prompt".into(), p.clone());
+    if let (Some(p), Value::Object(o)) = (image.and_then(|i| i.revised_prompt.get()), &mut part) {
+        o.insert("revised_prompt".into(), p);
     }
     part
 }

@@ -319,16 +319,21 @@ fn has_tool_call(out: &Value) -> bool {
 /// Why a Responses API response ended, in Chat Completions terms.
 pub(crate) fn responses_finish_reason(resp: &Value) -> String {
     let output = resp.get("output").and_then(Value::as_array);
-    match str_of(resp, "status") {
-        Some("completed") => {
-            let called = output.is_some_and(|o| o.iter().any(|i| str_of(i, "type") == Some("function_call")));
-            if called { "tool_calls" } else { "stop" }.to_owned()
-        }
-        Some("incomplete") => resp
-            .get("incomplete_details")
-            .and_then(|d| str_of(d, "reason"))
-            .unwrap_or("incomplete")
-            .to_owned(),
+    let called = output.is_some_and(|o| o.iter().any(|i| str_of(i, "type") == Some("function_call")));
+    finish_reason_of_responses(
+        str_of(resp, "status"),
+        resp.get("incomplete_details").and_then(|d| str_of(d, "reason")),
+        called,
+    )
+}
+
+/// Why a Responses API response ended, in Chat Completions terms, from its
+/// `status`, `incomplete_details.reason` and whether an output item is a
+/// `function_call`.
+pub(crate) fn finish_reason_of_responses(status: Option<&str>, incomplete: Option<&str>, called: bool) -> String {
+    match status {
+        Some("completed") => if called { "tool_calls" } else { "stop" }.to_owned(),
+        Some("incomplete") => incomplete.unwrap_or("incomplete").to_owned(),
         Some("failed") => "error".to_owned(),
         Some(other) => other.to_owned(),
         None => "unknown".to_owned(),

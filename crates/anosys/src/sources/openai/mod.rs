@@ -34,6 +34,7 @@ mod live;
 pub mod messages;
 pub mod sse;
 mod stream;
+mod view;
 
 use std::borrow::Cow;
 
@@ -172,7 +173,7 @@ pub fn prepare_request(url: &str, request: &mut Value, options: &CaptureOptions)
     if !options.inject_include_usage {
         return false;
     }
-    let target = Target::of(url, request, options);
+    let target = Target::of(url, &view::of_value(request), options);
     if !target.streaming || target.provider == "azure.ai.openai" {
         return false;
     }
@@ -203,14 +204,14 @@ struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    fn of(url: &'a str, request: &Value, options: &'a CaptureOptions) -> Target<'a> {
+    fn of(url: &'a str, request: &view::RequestView<'_>, options: &'a CaptureOptions) -> Target<'a> {
         let endpoint = Endpoint::parse(url);
         let operation = Operation::from_path(endpoint.as_ref().map_or("", |e| &e.path));
         let provider = options.provider.as_deref().unwrap_or_else(|| {
             let (host, port) = endpoint.as_ref().map_or(("", None), |e| (&*e.host, e.port));
             provider_for_host(host, port)
         });
-        let streaming = request.get("stream").and_then(Value::as_bool) == Some(true);
+        let streaming = request.stream.0 == Some(true);
         Target { endpoint, operation, provider, streaming }
     }
 }
@@ -267,13 +268,14 @@ impl OpenAiCall {
     /// content is captured, as the record's `raw` with the response). Never
     /// fails: an unparsable URL or an odd request still gives a record.
     pub fn start(url: &str, request: Value, options: &CaptureOptions) -> OpenAiCall {
-        let Target { endpoint, operation, provider, streaming } = Target::of(url, &request, options);
+        let view: view::RequestView = view::of_value(&request);
+        let Target { endpoint, operation, provider, streaming } = Target::of(url, &view, options);
         let path = endpoint.as_ref().map_or("", |e| &e.path);
         let operation_name = match operation {
             Operation::Other => path.trim_matches('/').rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("other"),
             op => op.name(),
         };
-        let model = match request.get("model").and_then(Value::as_str) {
+        let model = match view.model.get() {
             Some(model) => Some(Cow::Borrowed(model)),
             None => azure_deployment(path).map(Cow::Owned),
         };
@@ -299,7 +301,8 @@ impl OpenAiCall {
             record.set_attribute("gen_ai.request.stream", true);
         }
         record.set_attribute("is_streaming", streaming);
-        extract::request_attributes(&mut record, operation, &request);
+        extract::request_attributes(&mut record, operation, &view);
+        drop(view);
         if options.capture_content {
             // The request is kept once, as sent: the record's input, input
             // messages, instructions and tool definitions are read from it
@@ -367,33 +370,57 @@ impl OpenAiCall {
     pub fn finish<'a>(mut self, status: u16, body: impl Into<ResponseBody<'a>>) -> Record {
         let response = match body.into() {
             ResponseBody::Json(v) => v,
-            ResponseBody::Bytes(bytes) => match serde_json::from_slice::<Value>(bytes) {
-                Ok(v) => v,
-                Err(_) => {
-                    let text = String::from_utf8_lossy(bytes).into_owned();
-                    self.record.set_attribute("anosys.response.malformed", true);
-                    if status >= 400 {
-                        self.record.set_attribute("http.response.status_code", status);
-                        let message = if text.trim().is_empty() { format!("HTTP {status}") } else { text.clone() };
-                        self.raw(Value::String(text));
-                        return self.fail(ErrorInfo::new(status.to_string(), message));
-                    }
-                    Value::String(text)
+            ResponseBody::Bytes(bytes) => {
+                // Without content to keep, a successful answer's attributes
+                // are read straight from its bytes: no `Value` is built.
+                if !self.capture_content
+                    && status < 400
+                    && let Some(view) = view::of_bytes::<view::ResponseView>(bytes)
+                    && !view.is_api_error()
+                {
+                    return self.finish_ok(status, view);
                 }
-            },
+                match serde_json::from_slice::<Value>(bytes) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        let text = String::from_utf8_lossy(bytes).into_owned();
+                        self.record.set_attribute("anosys.response.malformed", true);
+                        if status >= 400 {
+                            self.record.set_attribute("http.response.status_code", status);
+                            let message = if text.trim().is_empty() { format!("HTTP {status}") } else { text.clone() };
+                            self.raw(Value::String(text));
+                            return self.fail(ErrorInfo::new(status.to_string(), message));
+                        }
+                        Value::String(text)
+                    }
+                }
+            }
         };
-        if status != 0 {
-            self.record.set_attribute("http.response.status_code", status);
-        }
-        let api_error = response.get("error").filter(|e| e.is_object() && response.get("choices").is_none());
-        if status >= 400 || api_error.is_some() {
+        let view: view::ResponseView = view::of_value(&response);
+        if status >= 400 || view.is_api_error() {
+            drop(view);
+            if status != 0 {
+                self.record.set_attribute("http.response.status_code", status);
+            }
             let error = error_of(status, &response);
             self.raw(extract::raw_response(self.operation, response));
             return self.fail(error);
         }
-        let found = extract::response(&mut self.record, self.operation, &response, self.capture_content);
+        let (operation, keep) = (self.operation, self.capture_content);
+        let mut record = self.finish_ok(status, view);
+        if keep && let Some(Value::Object(raw)) = &mut record.raw {
+            raw.insert("response".into(), extract::raw_response(operation, response));
+        }
+        record
+    }
+
+    /// Ends a successful call with the attributes `response` gives.
+    fn finish_ok(mut self, status: u16, response: view::ResponseView<'_>) -> Record {
+        if status != 0 {
+            self.record.set_attribute("http.response.status_code", status);
+        }
+        let found = extract::response(&mut self.record, self.operation, response, self.capture_content);
         self.record.set_attribute("anosys.usage.source", if found { "provider" } else { "missing" });
-        self.raw(extract::raw_response(self.operation, response));
         self.record.finish(Status::ok());
         self.record
     }
