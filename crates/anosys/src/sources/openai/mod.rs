@@ -388,7 +388,7 @@ impl OpenAiCall {
                         if status >= 400 {
                             self.record.set_attribute("http.response.status_code", status);
                             let message = if text.trim().is_empty() { format!("HTTP {status}") } else { text.clone() };
-                            self.raw(Value::String(text));
+                            keep_response(&mut self.record, self.capture_content, self.operation, Value::String(text));
                             return self.fail(ErrorInfo::new(status.to_string(), message));
                         }
                         Value::String(text)
@@ -403,14 +403,12 @@ impl OpenAiCall {
                 self.record.set_attribute("http.response.status_code", status);
             }
             let error = error_of(status, &response);
-            self.raw(extract::raw_response(self.operation, response));
+            keep_response(&mut self.record, self.capture_content, self.operation, response);
             return self.fail(error);
         }
         let (operation, keep) = (self.operation, self.capture_content);
         let mut record = self.finish_ok(status, view);
-        if keep && let Some(Value::Object(raw)) = &mut record.raw {
-            raw.insert("response".into(), extract::raw_response(operation, response));
-        }
+        keep_response(&mut record, keep, operation, response);
         record
     }
 
@@ -447,15 +445,16 @@ impl OpenAiCall {
     pub fn into_stream(self) -> StreamAccumulator {
         StreamAccumulator::new(self)
     }
+}
 
-    /// Keeps `response` beside the request in the record's `raw` (when
-    /// content is captured). Called once, as the call ends.
-    fn raw(&mut self, response: Value) {
-        if self.capture_content
-            && let Some(Value::Object(raw)) = &mut self.record.raw
-        {
-            raw.insert("response".into(), response);
-        }
+/// Keeps `response` of a call of `operation` beside the request in
+/// `record`'s `raw` (when content is captured), as
+/// [`extract::raw_response`] trims it. Called once, as a call ends.
+fn keep_response(record: &mut Record, capture_content: bool, operation: Operation, response: Value) {
+    if capture_content
+        && let Some(Value::Object(raw)) = &mut record.raw
+    {
+        raw.insert("response".into(), extract::raw_response(operation, response));
     }
 }
 
