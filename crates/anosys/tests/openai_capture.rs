@@ -527,18 +527,59 @@ fn three_ways(uri: &str, request: &Value, status: u16, body: &[u8]) -> [Value; 3
     [described(&from_bytes), described(&from_value), described(&kept)]
 }
 
+/// Finishes a call to `uri` with `request`, capturing content, two ways:
+/// with the answer's bytes (kept as text when it can be) and with the
+/// answer already parsed (kept as a `Value`). Returns what each record
+/// holds and writes (its content as every reader gives it, and its JSON
+/// form, less ids and times), and whether the first kept the answer as text.
+fn kept_two_ways(uri: &str, request: &Value, status: u16, body: &[u8]) -> ([Value; 2], bool) {
+    let options = CaptureOptions::default();
+    let as_text = OpenAiCall::start(uri, request.clone(), &options).finish(status, body);
+    let as_value = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => OpenAiCall::start(uri, request.clone(), &options).finish(status, v),
+        Err(_) => OpenAiCall::start(uri, request.clone(), &options).finish(status, body),
+    };
+    let content = |r: &Record| {
+        let mut json = serde_json::to_value(r).unwrap();
+        for key in ["trace_id", "span_id", "start_time", "end_time"] {
+            json.as_object_mut().unwrap().remove(key);
+        }
+        let mut expanded = r.clone();
+        expanded.expand_content();
+        json!({"json": json, "raw": r.raw_json(), "input": r.input(), "output": r.output(),
+            "output_messages": r.output_messages(), "derived": r.derived_attributes(),
+            "expanded": {"input": expanded.input, "output": expanded.output, "attributes": expanded.attributes, "raw": expanded.raw}})
+    };
+    // Handed as JSON text (as the packages hand a client's model), the
+    // same; text that is not JSON is kept as a plain string.
+    if let Ok(text) = std::str::from_utf8(body) {
+        let from_text = OpenAiCall::start(uri, request.clone(), &options).finish(status, text);
+        let parsed = serde_json::from_slice::<Value>(body).unwrap_or_else(|_| Value::String(text.to_owned()));
+        let expected = OpenAiCall::start(uri, request.clone(), &options).finish(status, parsed);
+        assert_eq!(content(&from_text), content(&expected), "as text: {text}");
+        assert_eq!(from_text.response_text.is_some(), as_text.response_text.is_some());
+    }
+    ([content(&as_text), content(&as_value)], as_text.response_text.is_some())
+}
+
 #[test]
 fn an_answer_read_from_its_bytes_says_what_the_parsed_answer_says() {
-    let mut seen = 0;
+    let (mut seen, mut as_text) = (0, 0);
     for name in cassette::names() {
         for x in cassette::load(&name).into_iter().filter(|x| !x.is_sse()) {
             let [bytes, value, kept] = three_ways(&x.uri, &x.request, x.status, &x.body);
             assert_eq!(bytes, value, "{name}");
             assert_eq!(bytes, kept, "{name}");
+            let ([text, parsed], kept_text) = kept_two_ways(&x.uri, &x.request, x.status, &x.body);
+            assert_eq!(text, parsed, "{name}");
+            as_text += usize::from(kept_text);
             seen += 1;
         }
     }
     assert!(seen >= 40, "{seen}");
+    // Every successful answer but embeddings and images (whose vectors and
+    // base64 are trimmed from the parsed form) is kept as text.
+    assert!(as_text >= 30, "{as_text} of {seen}");
 }
 
 #[test]
@@ -573,6 +614,8 @@ fn odd_fields_read_the_same_from_bytes_and_from_a_parsed_answer() {
             let shown = String::from_utf8_lossy(body);
             assert_eq!(bytes, value, "{status} {shown}");
             assert_eq!(bytes, kept, "{status} {shown}");
+            let ([text, parsed], _) = kept_two_ways(chat, &request, status, body);
+            assert_eq!(text, parsed, "{status} {shown}");
         }
     }
     let [r, ..] = three_ways(chat, &request, 200, bodies[0]);

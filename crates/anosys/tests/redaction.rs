@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use anosys::record::JsonText;
 use anosys::redact::{Kind, RedactionConfig, Redactor, REDACTED_ATTRIBUTE};
 use anosys::sinks::anosys::{Encoder, SlotRegistry};
 use anosys::{ErrorInfo, Record, RecordKind, Resource};
@@ -364,7 +365,7 @@ fn record_with(rng: &mut fastrand::Rng, kind: Kind, text: &str, secret_value: &s
         _ if kind == Kind::SecretKey => json!({"config": {"password": secret_value, "max_tokens": 5}}),
         _ => json!({"type": "tool_call", "name": "run", "arguments": json!({"text": prose}).to_string()}),
     };
-    match rng.usize(..9) {
+    match rng.usize(..10) {
         0 => record.input = Some(value),
         1 => record.output = Some(value),
         2 => {
@@ -376,6 +377,12 @@ fn record_with(rng: &mut fastrand::Rng, kind: Kind, text: &str, secret_value: &s
         4 => record.user_context = Some(value),
         5 => record.raw = Some(value),
         6 => record.fail(ErrorInfo { error_type: "ValueError".into(), message: value.to_string(), stack: None }),
+        9 => {
+            // An LLM call's response kept as the text it came in.
+            let response = json!({"id": "c1", "choices": [{"index": 0, "message": {"role": "assistant", "content": value}}]});
+            record.raw = Some(json!({"request": {"model": "gpt-4o"}}));
+            record.response_text = Some(JsonText::compact(&serde_json::to_vec_pretty(&response).unwrap()).unwrap());
+        }
         7 => {
             record.fail(ErrorInfo::new("boom", "failed"));
             if let Some(error) = &mut record.error {
@@ -427,4 +434,40 @@ proptest! {
         prop_assert_eq!(record.attribute("gen_ai.request.max_tokens"), Some(&json!(256)));
         prop_assert_eq!(record.attribute("gen_ai.usage.input_tokens"), Some(&json!(42)));
     }
+}
+
+#[test]
+fn a_response_kept_as_text_is_redacted_as_the_same_response_parsed() {
+    let redactor = defaults();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let (mut stayed_text, mut parsed_for_it) = (0, 0);
+    for round in 0..600 {
+        let kind = DEFAULT_KINDS[rng.usize(..DEFAULT_KINDS.len())];
+        let (text, core) = secret(kind, &mut rng);
+        let content = match rng.usize(..3) {
+            0 => json!(prose(&mut rng, &text)),
+            1 => json!({"type": "function", "function": {"name": "f", "arguments": json!({"q": prose(&mut rng, &text)}).to_string()}}),
+            _ => json!(prose(&mut rng, "nothing secret here")),
+        };
+        let response = json!({"id": "c1", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 5}});
+        let mut as_text = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+        as_text.raw = Some(json!({"request": {"model": "gpt-4o"}}));
+        as_text.response_text = Some(JsonText::compact(&serde_json::to_vec_pretty(&response).unwrap()).unwrap());
+        let mut parsed = as_text.clone();
+        parsed.expand_content();
+        assert!(parsed.response_text.is_none() && parsed.raw_json() == as_text.raw_json());
+        let (found_in_text, found_parsed) = (redactor.redact_record(&mut as_text), redactor.redact_record(&mut parsed));
+        assert_eq!(found_in_text, found_parsed, "round {round}");
+        assert_eq!(as_text.raw_json(), parsed.raw_json(), "round {round}");
+        assert_eq!(serde_json::to_value(&as_text).unwrap(), serde_json::to_value(&parsed).unwrap(), "round {round}");
+        if found_in_text.is_empty() {
+            assert!(as_text.response_text.is_some(), "round {round}: nothing found, so no parse");
+            stayed_text += 1;
+        } else {
+            assert!(!serde_json::to_string(&as_text).unwrap().contains(core.as_str()), "round {round}");
+            parsed_for_it += 1;
+        }
+    }
+    assert!(stayed_text > 100 && parsed_for_it > 100, "{stayed_text} {parsed_for_it}");
 }

@@ -314,6 +314,9 @@ fn prefetch_values(record: &Record) {
     for value in [&record.input, &record.output, &record.raw].into_iter().flatten() {
         prefetch_value(value);
     }
+    if let Some(text) = &record.response_text {
+        prefetch(text.as_str().as_ptr());
+    }
 }
 
 /// The block a text or a list owns (a map's nodes are not reachable).

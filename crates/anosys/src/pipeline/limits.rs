@@ -92,12 +92,15 @@ pub fn cap_value(value: &mut Value, max: usize) -> bool {
 /// Caps every content field and attribute of `record`; returns how many
 /// fields were cut.
 pub fn cap_record(record: &mut Record, max: usize) -> usize {
-    if (record.input_in_raw.is_some() || record.output_in_raw.is_some())
-        && record.raw.as_ref().is_some_and(|raw| approx_value_size(raw) > max)
+    let raw_size = record.raw.as_ref().map_or(0, approx_value_size)
+        + record.response_text.as_ref().map_or(0, |text| text.len());
+    if (record.input_in_raw.is_some() || record.output_in_raw.is_some() || record.response_text.is_some())
+        && raw_size > max
     {
         // `raw` is about to become cut text: the content kept in it is
         // written out first, each part to be cut on its own like any other
-        // field.
+        // field (and a response kept as text parsed into it, to be cut
+        // with the rest).
         record.expand_content();
     }
     let mut cut = 0;
@@ -198,5 +201,32 @@ mod tests {
         assert_eq!(r.output, Some(json!("Short.")));
         assert_eq!(r.attribute("gen_ai.output.messages").unwrap()[0]["parts"][0]["content"], "Short.");
         assert_eq!(cut, 3, "raw, input and the input messages");
+    }
+
+    #[test]
+    fn a_response_kept_as_text_is_cut_with_raw() {
+        use crate::sources::openai::OpenAiCall;
+        let call = OpenAiCall::start(
+            "https://api.openai.com/v1/chat/completions",
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}),
+            &Default::default(),
+        );
+        let long = "word ".repeat(2_000);
+        let body = serde_json::to_vec_pretty(&json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": long}}]})).unwrap();
+        let mut r = call.finish(200, &body);
+        assert!(r.response_text.is_some() && r.raw.as_ref().unwrap().get("response").is_none());
+        let cut = cap_record(&mut r, 2048);
+        // The text was parsed into `raw` and cut with it; the reply read
+        // from it first is cut on its own.
+        assert!(r.response_text.is_none());
+        let raw = r.raw.as_ref().unwrap().as_str().unwrap();
+        assert!(raw.contains("truncated by anosys") && raw.contains("\"response\""), "{raw}");
+        assert!(r.output.as_ref().unwrap().as_str().unwrap().contains("truncated by anosys"));
+        assert_eq!(cut, 3, "raw, output and the output messages");
+        // A small one stays text.
+        let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", json!({"messages": []}), &Default::default());
+        let mut small = call.finish(200, br#"{"choices": []}"#);
+        assert_eq!(cap_record(&mut small, 2048), 0);
+        assert!(small.response_text.is_some());
     }
 }

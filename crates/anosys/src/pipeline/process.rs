@@ -221,5 +221,11 @@ mod tests {
         call.raw = Some(serde_json::json!({"request": {"messages": []}, "response": {"choices": []}}));
         Hiding { outputs: true, ..Hiding::default() }.apply(&mut call);
         assert_eq!(call.raw, Some(serde_json::json!({"request": {"messages": []}})));
+        // A response kept as text is hidden as well.
+        let mut call = Record::new(RecordKind::LlmCall, "chat");
+        call.raw = Some(serde_json::json!({"request": {"messages": []}}));
+        call.response_text = Some(crate::record::JsonText::compact(br#"{"choices": []}"#).unwrap());
+        Hiding { outputs: true, ..Hiding::default() }.apply(&mut call);
+        assert_eq!((call.raw, call.response_text), (Some(serde_json::json!({"request": {"messages": []}})), None));
     }
 }

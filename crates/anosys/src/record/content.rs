@@ -131,11 +131,15 @@ impl Record {
         Some((shape, self.raw.as_ref()?.get("request")?))
     }
 
-    /// The response an LLM call's output is kept in: `raw.response`, when
-    /// the record keeps its output there.
-    fn response_in_raw(&self) -> Option<(ResponseShape, &Value)> {
+    /// The response an LLM call's output is kept in, when the record keeps
+    /// its output there: [`response_text`](Self::response_text) parsed,
+    /// else `raw.response`.
+    fn response_in_raw(&self) -> Option<(ResponseShape, Cow<'_, Value>)> {
         let shape = self.output_in_raw?;
-        Some((shape, self.raw.as_ref()?.get("response")?))
+        if let Some(text) = &self.response_text {
+            return text.to_value().ok().map(|response| (shape, Cow::Owned(response)));
+        }
+        Some((shape, Cow::Borrowed(self.raw.as_ref()?.get("response")?)))
     }
 
     /// The record's output: the [`output`](Self::output) field, else the
@@ -160,9 +164,9 @@ impl Record {
             return Some(Cow::Borrowed(output));
         }
         let (shape, response) = self.response_in_raw()?;
-        match shape.messages_of(response) {
+        match shape.messages_of(&response) {
             Some(messages) => Some(Cow::Owned(messages::legacy_output(&messages))),
-            None => Some(Cow::Borrowed(response)),
+            None => Some(response),
         }
     }
 
@@ -183,7 +187,7 @@ impl Record {
     pub fn output_messages(&self) -> Option<Cow<'_, Value>> {
         match self.attributes.get(OUTPUT_MESSAGES) {
             Some(messages) => Some(Cow::Borrowed(messages)),
-            None => self.response_in_raw().and_then(|(shape, response)| shape.messages_of(response)).map(Cow::Owned),
+            None => self.response_in_raw().and_then(|(shape, response)| shape.messages_of(&response)).map(Cow::Owned),
         }
     }
 
@@ -280,7 +284,7 @@ impl Record {
         }
         if missing(OUTPUT_MESSAGES)
             && let Some((shape, response)) = response
-            && let Some(m) = shape.messages_of(response)
+            && let Some(m) = shape.messages_of(&response)
         {
             derived.push((OUTPUT_MESSAGES, m));
         }
@@ -292,7 +296,9 @@ impl Record {
     /// from `raw` and forgets [`input_in_raw`](Self::input_in_raw) and
     /// [`output_in_raw`](Self::output_in_raw), so the record's fields say
     /// everything on their own (for a `before_send` callback, an export, a
-    /// value about to be cut). Nothing changes for a record without them.
+    /// value about to be cut). A response kept as text
+    /// ([`response_text`](Self::response_text)) is parsed into
+    /// `raw.response`. Nothing changes for a record without them.
     ///
     /// ```
     /// use anosys::record::RequestShape;
@@ -309,6 +315,7 @@ impl Record {
     /// ```
     pub fn expand_content(&mut self) {
         if self.input_in_raw.is_none() && self.output_in_raw.is_none() {
+            self.response_text_into_raw();
             return;
         }
         let derived = self.derived_attributes();
@@ -319,6 +326,7 @@ impl Record {
             self.output = self.output_given(&derived).map(Cow::into_owned);
         }
         (self.input_in_raw, self.output_in_raw) = (None, None);
+        self.response_text_into_raw();
         for (key, value) in derived {
             self.attributes.insert(Cow::Borrowed(key), value);
         }

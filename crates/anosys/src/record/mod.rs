@@ -10,7 +10,9 @@
 mod content;
 pub mod context;
 mod ids;
+mod json_text;
 pub mod time;
+mod wire;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use serde_json::Value;
 
 pub use content::{RequestShape, ResponseShape, INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS};
 pub use ids::{SpanId, TraceId};
+pub use json_text::JsonText;
 
 /// Attribute key: static for the well-known names, owned for user keys.
 pub type Key = Cow<'static, str>;
@@ -389,7 +392,12 @@ impl Resource {
 /// record.finish(Status::ok());
 /// assert!(record.duration() >= std::time::Duration::ZERO);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its JSON form (as the local store, the outbox and the JSON-lines sink
+/// write it) is its fields by name, with
+/// [`response_text`](Self::response_text) written inside `raw`, as
+/// `raw.response`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Record {
     /// What the record describes.
     pub kind: RecordKind,
@@ -445,9 +453,19 @@ pub struct Record {
     /// Whatever the application attaches about the user or session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_context: Option<Value>,
-    /// The raw payload (raw logger data, or a request/response pair).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The raw payload (raw logger data, or a request/response pair). An
+    /// LLM call may keep its response apart, as text, in
+    /// [`response_text`](Self::response_text): read the whole with
+    /// [`Record::raw_json()`].
+    #[serde(default)]
     pub raw: Option<Value>,
+    /// An LLM call's response kept as the JSON text it came in (compacted),
+    /// instead of parsed into `raw.response`: it is written as
+    /// `raw.response` (see [`Record::raw_json()`]), and
+    /// [`Record::output()`] and the other readers parse it when they need
+    /// its parts. Records read back from JSON hold it in `raw` again.
+    #[serde(skip)]
+    pub response_text: Option<JsonText>,
     /// Set when the request is kept once, in `raw.request` (`{"request": …,
     /// "response": …}`), instead of again in [`input`](Self::input) and the
     /// `gen_ai.input.messages`, `gen_ai.system_instructions` and
@@ -507,6 +525,7 @@ impl Record {
             caller: None,
             user_context: None,
             raw: None,
+            response_text: None,
             input_in_raw: None,
             output_in_raw: None,
             attributes: Attributes::default(),
@@ -624,6 +643,7 @@ impl Record {
             + opt(&self.input)
             + opt(&self.output)
             + opt(&self.raw)
+            + self.response_text.as_ref().map_or(0, JsonText::len)
             + opt(&self.user_context)
             + self.error.as_ref().map_or(0, |e| {
                 e.error_type.len() + e.message.len() + e.stack.as_ref().map_or(0, String::len)

@@ -2,7 +2,9 @@
 //! sink sees them.
 //!
 //! A [`Redactor`] scans every string of a [`Record`]: the name, source and
-//! status message, input, output, raw payload and user context (through
+//! status message, input, output, raw payload (a response kept as text
+//! included: it is read in place, and parsed only when something in it is
+//! to be replaced) and user context (through
 //! nested JSON arrays and objects, and JSON objects or arrays encoded inside
 //! strings, such as tool-call arguments), the error's type, message and
 //! stack, the caller, every attribute (values, and names of 13 bytes or
@@ -60,6 +62,7 @@
 
 mod config;
 mod keys;
+mod scan;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -215,6 +218,13 @@ impl Redactor {
         }
         if let Some(state) = &mut record.trace_state {
             pass.string(state);
+        }
+        // A response kept as text stays text unless something in it is to
+        // be redacted: then it is parsed into `raw`, redacted with the rest.
+        if let Some(text) = &record.response_text
+            && self.might_change_json(text.as_str(), 1)
+        {
+            record.response_text_into_raw();
         }
         for value in
             [&mut record.input, &mut record.output, &mut record.user_context, &mut record.raw].into_iter().flatten()

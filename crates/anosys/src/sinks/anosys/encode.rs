@@ -864,8 +864,8 @@ impl<'r> Encoder<'r> {
                 }
             }
         }
-        if let Some(raw) = &record.raw {
-            out.fixed("raw", k.raw, raw);
+        if let Some(raw) = record.raw_json() {
+            out.fixed("raw", k.raw, &raw);
         }
         if !out.overflow.is_empty() {
             // No key's column is the overflow column (a test says so), so
@@ -1158,8 +1158,8 @@ mod reference {
             if !summary.is_empty() {
                 out.fixed("attributes", Value::Object(summary));
             }
-            if let Some(raw) = &record.raw {
-                out.fixed_ref("raw", raw);
+            if let Some(raw) = record.raw_json() {
+                out.fixed_ref("raw", &raw);
             }
             if !out.overflow.is_empty() {
                 let overflow = std::mem::take(&mut out.overflow);

@@ -299,10 +299,7 @@ fn finish(mut call: LiveCall, status: u16, response: ResponseJson, end: SystemTi
 fn finish_live(call: &mut LiveCall, status: u16, response: ResponseJson) -> Option<Record> {
     match response {
         ResponseJson::Value(v) => call.finish(status, v),
-        ResponseJson::Text(t) => {
-            let v = serde_json::from_str(&t).unwrap_or(Value::String(t));
-            call.finish(status, v)
-        }
+        ResponseJson::Text(t) => call.finish(status, t.as_str()),
         ResponseJson::Bytes(b) => call.finish(status, b.as_slice()),
     }
 }

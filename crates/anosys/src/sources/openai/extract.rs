@@ -227,6 +227,11 @@ fn image_part(image: Option<&DataItem<'_>>) -> Value {
 
 /// The raw response kept for `raw`: embedding vectors and base64 images
 /// are replaced by a visible marker rather than sent in full.
+/// Whether [`raw_response`] may change a response of `op`.
+pub(super) fn trims_response(op: Operation) -> bool {
+    matches!(op, Operation::Embeddings | Operation::ImageGeneration)
+}
+
 pub(super) fn raw_response(op: Operation, mut resp: Value) -> Value {
     if let Some(data) = resp.get_mut("data").and_then(Value::as_array_mut) {
         for item in data {

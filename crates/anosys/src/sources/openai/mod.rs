@@ -53,7 +53,7 @@ pub use stream::{StreamAccumulator, StreamOutcome, StreamRecorder};
 #[cfg_attr(docsrs, doc(cfg(feature = "http-stream")))]
 pub use body::{error_text, is_timeout, read_error, reqwest_message, BodyError, ByteStream, RecordedBody};
 
-use crate::record::{ErrorInfo, Record, RecordKind, SpanKind, Status};
+use crate::record::{ErrorInfo, JsonText, Record, RecordKind, SpanKind, Status};
 
 /// The OpenAI API operation a request path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,13 +218,24 @@ impl<'a> Target<'a> {
 
 /// A response body as the caller has it, for [`OpenAiCall::finish`]: the
 /// bytes read off the wire (JSON expected; anything else is kept as text
-/// and marked), or JSON a client already parsed.
+/// and marked), JSON text a client handed over, or JSON a client already
+/// parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResponseBody<'a> {
     /// The raw body.
     Bytes(&'a [u8]),
+    /// JSON text (a model serialised by a client library): read as
+    /// [`Bytes`](Self::Bytes) are, but text that is not JSON is kept as a
+    /// plain string, unmarked, as if it had been parsed into one.
+    Text(&'a str),
     /// The parsed body.
     Json(Value),
+}
+
+impl<'a> From<&'a str> for ResponseBody<'a> {
+    fn from(text: &'a str) -> Self {
+        ResponseBody::Text(text)
+    }
 }
 
 impl<'a> From<&'a [u8]> for ResponseBody<'a> {
@@ -368,34 +379,53 @@ impl OpenAiCall {
     /// body, make an error record; a raw body that is not JSON is kept as
     /// text and marked.
     pub fn finish<'a>(mut self, status: u16, body: impl Into<ResponseBody<'a>>) -> Record {
-        let response = match body.into() {
-            ResponseBody::Json(v) => v,
-            ResponseBody::Bytes(bytes) => {
-                // Without content to keep, a successful answer's attributes
-                // are read straight from its bytes: no `Value` is built.
-                if !self.capture_content
-                    && status < 400
-                    && let Some(view) = view::of_bytes::<view::ResponseView>(bytes)
-                    && !view.is_api_error()
-                {
-                    return self.finish_ok(status, view);
-                }
-                match serde_json::from_slice::<Value>(bytes) {
-                    Ok(v) => v,
-                    Err(_) => {
-                        let text = String::from_utf8_lossy(bytes).into_owned();
-                        self.record.set_attribute("anosys.response.malformed", true);
-                        if status >= 400 {
-                            self.record.set_attribute("http.response.status_code", status);
-                            let message = if text.trim().is_empty() { format!("HTTP {status}") } else { text.clone() };
-                            keep_response(&mut self.record, self.capture_content, self.operation, Value::String(text));
-                            return self.fail(ErrorInfo::new(status.to_string(), message));
-                        }
-                        Value::String(text)
-                    }
-                }
-            }
+        let (bytes, not_json_is_text) = match body.into() {
+            ResponseBody::Json(v) => return self.finish_value(status, v),
+            ResponseBody::Bytes(bytes) => (bytes, false),
+            ResponseBody::Text(text) => (text.as_bytes(), true),
         };
+        // A successful answer's attributes are read straight from its
+        // bytes, and the answer is kept as its text: no `Value` is built
+        // (unless parts of it are to be trimmed).
+        if status < 400
+            && let Some(view) = view::of_bytes::<view::ResponseView>(bytes)
+            && !view.is_api_error()
+        {
+            if !self.capture_content {
+                return self.finish_ok(status, view);
+            }
+            if !extract::trims_response(self.operation)
+                && let Ok(text) = JsonText::compact(bytes)
+            {
+                let mut record = self.finish_ok(status, view);
+                // Where `keep_response` would put it.
+                if let Some(Value::Object(_)) = &record.raw {
+                    record.response_text = Some(text);
+                }
+                return record;
+            }
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(v) => self.finish_value(status, v),
+            Err(_) => {
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                if not_json_is_text {
+                    return self.finish_value(status, Value::String(text));
+                }
+                self.record.set_attribute("anosys.response.malformed", true);
+                if status >= 400 {
+                    self.record.set_attribute("http.response.status_code", status);
+                    let message = if text.trim().is_empty() { format!("HTTP {status}") } else { text.clone() };
+                    keep_response(&mut self.record, self.capture_content, self.operation, Value::String(text));
+                    return self.fail(ErrorInfo::new(status.to_string(), message));
+                }
+                self.finish_value(status, Value::String(text))
+            }
+        }
+    }
+
+    /// Ends the call with its answer parsed.
+    fn finish_value(mut self, status: u16, response: Value) -> Record {
         let view: view::ResponseView = view::of_value(&response);
         if status >= 400 || view.is_api_error() {
             drop(view);

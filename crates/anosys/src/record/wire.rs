@@ -1,0 +1,291 @@
+//! A [`Record`]'s JSON form: its fields by name, with the response kept as
+//! text ([`Record::response_text`]) written inside `raw` as `raw.response`,
+//! so whoever reads the JSON finds the record as if it had been parsed.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{
+    time, Attributes, Caller, ErrorInfo, Event, JsonText, Link, Record, RecordKind, RequestShape, Resource,
+    ResponseShape, SpanId, SpanKind, Status, TraceId,
+};
+
+/// The key of `raw` a response kept as text is written under.
+pub(super) const RESPONSE: &str = "response";
+
+/// The key of `raw` a `raw` that is not an object is kept under when a
+/// response kept as text joins it.
+pub(super) const VALUE: &str = "value";
+
+/// The record's fields as written, borrowed.
+#[derive(Serialize)]
+struct Wire<'a> {
+    kind: RecordKind,
+    name: &'a str,
+    span_kind: SpanKind,
+    #[serde(with = "time::iso")]
+    start_time: SystemTime,
+    #[serde(with = "time::iso")]
+    end_time: SystemTime,
+    trace_id: TraceId,
+    span_id: SpanId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_span_id: Option<SpanId>,
+    trace_flags: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_state: Option<&'a str>,
+    status: &'a Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller: Option<&'a Caller>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_context: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<Raw<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_in_raw: Option<RequestShape>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_in_raw: Option<ResponseShape>,
+    #[serde(skip_serializing_if = "Attributes::is_empty")]
+    attributes: &'a Attributes,
+    #[serde(skip_serializing_if = "<[Event]>::is_empty")]
+    events: &'a [Event],
+    #[serde(skip_serializing_if = "<[Link]>::is_empty")]
+    links: &'a [Link],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<&'a Resource>,
+}
+
+/// `raw` as written: the record's `raw`, with the response kept as text
+/// when there is one.
+enum Raw<'a> {
+    Plain(&'a Value),
+    Joined { value: Option<&'a Value>, response: &'a JsonText },
+}
+
+impl Serialize for Raw<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (value, response) = match *self {
+            Raw::Plain(value) => return value.serialize(serializer),
+            Raw::Joined { value, response } => (value, response),
+        };
+        match value {
+            Some(Value::Object(entries)) => {
+                let kept = entries.iter().filter(|(key, _)| *key != RESPONSE);
+                let mut map = serializer.serialize_map(Some(kept.clone().count() + 1))?;
+                // At its place among the keys, as a parsed `raw` has it.
+                let mut written = false;
+                for (key, value) in kept {
+                    if !written && key.as_str() > RESPONSE {
+                        map.serialize_entry(RESPONSE, response)?;
+                        written = true;
+                    }
+                    map.serialize_entry(key, value)?;
+                }
+                if !written {
+                    map.serialize_entry(RESPONSE, response)?;
+                }
+                map.end()
+            }
+            None => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(RESPONSE, response)?;
+                map.end()
+            }
+            Some(other) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry(RESPONSE, response)?;
+                map.serialize_entry(VALUE, other)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = match (&self.raw, &self.response_text) {
+            (value, Some(response)) => Some(Raw::Joined { value: value.as_ref(), response }),
+            (Some(value), None) => Some(Raw::Plain(value)),
+            (None, None) => None,
+        };
+        Wire {
+            kind: self.kind,
+            name: &self.name,
+            span_kind: self.span_kind,
+            start_time: self.start_time,
+            end_time: self.end_time,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            trace_flags: self.trace_flags,
+            trace_state: self.trace_state.as_deref(),
+            status: &self.status,
+            source: self.source.as_deref(),
+            input: self.input.as_ref(),
+            output: self.output.as_ref(),
+            error: self.error.as_ref(),
+            caller: self.caller.as_ref(),
+            user_context: self.user_context.as_ref(),
+            raw,
+            input_in_raw: self.input_in_raw,
+            output_in_raw: self.output_in_raw,
+            attributes: &self.attributes,
+            events: &self.events,
+            links: &self.links,
+            resource: self.resource.as_deref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl Record {
+    /// The record's `raw` with the response kept as text
+    /// ([`response_text`](Self::response_text)) parsed into it as
+    /// `raw.response`: what the record's JSON form holds as `raw`. Borrowed
+    /// when there is no such text.
+    ///
+    /// ```
+    /// use anosys::record::JsonText;
+    /// use anosys::{Record, RecordKind};
+    /// use serde_json::json;
+    ///
+    /// let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+    /// r.raw = Some(json!({"request": {"model": "gpt-4o"}}));
+    /// r.response_text = Some(JsonText::compact(br#"{"id": "c1"}"#)?);
+    /// let raw = json!({"request": {"model": "gpt-4o"}, "response": {"id": "c1"}});
+    /// assert_eq!(r.raw_json().as_deref(), Some(&raw));
+    /// assert_eq!(serde_json::to_value(&r)?["raw"], raw);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn raw_json(&self) -> Option<Cow<'_, Value>> {
+        let Some(text) = &self.response_text else {
+            return self.raw.as_ref().map(Cow::Borrowed);
+        };
+        let response = text.to_value().unwrap_or_else(|_| Value::String(text.as_str().to_owned()));
+        Some(Cow::Owned(join(self.raw.clone(), response)))
+    }
+
+    /// Parses the response kept as text into `raw.response` (see
+    /// [`response_text`](Self::response_text)), so `raw` holds it all.
+    pub(crate) fn response_text_into_raw(&mut self) {
+        if let Some(text) = self.response_text.take() {
+            let response = text.to_value().unwrap_or_else(|_| Value::String(text.as_str().to_owned()));
+            self.raw = Some(join(self.raw.take(), response));
+        }
+    }
+}
+
+/// `raw` with `response` put in it, as [`Raw`] writes them.
+fn join(raw: Option<Value>, response: Value) -> Value {
+    match raw {
+        Some(Value::Object(mut entries)) => {
+            entries.insert(RESPONSE.to_owned(), response);
+            Value::Object(entries)
+        }
+        None => Value::Object(Map::from_iter([(RESPONSE.to_owned(), response)])),
+        Some(other) => Value::Object(Map::from_iter([(RESPONSE.to_owned(), response), (VALUE.to_owned(), other)])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn with_text(raw: Option<Value>, response: &str) -> Record {
+        let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+        r.raw = raw;
+        r.response_text = Some(JsonText::compact(response.as_bytes()).unwrap());
+        r
+    }
+
+    #[test]
+    fn the_text_is_written_as_raw_response_in_its_place_among_the_keys() {
+        let r = with_text(Some(json!({"zeta": 1, "request": {"b": 2, "a": 1}, "response": "stale"})), "{ \"y\": 1, \"x\": [true] }");
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""raw":{"request":{"a":1,"b":2},"response":{"y":1,"x":[true]},"zeta":1}"#), "{text}");
+        // Read back, `raw` holds it all, parsed; the text wins over a
+        // `response` the value had.
+        let back: Record = serde_json::from_str(&text).unwrap();
+        let whole = json!({"request": {"a": 1, "b": 2}, "response": {"x": [true], "y": 1}, "zeta": 1});
+        assert_eq!((back.raw.as_ref(), back.response_text.as_ref()), (Some(&whole), None));
+        assert_eq!(r.raw_json().as_deref(), Some(&whole));
+        let mut folded = r.clone();
+        folded.response_text_into_raw();
+        assert_eq!((folded.raw.as_ref(), folded.response_text.as_ref()), (Some(&whole), None));
+        assert_eq!(serde_json::to_value(&folded).unwrap(), serde_json::to_value(&r).unwrap());
+    }
+
+    #[test]
+    fn the_text_joins_a_raw_that_is_absent_or_not_an_object_without_losing_it() {
+        for (raw, whole) in [
+            (None, json!({"response": [1]})),
+            (Some(json!("note")), json!({"response": [1], "value": "note"})),
+            (Some(json!([2])), json!({"response": [1], "value": [2]})),
+        ] {
+            let r = with_text(raw, "[1]");
+            assert_eq!(serde_json::to_value(&r).unwrap()["raw"], whole);
+            assert_eq!(r.raw_json().as_deref(), Some(&whole));
+            let mut folded = r.clone();
+            folded.response_text_into_raw();
+            assert_eq!(folded.raw, Some(whole));
+        }
+    }
+
+    /// A record with every field set, the same each time.
+    fn full() -> Record {
+        use std::time::Duration;
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_micros(1_764_900_000_000_000 + s);
+        let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+        (r.span_kind, r.start_time, r.end_time) = (SpanKind::Client, at(0), at(1_500));
+        (r.trace_id, r.span_id) = (TraceId([7; 16]), SpanId([9; 8]));
+        (r.parent_span_id, r.trace_flags, r.trace_state) = (Some(SpanId([3; 8])), 0, Some("k=v".into()));
+        r.source = Some("app".into());
+        (r.input, r.output, r.user_context) = (Some(json!([1])), Some(json!("out")), Some(json!({"user": "u"})));
+        r.fail(ErrorInfo { error_type: "E".into(), message: "m".into(), stack: Some("s".into()) });
+        r.caller = Some(Caller { function: Some("f".into()), file: "a.rs".into(), line: 3 });
+        r.raw = Some(json!({"request": {"z": 1, "a": [null]}, "response": {"id": "c"}}));
+        (r.input_in_raw, r.output_in_raw) = (Some(RequestShape::Chat), Some(ResponseShape::Chat));
+        r.set_attribute("b", 1).set_attribute("a", json!({"y": 2, "x": 1}));
+        let mut attributes = Attributes::default();
+        attributes.insert("e".into(), json!(true));
+        r.events.push(Event { name: "ev".into(), time: at(5), attributes: attributes.clone() });
+        r.links.push(Link { trace_id: TraceId([1; 16]), span_id: SpanId([2; 8]), trace_state: None, attributes: attributes.clone() });
+        r.resource = Some(std::sync::Arc::new(Resource { attributes }));
+        r
+    }
+
+    #[test]
+    fn a_record_without_text_is_written_as_before() {
+        // As the derived `Serialize` wrote it (checked on the commit before).
+        let written = serde_json::to_string(&full()).unwrap();
+        assert_eq!(written, FULL);
+        let mut bare = Record::new(RecordKind::Raw, "r");
+        (bare.start_time, bare.end_time, bare.trace_id, bare.span_id) = (SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH, TraceId([1; 16]), SpanId([1; 8]));
+        assert_eq!(serde_json::to_string(&bare).unwrap(), BARE);
+        assert!(matches!(full().raw_json(), Some(Cow::Borrowed(_))));
+        // Its response kept as text instead: the same bytes.
+        let mut as_text = full();
+        if let Some(Value::Object(raw)) = &mut as_text.raw {
+            raw.remove(RESPONSE);
+        }
+        as_text.response_text = Some(JsonText::compact(b"{ \"id\": \"c\" }").unwrap());
+        assert_eq!(serde_json::to_string(&as_text).unwrap(), FULL);
+    }
+
+    const FULL: &str = r#"{"kind":"llm_call","name":"chat gpt-4o","span_kind":"CLIENT","start_time":"2025-12-05T02:00:00.000000Z","end_time":"2025-12-05T02:00:00.001500Z","trace_id":"07070707070707070707070707070707","span_id":"0909090909090909","parent_span_id":"0303030303030303","trace_flags":0,"trace_state":"k=v","status":{"code":"ERROR","message":"m"},"source":"app","input":[1],"output":"out","error":{"type":"E","message":"m","stack":"s"},"caller":{"function":"f","file":"a.rs","line":3},"user_context":{"user":"u"},"raw":{"request":{"a":[null],"z":1},"response":{"id":"c"}},"input_in_raw":"chat","output_in_raw":"chat","attributes":{"b":1,"a":{"x":1,"y":2}},"events":[{"name":"ev","time":"2025-12-05T02:00:00.000005Z","attributes":{"e":true}}],"links":[{"trace_id":"01010101010101010101010101010101","span_id":"0202020202020202","attributes":{"e":true}}],"resource":{"e":true}}"#;
+    const BARE: &str = r#"{"kind":"raw","name":"r","span_kind":"INTERNAL","start_time":"1970-01-01T00:00:00.000000Z","end_time":"1970-01-01T00:00:00.000000Z","trace_id":"01010101010101010101010101010101","span_id":"0101010101010101","trace_flags":1,"status":{"code":"UNSET"}}"#;
+}
