@@ -9,11 +9,13 @@
 mod support;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anosys::sources::openai::sse::SseParser;
 use anosys::embed::{DeferredCall, RequestJson, ResponseJson};
+use anosys::sinks::anosys::{Encoder, SlotRegistry};
 use anosys::sources::openai::{CaptureOptions, OpenAiCall};
+use anosys::Resource;
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::CreateChatCompletionRequest;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -86,6 +88,57 @@ fn extraction(c: &mut Criterion) {
             }
             spent
         })
+    });
+    group.finish();
+}
+
+/// What a sink pays for a captured call's record: its AnoSys body, with the
+/// answer kept as text (as capture keeps it) and, for comparison, parsed
+/// into `raw` (as capture kept it before). The record's own JSON form, as
+/// the SQLite store writes it, is the baseline.
+fn encoding(c: &mut Criterion) {
+    let x = cassette::first("test_chat_completion_tool_calls_with_content");
+    let options = CaptureOptions::default();
+    let as_text = OpenAiCall::start(&x.uri, x.request.clone(), &options).finish(200, &x.body);
+    let parsed = OpenAiCall::start(&x.uri, x.request.clone(), &options)
+        .finish(200, serde_json::from_slice::<Value>(&x.body).unwrap());
+    assert!(as_text.response_text.is_some() && parsed.response_text.is_none());
+    let registry = SlotRegistry::new();
+    let encoder = Encoder::with_registry(&registry);
+    let resource = Resource::default();
+    let mut group = c.benchmark_group("AnoSys body of a captured chat call");
+    group.bench_function("serde_json::to_vec of the record (baseline)", |b| {
+        b.iter(|| black_box(serde_json::to_vec(black_box(&as_text)).unwrap()))
+    });
+    group.bench_function("encode, the answer kept as text", |b| {
+        b.iter(|| black_box(encoder.encode_to_vec(black_box(&as_text), &resource, SystemTime::now())))
+    });
+    group.bench_function("encode, the answer parsed into raw", |b| {
+        b.iter(|| black_box(encoder.encode_to_vec(black_box(&parsed), &resource, SystemTime::now())))
+    });
+    // The two together, from the answer's bytes to the body: capture
+    // keeping the text (a parse at encoding), against capture parsing the
+    // answer first (as a client that parsed it hands it over).
+    group.bench_function("capture and encode, the answer kept as text", |b| {
+        b.iter_batched(
+            || x.request.clone(),
+            |request| {
+                let record = OpenAiCall::start(&x.uri, request, &options).finish(200, black_box(&x.body));
+                black_box(encoder.encode_to_vec(&record, &resource, SystemTime::now()))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("capture and encode, the answer parsed first", |b| {
+        b.iter_batched(
+            || x.request.clone(),
+            |request| {
+                let answer = serde_json::from_slice::<Value>(black_box(&x.body)).unwrap();
+                let record = OpenAiCall::start(&x.uri, request, &options).finish(200, answer);
+                black_box(encoder.encode_to_vec(&record, &resource, SystemTime::now()))
+            },
+            BatchSize::SmallInput,
+        )
     });
     group.finish();
 }
@@ -187,6 +240,6 @@ fn client(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    targets = extraction, accumulator, client
+    targets = extraction, encoding, accumulator, client
 }
 criterion_main!(benches);

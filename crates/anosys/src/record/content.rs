@@ -142,6 +142,20 @@ impl Record {
         Some((shape, Cow::Borrowed(self.raw.as_ref()?.get("response")?)))
     }
 
+    /// The output messages built from the response the record keeps its
+    /// output in (`None` for [`ResponseShape::Whole`]); a response kept as
+    /// text is read for the parts they are built from only.
+    fn output_messages_in_raw(&self) -> Option<Value> {
+        let shape = self.output_in_raw?;
+        if shape == ResponseShape::Whole {
+            return None;
+        }
+        match &self.response_text {
+            Some(text) => messages::output_of_text(shape, text.as_str()),
+            None => shape.messages_of(self.raw.as_ref()?.get("response")?),
+        }
+    }
+
     /// The record's output: the [`output`](Self::output) field, else the
     /// legacy output read from `raw.response` (see
     /// [`output_in_raw`](Self::output_in_raw)): the reply's text when it is
@@ -163,11 +177,10 @@ impl Record {
         if let Some(output) = &self.output {
             return Some(Cow::Borrowed(output));
         }
-        let (shape, response) = self.response_in_raw()?;
-        match shape.messages_of(&response) {
-            Some(messages) => Some(Cow::Owned(messages::legacy_output(&messages))),
-            None => Some(response),
+        if self.output_in_raw == Some(ResponseShape::Whole) {
+            return self.response_in_raw().map(|(_, response)| response);
         }
+        self.output_messages_in_raw().map(|messages| Cow::Owned(messages::legacy_output(&messages)))
     }
 
     /// [`output`](Self::output()) when `derived` is this record's
@@ -187,7 +200,7 @@ impl Record {
     pub fn output_messages(&self) -> Option<Cow<'_, Value>> {
         match self.attributes.get(OUTPUT_MESSAGES) {
             Some(messages) => Some(Cow::Borrowed(messages)),
-            None => self.response_in_raw().and_then(|(shape, response)| shape.messages_of(&response)).map(Cow::Owned),
+            None => self.output_messages_in_raw().map(Cow::Owned),
         }
     }
 
@@ -259,8 +272,8 @@ impl Record {
     /// assert_eq!(keys, ["gen_ai.input.messages", "gen_ai.tool.definitions"]);
     /// ```
     pub fn derived_attributes(&self) -> Vec<(&'static str, Value)> {
-        let (request, response) = (self.request_in_raw(), self.response_in_raw());
-        if request.is_none() && response.is_none() {
+        let request = self.request_in_raw();
+        if request.is_none() && self.output_in_raw.is_none() {
             return Vec::new();
         }
         let missing = |key: &str| !self.attributes.contains_key(key);
@@ -283,8 +296,7 @@ impl Record {
             }
         }
         if missing(OUTPUT_MESSAGES)
-            && let Some((shape, response)) = response
-            && let Some(m) = shape.messages_of(&response)
+            && let Some(m) = self.output_messages_in_raw()
         {
             derived.push((OUTPUT_MESSAGES, m));
         }

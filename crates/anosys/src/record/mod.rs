@@ -13,6 +13,7 @@ mod ids;
 mod json_text;
 pub mod time;
 mod wire;
+pub(crate) use wire::{Raw, RawEntry};
 
 use std::borrow::Cow;
 use std::sync::Arc;

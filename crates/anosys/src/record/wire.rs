@@ -68,45 +68,72 @@ struct Wire<'a> {
 }
 
 /// `raw` as written: the record's `raw`, with the response kept as text
-/// when there is one.
-enum Raw<'a> {
+/// ([`Record::response_text`]) joined to it as `raw.response` when there is
+/// one. Both the record's JSON form and the AnoSys sink's `raw` column are
+/// written from this.
+pub(crate) enum Raw<'a> {
+    /// No response kept as text: `raw` as it is.
     Plain(&'a Value),
-    Joined { value: Option<&'a Value>, response: &'a JsonText },
+    /// `raw`'s entries in the order written, the response kept as text at
+    /// its place among the keys (as a parsed `raw` would have it).
+    Joined(Vec<(&'a str, RawEntry<'a>)>),
+}
+
+/// An entry of a [`Raw::Joined`].
+pub(crate) enum RawEntry<'a> {
+    /// A value of the record's `raw`.
+    Value(&'a Value),
+    /// The response kept as text.
+    Text(&'a JsonText),
+}
+
+impl<'a> Raw<'a> {
+    /// `raw` and the response kept as text, as written.
+    fn of(raw: Option<&'a Value>, response: Option<&'a JsonText>) -> Option<Self> {
+        let Some(response) = response else {
+            return raw.map(Raw::Plain);
+        };
+        let text = (RESPONSE, RawEntry::Text(response));
+        Some(Raw::Joined(match raw {
+            Some(Value::Object(entries)) => {
+                let mut joined = Vec::with_capacity(entries.len() + 1);
+                let mut text = Some(text);
+                // The text wins over a `raw.response` of the value.
+                for (key, value) in entries.iter().filter(|(key, _)| *key != RESPONSE) {
+                    if key.as_str() > RESPONSE
+                        && let Some(text) = text.take()
+                    {
+                        joined.push(text);
+                    }
+                    joined.push((key.as_str(), RawEntry::Value(value)));
+                }
+                joined.extend(text);
+                joined
+            }
+            None => vec![text],
+            Some(other) => vec![text, (VALUE, RawEntry::Value(other))],
+        }))
+    }
+}
+
+impl Serialize for RawEntry<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RawEntry::Value(value) => value.serialize(serializer),
+            RawEntry::Text(text) => text.serialize(serializer),
+        }
+    }
 }
 
 impl Serialize for Raw<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (value, response) = match *self {
-            Raw::Plain(value) => return value.serialize(serializer),
-            Raw::Joined { value, response } => (value, response),
-        };
-        match value {
-            Some(Value::Object(entries)) => {
-                let kept = entries.iter().filter(|(key, _)| *key != RESPONSE);
-                let mut map = serializer.serialize_map(Some(kept.clone().count() + 1))?;
-                // At its place among the keys, as a parsed `raw` has it.
-                let mut written = false;
-                for (key, value) in kept {
-                    if !written && key.as_str() > RESPONSE {
-                        map.serialize_entry(RESPONSE, response)?;
-                        written = true;
-                    }
-                    map.serialize_entry(key, value)?;
+        match self {
+            Raw::Plain(value) => value.serialize(serializer),
+            Raw::Joined(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, entry) in entries {
+                    map.serialize_entry(key, entry)?;
                 }
-                if !written {
-                    map.serialize_entry(RESPONSE, response)?;
-                }
-                map.end()
-            }
-            None => {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry(RESPONSE, response)?;
-                map.end()
-            }
-            Some(other) => {
-                let mut map = serializer.serialize_map(Some(2))?;
-                map.serialize_entry(RESPONSE, response)?;
-                map.serialize_entry(VALUE, other)?;
                 map.end()
             }
         }
@@ -115,11 +142,7 @@ impl Serialize for Raw<'_> {
 
 impl Serialize for Record {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw = match (&self.raw, &self.response_text) {
-            (value, Some(response)) => Some(Raw::Joined { value: value.as_ref(), response }),
-            (Some(value), None) => Some(Raw::Plain(value)),
-            (None, None) => None,
-        };
+        let raw = self.raw_written();
         Wire {
             kind: self.kind,
             name: &self.name,
@@ -175,6 +198,12 @@ impl Record {
         };
         let response = text.to_value().unwrap_or_else(|_| Value::String(text.as_str().to_owned()));
         Some(Cow::Owned(join(self.raw.clone(), response)))
+    }
+
+    /// `raw` as the record's JSON form writes it: with the response kept
+    /// as text, when there is one, as it is (no parse).
+    pub(crate) fn raw_written(&self) -> Option<Raw<'_>> {
+        Raw::of(self.raw.as_ref(), self.response_text.as_ref())
     }
 
     /// Parses the response kept as text into `raw.response` (see

@@ -18,7 +18,7 @@ use crate::diag::{self, LogLevel};
 use crate::record::time::{epoch_millis, Iso};
 #[cfg(test)]
 use crate::record::time::to_iso;
-use crate::record::{Record, Resource, StatusCode};
+use crate::record::{Raw, RawEntry, Record, Resource, StatusCode};
 
 /// The type family of a dynamic slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -320,6 +320,25 @@ fn write_text(buf: &mut Vec<u8>, value: &Value) {
     buf.push(b'"');
     json::value(buf, value, true);
     buf.push(b'"');
+}
+
+/// Appends the JSON string literal of a `raw` joined to a response kept as
+/// text ([`Raw::Joined`]), as [`write_text`] would write it parsed, except
+/// that the text keeps its own order of keys and spelling of numbers.
+fn write_raw_text(buf: &mut Vec<u8>, entries: &[(&str, RawEntry<'_>)]) {
+    buf.extend_from_slice(b"\"{");
+    for (i, (key, entry)) in entries.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        json::string(buf, key, true);
+        buf.push(b':');
+        match entry {
+            RawEntry::Value(value) => json::value(buf, value, true),
+            RawEntry::Text(text) => json::text(buf, text.as_str(), true),
+        }
+    }
+    buf.extend_from_slice(b"}\"");
 }
 
 /// Appends a text column's value: a string as it is, anything else
@@ -864,8 +883,19 @@ impl<'r> Encoder<'r> {
                 }
             }
         }
-        if let Some(raw) = record.raw_json() {
-            out.fixed("raw", k.raw, &raw);
+        match (record.raw_written(), k.raw) {
+            // A response kept as text goes into the column as it is (no
+            // parse), with the rest of `raw` around it.
+            (Some(Raw::Joined(entries)), Col::Fixed(f)) if is_text(f.ty) && out.taken(f).is_none() => {
+                out.column(Col::Fixed(f), |b| write_raw_text(b, &entries));
+            }
+            (Some(Raw::Plain(raw)), column) => out.fixed("raw", column, raw),
+            (Some(Raw::Joined(_)), column) => {
+                if let Some(raw) = record.raw_json() {
+                    out.fixed("raw", column, &raw);
+                }
+            }
+            (None, _) => {}
         }
         if !out.overflow.is_empty() {
             // No key's column is the overflow column (a test says so), so
@@ -1158,8 +1188,19 @@ mod reference {
             if !summary.is_empty() {
                 out.fixed("attributes", Value::Object(summary));
             }
-            if let Some(raw) = record.raw_json() {
-                out.fixed_ref("raw", &raw);
+            // A response kept as text is written as it is, into a free
+            // column; else `raw` is written parsed.
+            let column = mapping::fixed_column("raw");
+            let free = column.is_some_and(|c| !out.map.contains_key(c));
+            match (record.raw_written(), column) {
+                (Some(raw @ Raw::Joined(_)), Some(column)) if free => {
+                    out.map.insert(column.to_owned(), Value::String(serde_json::to_string(&raw).unwrap_or_default()));
+                }
+                _ => {
+                    if let Some(raw) = record.raw_json() {
+                        out.fixed_ref("raw", &raw);
+                    }
+                }
             }
             if !out.overflow.is_empty() {
                 let overflow = std::mem::take(&mut out.overflow);
@@ -1383,6 +1424,22 @@ mod tests {
             rec.raw = Some(serde_json::json!({"request": {"messages": messages}, "response": response}));
             rec.input_in_raw = Some(crate::record::RequestShape::Chat);
             rec.output_in_raw = rng.bool().then_some(crate::record::ResponseShape::Chat);
+            if rng.bool() {
+                // The answer kept as its text, as OpenAI capture keeps it:
+                // upstream's order of keys and spelling of numbers.
+                let text = format!(
+                    r#"{{ "object": "chat.completion", "choices": {}, "created": 1.0e9, "id": "c\"1\\" }}"#,
+                    response["choices"]
+                );
+                if let Some(raw) = rec.raw.as_mut().and_then(Value::as_object_mut) {
+                    raw.remove("response");
+                }
+                rec.response_text = Some(crate::record::JsonText::compact(text.as_bytes()).unwrap());
+            }
+        } else if rng.u8(0..4) == 0 {
+            // Text beside a `raw` of any kind (none, not an object, ...).
+            let text = serde_json::to_vec(&random_value(rng, 1)).unwrap();
+            rec.response_text = Some(crate::record::JsonText::compact(&text).unwrap());
         }
         rec.user_context = rng.bool().then(|| random_value(rng, 2));
         rec.source = rng.bool().then(|| "src\u{1}".to_owned());
@@ -1479,7 +1536,14 @@ mod tests {
                 1 => (json!({"status": "completed", "output": [{"type": "message", "content": [{"type": "output_text", "text": "Hi"}]}]}), ResponseShape::Responses),
                 _ => (json!({"choices": [{"index": 0, "text": text()}]}), ResponseShape::Completion),
             };
-            rec.raw = Some(json!({"request": request, "response": response}));
+            rec.raw = Some(json!({"request": request}));
+            rec.response_text = None;
+            if i % 2 == 0 {
+                rec.raw.as_mut().unwrap()["response"] = response;
+            } else {
+                // Kept as its text (serde_json's, so in the order its parse has).
+                rec.response_text = Some(crate::record::JsonText::compact(&serde_json::to_vec(&response).unwrap()).unwrap());
+            }
             rec.input_in_raw = Some(shape);
             rec.output_in_raw = rng.bool().then_some(reply);
             let mut expanded = rec.clone();
@@ -1492,6 +1556,30 @@ mod tests {
             };
             assert_eq!(encode(&rec, &r), encode(&expanded, &r), "record {i}: {rec:?}");
         }
+    }
+
+    #[test]
+    fn a_response_kept_as_text_goes_into_the_raw_column_as_it_is() {
+        let r = SlotRegistry::new();
+        let mut rec = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+        rec.raw = Some(json!({"request": {"model": "gpt-4o", "note": "a \"quote\""}, "zeta": [1]}));
+        let text = br#"{"id": "c\"1", "created": 1.50e2, "choices": [{"message": {"content": "a\\b\n"}}]}"#;
+        rec.response_text = Some(crate::record::JsonText::compact(text).unwrap());
+        rec.output_in_raw = Some(crate::record::ResponseShape::Chat);
+        let body: Value = serde_json::from_slice(&Encoder::with_registry(&r).encode_to_vec(
+            &rec,
+            &Resource::default(),
+            SystemTime::now(),
+        ))
+        .unwrap();
+        let column = body["cvs199"].as_str().unwrap();
+        // Upstream's order and spelling, inside `raw` in its place.
+        assert_eq!(
+            column,
+            r#"{"request":{"model":"gpt-4o","note":"a \"quote\""},"response":{"id":"c\"1","created":1.50e2,"choices":[{"message":{"content":"a\\b\n"}}]},"zeta":[1]}"#
+        );
+        assert_eq!(serde_json::from_str::<Value>(column).unwrap(), *rec.raw_json().unwrap());
+        assert_eq!(body["llm_output"], "a\\b\n");
     }
 
     #[test]

@@ -172,6 +172,28 @@ pub(super) fn value(buf: &mut Vec<u8>, value: &Value, twice: bool) {
     }
 }
 
+/// Appends `text`, JSON text already valid, as it is; `twice`: as it
+/// would be written inside a string.
+pub(super) fn text(buf: &mut Vec<u8>, text: &str, twice: bool) {
+    if twice {
+        // Valid JSON holds no control character (its strings escape them):
+        // only quotes and backslashes get a backslash. In JSON text they
+        // are dense (two to each key), so they are found with `memchr2`
+        // rather than by words (`escape`, for strings, where they are rare).
+        let bytes = text.as_bytes();
+        buf.reserve(bytes.len() + bytes.len() / 4 + 8);
+        let mut clean = 0;
+        for at in memchr::memchr2_iter(b'"', b'\\', bytes) {
+            buf.extend_from_slice(&bytes[clean..at]);
+            buf.push(b'\\');
+            clean = at;
+        }
+        buf.extend_from_slice(&bytes[clean..]);
+    } else {
+        buf.extend_from_slice(text.as_bytes());
+    }
+}
+
 /// Appends an object of `entries`, in their order.
 pub(super) fn object<'a>(buf: &mut Vec<u8>, entries: impl Iterator<Item = (&'a str, &'a Value)>, twice: bool) {
     buf.push(b'{');
@@ -234,6 +256,12 @@ mod tests {
             let (once, twice) = expected(&v);
             assert_eq!(written(&v, false), once);
             assert_eq!(written(&v, true), twice);
+            // The same text given as JSON text.
+            for (twice, expected) in [(false, &once), (true, &twice)] {
+                let mut buf = Vec::new();
+                text(&mut buf, &once, twice);
+                assert_eq!(String::from_utf8(buf).unwrap(), *expected);
+            }
         }
     }
 

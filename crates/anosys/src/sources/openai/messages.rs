@@ -297,6 +297,34 @@ pub fn output_of(shape: ResponseShape, response: &Value) -> Option<Value> {
     }
 }
 
+/// [`output_of`] a response given as JSON text (an object), reading from it
+/// only the parts output messages are built from: the rest is skipped, not
+/// built into a [`Value`]. Text that is not an object is read whole.
+pub(crate) fn output_of_text(shape: ResponseShape, text: &str) -> Option<Value> {
+    /// Every key [`output_of`] reads (and [`responses_finish_reason`]).
+    #[derive(serde::Deserialize)]
+    struct Parts {
+        choices: Option<Value>,
+        output: Option<Value>,
+        status: Option<Value>,
+        incomplete_details: Option<Value>,
+    }
+    let parts = text.trim_start().starts_with('{').then(|| serde_json::from_str::<Parts>(text).ok()).flatten();
+    let Some(parts) = parts else {
+        return output_of(shape, &serde_json::from_str(text).ok()?);
+    };
+    let response: Map<String, Value> = [
+        ("choices", parts.choices),
+        ("output", parts.output),
+        ("status", parts.status),
+        ("incomplete_details", parts.incomplete_details),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key.to_owned(), value?)))
+    .collect();
+    output_of(shape, &Value::Object(response))
+}
+
 /// The legacy output (`llm_output`) of output messages: the text of a
 /// single message without tool calls, else the messages themselves.
 pub fn legacy_output(messages: &Value) -> Value {
@@ -355,6 +383,32 @@ pub fn first_text(messages: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_read_from_text_is_output_read_from_the_parsed_value() {
+        let texts = [
+            r#"{"id":"c1","choices":[{"index":0,"message":{"role":"assistant","content":"Hi","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"total_tokens":3}}"#,
+            r#"{"choices":[{"index":0,"text":"Once"}],"model":"m"}"#,
+            r#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"output":[{"type":"message","content":[{"type":"output_text","text":"Hi"}]}]}"#,
+            r#"{"status":"completed","output":[{"type":"function_call","name":"f","arguments":"{}","call_id":"c"}]}"#,
+            // Nulls, wrong types, a key given twice (the parsed value keeps
+            // the last), nothing to read, not an object.
+            r#"{"choices":null,"output":7,"status":["x"],"incomplete_details":"no"}"#,
+            r#"{"choices":[{"message":{"content":"first"}}],"choices":[{"message":{"content":"last"}}]}"#,
+            r#"{"choices":[{"message":{"content":"a"}}],"status":"completed","status":"failed","output":[]}"#,
+            r#"{}"#,
+            r#"[[{"message":{"content":"in an array"}}],[],"completed",null]"#,
+            r#""a string""#,
+            r#"{"choices": [ {"message": {"content": "spaced \" \\ \u00e9"}} ] }"#,
+        ];
+        for text in texts {
+            let value: Value = serde_json::from_str(text).unwrap();
+            for shape in [ResponseShape::Chat, ResponseShape::Completion, ResponseShape::Responses, ResponseShape::Whole] {
+                assert_eq!(output_of_text(shape, text), output_of(shape, &value), "{shape:?} {text}");
+            }
+        }
+        assert_eq!(output_of_text(ResponseShape::Chat, "{not json"), None);
+    }
 
     #[test]
     fn chat_messages_of_every_kind() {
