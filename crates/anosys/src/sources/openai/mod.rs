@@ -394,8 +394,9 @@ impl OpenAiCall {
             if !self.capture_content {
                 return self.finish_ok(status, view);
             }
+            // The view read `bytes` whole: they are JSON (not checked again).
             if !extract::trims_response(self.operation)
-                && let Ok(text) = JsonText::compact(bytes)
+                && let Some(text) = JsonText::compact_read(bytes)
             {
                 let mut record = self.finish_ok(status, view);
                 // Where `keep_response` would put it.

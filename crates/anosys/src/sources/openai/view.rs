@@ -11,6 +11,13 @@
 //! the whole view fail. Bytes that are not one JSON value, or that repeat a
 //! key, do fail: the caller then parses a `Value` (which keeps a repeated
 //! key's last value) and reads the view from it.
+//!
+//! No view swallows an error from the deserializer: read from bytes, one
+//! succeeds only on one well-formed JSON value (each part read or skipped by
+//! serde_json, which checks what it skips). Capture relies on it to keep an
+//! answer as JSON text without checking it again
+//! ([`JsonText::compact_read`](crate::record::JsonText)); a test mutates
+//! answers byte by byte to hold it to that.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -529,6 +536,48 @@ pub(super) fn of_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Whatever a response view reads from bytes is one well-formed JSON
+    /// value once it is UTF-8: every mutation of a pretty-printed answer (a byte deleted, or
+    /// replaced by one that matters to JSON) that the view still reads is
+    /// JSON to `serde_json`'s own check, and compacts to the text that
+    /// check gives.
+    #[test]
+    fn bytes_a_response_view_reads_are_json() {
+        let answer = br#"{
+  "id": "chatcmpl-1",
+  "choices": [{"index": 0, "message": {"role": "assistant", "content": "a \"quoted\" \u00e9 word",
+    "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]},
+    "logprobs": null, "finish_reason": "tool_calls"}],
+  "usage": {"prompt_tokens": 75, "completion_tokens": 5.0e1, "total_tokens": -126, "details": [true, false, {}]},
+  "extra": {"nested": [[1, 2], {"k": "v"}], "t": true}, "status": "completed"
+}"#;
+        let swaps: &[u8] = b"\"{}[],:\\ 0e-.+tnfx\x7f\x80\xff\x01";
+        let mut read = 0;
+        for at in 0..answer.len() {
+            let deleted = [&answer[..at], &answer[at + 1..]].concat();
+            let replaced = swaps.iter().map(|&b| {
+                let mut body = answer.to_vec();
+                body[at] = b;
+                body
+            });
+            for body in std::iter::once(deleted).chain(replaced) {
+                if of_bytes::<ResponseView>(&body).is_none() {
+                    continue;
+                }
+                read += 1;
+                let checked = crate::record::JsonText::compact(&body);
+                let Some(unchecked) = crate::record::JsonText::compact_read(&body) else {
+                    // serde_json skips a string without looking at its bytes.
+                    assert!(std::str::from_utf8(&body).is_err() && checked.is_err());
+                    continue;
+                };
+                let checked = checked.unwrap_or_else(|e| panic!("read but not JSON ({e}): {}", String::from_utf8_lossy(&body)));
+                assert_eq!(unchecked.as_str(), checked.as_str());
+            }
+        }
+        assert!(read > answer.len(), "most whitespace and letter changes still read ({read})");
+    }
 
     #[test]
     fn strings_are_borrowed_from_bytes_without_escapes() {
