@@ -180,17 +180,17 @@ impl Record {
         if self.output_in_raw == Some(ResponseShape::Whole) {
             return self.response_in_raw().map(|(_, response)| response);
         }
-        self.output_messages_in_raw().map(|messages| Cow::Owned(messages::legacy_output(&messages)))
+        self.output_messages_in_raw().map(|messages| Cow::Owned(messages::into_legacy_output(messages)))
     }
 
     /// [`output`](Self::output()) when `derived` is this record's
     /// [`derived_attributes`](Self::derived_attributes): the output
     /// messages already built there are not built again.
-    pub(crate) fn output_given<'a>(&'a self, derived: &[(&'static str, Value)]) -> Option<Cow<'a, Value>> {
+    pub(crate) fn output_given<'a>(&'a self, derived: &'a [(&'static str, Value)]) -> Option<Cow<'a, Value>> {
         if self.output.is_none()
             && let Some((_, messages)) = derived.iter().find(|(k, _)| *k == OUTPUT_MESSAGES)
         {
-            return Some(Cow::Owned(messages::legacy_output(messages)));
+            return Some(messages::legacy_output_of(messages));
         }
         self.output()
     }

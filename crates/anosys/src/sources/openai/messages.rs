@@ -8,6 +8,8 @@
 //! `mime_type`, base64 `content`), `file_data` (`modality`, `uri` or
 //! `file_id`), and for anything else a generic part keeping its own type.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use crate::record::ResponseShape;
@@ -328,11 +330,24 @@ pub(crate) fn output_of_text(shape: ResponseShape, text: &str) -> Option<Value> 
 /// The legacy output (`llm_output`) of output messages: the text of a
 /// single message without tool calls, else the messages themselves.
 pub fn legacy_output(messages: &Value) -> Value {
+    legacy_output_of(messages).into_owned()
+}
+
+/// [`legacy_output`] of messages no longer needed: them, not a copy.
+pub(crate) fn into_legacy_output(messages: Value) -> Value {
+    if let Cow::Owned(text) = legacy_output_of(&messages) {
+        return text;
+    }
+    messages
+}
+
+/// [`legacy_output`], borrowing the messages when it is them.
+pub(crate) fn legacy_output_of(messages: &Value) -> Cow<'_, Value> {
     match first_text(messages) {
         Some(text) if messages.as_array().is_some_and(|a| a.len() == 1) && !has_tool_call(messages) => {
-            Value::String(text)
+            Cow::Owned(Value::String(text))
         }
-        _ => messages.clone(),
+        _ => Cow::Borrowed(messages),
     }
 }
 
