@@ -203,6 +203,37 @@ fn all_pages(server: &Server, query: &str) -> Vec<i64> {
     }
 }
 
+/// Viewers of one store starting together (threads here; processes take
+/// the same lock) each find the index made once: none fails making it
+/// again, and together they index every row.
+#[test]
+fn viewers_starting_together_make_the_search_index_once() {
+    let (_dir, db) = temp_store();
+    write(&db, &generated(200, SystemTime::now() - Duration::from_secs(3600)));
+    for round in 0..5 {
+        let _ = std::fs::remove_file(db.with_extension("db.search"));
+        let start = std::sync::Barrier::new(6);
+        let results: Vec<_> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        let index = ui::search::SearchIndex::for_store(&db);
+                        start.wait();
+                        index.catch_up(50)
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for result in &results {
+            assert!(matches!(result, Ok(Some(_))), "round {round}: {result:?}");
+        }
+        let furthest = results.iter().filter_map(|r| r.as_ref().ok().copied().flatten()).map(|p| p.indexed_upto).max();
+        let last = results[0].as_ref().ok().copied().flatten().map(|p| p.last_id);
+        assert_eq!(furthest, last, "round {round}: six catch-ups of 50 rows cover 200");
+    }
+}
+
 #[test]
 fn the_search_index_answers_as_the_scan_does() {
     let (_dir, db) = temp_store();

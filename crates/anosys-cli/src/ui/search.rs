@@ -49,6 +49,23 @@ const SCHEMA: &str = "
     CREATE INDEX IF NOT EXISTS who_session ON who (session) WHERE session IS NOT NULL;
 ";
 
+/// Puts the index in WAL mode (it stays so). Switching a new file takes
+/// it whole, and SQLite refuses at once, without its busy handler, while
+/// another connection is switching it too (viewers starting together): so
+/// it is tried again, for up to about 10 seconds as the busy timeout waits.
+fn wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut tries = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 500 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            done => return done,
+        }
+    }
+}
+
 impl SearchIndex {
     /// The index of the store at `store`: `<store>.search`.
     pub fn for_store(store: &Path) -> SearchIndex {
@@ -73,17 +90,22 @@ impl SearchIndex {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // A small page cache: the viewer stays light while it indexes.
         conn.pragma_update(None, "cache_size", -1024)?;
+        // Looked at and made in one write transaction: two viewers of one
+        // store (or two threads of one) starting together would otherwise
+        // both find no index and both make it, the second failing.
+        let setup = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let format: Option<String> =
-            conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0)).optional().unwrap_or(None);
+            setup.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0)).optional().unwrap_or(None);
         if format.as_deref() != Some(FORMAT) {
-            conn.execute_batch("DROP TABLE IF EXISTS text; DROP TABLE IF EXISTS who; DROP TABLE IF EXISTS meta;")?;
-            conn.execute_batch(SCHEMA)?;
-            conn.execute("INSERT INTO meta VALUES ('format', ?1)", [FORMAT])?;
+            setup.execute_batch("DROP TABLE IF EXISTS text; DROP TABLE IF EXISTS who; DROP TABLE IF EXISTS meta;")?;
+            setup.execute_batch(SCHEMA)?;
+            setup.execute("INSERT INTO meta VALUES ('format', ?1)", [FORMAT])?;
         }
+        setup.commit()?;
         conn.execute("ATTACH DATABASE ?1 AS store", [store_uri(&self.store)])?;
         // The store is read once, in order.
         conn.pragma_update(Some("store"), "cache_size", -256)?;
