@@ -49,17 +49,20 @@ const SCHEMA: &str = "
     CREATE INDEX IF NOT EXISTS who_session ON who (session) WHERE session IS NOT NULL;
 ";
 
-/// Puts the index in WAL mode (it stays so). Switching a new file takes
-/// it whole, and SQLite refuses at once, without its busy handler, while
-/// another connection is switching it too (viewers starting together): so
-/// it is tried again, for up to about 10 seconds as the busy timeout waits.
+/// Puts the index in WAL mode (it stays so). Switching a new file needs an
+/// exclusive lock, for which SQLite does not wait: while another viewer is
+/// switching the same new file, try again shortly, for up to 10 seconds,
+/// as the store's own open does (`anosys::sinks::sqlite`).
 fn wal(conn: &Connection) -> rusqlite::Result<()> {
-    let mut tries = 0;
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match conn.pragma_update(None, "journal_mode", "WAL") {
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 500 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
+            Err(e)
+                if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
             }
             done => return done,
         }
