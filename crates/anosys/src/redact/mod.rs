@@ -172,6 +172,30 @@ pub struct Redactor {
     custom: Vec<(Arc<str>, Regex)>,
     max_custom_scan_len: usize,
     custom_budget: Duration,
+    last_resource: LastResource,
+}
+
+/// The last resource [`Redactor::redact_record`] redacted (see
+/// `redact_resource`); a clone of the redactor starts without one.
+#[derive(Debug, Default)]
+struct LastResource(std::sync::Mutex<Option<ResourceSeen>>);
+
+impl Clone for LastResource {
+    fn clone(&self) -> Self {
+        LastResource::default()
+    }
+}
+
+#[derive(Debug)]
+struct ResourceSeen {
+    /// The resource as records hold it: weak, so that it is freed with
+    /// its last record, yet its memory is kept, so that no other resource
+    /// can take its address while it is remembered here.
+    resource: std::sync::Weak<Resource>,
+    /// It redacted, when anything in it was.
+    redacted: Option<Arc<Resource>>,
+    /// What was found in it.
+    counts: Vec<(Label, usize)>,
 }
 
 impl Redactor {
@@ -191,6 +215,7 @@ impl Redactor {
             custom,
             max_custom_scan_len,
             custom_budget,
+            last_resource: LastResource::default(),
         })
     }
 
@@ -256,12 +281,7 @@ impl Redactor {
             pass.attributes(&mut link.attributes);
         }
         if let Some(resource) = &mut record.resource {
-            let before = pass.total;
-            let mut attributes = resource.attributes.clone();
-            pass.attributes(&mut attributes);
-            if pass.total != before {
-                *resource = Arc::new(Resource { attributes });
-            }
+            self.redact_resource(resource, &mut pass);
         }
         let found = pass.finish();
         let mut all = found.clone();
@@ -276,6 +296,30 @@ impl Redactor {
             record.attributes.insert(Cow::Borrowed(REDACTED_ATTRIBUTE), earlier);
         }
         found
+    }
+
+    /// Redacts a record's resource, counting what it found into `pass`.
+    /// Records share their pipeline's resource: the last one redacted is
+    /// remembered with what it came to, so that each record does not copy
+    /// and scan it again.
+    fn redact_resource(&self, resource: &mut Arc<Resource>, pass: &mut Pass<'_>) {
+        let mut last = self.last_resource.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let known = match last.as_ref() {
+            Some(seen) if std::ptr::eq(seen.resource.as_ptr(), Arc::as_ptr(resource)) => seen,
+            _ => {
+                let mut own = Pass::new(self);
+                let mut attributes = resource.attributes.clone();
+                own.attributes(&mut attributes);
+                let redacted = (own.total > 0).then(|| Arc::new(Resource { attributes }));
+                last.insert(ResourceSeen { resource: Arc::downgrade(resource), redacted, counts: own.counts })
+            }
+        };
+        for &(label, n) in &known.counts {
+            pass.count_n(label, n);
+        }
+        if let Some(redacted) = &known.redacted {
+            *resource = redacted.clone();
+        }
     }
 
     /// Redacts every string inside `value` (and the values of secret-named
@@ -364,10 +408,14 @@ impl<'r> Pass<'r> {
     }
 
     fn count(&mut self, label: Label) {
-        self.total += 1;
+        self.count_n(label, 1);
+    }
+
+    fn count_n(&mut self, label: Label, n: usize) {
+        self.total += n;
         match self.counts.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, n)) => *n += 1,
-            None => self.counts.push((label, 1)),
+            Some((_, count)) => *count += n,
+            None => self.counts.push((label, n)),
         }
     }
 

@@ -337,6 +337,49 @@ fn every_field_of_a_record_is_scanned_and_the_counts_are_attached() {
 }
 
 #[test]
+fn records_sharing_a_resource_each_get_it_redacted_and_counted() {
+    let r = defaults();
+    let key = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
+    let mut with_key = Resource::default();
+    with_key.attributes.insert(Cow::Borrowed("deployment.key_hint"), json!(key));
+    with_key.attributes.insert(Cow::Borrowed("service.name"), json!("billing"));
+    let with_key = Arc::new(with_key);
+    let mut clean = Resource::default();
+    clean.attributes.insert(Cow::Borrowed("service.name"), json!("billing"));
+    let clean = Arc::new(clean);
+
+    let mut redacted = Vec::new();
+    // The same resource for several records, another between them, then
+    // the first again: each record gets what its resource comes to.
+    for resource in [&with_key, &with_key, &clean, &with_key, &clean, &clean] {
+        let mut record = Record::new(RecordKind::LlmCall, "chat gpt-4o-mini");
+        record.resource = Some(Arc::clone(resource));
+        let found = r.redact_record(&mut record);
+        let held = record.resource.clone().expect("a resource");
+        if Arc::ptr_eq(resource, &clean) {
+            assert!(found.is_empty());
+            assert!(Arc::ptr_eq(&held, &clean), "a clean resource is left as it is, not copied");
+            assert_eq!(record.attribute(REDACTED_ATTRIBUTE), None);
+        } else {
+            assert_eq!(found.count("openai_key"), 1);
+            assert_eq!(record.attribute(REDACTED_ATTRIBUTE), Some(&json!({"openai_key": 1})));
+            assert_eq!(held.attributes["deployment.key_hint"], json!("[REDACTED:openai_key]"));
+            assert_eq!(held.attributes["service.name"], json!("billing"));
+            redacted.push(held);
+        }
+    }
+    assert_eq!(redacted.len(), 3);
+    // The shared resource was redacted once and the records share the result.
+    assert!(Arc::ptr_eq(&redacted[0], &redacted[1]));
+    assert_eq!(with_key.attributes["deployment.key_hint"], json!(key), "the original is not changed");
+    // A clone of the redactor does the same from scratch.
+    let mut record = Record::new(RecordKind::LlmCall, "chat gpt-4o-mini");
+    record.resource = Some(Arc::clone(&with_key));
+    assert_eq!(r.clone().redact_record(&mut record).count("openai_key"), 1);
+    assert_eq!(record.resource.as_ref().unwrap().attributes["deployment.key_hint"], json!("[REDACTED:openai_key]"));
+}
+
+#[test]
 fn a_clean_record_is_left_as_it_was() {
     let r = defaults();
     let mut record = Record::new(RecordKind::LlmCall, "chat gpt-4o-mini");
