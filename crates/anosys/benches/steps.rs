@@ -3,6 +3,8 @@
 //! - on the background thread: pricing plus redacting a typical 4 KB chat
 //!   record, next to encoding the same record to its AnoSys body (the
 //!   baseline: work every record gets anyway);
+//! - the same two steps on the typical record of the engine benchmarks,
+//!   carrying the pipeline's resource, next to cloning it;
 //! - on the caller's thread: queueing the same record into a pipeline whose
 //!   steps run (redaction and pricing, the defaults) and into one where
 //!   redaction is off, with no `before_send` callback in either; the
@@ -22,6 +24,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::json;
 
 include!("common/chat_record.rs");
+
+include!("common/records.rs");
 
 include!("common/discard.rs");
 
@@ -55,6 +59,29 @@ fn background(c: &mut Criterion) {
     group.bench_function("redact", |b| {
         b.iter_batched_ref(|| record.clone(), |r| black_box(redactor.redact_record(r)), BatchSize::SmallInput)
     });
+    group.bench_function("price + redact", |b| {
+        b.iter_batched_ref(
+            || record.clone(),
+            |r| {
+                price_record(prices, r);
+                black_box(redactor.redact_record(r))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+/// The steps on the record the engine benchmarks capture, carrying the
+/// pipeline's resource as every record does when the steps run (it is
+/// redacted with the record), next to cloning the record.
+fn background_typical(c: &mut Criterion) {
+    let prices = PriceTable::builtin();
+    let redactor = Redactor::new(&RedactionConfig::default()).unwrap();
+    let mut record = typical_record();
+    record.resource = Some(Arc::new(anosys::resource::default_resource(None)));
+    let mut group = c.benchmark_group("background, typical LLM record with the pipeline's resource");
+    group.bench_function("clone (baseline)", |b| b.iter(|| black_box(record.clone())));
     group.bench_function("price + redact", |b| {
         b.iter_batched_ref(
             || record.clone(),
@@ -130,6 +157,6 @@ fn caller(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    targets = background, caller
+    targets = background, background_typical, caller
 }
 criterion_main!(benches);

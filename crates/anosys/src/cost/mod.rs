@@ -474,8 +474,8 @@ pub fn price_record(table: &PriceTable, record: &mut Record) {
         if usage_has(record, "gen_ai.usage.reasoning.output_tokens") {
             set(record, attributes::REASONING, cost.reasoning.into());
         }
-        set(record, attributes::MODEL, Value::String(cost.model.to_string()));
-        set(record, attributes::PRICE_SOURCE, Value::String(cost.source.to_string()));
+        set(record, attributes::MODEL, Value::String(String::from(&*cost.model)));
+        set(record, attributes::PRICE_SOURCE, Value::String(String::from(&*cost.source)));
         if cost.tier != Tier::Standard {
             let tier = match cost.tier {
                 Tier::Flex => "flex",
