@@ -59,17 +59,20 @@ fn background(c: &mut Criterion) {
     group.bench_function("redact", |b| {
         b.iter_batched_ref(|| record.clone(), |r| black_box(redactor.redact_record(r)), BatchSize::SmallInput)
     });
-    group.bench_function("price + redact", |b| {
-        b.iter_batched_ref(
-            || record.clone(),
-            |r| {
-                price_record(prices, r);
-                black_box(redactor.redact_record(r))
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    group.bench_function("price + redact", |b| price_and_redact(b, &record, prices, &redactor));
     group.finish();
+}
+
+/// Times pricing then redacting clones of `record`.
+fn price_and_redact(b: &mut criterion::Bencher<'_>, record: &Record, prices: &PriceTable, redactor: &Redactor) {
+    b.iter_batched_ref(
+        || record.clone(),
+        |r| {
+            price_record(prices, r);
+            black_box(redactor.redact_record(r))
+        },
+        BatchSize::SmallInput,
+    )
 }
 
 /// The steps on the record the engine benchmarks capture, carrying the
@@ -82,16 +85,7 @@ fn background_typical(c: &mut Criterion) {
     record.resource = Some(Arc::new(anosys::resource::default_resource(None)));
     let mut group = c.benchmark_group("background, typical LLM record with the pipeline's resource");
     group.bench_function("clone (baseline)", |b| b.iter(|| black_box(record.clone())));
-    group.bench_function("price + redact", |b| {
-        b.iter_batched_ref(
-            || record.clone(),
-            |r| {
-                price_record(prices, r);
-                black_box(redactor.redact_record(r))
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    group.bench_function("price + redact", |b| price_and_redact(b, &record, prices, &redactor));
     group.finish();
 }
 
