@@ -327,7 +327,7 @@ impl Stored {
         }
         let expanded = serde_json::from_str::<Record>(&json).ok().and_then(|mut record| {
             record.expand_content();
-            serde_json::to_string(&record).ok()
+            record.to_json().ok()
         });
         Stored { id, json: expanded.unwrap_or(json) }
     }

@@ -34,6 +34,7 @@
 pub mod config;
 pub mod cost;
 mod diag;
+mod json;
 mod global;
 pub mod net;
 pub mod pipeline;

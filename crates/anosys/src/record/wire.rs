@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{
@@ -42,17 +43,17 @@ struct Wire<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    input: Option<&'a Value>,
+    input: Option<Content<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    output: Option<&'a Value>,
+    output: Option<Content<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a ErrorInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     caller: Option<&'a Caller>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user_context: Option<&'a Value>,
+    user_context: Option<Content<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    raw: Option<Raw<'a>>,
+    raw: Option<Written<Raw<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     input_in_raw: Option<RequestShape>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,33 +117,121 @@ impl<'a> Raw<'a> {
     }
 }
 
-impl Serialize for RawEntry<'_> {
+impl Serialize for Raw<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            RawEntry::Value(value) => value.serialize(serializer),
-            RawEntry::Text(text) => text.serialize(serializer),
+        serialize_raw(self, false, serializer)
+    }
+}
+
+/// Arrays and objects of about this many bytes of JSON or more are
+/// written fast (see [`Content`]).
+const FAST_FROM_BYTES: usize = 1024;
+
+/// A value of the record's JSON form: serialised by serde as any value,
+/// or, when `fast` (for the record's own JSON text,
+/// [`Record::write_json`]), an array or object of
+/// [`FAST_FROM_BYTES`] or more written by [`crate::json`]
+/// (eight bytes at a time where serde_json looks at each) and handed to
+/// serde_json as raw JSON text, which it copies as it is.
+#[derive(Clone, Copy)]
+struct Content<'a> {
+    value: &'a Value,
+    fast: bool,
+}
+
+impl Serialize for Content<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !self.fast || !matches!(self.value, Value::Array(_) | Value::Object(_)) {
+            return self.value.serialize(serializer);
+        }
+        // A small one is not worth a buffer of its own.
+        let size = super::approx_value_size(self.value);
+        if size < FAST_FROM_BYTES {
+            return self.value.serialize(serializer);
+        }
+        let mut text = Vec::with_capacity(size + size / 8);
+        crate::json::value(&mut text, self.value, false);
+        match String::from_utf8(text) {
+            // SAFETY: `json::value` writes a `Value` as JSON, byte for byte
+            // as serde_json writes it (its tests compare the two on every
+            // byte a string can hold and on nested values): JSON text,
+            // which is what `from_string_unchecked` asks for. Debug builds
+            // check it again (serde_json's own `debug_assert!`).
+            Ok(text) => unsafe { RawValue::from_string_unchecked(text) }.serialize(serializer),
+            Err(_) => self.value.serialize(serializer),
         }
     }
 }
 
-impl Serialize for Raw<'_> {
+/// `raw` as written, its values [`Content`] (fast or not).
+struct Written<T> {
+    raw: T,
+    fast: bool,
+}
+
+impl Serialize for Written<Raw<'_>> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Raw::Plain(value) => value.serialize(serializer),
-            Raw::Joined(entries) => {
-                let mut map = serializer.serialize_map(Some(entries.len()))?;
-                for (key, entry) in entries {
-                    map.serialize_entry(key, entry)?;
+        serialize_raw(&self.raw, self.fast, serializer)
+    }
+}
+
+/// `raw` as written, its values [`Content`], `fast` or not.
+fn serialize_raw<S: Serializer>(raw: &Raw<'_>, fast: bool, serializer: S) -> Result<S::Ok, S::Error> {
+    let content = |value| Content { value, fast };
+    match raw {
+        Raw::Plain(value) => content(value).serialize(serializer),
+        Raw::Joined(entries) => {
+            let mut map = serializer.serialize_map(Some(entries.len()))?;
+            for (key, entry) in entries {
+                match entry {
+                    RawEntry::Value(value) => map.serialize_entry(key, &content(value))?,
+                    RawEntry::Text(text) => map.serialize_entry(key, text)?,
                 }
-                map.end()
             }
+            map.end()
         }
     }
 }
 
 impl Serialize for Record {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw = self.raw_written();
+        self.wire(false).serialize(serializer)
+    }
+}
+
+impl Record {
+    /// Appends the record's JSON form to `buf`: the text
+    /// `serde_json::to_writer(buf, &record)` writes, faster for records
+    /// holding much content (a long chat history): their arrays and
+    /// objects are written eight bytes at a time. What the local store,
+    /// the JSON-lines file and the outbox keep.
+    ///
+    /// ```
+    /// use anosys::{Record, RecordKind};
+    /// use serde_json::json;
+    ///
+    /// let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+    /// r.input = Some(json!([{"role": "user", "content": "say \"hi\"\n"}]));
+    /// let mut text = Vec::new();
+    /// r.write_json(&mut text)?;
+    /// assert_eq!(text, serde_json::to_vec(&r)?);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn write_json(&self, buf: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(buf, &self.wire(true))
+    }
+
+    /// [`write_json`](Self::write_json) into a new string.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        let mut buf = Vec::with_capacity(self.approx_size());
+        self.write_json(&mut buf)?;
+        // serde_json writes UTF-8 only.
+        String::from_utf8(buf).map_err(serde::ser::Error::custom)
+    }
+
+    /// The record's fields as written; `fast`: see [`Content`].
+    fn wire<'a>(&'a self, fast: bool) -> Wire<'a> {
+        let content = |value: &'a Option<Value>| value.as_ref().map(|value| Content { value, fast });
         Wire {
             kind: self.kind,
             name: &self.name,
@@ -156,12 +245,12 @@ impl Serialize for Record {
             trace_state: self.trace_state.as_deref(),
             status: &self.status,
             source: self.source.as_deref(),
-            input: self.input.as_ref(),
-            output: self.output.as_ref(),
+            input: content(&self.input),
+            output: content(&self.output),
             error: self.error.as_ref(),
             caller: self.caller.as_ref(),
-            user_context: self.user_context.as_ref(),
-            raw,
+            user_context: content(&self.user_context),
+            raw: self.raw_written().map(|raw| Written { raw, fast }),
             input_in_raw: self.input_in_raw,
             output_in_raw: self.output_in_raw,
             attributes: &self.attributes,
@@ -169,11 +258,8 @@ impl Serialize for Record {
             links: &self.links,
             resource: self.resource.as_deref(),
         }
-        .serialize(serializer)
     }
-}
 
-impl Record {
     /// The record's `raw` with the response kept as text
     /// ([`response_text`](Self::response_text)) parsed into it as
     /// `raw.response`: what the record's JSON form holds as `raw`. Borrowed
@@ -230,9 +316,57 @@ fn join(raw: Option<Value>, response: Value) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
+
+    /// Any JSON value: strings of every kind of character (quotes,
+    /// backslashes, control bytes, text that is not ASCII), numbers of
+    /// every kind, nested arrays and objects.
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "(?s).{0,40}".prop_map(Value::String),
+            r#"[a\\"\x00-\x1f\x7fé日]{0,24}"#.prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec(("(?s).{0,12}", inner), 0..6).prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// `write_json` writes the text serde_json writes for the record,
+        /// whatever its values hold.
+        #[test]
+        fn a_records_json_written_fast_is_serde_jsons(
+            input in proptest::option::of(any_value()),
+            output in proptest::option::of(any_value()),
+            user_context in proptest::option::of(any_value()),
+            raw in proptest::option::of(any_value()),
+            response in proptest::option::of(any_value()),
+        ) {
+            let mut r = Record::new(RecordKind::LlmCall, "chat \"gpt\"\n");
+            r.input = input;
+            r.output = output;
+            r.user_context = user_context;
+            r.raw = raw;
+            r.response_text = response.map(|v| JsonText::compact(&serde_json::to_vec(&v).unwrap()).unwrap());
+            let mut fast = Vec::new();
+            r.write_json(&mut fast).unwrap();
+            prop_assert_eq!(String::from_utf8(fast).unwrap(), serde_json::to_string(&r).unwrap());
+            prop_assert_eq!(r.to_json().unwrap(), serde_json::to_string(&r).unwrap());
+        }
+    }
 
     fn with_text(raw: Option<Value>, response: &str) -> Record {
         let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");

@@ -63,7 +63,7 @@ impl Sink for JsonlSink {
                     r.expand_content();
                     r
                 });
-                match serde_json::to_writer(&mut bytes, expanded.as_ref().unwrap_or(record)) {
+                match expanded.as_ref().unwrap_or(record).write_json(&mut bytes) {
                     Ok(()) => bytes.push(b'\n'),
                     Err(_) => failed += 1,
                 }

@@ -587,7 +587,7 @@ fn insert_paced(conn: &mut Connection, records: &[Record], pace: &mut Pace) -> r
         )?;
         for r in records {
             pace.between();
-            let json = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()));
+            let json = r.to_json().unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()));
             let row = row_of(r);
             stmt.execute(params![
                 epoch_millis(r.start_time) as i64,

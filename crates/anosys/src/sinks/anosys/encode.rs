@@ -11,10 +11,10 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use super::json;
 use super::mapping::{self, ColumnType};
 use crate::config::StartingIndices;
 use crate::diag::{self, LogLevel};
+use crate::json;
 use crate::record::time::{epoch_millis, Iso};
 #[cfg(test)]
 use crate::record::time::to_iso;

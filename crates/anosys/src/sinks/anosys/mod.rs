@@ -12,7 +12,6 @@
 
 pub mod encode;
 pub mod encrypt;
-mod json;
 pub mod mapping;
 mod resolve;
 

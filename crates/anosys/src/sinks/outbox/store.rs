@@ -121,7 +121,7 @@ fn row_text(wire: Option<&dyn WireEncoder>, record: &crate::Record) -> Option<(S
     {
         return Some((head, Some(tail)));
     }
-    serde_json::to_string(record).ok().map(|json| (json, None))
+    record.to_json().ok().map(|json| (json, None))
 }
 
 fn now_ms() -> i64 {

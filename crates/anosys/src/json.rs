@@ -1,13 +1,18 @@
-//! JSON written straight into a body, byte for byte as `serde_json` writes
-//! it, either as JSON or as the inside of a JSON string literal (a text
-//! column holding JSON: its quotes and backslashes escaped again).
+//! JSON written straight into a buffer, byte for byte as `serde_json`
+//! writes it, either as JSON or as the inside of a JSON string literal (an
+//! AnoSys text column holding JSON: its quotes and backslashes escaped
+//! again). The AnoSys encoder writes its bodies with it, and a record's
+//! JSON form its arrays and objects ([`Record::write_json`]).
 //!
-//! Most of an AnoSys body is strings, most of them with nothing to escape.
+//! Most of what records hold is strings, most of them with nothing to escape.
 //! `serde_json` looks at each byte in turn; this looks at eight at a time
 //! and copies each run with nothing to escape in one go, and writes a value
 //! kept in a text column in one pass rather than through a formatter.
 
 use serde_json::Value;
+
+#[cfg(doc)]
+use crate::Record;
 
 /// One in each byte.
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -137,7 +142,7 @@ fn quote(buf: &mut Vec<u8>, twice: bool) {
 
 /// Appends `s` as a JSON string literal; `twice`: as that literal would
 /// be written inside another string.
-pub(super) fn string(buf: &mut Vec<u8>, s: &str, twice: bool) {
+pub(crate) fn string(buf: &mut Vec<u8>, s: &str, twice: bool) {
     // Room for the quotes and the whole words written past the end.
     buf.reserve(s.len() + 12);
     quote(buf, twice);
@@ -147,7 +152,7 @@ pub(super) fn string(buf: &mut Vec<u8>, s: &str, twice: bool) {
 
 /// Appends `value` serialised; `twice`: as its JSON text would be written
 /// inside a string.
-pub(super) fn value(buf: &mut Vec<u8>, value: &Value, twice: bool) {
+pub(crate) fn value(buf: &mut Vec<u8>, value: &Value, twice: bool) {
     match value {
         Value::Null => buf.extend_from_slice(b"null"),
         Value::Bool(true) => buf.extend_from_slice(b"true"),
@@ -174,7 +179,7 @@ pub(super) fn value(buf: &mut Vec<u8>, value: &Value, twice: bool) {
 
 /// Appends `text`, JSON text already valid, as it is; `twice`: as it
 /// would be written inside a string.
-pub(super) fn text(buf: &mut Vec<u8>, text: &str, twice: bool) {
+pub(crate) fn text(buf: &mut Vec<u8>, text: &str, twice: bool) {
     if twice {
         // Valid JSON holds no control character (its strings escape them):
         // only quotes and backslashes get a backslash. In JSON text they
@@ -195,7 +200,7 @@ pub(super) fn text(buf: &mut Vec<u8>, text: &str, twice: bool) {
 }
 
 /// Appends an object of `entries`, in their order.
-pub(super) fn object<'a>(buf: &mut Vec<u8>, entries: impl Iterator<Item = (&'a str, &'a Value)>, twice: bool) {
+pub(crate) fn object<'a>(buf: &mut Vec<u8>, entries: impl Iterator<Item = (&'a str, &'a Value)>, twice: bool) {
     buf.push(b'{');
     for (i, (key, item)) in entries.enumerate() {
         if i > 0 {
