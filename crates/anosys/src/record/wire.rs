@@ -354,12 +354,18 @@ mod tests {
             user_context in proptest::option::of(any_value()),
             raw in proptest::option::of(any_value()),
             response in proptest::option::of(any_value()),
+            big in any::<bool>(),
         ) {
+            // Big: each value inside an array with a long text, so that
+            // it is past `FAST_FROM_BYTES` and written by `crate::json`.
+            let sized = |value: Option<Value>| {
+                value.map(|v| if big { json!(["a \"quoted\" \\ text\n".repeat(64), v]) } else { v })
+            };
             let mut r = Record::new(RecordKind::LlmCall, "chat \"gpt\"\n");
-            r.input = input;
-            r.output = output;
-            r.user_context = user_context;
-            r.raw = raw;
+            r.input = sized(input);
+            r.output = sized(output);
+            r.user_context = sized(user_context);
+            r.raw = sized(raw);
             r.response_text = response.map(|v| JsonText::compact(&serde_json::to_vec(&v).unwrap()).unwrap());
             let mut fast = Vec::new();
             r.write_json(&mut fast).unwrap();
