@@ -1,6 +1,9 @@
 //! Records per second into the embedded SQLite store, against serialising
 //! the same records to JSON (the part every local sink pays), same run.
 //!
+//! Also a record's JSON text as the local sinks write it, next to
+//! serde_json's, for a typical record and one holding a 41 KB history.
+//!
 //! `cargo bench -p anosys --bench store`
 
 use std::hint::black_box;
@@ -59,5 +62,32 @@ fn store(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, store);
+/// A chat call's record holding its request, a 41 KB history (61 messages,
+/// as `bench/proxy_load.sh` sends): what the proxy stores for each such call.
+fn history_record() -> Record {
+    let mut messages = vec![json!({"role": "system", "content": "You are a helpful assistant. ".repeat(20)})];
+    for i in 0..60 {
+        let text = format!("Message number {i} with some text about the weather and \"quotes\" and more text. ").repeat(8);
+        messages.push(json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": text}));
+    }
+    let mut r = typical_record();
+    r.raw = Some(json!({"request": {"model": "gpt-4o-mini", "messages": messages}}));
+    r
+}
+
+/// A record's JSON text as the local sinks write it (`Record::to_json`),
+/// next to `serde_json::to_string` of the same record (the same bytes).
+fn json_text(c: &mut Criterion) {
+    let mut g = c.benchmark_group("record JSON text");
+    for (name, record) in [("typical record", typical_record()), ("41 KB history", history_record())] {
+        assert_eq!(record.to_json().unwrap(), serde_json::to_string(&record).unwrap());
+        g.bench_function(format!("{name}: serde_json::to_string (baseline)"), |b| {
+            b.iter(|| black_box(serde_json::to_string(black_box(&record)).unwrap()))
+        });
+        g.bench_function(format!("{name}: Record::to_json"), |b| b.iter(|| black_box(black_box(&record).to_json().unwrap())));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, store, json_text);
 criterion_main!(benches);
