@@ -14,39 +14,24 @@ use serde_json::json;
 
 include!("common/records.rs");
 
+include!("common/chat_record.rs");
+
 const BATCH: usize = 256;
 
 fn store(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("anosys-bench-store-{}", std::process::id()));
-    let path = dir.join("bench.db");
     let _ = std::fs::remove_dir_all(&dir);
-    let mut conn = anosys::sinks::sqlite::open(&path).expect("open the store");
-    let batch: Vec<Record> = (0..BATCH).map(|_| typical_record()).collect();
-
-    let mut g = c.benchmark_group("store");
-    g.throughput(Throughput::Elements(BATCH as u64));
-    // Baseline: serialise the batch to JSON, as any local sink must.
-    g.bench_function("serialize 256 records to JSON (baseline)", |b| {
-        b.iter(|| {
-            for r in &batch {
-                black_box(serde_json::to_string(black_box(r)).expect("serialise"));
-            }
-        })
-    });
-    // One transaction of 256 inserts with their indexed columns (WAL,
-    // synchronous=NORMAL), the sink's write path.
-    // Fresh records for every batch (new trace and span ids, as in use: the
-    // same ids again would keep touching the same index pages).
-    g.bench_function("insert 256 records into SQLite", |b| {
-        b.iter_batched(
-            || (0..BATCH).map(|_| typical_record()).collect::<Vec<Record>>(),
-            |fresh| anosys::sinks::sqlite::insert(&mut conn, black_box(&fresh)).expect("insert"),
-            BatchSize::LargeInput,
-        )
-    });
+    // Typical records (about 0.7 KB of JSON), then chat records of about
+    // 4 KB (a page of 4 KiB holds none of them whole), each group into a
+    // store of its own.
+    inserts(c, "store", &dir.join("bench.db"), "", typical_record);
+    inserts(c, "store, 4 KB chat records", &dir.join("chat.db"), "chat ", || chat_record(false));
     // The same through the Sink trait (the hop to the blocking pool included).
+    let batch: Vec<Record> = (0..BATCH).map(|_| typical_record()).collect();
     let sink = anosys::sinks::SqliteSink::new(dir.join("sink.db"));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(BATCH as u64));
     g.bench_function("SqliteSink::export of 256 records", |b| {
         b.iter_batched(
             anosys::sinks::ExportContext::new,
@@ -58,8 +43,36 @@ fn store(c: &mut Criterion) {
         )
     });
     g.finish();
-    drop(conn);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// In `group`: serialising 256 records `make` builds to JSON (the
+/// baseline), and inserting 256 of them into a store at `path`.
+fn inserts(c: &mut Criterion, group: &str, path: &std::path::Path, what: &str, make: impl Fn() -> Record) {
+    let mut conn = anosys::sinks::sqlite::open(path).expect("open the store");
+    let batch: Vec<Record> = (0..BATCH).map(|_| make()).collect();
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(BATCH as u64));
+    // Baseline: serialise the batch to JSON, as any local sink must.
+    g.bench_function(format!("serialize 256 {what}records to JSON (baseline)"), |b| {
+        b.iter(|| {
+            for r in &batch {
+                black_box(serde_json::to_string(black_box(r)).expect("serialise"));
+            }
+        })
+    });
+    // One transaction of 256 inserts with their indexed columns (WAL,
+    // synchronous=NORMAL), the sink's write path.
+    // Fresh records for every batch (new trace and span ids, as in use: the
+    // same ids again would keep touching the same index pages).
+    g.bench_function(format!("insert 256 {what}records into SQLite"), |b| {
+        b.iter_batched(
+            || (0..BATCH).map(|_| make()).collect::<Vec<Record>>(),
+            |fresh| anosys::sinks::sqlite::insert(&mut conn, black_box(&fresh)).expect("insert"),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
 }
 
 /// A chat call's record holding its request, a 41 KB history (61 messages,

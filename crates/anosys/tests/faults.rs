@@ -495,11 +495,12 @@ fn s6_a_full_disk_is_counted_and_capture_resumes() {
     env.push(("ANOSYS_RETRY_MAX_ELAPSED_MS", "500".into()));
     let secs = if s.full { 20 } else { 4 };
     let count = s.rate * secs;
-    // Backend down, and no room on disk for the first half.
+    // Backend down, and no room on disk for the first half: 24 of the
+    // store's 16 KiB pages, room for its tables and a few records.
     let spec = AppSpec {
         count,
         rate: s.rate,
-        fsize: Some(96 * 1024),
+        fsize: Some(24 * 16 * 1024),
         fsize_for_ms: secs * 500,
         shutdown_ms: 2000,
         ..Default::default()

@@ -115,6 +115,54 @@ fn an_older_schema_is_migrated_on_open() {
     assert!(!indexes.iter().any(|i| i == "records_trace"), "{indexes:?}");
 }
 
+/// A page size and the checkpoint interval (in pages) of the store at `db`,
+/// as the store's own connection sets them.
+fn pages_of(db: &std::path::Path) -> (i64, i64) {
+    let conn = sqlite::open(db).unwrap();
+    let size = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    let checkpoint = conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+    (size, checkpoint)
+}
+
+#[test]
+fn a_new_store_has_16_kib_pages_and_an_older_one_keeps_its_own() {
+    let dir = temp_dir("sqlite-pages-size");
+    // New: 16 KiB pages, a checkpoint every 40 MiB of WAL.
+    let new = dir.join("new.db");
+    let p = pipeline(&new);
+    for i in 0..400 {
+        p.submit(anosys::sources::raw::raw_record(json!({"i": i, "text": "x".repeat(900)})));
+    }
+    assert_eq!(p.shutdown(Some(Duration::from_secs(10))).counters.delivered, 400);
+    assert_eq!(pages_of(&new), (16 * 1024, 2560));
+    let header = std::fs::read(&new).unwrap();
+    assert_eq!(u16::from_be_bytes([header[16], header[17]]), 16 * 1024, "the file itself has 16 KiB pages");
+    // Rows of about 2.3 KB: several to a page, where a 4 KiB page held
+    // one (4.2 KB of file a record).
+    let conn = rusqlite::Connection::open(&new).unwrap();
+    let (pages, row_bytes): (i64, i64) = (
+        conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap(),
+        conn.query_row("SELECT sum(length(record)) FROM records", [], |r| r.get(0)).unwrap(),
+    );
+    eprintln!("{pages} pages for {row_bytes} bytes of records");
+    assert!(pages * 16 * 1024 < row_bytes * 3 / 2, "{pages} pages of 16 KiB for {row_bytes} bytes of records");
+    assert_eq!(support::stored(&new).len(), 400);
+    // Made with 4 KiB pages by an earlier version: it keeps them, and
+    // still checkpoints every 40 MiB of WAL.
+    let old = dir.join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&old).unwrap();
+        conn.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;").unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+    }
+    let p = pipeline(&old);
+    p.submit(anosys::sources::raw::raw_record(json!({"event": "into a 4 KiB store"})));
+    assert_eq!(p.shutdown(Some(Duration::from_secs(10))).counters.delivered, 1);
+    assert_eq!(pages_of(&old), (4096, 10_240));
+    assert_eq!(support::stored(&old).len(), 1);
+}
+
 const PER_CHILD: usize = 2000;
 
 /// Child entry point: writes PER_CHILD records tagged with its name.
