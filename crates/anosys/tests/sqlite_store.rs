@@ -163,6 +163,35 @@ fn a_new_store_has_16_kib_pages_and_an_older_one_keeps_its_own() {
     assert_eq!(support::stored(&old).len(), 1);
 }
 
+/// Bytes of page cache `conn` holds (`SQLITE_DBSTATUS_CACHE_USED`).
+fn cache_used(conn: &rusqlite::Connection) -> i32 {
+    let (mut current, mut highwater) = (0, 0);
+    // SAFETY: the handle is the open connection's, used on this thread
+    // while `conn` is borrowed; the two out-pointers are valid ints.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_status(conn.handle(), rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED, &mut current, &mut highwater, 0)
+    };
+    assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+    current
+}
+
+#[test]
+fn the_connection_that_makes_a_store_keeps_its_page_cache_within_2000_kib() {
+    // The cache's bound in pages is worked out when it is set: set before
+    // the page size, it would allow 2,000 KiB of 4 KiB pages, in 16 KiB
+    // pages (about 7.8 MiB).
+    let dir = temp_dir("sqlite-cache-bound");
+    let mut conn = sqlite::open(&dir.join("new.db")).unwrap();
+    let text = "a long message ".repeat(3000);
+    for _ in 0..10 {
+        let records: Vec<_> = (0..50).map(|i| anosys::sources::raw::raw_record(json!({"i": i, "text": text}))).collect();
+        sqlite::insert(&mut conn, &records).unwrap();
+    }
+    let used = cache_used(&conn);
+    assert!(used > 1024 * 1024, "the cache filled: {used} bytes");
+    assert!(used <= 2200 * 1024, "{used} bytes of page cache");
+}
+
 const PER_CHILD: usize = 2000;
 
 /// Child entry point: writes PER_CHILD records tagged with its name.

@@ -414,6 +414,12 @@ fn open_once(path: &Path) -> Result<Connection, Failure> {
     // writes the file, and is ignored for a store that exists.
     conn.pragma_update(None, "page_size", PAGE_SIZE).map_err(fail)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
+    // The page cache's bound, SQLite's default of 2,000 KiB, set again now
+    // that the page size is the store's: SQLite works the bound out in
+    // pages when it is set, so the connection that made a store would
+    // otherwise keep 2,000 KiB's worth of 4 KiB pages in 16 KiB pages
+    // (7.8 MiB; the proxy's peak RSS was 6-7 MiB higher).
+    conn.pragma_update(None, "cache_size", -2000).map_err(fail)?;
     // Under WAL, NORMAL syncs at checkpoints only: a committed batch
     // survives a crash of the process (it is in the WAL, which the system
     // holds); a power cut can lose the batches since the last checkpoint,
