@@ -21,8 +21,8 @@ const BATCH: usize = 256;
 fn store(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("anosys-bench-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    // Typical records (about 0.7 KB of JSON), then chat records of about
-    // 4 KB (a page of 4 KiB holds none of them whole), each group into a
+    // Typical records (about 0.8 KB of JSON), then chat records of about
+    // 4.9 KB (a page of 4 KiB holds none of them whole), each group into a
     // store of its own.
     inserts(c, "store", &dir.join("bench.db"), "", typical_record);
     inserts(c, "store, 4 KB chat records", &dir.join("chat.db"), "chat ", || chat_record(false));

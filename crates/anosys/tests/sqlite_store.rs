@@ -144,7 +144,6 @@ fn a_new_store_has_16_kib_pages_and_an_older_one_keeps_its_own() {
         conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap(),
         conn.query_row("SELECT sum(length(record)) FROM records", [], |r| r.get(0)).unwrap(),
     );
-    eprintln!("{pages} pages for {row_bytes} bytes of records");
     assert!(pages * 16 * 1024 < row_bytes * 3 / 2, "{pages} pages of 16 KiB for {row_bytes} bytes of records");
     assert_eq!(support::stored(&new).len(), 400);
     // Made with 4 KiB pages by an earlier version: it keeps them, and

@@ -425,7 +425,7 @@ fn open_once(path: &Path) -> Result<Connection, Failure> {
     // holds); a power cut can lose the batches since the last checkpoint,
     // never the store's consistency.
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(fail)?;
-    // Checkpoint (copy the WAL into the file, and fsync) every 40 MB of WAL
+    // Checkpoint (copy the WAL into the file, and fsync) every 40 MiB of WAL
     // (10,240 pages of 4 KiB) rather than SQLite's 1,000 pages: an index
     // page changed by many batches is copied once, and a tenth of the
     // fsyncs (1.3-1.5x the records a second in `benches/store.rs`). Counted
