@@ -78,7 +78,7 @@ fn chat_completion_fields() {
     let kept = capture_with(&cassette::first("test_chat_completion_with_content"), &CaptureOptions::default());
     assert_eq!(kept.input_in_raw, Some(anosys::record::RequestShape::Chat));
     assert!(kept.input.is_none() && kept.attribute("gen_ai.input.messages").is_none());
-    assert_eq!(kept.input(), r.input.as_ref());
+    assert_eq!(kept.input().as_deref(), r.input.as_ref());
     assert_eq!(kept.input_messages().as_deref(), r.attribute("gen_ai.input.messages"));
     assert_eq!(kept.raw.as_ref().unwrap()["request"]["messages"], r.input.clone().unwrap());
     // The response likewise: the reply and its messages are read from it.
@@ -527,6 +527,104 @@ fn three_ways(uri: &str, request: &Value, status: u16, body: &[u8]) -> [Value; 3
     [described(&from_bytes), described(&from_value), described(&kept)]
 }
 
+/// What a record holds and writes, less ids and times: its content as
+/// every reader gives it, its JSON form, and the same expanded.
+fn held(r: &Record) -> Value {
+    let mut json = serde_json::to_value(r).unwrap();
+    for key in ["trace_id", "span_id", "start_time", "end_time"] {
+        json.as_object_mut().unwrap().remove(key);
+    }
+    let mut expanded = r.clone();
+    expanded.expand_content();
+    json!({"json": json, "raw": r.raw_json(), "input": r.input(), "output": r.output(),
+        "input_messages": r.input_messages(), "output_messages": r.output_messages(), "derived": r.derived_attributes(),
+        "expanded": {"input": expanded.input, "output": expanded.output, "attributes": expanded.attributes, "raw": expanded.raw}})
+}
+
+/// Starts a call to `uri` with the request `sent` given three ways (its
+/// bytes, its JSON text, the `Value` it parses to), capturing content, and
+/// finishes each with `answer`. All three must hold and write the same;
+/// returns how many kept the request as text (bytes and text that are
+/// JSON do, unless a key the record reads is written twice).
+fn requests_three_ways(uri: &str, sent: &[u8], status: u16, answer: &[u8]) -> usize {
+    let options = CaptureOptions::default();
+    let parsed = serde_json::from_slice::<Value>(sent);
+    let from_bytes = OpenAiCall::start(uri, sent, &options).finish(status, answer);
+    let expected = OpenAiCall::start(uri, parsed.as_ref().cloned().unwrap_or(Value::Null), &options).finish(status, answer);
+    let shown = String::from_utf8_lossy(sent);
+    assert_eq!(held(&from_bytes), held(&expected), "as bytes: {shown}");
+    assert!(parsed.is_ok() || from_bytes.request_text.is_none(), "only JSON is kept as text: {shown}");
+    let mut kept = usize::from(from_bytes.request_text.is_some());
+    // Capture off: the same attributes, nothing kept.
+    let quiet = CaptureOptions { capture_content: false, ..Default::default() };
+    let from_bytes = OpenAiCall::start(uri, sent, &quiet).finish(status, answer);
+    let expected = OpenAiCall::start(uri, parsed.as_ref().cloned().unwrap_or(Value::Null), &quiet).finish(status, answer);
+    assert_eq!(held(&from_bytes), held(&expected), "capture off: {shown}");
+    if let Ok(text) = std::str::from_utf8(sent) {
+        let from_text = OpenAiCall::start(uri, text, &options).finish(status, answer);
+        let value = parsed.unwrap_or_else(|_| Value::String(text.to_owned()));
+        let expected = OpenAiCall::start(uri, value, &options).finish(status, answer);
+        assert_eq!(held(&from_text), held(&expected), "as text: {text}");
+        kept += usize::from(from_text.request_text.is_some());
+    }
+    kept
+}
+
+#[test]
+fn a_request_read_from_its_bytes_says_what_the_parsed_request_says() {
+    let (mut seen, mut as_text) = (0, 0);
+    for name in cassette::names() {
+        for x in cassette::load(&name) {
+            // As a client sends it, and pretty-printed.
+            for sent in [serde_json::to_vec(&x.request).unwrap(), serde_json::to_vec_pretty(&x.request).unwrap()] {
+                as_text += requests_three_ways(&x.uri, &sent, x.status, &x.body);
+                seen += 2;
+            }
+        }
+    }
+    assert!(seen >= 80, "{seen}");
+    assert_eq!(as_text, seen, "every request that is JSON is kept as its text");
+    // The text is the request compacted, written as `raw.request`.
+    let x = cassette::first("test_chat_completion_tool_calls_with_content");
+    let sent = serde_json::to_vec_pretty(&x.request).unwrap();
+    let r = OpenAiCall::start(&x.uri, &sent, &CaptureOptions::default()).finish(x.status, &x.body);
+    assert_eq!(r.request_text.as_ref().unwrap().as_str(), serde_json::to_string(&x.request).unwrap().as_str());
+    assert!(r.to_json().unwrap().contains(&format!("\"raw\":{{\"request\":{}", serde_json::to_string(&x.request).unwrap())));
+    // Without content capture nothing of it is kept.
+    let quiet = CaptureOptions { capture_content: false, ..Default::default() };
+    let r = OpenAiCall::start(&x.uri, &sent, &quiet).finish(x.status, &x.body);
+    assert_eq!((r.request_text, r.raw, r.input_in_raw), (None, None, None));
+}
+
+#[test]
+fn odd_requests_read_the_same_from_bytes_and_parsed() {
+    let chat = "https://api.openai.com/v1/chat/completions";
+    let answer = br#"{"id": "c1", "model": "m", "choices": [{"message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}]}"#;
+    let requests: &[&[u8]] = &[
+        // A key the view reads written twice: parsed whole, the last wins.
+        br#"{"model": "a", "model": "b", "messages": []}"#,
+        // A key it does not read written twice: kept as sent, read as the
+        // last.
+        br#"{"model": "a", "messages": [{"role": "user", "content": "one"}], "messages": [{"role": "user", "content": "two"}]}"#,
+        // Escapes, text that is not ASCII, fields of other types.
+        br#"{"model": "gpt-\u0034o", "messages": [{"role": "user", "content": "caf\u00e9 \"q\" \\ \n \u65e5"}], "stream": "yes", "temperature": [1]}"#,
+        br#"{"messages": null, "instructions": "Be brief.", "tools": [{"type": "function", "function": {"name": "f"}}]}"#,
+        // Not an object, not JSON, nothing, not UTF-8.
+        br#"[1, 2]"#,
+        br#""just text""#,
+        b"not json {",
+        b"",
+        b"{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"\xff\xfe\"}]}",
+    ];
+    for sent in requests {
+        requests_three_ways(chat, sent, 200, answer);
+    }
+    let r = OpenAiCall::start(chat, requests[1], &CaptureOptions::default()).finish(200, &answer[..]);
+    assert_eq!(r.input().unwrap()[0]["content"], "two");
+    let r = OpenAiCall::start(chat, requests[0], &CaptureOptions::default()).finish(200, &answer[..]);
+    assert_eq!((r.attribute("gen_ai.request.model"), r.request_text.is_none()), (Some(&json!("b")), true));
+}
+
 /// Finishes a call to `uri` with `request`, capturing content, two ways:
 /// with the answer's bytes (kept as text when it can be) and with the
 /// answer already parsed (kept as a `Value`). Returns what each record
@@ -539,17 +637,7 @@ fn kept_two_ways(uri: &str, request: &Value, status: u16, body: &[u8]) -> ([Valu
         Ok(v) => OpenAiCall::start(uri, request.clone(), &options).finish(status, v),
         Err(_) => OpenAiCall::start(uri, request.clone(), &options).finish(status, body),
     };
-    let content = |r: &Record| {
-        let mut json = serde_json::to_value(r).unwrap();
-        for key in ["trace_id", "span_id", "start_time", "end_time"] {
-            json.as_object_mut().unwrap().remove(key);
-        }
-        let mut expanded = r.clone();
-        expanded.expand_content();
-        json!({"json": json, "raw": r.raw_json(), "input": r.input(), "output": r.output(),
-            "output_messages": r.output_messages(), "derived": r.derived_attributes(),
-            "expanded": {"input": expanded.input, "output": expanded.output, "attributes": expanded.attributes, "raw": expanded.raw}})
-    };
+    let content = held;
     // Handed as JSON text (as the packages hand a client's model), the
     // same; text that is not JSON is kept as a plain string.
     if let Ok(text) = std::str::from_utf8(body) {

@@ -377,11 +377,17 @@ fn record_with(rng: &mut fastrand::Rng, kind: Kind, text: &str, secret_value: &s
         4 => record.user_context = Some(value),
         5 => record.raw = Some(value),
         6 => record.fail(ErrorInfo { error_type: "ValueError".into(), message: value.to_string(), stack: None }),
-        9 => {
+        9 if rng.bool() => {
             // An LLM call's response kept as the text it came in.
             let response = json!({"id": "c1", "choices": [{"index": 0, "message": {"role": "assistant", "content": value}}]});
             record.raw = Some(json!({"request": {"model": "gpt-4o"}}));
             record.response_text = Some(JsonText::compact(&serde_json::to_vec_pretty(&response).unwrap()).unwrap());
+        }
+        9 => {
+            // An LLM call's request kept as the text it was sent as.
+            let request = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": value}]});
+            record.raw = Some(json!({}));
+            record.request_text = Some(JsonText::compact(&serde_json::to_vec_pretty(&request).unwrap()).unwrap());
         }
         7 => {
             record.fail(ErrorInfo::new("boom", "failed"));
@@ -437,11 +443,11 @@ proptest! {
 }
 
 #[test]
-fn a_response_kept_as_text_is_redacted_as_the_same_response_parsed() {
+fn a_request_or_response_kept_as_text_is_redacted_as_the_same_parsed() {
     let redactor = defaults();
     let mut rng = fastrand::Rng::with_seed(11);
     let (mut stayed_text, mut parsed_for_it) = (0, 0);
-    for round in 0..600 {
+    for round in 0..800 {
         let kind = DEFAULT_KINDS[rng.usize(..DEFAULT_KINDS.len())];
         let (text, core) = secret(kind, &mut rng);
         let content = match rng.usize(..3) {
@@ -449,25 +455,33 @@ fn a_response_kept_as_text_is_redacted_as_the_same_response_parsed() {
             1 => json!({"type": "function", "function": {"name": "f", "arguments": json!({"q": prose(&mut rng, &text)}).to_string()}}),
             _ => json!(prose(&mut rng, "nothing secret here")),
         };
-        let response = json!({"id": "c1", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+        let quiet = json!(prose(&mut rng, "nothing secret here either"));
+        // The secret in the request (a user's message) or in the response.
+        let in_request = rng.bool();
+        let (asked, answered) = if in_request { (content, quiet) } else { (quiet, content) };
+        let request = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": asked}]});
+        let response = json!({"id": "c1", "choices": [{"index": 0, "message": {"role": "assistant", "content": answered}}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 5}});
         let mut as_text = Record::new(RecordKind::LlmCall, "chat gpt-4o");
-        as_text.raw = Some(json!({"request": {"model": "gpt-4o"}}));
+        as_text.raw = Some(json!({}));
+        as_text.request_text = Some(JsonText::compact(&serde_json::to_vec_pretty(&request).unwrap()).unwrap());
         as_text.response_text = Some(JsonText::compact(&serde_json::to_vec_pretty(&response).unwrap()).unwrap());
         let mut parsed = as_text.clone();
         parsed.expand_content();
-        assert!(parsed.response_text.is_none() && parsed.raw_json() == as_text.raw_json());
+        assert!(parsed.request_text.is_none() && parsed.response_text.is_none() && parsed.raw_json() == as_text.raw_json());
         let (found_in_text, found_parsed) = (redactor.redact_record(&mut as_text), redactor.redact_record(&mut parsed));
         assert_eq!(found_in_text, found_parsed, "round {round}");
         assert_eq!(as_text.raw_json(), parsed.raw_json(), "round {round}");
         assert_eq!(serde_json::to_value(&as_text).unwrap(), serde_json::to_value(&parsed).unwrap(), "round {round}");
         if found_in_text.is_empty() {
-            assert!(as_text.response_text.is_some(), "round {round}: nothing found, so no parse");
+            assert!(as_text.request_text.is_some() && as_text.response_text.is_some(), "round {round}: nothing found, so no parse");
             stayed_text += 1;
         } else {
             assert!(!serde_json::to_string(&as_text).unwrap().contains(core.as_str()), "round {round}");
+            // Only the text the secret was in is parsed.
+            assert_eq!((as_text.request_text.is_some(), as_text.response_text.is_some()), (!in_request, in_request), "round {round}");
             parsed_for_it += 1;
         }
     }
-    assert!(stayed_text > 100 && parsed_for_it > 100, "{stayed_text} {parsed_for_it}");
+    assert!(stayed_text > 100 && parsed_for_it > 200, "{stayed_text} {parsed_for_it}");
 }

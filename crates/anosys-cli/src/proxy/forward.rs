@@ -178,7 +178,7 @@ impl Finisher {
 }
 
 /// What a call's record starts from, kept as the request came: the request
-/// body is parsed and the record started only when the record is made (on
+/// body is read and the record started only when the record is made (on
 /// the capture thread for a plain answer, when the answer turns out to be a
 /// stream for a stream), not on the request's path.
 pub(crate) struct CallStart {
@@ -199,8 +199,9 @@ pub(crate) struct CallStart {
 impl CallStart {
     /// The call, as if started when the request came.
     pub(crate) fn call(self) -> OpenAiCall {
-        let json: Value = if self.body.is_empty() { Value::Null } else { serde_json::from_slice(&self.body).unwrap_or(Value::Null) };
-        let mut call = OpenAiCall::start(&self.target, json, &self.options);
+        // Read straight from its bytes and kept as its text (no `Value`);
+        // a body that is not JSON (or none) reads as `null`.
+        let mut call = OpenAiCall::start(&self.target, &self.body[..], &self.options);
         call.set_sent_at(self.arrived);
         let r = call.record_mut();
         r.start_time = self.start_time;

@@ -314,7 +314,7 @@ fn prefetch_values(record: &Record) {
     for value in [&record.input, &record.output, &record.raw].into_iter().flatten() {
         prefetch_value(value);
     }
-    if let Some(text) = &record.response_text {
+    for text in [&record.request_text, &record.response_text].into_iter().flatten() {
         prefetch(text.as_str().as_ptr());
     }
 }

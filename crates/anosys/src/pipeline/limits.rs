@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::record::{approx_value_size, Record};
+use crate::record::{approx_value_size, JsonText, Record};
 
 /// Marker appended to anything cut: `…[truncated by anosys: kept K of N bytes]`.
 pub fn marker(kept: usize, total: usize) -> String {
@@ -92,15 +92,16 @@ pub fn cap_value(value: &mut Value, max: usize) -> bool {
 /// Caps every content field and attribute of `record`; returns how many
 /// fields were cut.
 pub fn cap_record(record: &mut Record, max: usize) -> usize {
+    let texts = [&record.request_text, &record.response_text];
     let raw_size = record.raw.as_ref().map_or(0, approx_value_size)
-        + record.response_text.as_ref().map_or(0, |text| text.len());
-    if (record.input_in_raw.is_some() || record.output_in_raw.is_some() || record.response_text.is_some())
+        + texts.iter().map(|text| text.as_ref().map_or(0, JsonText::len)).sum::<usize>();
+    if (record.input_in_raw.is_some() || record.output_in_raw.is_some() || texts.iter().any(|text| text.is_some()))
         && raw_size > max
     {
         // `raw` is about to become cut text: the content kept in it is
         // written out first, each part to be cut on its own like any other
-        // field (and a response kept as text parsed into it, to be cut
-        // with the rest).
+        // field (and a request or response kept as text parsed into it, to
+        // be cut with the rest).
         record.expand_content();
     }
     let mut cut = 0;
@@ -184,23 +185,30 @@ mod tests {
         use crate::sources::openai::OpenAiCall;
         let history: Vec<Value> =
             (0..40).map(|i| json!({"role": "user", "content": format!("message {i} ").repeat(20)})).collect();
-        let call = OpenAiCall::start(
-            "https://api.openai.com/v1/chat/completions",
-            json!({"model": "gpt-4o", "messages": history}),
-            &Default::default(),
-        );
-        let mut r = call.finish(200, json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Short."}}]}));
-        assert!(r.input_in_raw.is_some() && r.output_in_raw.is_some());
-        let cut = cap_record(&mut r, 2048);
-        // `raw` became cut text; what was read from it is in the fields,
-        // each cut on its own, and the reply (small) is whole.
-        assert!(r.raw.as_ref().unwrap().as_str().unwrap().contains("truncated by anosys"));
-        assert_eq!((r.input_in_raw, r.output_in_raw), (None, None));
-        assert!(r.input.as_ref().unwrap().as_str().unwrap().starts_with("[{\"content\":\"message 0 "));
-        assert!(r.attribute("gen_ai.input.messages").unwrap().as_str().unwrap().contains("truncated by anosys"));
-        assert_eq!(r.output, Some(json!("Short.")));
-        assert_eq!(r.attribute("gen_ai.output.messages").unwrap()[0]["parts"][0]["content"], "Short.");
-        assert_eq!(cut, 3, "raw, input and the input messages");
+        let request = json!({"model": "gpt-4o", "messages": history});
+        let sent = serde_json::to_vec(&request).unwrap();
+        // The request parsed, and kept as the text it was sent as.
+        for as_text in [false, true] {
+            let url = "https://api.openai.com/v1/chat/completions";
+            let call = match as_text {
+                false => OpenAiCall::start(url, request.clone(), &Default::default()),
+                true => OpenAiCall::start(url, &sent, &Default::default()),
+            };
+            let mut r = call.finish(200, json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Short."}}]}));
+            assert!(r.input_in_raw.is_some() && r.output_in_raw.is_some());
+            assert_eq!(r.request_text.is_some(), as_text);
+            let cut = cap_record(&mut r, 2048);
+            // `raw` became cut text; what was read from it is in the
+            // fields, each cut on its own, and the reply (small) is whole.
+            assert!(r.request_text.is_none());
+            assert!(r.raw.as_ref().unwrap().as_str().unwrap().contains("truncated by anosys"));
+            assert_eq!((r.input_in_raw, r.output_in_raw), (None, None));
+            assert!(r.input.as_ref().unwrap().as_str().unwrap().starts_with("[{\"content\":\"message 0 "));
+            assert!(r.attribute("gen_ai.input.messages").unwrap().as_str().unwrap().contains("truncated by anosys"));
+            assert_eq!(r.output, Some(json!("Short.")));
+            assert_eq!(r.attribute("gen_ai.output.messages").unwrap()[0]["parts"][0]["content"], "Short.");
+            assert_eq!(cut, 3, "raw, input and the input messages");
+        }
     }
 
     #[test]

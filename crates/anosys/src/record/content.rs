@@ -66,6 +66,17 @@ impl RequestShape {
         input.filter(|v| !v.is_null())
     }
 
+    /// [`input_of`](Self::input_of) an owned request, taken out of it.
+    fn into_input(self, mut request: Value) -> Option<Value> {
+        let key = match self {
+            RequestShape::Chat => "messages",
+            RequestShape::Prompt => "prompt",
+            RequestShape::Responses | RequestShape::Embeddings => "input",
+            RequestShape::Whole => return Some(request).filter(|v| !v.is_null()),
+        };
+        request.get_mut(key).map(Value::take).filter(|v| !v.is_null())
+    }
+
     /// The semantic-convention input messages of `request`, built from it
     /// (`None` for shapes without messages).
     pub fn messages_of(self, request: &Value) -> Option<Value> {
@@ -124,11 +135,15 @@ where
 }
 
 impl Record {
-    /// The request an LLM call's input is kept in: `raw.request`, when the
-    /// record keeps its input there.
-    fn request_in_raw(&self) -> Option<(RequestShape, &Value)> {
+    /// The request an LLM call's input is kept in, when the record keeps
+    /// its input there: [`request_text`](Self::request_text) parsed, else
+    /// `raw.request`.
+    fn request_in_raw(&self) -> Option<(RequestShape, Cow<'_, Value>)> {
         let shape = self.input_in_raw?;
-        Some((shape, self.raw.as_ref()?.get("request")?))
+        if let Some(text) = &self.request_text {
+            return text.to_value().ok().map(|request| (shape, Cow::Owned(request)));
+        }
+        Some((shape, Cow::Borrowed(self.raw.as_ref()?.get("request")?)))
     }
 
     /// The response an LLM call's output is kept in, when the record keeps
@@ -217,12 +232,35 @@ impl Record {
     /// r.raw = Some(json!({"request": {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}}));
     /// r.input_in_raw = Some(RequestShape::Chat);
     /// assert!(r.input.is_none());
-    /// assert_eq!(r.input(), Some(&json!([{"role": "user", "content": "Hi"}])));
+    /// assert_eq!(r.input().as_deref(), Some(&json!([{"role": "user", "content": "Hi"}])));
     /// ```
-    pub fn input(&self) -> Option<&Value> {
-        match &self.input {
-            Some(input) => Some(input),
-            None => self.request_in_raw().and_then(|(shape, request)| shape.input_of(request)),
+    pub fn input(&self) -> Option<Cow<'_, Value>> {
+        if let Some(input) = &self.input {
+            return Some(Cow::Borrowed(input));
+        }
+        match self.request_in_raw()? {
+            (shape, Cow::Borrowed(request)) => shape.input_of(request).map(Cow::Borrowed),
+            (shape, Cow::Owned(request)) => shape.into_input(request).map(Cow::Owned),
+        }
+    }
+
+    /// [`input`](Self::input()) and the
+    /// [`derived_attributes`](Self::derived_attributes), reading a request
+    /// kept as text once for both (what a sink writing both calls).
+    pub(crate) fn input_and_derived(&self) -> (Option<Cow<'_, Value>>, Vec<(&'static str, Value)>) {
+        match self.request_in_raw() {
+            Some((shape, Cow::Owned(request))) => {
+                let derived = self.derived_from(Some((shape, &request)));
+                let input = match &self.input {
+                    Some(input) => Some(Cow::Borrowed(input)),
+                    None => shape.into_input(request).map(Cow::Owned),
+                };
+                (input, derived)
+            }
+            borrowed => {
+                let derived = self.derived_from(borrowed.as_ref().map(|(shape, request)| (*shape, request.as_ref())));
+                (self.input(), derived)
+            }
         }
     }
 
@@ -244,7 +282,7 @@ impl Record {
     pub fn input_messages(&self) -> Option<Cow<'_, Value>> {
         match self.attributes.get(INPUT_MESSAGES) {
             Some(messages) => Some(Cow::Borrowed(messages)),
-            None => self.request_in_raw().and_then(|(shape, request)| shape.messages_of(request)).map(Cow::Owned),
+            None => self.request_in_raw().and_then(|(shape, request)| shape.messages_of(&request)).map(Cow::Owned),
         }
     }
 
@@ -273,6 +311,12 @@ impl Record {
     /// ```
     pub fn derived_attributes(&self) -> Vec<(&'static str, Value)> {
         let request = self.request_in_raw();
+        self.derived_from(request.as_ref().map(|(shape, request)| (*shape, request.as_ref())))
+    }
+
+    /// [`derived_attributes`](Self::derived_attributes), given the request
+    /// the input is kept in (parsed, if it was kept as text).
+    fn derived_from(&self, request: Option<(RequestShape, &Value)>) -> Vec<(&'static str, Value)> {
         if request.is_none() && self.output_in_raw.is_none() {
             return Vec::new();
         }
@@ -308,9 +352,11 @@ impl Record {
     /// from `raw` and forgets [`input_in_raw`](Self::input_in_raw) and
     /// [`output_in_raw`](Self::output_in_raw), so the record's fields say
     /// everything on their own (for a `before_send` callback, an export, a
-    /// value about to be cut). A response kept as text
-    /// ([`response_text`](Self::response_text)) is parsed into
-    /// `raw.response`. Nothing changes for a record without them.
+    /// value about to be cut). A request and a response kept as text
+    /// ([`request_text`](Self::request_text),
+    /// [`response_text`](Self::response_text)) are parsed into
+    /// `raw.request` and `raw.response`. Nothing changes for a record
+    /// without them.
     ///
     /// ```
     /// use anosys::record::RequestShape;
@@ -327,18 +373,19 @@ impl Record {
     /// ```
     pub fn expand_content(&mut self) {
         if self.input_in_raw.is_none() && self.output_in_raw.is_none() {
-            self.response_text_into_raw();
+            self.texts_into_raw();
             return;
         }
-        let derived = self.derived_attributes();
+        let (input, derived) = self.input_and_derived();
+        let input = input.map(Cow::into_owned);
         if self.input.is_none() {
-            self.input = self.input().cloned();
+            self.input = input;
         }
         if self.output.is_none() {
             self.output = self.output_given(&derived).map(Cow::into_owned);
         }
         (self.input_in_raw, self.output_in_raw) = (None, None);
-        self.response_text_into_raw();
+        self.texts_into_raw();
         for (key, value) in derived {
             self.attributes.insert(Cow::Borrowed(key), value);
         }
@@ -361,17 +408,17 @@ mod tests {
     #[test]
     fn each_shape_reads_its_own_part_of_the_request() {
         let prompt = kept(RequestShape::Prompt, json!({"prompt": "Say hi"}));
-        assert_eq!(prompt.input(), Some(&json!("Say hi")));
+        assert_eq!(prompt.input().as_deref(), Some(&json!("Say hi")));
         assert_eq!(prompt.input_messages().unwrap()[0]["parts"][0]["content"], "Say hi");
         let responses = kept(RequestShape::Responses, json!({"input": "Hello"}));
-        assert_eq!(responses.input(), Some(&json!("Hello")));
+        assert_eq!(responses.input().as_deref(), Some(&json!("Hello")));
         assert_eq!(responses.input_messages().unwrap()[0]["role"], "user");
         let embeddings = kept(RequestShape::Embeddings, json!({"input": ["a", "b"]}));
-        assert_eq!((embeddings.input(), embeddings.input_messages()), (Some(&json!(["a", "b"])), None));
+        assert_eq!((embeddings.input().as_deref(), embeddings.input_messages()), (Some(&json!(["a", "b"])), None));
         let whole = kept(RequestShape::Whole, json!({"file": "f.jsonl"}));
-        assert_eq!(whole.input(), Some(&json!({"file": "f.jsonl"})));
+        assert_eq!(whole.input().as_deref(), Some(&json!({"file": "f.jsonl"})));
         let null = kept(RequestShape::Chat, json!({"messages": null}));
-        assert_eq!((null.input(), null.input_messages()), (None, None));
+        assert_eq!((null.input().as_deref(), null.input_messages()), (None, None));
     }
 
     #[test]
@@ -379,7 +426,7 @@ mod tests {
         let mut r = kept(RequestShape::Chat, json!({"messages": [{"role": "user", "content": "Hi"}]}));
         r.input = Some(json!("mine"));
         r.set_attribute(INPUT_MESSAGES, json!("my messages"));
-        assert_eq!(r.input(), Some(&json!("mine")));
+        assert_eq!(r.input().as_deref(), Some(&json!("mine")));
         assert_eq!(r.input_messages().as_deref(), Some(&json!("my messages")));
         assert!(r.derived_attributes().is_empty());
         r.expand_content();

@@ -396,8 +396,9 @@ impl Resource {
 ///
 /// Its JSON form (as the local store, the outbox and the JSON-lines sink
 /// write it) is its fields by name, with
+/// [`request_text`](Self::request_text) and
 /// [`response_text`](Self::response_text) written inside `raw`, as
-/// `raw.response`.
+/// `raw.request` and `raw.response`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Record {
     /// What the record describes.
@@ -455,11 +456,19 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_context: Option<Value>,
     /// The raw payload (raw logger data, or a request/response pair). An
-    /// LLM call may keep its response apart, as text, in
+    /// LLM call may keep its request and response apart, as text, in
+    /// [`request_text`](Self::request_text) and
     /// [`response_text`](Self::response_text): read the whole with
     /// [`Record::raw_json()`].
     #[serde(default)]
     pub raw: Option<Value>,
+    /// An LLM call's request kept as the JSON text it was sent as
+    /// (compacted), instead of parsed into `raw.request`: it is written as
+    /// `raw.request` (see [`Record::raw_json()`]), and [`Record::input()`]
+    /// and the other readers parse it when they need its parts. Records
+    /// read back from JSON hold it in `raw` again.
+    #[serde(skip)]
+    pub request_text: Option<JsonText>,
     /// An LLM call's response kept as the JSON text it came in (compacted),
     /// instead of parsed into `raw.response`: it is written as
     /// `raw.response` (see [`Record::raw_json()`]), and
@@ -526,6 +535,7 @@ impl Record {
             caller: None,
             user_context: None,
             raw: None,
+            request_text: None,
             response_text: None,
             input_in_raw: None,
             output_in_raw: None,
@@ -644,6 +654,7 @@ impl Record {
             + opt(&self.input)
             + opt(&self.output)
             + opt(&self.raw)
+            + self.request_text.as_ref().map_or(0, JsonText::len)
             + self.response_text.as_ref().map_or(0, JsonText::len)
             + opt(&self.user_context)
             + self.error.as_ref().map_or(0, |e| {

@@ -1,6 +1,8 @@
-//! A [`Record`]'s JSON form: its fields by name, with the response kept as
-//! text ([`Record::response_text`]) written inside `raw` as `raw.response`,
-//! so whoever reads the JSON finds the record as if it had been parsed.
+//! A [`Record`]'s JSON form: its fields by name, with the request and the
+//! response kept as text ([`Record::request_text`],
+//! [`Record::response_text`]) written inside `raw` as `raw.request` and
+//! `raw.response`, so whoever reads the JSON finds the record as if it had
+//! been parsed.
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -15,11 +17,14 @@ use super::{
     ResponseShape, SpanId, SpanKind, Status, TraceId,
 };
 
+/// The key of `raw` a request kept as text is written under.
+pub(super) const REQUEST: &str = "request";
+
 /// The key of `raw` a response kept as text is written under.
 pub(super) const RESPONSE: &str = "response";
 
 /// The key of `raw` a `raw` that is not an object is kept under when a
-/// response kept as text joins it.
+/// text kept apart joins it.
 pub(super) const VALUE: &str = "value";
 
 /// The record's fields as written, borrowed.
@@ -68,15 +73,16 @@ struct Wire<'a> {
     resource: Option<&'a Resource>,
 }
 
-/// `raw` as written: the record's `raw`, with the response kept as text
-/// ([`Record::response_text`]) joined to it as `raw.response` when there is
-/// one. Both the record's JSON form and the AnoSys sink's `raw` column are
+/// `raw` as written: the record's `raw`, with the request and the response
+/// kept as text ([`Record::request_text`], [`Record::response_text`])
+/// joined to it as `raw.request` and `raw.response` when there are such.
+/// Both the record's JSON form and the AnoSys sink's `raw` column are
 /// written from this.
 pub(crate) enum Raw<'a> {
-    /// No response kept as text: `raw` as it is.
+    /// No text kept apart: `raw` as it is.
     Plain(&'a Value),
-    /// `raw`'s entries in the order written, the response kept as text at
-    /// its place among the keys (as a parsed `raw` would have it).
+    /// `raw`'s entries in the order written, each text kept apart at its
+    /// place among the keys (as a parsed `raw` would have it).
     Joined(Vec<(&'a str, RawEntry<'a>)>),
 }
 
@@ -84,35 +90,41 @@ pub(crate) enum Raw<'a> {
 pub(crate) enum RawEntry<'a> {
     /// A value of the record's `raw`.
     Value(&'a Value),
-    /// The response kept as text.
+    /// A request or response kept as text.
     Text(&'a JsonText),
 }
 
 impl<'a> Raw<'a> {
-    /// `raw` and the response kept as text, as written.
-    fn of(raw: Option<&'a Value>, response: Option<&'a JsonText>) -> Option<Self> {
-        let Some(response) = response else {
+    /// `raw` and the request and response kept as text, as written.
+    fn of(raw: Option<&'a Value>, request: Option<&'a JsonText>, response: Option<&'a JsonText>) -> Option<Self> {
+        // In key order, as a parsed `raw` (its keys sorted) has them.
+        let texts: Vec<(&'a str, RawEntry<'a>)> =
+            [(REQUEST, request), (RESPONSE, response)].into_iter().filter_map(|(key, text)| Some((key, RawEntry::Text(text?)))).collect();
+        if texts.is_empty() {
             return raw.map(Raw::Plain);
-        };
-        let text = (RESPONSE, RawEntry::Text(response));
+        }
         Some(Raw::Joined(match raw {
             Some(Value::Object(entries)) => {
-                let mut joined = Vec::with_capacity(entries.len() + 1);
-                let mut text = Some(text);
-                // The text wins over a `raw.response` of the value.
-                for (key, value) in entries.iter().filter(|(key, _)| *key != RESPONSE) {
-                    if key.as_str() > RESPONSE
-                        && let Some(text) = text.take()
-                    {
+                let mut joined = Vec::with_capacity(entries.len() + texts.len());
+                let kept_apart = |key: &str| texts.iter().any(|(k, _)| *k == key);
+                // A text wins over an entry of the value under its key.
+                let entries: Vec<_> = entries.iter().filter(|(key, _)| !kept_apart(key)).collect();
+                let mut texts = texts.into_iter().peekable();
+                for (key, value) in entries {
+                    while let Some(text) = texts.next_if(|(k, _)| *k < key.as_str()) {
                         joined.push(text);
                     }
                     joined.push((key.as_str(), RawEntry::Value(value)));
                 }
-                joined.extend(text);
+                joined.extend(texts);
                 joined
             }
-            None => vec![text],
-            Some(other) => vec![text, (VALUE, RawEntry::Value(other))],
+            None => texts,
+            Some(other) => {
+                let mut joined = texts;
+                joined.push((VALUE, RawEntry::Value(other)));
+                joined
+            }
         }))
     }
 }
@@ -260,10 +272,11 @@ impl Record {
         }
     }
 
-    /// The record's `raw` with the response kept as text
-    /// ([`response_text`](Self::response_text)) parsed into it as
-    /// `raw.response`: what the record's JSON form holds as `raw`. Borrowed
-    /// when there is no such text.
+    /// The record's `raw` with the request and the response kept as text
+    /// ([`request_text`](Self::request_text),
+    /// [`response_text`](Self::response_text)) parsed into it as
+    /// `raw.request` and `raw.response`: what the record's JSON form holds
+    /// as `raw`. Borrowed when there is no such text.
     ///
     /// ```
     /// use anosys::record::JsonText;
@@ -271,7 +284,7 @@ impl Record {
     /// use serde_json::json;
     ///
     /// let mut r = Record::new(RecordKind::LlmCall, "chat gpt-4o");
-    /// r.raw = Some(json!({"request": {"model": "gpt-4o"}}));
+    /// r.request_text = Some(JsonText::compact(br#"{"model": "gpt-4o"}"#)?);
     /// r.response_text = Some(JsonText::compact(br#"{"id": "c1"}"#)?);
     /// let raw = json!({"request": {"model": "gpt-4o"}, "response": {"id": "c1"}});
     /// assert_eq!(r.raw_json().as_deref(), Some(&raw));
@@ -279,38 +292,62 @@ impl Record {
     /// # Ok::<(), serde_json::Error>(())
     /// ```
     pub fn raw_json(&self) -> Option<Cow<'_, Value>> {
-        let Some(text) = &self.response_text else {
+        if self.request_text.is_none() && self.response_text.is_none() {
             return self.raw.as_ref().map(Cow::Borrowed);
-        };
-        let response = text.to_value().unwrap_or_else(|_| Value::String(text.as_str().to_owned()));
-        Some(Cow::Owned(join(self.raw.clone(), response)))
+        }
+        let mut raw = self.raw.clone();
+        for (key, text) in [(REQUEST, &self.request_text), (RESPONSE, &self.response_text)] {
+            if let Some(text) = text {
+                raw = Some(join(raw, key, parsed(text)));
+            }
+        }
+        raw.map(Cow::Owned)
     }
 
-    /// `raw` as the record's JSON form writes it: with the response kept
-    /// as text, when there is one, as it is (no parse).
+    /// `raw` as the record's JSON form writes it: with the request and the
+    /// response kept as text, when there are such, as they are (no parse).
     pub(crate) fn raw_written(&self) -> Option<Raw<'_>> {
-        Raw::of(self.raw.as_ref(), self.response_text.as_ref())
+        Raw::of(self.raw.as_ref(), self.request_text.as_ref(), self.response_text.as_ref())
+    }
+
+    /// Parses the request kept as text into `raw.request` (see
+    /// [`request_text`](Self::request_text)), so `raw` holds it.
+    pub(crate) fn request_text_into_raw(&mut self) {
+        if let Some(text) = self.request_text.take() {
+            self.raw = Some(join(self.raw.take(), REQUEST, parsed(&text)));
+        }
     }
 
     /// Parses the response kept as text into `raw.response` (see
-    /// [`response_text`](Self::response_text)), so `raw` holds it all.
+    /// [`response_text`](Self::response_text)), so `raw` holds it.
     pub(crate) fn response_text_into_raw(&mut self) {
         if let Some(text) = self.response_text.take() {
-            let response = text.to_value().unwrap_or_else(|_| Value::String(text.as_str().to_owned()));
-            self.raw = Some(join(self.raw.take(), response));
+            self.raw = Some(join(self.raw.take(), RESPONSE, parsed(&text)));
         }
+    }
+
+    /// Parses both texts kept apart into `raw`, so `raw` holds it all.
+    pub(crate) fn texts_into_raw(&mut self) {
+        self.request_text_into_raw();
+        self.response_text_into_raw();
     }
 }
 
-/// `raw` with `response` put in it, as [`Raw`] writes them.
-fn join(raw: Option<Value>, response: Value) -> Value {
+/// The value `text` holds (a string of it, should it not parse: it always
+/// does, being JSON).
+fn parsed(text: &JsonText) -> Value {
+    text.to_value().unwrap_or_else(|_| Value::String(text.as_str().to_owned()))
+}
+
+/// `raw` with `value` put in it under `key`, as [`Raw`] writes them.
+fn join(raw: Option<Value>, key: &str, value: Value) -> Value {
     match raw {
         Some(Value::Object(mut entries)) => {
-            entries.insert(RESPONSE.to_owned(), response);
+            entries.insert(key.to_owned(), value);
             Value::Object(entries)
         }
-        None => Value::Object(Map::from_iter([(RESPONSE.to_owned(), response)])),
-        Some(other) => Value::Object(Map::from_iter([(RESPONSE.to_owned(), response), (VALUE.to_owned(), other)])),
+        None => Value::Object(Map::from_iter([(key.to_owned(), value)])),
+        Some(other) => Value::Object(Map::from_iter([(key.to_owned(), value), (VALUE.to_owned(), other)])),
     }
 }
 
@@ -353,6 +390,7 @@ mod tests {
             output in proptest::option::of(any_value()),
             user_context in proptest::option::of(any_value()),
             raw in proptest::option::of(any_value()),
+            request in proptest::option::of(any_value()),
             response in proptest::option::of(any_value()),
             big in any::<bool>(),
         ) {
@@ -366,6 +404,7 @@ mod tests {
             r.output = sized(output);
             r.user_context = sized(user_context);
             r.raw = sized(raw);
+            r.request_text = request.map(|v| JsonText::compact(&serde_json::to_vec(&v).unwrap()).unwrap());
             r.response_text = response.map(|v| JsonText::compact(&serde_json::to_vec(&v).unwrap()).unwrap());
             let mut fast = Vec::new();
             r.write_json(&mut fast).unwrap();
@@ -414,6 +453,39 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_request_and_a_response_kept_as_text_are_each_written_in_their_place() {
+        let mut r = with_text(Some(json!({"zeta": 1, "alpha": [2], "request": "stale", "response": "stale"})), "{ \"y\": 1 }");
+        r.request_text = Some(JsonText::compact(b"{ \"model\": \"m\", \"messages\": [] }").unwrap());
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""raw":{"alpha":[2],"request":{"model":"m","messages":[]},"response":{"y":1},"zeta":1}"#), "{text}");
+        let whole = json!({"alpha": [2], "request": {"model": "m", "messages": []}, "response": {"y": 1}, "zeta": 1});
+        let back: Record = serde_json::from_str(&text).unwrap();
+        assert_eq!((back.raw.as_ref(), back.request_text.as_ref()), (Some(&whole), None));
+        assert_eq!(r.raw_json().as_deref(), Some(&whole));
+        // Folded one at a time, or both: the same JSON form.
+        let mut folded = r.clone();
+        folded.request_text_into_raw();
+        assert_eq!((folded.request_text.as_ref(), folded.response_text.is_some()), (None, true));
+        assert_eq!(serde_json::to_value(&folded).unwrap(), serde_json::to_value(&r).unwrap());
+        folded.texts_into_raw();
+        assert_eq!((folded.raw.as_ref(), folded.response_text.as_ref()), (Some(&whole), None));
+        assert_eq!(serde_json::to_value(&folded).unwrap(), serde_json::to_value(&r).unwrap());
+        // The request alone, with `raw` absent or not an object.
+        for (raw, whole) in [
+            (None, json!({"request": {"model": "m", "messages": []}})),
+            (Some(json!(["v"])), json!({"request": {"model": "m", "messages": []}, "value": ["v"]})),
+        ] {
+            let mut alone = Record::new(RecordKind::LlmCall, "chat");
+            alone.raw = raw;
+            alone.request_text = r.request_text.clone();
+            assert_eq!(serde_json::to_value(&alone).unwrap()["raw"], whole);
+            assert_eq!(alone.raw_json().as_deref(), Some(&whole));
+            alone.texts_into_raw();
+            assert_eq!(alone.raw, Some(whole));
+        }
+    }
+
     /// A record with every field set, the same each time.
     fn full() -> Record {
         use std::time::Duration;
@@ -452,6 +524,12 @@ mod tests {
             raw.remove(RESPONSE);
         }
         as_text.response_text = Some(JsonText::compact(b"{ \"id\": \"c\" }").unwrap());
+        assert_eq!(serde_json::to_string(&as_text).unwrap(), FULL);
+        // And its request too.
+        if let Some(Value::Object(raw)) = &mut as_text.raw {
+            raw.remove(REQUEST);
+        }
+        as_text.request_text = Some(JsonText::compact(b"{\"a\": [ null ], \"z\": 1}").unwrap());
         assert_eq!(serde_json::to_string(&as_text).unwrap(), FULL);
     }
 

@@ -244,8 +244,14 @@ impl Redactor {
         if let Some(state) = &mut record.trace_state {
             pass.string(state);
         }
-        // A response kept as text stays text unless something in it is to
-        // be redacted: then it is parsed into `raw`, redacted with the rest.
+        // A request or response kept as text stays text unless something
+        // in it is to be redacted: then it is parsed into `raw`, redacted
+        // with the rest.
+        if let Some(text) = &record.request_text
+            && self.might_change_json(text.as_str(), 1)
+        {
+            record.request_text_into_raw();
+        }
         if let Some(text) = &record.response_text
             && self.might_change_json(text.as_str(), 1)
         {

@@ -827,9 +827,9 @@ impl<'r> Encoder<'r> {
         }
         // Content kept in `raw` (see `Record::input_in_raw`) is written out
         // where its fields would be.
-        let derived = record.derived_attributes();
-        if let Some(input) = record.input() {
-            out.fixed("input", k.input, input);
+        let (input, derived) = record.input_and_derived();
+        if let Some(input) = input {
+            out.fixed("input", k.input, &input);
         }
         if let Some(output) = record.output_given(&derived) {
             out.fixed("output", k.output, &output);
@@ -1126,7 +1126,7 @@ mod reference {
                 out.fixed("source", Value::String(source.clone()));
             }
             if let Some(input) = record.input() {
-                out.fixed_ref("input", input);
+                out.fixed_ref("input", &input);
             }
             if let Some(output) = record.output() {
                 out.fixed_ref("output", &output);
@@ -1436,10 +1436,26 @@ mod tests {
                 }
                 rec.response_text = Some(crate::record::JsonText::compact(text.as_bytes()).unwrap());
             }
+            if rng.bool() {
+                // The request kept as its text, as the proxy and the
+                // packages keep it: the client's order of keys.
+                let text = format!(r#"{{ "model": "gpt-4o", "messages": {messages}, "n": 1 }}"#);
+                if let Some(raw) = rec.raw.as_mut().and_then(Value::as_object_mut) {
+                    raw.remove("request");
+                }
+                rec.request_text = Some(crate::record::JsonText::compact(text.as_bytes()).unwrap());
+            }
         } else if rng.u8(0..4) == 0 {
             // Text beside a `raw` of any kind (none, not an object, ...).
             let text = serde_json::to_vec(&random_value(rng, 1)).unwrap();
-            rec.response_text = Some(crate::record::JsonText::compact(&text).unwrap());
+            match rng.u8(0..3) {
+                0 => rec.response_text = Some(crate::record::JsonText::compact(&text).unwrap()),
+                1 => rec.request_text = Some(crate::record::JsonText::compact(&text).unwrap()),
+                _ => {
+                    rec.request_text = Some(crate::record::JsonText::compact(&text).unwrap());
+                    rec.response_text = Some(crate::record::JsonText::compact(b"[1, {\"a\": 2}]").unwrap());
+                }
+            }
         }
         rec.user_context = rng.bool().then(|| random_value(rng, 2));
         rec.source = rng.bool().then(|| "src\u{1}".to_owned());
@@ -1537,7 +1553,12 @@ mod tests {
                 _ => (json!({"choices": [{"index": 0, "text": text()}]}), ResponseShape::Completion),
             };
             rec.raw = Some(json!({"request": request}));
-            rec.response_text = None;
+            (rec.request_text, rec.response_text) = (None, None);
+            if i % 4 < 2 {
+                // The request kept as its text.
+                rec.raw = Some(json!({}));
+                rec.request_text = Some(crate::record::JsonText::compact(&serde_json::to_vec(&request).unwrap()).unwrap());
+            }
             if i % 2 == 0 {
                 rec.raw.as_mut().unwrap()["response"] = response;
             } else {
@@ -1556,6 +1577,25 @@ mod tests {
             };
             assert_eq!(encode(&rec, &r), encode(&expanded, &r), "record {i}: {rec:?}");
         }
+    }
+
+    #[test]
+    fn a_request_kept_as_text_goes_into_the_raw_column_as_it_is() {
+        let r = SlotRegistry::new();
+        let mut rec = Record::new(RecordKind::LlmCall, "chat gpt-4o");
+        rec.raw = Some(json!({"zeta": [1]}));
+        rec.request_text = Some(crate::record::JsonText::compact(br#"{"note": "a \"quote\"", "model": "gpt-4o"}"#).unwrap());
+        rec.input_in_raw = Some(crate::record::RequestShape::Whole);
+        let body: Value = serde_json::from_slice(&Encoder::with_registry(&r).encode_to_vec(
+            &rec,
+            &Resource::default(),
+            SystemTime::now(),
+        ))
+        .unwrap();
+        assert_eq!(body["cvs199"], r#"{"request":{"note":"a \"quote\"","model":"gpt-4o"},"zeta":[1]}"#);
+        // The input read from it (here the whole request), as JSON text.
+        let input: Value = serde_json::from_str(body["llm_input"].as_str().unwrap()).unwrap();
+        assert_eq!(input, json!({"note": "a \"quote\"", "model": "gpt-4o"}));
     }
 
     #[test]

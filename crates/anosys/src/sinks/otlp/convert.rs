@@ -108,7 +108,7 @@ pub fn span_data(r: &Record, scope: &InstrumentationScope) -> SpanData {
     // already; other records' inputs and outputs have no convention name.
     if r.kind != RecordKind::LlmCall {
         if let Some(i) = r.input() {
-            attributes.push(KeyValue::new("anosys.input", json_string(i)));
+            attributes.push(KeyValue::new("anosys.input", json_string(&i)));
         }
         if let Some(o) = r.output() {
             attributes.push(KeyValue::new("anosys.output", json_string(&o)));

@@ -39,16 +39,6 @@ pub enum RequestJson {
     Bytes(Vec<u8>),
 }
 
-impl RequestJson {
-    fn into_value(self) -> Value {
-        match self {
-            RequestJson::Value(v) => v,
-            RequestJson::Text(t) => serde_json::from_str(&t).unwrap_or(Value::String(t)),
-            RequestJson::Bytes(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
-        }
-    }
-}
-
 /// A response body as the binding has it, owned, for the extraction thread.
 #[derive(Debug)]
 pub enum ResponseJson {
@@ -75,7 +65,12 @@ impl Pending {
     /// The [`LiveCall`] it stands for, as if started when it was.
     fn start(self) -> LiveCall {
         let Pending { url, request, options, parent, user_context, start_time } = self;
-        let mut call = LiveCall::start(&url, request.into_value(), &options, parent);
+        let mut call = match request {
+            RequestJson::Value(value) => LiveCall::start(&url, value, &options, parent),
+            // Read and kept without a `Value` built.
+            RequestJson::Text(text) => LiveCall::start(&url, text.as_str(), &options, parent),
+            RequestJson::Bytes(bytes) => LiveCall::start(&url, bytes.as_slice(), &options, parent),
+        };
         if let Some(record) = call.record_mut() {
             record.start_time = start_time;
             record.end_time = start_time;

@@ -45,9 +45,15 @@ pub struct LiveCall {
 }
 
 impl LiveCall {
-    /// Starts capturing a call to `url` with JSON `request`, as a child of
+    /// Starts capturing a call to `url` with `request` (bytes, JSON text or
+    /// a parsed `Value`, as [`OpenAiCall::start`] takes it), as a child of
     /// `parent` (trace id, span id) when given.
-    pub fn start(url: &str, request: Value, options: &CaptureOptions, parent: Option<(TraceId, SpanId)>) -> LiveCall {
+    pub fn start<'a>(
+        url: &str,
+        request: impl Into<super::RequestBody<'a>>,
+        options: &CaptureOptions,
+        parent: Option<(TraceId, SpanId)>,
+    ) -> LiveCall {
         let mut call = OpenAiCall::start(url, request, options);
         if let Some((trace, span)) = parent {
             call.record_mut().set_parent(trace, span);

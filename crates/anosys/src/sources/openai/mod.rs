@@ -232,34 +232,48 @@ pub enum ResponseBody<'a> {
     Json(Value),
 }
 
-impl<'a> From<&'a str> for ResponseBody<'a> {
-    fn from(text: &'a str) -> Self {
-        ResponseBody::Text(text)
-    }
+/// The forms a body converts from, for [`RequestBody`] and
+/// [`ResponseBody`]: text, bytes, and a parsed `Value`.
+macro_rules! body_from {
+    ($body:ident) => {
+        impl<'a> From<&'a str> for $body<'a> {
+            fn from(text: &'a str) -> Self {
+                $body::Text(text)
+            }
+        }
+
+        impl<'a> From<&'a [u8]> for $body<'a> {
+            fn from(bytes: &'a [u8]) -> Self {
+                $body::Bytes(bytes)
+            }
+        }
+
+        impl<'a, const N: usize> From<&'a [u8; N]> for $body<'a> {
+            fn from(bytes: &'a [u8; N]) -> Self {
+                $body::Bytes(bytes)
+            }
+        }
+
+        impl<'a> From<&'a Vec<u8>> for $body<'a> {
+            fn from(bytes: &'a Vec<u8>) -> Self {
+                $body::Bytes(bytes)
+            }
+        }
+
+        impl From<Value> for $body<'_> {
+            fn from(json: Value) -> Self {
+                $body::Json(json)
+            }
+        }
+    };
 }
 
-impl<'a> From<&'a [u8]> for ResponseBody<'a> {
-    fn from(bytes: &'a [u8]) -> Self {
-        ResponseBody::Bytes(bytes)
-    }
-}
+body_from!(ResponseBody);
 
-impl<'a, const N: usize> From<&'a [u8; N]> for ResponseBody<'a> {
-    fn from(bytes: &'a [u8; N]) -> Self {
-        ResponseBody::Bytes(bytes)
-    }
-}
-
-impl<'a> From<&'a Vec<u8>> for ResponseBody<'a> {
-    fn from(bytes: &'a Vec<u8>) -> Self {
-        ResponseBody::Bytes(bytes)
-    }
-}
-
-impl From<Value> for ResponseBody<'_> {
-    fn from(json: Value) -> Self {
-        ResponseBody::Json(json)
-    }
+/// How a call's request is kept.
+enum RequestKept {
+    Value(Value),
+    Text(JsonText),
 }
 
 /// One OpenAI-compatible call being captured: start it with the request,
@@ -274,13 +288,94 @@ pub struct OpenAiCall {
     started: std::time::Instant,
 }
 
+/// A request body as the caller has it, for [`OpenAiCall::start`]: the
+/// bytes sent on the wire, JSON text a client handed over, or JSON a
+/// client already parsed. Bytes and text are read without building a
+/// `Value`, and kept, when content is captured, as their text
+/// ([`Record::request_text`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestBody<'a> {
+    /// The raw body (one that is not JSON, a multipart upload, is not
+    /// kept).
+    Bytes(&'a [u8]),
+    /// JSON text (a request serialised by a client library): read as
+    /// [`Bytes`](Self::Bytes) are, but text that is not JSON is kept as a
+    /// plain string.
+    Text(&'a str),
+    /// The parsed body.
+    Json(Value),
+}
+
+body_from!(RequestBody);
+
 impl OpenAiCall {
-    /// Starts capturing a call to `url` with JSON `request` (kept, when
-    /// content is captured, as the record's `raw` with the response). Never
-    /// fails: an unparsable URL or an odd request still gives a record.
-    pub fn start(url: &str, request: Value, options: &CaptureOptions) -> OpenAiCall {
+    /// Starts capturing a call to `url` with `request` (bytes, JSON text or
+    /// a parsed `Value`; kept, when content is captured, as the record's
+    /// `raw.request`). Never fails: an unparsable URL or an odd request
+    /// still gives a record.
+    ///
+    /// A request given as bytes or text is read straight from them, and
+    /// kept as its compacted text ([`Record::request_text`]): a long chat
+    /// history is not built into a `Value` to be written out again.
+    ///
+    /// ```
+    /// use anosys::sources::openai::{CaptureOptions, OpenAiCall};
+    ///
+    /// let sent = br#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}"#;
+    /// let call = OpenAiCall::start("https://api.openai.com/v1/chat/completions", sent, &CaptureOptions::default());
+    /// let record = call.record();
+    /// assert_eq!(record.attribute("gen_ai.request.model"), Some(&"gpt-4o-mini".into()));
+    /// assert_eq!(record.input().unwrap()[0]["content"], "Hi");
+    /// assert_eq!(record.raw_json().unwrap()["request"]["model"], "gpt-4o-mini");
+    /// ```
+    pub fn start<'a>(url: &str, request: impl Into<RequestBody<'a>>, options: &CaptureOptions) -> OpenAiCall {
+        let (bytes, not_json_is_text) = match request.into() {
+            RequestBody::Json(request) => return OpenAiCall::start_value(url, request, options),
+            RequestBody::Bytes(bytes) => (bytes, false),
+            RequestBody::Text(text) => (text.as_bytes(), true),
+        };
+        // serde_json does not look at the bytes of a string it skips: bytes
+        // that are not UTF-8 (so not JSON) go the parsed way, as `null`.
+        if (not_json_is_text || std::str::from_utf8(bytes).is_ok())
+            && let Some(view) = view::of_bytes::<view::RequestView>(bytes)
+        {
+            let mut call = OpenAiCall::begin(url, &view, options);
+            drop(view);
+            if options.capture_content {
+                // The view read `bytes` whole: they are JSON (not checked
+                // again).
+                match JsonText::compact_read(bytes) {
+                    Some(text) => call.keep_request(RequestKept::Text(text)),
+                    None => call.keep_request(RequestKept::Value(serde_json::from_slice(bytes).unwrap_or(Value::Null))),
+                }
+            }
+            return call;
+        }
+        // Not JSON, or a key the view reads written twice: parsed as a
+        // whole (text that is not JSON kept as a string, bytes dropped).
+        let request = match serde_json::from_slice::<Value>(bytes) {
+            Ok(request) => request,
+            Err(_) if not_json_is_text => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+            Err(_) => Value::Null,
+        };
+        OpenAiCall::start_value(url, request, options)
+    }
+
+    /// [`start`](Self::start) with a parsed request.
+    fn start_value(url: &str, request: Value, options: &CaptureOptions) -> OpenAiCall {
         let view: view::RequestView = view::of_value(&request);
-        let Target { endpoint, operation, provider, streaming } = Target::of(url, &view, options);
+        let mut call = OpenAiCall::begin(url, &view, options);
+        drop(view);
+        if options.capture_content {
+            call.keep_request(RequestKept::Value(request));
+        }
+        call
+    }
+
+    /// The call's record as the request's `view` starts it, without the
+    /// request's content.
+    fn begin(url: &str, view: &view::RequestView<'_>, options: &CaptureOptions) -> OpenAiCall {
+        let Target { endpoint, operation, provider, streaming } = Target::of(url, view, options);
         let path = endpoint.as_ref().map_or("", |e| &e.path);
         let operation_name = match operation {
             Operation::Other => path.trim_matches('/').rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("other"),
@@ -312,15 +407,7 @@ impl OpenAiCall {
             record.set_attribute("gen_ai.request.stream", true);
         }
         record.set_attribute("is_streaming", streaming);
-        extract::request_attributes(&mut record, operation, &view);
-        drop(view);
-        if options.capture_content {
-            // The request is kept once, as sent: the record's input, input
-            // messages, instructions and tool definitions are read from it
-            // (`Record::input_in_raw`).
-            record.raw = Some(messages::object([("request", request)]));
-            record.input_in_raw = Some(extract::request_shape(operation));
-        }
+        extract::request_attributes(&mut record, operation, view);
         OpenAiCall {
             started: std::time::Instant::now(),
             record,
@@ -328,6 +415,21 @@ impl OpenAiCall {
             streaming,
             capture_content: options.capture_content,
         }
+    }
+
+    /// Keeps the request once, as sent: the record's input, input
+    /// messages, instructions and tool definitions are read from it
+    /// (`Record::input_in_raw`). `raw` is the object the response joins.
+    fn keep_request(&mut self, request: RequestKept) {
+        let record = &mut self.record;
+        match request {
+            RequestKept::Value(request) => record.raw = Some(messages::object([("request", request)])),
+            RequestKept::Text(text) => {
+                record.raw = Some(Value::Object(serde_json::Map::new()));
+                record.request_text = Some(text);
+            }
+        }
+        record.input_in_raw = Some(extract::request_shape(self.operation));
     }
 
     /// Sets when the request was sent, for a call started later than that

@@ -542,27 +542,22 @@ mod tests {
     /// replaced by one that matters to JSON) that the view still reads is
     /// JSON to `serde_json`'s own check, and compacts to the text that
     /// check gives.
-    #[test]
-    fn bytes_a_response_view_reads_are_json() {
-        let answer = br#"{
-  "id": "chatcmpl-1",
-  "choices": [{"index": 0, "message": {"role": "assistant", "content": "a \"quoted\" \u00e9 word",
-    "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]},
-    "logprobs": null, "finish_reason": "tool_calls"}],
-  "usage": {"prompt_tokens": 75, "completion_tokens": 5.0e1, "total_tokens": -126, "details": [true, false, {}]},
-  "extra": {"nested": [[1, 2], {"k": "v"}], "t": true}, "status": "completed"
-}"#;
+    /// Whatever a view reads from bytes is one well-formed JSON value once
+    /// it is UTF-8: every mutation of `body` (a byte deleted, or replaced
+    /// by one that matters to JSON) that `reads` still reads is JSON to
+    /// `serde_json`'s own check, and compacts to the text that check gives.
+    fn bytes_read_are_json(body: &[u8], reads: fn(&[u8]) -> bool) {
         let swaps: &[u8] = b"\"{}[],:\\ 0e-.+tnfx\x7f\x80\xff\x01";
         let mut read = 0;
-        for at in 0..answer.len() {
-            let deleted = [&answer[..at], &answer[at + 1..]].concat();
+        for at in 0..body.len() {
+            let deleted = [&body[..at], &body[at + 1..]].concat();
             let replaced = swaps.iter().map(|&b| {
-                let mut body = answer.to_vec();
+                let mut body = body.to_vec();
                 body[at] = b;
                 body
             });
             for body in std::iter::once(deleted).chain(replaced) {
-                if of_bytes::<ResponseView>(&body).is_none() {
+                if !reads(&body) {
                     continue;
                 }
                 read += 1;
@@ -576,7 +571,30 @@ mod tests {
                 assert_eq!(unchecked.as_str(), checked.as_str());
             }
         }
-        assert!(read > answer.len(), "most whitespace and letter changes still read ({read})");
+        assert!(read > body.len(), "most whitespace and letter changes still read ({read})");
+    }
+
+    #[test]
+    fn bytes_a_response_view_reads_are_json() {
+        let answer = br#"{
+  "id": "chatcmpl-1",
+  "choices": [{"index": 0, "message": {"role": "assistant", "content": "a \"quoted\" \u00e9 word",
+    "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]},
+    "logprobs": null, "finish_reason": "tool_calls"}],
+  "usage": {"prompt_tokens": 75, "completion_tokens": 5.0e1, "total_tokens": -126, "details": [true, false, {}]},
+  "extra": {"nested": [[1, 2], {"k": "v"}], "t": true}, "status": "completed"
+}"#;
+        bytes_read_are_json(answer, |body| of_bytes::<ResponseView>(body).is_some());
+    }
+
+    #[test]
+    fn bytes_a_request_view_reads_are_json() {
+        let request = br#"{"model": "gpt-4o", "messages": [{"role": "system", "content": "Be \"brief\" \u00e9"},
+  {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "u"}}]}],
+  "temperature": 0.5e0, "max_tokens": 10, "stop": ["\n"], "stream": false, "tool_choice": {"type": "auto"},
+  "response_format": {"type": "json_object"}, "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+  "user": "u1", "seed": -1, "extra": [null, true, {"k": [1.5]}]}"#;
+        bytes_read_are_json(request, |body| of_bytes::<RequestView>(body).is_some());
     }
 
     #[test]
