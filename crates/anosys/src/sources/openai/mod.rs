@@ -232,6 +232,24 @@ pub enum ResponseBody<'a> {
     Json(Value),
 }
 
+/// A request body as the caller has it, for [`OpenAiCall::start`]: the
+/// bytes sent on the wire, JSON text a client handed over, or JSON a
+/// client already parsed. Bytes and text are read without building a
+/// `Value`, and kept, when content is captured, as their text
+/// ([`Record::request_text`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestBody<'a> {
+    /// The raw body (one that is not JSON, a multipart upload, is not
+    /// kept).
+    Bytes(&'a [u8]),
+    /// JSON text (a request serialised by a client library): read as
+    /// [`Bytes`](Self::Bytes) are, but text that is not JSON is kept as a
+    /// plain string.
+    Text(&'a str),
+    /// The parsed body.
+    Json(Value),
+}
+
 /// The forms a body converts from, for [`RequestBody`] and
 /// [`ResponseBody`]: text, bytes, and a parsed `Value`.
 macro_rules! body_from {
@@ -269,6 +287,7 @@ macro_rules! body_from {
 }
 
 body_from!(ResponseBody);
+body_from!(RequestBody);
 
 /// How a call's request is kept.
 enum RequestKept {
@@ -287,26 +306,6 @@ pub struct OpenAiCall {
     /// When the request started: time to first chunk counts from here.
     started: std::time::Instant,
 }
-
-/// A request body as the caller has it, for [`OpenAiCall::start`]: the
-/// bytes sent on the wire, JSON text a client handed over, or JSON a
-/// client already parsed. Bytes and text are read without building a
-/// `Value`, and kept, when content is captured, as their text
-/// ([`Record::request_text`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum RequestBody<'a> {
-    /// The raw body (one that is not JSON, a multipart upload, is not
-    /// kept).
-    Bytes(&'a [u8]),
-    /// JSON text (a request serialised by a client library): read as
-    /// [`Bytes`](Self::Bytes) are, but text that is not JSON is kept as a
-    /// plain string.
-    Text(&'a str),
-    /// The parsed body.
-    Json(Value),
-}
-
-body_from!(RequestBody);
 
 impl OpenAiCall {
     /// Starts capturing a call to `url` with `request` (bytes, JSON text or
