@@ -7,7 +7,9 @@ to a baseline measured in the same run, printed as one table.
     python3 bench/all.py --quick      # shorter measurements, for a smoke run
     python3 bench/all.py --only engine,store
 
-Parts: engine (criterion: caller, encoder, extraction, stream chunks),
+Parts: engine (caller, encoder, extraction, stream chunks: each timed
+interleaved with its baseline by benches/ratios.rs, the ratio the median
+of 40 rounds),
 store (SQLite), delivery (loopback AnoSys stand-in), python, node, proxy
 (bench/proxy_load.sh: the upstream alone, nginx, our HTTP stack with
 nothing captured (bare_proxy), anosys and LiteLLM). A part whose
@@ -28,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "target" / "bench-all"
@@ -100,46 +102,61 @@ def criterion_args(quick: bool) -> List[str]:
     return ["--warm-up-time", "1", "--measurement-time", "2" if quick else "5", "--noplot"]
 
 
+def ratios(quick: bool) -> Dict[str, Tuple[float, float, float, float, float]]:
+    """The engine's pairs timed interleaved (benches/ratios.rs): by name,
+    (baseline ns, figure ns, median ratio, 25th and 75th percentile)."""
+    out = run(["cargo", "bench", "-p", "anosys", "--features", "async-openai", "--bench", "ratios"], 1200,
+              env={"ANOSYS_BENCH_ROUNDS": "12" if quick else "40"}, log_name="engine-ratios")
+    found = {}
+    for line in out.splitlines():
+        if line.startswith("RATIO "):
+            name, *figures = line[len("RATIO "):].split("|")
+            found[name] = tuple(float(f) for f in figures)
+    return found
+
+
 def engine(quick: bool) -> List[Row]:
-    for bench, features in [("capture", []), ("openai", ["--features", "async-openai"])]:
-        run(["cargo", "bench", "-p", "anosys", *features, "--bench", bench, "--", *criterion_args(quick),
-             "caller|encode|extract|stream of"], 1200, log_name=f"engine-{bench}")
+    # One criterion group still (the capture-and-encode comparison); every
+    # row with a goal comes from the interleaved pairs.
+    run(["cargo", "bench", "-p", "anosys", "--features", "async-openai", "--bench", "openai", "--",
+         *criterion_args(quick), "AnoSys body of a captured chat call"], 1200, log_name="engine-openai")
     m = criterion_medians()
     us = lambda key: m[key] / 1000 if key in m else None  # noqa: E731
+    r = ratios(quick)
+
+    def pair(what: str, baseline: str, name: str, goal: str, unit: str = "us", per: float = 1.0) -> Row:
+        if name not in r:
+            return Row(what, baseline, None, None, unit, goal, note=f"no RATIO line for {name}")
+        base, value, ratio, lo, hi = r[name]
+        scale = (1000.0 if unit == "us" else 1.0) * per
+        return Row(what, baseline, base / scale, value / scale, unit, goal, ratio=ratio,
+                   note=f"interleaved; middle half {lo:.2f}-{hi:.2f}x")
+
     rows = [
-        Row("caller: build and enqueue one typical LLM record (system allocator)", "building it alone",
-            us("caller/build record (baseline)"), us("caller/build and enqueue"), "us", "<= 2 us, <= 1.5x"),
-        Row("the same, the caller thread's CPU time (its own work, not the time the pipeline's threads take it off a core)",
-            "building it alone", us("caller/build record (baseline)"),
-            us("caller/build and enqueue, the caller thread's CPU time"), "us", "<= 2 us, <= 1.5x"),
-        Row("encode a 30-field record to its AnoSys body", "serde_json::to_vec of the record",
-            us("encode 30-field record/serde_json::to_vec(record) (baseline)"),
-            us("encode 30-field record/AnoSys object to bytes"), "us", "<= 2x"),
-        Row("extract a chat response with tool calls into a record", "serde_json::from_slice of the body",
-            us("extract chat response/serde_json::from_slice (baseline)"),
-            us("extract chat response/OpenAiCall start + finish"), "us", "<= 1.5x"),
-        Row("the same, content capture off (the answer read straight from its bytes, no Value built)",
-            "serde_json::from_slice of the body", us("extract chat response/serde_json::from_slice (baseline)"),
-            us("extract chat response/OpenAiCall start + finish, content capture off"), "us", "<= 1.5x"),
+        pair("caller: build and enqueue one typical LLM record (system allocator)", "building it alone", "caller",
+             "<= 2 us, <= 1.5x"),
+        pair("the same, the caller thread's CPU time (its own work, not the time the pipeline's threads take it off a core)",
+             "building it alone", "caller cpu", "<= 2 us, <= 1.5x"),
+        pair("encode a 30-field record to its AnoSys body", "serde_json::to_vec of the record", "encode", "<= 2x"),
+        pair("extract a chat response with tool calls into a record", "serde_json::from_slice of the body", "extract",
+             "<= 1.5x"),
+        pair("the same, content capture off (the answer read straight from its bytes, no Value built)",
+             "serde_json::from_slice of the body", "extract, content off", "<= 1.5x"),
         Row("a captured chat call, from its answer's bytes to its AnoSys body (capture, then the sink's encoding)",
             "the same with the answer parsed first (as capture kept it before)",
             us("AnoSys body of a captured chat call/capture and encode, the answer parsed first"),
             us("AnoSys body of a captured chat call/capture and encode, the answer kept as text"), "us", "-"),
-        Row("the same, on the caller's thread (async-openai layer, made into its record on the extraction thread)",
-            "serde_json::from_slice of the body", us("extract chat response/serde_json::from_slice (baseline)"),
-            us("extract chat response/DeferredCall start + hand over (caller's thread)"), "us", "<= 1.5x"),
+        pair("the same, on the caller's thread (async-openai layer, made into its record on the extraction thread)",
+             "serde_json::from_slice of the body", "deferred", "<= 1.5x"),
     ]
-    stream = [k for k in m if k.startswith("stream of ")]
+    stream = [k for k in r if k.startswith("stream of ")]
     if stream:
-        group = stream[0].split("/")[0]
-        chunks = int(re.search(r"\d+", group).group(0))
-        base = us(f"{group}/parse every event to serde_json::Value (baseline)")
-        value = us(f"{group}/accumulate and build the record")
-        if base is not None and value is not None:
-            per = (value - base) * 1000 / chunks
-            rows.append(Row(f"per stream chunk above the parse (Rust accumulator, {chunks} chunks)",
-                            "parsing each chunk's JSON", base * 1000 / chunks, value * 1000 / chunks, "ns",
-                            "<= 200 ns above the parse", note=f"{per:+.0f} ns a chunk"))
+        chunks = int(re.search(r"\d+", stream[0]).group(0))
+        row = pair(f"per stream chunk above the parse (Rust accumulator, {chunks} chunks)", "parsing each chunk's JSON",
+                   stream[0], "<= 200 ns above the parse", unit="ns", per=chunks)
+        if row.base is not None and row.value is not None:
+            row.note = f"{row.value - row.base:+.0f} ns a chunk; " + row.note
+        rows.append(row)
     return rows
 
 
