@@ -377,8 +377,13 @@ impl Record {
             return;
         }
         let (input, derived) = self.input_and_derived();
-        let input = input.map(Cow::into_owned);
-        if self.input.is_none() {
+        // Read from `raw` (a field already set is borrowed: kept as it is).
+        let input = match input {
+            Some(Cow::Owned(input)) => Some(input),
+            Some(Cow::Borrowed(input)) if self.input.is_none() => Some(input.clone()),
+            _ => None,
+        };
+        if input.is_some() {
             self.input = input;
         }
         if self.output.is_none() {
