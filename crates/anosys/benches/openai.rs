@@ -62,32 +62,11 @@ fn extraction(c: &mut Criterion) {
         )
     });
     // What the async-openai layer does on the caller's thread for a plain
-    // call: keep the request as sent and the response's bytes, and hand
-    // them to the extraction thread, which makes the same record (timed
-    // above). Every 32 calls the timing stops until that thread has made
-    // them all, so the caller never finds its queue full (it would then do
-    // the work itself).
+    // call (see `hand_over`); the extraction thread makes the same record
+    // (timed above).
     group.bench_function("DeferredCall start + hand over (caller's thread)", |b| {
         let request = serde_json::to_vec(&x.request).unwrap();
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            let mut done = 0;
-            while done < iters {
-                let n = (iters - done).min(32);
-                let started = Instant::now();
-                for _ in 0..n {
-                    let sent = RequestJson::Bytes(black_box(&request[..]).to_vec());
-                    let mut call = DeferredCall::start(x.uri.to_string(), sent, options.clone(), None);
-                    let body = ResponseJson::Bytes(black_box(&x.body[..]).to_vec());
-                    call.finish_deferred_into(200, body, |record| drop(black_box(record)));
-                }
-                spent += started.elapsed();
-                // Waits until the extraction thread has made them.
-                anosys::counters();
-                done += n;
-            }
-            spent
-        })
+        b.iter_custom(|iters| hand_over(&x.uri, &request, &x.body, &options, iters))
     });
     group.finish();
 }
@@ -177,6 +156,7 @@ fn accumulator(c: &mut Criterion) {
 }
 
 include!("common/discard.rs");
+include!("common/deferred.rs");
 
 fn client(c: &mut Criterion) {
     let upstream = support::upstream::Upstream::start();

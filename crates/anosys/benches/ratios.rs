@@ -35,6 +35,7 @@ use support::cassette;
 include!("common/discard.rs");
 include!("common/records.rs");
 include!("common/caller.rs");
+include!("common/deferred.rs");
 
 /// A timed loop: runs `n` iterations and returns the time they took
 /// (untimed work, such as a flush or copies of the inputs, left out).
@@ -143,28 +144,10 @@ fn main() {
     }
 
     // What the async-openai layer does on the caller's thread for a plain
-    // call; every 32 calls the timing stops until the extraction thread
-    // has made them (as in the criterion group).
+    // call (see `hand_over`).
     let options = CaptureOptions::default();
     let sent = serde_json::to_vec(&x.request).unwrap();
-    let deferred: Timed<'_> = Box::new(|n| {
-        let mut spent = Duration::ZERO;
-        let mut done = 0;
-        while done < n {
-            let run = (n - done).min(32);
-            let started = Instant::now();
-            for _ in 0..run {
-                let request = RequestJson::Bytes(black_box(&sent[..]).to_vec());
-                let mut call = DeferredCall::start(x.uri.to_string(), request, options.clone(), None);
-                let body = ResponseJson::Bytes(black_box(&x.body[..]).to_vec());
-                call.finish_deferred_into(200, body, |record| drop(black_box(record)));
-            }
-            spent += started.elapsed();
-            anosys::counters();
-            done += run;
-        }
-        spent
-    });
+    let deferred: Timed<'_> = Box::new(|n| hand_over(&x.uri, &sent, &x.body, &options, n));
     pair("deferred", rounds, Box::new(parse), deferred);
 
     // A stream, per chunk: the accumulator against parsing each event.
