@@ -106,11 +106,10 @@ impl<'a> Raw<'a> {
         Some(Raw::Joined(match raw {
             Some(Value::Object(entries)) => {
                 let mut joined = Vec::with_capacity(entries.len() + texts.len());
-                let kept_apart = |key: &str| texts.iter().any(|(k, _)| *k == key);
                 // A text wins over an entry of the value under its key.
-                let entries: Vec<_> = entries.iter().filter(|(key, _)| !kept_apart(key)).collect();
+                let kept_apart = |key: &str| (key == REQUEST && request.is_some()) || (key == RESPONSE && response.is_some());
                 let mut texts = texts.into_iter().peekable();
-                for (key, value) in entries {
+                for (key, value) in entries.iter().filter(|(key, _)| !kept_apart(key)) {
                     while let Some(text) = texts.next_if(|(k, _)| *k < key.as_str()) {
                         joined.push(text);
                     }

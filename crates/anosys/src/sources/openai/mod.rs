@@ -333,22 +333,23 @@ impl OpenAiCall {
             RequestBody::Bytes(bytes) => (bytes, false),
             RequestBody::Text(text) => (text.as_bytes(), true),
         };
-        // serde_json does not look at the bytes of a string it skips: bytes
-        // that are not UTF-8 (so not JSON) go the parsed way, as `null`.
-        if (not_json_is_text || std::str::from_utf8(bytes).is_ok())
-            && let Some(view) = view::of_bytes::<view::RequestView>(bytes)
-        {
-            let mut call = OpenAiCall::begin(url, &view, options);
-            drop(view);
-            if options.capture_content {
-                // The view read `bytes` whole: they are JSON (not checked
-                // again).
-                match JsonText::compact_read(bytes) {
-                    Some(text) => call.keep_request(RequestKept::Text(text)),
-                    None => call.keep_request(RequestKept::Value(serde_json::from_slice(bytes).unwrap_or(Value::Null))),
+        if let Some(view) = view::of_bytes::<view::RequestView>(bytes) {
+            // serde_json does not look at the bytes of a string it skips:
+            // bytes that are not UTF-8 (so not JSON) go the parsed way, as
+            // `null`. Kept as text, they are checked while compacted (the
+            // view read them whole: they are JSON, not checked again).
+            let kept = match options.capture_content {
+                true => JsonText::compact_read(bytes).map(Some),
+                false => (not_json_is_text || std::str::from_utf8(bytes).is_ok()).then_some(None),
+            };
+            if let Some(text) = kept {
+                let mut call = OpenAiCall::begin(url, &view, options);
+                drop(view);
+                if let Some(text) = text {
+                    call.keep_request(RequestKept::Text(text));
                 }
+                return call;
             }
-            return call;
         }
         // Not JSON, or a key the view reads written twice: parsed as a
         // whole (text that is not JSON kept as a string, bytes dropped).
