@@ -148,6 +148,8 @@ def engine(quick: bool) -> List[Row]:
             us("AnoSys body of a captured chat call/capture and encode, the answer kept as text"), "us", "-"),
         pair("the same, on the caller's thread (async-openai layer, made into its record on the extraction thread)",
              "serde_json::from_slice of the body", "deferred", "<= 1.5x"),
+        pair("a JSON-lines line of that call, its content written out (write_json_expanded)",
+             "expanding a copy of the record, then writing it (the way before)", "jsonl line", "-"),
     ]
     stream = [k for k in r if k.startswith("stream of ")]
     if stream:

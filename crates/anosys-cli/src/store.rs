@@ -325,9 +325,10 @@ impl Stored {
         if !json.contains("\"input_in_raw\"") && !json.contains("\"output_in_raw\"") {
             return Stored { id, json };
         }
-        let expanded = serde_json::from_str::<Record>(&json).ok().and_then(|mut record| {
-            record.expand_content();
-            record.to_json().ok()
+        let expanded = serde_json::from_str::<Record>(&json).ok().and_then(|record| {
+            let mut text = Vec::with_capacity(json.len() * 2);
+            record.write_json_expanded(&mut text).ok()?;
+            String::from_utf8(text).ok()
         });
         Stored { id, json: expanded.unwrap_or(json) }
     }

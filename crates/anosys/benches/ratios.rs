@@ -8,7 +8,9 @@
 //!
 //! The pairs are those of the criterion groups `caller`, `encode 30-field
 //! record`, `extract chat response` and `stream of N chunks` (the same
-//! code, the same inputs). `bench/all.py` reads its lines:
+//! code, the same inputs), and one of its own: a JSON-lines line written
+//! with `write_json_expanded` against expanding a copy of the record and
+//! writing that. `bench/all.py` reads its lines:
 //!
 //! ```text
 //! RATIO <name>|<baseline ns>|<figure ns>|<median ratio>|<25th percentile>|<75th percentile>
@@ -149,6 +151,30 @@ fn main() {
     let sent = serde_json::to_vec(&x.request).unwrap();
     let deferred: Timed<'_> = Box::new(|n| hand_over(&x.uri, &sent, &x.body, &options, n));
     pair("deferred", rounds, Box::new(parse), deferred);
+
+    // A JSON-lines line of that call (its content written out, as the
+    // JSON-lines sink writes it), against the way before: expanding a copy
+    // of the record, then writing the copy.
+    let kept = OpenAiCall::start(&x.uri, &sent[..], &options).finish(200, &x.body);
+    let copy_then_write: Timed<'_> = Box::new(|n| {
+        let mut line = Vec::new();
+        timed(n, || {
+            line.clear();
+            let mut copy = black_box(&kept).clone();
+            copy.expand_content();
+            copy.write_json(&mut line).unwrap();
+            black_box(&line);
+        })
+    });
+    let write_expanded: Timed<'_> = Box::new(|n| {
+        let mut line = Vec::new();
+        timed(n, || {
+            line.clear();
+            black_box(&kept).write_json_expanded(&mut line).unwrap();
+            black_box(&line);
+        })
+    });
+    pair("jsonl line", rounds, copy_then_write, write_expanded);
 
     // A stream, per chunk: the accumulator against parsing each event.
     let stream = cassette::first("test_chat_completion_multiple_choices_streaming");

@@ -536,6 +536,11 @@ fn held(r: &Record) -> Value {
     }
     let mut expanded = r.clone();
     expanded.expand_content();
+    // Written expanded without copying: the same as expanded then written.
+    let mut line = Vec::new();
+    r.write_json_expanded(&mut line).unwrap();
+    let line: Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(line, serde_json::from_str::<Value>(&expanded.to_json().unwrap()).unwrap());
     json!({"json": json, "raw": r.raw_json(), "input": r.input(), "output": r.output(),
         "input_messages": r.input_messages(), "output_messages": r.output_messages(), "derived": r.derived_attributes(),
         "expanded": {"input": expanded.input, "output": expanded.output, "attributes": expanded.attributes, "raw": expanded.raw}})

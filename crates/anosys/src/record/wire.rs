@@ -63,14 +63,42 @@ struct Wire<'a> {
     input_in_raw: Option<RequestShape>,
     #[serde(skip_serializing_if = "Option::is_none")]
     output_in_raw: Option<ResponseShape>,
-    #[serde(skip_serializing_if = "Attributes::is_empty")]
-    attributes: &'a Attributes,
+    #[serde(skip_serializing_if = "WrittenAttributes::is_empty")]
+    attributes: WrittenAttributes<'a>,
     #[serde(skip_serializing_if = "<[Event]>::is_empty")]
     events: &'a [Event],
     #[serde(skip_serializing_if = "<[Link]>::is_empty")]
     links: &'a [Link],
     #[serde(skip_serializing_if = "Option::is_none")]
     resource: Option<&'a Resource>,
+}
+
+/// The attributes as written: the record's, then (for the record as
+/// [`Record::expand_content`] would make it) those derived from the
+/// content it keeps in `raw`, which it does not have (so a key is written
+/// once).
+struct WrittenAttributes<'a> {
+    own: &'a Attributes,
+    derived: &'a [(&'static str, Value)],
+}
+
+impl WrittenAttributes<'_> {
+    fn is_empty(&self) -> bool {
+        self.own.is_empty() && self.derived.is_empty()
+    }
+}
+
+impl Serialize for WrittenAttributes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.own.len() + self.derived.len()))?;
+        for (key, value) in self.own {
+            map.serialize_entry(key, value)?;
+        }
+        for (key, value) in self.derived {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
 }
 
 /// `raw` as written: the record's `raw`, with the request and the response
@@ -232,6 +260,53 @@ impl Record {
         serde_json::to_writer(buf, &self.wire(true))
     }
 
+    /// Appends the JSON form of the record as
+    /// [`expand_content`](Self::expand_content) would make it (its `input`,
+    /// `output` and content attributes written out from what it keeps in
+    /// `raw`), the record itself left as it is: nothing is copied, and a
+    /// request or response kept as text is written as it is rather than
+    /// parsed. A line of the JSON-lines file, which says everything on its
+    /// own.
+    ///
+    /// ```
+    /// use anosys::sources::openai::{CaptureOptions, OpenAiCall};
+    /// use serde_json::{json, Value};
+    ///
+    /// let call = OpenAiCall::start(
+    ///     "https://api.openai.com/v1/chat/completions",
+    ///     br#"{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}"#,
+    ///     &CaptureOptions::default(),
+    /// );
+    /// let record = call.finish(200, json!({"id": "c1", "model": "gpt-4o",
+    ///     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}]}));
+    /// assert!(record.input.is_none());
+    /// let mut line = Vec::new();
+    /// record.write_json_expanded(&mut line)?;
+    /// let mut expanded = record.clone();
+    /// expanded.expand_content();
+    /// let written: Value = serde_json::from_slice(&line)?;
+    /// assert_eq!(written, serde_json::to_value(&expanded)?);
+    /// assert_eq!(written["input"][0]["content"], "Hi");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn write_json_expanded(&self, buf: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        if self.input_in_raw.is_none() && self.output_in_raw.is_none() {
+            // Expanding would only parse the texts into `raw`.
+            return self.write_json(buf);
+        }
+        // As `expand_content` sets them (a field the record has is given
+        // back as it is).
+        let (input, derived) = self.input_and_derived();
+        let output = self.output_given(&derived);
+        let content = |value| Content { value, fast: true };
+        let mut wire = self.wire(true);
+        wire.input = input.as_deref().map(content);
+        wire.output = output.as_deref().map(content);
+        (wire.input_in_raw, wire.output_in_raw) = (None, None);
+        wire.attributes.derived = &derived;
+        serde_json::to_writer(buf, &wire)
+    }
+
     /// [`write_json`](Self::write_json) into a new string.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         let mut buf = Vec::with_capacity(self.approx_size());
@@ -264,7 +339,7 @@ impl Record {
             raw: self.raw_written().map(|raw| Written { raw, fast }),
             input_in_raw: self.input_in_raw,
             output_in_raw: self.output_in_raw,
-            attributes: &self.attributes,
+            attributes: WrittenAttributes { own: &self.attributes, derived: &[] },
             events: &self.events,
             links: &self.links,
             resource: self.resource.as_deref(),
@@ -530,6 +605,69 @@ mod tests {
         }
         as_text.request_text = Some(JsonText::compact(b"{\"a\": [ null ], \"z\": 1}").unwrap());
         assert_eq!(serde_json::to_string(&as_text).unwrap(), FULL);
+    }
+
+    /// `write_json_expanded` writes what `expand_content` then
+    /// `write_json` write: the same bytes when `raw` holds the request and
+    /// response as values, the same JSON when they are kept as text (then
+    /// written as they are, not parsed). Whatever fields and content
+    /// attributes the record has itself win, as they do in `expand_content`.
+    #[test]
+    fn a_record_written_expanded_is_the_record_expanded_then_written() {
+        let request = json!({"model": "gpt-4o", "messages": [{"role": "system", "content": "Be brief"},
+            {"role": "user", "content": "Hi \"there\"\n"}], "tools": [{"type": "function", "function": {"name": "f"}}]});
+        let response = json!({"id": "c1", "model": "gpt-4o", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "Hello", "tool_calls": [{"id": "t", "type": "function",
+            "function": {"name": "f", "arguments": "{}"}}]}}], "usage": {"prompt_tokens": 5, "completion_tokens": 2}});
+        let base = || {
+            let mut r = full();
+            (r.input, r.output) = (None, None);
+            r.raw = Some(json!({"request": request, "response": response, "zz": "kept"}));
+            r
+        };
+        let mut cases: Vec<(&str, Record)> = vec![("kept in raw", base())];
+        let mut r = base();
+        r.input = Some(json!("mine"));
+        cases.push(("input set", r));
+        let mut r = base();
+        r.output = Some(json!("my output"));
+        cases.push(("output set", r));
+        let mut r = base();
+        r.set_attribute("gen_ai.input.messages", "my messages");
+        r.set_attribute("gen_ai.output.messages", json!([]));
+        cases.push(("content attributes set", r));
+        let mut r = base();
+        r.output_in_raw = None;
+        cases.push(("request only", r));
+        let mut r = base();
+        r.input_in_raw = None;
+        cases.push(("response only", r));
+        let mut r = base();
+        (r.input_in_raw, r.output_in_raw) = (None, None);
+        cases.push(("nothing in raw", r));
+        let mut r = base();
+        r.raw = Some(json!({"request": {"model": "gpt-4o", "messages": "not a list"}, "response": "not an object", "zz": "kept"}));
+        cases.push(("odd content", r));
+        for (name, record) in cases {
+            let mut expanded = record.clone();
+            expanded.expand_content();
+            let mut line = Vec::new();
+            record.write_json_expanded(&mut line).unwrap();
+            assert_eq!(String::from_utf8(line).unwrap(), expanded.to_json().unwrap(), "{name}");
+            // The request and the response kept as text instead.
+            let mut as_text = record.clone();
+            if let Some(Value::Object(raw)) = &mut as_text.raw {
+                for (key, text) in [(REQUEST, &mut as_text.request_text), (RESPONSE, &mut as_text.response_text)] {
+                    let value = raw.remove(key).unwrap();
+                    *text = Some(JsonText::compact(serde_json::to_string_pretty(&value).unwrap().as_bytes()).unwrap());
+                }
+            }
+            let mut line = Vec::new();
+            as_text.write_json_expanded(&mut line).unwrap();
+            let line: Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(line, serde_json::to_value(&expanded).unwrap(), "{name}, as text");
+            assert_eq!(line["raw"]["zz"], "kept", "{name}");
+        }
     }
 
     const FULL: &str = r#"{"kind":"llm_call","name":"chat gpt-4o","span_kind":"CLIENT","start_time":"2025-12-05T02:00:00.000000Z","end_time":"2025-12-05T02:00:00.001500Z","trace_id":"07070707070707070707070707070707","span_id":"0909090909090909","parent_span_id":"0303030303030303","trace_flags":0,"trace_state":"k=v","status":{"code":"ERROR","message":"m"},"source":"app","input":[1],"output":"out","error":{"type":"E","message":"m","stack":"s"},"caller":{"function":"f","file":"a.rs","line":3},"user_context":{"user":"u"},"raw":{"request":{"a":[null],"z":1},"response":{"id":"c"}},"input_in_raw":"chat","output_in_raw":"chat","attributes":{"b":1,"a":{"x":1,"y":2}},"events":[{"name":"ev","time":"2025-12-05T02:00:00.000005Z","attributes":{"e":true}}],"links":[{"trace_id":"01010101010101010101010101010101","span_id":"0202020202020202","attributes":{"e":true}}],"resource":{"e":true}}"#;

@@ -10,7 +10,7 @@ use super::{BoxFuture, ExportContext, ExportReport, Sink};
 use crate::record::Record;
 
 /// Appends records as JSON lines (the [`Record`] serde form, its content
-/// written out by [`Record::expand_content`]) to a file,
+/// written out: [`Record::write_json_expanded`]) to a file,
 /// creating it and its folder on first use.
 ///
 /// ```
@@ -51,21 +51,23 @@ impl Sink for JsonlSink {
         format!("records are written to {}", self.path().display())
     }
 
-    fn export<'a>(&'a self, batch: &'a [Record], _cx: ExportContext) -> BoxFuture<'a, ExportReport> {
+    fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport> {
         Box::pin(async move {
             let mut bytes = Vec::with_capacity(batch.len() * 512);
             let mut failed = 0;
+            let mut pace = cx.pace();
             for record in batch {
+                pace.between();
                 // A line says everything on its own: content kept once in
-                // `raw` is written out (see `Record::expand_content`).
-                let expanded = (record.input_in_raw.is_some() || record.output_in_raw.is_some()).then(|| {
-                    let mut r = record.clone();
-                    r.expand_content();
-                    r
-                });
-                match expanded.as_ref().unwrap_or(record).write_json(&mut bytes) {
+                // `raw` is written out (see `Record::write_json_expanded`).
+                let line_start = bytes.len();
+                match record.write_json_expanded(&mut bytes) {
                     Ok(()) => bytes.push(b'\n'),
-                    Err(_) => failed += 1,
+                    Err(_) => {
+                        // No half line.
+                        bytes.truncate(line_start);
+                        failed += 1;
+                    }
                 }
             }
             let written = self.file.write(open, move |f| f.write_all(&bytes).and_then(|_| f.flush())).await;
