@@ -2,8 +2,10 @@
 //! default sink when no AnoSys key or URL is set.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use super::local::LocalFile;
 use super::{BoxFuture, ExportContext, ExportReport, Sink};
@@ -22,6 +24,9 @@ use crate::record::Record;
 pub struct JsonlSink {
     file: LocalFile<File>,
 }
+
+/// The bytes of lines the JSON-lines sink gathers before writing them.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 fn open(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
@@ -52,26 +57,44 @@ impl Sink for JsonlSink {
     }
 
     fn export<'a>(&'a self, batch: &'a [Record], cx: ExportContext) -> BoxFuture<'a, ExportReport> {
+        self.export_shared(batch.into(), cx)
+    }
+
+    /// The pipeline's batch is written from where it is, not copied, on the
+    /// blocking pool: each record made into its line and the lines written
+    /// through a buffer of [`WRITE_BUFFER`] bytes (a batch of long chats
+    /// is tens of MB of lines, which one buffer for the whole batch made the
+    /// process take and give back every time).
+    fn export_shared(&self, batch: Arc<[Record]>, cx: ExportContext) -> BoxFuture<'_, ExportReport> {
         Box::pin(async move {
-            let mut bytes = Vec::with_capacity(batch.len() * 512);
-            let mut failed = 0;
+            let n = batch.len();
             let mut pace = cx.pace();
-            for record in batch {
-                pace.between();
-                // A line says everything on its own: content kept once in
-                // `raw` is written out (see `Record::write_json_expanded`).
-                let line_start = bytes.len();
-                match record.write_json_expanded(&mut bytes) {
-                    Ok(()) => bytes.push(b'\n'),
-                    Err(_) => {
-                        // No half line.
-                        bytes.truncate(line_start);
-                        failed += 1;
+            let failed = Arc::new(AtomicUsize::new(0));
+            let unwritten = failed.clone();
+            let written = self
+                .file
+                .write(open, move |file| {
+                    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+                    let mut line = Vec::with_capacity(4096);
+                    for record in batch.iter() {
+                        pace.between();
+                        // A line says everything on its own: content kept
+                        // once in `raw` is written out.
+                        line.clear();
+                        match record.write_json_expanded(&mut line) {
+                            Ok(()) => {
+                                line.push(b'\n');
+                                out.write_all(&line)?;
+                            }
+                            Err(_) => {
+                                unwritten.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                     }
-                }
-            }
-            let written = self.file.write(open, move |f| f.write_all(&bytes).and_then(|_| f.flush())).await;
-            ExportReport { failed: if written { failed } else { batch.len() }, ..Default::default() }
+                    out.flush()
+                })
+                .await;
+            ExportReport { failed: if written { failed.load(Ordering::Relaxed) } else { n }, ..Default::default() }
         })
     }
 }
