@@ -4,7 +4,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::local::LocalFile;
@@ -62,20 +61,21 @@ impl Sink for JsonlSink {
 
     /// The pipeline's batch is written from where it is, not copied, on the
     /// blocking pool: each record made into its line and the lines written
-    /// through a buffer of [`WRITE_BUFFER`] bytes (a batch of long chats
+    /// through a buffer of 256 KiB (a batch of long chats
     /// is tens of MB of lines, which one buffer for the whole batch made the
     /// process take and give back every time).
     fn export_shared(&self, batch: Arc<[Record]>, cx: ExportContext) -> BoxFuture<'_, ExportReport> {
         Box::pin(async move {
             let n = batch.len();
             let mut pace = cx.pace();
-            let failed = Arc::new(AtomicUsize::new(0));
-            let unwritten = failed.clone();
+            // The records that could not be made into lines, or `None`
+            // when the file could not be written (the whole batch failed).
             let written = self
                 .file
                 .write(open, move |file| {
                     let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
                     let mut line = Vec::with_capacity(4096);
+                    let mut unwritable = 0;
                     for record in batch.iter() {
                         pace.between();
                         // A line says everything on its own: content kept
@@ -86,15 +86,13 @@ impl Sink for JsonlSink {
                                 line.push(b'\n');
                                 out.write_all(&line)?;
                             }
-                            Err(_) => {
-                                unwritten.fetch_add(1, Ordering::Relaxed);
-                            }
+                            Err(_) => unwritable += 1,
                         }
                     }
-                    out.flush()
+                    out.flush().map(|()| unwritable)
                 })
                 .await;
-            ExportReport { failed: if written { failed.load(Ordering::Relaxed) } else { n }, ..Default::default() }
+            ExportReport { failed: written.unwrap_or(n), ..Default::default() }
         })
     }
 }

@@ -35,13 +35,14 @@ impl<H: Send + 'static> LocalFile<H> {
     }
 
     /// Opens the handle if needed and runs `write` with it on the blocking
-    /// pool. On failure the handle is dropped (reopened next time), the
-    /// error is logged once per file, and `false` is returned.
-    pub(crate) async fn write<E: Display + Send + 'static>(
+    /// pool, giving back what it gave. On failure the handle is dropped
+    /// (reopened next time), the error is logged once per file, and `None`
+    /// is returned.
+    pub(crate) async fn write<T: Send + 'static, E: Display + Send + 'static>(
         &self,
         open: fn(&Path) -> Result<H, E>,
-        write: impl FnOnce(&mut H) -> Result<(), E> + Send + 'static,
-    ) -> bool {
+        write: impl FnOnce(&mut H) -> Result<T, E> + Send + 'static,
+    ) -> Option<T> {
         let (path, handle) = (self.path.clone(), self.handle.clone());
         let done = tokio::task::spawn_blocking(move || {
             let mut guard = handle.lock().unwrap_or_else(|p| p.into_inner());
@@ -60,7 +61,7 @@ impl<H: Send + 'static> LocalFile<H> {
         })
         .await;
         match done {
-            Ok(Ok(())) => true,
+            Ok(Ok(value)) => Some(value),
             Ok(Err(e)) => {
                 diag::once(&format!("local-{}", self.path.display()), LogLevel::Error, || {
                     let message = e.to_string();
@@ -68,9 +69,9 @@ impl<H: Send + 'static> LocalFile<H> {
                     // Errors that name the file already are clear enough alone.
                     if message.contains(&path) { message } else { format!("cannot write {path}: {message}") }
                 });
-                false
+                None
             }
-            Err(_) => false,
+            Err(_) => None,
         }
     }
 }

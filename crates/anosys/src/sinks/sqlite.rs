@@ -703,7 +703,7 @@ impl Sink for SqliteSink {
             let n = batch.len();
             let path = self.path().to_owned();
             let mut pace = cx.pace();
-            let written = self.db.write(open, move |conn| insert_recovering(conn, &path, &batch, &mut pace)).await;
+            let written = self.db.write(open, move |conn| insert_recovering(conn, &path, &batch, &mut pace)).await.is_some();
             ExportReport { failed: if written { 0 } else { n }, ..Default::default() }
         })
     }
