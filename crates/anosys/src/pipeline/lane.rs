@@ -77,7 +77,7 @@ impl LaneHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let held = Arc::new(AtomicUsize::new(0));
         let held_records = Arc::new(AtomicUsize::new(0));
-        let outbox = store::cell(&*sink, settings);
+        let outbox = store::cell(&*sink, settings, &cx);
         let lane = Lane {
             name: sink.name().to_owned(),
             sink,
@@ -994,7 +994,7 @@ mod store {
     use crate::diag::{self, LogLevel};
     use crate::record::Record;
     use crate::sinks::outbox::{Claimed, Entry, Outbox, OutboxError, Settle, WireEncoder};
-    use crate::sinks::{Destination, Sink};
+    use crate::sinks::{Destination, ExportContext, Sink};
 
     /// A destination's outbox, opened on first use on the blocking pool,
     /// reopened after an error.
@@ -1004,6 +1004,8 @@ mod store {
         max_bytes: u64,
         /// The sink's own form for rows, if it has one.
         wire: Option<Arc<dyn WireEncoder>>,
+        /// The lane's context: writing a batch gives way as its sink does.
+        cx: ExportContext,
         outbox: Mutex<Option<Outbox>>,
         /// Uses of the outbox in the order they were asked for (a fair
         /// lock, held across the blocking call): a batch written first is
@@ -1016,7 +1018,7 @@ mod store {
         pub next_due: Option<SystemTime>,
     }
 
-    pub(super) fn cell(sink: &dyn Sink, settings: &LaneSettings) -> Option<Arc<OutboxCell>> {
+    pub(super) fn cell(sink: &dyn Sink, settings: &LaneSettings, cx: &ExportContext) -> Option<Arc<OutboxCell>> {
         let destination = sink.destination()?;
         let (path, max) = settings.outbox.clone()?;
         let wire = sink.wire_encoder();
@@ -1026,6 +1028,7 @@ mod store {
                 destination,
                 max_bytes: max as u64,
                 wire,
+                cx: cx.clone(),
                 outbox: Mutex::new(None),
                 order: Default::default(),
             })
@@ -1046,6 +1049,7 @@ mod store {
                 if guard.is_none() {
                     let mut outbox = Outbox::open(&cell.path, &cell.destination, cell.max_bytes)?;
                     outbox.set_wire(cell.wire.clone());
+                    outbox.set_context(cell.cx.clone());
                     *guard = Some(outbox);
                 }
                 let Some(outbox) = guard.as_mut() else { unreachable!("opened above") };
@@ -1167,7 +1171,7 @@ mod store {
         pub next_due: Option<SystemTime>,
     }
 
-    pub(super) fn cell(_: &dyn Sink, settings: &LaneSettings) -> Option<Arc<OutboxCell>> {
+    pub(super) fn cell(_: &dyn Sink, settings: &LaneSettings, _: &crate::sinks::ExportContext) -> Option<Arc<OutboxCell>> {
         let _ = &settings.outbox;
         None
     }

@@ -80,6 +80,13 @@ pub struct Outbox {
     /// This outbox's leases of runs of rows (see [`LEASES`]), by their
     /// first row: (first row, lease row id). Freed when that row is settled.
     leases: HashMap<i64, i64>,
+    /// The pipeline whose records it keeps: writing a batch gives way to
+    /// the application's threads as the pipeline's other long stretches
+    /// do (see `pipeline::pace`). None outside a pipeline.
+    cx: crate::sinks::ExportContext,
+    /// How many times writing batches gave way.
+    #[cfg(test)]
+    given: u64,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -236,6 +243,9 @@ impl Outbox {
             wire: None,
             tails: HashMap::new(),
             leases: HashMap::new(),
+            cx: crate::sinks::ExportContext::default(),
+            #[cfg(test)]
+            given: 0,
         })
     }
 
@@ -244,6 +254,13 @@ impl Outbox {
     /// record it cannot encode is kept as a record.
     pub fn set_wire(&mut self, encoder: Option<Arc<dyn WireEncoder>>) {
         self.wire = encoder;
+    }
+
+    /// Writes batches from now on as a sink of the pipeline of `cx` works:
+    /// giving way to the application's threads between rows while the
+    /// pipeline is not behind.
+    pub(crate) fn set_context(&mut self, cx: crate::sinks::ExportContext) {
+        self.cx = cx;
     }
 
     /// The store's path.
@@ -282,6 +299,7 @@ impl Outbox {
         let (table, id, max) = (&self.table, self.destination_id, self.max_bytes);
         let owner = lease.map(|_| self.owner.as_str());
         let wire = self.wire.as_deref();
+        let mut pace = self.cx.pace();
         let mut written = Vec::with_capacity(if lease.is_some() { entries.len() } else { 0 });
         let put = in_transaction(&mut self.conn, &self.path, |tx| {
             let mut put = Put::default();
@@ -322,6 +340,7 @@ impl Outbox {
                     if lease.is_some() {
                         written.push((i, tx.last_insert_rowid()));
                     }
+                    pace.between();
                 }
             }
             tx.execute(
@@ -332,6 +351,10 @@ impl Outbox {
             put.dropped_oldest = enforce_bound(tx, id, max, now)?;
             Ok(put)
         })?;
+        #[cfg(test)]
+        {
+            self.given += pace.given();
+        }
         Ok((put, written))
     }
 
@@ -795,6 +818,47 @@ mod tests {
         Outbox::open(&path, &destination, 1 << 20).unwrap();
         let conn = Connection::open(&path).unwrap();
         assert_eq!(conn.query_row("SELECT COUNT(*) FROM outbox_tails", [], |r| r.get::<_, i64>(0)).unwrap(), 0);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn writing_a_batch_gives_way_in_a_pipeline_and_only_there() {
+        let path = temp("pace");
+        let destination = Destination::new("anosys", "http://127.0.0.1:9/log", "AnoSys");
+        let records: Vec<Record> = (0..2_000)
+            .map(|i| {
+                let mut r = Record::new(RecordKind::Raw, format!("r{i}"));
+                r.raw = Some(serde_json::Value::String("x".repeat(512)));
+                r
+            })
+            .collect();
+        let entries: Vec<Entry<'_>> = records.iter().map(|record| Entry { record, uncertain: false }).collect();
+        let mut outside = Outbox::open(&path, &destination, 1 << 30).unwrap();
+        assert_eq!(outside.put(&entries).unwrap().written, entries.len());
+        assert_eq!(outside.given, 0, "outside a pipeline it never gives way");
+        drop(outside);
+
+        // 2,000 rows take well over the 50 µs stretch: the writing gives
+        // way between rows, as the pipeline's other stretches do.
+        let memory = Arc::new(crate::pipeline::Memory::new(1 << 30, 1_000));
+        let mut inside = Outbox::open(&path, &destination, 1 << 30).unwrap();
+        inside.set_context(crate::sinks::ExportContext::of_pipeline(memory.clone()));
+        let started = std::time::Instant::now();
+        assert_eq!(inside.put(&entries).unwrap().written, entries.len());
+        let took = started.elapsed();
+        assert!(inside.given > 0, "took {took:?}, never gave way");
+        assert!(inside.given <= (took.as_micros() / 50 + 1) as u64, "at most once a stretch: {} in {took:?}", inside.given);
+
+        // Behind (more than a quarter of what it may hold waits): it keeps
+        // its share of the processor.
+        for _ in 0..300 {
+            assert!(memory.reserve(10));
+        }
+        let before = inside.given;
+        assert_eq!(inside.put(&entries).unwrap().written, entries.len());
+        assert_eq!(inside.given, before, "no giving way while the pipeline is behind");
+        assert_eq!(inside.stats().unwrap().records, 3 * entries.len() as u64);
+        drop(inside);
         let _ = std::fs::remove_file(&path);
     }
 
