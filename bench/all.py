@@ -61,7 +61,82 @@ class Row:
         else:
             ratio = f"{self.ratio:.2f}x"
         base = self.baseline + (f" ({fmt(self.base)})" if self.base is not None else "")
-        return [self.what, base, fmt(self.value), ratio, self.goal, self.note]
+        met = {True: "yes", False: "no", None: ""}[self.met()]
+        return [self.what, base, fmt(self.value), ratio, self.goal, met, self.note]
+
+    def met(self) -> Optional[bool]:
+        """Whether the figure meets its goal: every part of it (comma-
+        separated) holds. None when the goal has no check this script knows
+        (`-`, a remark in brackets) or a figure it needs is missing."""
+        checks = [goal_check(part.strip()) for part in re.split(r",\s*(?=<=|>=|within)", self.goal)]
+        if not self.goal.strip() or None in checks:
+            return None
+        results = [check(self) for check in checks]  # type: ignore[misc]
+        return None if None in results else all(results)
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def goal_check(goal: str) -> Optional[Callable[[Row], Optional[bool]]]:
+    """The check one part of a goal names, or None if it names none:
+    `<= 1.5x` (or `<= 1.5x nginx`: the ratio to the baseline), `<= 2 us`,
+    `<= 40 MiB`, `>= 100,000 rec/s` (the figure, in the row's unit),
+    `<= 200 ns above the parse` and `within +0.2 ms of nginx's` (the figure
+    less its baseline)."""
+    def need(*values: Optional[float]) -> bool:
+        return all(v is not None for v in values)
+
+    m = re.fullmatch(r"<= ([\d.]+)x(?: \w+)?", goal)
+    if m:
+        limit = _number(m.group(1))
+        return lambda row: row.ratio <= limit if need(row.ratio) else None
+    m = re.fullmatch(r"(<=|>=) ([\d.,]+) (\S+)", goal)
+    if m:
+        op, limit, unit = m.group(1), _number(m.group(2)), m.group(3)
+
+        def absolute(row: Row) -> Optional[bool]:
+            if unit != row.unit or not need(row.value):
+                return None
+            return row.value <= limit if op == "<=" else row.value >= limit  # type: ignore[operator]
+        return absolute
+    m = re.fullmatch(r"<= ([\d.,]+) (\S+) above the \w+|within \+([\d.]+) (\S+) of .+", goal)
+    if m:
+        limit, unit = _number(m.group(1) or m.group(3)), m.group(2) or m.group(4)
+
+        def above(row: Row) -> Optional[bool]:
+            if unit != row.unit or not need(row.value, row.base):
+                return None
+            # A margin for the figures' own rounding (they are printed to 0.01).
+            return row.value - row.base <= limit + 1e-9  # type: ignore[operator]
+        return above
+    return None
+
+
+def self_test() -> None:
+    """Checks the goal column on rows of known figures (scripts/test.sh)."""
+    cases = [
+        (Row("a", "b", 1.52, 2.25, "us", "<= 2 us, <= 1.5x", ratio=1.50), False),
+        (Row("a", "b", 1.52, 1.90, "us", "<= 2 us, <= 1.5x", ratio=1.25), True),
+        (Row("a", "b", 2.19, 3.66, "us", "<= 2x", ratio=1.68), True),
+        (Row("a", "b", 2766, 2021, "ns", "<= 200 ns above the parse"), True),
+        (Row("a", "b", 2766, 2980, "ns", "<= 200 ns above the parse"), False),
+        (Row("a", "b", 380608, 78277, "rec/s", ">= 100,000 rec/s"), False),
+        (Row("a", "-", None, 120000, "rec/s", ">= 100,000 rec/s"), True),
+        (Row("a", "b", 2014, 7.4, "us", "<= 10 us"), True),
+        (Row("a", "b", 90.0, 289, "us", "<= 1.5x nginx"), False),
+        (Row("a", "-", None, 33.6, "MiB", "<= 40 MiB"), True),
+        (Row("a", "b", 0.15, 0.33, "ms", "within +0.2 ms of nginx's"), True),
+        (Row("a", "b", 0.70, 1.50, "ms", "within +0.2 ms of nginx's"), False),
+        (Row("a", "b", 90.0, 159, "us", "(the floor for the row above)"), None),
+        (Row("a", "b", 23.1, 45.8, "us", "-"), None),
+        (Row("a", "b", None, None, "us", "<= 1.5x"), None),
+        (Row("a", "-", None, 12.0, "us", "<= 40 MiB"), None),
+    ]
+    for row, expected in cases:
+        assert row.met() is expected, f"{row.goal!r} with {row.base}, {row.value}, {row.ratio}: {row.met()}"
+    print(f"bench/all.py self-test: {len(cases)} goal checks as expected")
 
 
 def log(msg: str) -> None:
@@ -180,8 +255,12 @@ def delivery(quick: bool) -> List[Row]:
               env={"ANOSYS_BENCH_RECORDS": n}, log_name="delivery")
     found = re.search(r"healthy records=(\d+) seconds=([\d.]+) rate=(\d+)", out)
     rate = float(found.group(3)) if found else None
+    cpu = re.search(r"healthy .*client=([\d.]+) stand_in=([\d.]+) caller=([\d.]+)", out)
+    note = f"{n} records"
+    if cpu:
+        note += f"; CPU a record: pipeline {cpu.group(1)} us, stand-in {cpu.group(2)} us, caller {cpu.group(3)} us"
     return [Row("delivery to a loopback AnoSys stand-in, one process", "-", None, rate, "rec/s",
-                ">= 50,000 rec/s", note=f"{n} records")]
+                ">= 50,000 rec/s", note=note)]
 
 
 def python(quick: bool) -> List[Row]:
@@ -238,7 +317,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter measurements (a smoke run)")
     parser.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: " + ",".join(PARTS))
+    parser.add_argument("--self-test", action="store_true", help="check the goal column's checks, then stop")
     args = parser.parse_args()
+    if args.self_test:
+        self_test()
+        return 0
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.time()
     rows: List[Row] = []
@@ -249,10 +332,12 @@ def main() -> int:
             rows.extend(PARTS[part](args.quick))
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             rows.append(Row(part, "-", None, None, "", "", note=f"failed: {e}"))
-    header = ["what", "baseline (same run)", "measured", "ratio", "goal", "note"]
+    header = ["what", "baseline (same run)", "measured", "ratio", "goal", "met", "note"]
     table = [header, ["---"] * len(header)] + [r.cells() for r in rows]
     print("\n".join("| " + " | ".join(c) + " |" for c in table))
-    print(f"\n{len(rows)} figures in {time.time() - started:.0f} s; logs in target/bench-all/")
+    judged = [r.met() for r in rows if r.met() is not None]
+    print(f"\n{len(rows)} figures in {time.time() - started:.0f} s, {sum(judged)} of {len(judged)} goals met; "
+          "logs in target/bench-all/")
     (OUT / "summary.json").write_text(json.dumps([r.__dict__ for r in rows], indent=1))
     return 0
 

@@ -31,6 +31,9 @@ fi
 
 cargo test --workspace --all-features "$@"
 
+# bench/all.py's goal column: its checks on rows of known figures.
+python3 bench/all.py --self-test
+
 # The Python package as users without Rust get it: the prebuilt abi3
 # manylinux wheel scripts/build-wheel.sh makes (the one release build of
 # the extension here; auditwheel checks its tag), installed from the file,

@@ -557,7 +557,7 @@ fn s7_overload_stays_within_the_memory_bound() {
 /// The Python application of scenario 1: the `anosys` package's raw
 /// logger at a fixed rate, then the same report as the Rust app.
 const PYTHON_APP: &str = r#"
-import json, os, sys, time
+import json, os, resource, sys, time
 import anosys
 count, rate, drain = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 start = time.monotonic()
@@ -574,7 +574,9 @@ while time.monotonic() < end:
         break
     time.sleep(0.05)
 report = anosys.shutdown(10.0)
-print("FAULT_REPORT " + json.dumps({"counters": report, "peak_rss_kb": 0}), flush=True)
+# ru_maxrss is in KiB on Linux.
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("FAULT_REPORT " + json.dumps({"counters": report, "peak_rss_kb": peak}), flush=True)
 "#;
 
 #[test]
@@ -616,7 +618,7 @@ fn s1_python_503_for_the_whole_outage_loses_nothing() {
     let delivered = stand.unique();
     let lost = count - delivered - dropped;
     let within = stand.last_arrival().map(|t| t.saturating_duration_since(back)).unwrap_or_default();
-    result("1 backend answers 503 (Python package)", [count, delivered, stand.duplicated(), dropped, lost, 0], &format!("{rate} records/s; all delivered {:.1} s after the return", within.as_secs_f64()));
+    result("1 backend answers 503 (Python package)", [count, delivered, stand.duplicated(), dropped, lost, report["peak_rss_kb"].as_u64().unwrap_or(0)], &format!("{rate} records/s; all delivered {:.1} s after the return", within.as_secs_f64()));
     assert_eq!((delivered, dropped, lost), (count, 0, 0), "{report}");
     assert!(counter(&report, "kept_in_outbox") > 0, "{report}");
 }
