@@ -372,8 +372,11 @@ impl Record {
     /// assert!(r.attribute("gen_ai.input.messages").is_some());
     /// ```
     pub fn expand_content(&mut self) {
+        // The texts are parsed once, into `raw`, and everything is read
+        // from there (read from the texts first, the request was parsed
+        // twice).
+        self.texts_into_raw();
         if self.input_in_raw.is_none() && self.output_in_raw.is_none() {
-            self.texts_into_raw();
             return;
         }
         let (input, derived) = self.input_and_derived();
@@ -390,7 +393,6 @@ impl Record {
             self.output = self.output_given(&derived).map(Cow::into_owned);
         }
         (self.input_in_raw, self.output_in_raw) = (None, None);
-        self.texts_into_raw();
         for (key, value) in derived {
             self.attributes.insert(Cow::Borrowed(key), value);
         }
