@@ -80,9 +80,10 @@ pub struct Outbox {
     /// This outbox's leases of runs of rows (see [`LEASES`]), by their
     /// first row: (first row, lease row id). Freed when that row is settled.
     leases: HashMap<i64, i64>,
-    /// The pipeline whose records it keeps: writing a batch gives way to
-    /// the application's threads as the pipeline's other long stretches
-    /// do (see `pipeline::pace`). None outside a pipeline.
+    /// The context of the pipeline whose records it keeps: writing a
+    /// batch gives way to the application's threads as the pipeline's
+    /// other long stretches do (see `pipeline::pace`). Outside a pipeline
+    /// (the default) it never gives way.
     cx: crate::sinks::ExportContext,
     /// How many times writing batches gave way.
     #[cfg(test)]
