@@ -285,6 +285,11 @@ fn counter(report: &Value, name: &str) -> u64 {
     report["counters"][name].as_u64().unwrap_or_else(|| panic!("no counter {name} in {report}"))
 }
 
+/// The app's peak resident memory in KiB, as it reported it (0 if not).
+fn peak_kb(report: &Value) -> u64 {
+    report["peak_rss_kb"].as_u64().unwrap_or(0)
+}
+
 /// Prints the scenario's line for the README table.
 /// `counts`: logged, delivered, duplicated, dropped, lost, peak RSS in KiB.
 fn result(name: &str, counts: [u64; 6], note: &str) {
@@ -320,7 +325,7 @@ fn outage(
     let delivered = stand.unique();
     let lost = count - delivered - dropped;
     let within = stand.last_arrival().map(|t| t.saturating_duration_since(back)).unwrap_or_default();
-    result(name, [count, delivered, stand.duplicated(), dropped, lost, report["peak_rss_kb"].as_u64().unwrap_or(0)], &format!("all delivered {:.1} s after the return", within.as_secs_f64()));
+    result(name, [count, delivered, stand.duplicated(), dropped, lost, peak_kb(&report)], &format!("all delivered {:.1} s after the return", within.as_secs_f64()));
     if std::env::var_os("FAULT_DEBUG").is_some() {
         println!("{report}");
     }
@@ -395,7 +400,7 @@ fn s3_a_slow_backend_never_slows_the_local_store() {
     let accounted = (0..count).filter(|seq| arrived.contains(seq) || kept.contains(seq)).count() as u64;
     let dropped = counter(&report, "dropped");
     let lost = count - accounted - dropped;
-    result(&format!("3 backend takes {} s per answer", slow.as_secs()), [count, arrived.len() as u64, stand.duplicated(), dropped, lost, report["peak_rss_kb"].as_u64().unwrap_or(0)], &format!("JSON lines had {lines} of {expected} due at half-time; the rest waits in the outbox"));
+    result(&format!("3 backend takes {} s per answer", slow.as_secs()), [count, arrived.len() as u64, stand.duplicated(), dropped, lost, peak_kb(&report)], &format!("JSON lines had {lines} of {expected} due at half-time; the rest waits in the outbox"));
     assert_eq!((all_lines, dropped, lost), (count, 0, 0), "{report}");
 }
 
@@ -424,7 +429,7 @@ fn s4_a_flapping_backend_loses_nothing() {
     let report = report_of(child);
     let (delivered, dropped) = (stand.unique(), counter(&report, "dropped"));
     let lost = count - delivered - dropped;
-    result("4 up 2 s / down 2 s", [count, delivered, stand.duplicated(), dropped, lost, report["peak_rss_kb"].as_u64().unwrap_or(0)], "");
+    result("4 up 2 s / down 2 s", [count, delivered, stand.duplicated(), dropped, lost, peak_kb(&report)], "");
     assert_eq!((delivered, dropped, lost), (count, 0, 0), "{report}");
 }
 
@@ -472,7 +477,7 @@ fn s5_kill_9_never_loses_what_reached_the_outbox() {
     let report = report_of(spawn_app(&spec, &env));
     drop(server);
     let missing: Vec<u64> = reached.iter().copied().filter(|seq| !stand.has(*seq)).collect();
-    result("5 kill -9 during outbox writes, restart", [reached.len() as u64, reached.len() as u64 - missing.len() as u64, stand.duplicated(), 0, missing.len() as u64, report["peak_rss_kb"].as_u64().unwrap_or(0)], &format!(
+    result("5 kill -9 during outbox writes, restart", [reached.len() as u64, reached.len() as u64 - missing.len() as u64, stand.duplicated(), 0, missing.len() as u64, peak_kb(&report)], &format!(
             "{} kills at random moments while logging 2,000/s; at least {logged} logged before the kills, {} had reached the outbox; about {in_memory_max} at most were still in memory at a kill",
             s.kills,
             reached.len()
@@ -516,7 +521,7 @@ fn s6_a_full_disk_is_counted_and_capture_resumes() {
     drop(server);
     let delivered = stand.unique();
     let lost = count - delivered - dropped;
-    result("6 disk full (RLIMIT_FSIZE), then room again", [count, delivered, stand.duplicated(), dropped, lost, report["peak_rss_kb"].as_u64().unwrap_or(0)], &format!("{} dropped while the disk was full, counted; {} delivered after", dropped, counter(&drain, "outbox_delivered")));
+    result("6 disk full (RLIMIT_FSIZE), then room again", [count, delivered, stand.duplicated(), dropped, lost, peak_kb(&report)], &format!("{} dropped while the disk was full, counted; {} delivered after", dropped, counter(&drain, "outbox_delivered")));
     assert_eq!(lost, 0, "{report} {drain}");
 }
 
@@ -618,7 +623,7 @@ fn s1_python_503_for_the_whole_outage_loses_nothing() {
     let delivered = stand.unique();
     let lost = count - delivered - dropped;
     let within = stand.last_arrival().map(|t| t.saturating_duration_since(back)).unwrap_or_default();
-    result("1 backend answers 503 (Python package)", [count, delivered, stand.duplicated(), dropped, lost, report["peak_rss_kb"].as_u64().unwrap_or(0)], &format!("{rate} records/s; all delivered {:.1} s after the return", within.as_secs_f64()));
+    result("1 backend answers 503 (Python package)", [count, delivered, stand.duplicated(), dropped, lost, peak_kb(&report)], &format!("{rate} records/s; all delivered {:.1} s after the return", within.as_secs_f64()));
     assert_eq!((delivered, dropped, lost), (count, 0, 0), "{report}");
     assert!(counter(&report, "kept_in_outbox") > 0, "{report}");
 }
