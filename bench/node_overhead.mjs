@@ -206,6 +206,9 @@ async function worker(variant) {
     await spans.provider.forceFlush();
     out.spans = spans.getFinishedSpans().length;
   }
+  // The process's peak resident memory, and its transparent huge pages now.
+  out.peak_kb = Number(readFileSync('/proc/self/status', 'utf8').match(/VmHWM:\s+(\d+)/)?.[1] ?? NaN);
+  out.huge_kb = Number(readFileSync('/proc/self/smaps_rollup', 'utf8').match(/AnonHugePages:\s+(\d+)/)?.[1] ?? NaN);
   console.log(JSON.stringify(out));
 }
 
@@ -247,7 +250,7 @@ async function main() {
       if (ok) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    const results = Object.fromEntries(variants.map((v) => [v, { plain: [], stream: [] }]));
+    const results = Object.fromEntries(variants.map((v) => [v, { plain: [], stream: [], memory: [] }]));
     const capture = [];
     const captureBase = [];
     for (let round = 1; round <= Number(args.rounds); round++) {
@@ -269,6 +272,7 @@ async function main() {
           });
         });
         for (const kind of ['plain', 'stream']) results[v][kind].push([got[kind].median_us, got[kind].cpu_us]);
+        results[v].memory.push([got.peak_kb, got.huge_kb]);
         if (got.capture_us !== undefined) capture.push([got.capture_us, got.capture_cpu_us]);
         if (got.capture_baseline_us !== undefined) captureBase.push([got.capture_baseline_us, got.capture_baseline_cpu_us]);
         let extra = got.capture_us !== undefined ? `, capture alone ${got.capture_us.toFixed(1)} us (thread cpu ${got.capture_cpu_us.toFixed(1)}), delivered ${got.delivered}` : got.spans !== undefined ? `, spans ${got.spans}` : '';
@@ -291,6 +295,15 @@ async function main() {
         return `${wall.toFixed(1).padStart(kind === 'plain' ? 10 : 11)} ${(wall / med(base[v], kind, 0)).toFixed(2).padStart(6)} ${cpu.toFixed(1).padStart(7)} ${(cpu / med(base[v], kind, 1)).toFixed(2).padStart(6)}`;
       });
       console.log(`${v.padEnd(18)} ${base[v].padEnd(8)} ${cells[0]}   ${cells[1]}`);
+    }
+    // Peak RSS of each variant's process (its calls, and for anosys the
+    // capture-alone loop too), median over rounds, against the bare client
+    // of the same openai version; and the transparent huge pages it held.
+    console.log('\npeak RSS of the process, median over rounds (ratio to the bare client); huge pages resident at the end');
+    for (const v of variants) {
+      const peak = (name) => median(results[name].memory.map((m) => m[0])) / 1024;
+      const huge = median(results[v].memory.map((m) => m[1])) / 1024;
+      console.log(`${v.padEnd(18)} ${peak(v).toFixed(1).padStart(7)} MiB ${(peak(v) / peak(base[v])).toFixed(2).padStart(6)}   huge pages ${huge.toFixed(1)} MiB`);
     }
     if (!variants.includes(SEED)) console.log(`\n${SEED}: not available from the npm registry; not measured`);
     const bare = med('bare', 'plain', 0);

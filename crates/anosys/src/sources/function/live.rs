@@ -30,7 +30,9 @@ use crate::record::{Caller, ErrorInfo, Record, SpanId, Status, TraceId};
 /// ```
 #[derive(Debug)]
 pub struct LiveFunctionCall {
-    record: Option<Record>,
+    /// Boxed: a binding's object holds the call until the language frees
+    /// the object, well after it has ended (see `openai::live::State`).
+    record: Option<Box<Record>>,
     trace_id: TraceId,
     span_id: SpanId,
     content: bool,
@@ -56,7 +58,7 @@ impl LiveFunctionCall {
         if content {
             record.input = Some(input());
         }
-        LiveFunctionCall { trace_id: record.trace_id, span_id: record.span_id, record: Some(record), content }
+        LiveFunctionCall { trace_id: record.trace_id, span_id: record.span_id, record: Some(Box::new(record)), content }
     }
 
     /// The trace this call belongs to.
@@ -86,7 +88,7 @@ impl LiveFunctionCall {
     /// Ends the call with its return value.
     pub fn finish(&mut self, output: impl FnOnce() -> Value) -> Option<Record> {
         self.set_output(output);
-        let mut record = self.record.take()?;
+        let mut record = *self.record.take()?;
         record.finish(Status::ok());
         Some(record)
     }
@@ -94,7 +96,7 @@ impl LiveFunctionCall {
     /// Ends the call with an error: its type, message and stack (with what
     /// it produced before, if [`set_output`](Self::set_output) said).
     pub fn fail(&mut self, error: ErrorInfo) -> Option<Record> {
-        let mut record = self.record.take()?;
+        let mut record = *self.record.take()?;
         end_with_error(&mut record, error);
         Some(record)
     }
@@ -103,7 +105,7 @@ impl LiveFunctionCall {
     /// a cancelled coroutine), keeping what [`set_output`](Self::set_output)
     /// said it produced.
     pub fn cancel(&mut self) -> Option<Record> {
-        let mut record = self.record.take()?;
+        let mut record = *self.record.take()?;
         end_cancelled(&mut record);
         Some(record)
     }

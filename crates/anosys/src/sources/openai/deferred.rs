@@ -80,12 +80,12 @@ impl Pending {
     }
 }
 
-// One per call, moved between states in place (as `LiveCall`'s own
-// states): no gain in boxing.
-#[allow(clippy::large_enum_variant)]
+// The pending request boxed, as `LiveCall`'s states are: a binding's object
+// holds its call until the language frees the object, well after the call
+// has ended (see `live::State`).
 #[derive(Debug)]
 enum Inner {
-    Pending(Pending),
+    Pending(Box<Pending>),
     Live(LiveCall),
 }
 
@@ -131,7 +131,7 @@ impl DeferredCall {
         if streaming {
             DeferredCall(Inner::Live(pending.start()))
         } else {
-            DeferredCall(Inner::Pending(pending))
+            DeferredCall(Inner::Pending(Box::new(pending)))
         }
     }
 
@@ -449,5 +449,19 @@ mod tests {
         assert!(!asks_stream(br#"{"model":"m","messages":[{"stream":true}]}"#));
         assert!(!asks_stream(b"not json"));
         assert!(!asks_stream(br#"{"stream":"true"}"#));
+    }
+
+    /// What a binding's object holds once its call has ended, until the
+    /// language frees the object: a pointer or two, not a record inline
+    /// (1,056 bytes a call before the states were boxed; Node held 22 MiB
+    /// of ended calls after 20,000 calls, until V8 collected them).
+    #[test]
+    fn a_call_held_by_a_binding_is_small() {
+        use std::mem::size_of;
+        assert!(size_of::<DeferredCall>() <= 2 * size_of::<usize>(), "{}", size_of::<DeferredCall>());
+        assert!(size_of::<LiveCall>() <= 2 * size_of::<usize>(), "{}", size_of::<LiveCall>());
+        // A function call keeps its ids (for the binding's context) next to
+        // its boxed record.
+        assert!(size_of::<crate::embed::LiveFunctionCall>() <= 48, "{}", size_of::<crate::embed::LiveFunctionCall>());
     }
 }
