@@ -288,6 +288,10 @@ def overhead_rows(lang: str, out: str, where: str) -> List[Row]:
     base = float(bare.group(1)) if bare else None
     value = float(work.group(2)) if work else None
     note = f"wall {float(work.group(1)):.1f} us" if work else "see target/bench-all log"
+    # Node also prints each variant's peak RSS ("anosys  161.9 MiB  1.20  ...").
+    peak = re.search(r"^anosys\s+([\d.]+) MiB\s+([\d.]+)", out, re.M)
+    if peak:
+        note += f"; peak RSS {float(peak.group(1)):.0f} MiB, {float(peak.group(2)):.2f}x the bare client's"
     return [Row(f"{lang}: the package's work on {where} per chat call (its CPU)", "a bare loopback call", base, value,
                 "us", "<= 10 us", note=note)]
 
