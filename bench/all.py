@@ -3,7 +3,7 @@
 delivery, the Python and Node packages and the proxy, in one run, each next
 to a baseline measured in the same run, printed as one table.
 
-    python3 bench/all.py              # everything, about 9-12 minutes on 2 cores (the proxy part about 6)
+    python3 bench/all.py              # everything, about 12-14 minutes on 2 cores (the proxy part about 5)
     python3 bench/all.py --quick      # shorter measurements, for a smoke run
     python3 bench/all.py --only engine,store
 
@@ -297,10 +297,12 @@ def overhead_rows(lang: str, out: str, where: str) -> List[Row]:
 
 
 def proxy(quick: bool) -> List[Row]:
-    # 1,000 requests a run: 10 s at 100 req/s; LiteLLM saturates near 50 req/s,
-    # so its runs are shorter (150 requests: about 3 s each).
+    # 1,000 requests a run, at most 6 s of them (600 at 100 req/s, the
+    # chats with a history too), so the whole of bench/all.py stays under
+    # 15 minutes; LiteLLM saturates near 50 req/s, so its runs are shorter
+    # (150 requests: about 3 s each).
     env = {"RATES": "100 500" if quick else "100 500 1000", "REQUESTS": "600" if quick else "1000",
-           "LITELLM_REQUESTS": "100" if quick else "150"}
+           "RUN_SECONDS": "6", "LITELLM_REQUESTS": "100" if quick else "150"}
     out = run(["bash", "bench/proxy_load.sh"], 2400, env=env, log_name="proxy")
     rows: List[Row] = []
     for line in out.splitlines():

@@ -32,6 +32,9 @@
 # Settings (environment):
 #   RATES              request rates, requests/s               [100 500 1000]
 #   REQUESTS           requests per measured run               [1000]
+#   RUN_SECONDS        at most this many seconds' worth of requests a
+#                      run at a set rate (0: no cap); bench/all.py sets 6,
+#                      so a run at 100 req/s sends 600    [0]
 #   WARMUP             unmeasured requests per target and kind [100]
 #   CONNECTIONS        oha connections (even)                  [10]
 #   BURST_CONNECTIONS  hey connections (burst)                 [10]
@@ -58,6 +61,7 @@ set -euo pipefail
 
 RATES=${RATES:-"100 500 1000"}
 REQUESTS=${REQUESTS:-1000}
+RUN_SECONDS=${RUN_SECONDS:-0}
 WARMUP=${WARMUP:-100}
 CONNECTIONS=${CONNECTIONS:-10}
 BURST_CONNECTIONS=${BURST_CONNECTIONS:-10}
@@ -84,7 +88,7 @@ unset ANOSYS_API_KEY ANOSYS_API_URL ANOSYS_SINKS ANOSYS_JSONL_PATH ANOSYS_RESOLV
 log() { printf '[proxy_load] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for v in REQUESTS WARMUP CONNECTIONS BURST_CONNECTIONS LITELLM_REQUESTS HISTORY_REQUESTS HISTORY_RATE SATURATE_REQUESTS SATURATE_CONNECTIONS FIRST_BYTE_MS EVENT_MS; do
+for v in REQUESTS RUN_SECONDS WARMUP CONNECTIONS BURST_CONNECTIONS LITELLM_REQUESTS HISTORY_REQUESTS HISTORY_RATE SATURATE_REQUESTS SATURATE_CONNECTIONS FIRST_BYTE_MS EVENT_MS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 for r in $RATES; do
@@ -302,7 +306,10 @@ body_for() {
     esac
 }
 url_for() { echo "http://127.0.0.1:${PORT[$1]}/v1/chat/completions"; }
-count_for() { if [[ $1 == litellm ]]; then echo "$LITELLM_REQUESTS"; else echo "$REQUESTS"; fi; }
+# capped N RATE: N, or fewer when RUN_SECONDS caps a run at RATE.
+capped() { if [[ $RUN_SECONDS -gt 0 && $(($2 * RUN_SECONDS)) -lt $1 ]]; then echo $(($2 * RUN_SECONDS)); else echo "$1"; fi; }
+# count_for TARGET RATE: the requests of one measured run.
+count_for() { if [[ $1 == litellm ]]; then capped "$LITELLM_REQUESTS" "$2"; else capped "$REQUESTS" "$2"; fi; }
 
 # run_oha OUT N RATE(0 = unlimited) KIND TARGET [CONNECTIONS]: one bounded oha run.
 run_oha() {
@@ -337,7 +344,7 @@ for kind in plain stream; do
     for rate in $RATES; do
         for shape in even burst; do
             for target in "${ACTIVE[@]}"; do
-                n=$(count_for "$target")
+                n=$(count_for "$target" "$rate")
                 log "$kind, $rate req/s, $shape, $target: $n requests"
                 if [[ $shape == even ]]; then
                     run_oha "$TMP/run-$kind-$rate-$shape-$target.json" "$n" "$rate" "$kind" "$target"
@@ -371,6 +378,7 @@ for target in "${ACTIVE[@]}"; do EXPECTED[$target]=$((SENT[$target] + 2 * WARMUP
 # is slow, and the figures above already place it).
 HISTORY_TARGETS=()
 for target in "${ACTIVE[@]}"; do [[ $target == litellm ]] || HISTORY_TARGETS+=("$target"); done
+HISTORY_REQUESTS=$(capped "$HISTORY_REQUESTS" "$HISTORY_RATE")
 if [[ $HISTORY_REQUESTS -gt 0 ]]; then
     HISTORY_WARMUP=$(( WARMUP < 50 ? WARMUP : 50 ))
     for target in "${HISTORY_TARGETS[@]}"; do

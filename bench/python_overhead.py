@@ -4,7 +4,9 @@ it, against a local OpenAI-compatible server, in one run:
 
 - bare: the openai client, nothing installed
 - anosys: this repository's package (``AnosysOpenAILogger()``)
-- anosys-sdk-openai: the original package from PyPI (1.0.14)
+- anosys-sdk-openai: the original package from PyPI (1.0.14), in a venv
+  of its own (this package ships an ``anosys_sdk_openai`` module for
+  moving from it, which would replace the original's in a shared venv)
 - otel-openai-v2: ``opentelemetry-instrumentation-openai-v2`` with the
   OpenTelemetry SDK's batch span processor
 
@@ -15,7 +17,8 @@ reported as ratios to bare. Everything stays on 127.0.0.1: the upstream is
 ``anosys demo-server`` (recorded OpenAI replies), and the packages that
 post records post them to a local AnoSys stand-in in this process.
 
-Usage (from the repository root; installs into target/bench-venv):
+Usage (from the repository root; installs into target/bench-venv and
+target/bench-original-venv):
 
     python3 bench/python_overhead.py            # N=2000, 5 rounds
     python3 bench/python_overhead.py --n 500 --rounds 3
@@ -41,10 +44,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VENV = ROOT / "target" / "bench-venv"
 PY = VENV / "bin" / "python"
-VARIANTS = ["bare", "anosys", "anosys-sdk-openai", "otel-openai-v2"]
+# The original package, alone with the same openai: this package's
+# `anosys_sdk_openai` compatibility module would otherwise replace it.
+ORIGINAL_VENV = ROOT / "target" / "bench-original-venv"
+ORIGINAL_PY = ORIGINAL_VENV / "bin" / "python"
+SEED = "anosys-sdk-openai"
+VARIANTS = ["bare", "anosys", SEED, "otel-openai-v2"]
+# Variants that post records to the AnoSys stand-in.
+POSTING = ("anosys", SEED)
+OPENAI = "openai==3.57.0"
+ORIGINAL_PACKAGES = [OPENAI, "anosys-sdk-core==1.0.14", "anosys-sdk-openai==1.0.14"]
 PACKAGES = [
-    "openai==3.57.0",
-    "anosys-sdk-openai==1.0.14",
+    OPENAI,
     "opentelemetry-instrumentation-openai-v2==2.4b0",
     # 2.4b0 imports util.genai.instruments, which 1.2b0 renamed
     "opentelemetry-util-genai==1.1b0",
@@ -75,10 +86,11 @@ class Collector(BaseHTTPRequestHandler):
 
 
 def setup() -> None:
-    if not PY.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    for venv, py, packages in ((VENV, PY, PACKAGES), (ORIGINAL_VENV, ORIGINAL_PY, ORIGINAL_PACKAGES)):
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *packages], check=True)
     pip = [str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run(pip + PACKAGES, check=True)
     subprocess.run(pip + [str(ROOT / "crates" / "anosys-python")], check=True)
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "anosys-cli"], cwd=ROOT, check=True)
 
@@ -125,7 +137,12 @@ def worker(variant: str, upstream: str, backend: str, n: int, warmup: int, basel
         import anosys
 
         anosys.AnosysOpenAILogger()
-    elif variant == "anosys-sdk-openai":
+    elif variant == SEED:
+        import importlib.util
+
+        # The original, not this package's module of the same name.
+        if importlib.util.find_spec("anosys") is not None:
+            sys.exit(f"{SEED}: this package is installed next to it in {sys.prefix}; the original needs a venv of its own")
         import anosys_sdk_openai.instrumentor as seed
 
         seed.resolve_api_key = lambda *a, **k: backend  # stay on loopback
@@ -224,6 +241,7 @@ def main() -> None:
             except OSError:
                 time.sleep(0.05)
         results = {v: {"plain": [], "stream": []} for v in VARIANTS}
+        posted = {v: 0 for v in VARIANTS}
         capture = []
         capture_base = []
         capture_object = []
@@ -231,8 +249,9 @@ def main() -> None:
             for v in VARIANTS:
                 env = dict(os.environ, ANOSYS_DB=str(ROOT / "target" / "bench-anosys.db"))
                 env.pop("ANOSYS_API_KEY", None)
+                before = Collector.received
                 proc = subprocess.run(
-                    [str(PY), __file__, "--worker", v, "--upstream", upstream, "--backend", backend,
+                    [str(ORIGINAL_PY if v == SEED else PY), __file__, "--worker", v, "--upstream", upstream, "--backend", backend,
                      "--n", str(args.n), "--warmup", str(args.warmup), "--capture-n", str(args.capture_n)]
                     + (["--baseline-native", str(pathlib.Path(args.baseline_native).resolve())] if args.baseline_native else []),
                     capture_output=True, text=True, env=env, timeout=600,
@@ -240,6 +259,7 @@ def main() -> None:
                 if proc.returncode != 0:
                     sys.exit(f"{v} failed:\n{proc.stderr[-3000:]}")
                 got = json.loads(proc.stdout.strip().splitlines()[-1])
+                posted[v] += Collector.received - before
                 for kind in ("plain", "stream"):
                     results[v][kind].append((got[kind]["median_us"], got[kind]["cpu_us"]))
                 extra = ""
@@ -277,7 +297,11 @@ def main() -> None:
         line("the same finished with the reply object (the fallback)", capture_object)
         if capture_base:
             line(f"the baseline build ({args.baseline_native}), finished with the reply object as it was", capture_base)
-        print(f"AnoSys stand-in received {Collector.received} records")
+        print(f"AnoSys stand-in received {Collector.received} records: "
+              + ", ".join(f"{v} {posted[v]}" for v in POSTING))
+        for v in POSTING:
+            if posted[v] == 0:
+                print(f"warning: {v} posted no record to the stand-in; its figures are not those of a capturing client")
     finally:
         server.terminate()
         httpd.shutdown()
