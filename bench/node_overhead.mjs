@@ -93,8 +93,77 @@ function setup() {
 
 // ---- worker: runs in target/bench-node, one variant per process ----------
 
+/**
+ * What the package adds to the event loop in a real call, in one process:
+ * two openai 7.59 clients, one bare and one instrumented
+ * (`instrumentOpenAI`), whose `fetch` hands back the upstream's reply at
+ * once (fetched from it beforehand; no HTTP while timed), called in
+ * alternating blocks (which goes first alternating too), so that this
+ * machine's drift falls on both alike. CPU time of the event loop's
+ * thread per call, for each block; the records are delivered to the
+ * stand-in between pairs, outside the timing. Unlike the capture-alone
+ * loop, this counts the JavaScript wrapper and the engine's work as they
+ * run inside openai's own, with the caches that leaves them.
+ */
+async function inProcess(require) {
+  process.env.ANOSYS_API_URL = args.backend;
+  const anosys = await import(join(DIR, 'node_modules', 'anosys', 'index.js'));
+  const OpenAI = (await import(require.resolve('openai7'))).default;
+  const messages = [{ role: 'user', content: 'Say this is a test' }];
+  const replies = {};
+  for (const [kind, stream] of [['plain', false], ['stream', true]]) {
+    const r = await fetch(`${args.upstream}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages, stream }),
+    });
+    replies[kind] = { body: await r.text(), type: r.headers.get('content-type') ?? 'application/json' };
+  }
+  let kind = 'plain';
+  const canned = async () => new Response(replies[kind].body, { status: 200, headers: { 'content-type': replies[kind].type } });
+  const options = { apiKey: 'sk-bench', baseURL: `${args.upstream}/v1`, maxRetries: 0, fetch: canned };
+  const clients = { bare: new OpenAI(options), anosys: anosys.instrumentOpenAI(new OpenAI(options)) };
+  const call = {
+    plain: (client) => client.chat.completions.create({ model: 'gpt-4o-mini', messages }),
+    stream: async (client) => {
+      for await (const _ of await client.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true }));
+    },
+  };
+  const threadCpu = () => Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+  const settle = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  const block = async (which, n) => {
+    settle();
+    const cpu = threadCpu();
+    for (let i = 0; i < n; i++) await call[kind](clients[which]);
+    settle();
+    return (threadCpu() - cpu) / 1000 / n;
+  };
+  const BLOCK = 200;
+  const ROUNDS = 24;
+  const out = {};
+  for (kind of ['plain', 'stream']) {
+    for (let i = 0; i < 3; i++) for (const which of ['bare', 'anosys']) await block(which, BLOCK);
+    await anosys.flush({ timeoutMs: 30_000 });
+    const bare = [];
+    const added = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 ? ['bare', 'anosys'] : ['anosys', 'bare'];
+      const t = {};
+      for (const which of order) t[which] = await block(which, BLOCK);
+      bare.push(t.bare);
+      added.push(t.anosys - t.bare);
+      await anosys.flush({ timeoutMs: 30_000 });
+    }
+    const sorted = [...added].sort((a, b) => a - b);
+    out[kind] = { bare_us: median(bare), added_us: median(added), lo: sorted[Math.floor(ROUNDS / 4)], hi: sorted[Math.floor((3 * ROUNDS) / 4)] };
+  }
+  out.delivered = (await anosys.flush({ timeoutMs: 30_000 })).delivered;
+  console.log(JSON.stringify(out));
+}
+
 async function worker(variant) {
   const require = createRequire(join(DIR, 'index.js'));
+  if (variant === 'in-process') return inProcess(require);
   let OpenAI;
   let spans;
   let anosys;
@@ -253,24 +322,34 @@ async function main() {
     const results = Object.fromEntries(variants.map((v) => [v, { plain: [], stream: [], memory: [] }]));
     const capture = [];
     const captureBase = [];
-    for (let round = 1; round <= Number(args.rounds); round++) {
-      for (const v of variants) {
-        const env = { ...process.env, ANOSYS_DB: join(ROOT, 'target', 'bench-anosys.db') };
-        delete env.ANOSYS_API_KEY;
-        const got = await new Promise((resolve, reject) => {
-          const baseline = args['baseline-native'] ? ['--baseline-native', resolvePath(args['baseline-native'])] : [];
-          const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--worker', v, '--upstream', upstream, '--backend', backend, '--n', String(N), '--warmup', String(WARMUP), '--capture-n', String(CAPTURE_N), ...baseline], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-          let stdout = '';
-          let stderr = '';
-          child.stdout.on('data', (d) => (stdout += d));
-          child.stderr.on('data', (d) => (stderr += d));
-          const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
-          child.on('exit', (code) => {
-            clearTimeout(timer);
-            if (code !== 0) reject(new Error(`${v} failed:\n${stderr.slice(-3000)}`));
-            else resolve(JSON.parse(stdout.trim().split('\n').pop()));
-          });
+    const inProcessRuns = [];
+    const runWorker = (v) => {
+      const env = { ...process.env, ANOSYS_DB: join(ROOT, 'target', 'bench-anosys.db') };
+      delete env.ANOSYS_API_KEY;
+      return new Promise((resolve, reject) => {
+        const baseline = args['baseline-native'] ? ['--baseline-native', resolvePath(args['baseline-native'])] : [];
+        const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--worker', v, '--upstream', upstream, '--backend', backend, '--n', String(N), '--warmup', String(WARMUP), '--capture-n', String(CAPTURE_N), ...baseline], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          if (code !== 0) reject(new Error(`${v} failed:\n${stderr.slice(-3000)}`));
+          else resolve(JSON.parse(stdout.trim().split('\n').pop()));
         });
+      });
+    };
+    for (let round = 1; round <= Number(args.rounds); round++) {
+      const inProc = await runWorker('in-process');
+      inProcessRuns.push(inProc);
+      console.error(
+        `round ${round} in-process: the event loop's CPU a call, bare / added by anosys: plain ${inProc.plain.bare_us.toFixed(1)} / ${inProc.plain.added_us.toFixed(1)} us` +
+          `, stream ${inProc.stream.bare_us.toFixed(1)} / ${inProc.stream.added_us.toFixed(1)} us, delivered ${inProc.delivered}`,
+      );
+      for (const v of variants) {
+        const got = await runWorker(v);
         for (const kind of ['plain', 'stream']) results[v][kind].push([got[kind].median_us, got[kind].cpu_us]);
         results[v].memory.push([got.peak_kb, got.huge_kb]);
         if (got.capture_us !== undefined) capture.push([got.capture_us, got.capture_cpu_us]);
@@ -313,6 +392,15 @@ async function main() {
       console.log(`${what}: ${wall.toFixed(1)} us per call (${((wall / bare) * 100).toFixed(1)}% of a bare call), CPU of the event loop's thread ${cpu.toFixed(1)} us (${((cpu / bare) * 100).toFixed(1)}%)`);
     };
     console.log('');
+    // What the package adds to the event loop in a real call (see
+    // inProcess), median over rounds of each round's median.
+    for (const kind of ['plain', 'stream']) {
+      const pick = (key) => median(inProcessRuns.map((r) => r[kind][key]));
+      console.log(
+        `anosys on the event loop in a real ${kind} call (instrumented and bare openai 7.59 clients interleaved in one process, the reply from a canned fetch, no HTTP): ` +
+          `${pick('added_us').toFixed(1)} us added to the bare client's ${pick('bare_us').toFixed(1)} us (middle half of the pairs ${pick('lo').toFixed(1)} to ${pick('hi').toFixed(1)}), CPU of the event loop's thread`,
+      );
+    }
     line('anosys capture work alone (OpenAICall start + finish with the reply, JSON.stringify of both included, no HTTP)', capture);
     if (captureBase.length) line(`the baseline build (${args['baseline-native']})`, captureBase);
     console.log(`AnoSys stand-in received ${received} POSTs`);
