@@ -398,19 +398,19 @@ impl OpenAiCall {
     /// Feeds raw bytes of the server-sent-events body, split anywhere.
     #[napi]
     pub fn push_bytes(&mut self, bytes: &[u8]) {
-        self.0.live().push_bytes(bytes);
+        self.0.push_bytes(bytes);
     }
 
     /// Feeds the JSON text of one streamed event.
     #[napi]
     pub fn push_data(&mut self, data: String) {
-        self.0.live().push_data(&data);
+        self.0.push_data(data);
     }
 
     /// The stream was read to its end.
     #[napi]
     pub fn end_stream(&mut self, env: Env) -> bool {
-        submit(&env, self.0.live().end_stream())
+        self.0.end_stream_with(may_defer(), |r| submit(&env, Some(r)))
     }
 
     /// The caller stopped before the end (an early `break`, an abort);

@@ -356,7 +356,6 @@ impl OpenAICall {
     #[new]
     #[pyo3(signature = (url, request, source = None, parent = None, user_context = None))]
     fn new(
-        py: Python<'_>,
         url: &str,
         request: &Bound<'_, PyAny>,
         source: Option<String>,
@@ -364,24 +363,22 @@ impl OpenAICall {
         user_context: Option<&Bound<'_, PyAny>>,
     ) -> Self {
         let request = to_value(request);
-        let streams = request.get("stream").and_then(Value::as_bool) == Some(true);
         let user_context = user_context.filter(|u| !u.is_none()).map(to_value);
         let parent = parent_of(parent);
         let url = url.to_owned();
-        let start = move || {
-            let options = CaptureOptions {
-                capture_content: anosys::embed::capture_content_enabled(),
-                source: source.unwrap_or_else(|| "openai".into()),
-                ..CaptureOptions::default()
-            };
-            let mut call = DeferredCall::start(url, RequestJson::Value(request), options, parent);
-            if let Some(user_context) = user_context {
-                call.set_user_context(user_context);
-            }
-            call
+        // Only kept: a plain response and a stream read to its end are made
+        // into their record on the extraction thread, so nothing here is
+        // worth leaving the GIL for.
+        let options = CaptureOptions {
+            capture_content: anosys::embed::capture_content_enabled(),
+            source: source.unwrap_or_else(|| "openai".into()),
+            ..CaptureOptions::default()
         };
-        // A streamed request is started (extracted) at once: off the GIL.
-        if streams { OpenAICall(py.detach(start)) } else { OpenAICall(start()) }
+        let mut call = DeferredCall::start(url, RequestJson::Value(request), options, parent);
+        if let Some(user_context) = user_context {
+            call.set_user_context(user_context);
+        }
+        OpenAICall(call)
     }
 
     /// Whether the request asked for a stream.
@@ -423,9 +420,9 @@ impl OpenAICall {
     /// or the JSON text of one `data:` line.
     fn push_chunk(&mut self, chunk: &Bound<'_, PyAny>) {
         if let Ok(s) = chunk.cast::<PyString>() {
-            self.0.live().push_data(&s.to_string_lossy());
+            self.0.push_data(s.to_string_lossy().into_owned());
         } else if let Some(json) = model_json(chunk) {
-            self.0.live().push_data(&json);
+            self.0.push_data(json);
         } else {
             self.0.live().push_chunk(&to_value(chunk));
         }
@@ -433,7 +430,11 @@ impl OpenAICall {
 
     /// The stream was read to its end.
     fn end_stream(&mut self, py: Python<'_>) -> bool {
-        py.detach(|| self.0.live().end_stream().is_some_and(anosys::capture))
+        // Handed to the extraction thread: too little work to leave the GIL for.
+        if self.0.can_defer_stream_end() {
+            return self.0.end_stream_with(true, anosys::capture);
+        }
+        py.detach(|| self.0.end_stream_with(true, anosys::capture))
     }
 
     /// The caller stopped before the end (an early `break`, `close()`);

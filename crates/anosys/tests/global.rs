@@ -219,3 +219,125 @@ fn a_deferred_call_dropped_unfinished_is_recorded_as_cancelled() {
     assert!(records.iter().all(|r| r.attribute("gen_ai.request.model") == Some(&json!("gpt-4o-mini"))));
     drop(guard);
 }
+
+/// The record of a stream, minus what depends on timing.
+fn comparable(mut r: anosys::Record) -> serde_json::Value {
+    r.expand_content();
+    r.attributes.shift_remove("gen_ai.response.time_to_first_chunk");
+    // What the pipeline adds (the price) is not the stream's.
+    r.attributes.retain(|k, _| !k.starts_with("anosys.cost.") && k != "gen_ai.usage.cost");
+    json!({"attributes": r.attributes, "output": r.output, "status": r.status, "error": r.error, "name": r.name})
+}
+
+/// A stream read to its end through a `DeferredCall` (the Python and Node
+/// packages' way: its events kept as they come, the record made on the
+/// extraction thread) gives the record a `LiveCall` fed the same events
+/// gives, for every recorded stream, fed as raw bytes or as events.
+#[test]
+fn a_deferred_stream_gives_the_record_a_live_one_gives() {
+    use anosys::embed::{DeferredCall, LiveCall, RequestJson};
+    use anosys::sources::openai::CaptureOptions;
+    use support::cassette::{self, Exchange};
+    let _serial = serial();
+    let (builder, memory) = support::memory_builder();
+    let guard = anosys::init_with(builder).unwrap();
+    let streams: Vec<Exchange> = cassette::names().iter().flat_map(|n| cassette::load(n)).filter(Exchange::is_sse).collect();
+    assert!(streams.len() >= 15, "{}", streams.len());
+    let mut expected = Vec::new();
+    let mut deferred_ends = 0;
+    for (i, x) in streams.iter().enumerate() {
+        let text = std::str::from_utf8(&x.body).unwrap();
+        let events: Vec<&str> = text.split_inclusive("\n\n").collect();
+        let mut live = LiveCall::start(&x.uri, x.request.clone(), &CaptureOptions::default(), None);
+        let mut deferred =
+            DeferredCall::start(x.uri.clone(), RequestJson::Value(x.request.clone()), CaptureOptions::default(), None);
+        for event in &events {
+            live.push_bytes(event.as_bytes());
+            // Every other stream as the `data:` payloads (Node's openai
+            // hands over parsed events), the rest as raw bytes.
+            match event.trim_end().strip_prefix("data: ") {
+                Some(data) if i % 2 == 0 && data != "[DONE]" && !data.contains('\n') => deferred.push_data(data.to_owned()),
+                // `[DONE]`, an event with an `event:` line: as the body has it.
+                _ => deferred.push_bytes(event.as_bytes()),
+            }
+        }
+        expected.push(comparable(live.end_stream().unwrap()));
+        deferred_ends += usize::from(deferred.can_defer_stream_end());
+        assert!(deferred.end_stream_with(true, anosys::capture), "{}", x.name);
+        assert!(!deferred.end_stream_with(true, anosys::capture), "a call ends once");
+    }
+    assert!(deferred_ends >= 15, "{deferred_ends} of {} streams handed over", streams.len());
+    assert_eq!(anosys::flush(Some(Duration::from_secs(10))).counters.captured, streams.len() as u64);
+    let records = memory.records.lock().unwrap().clone();
+    let got: Vec<_> = records.into_iter().map(comparable).collect();
+    assert_eq!(got.len(), expected.len());
+    for (x, (got, expected)) in streams.iter().zip(got.iter().zip(&expected)) {
+        assert_eq!(got, expected, "{}", x.name);
+    }
+    drop(guard);
+}
+
+/// A deferred stream's time to first chunk counts to when its first event
+/// came, and its end to when the stream ended, not to when the extraction
+/// thread made the record; a stream that keeps more than `STREAM_KEPT_MAX`
+/// bytes is followed on the caller's thread from then on, every event
+/// recorded; one dropped unfinished is recorded as cancelled with what
+/// arrived.
+#[test]
+fn a_deferred_stream_keeps_its_times_its_size_bound_and_its_partial_content() {
+    use anosys::embed::{DeferredCall, RequestJson};
+    use anosys::sources::openai::{CaptureOptions, STREAM_KEPT_MAX};
+    use std::time::SystemTime;
+    let _serial = serial();
+    let (builder, memory) = support::memory_builder();
+    let guard = anosys::init_with(builder).unwrap();
+    let url = "https://api.openai.com/v1/chat/completions";
+    let request = || RequestJson::Text(r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#.into());
+    let chunk = |content: &str, finish: Option<&str>| {
+        json!({"id": "c1", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]})
+            .to_string()
+    };
+
+    // Times.
+    let mut timed = DeferredCall::start(url.into(), request(), CaptureOptions::default(), None);
+    std::thread::sleep(Duration::from_millis(60));
+    timed.push_data(chunk("Hel", None));
+    std::thread::sleep(Duration::from_millis(100));
+    timed.push_data(chunk("lo", Some("stop")));
+    let before_end = SystemTime::now();
+    assert!(timed.end_stream_with(true, anosys::capture));
+    let after_end = SystemTime::now();
+
+    // Past the bound: 3,000 events of about 700 bytes (2 MiB).
+    let piece = "x".repeat(600);
+    let mut long = DeferredCall::start(url.into(), request(), CaptureOptions::default(), None);
+    for i in 0..3000 {
+        long.push_data(chunk(&piece, (i == 2999).then_some("stop")));
+    }
+    assert!(!long.can_defer_stream_end(), "past {STREAM_KEPT_MAX} bytes the stream is followed here");
+    assert!(long.end_stream_with(true, anosys::capture));
+
+    // Dropped after two events.
+    let mut dropped = DeferredCall::start(url.into(), request(), CaptureOptions::default(), None);
+    dropped.push_data(chunk("This is", None));
+    dropped.push_data(chunk(" a", None));
+    drop(dropped);
+
+    assert_eq!(anosys::flush(Some(Duration::from_secs(10))).counters.captured, 3);
+    let mut records = memory.records.lock().unwrap().clone();
+    records.iter_mut().for_each(anosys::Record::expand_content);
+    let find = |output: &str| records.iter().find(|r| r.output == Some(json!(output))).unwrap_or_else(|| panic!("{records:#?}"));
+    let timed = find("Hello");
+    let first = timed.attribute("gen_ai.response.time_to_first_chunk").and_then(serde_json::Value::as_f64).unwrap();
+    assert!((0.055..0.155).contains(&first), "time to first chunk {first}");
+    assert!(timed.end_time >= before_end && timed.end_time <= after_end, "{:?} not in {before_end:?}..{after_end:?}", timed.end_time);
+    assert!(timed.duration() >= Duration::from_millis(160), "{:?}", timed.duration());
+    // Its content is past the record's size limits; every event counted.
+    let long = records.iter().find(|r| r.attribute("anosys.stream.chunks") == Some(&json!(3000))).expect("the long stream");
+    assert_eq!(long.attribute("gen_ai.response.finish_reasons"), Some(&json!(["stop"])));
+    assert_eq!(long.attribute("anosys.outcome"), Some(&json!("completed")));
+    let dropped = find("This is a");
+    assert_eq!(dropped.attribute("anosys.outcome"), Some(&json!("cancelled")));
+    assert_eq!(dropped.attribute("anosys.stream.chunks"), Some(&json!(2)));
+    drop(guard);
+}

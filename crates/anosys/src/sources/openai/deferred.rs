@@ -8,9 +8,14 @@
 //! parent) and captures it. The caller's thread pays for moving the JSON,
 //! not for parsing and extracting it.
 //!
-//! Anything else (a stream, an error, a cancel, a `before_send` callback
-//! that must see the record on the capturing thread) makes the
-//! [`LiveCall`] on the spot and goes on exactly as before.
+//! A stream's events are kept as they come (their text and when each
+//! came) and, when the stream is read to its end
+//! ([`DeferredCall::end_stream_with`]), accumulated and made into the
+//! record on the extraction thread too, with the same time to first chunk
+//! and end time. Anything else (an error, a cancel, a stream that keeps
+//! more than [`STREAM_KEPT_MAX`] bytes, a `before_send` callback that must
+//! see the record on the capturing thread) makes the [`LiveCall`] on the
+//! spot (the events kept so far fed to it) and goes on exactly as before.
 //!
 //! [`crate::flush`], [`crate::shutdown`] and [`crate::counters`] first wait
 //! for the calls handed over to be captured.
@@ -59,18 +64,22 @@ struct Pending {
     parent: Option<(TraceId, SpanId)>,
     user_context: Option<Value>,
     start_time: SystemTime,
+    /// When the request was sent: a stream's time to first chunk counts
+    /// from here.
+    sent: Instant,
 }
 
 impl Pending {
     /// The [`LiveCall`] it stands for, as if started when it was.
     fn start(self) -> LiveCall {
-        let Pending { url, request, options, parent, user_context, start_time } = self;
+        let Pending { url, request, options, parent, user_context, start_time, sent } = self;
         let mut call = match request {
             RequestJson::Value(value) => LiveCall::start(&url, value, &options, parent),
             // Read and kept without a `Value` built.
             RequestJson::Text(text) => LiveCall::start(&url, text.as_str(), &options, parent),
             RequestJson::Bytes(bytes) => LiveCall::start(&url, bytes.as_slice(), &options, parent),
         };
+        call.set_sent_at(sent);
         if let Some(record) = call.record_mut() {
             record.start_time = start_time;
             record.end_time = start_time;
@@ -80,12 +89,64 @@ impl Pending {
     }
 }
 
+/// Bytes of a stream's events kept at most before the stream is followed
+/// on the caller's thread instead (the events kept so far fed first): a
+/// long stream is not held whole twice.
+pub const STREAM_KEPT_MAX: usize = 1 << 20;
+
+/// One streamed event as the binding handed it over.
+#[derive(Debug)]
+enum StreamEvent {
+    /// The JSON text of one event (a `data:` payload).
+    Data(String),
+    /// Raw bytes of the server-sent-events body, split anywhere.
+    Bytes(Vec<u8>),
+}
+
+/// A streamed call whose events are kept, each with when it came, until
+/// the stream ends.
+#[derive(Debug)]
+struct PendingStream {
+    pending: Pending,
+    events: Vec<(Instant, StreamEvent)>,
+    /// Bytes kept in `events`.
+    kept: usize,
+}
+
+impl PendingStream {
+    /// The [`LiveCall`] it stands for, every event kept fed to it as if
+    /// fed when it came.
+    fn start(self) -> LiveCall {
+        let mut call = self.pending.start();
+        for (at, event) in self.events {
+            match event {
+                StreamEvent::Data(data) => call.push_data_at(&data, at),
+                StreamEvent::Bytes(bytes) => call.push_bytes_at(&bytes, at),
+            }
+        }
+        call
+    }
+
+    /// Whether an event of `len` bytes may be kept too.
+    fn has_room(&self, len: usize) -> bool {
+        self.kept + len <= STREAM_KEPT_MAX
+    }
+
+    /// Keeps `event` of `len` bytes, come now.
+    fn keep(&mut self, len: usize, event: StreamEvent) {
+        self.kept += len;
+        self.events.push((Instant::now(), event));
+    }
+}
+
 // The pending request boxed, as `LiveCall`'s states are: a binding's object
 // holds its call until the language frees the object, well after the call
 // has ended (see `live::State`).
 #[derive(Debug)]
 enum Inner {
     Pending(Box<Pending>),
+    /// A stream, its events kept (see the module documentation).
+    Streaming(Box<PendingStream>),
     Live(LiveCall),
 }
 
@@ -127,9 +188,10 @@ impl DeferredCall {
             RequestJson::Text(t) => asks_stream(t.as_bytes()),
             RequestJson::Bytes(b) => asks_stream(b),
         };
-        let pending = Pending { url, request, options, parent, user_context: None, start_time: SystemTime::now() };
+        let pending =
+            Pending { url, request, options, parent, user_context: None, start_time: SystemTime::now(), sent: Instant::now() };
         if streaming {
-            DeferredCall(Inner::Live(pending.start()))
+            DeferredCall(Inner::Streaming(Box::new(PendingStream { pending, events: Vec::new(), kept: 0 })))
         } else {
             DeferredCall(Inner::Pending(Box::new(pending)))
         }
@@ -139,6 +201,7 @@ impl DeferredCall {
     pub fn set_user_context(&mut self, user_context: Value) {
         match &mut self.0 {
             Inner::Pending(p) => p.user_context = Some(user_context),
+            Inner::Streaming(s) => s.pending.user_context = Some(user_context),
             Inner::Live(call) => {
                 if let Some(record) = call.record_mut() {
                     record.user_context = Some(user_context);
@@ -151,6 +214,7 @@ impl DeferredCall {
     pub fn is_streaming(&self) -> bool {
         match &self.0 {
             Inner::Pending(_) => false,
+            Inner::Streaming(_) => true,
             Inner::Live(call) => call.is_streaming(),
         }
     }
@@ -163,16 +227,86 @@ impl DeferredCall {
     /// The call as a [`LiveCall`], started now if it was not yet (with the
     /// start time it was given): for everything but a deferred finish.
     pub fn live(&mut self) -> &mut LiveCall {
-        if let Inner::Pending(_) = self.0 {
-            let Inner::Pending(p) = std::mem::replace(&mut self.0, Inner::Live(LiveCall::done())) else {
-                unreachable!()
-            };
-            self.0 = Inner::Live(p.start());
+        match std::mem::replace(&mut self.0, Inner::Live(LiveCall::done())) {
+            Inner::Pending(p) => self.0 = Inner::Live(p.start()),
+            Inner::Streaming(s) => self.0 = Inner::Live(s.start()),
+            live => self.0 = live,
         }
         match &mut self.0 {
             Inner::Live(call) => call,
-            Inner::Pending(_) => unreachable!(),
+            _ => unreachable!(),
         }
+    }
+
+    /// Feeds the JSON text of one streamed event (a `data:` payload): kept
+    /// with when it came until the stream ends (see
+    /// [`end_stream_with`](Self::end_stream_with)), else fed to the
+    /// [`LiveCall`] at once.
+    pub fn push_data(&mut self, data: String) {
+        if let Inner::Streaming(s) = &mut self.0
+            && s.has_room(data.len())
+        {
+            s.keep(data.len(), StreamEvent::Data(data));
+            return;
+        }
+        self.live().push_data(&data);
+    }
+
+    /// Feeds raw bytes of the server-sent-events body, split anywhere, as
+    /// [`push_data`](Self::push_data) does an event.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        if let Inner::Streaming(s) = &mut self.0
+            && s.has_room(bytes.len())
+        {
+            s.keep(bytes.len(), StreamEvent::Bytes(bytes.to_vec()));
+            return;
+        }
+        self.live().push_bytes(bytes);
+    }
+
+    /// Whether [`end_stream_with`](Self::end_stream_with) would hand the
+    /// stream over now (given `defer`).
+    pub fn can_defer_stream_end(&self) -> bool {
+        matches!(self.0, Inner::Streaming(_)) && !crate::global::has_before_send()
+    }
+
+    /// Ends a stream read to its end. When `defer` allows it, no global
+    /// `before_send` callback is set and its events were kept, the
+    /// accumulation and the record are made on the extraction thread and
+    /// captured there ([`crate::capture`]), with the end time of now;
+    /// otherwise here, as [`LiveCall::end_stream`], the record given to
+    /// `submit`. Returns whether the call ended now (`false` once it had
+    /// ended).
+    ///
+    /// ```
+    /// use anosys::embed::{DeferredCall, RequestJson};
+    /// use anosys::sources::openai::CaptureOptions;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("anosys-deferred-stream-doc-{}", std::process::id()));
+    /// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
+    /// let request = RequestJson::Text(r#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#.into());
+    /// let mut call = DeferredCall::start("https://api.openai.com/v1/chat/completions".into(), request, CaptureOptions::default(), None);
+    /// assert!(call.is_streaming());
+    /// call.push_data(r#"{"id":"c1","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}"#.into());
+    /// assert!(call.end_stream_with(true, anosys::capture));
+    /// assert!(!call.end_stream_with(true, anosys::capture), "a call ends once");
+    /// assert_eq!(anosys::flush(None).counters.captured, 1);
+    /// ```
+    pub fn end_stream_with(&mut self, defer: bool, submit: impl FnOnce(Record) -> bool) -> bool {
+        if defer && self.can_defer_stream_end() {
+            let Inner::Streaming(s) = std::mem::replace(&mut self.0, Inner::Live(LiveCall::done())) else {
+                unreachable!()
+            };
+            let end = SystemTime::now();
+            run_deferred(Box::new(move || {
+                if let Some(mut record) = s.start().end_stream() {
+                    record.end_time = end.max(record.start_time);
+                    crate::global::capture_without_hook(record);
+                }
+            }));
+            return true;
+        }
+        self.live().end_stream().is_some_and(submit)
     }
 
     /// Whether [`finish_deferred`](Self::finish_deferred) would hand the
@@ -275,7 +409,7 @@ impl Drop for DeferredCall {
     fn drop(&mut self) {
         // Never finished: recorded as cancelled, as a `LiveCall` dropped
         // unfinished is (it ends itself on drop).
-        if let Inner::Pending(_) = self.0 {
+        if !matches!(self.0, Inner::Live(_)) {
             let _ = catch_unwind(AssertUnwindSafe(|| {
                 self.live();
             }));

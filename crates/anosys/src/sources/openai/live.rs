@@ -172,6 +172,29 @@ impl LiveCall {
         }
     }
 
+    /// Sets when the request was sent (see [`OpenAiCall::set_sent_at`]),
+    /// before the response or stream.
+    pub(crate) fn set_sent_at(&mut self, at: std::time::Instant) {
+        if let State::Started(call) = &mut self.state {
+            call.set_sent_at(at);
+        }
+    }
+
+    /// [`push_data`](Self::push_data) of an event that came `at`, fed
+    /// later: the time to first chunk counts to `at`.
+    pub(crate) fn push_data_at(&mut self, data: &str, at: std::time::Instant) {
+        if let Some(acc) = self.accumulator() {
+            acc.push_data_at(data, at);
+        }
+    }
+
+    /// [`push_bytes`](Self::push_bytes) of bytes that came `at`, fed later.
+    pub(crate) fn push_bytes_at(&mut self, bytes: &[u8], at: std::time::Instant) {
+        if let Some(acc) = self.accumulator() {
+            acc.push_bytes_at(bytes, at);
+        }
+    }
+
     /// Feeds one streamed event already parsed.
     pub fn push_chunk(&mut self, chunk: &Value) {
         if let Some(acc) = self.accumulator() {

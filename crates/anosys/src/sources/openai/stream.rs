@@ -302,6 +302,16 @@ impl StreamAccumulator {
         self.push(Event::Text(data));
     }
 
+    /// [`push_data`](Self::push_data) of an event that came `at`, fed
+    /// later: the time to first chunk is counted to `at`, not to now.
+    pub(crate) fn push_data_at(&mut self, data: &str, at: Instant) {
+        let first = self.first_chunk.is_none();
+        self.push_data(data);
+        if first && self.first_chunk.is_some() {
+            self.first_chunk = Some(at.saturating_duration_since(self.started));
+        }
+    }
+
     /// Feeds one chunk a typed client already parsed.
     pub fn push_chunk(&mut self, chunk: &Value) {
         self.push(Event::Parsed(chunk));
