@@ -269,7 +269,30 @@ def python(quick: bool) -> List[Row]:
     n, rounds, capture = ("300", "2", "2000") if quick else ("500", "3", "5000")
     out = run([sys.executable, "bench/python_overhead.py", "--n", n, "--rounds", rounds, "--capture-n", capture], 1800,
               log_name="python")
-    return overhead_rows("Python", out, "the caller's thread")
+    return in_process_rows("Python", out, "the caller's thread", "openai 3.57", "CPU of the calling thread")
+
+
+def in_process_rows(lang: str, out: str, where: str, client: str, cpu: str) -> List[Row]:
+    """The package's work per call measured inside real calls (an
+    instrumented and a bare client interleaved in one process, a canned
+    reply, no HTTP): the rows the goal is read from. The capture-alone loop
+    leaves out the wrapper around the client and runs with warm caches, so
+    it reads several times lower; it stays, as the engine's part."""
+    rows = overhead_rows(lang, out, where)
+    rows[-1].what = f"{lang}: the capture work alone, in a loop (OpenAICall start + finish)"
+    rows[-1].goal = "-"
+    for i, kind in enumerate(("plain", "stream")):
+        found = re.search(rf"^anosys on {re.escape(where)} in a real {kind} call[^:]*: ([\d.-]+) us added to the "
+                          rf"bare client's ([\d.]+) us \(middle half of the pairs ([\d.-]+) to ([\d.-]+)\)", out, re.M)
+        what = f"{lang}: the package's work on {where} in a real {kind} chat call ({cpu}; inside {client}'s own, a canned reply, no HTTP)"
+        goal = "<= 10 us" if kind == "plain" else "-"
+        if not found:
+            rows.insert(i, Row(what, "-", None, None, "us", goal, note="see target/bench-all log"))
+            continue
+        added, bare, lo, hi = (float(found.group(j)) for j in range(1, 5))
+        rows.insert(i, Row(what, "the bare client's own work", bare, added, "us", goal,
+                           note=f"interleaved pairs; middle half {lo:.1f} to {hi:.1f} us"))
+    return rows
 
 
 def node(quick: bool) -> List[Row]:
@@ -278,27 +301,7 @@ def node(quick: bool) -> List[Row]:
     n, rounds, capture = ("300", "2", "2000") if quick else ("500", "3", "5000")
     out = run(["node", "bench/node_overhead.mjs", "--n", n, "--rounds", rounds, "--capture-n", capture], 1800,
               log_name="node")
-    rows = overhead_rows("Node", out, "the event loop")
-    # The package's work measured inside real openai calls (instrumented and
-    # bare clients interleaved in one process, a canned reply): the row the
-    # goal is read from. The capture-alone loop above leaves out the
-    # JavaScript wrapper and runs with warm caches, so it reads several
-    # times lower; it stays, as the engine's part.
-    for kind in ("plain", "stream"):
-        found = re.search(rf"^anosys on the event loop in a real {kind} call[^:]*: ([\d.]+) us added to the bare "
-                          rf"client's ([\d.]+) us \(middle half of the pairs ([\d.-]+) to ([\d.-]+)\)", out, re.M)
-        what = (f"Node: the package's work on the event loop in a real {kind} chat call (its CPU; inside openai's "
-                f"own, a canned reply, no HTTP)")
-        if not found:
-            rows.insert(0, Row(what, "-", None, None, "us", "<= 10 us", note="see target/bench-all/node.log"))
-            continue
-        added, bare, lo, hi = (float(found.group(i)) for i in range(1, 5))
-        rows.insert(0 if kind == "plain" else 1, Row(
-            what, "the bare client's own work on the event loop", bare, added, "us",
-            "<= 10 us" if kind == "plain" else "-", note=f"interleaved pairs; middle half {lo:.1f} to {hi:.1f} us"))
-    rows[-1].what = "Node: the capture work alone, in a loop (OpenAICall start + finish, JSON.stringify of both)"
-    rows[-1].goal = "-"
-    return rows
+    return in_process_rows("Node", out, "the event loop", "openai 7.59", "CPU of the event loop's thread")
 
 
 def overhead_rows(lang: str, out: str, where: str) -> List[Row]:

@@ -129,9 +129,83 @@ def load_native(path: str):
     return module
 
 
+def in_process(upstream: str, backend: str) -> None:
+    """What the package adds to the caller's thread in a real call, in one
+    process: one openai client whose transport hands back the upstream's
+    reply at once (fetched from it beforehand; no HTTP while timed), called
+    in alternating blocks instrumented (``instrument_openai``) and bare
+    (``uninstrument_openai``), which goes first alternating too, so that
+    this machine's drift falls on both alike. CPU time of the calling
+    thread per call, for each block; the records are delivered between
+    pairs, outside the timing. Unlike the capture-alone loop, this counts
+    the Python wrapper and the engine's work as they run inside openai's
+    own."""
+    import httpx
+
+    os.environ["ANOSYS_API_URL"] = backend
+    import anosys
+    import openai
+
+    messages = [{"role": "user", "content": "Say this is a test"}]
+    replies = {}
+    for kind, stream in (("plain", False), ("stream", True)):
+        r = httpx.post(upstream + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": messages, "stream": stream})
+        replies[kind] = (r.content, r.headers.get("content-type", "application/json"))
+    state = {"kind": "plain"}
+
+    def canned(request: httpx.Request) -> httpx.Response:
+        body, content_type = replies[state["kind"]]
+        return httpx.Response(200, headers={"content-type": content_type}, content=body)
+
+    client = openai.OpenAI(api_key="sk-bench", base_url=upstream + "/v1", max_retries=0,
+                           http_client=httpx.Client(transport=httpx.MockTransport(canned)))
+
+    def call() -> None:
+        if state["kind"] == "plain":
+            client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        else:
+            for _ in client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True):
+                pass
+
+    def block(instrumented: bool, n: int) -> float:
+        if instrumented:
+            anosys.instrument_openai()
+        else:
+            anosys.uninstrument_openai()
+        c = time.thread_time_ns()
+        for _ in range(n):
+            call()
+        return (time.thread_time_ns() - c) / 1000 / n
+
+    # 32 pairs of 100 calls: about 25 s a round here (a bare call takes 1-2.5 ms).
+    block_n, rounds = 100, 32
+    out = {}
+    for kind in ("plain", "stream"):
+        state["kind"] = kind
+        for _ in range(3):
+            block(False, block_n)
+            block(True, block_n)
+        anosys.flush(30)
+        bare, added = [], []
+        for r in range(rounds):
+            t = {}
+            for instrumented in ((False, True) if r % 2 else (True, False)):
+                t[instrumented] = block(instrumented, block_n)
+            bare.append(t[False])
+            added.append(t[True] - t[False])
+            anosys.flush(30)
+        added.sort()
+        out[kind] = {"bare_us": statistics.median(bare), "added_us": statistics.median(added),
+                     "lo": added[rounds // 4], "hi": added[3 * rounds // 4]}
+    out["delivered"] = anosys.flush(30)["delivered"]
+    print(json.dumps(out))
+
+
 def worker(variant: str, upstream: str, backend: str, n: int, warmup: int, baseline: str | None = None,
            capture_n: int = 5000) -> None:
     """Runs in the bench venv: instruments, then times the calls."""
+    if variant == "in-process":
+        return in_process(upstream, backend)
     if variant == "anosys":
         os.environ["ANOSYS_API_URL"] = backend
         import anosys
@@ -245,7 +319,20 @@ def main() -> None:
         capture = []
         capture_base = []
         capture_object = []
+        in_process_runs = []
+        env = dict(os.environ, ANOSYS_DB=str(ROOT / "target" / "bench-anosys.db"))
+        env.pop("ANOSYS_API_KEY", None)
         for r in range(args.rounds):
+            proc = subprocess.run([str(PY), __file__, "--worker", "in-process", "--upstream", upstream, "--backend", backend],
+                                  capture_output=True, text=True, env=env, timeout=600)
+            if proc.returncode != 0:
+                sys.exit(f"in-process failed:\n{proc.stderr[-3000:]}")
+            got = json.loads(proc.stdout.strip().splitlines()[-1])
+            in_process_runs.append(got)
+            print(f"round {r + 1} in-process: the caller's CPU a call, bare / added by anosys: plain "
+                  f"{got['plain']['bare_us']:.1f} / {got['plain']['added_us']:.1f} us, stream "
+                  f"{got['stream']['bare_us']:.1f} / {got['stream']['added_us']:.1f} us, delivered {got['delivered']}",
+                  file=sys.stderr)
             for v in VARIANTS:
                 env = dict(os.environ, ANOSYS_DB=str(ROOT / "target" / "bench-anosys.db"))
                 env.pop("ANOSYS_API_KEY", None)
@@ -293,6 +380,12 @@ def main() -> None:
                   f"CPU of the calling thread {cpu:.1f} us ({cpu / bare * 100:.1f}%)")
 
         print()
+        for kind in ("plain", "stream"):
+            pick = lambda key: statistics.median(run[kind][key] for run in in_process_runs)  # noqa: E731
+            print(f"anosys on the caller's thread in a real {kind} call (openai {OPENAI.split('==')[1]}, instrumented and bare "
+                  "blocks interleaved in one process, the reply from a mock transport, no HTTP): "
+                  f"{pick('added_us'):.1f} us added to the bare client's {pick('bare_us'):.1f} us (middle half of the pairs "
+                  f"{pick('lo'):.1f} to {pick('hi'):.1f}), CPU of the calling thread")
         line("anosys capture work alone (OpenAICall start + finish with the body openai read, no HTTP)", capture)
         line("the same finished with the reply object (the fallback)", capture_object)
         if capture_base:
