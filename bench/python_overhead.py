@@ -322,30 +322,29 @@ def main() -> None:
         in_process_runs = []
         env = dict(os.environ, ANOSYS_DB=str(ROOT / "target" / "bench-anosys.db"))
         env.pop("ANOSYS_API_KEY", None)
-        for r in range(args.rounds):
-            proc = subprocess.run([str(PY), __file__, "--worker", "in-process", "--upstream", upstream, "--backend", backend],
-                                  capture_output=True, text=True, env=env, timeout=600)
+
+        def run_worker(variant: str, python: pathlib.Path, *extra: str) -> dict:
+            """One worker process; its last line of output, parsed."""
+            proc = subprocess.run([str(python), __file__, "--worker", variant, "--upstream", upstream, "--backend", backend,
+                                   *extra], capture_output=True, text=True, env=env, timeout=600)
             if proc.returncode != 0:
-                sys.exit(f"in-process failed:\n{proc.stderr[-3000:]}")
-            got = json.loads(proc.stdout.strip().splitlines()[-1])
+                sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+            return json.loads(proc.stdout.strip().splitlines()[-1])
+
+        for r in range(args.rounds):
+            got = run_worker("in-process", PY)
             in_process_runs.append(got)
             print(f"round {r + 1} in-process: the caller's CPU a call, bare / added by anosys: plain "
                   f"{got['plain']['bare_us']:.1f} / {got['plain']['added_us']:.1f} us, stream "
                   f"{got['stream']['bare_us']:.1f} / {got['stream']['added_us']:.1f} us, delivered {got['delivered']}",
                   file=sys.stderr)
             for v in VARIANTS:
-                env = dict(os.environ, ANOSYS_DB=str(ROOT / "target" / "bench-anosys.db"))
-                env.pop("ANOSYS_API_KEY", None)
                 before = Collector.received
-                proc = subprocess.run(
-                    [str(ORIGINAL_PY if v == SEED else PY), __file__, "--worker", v, "--upstream", upstream, "--backend", backend,
-                     "--n", str(args.n), "--warmup", str(args.warmup), "--capture-n", str(args.capture_n)]
-                    + (["--baseline-native", str(pathlib.Path(args.baseline_native).resolve())] if args.baseline_native else []),
-                    capture_output=True, text=True, env=env, timeout=600,
+                got = run_worker(
+                    v, ORIGINAL_PY if v == SEED else PY,
+                    "--n", str(args.n), "--warmup", str(args.warmup), "--capture-n", str(args.capture_n),
+                    *(["--baseline-native", str(pathlib.Path(args.baseline_native).resolve())] if args.baseline_native else []),
                 )
-                if proc.returncode != 0:
-                    sys.exit(f"{v} failed:\n{proc.stderr[-3000:]}")
-                got = json.loads(proc.stdout.strip().splitlines()[-1])
                 posted[v] += Collector.received - before
                 for kind in ("plain", "stream"):
                     results[v][kind].append((got[kind]["median_us"], got[kind]["cpu_us"]))
