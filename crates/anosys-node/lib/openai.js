@@ -49,18 +49,83 @@ function urlOf(resource, apiPath) {
   return base.endsWith('/') ? base + apiPath : `${base}/${apiPath}`;
 }
 
+/** What a call recorded in one step answers to anything more: it has ended. */
+const ENDED = Object.freeze({
+  finish: () => false,
+  finishBytes: () => false,
+  fail: () => false,
+  cancel: () => false,
+  pushData() {},
+  pushBytes() {},
+  endStream: () => false,
+});
+
+/**
+ * One call through a wrapped method. A plain call's record is made in one
+ * step when its response has come (`native.recordOpenAICall`, a single
+ * crossing into the addon); the addon's `OpenAICall` is made only for what
+ * needs one (a stream, an error, a cancel, a raw body), as if started when
+ * the call was.
+ */
+class Call {
+  constructor(url, request, streaming, parent, user) {
+    this.url = url;
+    this.request = request;
+    this.parent = parent;
+    this.user = user;
+    this.sent = performance.now();
+    this.handle = undefined;
+    this.streaming = streaming;
+    this.watched = false;
+    this.recorded = false;
+    if (streaming) this.native();
+  }
+
+  /** The addon's `OpenAICall`, made now if it was not yet. */
+  native() {
+    if (this.handle === undefined) {
+      // Recorded in one step already: a call ends once.
+      if (this.recorded) return ENDED;
+      this.handle = new native.OpenAICall(
+        this.url,
+        this.request,
+        undefined,
+        this.parent?.traceId,
+        this.parent?.spanId,
+        this.user,
+        performance.now() - this.sent,
+      );
+    }
+    return this.handle;
+  }
+
+  finish(status, response) {
+    if (this.handle !== undefined) return this.handle.finish(status, response);
+    if (this.recorded) return false;
+    this.recorded = true;
+    const parent = this.parent;
+    return native.recordOpenAICall(
+      this.url,
+      this.request,
+      performance.now() - this.sent,
+      status,
+      response,
+      parent?.traceId,
+      parent?.spanId,
+      this.user,
+    );
+  }
+
+  cancel() {
+    return this.native().cancel();
+  }
+}
+
 function startCall(resource, apiPath, body) {
   try {
     // The innermost of the decorated call and the active OpenTelemetry span.
     const parent = otelParent() ?? currentCall.getStore();
-    const call = new native.OpenAICall(
-      urlOf(resource, apiPath),
-      wireJson(body ?? {}),
-      undefined,
-      parent?.traceId,
-      parent?.spanId,
-      userContext(),
-    );
+    const call = new Call(urlOf(resource, apiPath), wireJson(body ?? {}), body?.stream === true, parent, userContext());
     openCalls.add(call);
     return call;
   } catch {
@@ -68,9 +133,21 @@ function startCall(resource, apiPath, body) {
   }
 }
 
+/** Records `call` as cancelled if `holder` is garbage-collected first. */
+function watch(holder, call) {
+  unread.register(holder, call, call);
+  call.watched = true;
+}
+
+function unwatch(call) {
+  if (!call.watched) return;
+  call.watched = false;
+  unread.unregister(call);
+}
+
 function ended(call) {
   openCalls.delete(call);
-  unread.unregister(call);
+  unwatch(call);
   markCaptured();
 }
 
@@ -94,7 +171,7 @@ function recordError(call, error) {
     const status = typeof error?.status === 'number' && error.status > 0 ? error.status : undefined;
     // An APIError carries the body's `error` object; rebuild the body.
     const body = status !== undefined && error?.error !== undefined ? wireJson({ error: error.error }) : undefined;
-    call.fail(errorType(error), String(error?.message ?? error), status, body);
+    call.native().fail(errorType(error), String(error?.message ?? error), status, body);
   } catch {
     // capture never breaks the caller
   } finally {
@@ -111,7 +188,7 @@ function observeIterator(iterator, call, stream) {
     try {
       if (how === 'error') recordError(call, error);
       else if (how === 'cancel' || stream?.controller?.signal?.aborted) call.cancel();
-      else call.endStream();
+      else call.native().endStream();
     } catch {
       // capture never breaks the caller
     } finally {
@@ -131,7 +208,7 @@ function observeIterator(iterator, call, stream) {
         end('done');
       } else if (!over) {
         try {
-          call.pushData(wireJson(step.value));
+          call.native().pushData(wireJson(step.value));
         } catch {
           // capture never breaks the caller
         }
@@ -155,7 +232,7 @@ function observeIterator(iterator, call, stream) {
 }
 
 function observeStream(stream, call) {
-  if (stream && typeof stream === 'object') unread.register(stream, call, call);
+  if (stream && typeof stream === 'object') watch(stream, call);
   if (typeof stream?.iterator === 'function') {
     // openai's Stream: every way of reading it (for await, tee,
     // toReadableStream) goes through `this.iterator()`.
@@ -180,7 +257,7 @@ function observeStream(stream, call) {
 
 function onResult(call, data, response) {
   try {
-    unread.unregister(call);
+    unwatch(call);
     if (call.streaming) return observeStream(data, call);
     call.finish(typeof response?.status === 'number' ? response.status : 200, wireJson(data));
     ended(call);
@@ -200,19 +277,70 @@ function recordRaw(call, response) {
   } catch {
     return;
   }
-  unread.unregister(call);
+  unwatch(call);
   const status = response.status;
   (async () => {
+    const handle = call.native();
     if (!call.streaming) {
-      call.finishBytes(status, Buffer.from(await copy.arrayBuffer()));
+      handle.finishBytes(status, Buffer.from(await copy.arrayBuffer()));
       return;
     }
-    for await (const bytes of copy.body ?? []) call.pushBytes(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    call.endStream();
+    for await (const bytes of copy.body ?? []) handle.pushBytes(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    handle.endStream();
   })().then(
     () => ended(call),
     (error) => recordError(call, error),
   );
+}
+
+/**
+ * Follows openai's `APIPromise` as it is (`.withResponse()`, `.asResponse()`
+ * and every other method keep working): its parsed result passes through
+ * us on its way out. Nothing is parsed that the application does not ask
+ * for: a raw `.asResponse()` keeps its unread body.
+ *
+ * One way of recording per call: from the parsed result (awaiting,
+ * `.withResponse()`), or from a copy of the raw body (`.asResponse()`
+ * alone), whichever the application asks for first.
+ *
+ * The body is parsed once, by `promise` itself (its `parse()` is cached),
+ * whoever awaits it: another wrapper inside anosys's (OpenTelemetry's
+ * @opentelemetry/instrumentation-openai, when anosys wraps the method it
+ * patched) may await `promise` too.
+ */
+function observeApiPromise(promise, call) {
+  let via;
+  const parseResponse = promise.parseResponse;
+  promise.parseResponse = async function (client, props) {
+    if (via === undefined) {
+      via = 'parsed';
+      // Read now: recorded when parsed, even if `promise` is collected
+      // first (nothing here holds it).
+      unwatch(call);
+    }
+    let data;
+    try {
+      data = await parseResponse.call(this, client, props);
+    } catch (error) {
+      if (via === 'parsed') recordError(call, error);
+      throw error;
+    }
+    return via === 'parsed' ? onResult(call, data, props?.response) : data;
+  };
+  const asResponse = promise.asResponse;
+  promise.asResponse = function (...args) {
+    return asResponse.apply(this, args).then((response) => {
+      if (via === undefined) {
+        via = 'raw';
+        recordRaw(call, response);
+      }
+      return response;
+    });
+  };
+  // HTTP and connection errors, even for a promise nobody awaits.
+  promise.responsePromise.then(undefined, (error) => recordError(call, error));
+  watch(promise, call);
+  return promise;
 }
 
 function wrapMethod(original, apiPath) {
@@ -227,52 +355,13 @@ function wrapMethod(original, apiPath) {
       recordError(call, error);
       throw error;
     }
-    if (promise && typeof promise._thenUnwrap === 'function' && typeof promise.parse === 'function') {
-      // openai's APIPromise: hand back an APIPromise (`.withResponse()`,
-      // `.asResponse()` keep working) whose parsed result passes through
-      // us. Nothing is parsed that the application does not ask for: a raw
-      // `.asResponse()` keeps its unread body.
-      // One way of recording per call: from the parsed result (awaiting,
-      // `.withResponse()`), or from a copy of the raw body (`.asResponse()`
-      // alone), whichever the application asks for first.
-      // The body is parsed once, by `promise` itself, whoever awaits it:
-      // another wrapper inside anosys's (OpenTelemetry's
-      // @opentelemetry/instrumentation-openai, when anosys wraps the method
-      // it patched) awaits `promise` too, and a second parse of the same
-      // reply (what `_thenUnwrap`'s own would be) fails the call with
-      // "Body has already been read".
-      let via;
-      let parsed;
-      const observed = promise._thenUnwrap((data) => data);
-      observed.parse = function () {
-        if (parsed === undefined) {
-          parsed = Promise.all([promise.parse(), promise.responsePromise]).then(([data, props]) =>
-            via === 'raw' ? data : onResult(call, data, props?.response),
-          );
-          if (via === undefined) {
-            via = 'parsed';
-            // Read now: recorded when `promise` settles, even if `observed`
-            // is collected first (nothing here holds it).
-            unread.unregister(call);
-            parsed.then(undefined, (error) => recordError(call, error));
-          }
-        }
-        return parsed;
-      };
-      const asResponse = observed.asResponse;
-      observed.asResponse = function (...args) {
-        return asResponse.apply(this, args).then((response) => {
-          if (via === undefined) {
-            via = 'raw';
-            recordRaw(call, response);
-          }
-          return response;
-        });
-      };
-      // HTTP and connection errors, even for a promise nobody awaits.
-      promise.responsePromise?.then?.(undefined, (error) => recordError(call, error));
-      unread.register(observed, call, call);
-      return observed;
+    if (
+      promise &&
+      typeof promise.parse === 'function' &&
+      typeof promise.parseResponse === 'function' &&
+      typeof promise.responsePromise?.then === 'function'
+    ) {
+      return observeApiPromise(promise, call);
     }
     return Promise.resolve(promise).then(
       (data) => onResult(call, data, undefined),

@@ -302,6 +302,57 @@ impl FunctionCall {
     }
 }
 
+/// The [`DeferredCall`] of a call to `url` with `request` (JSON text),
+/// sent `elapsed_ms` ago.
+fn start_call(
+    url: String,
+    request: String,
+    source: Option<String>,
+    parent: Option<(TraceId, SpanId)>,
+    user_context: Option<String>,
+    elapsed_ms: Option<f64>,
+) -> DeferredCall {
+    let options = CaptureOptions {
+        capture_content: anosys::embed::capture_content_enabled(),
+        source: source.unwrap_or_else(|| "openai".into()),
+        ..CaptureOptions::default()
+    };
+    let mut call = DeferredCall::start(url, RequestJson::Text(request), options, parent);
+    if let Some(user) = user_context {
+        call.set_user_context(parse(&user));
+    }
+    if let Some(elapsed) = millis(elapsed_ms) {
+        call.backdate(elapsed);
+    }
+    call
+}
+
+/// Records a whole plain (not streamed) call in one step, once its
+/// response has come: the call to `url` with `request` (JSON text), sent
+/// `elapsedMs` ago, answered with `status` and `response` (JSON text). The
+/// event loop hands the text over; the record is made on the engine's
+/// extraction thread (unless a `beforeSend` callback must see it here).
+/// What a call that fails, is cancelled or streams goes through instead is
+/// an [`OpenAiCall`]. Returns whether the record was handed over.
+#[napi(js_name = "recordOpenAICall")]
+#[allow(clippy::too_many_arguments)]
+pub fn record_openai_call(
+    env: Env,
+    url: String,
+    request: String,
+    elapsed_ms: f64,
+    status: u32,
+    response: String,
+    parent_trace_id: Option<String>,
+    parent_span_id: Option<String>,
+    user_context: Option<String>,
+) -> bool {
+    let parent = parent_of(parent_trace_id, parent_span_id);
+    let mut call = start_call(url, request, None, parent, user_context, Some(elapsed_ms));
+    let status = u16::try_from(status).unwrap_or(0);
+    call.finish_with(status, ResponseJson::Text(response), may_defer(), |r| submit(&env, Some(r)))
+}
+
 /// One OpenAI-compatible call: started with the request, ended with the
 /// response, the error, or the stream's events. Garbage-collected
 /// unfinished, it is recorded as cancelled. A plain response is made into
@@ -326,7 +377,8 @@ impl ObjectFinalize for OpenAiCall {
 
 #[napi]
 impl OpenAiCall {
-    /// Starts the record of a call to `url` with `request` (JSON text).
+    /// Starts the record of a call to `url` with `request` (JSON text),
+    /// sent `elapsedMs` ago (default: now).
     #[napi(constructor)]
     pub fn new(
         url: String,
@@ -335,17 +387,9 @@ impl OpenAiCall {
         parent_trace_id: Option<String>,
         parent_span_id: Option<String>,
         user_context: Option<String>,
+        elapsed_ms: Option<f64>,
     ) -> Self {
-        let options = CaptureOptions {
-            capture_content: anosys::embed::capture_content_enabled(),
-            source: source.unwrap_or_else(|| "openai".into()),
-            ..CaptureOptions::default()
-        };
-        let mut call = DeferredCall::start(url, RequestJson::Text(request), options, parent_of(parent_trace_id, parent_span_id));
-        if let Some(user) = user_context {
-            call.set_user_context(parse(&user));
-        }
-        OpenAiCall(call)
+        OpenAiCall(start_call(url, request, source, parent_of(parent_trace_id, parent_span_id), user_context, elapsed_ms))
     }
 
     /// Whether the request asked for a stream.

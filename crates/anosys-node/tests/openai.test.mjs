@@ -426,6 +426,18 @@ test('a plain reply is recorded off the event loop as before: times are the call
   assert.ok(t0 - 1 <= start && start <= end && end <= t1 + 1, `${t0} ${start} ${end} ${t1}`);
 });
 
+test('a plain call recorded in one step when its reply comes keeps the time the request was sent', async (t) => {
+  const t0 = Date.now();
+  await client.chat.completions.create({ model: 'slow-reply', messages: HELLO });
+  const t1 = Date.now();
+  const r = await env.one(mine(t.name));
+  const start = Date.parse(r.must('start_time'));
+  const end = Date.parse(r.must('end_time'));
+  assert.ok(t0 - 1 <= start && start <= t0 + 20, `started when sent: ${t0} ${start}`);
+  assert.ok(end - start >= 149 && end <= t1 + 1, `the upstream's 150 ms in the duration: ${start} ${end} ${t1}`);
+  assert.ok([undefined, 'completed'].includes(r.get('anosys.outcome')));
+});
+
 test('setBeforeSend sees plain openai records, on the event loop', async (t) => {
   let seen = 0;
   anosys.setBeforeSend((record) => {

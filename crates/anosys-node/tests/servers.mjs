@@ -99,6 +99,10 @@ export class Upstream {
       if (model === 'this-model-does-not-exist') return this.reply(res, 'chat_not_found');
       if (model === 'broken-stream') return this.brokenStream(res);
       if (model === 'slow-stream') return this.reply(res, 'chat_stream', { pauseMs: 40 });
+      if (model === 'slow-reply') {
+        await new Promise((r) => setTimeout(r, 150));
+        return this.reply(res, 'chat');
+      }
       if (stream) return this.reply(res, body.tools ? 'chat_stream_tools' : 'chat_stream');
       return this.reply(res, body.tools ? 'chat_tools' : 'chat');
     }

@@ -210,6 +210,39 @@ impl DeferredCall {
         }
     }
 
+    /// Moves the call's start back by `elapsed`: for a binding that starts
+    /// its `DeferredCall` only when the response has come, the request
+    /// having been sent `elapsed` ago (its start time, and the time a
+    /// stream's first chunk counts from). Does nothing once the call is
+    /// live (started on the caller's thread).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use anosys::embed::{DeferredCall, RequestJson, ResponseJson};
+    /// use anosys::sources::openai::CaptureOptions;
+    ///
+    /// let request = RequestJson::Text(r#"{"model":"gpt-4o-mini","messages":[]}"#.into());
+    /// let mut call = DeferredCall::start("https://api.openai.com/v1/chat/completions".into(), request, CaptureOptions::default(), None);
+    /// call.backdate(Duration::from_millis(250));
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// call.finish_deferred_into(200, ResponseJson::Text(r#"{"choices":[]}"#.into()), move |r| tx.send(r).unwrap());
+    /// let record = rx.recv().unwrap();
+    /// let took = record.end_time.duration_since(record.start_time).unwrap();
+    /// assert!(took >= Duration::from_millis(250));
+    /// assert!(record.start_time <= SystemTime::now() - Duration::from_millis(250));
+    /// ```
+    pub fn backdate(&mut self, elapsed: Duration) {
+        let pending = match &mut self.0 {
+            Inner::Pending(p) => p,
+            Inner::Streaming(s) => &mut s.pending,
+            Inner::Live(_) => return,
+        };
+        if let (Some(start_time), Some(sent)) = (pending.start_time.checked_sub(elapsed), pending.sent.checked_sub(elapsed)) {
+            pending.start_time = start_time;
+            pending.sent = sent;
+        }
+    }
+
     /// Whether the request asked for a stream (or chunks have arrived).
     pub fn is_streaming(&self) -> bool {
         match &self.0 {
