@@ -351,34 +351,82 @@ fn body_value(obj: &Bound<'_, PyAny>) -> Value {
     }
 }
 
+/// The [`DeferredCall`] of a call to `url` with `request` (a dict, or the
+/// body as sent: bytes), sent `elapsed` seconds ago.
+fn start_call(
+    url: &str,
+    request: &Bound<'_, PyAny>,
+    source: Option<String>,
+    parent: Option<&Bound<'_, PyAny>>,
+    user_context: Option<&Bound<'_, PyAny>>,
+    elapsed: Option<f64>,
+) -> DeferredCall {
+    let request = match request.cast::<pyo3::types::PyBytes>() {
+        Ok(body) => RequestJson::Bytes(body.as_bytes().to_vec()),
+        Err(_) => RequestJson::Value(to_value(request)),
+    };
+    let user_context = user_context.filter(|u| !u.is_none()).map(to_value);
+    let parent = parent_of(parent);
+    let options = CaptureOptions {
+        capture_content: anosys::embed::capture_content_enabled(),
+        source: source.unwrap_or_else(|| "openai".into()),
+        ..CaptureOptions::default()
+    };
+    let mut call = DeferredCall::start(url.to_owned(), request, options, parent);
+    if let Some(user_context) = user_context {
+        call.set_user_context(user_context);
+    }
+    if let Some(elapsed) = elapsed.filter(|e| e.is_finite() && *e > 0.0) {
+        call.backdate(Duration::from_secs_f64(elapsed.min(86_400.0)));
+    }
+    call
+}
+
+/// Records a whole plain (not streamed) call in one step, once its
+/// response has come: the call to `url` with `request` (the body as sent,
+/// bytes, or a dict), sent `elapsed` seconds ago, answered with `status`
+/// and `response` (as [`OpenAICall::finish`] takes it). The record is made
+/// on the engine's extraction thread (unless a `before_send` callback must
+/// see it here). A call that fails, is cancelled or streams goes through an
+/// [`OpenAICall`] instead. Returns whether the record was handed over.
+#[pyfunction]
+#[pyo3(signature = (url, request, elapsed, response, status = 200, parent = None, user_context = None))]
+#[allow(clippy::too_many_arguments)]
+fn record_openai_call(
+    py: Python<'_>,
+    url: &str,
+    request: &Bound<'_, PyAny>,
+    elapsed: f64,
+    response: &Bound<'_, PyAny>,
+    status: u16,
+    parent: Option<&Bound<'_, PyAny>>,
+    user_context: Option<&Bound<'_, PyAny>>,
+) -> bool {
+    let mut call = start_call(url, request, None, parent, user_context, Some(elapsed));
+    let body = response_json(response);
+    if call.can_defer() {
+        return call.finish_deferred(status, body, true);
+    }
+    py.detach(|| call.finish_deferred(status, body, true))
+}
+
 #[pymethods]
 impl OpenAICall {
+    /// Starts the record of a call to `url` with `request`, sent `elapsed`
+    /// seconds ago (default: now). Only kept: a plain response and a stream
+    /// read to its end are made into their record on the extraction
+    /// thread, so nothing here is worth leaving the GIL for.
     #[new]
-    #[pyo3(signature = (url, request, source = None, parent = None, user_context = None))]
+    #[pyo3(signature = (url, request, source = None, parent = None, user_context = None, elapsed = None))]
     fn new(
         url: &str,
         request: &Bound<'_, PyAny>,
         source: Option<String>,
         parent: Option<&Bound<'_, PyAny>>,
         user_context: Option<&Bound<'_, PyAny>>,
+        elapsed: Option<f64>,
     ) -> Self {
-        let request = to_value(request);
-        let user_context = user_context.filter(|u| !u.is_none()).map(to_value);
-        let parent = parent_of(parent);
-        let url = url.to_owned();
-        // Only kept: a plain response and a stream read to its end are made
-        // into their record on the extraction thread, so nothing here is
-        // worth leaving the GIL for.
-        let options = CaptureOptions {
-            capture_content: anosys::embed::capture_content_enabled(),
-            source: source.unwrap_or_else(|| "openai".into()),
-            ..CaptureOptions::default()
-        };
-        let mut call = DeferredCall::start(url, RequestJson::Value(request), options, parent);
-        if let Some(user_context) = user_context {
-            call.set_user_context(user_context);
-        }
-        OpenAICall(call)
+        OpenAICall(start_call(url, request, source, parent, user_context, elapsed))
     }
 
     /// Whether the request asked for a stream.
@@ -457,6 +505,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(capture_content_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(set_sdk_identity, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_send, m)?)?;
+    m.add_function(wrap_pyfunction!(record_openai_call, m)?)?;
     m.add_class::<FunctionCall>()?;
     m.add_class::<OpenAICall>()?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;

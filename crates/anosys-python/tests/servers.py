@@ -70,6 +70,9 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
                 return self._reply("chat_not_found")
             if model == "broken-stream":
                 return self._broken_stream()
+            if model == "slow-reply":
+                time.sleep(0.15)
+                return self._reply("chat")
             if stream:
                 return self._reply("chat_stream_tools" if body.get("tools") else "chat_stream")
             return self._reply("chat_tools" if body.get("tools") else "chat")

@@ -329,6 +329,28 @@ def test_plain_reply_recorded_off_the_callers_thread_as_before(tag, backend, ope
     assert t0 - 0.001 <= start <= end <= t1 + 0.001
 
 
+def test_a_plain_call_recorded_in_one_step_keeps_when_it_was_sent(tag, backend, openai_clients, upstream):
+    # A plain reply is recorded in one step when it comes, from the bodies
+    # as sent and as read: its start is when the request was sent, its
+    # duration the upstream's 150 ms and more, its request the body sent
+    # (extra_body merged in).
+    import time
+
+    client, _ = openai_clients
+    t0 = time.time()
+    client.chat.completions.create(
+        model="slow-reply", messages=[{"role": "user", "content": "Say this is a test"}], extra_body={"seed": 7}
+    )
+    t1 = time.time()
+    r = backend.one(mine(tag))
+    start, end = _iso(r["start_time"]), _iso(r["end_time"])
+    assert t0 - 0.001 <= start <= t0 + 0.02, (t0, start)
+    assert end - start >= 0.149 and end <= t1 + 0.001, (start, end, t1)
+    sent = [body for path, body in upstream.seen if body and body.get("model") == "slow-reply"][-1]
+    assert r.json("raw")["request"] == sent
+    assert r.json("raw")["request"]["seed"] == 7
+
+
 def test_before_send_sees_plain_openai_records(tag, backend, openai_clients):
     # With a before_send callback the record is made on the caller's
     # thread, where the callback runs, as always.

@@ -60,6 +60,7 @@ class OpenAICall:
         source: Optional[str] = None,
         parent: _Parent = None,
         user_context: Any = None,
+        elapsed: Optional[float] = None,
     ) -> None: ...
     @property
     def streaming(self) -> bool: ...
@@ -68,3 +69,13 @@ class OpenAICall:
     def push_chunk(self, chunk: Any) -> None: ...
     def end_stream(self) -> bool: ...
     def cancel(self) -> bool: ...
+
+def record_openai_call(
+    url: str,
+    request: Any,
+    elapsed: float,
+    response: Any,
+    status: int = 200,
+    parent: _Parent = None,
+    user_context: Any = None,
+) -> bool: ...

@@ -14,6 +14,7 @@ import contextvars
 import functools
 import importlib
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _native
@@ -185,25 +186,96 @@ def _user() -> Any:
     return call_user_context(fn)
 
 
-def _start(resource: Any, path: str, kwargs: Dict[str, Any]) -> Optional[_native.OpenAICall]:
-    try:
+class _Call:
+    """One call through a wrapped method. A plain reply openai parsed is
+    recorded in one step when it comes (``_native.record_openai_call``, one
+    crossing into the engine, with the bodies as sent and as read); the
+    engine's ``OpenAICall`` is made only for what needs one (a stream, an
+    error, a raw response), before the call returns, as if started when the
+    call was."""
+
+    __slots__ = ("url", "kwargs", "parent", "user", "sent", "streaming", "handle")
+
+    def __init__(self, url: str, kwargs: Dict[str, Any], parent: Any, user: Any) -> None:
+        self.url = url
+        # `create`'s own keyword arguments: a dict of this call's.
+        self.kwargs = kwargs
+        self.parent = parent
+        self.user = user
+        self.sent = time.perf_counter()
+        extra = kwargs.get("extra_body")
+        self.streaming = kwargs.get("stream") is True or (isinstance(extra, dict) and extra.get("stream") is True)
+        self.handle: Optional[_native.OpenAICall] = None
+
+    def request(self) -> Dict[str, Any]:
+        """The request body, from the arguments."""
+        kwargs = self.kwargs
         request = {k: v for k, v in kwargs.items() if k not in _TRANSPORT_ARGS and not _is_omitted(v)}
         extra = kwargs.get("extra_body")
         if isinstance(extra, dict):
             request.update(extra)
-        base = str(resource._client.base_url)
-        url = base + path if base.endswith("/") else f"{base}/{path}"
-        return _native.OpenAICall(url, request, None, _parent(), _user())
+        return request
+
+    def native(self) -> _native.OpenAICall:
+        """The engine's ``OpenAICall``, made now if it was not yet."""
+        handle = self.handle
+        if handle is None:
+            handle = self.handle = _native.OpenAICall(
+                self.url, self.request(), None, self.parent, self.user, time.perf_counter() - self.sent
+            )
+        return handle
+
+    def finish_parsed(self, response: Any) -> None:
+        """Records in one step the plain reply openai parsed from the HTTP
+        ``response``: its body as read, the request's as sent."""
+        try:
+            request = response.request.content
+        except Exception:
+            request = self.request()
+        _native.record_openai_call(
+            self.url, request, time.perf_counter() - self.sent, response.content, response.status_code,
+            self.parent, self.user,
+        )
+
+
+#: The last (base URL object, API path, URL text) made: ``str()`` of an
+#: httpx URL costs more than everything else a call's start does.
+_url_cache: Tuple[Any, str, str] = (None, "", "")
+
+
+def _url(resource: Any, path: str) -> str:
+    global _url_cache
+    client = resource._client
+    # The attribute behind the `base_url` property, whose getter imports a
+    # module on every call in recent openai versions.
+    base = getattr(client, "_base_url", None)
+    if base is None:
+        base = client.base_url
+    cached = _url_cache
+    if cached[0] is base and cached[1] == path:
+        return cached[2]
+    text = str(base)
+    url = text + path if text.endswith("/") else f"{text}/{path}"
+    _url_cache = (base, path, url)
+    return url
+
+
+def _start(resource: Any, path: str, kwargs: Dict[str, Any]) -> Optional[_Call]:
+    try:
+        return _Call(_url(resource, path), kwargs, _parent(), _user())
     except Exception:
         return None
 
 
+_OMITTED = ("NotGiven", "Omit")
+
+
 def _is_omitted(value: Any) -> bool:
     # openai's NOT_GIVEN / omit sentinels
-    return type(value).__name__ in ("NotGiven", "Omit")
+    return type(value).__name__ in _OMITTED
 
 
-def _record_error(call: _native.OpenAICall, exc: BaseException) -> None:
+def _record_error(call: _Call, exc: BaseException) -> None:
     try:
         response = getattr(exc, "response", None)
         status = getattr(exc, "status_code", None)
@@ -213,12 +285,12 @@ def _record_error(call: _native.OpenAICall, exc: BaseException) -> None:
                 body = response.content
             except Exception:
                 body = getattr(exc, "body", None)
-        call.fail(type(exc).__name__, str(exc), status, body)
+        call.native().fail(type(exc).__name__, str(exc), status, body)
     except Exception:
         pass
 
 
-def _record_result(call: _native.OpenAICall, result: Any) -> Any:
+def _record_result(call: _Call, result: Any) -> Any:
     """Ends a non-streamed call, or hooks a stream; returns what the caller
     gets (the very object ``openai`` returned)."""
     try:
@@ -227,18 +299,19 @@ def _record_result(call: _native.OpenAICall, result: Any) -> Any:
             _last_parsed.set(None)
             if last[0] is result and not call.streaming:
                 # The body openai read and parsed this very reply from.
-                call.finish(last[1].content)
+                call.finish_parsed(last[1])
                 return result
+        handle = call.native()
         raw = getattr(result, "http_response", None)
         if raw is not None:  # `.with_raw_response`
-            if call.streaming:
-                call.finish({}, raw.status_code)
+            if handle.streaming:
+                handle.finish({}, raw.status_code)
             else:
-                call.finish(raw.content, raw.status_code)
-        elif call.streaming and hasattr(result, "response"):
-            _hook_stream(call, result)
+                handle.finish(raw.content, raw.status_code)
+        elif handle.streaming and hasattr(result, "response"):
+            _hook_stream(handle, result)
         else:
-            call.finish(result)
+            handle.finish(result)
     except Exception:
         pass
     return result
