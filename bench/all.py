@@ -279,7 +279,7 @@ def in_process_rows(lang: str, out: str, where: str, client: str, cpu: str) -> L
     leaves out the wrapper around the client and runs with warm caches, so
     it reads several times lower; it stays, as the engine's part."""
     rows = overhead_rows(lang, out, where)
-    rows[-1].what = f"{lang}: the capture work alone, in a loop (OpenAICall start + finish)"
+    rows[-1].what = f"{lang}: the capture work alone, in a loop (the one-step record of a plain call)"
     rows[-1].goal = "-"
     for i, kind in enumerate(("plain", "stream")):
         found = re.search(rf"^anosys on {re.escape(where)} in a real {kind} call[^:]*: ([\d.-]+) us added to the "

@@ -223,7 +223,7 @@ async function worker(variant) {
     out[name] = { median_us: times[times.length >> 1], cpu_us: (used.user + used.system) / times.length, calls: times.length };
   }
   if (variant === 'anosys') {
-    // The capture work alone, no HTTP: start + finish with the reply.
+    // The capture work alone, no HTTP: what a plain call hands the addon.
     const reply = await plain();
     const load = createRequire(import.meta.url);
     const native = load(join(DIR, 'node_modules', 'anosys', 'anosys.node'));
@@ -247,8 +247,16 @@ async function worker(variant) {
     const settle = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
     // CAPTURE_N calls in runs of at most 1,000 (what the delivery queue
     // holds), the records delivered after each run, outside the timing.
+    // What a plain call hands the addon: one recordOpenAICall (since
+    // 63661529; an addon without it: OpenAICall start + finish), with
+    // JSON.stringify of the request and the reply.
+    const recordOne = (addon) =>
+      typeof addon.recordOpenAICall === 'function'
+        ? () => addon.recordOpenAICall(url, JSON.stringify(request), 0.001, 200, JSON.stringify(reply))
+        : () => new addon.OpenAICall(url, JSON.stringify(request)).finish(200, JSON.stringify(reply));
     const captureLoop = (addon) => {
-      for (let i = 0; i < Math.min(CAPTURE_N, 200); i++) new addon.OpenAICall(url, JSON.stringify(request)).finish(200, JSON.stringify(reply));
+      const record = recordOne(addon);
+      for (let i = 0; i < Math.min(CAPTURE_N, 200); i++) record();
       addon.flushSync(30_000);
       let wall = 0n;
       let cpuNs = 0;
@@ -257,9 +265,7 @@ async function worker(variant) {
         settle();
         const cpu = threadCpu();
         const t = process.hrtime.bigint();
-        for (let i = 0; i < run; i++) {
-          new addon.OpenAICall(url, JSON.stringify(request)).finish(200, JSON.stringify(reply));
-        }
+        for (let i = 0; i < run; i++) record();
         wall += process.hrtime.bigint() - t;
         settle();
         cpuNs += threadCpu() - cpu;
@@ -401,7 +407,7 @@ async function main() {
           `${pick('added_us').toFixed(1)} us added to the bare client's ${pick('bare_us').toFixed(1)} us (middle half of the pairs ${pick('lo').toFixed(1)} to ${pick('hi').toFixed(1)}), CPU of the event loop's thread`,
       );
     }
-    line('anosys capture work alone (OpenAICall start + finish with the reply, JSON.stringify of both included, no HTTP)', capture);
+    line('anosys capture work alone (one-step record of a plain call, JSON.stringify of the request and the reply included, no HTTP)', capture);
     if (captureBase.length) line(`the baseline build (${args['baseline-native']})`, captureBase);
     console.log(`AnoSys stand-in received ${received} POSTs`);
   } finally {

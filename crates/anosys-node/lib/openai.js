@@ -68,16 +68,18 @@ const ENDED = Object.freeze({
  * the call was.
  */
 class Call {
-  constructor(url, request, streaming, parent, user) {
+  constructor(sent, url, request, streaming, parent, user) {
+    /** When the call began (`performance.now()`). */
+    this.sent = sent;
     this.url = url;
     this.request = request;
     this.parent = parent;
     this.user = user;
-    this.sent = performance.now();
     this.handle = undefined;
     this.streaming = streaming;
     this.watched = false;
     this.recorded = false;
+    // A stream's events go to the addon as they come: its call is made now.
     if (streaming) this.native();
   }
 
@@ -123,9 +125,10 @@ class Call {
 
 function startCall(resource, apiPath, body) {
   try {
+    const sent = performance.now();
     // The innermost of the decorated call and the active OpenTelemetry span.
     const parent = otelParent() ?? currentCall.getStore();
-    const call = new Call(urlOf(resource, apiPath), wireJson(body ?? {}), body?.stream === true, parent, userContext());
+    const call = new Call(sent, urlOf(resource, apiPath), wireJson(body ?? {}), body?.stream === true, parent, userContext());
     openCalls.add(call);
     return call;
   } catch {

@@ -312,6 +312,8 @@ fn start_call(
     user_context: Option<String>,
     elapsed_ms: Option<f64>,
 ) -> DeferredCall {
+    // What happens here (the engine set up on first use) counts as elapsed too.
+    let entered = std::time::Instant::now();
     let options = CaptureOptions {
         capture_content: anosys::embed::capture_content_enabled(),
         source: source.unwrap_or_else(|| "openai".into()),
@@ -321,9 +323,7 @@ fn start_call(
     if let Some(user) = user_context {
         call.set_user_context(parse(&user));
     }
-    if let Some(elapsed) = millis(elapsed_ms) {
-        call.backdate(elapsed);
-    }
+    call.backdate(millis(elapsed_ms).unwrap_or_default() + entered.elapsed());
     call
 }
 

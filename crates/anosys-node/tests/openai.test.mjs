@@ -203,6 +203,29 @@ test('stream.controller.abort() is recorded as cancelled', async (t) => {
   assert.notEqual(r.must('status_code'), 'ERROR');
 });
 
+test('a stream handed over at its end keeps when each event came: time to first chunk, end', async (t) => {
+  // 40 ms between the upstream's events; the events are kept on the
+  // JavaScript side and handed to the addon together at the end.
+  const t0 = Date.now();
+  const stream = await client.chat.completions.create({ model: 'slow-stream', messages: HELLO, stream: true });
+  let first;
+  let chunks = 0;
+  for await (const _ of stream) {
+    first ??= Date.now();
+    chunks += 1;
+  }
+  const t1 = Date.now();
+  const r = await env.one(mine(t.name));
+  const start = Date.parse(r.must('start_time'));
+  const end = Date.parse(r.must('end_time'));
+  const ttfc = r.must('gen_ai.response.time_to_first_chunk') * 1000;
+  assert.ok(chunks >= 3, `${chunks} chunks`);
+  assert.ok(t0 - 1 <= start && start <= t0 + 20, `started when sent: ${t0} ${start}`);
+  assert.ok(ttfc <= first - start + 2 && ttfc >= first - start - 45, `first chunk at ${first - start} ms, recorded ${ttfc}`);
+  assert.ok(end - start >= 40 * (chunks - 1) - 2 && end <= t1 + 1, `${start} ${end} ${t1}, ${chunks} chunks 40 ms apart`);
+  assert.ok(ttfc < end - start - 40, `the first chunk well before the end: ${ttfc} of ${end - start} ms`);
+});
+
 test('an error event mid-stream is recorded and thrown', async (t) => {
   const stream = await client.chat.completions.create({ model: 'broken-stream', messages: HELLO, stream: true });
   let thrown;

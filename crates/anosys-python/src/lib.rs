@@ -361,6 +361,8 @@ fn start_call(
     user_context: Option<&Bound<'_, PyAny>>,
     elapsed: Option<f64>,
 ) -> DeferredCall {
+    // What happens here (the engine set up on first use) counts as elapsed too.
+    let entered = std::time::Instant::now();
     let request = match request.cast::<pyo3::types::PyBytes>() {
         Ok(body) => RequestJson::Bytes(body.as_bytes().to_vec()),
         Err(_) => RequestJson::Value(to_value(request)),
@@ -376,9 +378,8 @@ fn start_call(
     if let Some(user_context) = user_context {
         call.set_user_context(user_context);
     }
-    if let Some(elapsed) = elapsed.filter(|e| e.is_finite() && *e > 0.0) {
-        call.backdate(Duration::from_secs_f64(elapsed.min(86_400.0)));
-    }
+    let elapsed = elapsed.filter(|e| e.is_finite() && *e > 0.0).map_or(Duration::ZERO, |e| Duration::from_secs_f64(e.min(86_400.0)));
+    call.backdate(elapsed + entered.elapsed());
     call
 }
 
