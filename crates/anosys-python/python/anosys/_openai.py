@@ -196,13 +196,14 @@ class _Call:
 
     __slots__ = ("url", "kwargs", "parent", "user", "sent", "streaming", "handle")
 
-    def __init__(self, url: str, kwargs: Dict[str, Any], parent: Any, user: Any) -> None:
+    def __init__(self, sent: float, url: str, kwargs: Dict[str, Any], parent: Any, user: Any) -> None:
+        #: When the call began (``time.perf_counter()``).
+        self.sent = sent
         self.url = url
         # `create`'s own keyword arguments: a dict of this call's.
         self.kwargs = kwargs
         self.parent = parent
         self.user = user
-        self.sent = time.perf_counter()
         extra = kwargs.get("extra_body")
         self.streaming = kwargs.get("stream") is True or (isinstance(extra, dict) and extra.get("stream") is True)
         self.handle: Optional[_native.OpenAICall] = None
@@ -262,17 +263,17 @@ def _url(resource: Any, path: str) -> str:
 
 def _start(resource: Any, path: str, kwargs: Dict[str, Any]) -> Optional[_Call]:
     try:
-        return _Call(_url(resource, path), kwargs, _parent(), _user())
+        # The start counts from here: the parent's lookup (OpenTelemetry
+        # imported on first use) and the user-context callback included.
+        sent = time.perf_counter()
+        return _Call(sent, _url(resource, path), kwargs, _parent(), _user())
     except Exception:
         return None
 
 
-_OMITTED = ("NotGiven", "Omit")
-
-
 def _is_omitted(value: Any) -> bool:
     # openai's NOT_GIVEN / omit sentinels
-    return type(value).__name__ in _OMITTED
+    return type(value).__name__ in ("NotGiven", "Omit")
 
 
 def _record_error(call: _Call, exc: BaseException) -> None:
