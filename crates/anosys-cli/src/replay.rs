@@ -80,7 +80,9 @@ pub fn choose(method: &Method, path: &str, body: &Value) -> Option<(&'static Rep
         if !model.starts_with("text-embedding-") {
             return Some((reply("embeddings_not_found"), Some(model.to_owned())));
         }
-        "embeddings"
+        // As OpenAI does: base64 of the floats when asked (the official
+        // clients ask unless told otherwise), a list of numbers otherwise.
+        if body["encoding_format"] == "base64" { "embeddings_base64" } else { "embeddings" }
     } else if path.ends_with("/responses") {
         if !is_chat_model(model) {
             return Some((reply("responses_not_found"), Some(model.to_owned())));

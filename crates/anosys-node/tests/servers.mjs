@@ -106,7 +106,12 @@ export class Upstream {
       if (stream) return this.reply(res, body.tools ? 'chat_stream_tools' : 'chat_stream');
       return this.reply(res, body.tools ? 'chat_tools' : 'chat');
     }
-    if (path.endsWith('/embeddings')) return this.reply(res, model.startsWith('non-existent') ? 'embeddings_not_found' : 'embeddings');
+    if (path.endsWith('/embeddings')) {
+      if (model.startsWith('non-existent')) return this.reply(res, 'embeddings_not_found');
+      // As OpenAI does: base64 of the floats when asked (openai asks unless
+      // told otherwise), a list of numbers otherwise.
+      return this.reply(res, body.encoding_format === 'base64' ? 'embeddings_base64' : 'embeddings');
+    }
     if (path.endsWith('/responses')) {
       if (model === 'this-model-does-not-exist') return this.reply(res, 'responses_not_found');
       return this.reply(res, stream ? 'responses_stream' : 'responses');

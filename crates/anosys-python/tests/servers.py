@@ -1,7 +1,8 @@
 """Loopback servers the tests run against.
 
 - ``Upstream``: an OpenAI-compatible server replaying recorded OpenAI
-  exchanges (fixtures/replies.json, extracted from the cassettes in
+  exchanges (the demo server's crates/anosys-cli/src/demo/replies.json,
+  extracted from the cassettes in
   crates/anosys/tests/fixtures/openai-cassettes), streamed event by event.
   A few replies the recordings do not contain are OpenAI's documented
   shapes, marked below.
@@ -13,13 +14,19 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional
 
-REPLIES = json.loads((pathlib.Path(__file__).parent / "fixtures" / "replies.json").read_text())
+# The demo server's replies, one file for every suite (ANOSYS_TEST_REPLIES:
+# where it is when this folder runs from elsewhere).
+_REPLIES_PATH = os.environ.get("ANOSYS_TEST_REPLIES") or (
+    pathlib.Path(__file__).resolve().parents[2] / "anosys-cli" / "src" / "demo" / "replies.json"
+)
+REPLIES = json.loads(pathlib.Path(_REPLIES_PATH).read_text())
 
 # Not in the recordings: OpenAI's documented shapes.
 IMAGE_REPLY = {
@@ -77,7 +84,11 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
                 return self._reply("chat_stream_tools" if body.get("tools") else "chat_stream")
             return self._reply("chat_tools" if body.get("tools") else "chat")
         if path.endswith("/embeddings"):
-            return self._reply("embeddings_not_found" if model.startswith("non-existent") else "embeddings")
+            if model.startswith("non-existent"):
+                return self._reply("embeddings_not_found")
+            # As OpenAI does: base64 of the floats when asked (openai asks
+            # unless told otherwise), a list of numbers otherwise.
+            return self._reply("embeddings_base64" if body.get("encoding_format") == "base64" else "embeddings")
         if path.endswith("/responses"):
             if model == "this-model-does-not-exist":
                 return self._reply("responses_not_found")

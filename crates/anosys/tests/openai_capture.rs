@@ -199,6 +199,13 @@ fn embeddings_fields() {
 
     let r = capture(&cassette::first("test_embeddings_with_encoding_format"));
     assert_eq!(attr(&r, "gen_ai.request.encoding_formats"), &json!(["base64"]));
+    // The vector as base64 text (what the official clients ask for unless
+    // told otherwise): 6,144 bytes of little-endian floats.
+    assert_eq!(attr(&r, "gen_ai.embeddings.dimension.count"), &json!(1536));
+    assert_eq!(r.output, Some(json!("1 embedding(s) of 1536 dimensions")));
+    let raw = r.raw.unwrap().to_string();
+    assert!(raw.contains("[anosys: 1536 floats not kept]"), "{raw}");
+    assert!(!raw.contains("DK6fO8qE"), "{raw}");
 }
 
 #[test]

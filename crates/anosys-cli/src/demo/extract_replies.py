@@ -14,6 +14,7 @@ PICKS = {
     "chat_stream_tools": "test_chat_completion_multiple_tools_streaming_with_content",
     "chat_not_found": "test_chat_completion_404",
     "embeddings": "test_embeddings_with_content",
+    "embeddings_base64": "test_embeddings_with_encoding_format",
     "embeddings_not_found": "test_embeddings_model_not_found",
     "responses": "test_responses_create_basic",
     "responses_stream": "test_responses_create_streaming",

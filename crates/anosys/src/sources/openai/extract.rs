@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::messages;
-use super::view::{DataItem, Num, RequestView, ResponseView, Usage};
+use super::view::{DataItem, EmbeddingSize, Num, RequestView, ResponseView, Usage};
 use super::Operation;
 use crate::record::{Record, RequestShape, ResponseShape};
 
@@ -178,7 +178,7 @@ pub(super) fn response(record: &mut Record, op: Operation, mut resp: ResponseVie
         }
         Operation::Embeddings => {
             let data = resp.data.items.as_deref();
-            let dims = data.and_then(|d| d.first()).and_then(|e| e.get()?.embedding.items.as_ref()).map(Vec::len);
+            let dims = data.and_then(|d| d.first()).and_then(|e| e.get()?.embedding.0);
             if let (Some(d), None) = (dims, record.attribute("gen_ai.embeddings.dimension.count")) {
                 record.set_attribute("gen_ai.embeddings.dimension.count", d);
             }
@@ -238,7 +238,7 @@ pub(super) fn raw_response(op: Operation, mut resp: Value) -> Value {
             match op {
                 Operation::Embeddings => {
                     if let Some(e) = item.get_mut("embedding") {
-                        let n = e.as_array().map_or(0, Vec::len);
+                        let n = EmbeddingSize::of_value(e).unwrap_or(0);
                         *e = json!(format!("[anosys: {n} floats not kept]"));
                     }
                 }

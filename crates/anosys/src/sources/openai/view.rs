@@ -465,12 +465,91 @@ impl<'de> Deserialize<'de> for Choices {
     }
 }
 
+/// How many numbers an embedding has, as a list of numbers or as base64
+/// text (`encoding_format: "base64"`, what the official clients ask for
+/// unless told otherwise: little-endian 32-bit floats); `None` for anything
+/// else.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct EmbeddingSize(pub(super) Option<usize>);
+
+impl EmbeddingSize {
+    /// The numbers in an embedding already parsed.
+    pub(super) fn of_value(value: &Value) -> Option<usize> {
+        match value {
+            Value::Array(items) => Some(items.len()),
+            Value::String(text) => EmbeddingSize::of_base64(text),
+            _ => None,
+        }
+    }
+
+    /// The numbers in base64 text of 32-bit floats (its length alone: the
+    /// text is not decoded); `None` when it is not base64 of whole floats.
+    fn of_base64(text: &str) -> Option<usize> {
+        let body = text.trim_end_matches('=');
+        let padding = text.len() - body.len();
+        let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+        if padding > 2 || !body.bytes().all(alphabet) || (padding > 0 && !text.len().is_multiple_of(4)) || body.len() % 4 == 1 {
+            return None;
+        }
+        let bytes = body.len() / 4 * 3 + (body.len() % 4).saturating_sub(1);
+        bytes.is_multiple_of(4).then_some(bytes / 4)
+    }
+}
+
+impl<'de> Deserialize<'de> for EmbeddingSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EmbeddingSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EmbeddingSize, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(EmbeddingSize(Some(n)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<EmbeddingSize, E> {
+                Ok(EmbeddingSize(EmbeddingSize::of_base64(text)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EmbeddingSize, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(EmbeddingSize(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<EmbeddingSize, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<EmbeddingSize, E> {
+                Ok(EmbeddingSize(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<EmbeddingSize, E> {
+                Ok(EmbeddingSize(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<EmbeddingSize, E> {
+                Ok(EmbeddingSize(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<EmbeddingSize, E> {
+                Ok(EmbeddingSize(None))
+            }
+            fn visit_unit<E>(self) -> Result<EmbeddingSize, E> {
+                Ok(EmbeddingSize(None))
+            }
+            fn visit_none<E>(self) -> Result<EmbeddingSize, E> {
+                Ok(EmbeddingSize(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
 /// An item of `data` (embeddings, images).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct DataItem<'a> {
     /// How many numbers an embedding has.
-    pub(super) embedding: List<IgnoredAny>,
+    pub(super) embedding: EmbeddingSize,
     #[serde(borrow)]
     pub(super) url: Text<'a>,
     #[serde(borrow)]
@@ -633,6 +712,28 @@ mod tests {
     }
 
     #[test]
+    fn an_embedding_is_sized_as_numbers_or_as_base64_floats() {
+        let size = |body: &str| of_bytes::<DataItem>(body.as_bytes()).unwrap().embedding.0;
+        assert_eq!(size(r#"{"embedding": [0.5, 1, -2]}"#), Some(3));
+        assert_eq!(size(r#"{"embedding": []}"#), Some(0));
+        // Three floats are 12 bytes, 16 characters; two are 8 bytes, "…=".
+        let three: Vec<u8> = [0.5f32, 1.0, -2.0].iter().flat_map(|f| f.to_le_bytes()).collect();
+        assert_eq!(three.len(), 12);
+        for (text, n) in [("AAAAPwAAgD8AAADA", Some(3)), ("AAAAPwAAgD8=", Some(2)), ("AAAAPwAAgD8", Some(2)), ("", Some(0))] {
+            assert_eq!(size(&format!(r#"{{"embedding": "{text}"}}"#)), n, "{text}");
+            assert_eq!(EmbeddingSize::of_value(&Value::String(text.into())), n, "{text}");
+        }
+        // Not whole floats, not base64, not an embedding.
+        for text in ["AAAAPwA=", "AAAAPwAAgD8==", "AAA$PwAAgD8A", "A", "AAAAP==="] {
+            assert_eq!(size(&format!(r#"{{"embedding": "{text}"}}"#)), None, "{text}");
+        }
+        for other in ["7", "null", "{}", "true"] {
+            assert_eq!(size(&format!(r#"{{"embedding": {other}}}"#)), None, "{other}");
+        }
+        assert_eq!(size("{}"), None);
+    }
+
+    #[test]
     fn a_view_reads_the_same_from_bytes_and_from_a_value() {
         let body = br#"{"id": "r", "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"},
             "output": [{"type": "reasoning"}, 7, {"type": "function_call"}], "error": null,
@@ -648,7 +749,7 @@ mod tests {
             let data = view.data.items();
             assert_eq!(data.len(), 2);
             let first = data[0].get().unwrap();
-            assert_eq!(first.embedding.items().len(), 3);
+            assert_eq!(first.embedding, EmbeddingSize(Some(3)));
             assert_eq!((first.url.get(), first.b64_json.get()), (Some("u"), Some("QUJD")));
             assert_eq!(first.revised_prompt.get(), Some(Value::Null));
             assert!(data[1].get().is_none());
