@@ -79,6 +79,8 @@ class Call {
     this.streaming = streaming;
     this.watched = false;
     this.recorded = false;
+    /** A plain reply's text, as openai read it. */
+    this.text = undefined;
     // A stream's events go to the addon as they come: its call is made now.
     if (streaming) this.native();
   }
@@ -258,11 +260,33 @@ function observeStream(stream, call) {
   return stream;
 }
 
+/**
+ * Keeps the text of `response` for `call` when openai reads it (openai 7
+ * reads a JSON reply with `text()` and parses it), so that a plain reply
+ * is recorded from the text that came, not from the parsed object written
+ * out again.
+ */
+function keepText(response, call) {
+  const read = response?.text;
+  if (typeof read !== 'function') return;
+  response.text = function () {
+    return read.call(this).then((text) => {
+      call.text = text;
+      return text;
+    });
+  };
+}
+
 function onResult(call, data, response) {
   try {
     unwatch(call);
     if (call.streaming) return observeStream(data, call);
-    call.finish(typeof response?.status === 'number' ? response.status : 200, wireJson(data));
+    // The text read, when it is what `data` was parsed from (a JSON reply;
+    // openai may have transformed it since, as it decodes base64
+    // embeddings: the record keeps what came over the wire).
+    const text = data !== null && typeof data === 'object' ? call.text : undefined;
+    call.text = undefined;
+    call.finish(typeof response?.status === 'number' ? response.status : 200, text ?? wireJson(data));
     ended(call);
   } catch {
     // capture never breaks the caller
@@ -321,6 +345,9 @@ function observeApiPromise(promise, call) {
       // first (nothing here holds it).
       unwatch(call);
     }
+    // The reply's text as openai reads it, recorded as it came rather
+    // than written out again from the parsed object.
+    if (via === 'parsed' && !call.streaming) keepText(props?.response, call);
     let data;
     try {
       data = await parseResponse.call(this, client, props);
@@ -340,9 +367,17 @@ function observeApiPromise(promise, call) {
       return response;
     });
   };
-  // HTTP and connection errors, even for a promise nobody awaits.
-  promise.responsePromise.then(undefined, (error) => recordError(call, error));
-  watch(promise, call);
+  promise.responsePromise.then(
+    () => {
+      // The reply has come and nobody has asked for it yet (awaiting asks
+      // at once: openai's `parse()` keeps its promise): record the call as
+      // cancelled if `promise` is dropped unread. Watching only then keeps
+      // a FinalizationRegistry entry, made and removed, off the usual call.
+      if (via === undefined && promise.parsedPromise === undefined) watch(promise, call);
+    },
+    // HTTP and connection errors, even for a promise nobody awaits.
+    (error) => recordError(call, error),
+  );
   return promise;
 }
 

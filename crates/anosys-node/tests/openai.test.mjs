@@ -277,6 +277,17 @@ test('embeddings', async (t) => {
   assert.equal(r.must('gen_ai.embeddings.dimension.count'), reply.data[0].embedding.length);
 });
 
+test('embeddings as openai asks for them by default (base64, decoded by openai)', async (t) => {
+  const reply = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'This is a test for embeddings' });
+  assert.equal(reply.data[0].embedding.length, 1536);
+  const r = await env.one(mine(t.name));
+  assert.equal(r.must('gen_ai.embeddings.dimension.count'), 1536);
+  assert.equal(r.must('output'), '1 embedding(s) of 1536 dimensions');
+  // The record keeps the reply as it came, its vector not copied.
+  assert.equal(r.json('raw').response.data[0].embedding, '[anosys: 1536 floats not kept]');
+  assert.equal(r.json('raw').response.usage.prompt_tokens, reply.usage.prompt_tokens);
+});
+
 test('images.generate', async (t) => {
   const reply = await client.images.generate({ model: 'gpt-image-1', prompt: 'a small cat', size: '1024x1024' });
   assert.ok(reply.data[0].url);
@@ -434,6 +445,55 @@ test('a stream dropped unread is recorded as cancelled once collected', async ()
   const r = await env.one(mine('dropped-unread'));
   assert.equal(r.must('anosys.outcome'), 'cancelled');
   assert.equal(r.must('is_streaming'), true);
+});
+
+test('a plain call never awaited is recorded as cancelled once collected, after its reply came', async () => {
+  const { code, stdout, stderr } = await runProcess(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--input-type=module',
+      '-e',
+      `
+      import OpenAI from 'openai';
+      import { AnosysOpenAILogger, flush } from 'anosys';
+      new AnosysOpenAILogger({ getUserContext: () => ({ test: 'never-awaited' }) });
+      const client = new OpenAI({ apiKey: 'sk-x', baseURL: process.env.UPSTREAM + '/v1', maxRetries: 0 });
+      let sent = client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+      // The reply comes; nobody asks for it.
+      await new Promise((r) => setTimeout(r, 300));
+      sent = undefined;
+      for (let i = 0; i < 20; i++) {
+        globalThis.gc();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // Recorded by the collection, before the exit handler could do it.
+      console.log(JSON.stringify(await flush()));
+      `,
+    ],
+    {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: { ...process.env, UPSTREAM: env.upstream.url },
+    },
+  );
+  assert.equal(code, 0, stderr);
+  assert.equal(JSON.parse(stdout).captured, 1, stdout);
+  const r = await env.one(mine('never-awaited'));
+  assert.equal(r.must('anosys.outcome'), 'cancelled');
+  assert.equal(r.must('gen_ai.request.model'), 'gpt-4o-mini');
+});
+
+test('a plain call awaited only after its reply came is recorded once, completed', async (t) => {
+  const sent = client.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO });
+  await new Promise((r) => setTimeout(r, 200));
+  if (globalThis.gc) globalThis.gc();
+  const reply = await sent;
+  await anosys.flush();
+  const mineNow = env.backend.records().filter(mine(t.name));
+  assert.equal(mineNow.length, 1);
+  const r = await env.one(mine(t.name));
+  assert.ok([undefined, 'completed'].includes(r.get('anosys.outcome')));
+  assert.deepEqual(r.json('raw').response, JSON.parse(JSON.stringify(reply)));
 });
 
 test('a plain reply is recorded off the event loop as before: times are the caller’s, counted at once', async (t) => {
