@@ -411,7 +411,13 @@ test('instrumentOpenAI on one client records that client', async (t) => {
   }
 });
 
-test('a stream dropped unread is recorded as cancelled once collected', async () => {
+/**
+ * Runs `body` in a Node process of its own with openai instrumented (for
+ * calls tagged `test`), then collects garbage a few times and prints the
+ * flush's counters: what the collection recorded, before the exit
+ * handler could.
+ */
+async function afterCollection(test, body) {
   const { code, stdout, stderr } = await runProcess(
     process.execPath,
     [
@@ -421,17 +427,13 @@ test('a stream dropped unread is recorded as cancelled once collected', async ()
       `
       import OpenAI from 'openai';
       import { AnosysOpenAILogger, flush } from 'anosys';
-      new AnosysOpenAILogger({ getUserContext: () => ({ test: 'dropped-unread' }) });
+      new AnosysOpenAILogger({ getUserContext: () => ({ test: ${JSON.stringify(test)} }) });
       const client = new OpenAI({ apiKey: 'sk-x', baseURL: process.env.UPSTREAM + '/v1', maxRetries: 0 });
-      await (async () => {
-        const stream = await client.chat.completions.create({ model: 'gpt-4', messages: [{ role: 'user', content: 'hi' }], stream: true });
-        stream.controller.abort();
-      })();
+      ${body}
       for (let i = 0; i < 20; i++) {
         globalThis.gc();
         await new Promise((r) => setTimeout(r, 10));
       }
-      // Recorded by the collection, before the exit handler could do it.
       console.log(JSON.stringify(await flush()));
       `,
     ],
@@ -441,43 +443,32 @@ test('a stream dropped unread is recorded as cancelled once collected', async ()
     },
   );
   assert.equal(code, 0, stderr);
-  assert.equal(JSON.parse(stdout).captured, 1, stdout);
+  return JSON.parse(stdout);
+}
+
+test('a stream dropped unread is recorded as cancelled once collected', async () => {
+  const counters = await afterCollection(
+    'dropped-unread',
+    `await (async () => {
+        const stream = await client.chat.completions.create({ model: 'gpt-4', messages: [{ role: 'user', content: 'hi' }], stream: true });
+        stream.controller.abort();
+      })();`,
+  );
+  assert.equal(counters.captured, 1, JSON.stringify(counters));
   const r = await env.one(mine('dropped-unread'));
   assert.equal(r.must('anosys.outcome'), 'cancelled');
   assert.equal(r.must('is_streaming'), true);
 });
 
 test('a plain call never awaited is recorded as cancelled once collected, after its reply came', async () => {
-  const { code, stdout, stderr } = await runProcess(
-    process.execPath,
-    [
-      '--expose-gc',
-      '--input-type=module',
-      '-e',
-      `
-      import OpenAI from 'openai';
-      import { AnosysOpenAILogger, flush } from 'anosys';
-      new AnosysOpenAILogger({ getUserContext: () => ({ test: 'never-awaited' }) });
-      const client = new OpenAI({ apiKey: 'sk-x', baseURL: process.env.UPSTREAM + '/v1', maxRetries: 0 });
-      let sent = client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+  const counters = await afterCollection(
+    'never-awaited',
+    `let sent = client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
       // The reply comes; nobody asks for it.
       await new Promise((r) => setTimeout(r, 300));
-      sent = undefined;
-      for (let i = 0; i < 20; i++) {
-        globalThis.gc();
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      // Recorded by the collection, before the exit handler could do it.
-      console.log(JSON.stringify(await flush()));
-      `,
-    ],
-    {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      env: { ...process.env, UPSTREAM: env.upstream.url },
-    },
+      sent = undefined;`,
   );
-  assert.equal(code, 0, stderr);
-  assert.equal(JSON.parse(stdout).captured, 1, stdout);
+  assert.equal(counters.captured, 1, JSON.stringify(counters));
   const r = await env.one(mine('never-awaited'));
   assert.equal(r.must('anosys.outcome'), 'cancelled');
   assert.equal(r.must('gen_ai.request.model'), 'gpt-4o-mini');
