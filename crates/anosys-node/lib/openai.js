@@ -16,6 +16,12 @@ import { otelParent } from './otel.js';
 import { currentCall, markCaptured, native, openCalls } from './runtime.js';
 
 const ORIGINAL = Symbol.for('anosys.openai.original');
+/**
+ * A call, in the request options a wrapped method hands to openai (which
+ * copies them, symbols included, into the options its `buildRequest`
+ * gets): the body openai sends is kept for the call as it is built.
+ */
+const CALL = Symbol('anosys.openai.call');
 
 /** [resource path on a client, method, API path] */
 const TARGETS = [
@@ -68,10 +74,16 @@ const ENDED = Object.freeze({
  * the call was.
  */
 class Call {
-  constructor(sent, url, request, streaming, parent, user) {
+  constructor(sent, url, body, request, streaming, parent, user) {
     /** When the call began (`performance.now()`). */
     this.sent = sent;
     this.url = url;
+    /** The body as the application passed it. */
+    this.body = body;
+    /**
+     * The request's JSON text: the body openai sent (kept by its
+     * `buildRequest`), or the body written out when the call began.
+     */
     this.request = request;
     this.parent = parent;
     this.user = user;
@@ -81,8 +93,15 @@ class Call {
     this.recorded = false;
     /** A plain reply's text, as openai read it. */
     this.text = undefined;
-    // A stream's events go to the addon as they come: its call is made now.
-    if (streaming) this.native();
+    // A stream's events go to the addon as they come: its call is made
+    // now, unless openai is to give the body it sends (then at the reply).
+    if (streaming && request !== undefined) this.native();
+  }
+
+  /** The request's JSON text, written out from the body if openai did not give it. */
+  requestText() {
+    if (this.request === undefined) this.request = wireJson(this.body ?? {});
+    return this.request;
   }
 
   /** The addon's `OpenAICall`, made now if it was not yet. */
@@ -92,7 +111,7 @@ class Call {
       if (this.recorded) return ENDED;
       this.handle = new native.OpenAICall(
         this.url,
-        this.request,
+        this.requestText(),
         undefined,
         this.parent?.traceId,
         this.parent?.spanId,
@@ -110,7 +129,7 @@ class Call {
     const parent = this.parent;
     return native.recordOpenAICall(
       this.url,
-      this.request,
+      this.requestText(),
       performance.now() - this.sent,
       status,
       response,
@@ -130,7 +149,12 @@ function startCall(resource, apiPath, body) {
     const sent = performance.now();
     // The innermost of the decorated call and the active OpenTelemetry span.
     const parent = otelParent() ?? currentCall.getStore();
-    const call = new Call(sent, urlOf(resource, apiPath), wireJson(body ?? {}), body?.stream === true, parent, userContext());
+    // A client whose `buildRequest` gives the body it sends: not written
+    // out here (a 41 KB history costs JSON.stringify about 110 µs), and
+    // the record holds what was sent. Otherwise written out now, before
+    // the application can change the body it passed.
+    const request = resource?._client?.buildRequest?.[ORIGINAL] ? undefined : wireJson(body ?? {});
+    const call = new Call(sent, urlOf(resource, apiPath), body, request, body?.stream === true, parent, userContext());
     openCalls.add(call);
     return call;
   } catch {
@@ -381,6 +405,35 @@ function observeApiPromise(promise, call) {
   return promise;
 }
 
+/** `options` (a method's request options) with `call` in them. */
+function withCall(options, call) {
+  const marked = options !== null && typeof options === 'object' ? { ...options } : {};
+  marked[CALL] = call;
+  return marked;
+}
+
+/**
+ * Wraps openai's `buildRequest` (of a client, or of the class all clients
+ * share) so that the body it builds for a recorded call is kept as the
+ * call's request: the JSON text sent, defaults openai adds included.
+ */
+function wrapBuildRequest(original) {
+  if (original[ORIGINAL]) return original;
+  const wrapped = function (inputOptions, ...rest) {
+    const built = original.call(this, inputOptions, ...rest);
+    const call = inputOptions?.[CALL];
+    if (call === undefined || typeof built?.then !== 'function') return built;
+    return built.then((request) => {
+      const body = request?.req?.body;
+      if (typeof body === 'string') call.request = body;
+      return request;
+    });
+  };
+  Object.defineProperty(wrapped, ORIGINAL, { value: original });
+  Object.defineProperty(wrapped, 'name', { value: original.name, configurable: true });
+  return wrapped;
+}
+
 function wrapMethod(original, apiPath) {
   if (original[ORIGINAL]) return original;
   const wrapped = function (body, options) {
@@ -388,7 +441,7 @@ function wrapMethod(original, apiPath) {
     if (call === undefined) return original.call(this, body, options);
     let promise;
     try {
-      promise = original.call(this, body, options);
+      promise = original.call(this, body, call.request === undefined ? withCall(options, call) : options);
     } catch (error) {
       recordError(call, error);
       throw error;
@@ -446,6 +499,9 @@ export function instrumentOpenAI(client, options) {
     if (typeof original !== 'function' || original[ORIGINAL]) continue;
     resource[method] = wrapMethod(original, apiPath);
   }
+  if (typeof client.buildRequest === 'function' && !client.buildRequest[ORIGINAL]) {
+    client.buildRequest = wrapBuildRequest(client.buildRequest);
+  }
   return client;
 }
 
@@ -466,6 +522,10 @@ function instrumentClass(OpenAI) {
     if (typeof original !== 'function') continue;
     any = true;
     if (!original[ORIGINAL]) proto[method] = wrapMethod(original, apiPath);
+  }
+  const build = OpenAI.prototype?.buildRequest;
+  if (any && typeof build === 'function' && !build[ORIGINAL]) {
+    OpenAI.prototype.buildRequest = wrapBuildRequest(build);
   }
   return any;
 }
@@ -551,6 +611,15 @@ export function uninstrumentOpenAI(client) {
     }
     const proto = Object.getPrototypeOf(resource);
     if (proto?.[method]?.[ORIGINAL]) proto[method] = proto[method][ORIGINAL];
+  }
+  // The body openai builds: the client's own, and the class's.
+  if (client && Object.prototype.hasOwnProperty.call(client, 'buildRequest') && client.buildRequest?.[ORIGINAL]) {
+    client.buildRequest = client.buildRequest[ORIGINAL];
+  }
+  for (let proto = client && Object.getPrototypeOf(client); proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    if (Object.prototype.hasOwnProperty.call(proto, 'buildRequest') && proto.buildRequest?.[ORIGINAL]) {
+      proto.buildRequest = proto.buildRequest[ORIGINAL];
+    }
   }
 }
 

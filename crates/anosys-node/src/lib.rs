@@ -311,6 +311,7 @@ fn start_call(
     parent: Option<(TraceId, SpanId)>,
     user_context: Option<String>,
     elapsed_ms: Option<f64>,
+    plain: bool,
 ) -> DeferredCall {
     // What happens here (the engine set up on first use) counts as elapsed too.
     let entered = std::time::Instant::now();
@@ -319,7 +320,13 @@ fn start_call(
         source: source.unwrap_or_else(|| "openai".into()),
         ..CaptureOptions::default()
     };
-    let mut call = DeferredCall::start(url, RequestJson::Text(request), options, parent);
+    let request = RequestJson::Text(request);
+    // A call recorded in one step has its whole reply: it did not stream.
+    let mut call = if plain {
+        DeferredCall::start_plain(url, request, options, parent)
+    } else {
+        DeferredCall::start(url, request, options, parent)
+    };
     if let Some(user) = user_context {
         call.set_user_context(parse(&user));
     }
@@ -348,7 +355,7 @@ pub fn record_openai_call(
     user_context: Option<String>,
 ) -> bool {
     let parent = parent_of(parent_trace_id, parent_span_id);
-    let mut call = start_call(url, request, None, parent, user_context, Some(elapsed_ms));
+    let mut call = start_call(url, request, None, parent, user_context, Some(elapsed_ms), true);
     let status = u16::try_from(status).unwrap_or(0);
     call.finish_with(status, ResponseJson::Text(response), may_defer(), |r| submit(&env, Some(r)))
 }
@@ -389,7 +396,7 @@ impl OpenAiCall {
         user_context: Option<String>,
         elapsed_ms: Option<f64>,
     ) -> Self {
-        OpenAiCall(start_call(url, request, source, parent_of(parent_trace_id, parent_span_id), user_context, elapsed_ms))
+        OpenAiCall(start_call(url, request, source, parent_of(parent_trace_id, parent_span_id), user_context, elapsed_ms, false))
     }
 
     /// Whether the request asked for a stream.

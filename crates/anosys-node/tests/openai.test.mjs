@@ -395,6 +395,35 @@ test('a failing getUserContext does not break calls', async () => {
   assert.equal(r.must('gen_ai.response.id'), reply.id);
 });
 
+test('the request recorded is the body openai sent, through the shared classes and one client alike', async (t) => {
+  const check = async (openai, body, seenBefore) => {
+    await openai.embeddings.create(body);
+    const sent = env.upstream.seen.slice(seenBefore).find((x) => x.path.endsWith('/embeddings'));
+    // openai adds what it asks for by default (base64 vectors, decoded for the caller).
+    assert.equal(sent.body.encoding_format, 'base64');
+    return sent.body;
+  };
+  const body = { model: 'text-embedding-3-small', input: 'sent as built' };
+  const first = await check(client, body, env.upstream.seen.length);
+  anosys.uninstrumentOpenAI(client);
+  let own;
+  try {
+    own = anosys.instrumentOpenAI(new OpenAI({ apiKey: API_KEY, baseURL: `${env.upstream.url}/v1`, maxRetries: 0 }));
+    const second = await check(own, body, env.upstream.seen.length);
+    const records = await env.waitFor(mine(t.name), { count: 2 });
+    assert.equal(records.length, 2);
+    for (const [r, sent] of records.map((r, i) => [r, [first, second][i]])) {
+      assert.deepEqual(r.json('raw').request, sent);
+      assert.equal(r.must('gen_ai.embeddings.dimension.count'), 1536);
+    }
+    // The body the application passed is not changed.
+    assert.deepEqual(body, { model: 'text-embedding-3-small', input: 'sent as built' });
+  } finally {
+    anosys.uninstrumentOpenAI(own);
+    new anosys.AnosysOpenAILogger({ getUserContext: userContext });
+  }
+});
+
 test('instrumentOpenAI on one client records that client', async (t) => {
   anosys.uninstrumentOpenAI(client);
   try {

@@ -360,6 +360,7 @@ fn start_call(
     parent: Option<&Bound<'_, PyAny>>,
     user_context: Option<&Bound<'_, PyAny>>,
     elapsed: Option<f64>,
+    plain: bool,
 ) -> DeferredCall {
     // What happens here (the engine set up on first use) counts as elapsed too.
     let entered = std::time::Instant::now();
@@ -374,7 +375,13 @@ fn start_call(
         source: source.unwrap_or_else(|| "openai".into()),
         ..CaptureOptions::default()
     };
-    let mut call = DeferredCall::start(url.to_owned(), request, options, parent);
+    let url = url.to_owned();
+    // A call recorded in one step has its whole reply: it did not stream.
+    let mut call = if plain {
+        DeferredCall::start_plain(url, request, options, parent)
+    } else {
+        DeferredCall::start(url, request, options, parent)
+    };
     if let Some(user_context) = user_context {
         call.set_user_context(user_context);
     }
@@ -403,7 +410,7 @@ fn record_openai_call(
     parent: Option<&Bound<'_, PyAny>>,
     user_context: Option<&Bound<'_, PyAny>>,
 ) -> bool {
-    let mut call = start_call(url, request, None, parent, user_context, Some(elapsed));
+    let mut call = start_call(url, request, None, parent, user_context, Some(elapsed), true);
     let body = response_json(response);
     if call.can_defer() {
         return call.finish_deferred(status, body, true);
@@ -427,7 +434,7 @@ impl OpenAICall {
         user_context: Option<&Bound<'_, PyAny>>,
         elapsed: Option<f64>,
     ) -> Self {
-        OpenAICall(start_call(url, request, source, parent, user_context, elapsed))
+        OpenAICall(start_call(url, request, source, parent, user_context, elapsed, false))
     }
 
     /// Whether the request asked for a stream.

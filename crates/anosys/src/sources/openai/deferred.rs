@@ -182,12 +182,43 @@ impl DeferredCall {
         options: CaptureOptions,
         parent: Option<(TraceId, SpanId)>,
     ) -> Self {
-        let parent = parent.or_else(|| context::current().map(|cx| (cx.trace_id, cx.span_id)));
         let streaming = match &request {
             RequestJson::Value(v) => v.get("stream").and_then(Value::as_bool) == Some(true),
             RequestJson::Text(t) => asks_stream(t.as_bytes()),
             RequestJson::Bytes(b) => asks_stream(b),
         };
+        DeferredCall::started(url, request, options, parent, streaming)
+    }
+
+    /// [`DeferredCall::start`] for a call known not to stream: one whose
+    /// whole reply has come, recorded in one step by a binding. The request
+    /// is not read on the caller's thread to find out whether it asks for a
+    /// stream (a full scan of its text: tens of µs for a long history).
+    ///
+    /// ```
+    /// use anosys::sources::openai::{CaptureOptions, DeferredCall, RequestJson};
+    ///
+    /// let request = RequestJson::Text(r#"{"model":"gpt-4o-mini","messages":[]}"#.into());
+    /// let call = DeferredCall::start_plain("https://api.openai.com/v1/chat/completions".into(), request, CaptureOptions::default(), None);
+    /// assert!(!call.is_streaming());
+    /// ```
+    pub fn start_plain(
+        url: String,
+        request: RequestJson,
+        options: CaptureOptions,
+        parent: Option<(TraceId, SpanId)>,
+    ) -> Self {
+        DeferredCall::started(url, request, options, parent, false)
+    }
+
+    fn started(
+        url: String,
+        request: RequestJson,
+        options: CaptureOptions,
+        parent: Option<(TraceId, SpanId)>,
+        streaming: bool,
+    ) -> Self {
+        let parent = parent.or_else(|| context::current().map(|cx| (cx.trace_id, cx.span_id)));
         let pending =
             Pending { url, request, options, parent, user_context: None, start_time: SystemTime::now(), sent: Instant::now() };
         if streaming {
