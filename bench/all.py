@@ -292,6 +292,13 @@ def in_process_rows(lang: str, out: str, where: str, client: str, cpu: str) -> L
         added, bare, lo, hi = (float(found.group(j)) for j in range(1, 5))
         rows.insert(i, Row(what, "the bare client's own work", bare, added, "us", goal,
                            note=f"interleaved pairs; middle half {lo:.1f} to {hi:.1f} us"))
+    # A chat that carries a 41 KB history (Node prints it), without a goal.
+    found = re.search(rf"^anosys on {re.escape(where)} in a real chat call with a 41 KB history[^:]*: ([\d.-]+) us added "
+                      rf"to the bare client's ([\d.]+) us \(middle half of the pairs ([\d.-]+) to ([\d.-]+)\)", out, re.M)
+    if found:
+        added, bare, lo, hi = (float(found.group(j)) for j in range(1, 5))
+        rows.insert(2, Row(f"{lang}: the same, a plain chat call with a 41 KB history ({cpu})", "the bare client's own work",
+                           bare, added, "us", "-", note=f"interleaved pairs; middle half {lo:.1f} to {hi:.1f} us"))
     return rows
 
 

@@ -110,6 +110,12 @@ async function inProcess(require) {
   const anosys = await import(join(DIR, 'node_modules', 'anosys', 'index.js'));
   const OpenAI = (await import(require.resolve('openai7'))).default;
   const messages = [{ role: 'user', content: 'Say this is a test' }];
+  // A chat that carries its history: 61 messages, about 41 KB of JSON.
+  const history = [{ role: 'system', content: 'You are a helpful assistant. '.repeat(20) }];
+  for (let i = 0; i < 60; i++) {
+    const content = `Message number ${i} with some text about the weather and "quotes" and more text. `.repeat(8);
+    history.push({ role: i % 2 ? 'assistant' : 'user', content });
+  }
   const replies = {};
   for (const [kind, stream] of [['plain', false], ['stream', true]]) {
     const r = await fetch(`${args.upstream}/v1/chat/completions`, {
@@ -119,12 +125,14 @@ async function inProcess(require) {
     });
     replies[kind] = { body: await r.text(), type: r.headers.get('content-type') ?? 'application/json' };
   }
+  replies.history = replies.plain;
   let kind = 'plain';
   const canned = async () => new Response(replies[kind].body, { status: 200, headers: { 'content-type': replies[kind].type } });
   const options = { apiKey: 'sk-bench', baseURL: `${args.upstream}/v1`, maxRetries: 0, fetch: canned };
   const clients = { bare: new OpenAI(options), anosys: anosys.instrumentOpenAI(new OpenAI(options)) };
   const call = {
     plain: (client) => client.chat.completions.create({ model: 'gpt-4o-mini', messages }),
+    history: (client) => client.chat.completions.create({ model: 'gpt-4o-mini', messages: history }),
     stream: async (client) => {
       for await (const _ of await client.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true }));
     },
@@ -141,7 +149,7 @@ async function inProcess(require) {
   const BLOCK = 200;
   const ROUNDS = 24;
   const out = {};
-  for (kind of ['plain', 'stream']) {
+  for (kind of ['plain', 'stream', 'history']) {
     for (let i = 0; i < 3; i++) for (const which of ['bare', 'anosys']) await block(which, BLOCK);
     await anosys.flush({ timeoutMs: 30_000 });
     const bare = [];
@@ -352,7 +360,8 @@ async function main() {
       inProcessRuns.push(inProc);
       console.error(
         `round ${round} in-process: the event loop's CPU a call, bare / added by anosys: plain ${inProc.plain.bare_us.toFixed(1)} / ${inProc.plain.added_us.toFixed(1)} us` +
-          `, stream ${inProc.stream.bare_us.toFixed(1)} / ${inProc.stream.added_us.toFixed(1)} us, delivered ${inProc.delivered}`,
+          `, stream ${inProc.stream.bare_us.toFixed(1)} / ${inProc.stream.added_us.toFixed(1)} us` +
+          `, 41 KB history ${inProc.history.bare_us.toFixed(1)} / ${inProc.history.added_us.toFixed(1)} us, delivered ${inProc.delivered}`,
       );
       for (const v of variants) {
         const got = await runWorker(v);
@@ -400,10 +409,11 @@ async function main() {
     console.log('');
     // What the package adds to the event loop in a real call (see
     // inProcess), median over rounds of each round's median.
-    for (const kind of ['plain', 'stream']) {
+    for (const kind of ['plain', 'stream', 'history']) {
       const pick = (key) => median(inProcessRuns.map((r) => r[kind][key]));
+      const what = kind === 'history' ? 'chat call with a 41 KB history, not streamed' : `${kind} call`;
       console.log(
-        `anosys on the event loop in a real ${kind} call (instrumented and bare openai 7.59 clients interleaved in one process, the reply from a canned fetch, no HTTP): ` +
+        `anosys on the event loop in a real ${what} (instrumented and bare openai 7.59 clients interleaved in one process, the reply from a canned fetch, no HTTP): ` +
           `${pick('added_us').toFixed(1)} us added to the bare client's ${pick('bare_us').toFixed(1)} us (middle half of the pairs ${pick('lo').toFixed(1)} to ${pick('hi').toFixed(1)}), CPU of the event loop's thread`,
       );
     }
