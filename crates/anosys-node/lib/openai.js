@@ -117,6 +117,7 @@ class Call {
         this.parent?.spanId,
         this.user,
         performance.now() - this.sent,
+        this.streaming,
       );
     }
     return this.handle;

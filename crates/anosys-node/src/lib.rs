@@ -311,7 +311,7 @@ fn start_call(
     parent: Option<(TraceId, SpanId)>,
     user_context: Option<String>,
     elapsed_ms: Option<f64>,
-    plain: bool,
+    streaming: Option<bool>,
 ) -> DeferredCall {
     // What happens here (the engine set up on first use) counts as elapsed too.
     let entered = std::time::Instant::now();
@@ -321,11 +321,12 @@ fn start_call(
         ..CaptureOptions::default()
     };
     let request = RequestJson::Text(request);
-    // A call recorded in one step has its whole reply: it did not stream.
-    let mut call = if plain {
-        DeferredCall::start_plain(url, request, options, parent)
-    } else {
-        DeferredCall::start(url, request, options, parent)
+    // Whether it streams, when the caller knows (a call recorded in one
+    // step has its whole reply: it did not); else read from the request.
+    let mut call = match streaming {
+        Some(false) => DeferredCall::start_plain(url, request, options, parent),
+        Some(true) => DeferredCall::start_streaming(url, request, options, parent),
+        None => DeferredCall::start(url, request, options, parent),
     };
     if let Some(user) = user_context {
         call.set_user_context(parse(&user));
@@ -355,7 +356,7 @@ pub fn record_openai_call(
     user_context: Option<String>,
 ) -> bool {
     let parent = parent_of(parent_trace_id, parent_span_id);
-    let mut call = start_call(url, request, None, parent, user_context, Some(elapsed_ms), true);
+    let mut call = start_call(url, request, None, parent, user_context, Some(elapsed_ms), Some(false));
     let status = u16::try_from(status).unwrap_or(0);
     call.finish_with(status, ResponseJson::Text(response), may_defer(), |r| submit(&env, Some(r)))
 }
@@ -385,8 +386,11 @@ impl ObjectFinalize for OpenAiCall {
 #[napi]
 impl OpenAiCall {
     /// Starts the record of a call to `url` with `request` (JSON text),
-    /// sent `elapsedMs` ago (default: now).
+    /// sent `elapsedMs` ago (default: now); `streaming` says whether it
+    /// asked for a stream, when the caller knows (else the request is read
+    /// for it).
     #[napi(constructor)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         url: String,
         request: String,
@@ -395,8 +399,9 @@ impl OpenAiCall {
         parent_span_id: Option<String>,
         user_context: Option<String>,
         elapsed_ms: Option<f64>,
+        streaming: Option<bool>,
     ) -> Self {
-        OpenAiCall(start_call(url, request, source, parent_of(parent_trace_id, parent_span_id), user_context, elapsed_ms, false))
+        OpenAiCall(start_call(url, request, source, parent_of(parent_trace_id, parent_span_id), user_context, elapsed_ms, streaming))
     }
 
     /// Whether the request asked for a stream.

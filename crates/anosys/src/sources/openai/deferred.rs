@@ -211,6 +211,26 @@ impl DeferredCall {
         DeferredCall::started(url, request, options, parent, false)
     }
 
+    /// [`DeferredCall::start`] for a call known to stream (a binding that
+    /// knows what it asked for): its [`LiveCall`] starts at once, and the
+    /// request is not scanned on the caller's thread to find out.
+    ///
+    /// ```
+    /// use anosys::sources::openai::{CaptureOptions, DeferredCall, RequestJson};
+    ///
+    /// let request = RequestJson::Text(r#"{"model":"gpt-4o-mini","messages":[],"stream":true}"#.into());
+    /// let call = DeferredCall::start_streaming("https://api.openai.com/v1/chat/completions".into(), request, CaptureOptions::default(), None);
+    /// assert!(call.is_streaming());
+    /// ```
+    pub fn start_streaming(
+        url: String,
+        request: RequestJson,
+        options: CaptureOptions,
+        parent: Option<(TraceId, SpanId)>,
+    ) -> Self {
+        DeferredCall::started(url, request, options, parent, true)
+    }
+
     fn started(
         url: String,
         request: RequestJson,
