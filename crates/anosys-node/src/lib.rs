@@ -324,8 +324,7 @@ fn start_call(
     // Whether it streams, when the caller knows (a call recorded in one
     // step has its whole reply: it did not); else read from the request.
     let mut call = match streaming {
-        Some(false) => DeferredCall::start_plain(url, request, options, parent),
-        Some(true) => DeferredCall::start_streaming(url, request, options, parent),
+        Some(streams) => DeferredCall::start_known(url, request, options, parent, streams),
         None => DeferredCall::start(url, request, options, parent),
     };
     if let Some(user) = user_context {

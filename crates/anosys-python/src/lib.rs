@@ -378,7 +378,7 @@ fn start_call(
     let url = url.to_owned();
     // A call recorded in one step has its whole reply: it did not stream.
     let mut call = if plain {
-        DeferredCall::start_plain(url, request, options, parent)
+        DeferredCall::start_known(url, request, options, parent, false)
     } else {
         DeferredCall::start(url, request, options, parent)
     };

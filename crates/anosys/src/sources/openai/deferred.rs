@@ -187,61 +187,36 @@ impl DeferredCall {
             RequestJson::Text(t) => asks_stream(t.as_bytes()),
             RequestJson::Bytes(b) => asks_stream(b),
         };
-        DeferredCall::started(url, request, options, parent, streaming)
+        DeferredCall::start_known(url, request, options, parent, streaming)
     }
 
-    /// [`DeferredCall::start`] for a call known not to stream: one whose
-    /// whole reply has come, recorded in one step by a binding. The request
-    /// is not read on the caller's thread to find out whether it asks for a
-    /// stream (a full scan of its text: tens of µs for a long history).
+    /// [`DeferredCall::start`] for a call whose caller knows whether it
+    /// `streams`: a binding that records a plain call once its whole reply
+    /// has come, or knows what it asked for. The request is not read on the
+    /// caller's thread to find out (a full scan of its text: tens of µs for
+    /// a long history); a stream starts its [`LiveCall`] at once.
     ///
     /// ```
     /// use anosys::sources::openai::{CaptureOptions, DeferredCall, RequestJson};
     ///
-    /// let request = RequestJson::Text(r#"{"model":"gpt-4o-mini","messages":[]}"#.into());
-    /// let call = DeferredCall::start_plain("https://api.openai.com/v1/chat/completions".into(), request, CaptureOptions::default(), None);
-    /// assert!(!call.is_streaming());
+    /// let url = "https://api.openai.com/v1/chat/completions";
+    /// let request = || RequestJson::Text(r#"{"model":"gpt-4o-mini","messages":[],"stream":true}"#.into());
+    /// let plain = DeferredCall::start_known(url.into(), request(), CaptureOptions::default(), None, false);
+    /// assert!(!plain.is_streaming());
+    /// let stream = DeferredCall::start_known(url.into(), request(), CaptureOptions::default(), None, true);
+    /// assert!(stream.is_streaming());
     /// ```
-    pub fn start_plain(
+    pub fn start_known(
         url: String,
         request: RequestJson,
         options: CaptureOptions,
         parent: Option<(TraceId, SpanId)>,
-    ) -> Self {
-        DeferredCall::started(url, request, options, parent, false)
-    }
-
-    /// [`DeferredCall::start`] for a call known to stream (a binding that
-    /// knows what it asked for): its [`LiveCall`] starts at once, and the
-    /// request is not scanned on the caller's thread to find out.
-    ///
-    /// ```
-    /// use anosys::sources::openai::{CaptureOptions, DeferredCall, RequestJson};
-    ///
-    /// let request = RequestJson::Text(r#"{"model":"gpt-4o-mini","messages":[],"stream":true}"#.into());
-    /// let call = DeferredCall::start_streaming("https://api.openai.com/v1/chat/completions".into(), request, CaptureOptions::default(), None);
-    /// assert!(call.is_streaming());
-    /// ```
-    pub fn start_streaming(
-        url: String,
-        request: RequestJson,
-        options: CaptureOptions,
-        parent: Option<(TraceId, SpanId)>,
-    ) -> Self {
-        DeferredCall::started(url, request, options, parent, true)
-    }
-
-    fn started(
-        url: String,
-        request: RequestJson,
-        options: CaptureOptions,
-        parent: Option<(TraceId, SpanId)>,
-        streaming: bool,
+        streams: bool,
     ) -> Self {
         let parent = parent.or_else(|| context::current().map(|cx| (cx.trace_id, cx.span_id)));
         let pending =
             Pending { url, request, options, parent, user_context: None, start_time: SystemTime::now(), sent: Instant::now() };
-        if streaming {
+        if streams {
             DeferredCall(Inner::Streaming(Box::new(PendingStream { pending, events: Vec::new(), kept: 0 })))
         } else {
             DeferredCall(Inner::Pending(Box::new(pending)))
