@@ -115,6 +115,10 @@ trait Shape<'de>: Sized {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(self.other())
     }
+    /// For a string; as another type by default.
+    fn str(self, _text: &str) -> Self::Out {
+        self.other()
+    }
 }
 
 /// Reads any JSON value with `shape`.
@@ -134,11 +138,11 @@ fn by_shape<'de, D: Deserializer<'de>, S: Shape<'de>>(deserializer: D, shape: S)
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_any(self)
         }
-        fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
-            Ok(self.0.other())
+        fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+            Ok(self.0.str(text))
         }
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(self.0.other())
+        fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(self.0.str(text))
         }
         fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
             Ok(self.0.other())
@@ -498,49 +502,24 @@ impl EmbeddingSize {
 
 impl<'de> Deserialize<'de> for EmbeddingSize {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = EmbeddingSize;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
+        struct Size;
+        impl<'de> Shape<'de> for Size {
+            type Out = EmbeddingSize;
+            fn other(self) -> EmbeddingSize {
+                EmbeddingSize(None)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EmbeddingSize, A::Error> {
+            fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EmbeddingSize, A::Error> {
                 let mut n = 0;
                 while seq.next_element::<IgnoredAny>()?.is_some() {
                     n += 1;
                 }
                 Ok(EmbeddingSize(Some(n)))
             }
-            fn visit_str<E>(self, text: &str) -> Result<EmbeddingSize, E> {
-                Ok(EmbeddingSize(EmbeddingSize::of_base64(text)))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EmbeddingSize, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(EmbeddingSize(None))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<EmbeddingSize, D::Error> {
-                d.deserialize_any(self)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<EmbeddingSize, E> {
-                Ok(EmbeddingSize(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<EmbeddingSize, E> {
-                Ok(EmbeddingSize(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<EmbeddingSize, E> {
-                Ok(EmbeddingSize(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<EmbeddingSize, E> {
-                Ok(EmbeddingSize(None))
-            }
-            fn visit_unit<E>(self) -> Result<EmbeddingSize, E> {
-                Ok(EmbeddingSize(None))
-            }
-            fn visit_none<E>(self) -> Result<EmbeddingSize, E> {
-                Ok(EmbeddingSize(None))
+            fn str(self, text: &str) -> EmbeddingSize {
+                EmbeddingSize(EmbeddingSize::of_base64(text))
             }
         }
-        deserializer.deserialize_any(V)
+        by_shape(deserializer, Size)
     }
 }
 
