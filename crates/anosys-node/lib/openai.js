@@ -93,6 +93,12 @@ class Call {
     this.recorded = false;
     /** A plain reply's text, as openai read it. */
     this.text = undefined;
+    /**
+     * How a stream's events reach the addon: `'bytes'` once its body's
+     * chunks have come through `tapBody`, `'events'` once an event was
+     * written out from its object instead (never both).
+     */
+    this.tap = undefined;
     // A stream's events go to the addon as they come: its call is made
     // now, unless openai is to give the body it sends (then at the reply).
     if (streaming && request !== undefined) this.native();
@@ -236,7 +242,10 @@ function observeIterator(iterator, call, stream) {
       }
       if (step.done) {
         end('done');
-      } else if (!over) {
+      } else if (!over && call.tap !== 'bytes') {
+        // The body's bytes did not come through `tapBody`: the event is
+        // written out from its object instead.
+        call.tap = 'events';
         try {
           call.native().pushData(wireJson(step.value));
         } catch {
@@ -259,6 +268,81 @@ function observeIterator(iterator, call, stream) {
       return this;
     },
   };
+}
+
+/**
+ * Hands a streamed reply's body to the engine as openai reads it, one
+ * network chunk at a time: the events are parsed on the engine's side
+ * from the bytes that came, not written out again from the objects
+ * openai parsed. The response's `body` becomes a stand-in for it (a
+ * proxy: every other use goes to the body itself) whose reader (openai
+ * 7) and async iterator (earlier versions) pass each chunk on. The body
+ * stream itself is left as it is (a method set on it made every chunk
+ * several microseconds slower). Read some other way, its events are
+ * recorded by `observeIterator` instead.
+ */
+function tapBody(response, call) {
+  const body = response?.body;
+  if (body === null || typeof body !== 'object' || Object.hasOwn(response, 'body')) return;
+  const pass = (step) => {
+    if (!step.done && step.value != null && call.tap !== 'events') {
+      try {
+        const bytes = asBytes(step.value);
+        if (bytes !== undefined) {
+          call.tap = 'bytes';
+          call.native().pushBytes(bytes);
+        }
+      } catch {
+        // capture never breaks the caller
+      }
+    }
+    return step;
+  };
+  const getReader = (...args) => {
+    const reader = body.getReader(...args);
+    if (args[0]?.mode !== undefined) return reader; // a BYOB reader: not tapped
+    return {
+      read: () => reader.read().then(pass),
+      releaseLock: () => reader.releaseLock(),
+      cancel: (reason) => reader.cancel(reason),
+      get closed() {
+        return reader.closed;
+      },
+    };
+  };
+  const iterate = (...args) => {
+    const chunks = body[Symbol.asyncIterator](...args);
+    return {
+      next: (...nextArgs) => chunks.next(...nextArgs).then(pass),
+      return: (value) => (typeof chunks.return === 'function' ? chunks.return(value) : Promise.resolve({ done: true, value })),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  };
+  const standIn = new Proxy(body, {
+    get(target, key) {
+      if (key === 'getReader' && typeof target.getReader === 'function') return getReader;
+      if (key === Symbol.asyncIterator && typeof target[key] === 'function') return iterate;
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  try {
+    Object.defineProperty(response, 'body', { value: standIn, configurable: true });
+  } catch {
+    // a frozen response: its events are recorded as they come out
+  }
+}
+
+const utf8 = new TextEncoder();
+
+/** A body chunk as bytes, read as openai reads it. */
+function asBytes(chunk) {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  if (typeof chunk === 'string') return utf8.encode(chunk);
+  return undefined;
 }
 
 function observeStream(stream, call) {
@@ -372,7 +456,10 @@ function observeApiPromise(promise, call) {
     }
     // The reply's text as openai reads it, recorded as it came rather
     // than written out again from the parsed object.
-    if (via === 'parsed' && !call.streaming) keepText(props?.response, call);
+    if (via === 'parsed') {
+      if (call.streaming) tapBody(props?.response, call);
+      else keepText(props?.response, call);
+    }
     let data;
     try {
       data = await parseResponse.call(this, client, props);
