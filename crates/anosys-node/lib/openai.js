@@ -99,6 +99,16 @@ class Call {
      * written out from its object instead (never both).
      */
     this.tap = undefined;
+    /**
+     * A stream's body chunks not yet handed to the addon: those after the
+     * first event, handed over together at the end (or every
+     * `HELD_BYTES`), one crossing instead of one a chunk. The first event
+     * goes at once, for its time.
+     */
+    this.held = undefined;
+    this.heldBytes = 0;
+    /** Whether a stream's body so far has shown a `data:` field. */
+    this.sawData = false;
     // A stream's events go to the addon as they come: its call is made
     // now, unless openai is to give the body it sends (then at the reply).
     if (streaming && request !== undefined) this.native();
@@ -126,7 +136,29 @@ class Call {
         this.streaming,
       );
     }
+    if (this.heldBytes > 0) this.handOverHeld();
     return this.handle;
+  }
+
+  /** Passes on a chunk of a stream's body, as its reader gave it. */
+  passChunk(bytes) {
+    this.tap = 'bytes';
+    if (this.held === undefined) {
+      this.native().pushBytes(bytes);
+      if (endsFirstEvent(this, bytes)) this.held = [];
+      return;
+    }
+    this.held.push(bytes);
+    this.heldBytes += bytes.length;
+    if (this.heldBytes >= HELD_BYTES) this.handOverHeld();
+  }
+
+  /** Hands the held chunks to the addon, in one crossing. */
+  handOverHeld() {
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    this.handle.pushBytes(held.length === 1 ? held[0] : Buffer.concat(held));
   }
 
   finish(status, response) {
@@ -231,28 +263,36 @@ function observeIterator(iterator, call, stream) {
       ended(call);
     }
   };
-  return {
-    async next(...args) {
-      let step;
+  const onStep = (step) => {
+    if (step.done) {
+      end('done');
+    } else if (!over && call.tap !== 'bytes') {
+      // The body's bytes did not come through `tapBody`: the event is
+      // written out from its object instead.
+      call.tap = 'events';
       try {
-        step = await iterator.next(...args);
+        call.native().pushData(wireJson(step.value));
+      } catch {
+        // capture never breaks the caller
+      }
+    }
+    return step;
+  };
+  const onError = (error) => {
+    end('error', error);
+    throw error;
+  };
+  return {
+    // Not an `async` function: one promise an event fewer.
+    next(...args) {
+      let next;
+      try {
+        next = iterator.next(...args);
       } catch (error) {
         end('error', error);
-        throw error;
+        return Promise.reject(error);
       }
-      if (step.done) {
-        end('done');
-      } else if (!over && call.tap !== 'bytes') {
-        // The body's bytes did not come through `tapBody`: the event is
-        // written out from its object instead.
-        call.tap = 'events';
-        try {
-          call.native().pushData(wireJson(step.value));
-        } catch {
-          // capture never breaks the caller
-        }
-      }
-      return step;
+      return Promise.resolve(next).then(onStep, onError);
     },
     async return(value) {
       // An early `break`, or the consumer gave up: keep what arrived.
@@ -271,15 +311,16 @@ function observeIterator(iterator, call, stream) {
 }
 
 /**
- * Hands a streamed reply's body to the engine as openai reads it, one
- * network chunk at a time: the events are parsed on the engine's side
- * from the bytes that came, not written out again from the objects
- * openai parsed. The response's `body` becomes a stand-in for it (a
- * proxy: every other use goes to the body itself) whose reader (openai
- * 7) and async iterator (earlier versions) pass each chunk on. The body
- * stream itself is left as it is (a method set on it made every chunk
- * several microseconds slower). Read some other way, its events are
- * recorded by `observeIterator` instead.
+ * Hands a streamed reply's body to the engine as openai reads it: the
+ * events are parsed on the engine's side from the bytes that came, not
+ * written out again from the objects openai parsed. The response's `body`
+ * becomes a stand-in for it (a proxy: every other use goes to the body
+ * itself) whose reader (openai 7) and async iterator (earlier versions)
+ * pass each chunk to `Call.passChunk`: at once up to the first event with
+ * data, held and handed over together after it. The body stream itself
+ * is left as it is (a method set on it made every chunk several
+ * microseconds slower). Read some other way, its events are recorded by
+ * `observeIterator` instead.
  */
 function tapBody(response, call) {
   const body = response?.body;
@@ -288,10 +329,7 @@ function tapBody(response, call) {
     if (!step.done && step.value != null && call.tap !== 'events') {
       try {
         const bytes = asBytes(step.value);
-        if (bytes !== undefined) {
-          call.tap = 'bytes';
-          call.native().pushBytes(bytes);
-        }
+        if (bytes !== undefined) call.passChunk(bytes);
       } catch {
         // capture never breaks the caller
       }
@@ -336,6 +374,25 @@ function tapBody(response, call) {
 }
 
 const utf8 = new TextEncoder();
+const utf8Text = new TextDecoder();
+/** Held chunks are handed over once they come to this many bytes. */
+const HELD_BYTES = 64 * 1024;
+
+/**
+ * Whether `bytes`, the latest chunk of `call`'s stream body, ends its
+ * first event with data (a blank line after a `data:` field): later
+ * chunks may then be held, the time to first chunk being known. A blank
+ * line split between two chunks is not seen; the next chunks then go at
+ * once too, which is only slower.
+ */
+function endsFirstEvent(call, bytes) {
+  const text = utf8Text.decode(bytes);
+  const data = text.indexOf('data:');
+  if (data !== -1) call.sawData = true;
+  if (!call.sawData) return false;
+  const from = data === -1 ? 0 : data;
+  return /\n\n|\r\n\r\n|\r\r/.test(text.slice(from));
+}
 
 /** A body chunk as bytes, read as openai reads it. */
 function asBytes(chunk) {

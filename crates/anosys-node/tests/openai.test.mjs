@@ -226,6 +226,28 @@ test('a stream reaches the engine as the bytes that came: no event is written ou
   assert.equal(r.must('anosys.stream.chunks'), 8);
 });
 
+test('a long stream (450 KB, a comment event first) is recorded whole, its time to first chunk that of its first event', async (t) => {
+  const t0 = Date.now();
+  const stream = await client.chat.completions.create({ model: 'long-stream', messages: HELLO, stream: true });
+  let text = '';
+  let chunks = 0;
+  let first;
+  for await (const chunk of stream) {
+    first ??= Date.now();
+    chunks += 1;
+    text += chunk.choices[0]?.delta?.content ?? '';
+  }
+  assert.equal(text, '"This is a test."'.repeat(300));
+  const r = await env.one(mine(t.name));
+  assert.equal(r.json('gen_ai.output.messages')[0].parts[0].content, text);
+  assert.equal(r.must('anosys.stream.chunks'), chunks);
+  assert.deepEqual(r.json('gen_ai.response.finish_reasons'), ['stop']);
+  const start = Date.parse(r.must('start_time'));
+  const ttfc = r.must('gen_ai.response.time_to_first_chunk') * 1000;
+  assert.ok(ttfc <= first - t0 + 2, `first chunk read ${first - t0} ms after the call, recorded ${ttfc} ms`);
+  assert.ok(start >= t0 - 1, `${start} ${t0}`);
+});
+
 test('a stream read through tee() or toReadableStream() is recorded once, whole', async (t) => {
   const stream = await client.chat.completions.create({ model: 'gpt-4', messages: HELLO, stream: true });
   const [left, right] = stream.tee();
@@ -301,8 +323,10 @@ test('stream.controller.abort() is recorded as cancelled', async (t) => {
 });
 
 test('a stream handed over at its end keeps when each event came: time to first chunk, end', async (t) => {
-  // 40 ms between the upstream's events; the events are kept on the
-  // JavaScript side and handed to the addon together at the end.
+  // 40 ms between the upstream's events, a comment event first: the body
+  // goes to the addon at once up to its first event with data, the chunks
+  // after it are held on the JavaScript side and handed over together at
+  // the end (the addon keeps when each came that it was given).
   const t0 = Date.now();
   const stream = await client.chat.completions.create({ model: 'slow-stream', messages: HELLO, stream: true });
   let first;

@@ -62,7 +62,8 @@ async function sendStream(res, events, { pauseMs = 1 } = {}) {
   for (const event of events) {
     if (res.destroyed || res.writableEnded) return;
     res.write(event);
-    await new Promise((r) => setTimeout(r, pauseMs));
+    // No pause: written back to back (they come in reads of many).
+    if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
   }
   res.end();
 }
@@ -98,7 +99,9 @@ export class Upstream {
     if (path.endsWith('/chat/completions')) {
       if (model === 'this-model-does-not-exist') return this.reply(res, 'chat_not_found');
       if (model === 'broken-stream') return this.brokenStream(res);
-      if (model === 'slow-stream') return this.reply(res, 'chat_stream', { pauseMs: 40 });
+      // 40 ms between events, a comment event first (as some servers send).
+      if (model === 'slow-stream') return this.reply(res, 'chat_stream', { pauseMs: 40, comment: true });
+      if (model === 'long-stream') return this.longStream(res);
       if (model === 'slow-reply') {
         await new Promise((r) => setTimeout(r, 150));
         return this.reply(res, 'chat');
@@ -126,7 +129,20 @@ export class Upstream {
       return sendJson(res, Number(reply.status), reply.body, reply.content_type);
     }
     const events = reply.body.split('\n\n').filter((e) => e.trim()).map((e) => `${e}\n\n`);
+    if (options?.comment) events.unshift(': keep-alive\n\n');
     return sendStream(res, events, options);
+  }
+
+  /**
+   * The recorded stream with its content events 300 times over (about
+   * 450 KB), written back to back after a comment event, as some
+   * OpenAI-compatible servers send one first.
+   */
+  longStream(res) {
+    const events = REPLIES.chat_stream.body.split('\n\n').filter((e) => e.trim()).map((e) => `${e}\n\n`);
+    const content = events.slice(1, -3);
+    const long = [': keep-alive\n\n', events[0], ...Array.from({ length: 300 }, () => content).flat(), ...events.slice(-3)];
+    return sendStream(res, long, { pauseMs: 0 });
   }
 
   brokenStream(res) {
