@@ -15,7 +15,7 @@ use anosys::sources::openai::CaptureOptions;
 use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use serde_json::{json, Value};
 
 mod convert;
@@ -303,8 +303,78 @@ fn fail_call(call: &mut LiveCall, error_type: String, message: String, status: O
 /// A plain response is made into its record on the engine's extraction
 /// thread ([`DeferredCall`]): the caller's thread only converts the request
 /// and the reply to JSON.
+///
+/// A stream's events after its first are held here as the strings Python
+/// gave (a reference each) and handed to the engine together, joined by
+/// Python, before anything else the call does (or every
+/// [`HELD_CHARS`]): one conversion and one copy for them all instead of
+/// one each. The first goes at once, for the time to first chunk.
 #[pyclass(module = "anosys._native")]
-struct OpenAICall(DeferredCall);
+struct OpenAICall {
+    call: DeferredCall,
+    /// Events' JSON texts not yet handed over.
+    held: Vec<Py<PyString>>,
+    /// Their length in characters.
+    held_chars: usize,
+    /// Whether an event's text has been handed over (the first goes at once).
+    pushed: bool,
+}
+
+/// Held events are handed over once they come to this many characters.
+const HELD_CHARS: usize = 64 * 1024;
+
+impl OpenAICall {
+    fn new_call(call: DeferredCall) -> Self {
+        OpenAICall { call, held: Vec::new(), held_chars: 0, pushed: false }
+    }
+
+    /// The call, its held events handed over first.
+    fn call(&mut self, py: Python<'_>) -> &mut DeferredCall {
+        if !self.held.is_empty() {
+            self.hand_over_held(py);
+        }
+        &mut self.call
+    }
+
+    /// Hands the held events to the engine: joined by Python (a copy of
+    /// each, no conversion), then converted once.
+    fn hand_over_held(&mut self, py: Python<'_>) {
+        let held = std::mem::take(&mut self.held);
+        self.held_chars = 0;
+        let separator = PyString::new(py, anosys::embed::EVENT_SEPARATOR.encode_utf8(&mut [0; 4]));
+        let joined = PyList::new(py, &held)
+            .and_then(|list| separator.call_method1("join", (list,)))
+            .and_then(|joined| Ok(joined.cast_into::<PyString>()?));
+        match joined {
+            Ok(joined) => self.call.push_data_run(utf8_of(&joined)),
+            // Not strings after all (never): one at a time.
+            Err(_) => {
+                for text in held {
+                    self.call.push_data(utf8_of(text.bind(py)));
+                }
+            }
+        }
+    }
+}
+
+/// A Python string's text: encoded by Python (a copy), checked once.
+fn utf8_of(text: &Bound<'_, PyString>) -> String {
+    match text.encode_utf8() {
+        Ok(bytes) => String::from_utf8(bytes.as_bytes().to_vec()).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        // Lone surrogates: replaced.
+        Err(_) => text.to_string_lossy().into_owned(),
+    }
+}
+
+impl Drop for OpenAICall {
+    /// Dropped unfinished, the call is recorded as cancelled with what
+    /// arrived: the held events are handed over first.
+    fn drop(&mut self) {
+        if !self.held.is_empty() {
+            Python::attach(|py| self.hand_over_held(py));
+        }
+    }
+}
 
 /// The JSON text of an `openai` model as it came on the wire (API names,
 /// only the fields the server sent), or `None` for anything else.
@@ -434,27 +504,28 @@ impl OpenAICall {
         user_context: Option<&Bound<'_, PyAny>>,
         elapsed: Option<f64>,
     ) -> Self {
-        OpenAICall(start_call(url, request, source, parent, user_context, elapsed, false))
+        OpenAICall::new_call(start_call(url, request, source, parent, user_context, elapsed, false))
     }
 
     /// Whether the request asked for a stream.
     #[getter]
     fn streaming(&self) -> bool {
-        self.0.is_streaming()
+        self.call.is_streaming()
     }
 
     /// Ends the call with the HTTP status and the response: JSON text,
     /// bytes, a dict, or an `openai` model object.
     #[pyo3(signature = (response, status = 200))]
     fn finish(&mut self, py: Python<'_>, response: &Bound<'_, PyAny>, status: u16) -> bool {
-        if self.0.is_done() {
+        let call = self.call(py);
+        if call.is_done() {
             return false;
         }
         let body = response_json(response);
-        if self.0.can_defer() {
-            return self.0.finish_deferred(status, body, true);
+        if call.can_defer() {
+            return call.finish_deferred(status, body, true);
         }
-        py.detach(|| self.0.finish_deferred(status, body, true))
+        py.detach(|| call.finish_deferred(status, body, true))
     }
 
     /// Ends the call (or its stream) with an error that has no response
@@ -469,34 +540,48 @@ impl OpenAICall {
         body: Option<&Bound<'_, PyAny>>,
     ) -> bool {
         let body = body.filter(|b| !b.is_none()).map(body_value);
-        py.detach(|| fail_call(self.0.live(), error_type, message, status, body).is_some_and(anosys::capture))
+        let call = self.call(py);
+        py.detach(|| fail_call(call.live(), error_type, message, status, body).is_some_and(anosys::capture))
     }
 
     /// Feeds one streamed chunk: an `openai` chunk or event object, a dict,
     /// or the JSON text of one `data:` line.
+    /// A text after the first is held (see [`OpenAICall`]).
     fn push_chunk(&mut self, chunk: &Bound<'_, PyAny>) {
+        let py = chunk.py();
         if let Ok(s) = chunk.cast::<PyString>() {
-            self.0.push_data(s.to_string_lossy().into_owned());
+            if !self.pushed {
+                self.pushed = true;
+                self.call.push_data(utf8_of(s));
+                return;
+            }
+            self.held_chars += s.len().unwrap_or(0);
+            self.held.push(s.clone().unbind());
+            if self.held_chars >= HELD_CHARS {
+                self.hand_over_held(py);
+            }
         } else if let Some(json) = model_json(chunk) {
-            self.0.push_data(json);
+            self.call(py).push_data(json);
         } else {
-            self.0.live().push_chunk(&to_value(chunk));
+            self.call(py).live().push_chunk(&to_value(chunk));
         }
     }
 
     /// The stream was read to its end.
     fn end_stream(&mut self, py: Python<'_>) -> bool {
+        let call = self.call(py);
         // Handed to the extraction thread: too little work to leave the GIL for.
-        if self.0.can_defer_stream_end() {
-            return self.0.end_stream_with(true, anosys::capture);
+        if call.can_defer_stream_end() {
+            return call.end_stream_with(true, anosys::capture);
         }
-        py.detach(|| self.0.end_stream_with(true, anosys::capture))
+        py.detach(|| call.end_stream_with(true, anosys::capture))
     }
 
     /// The caller stopped before the end (an early `break`, `close()`);
     /// what arrived is kept.
     fn cancel(&mut self, py: Python<'_>) -> bool {
-        py.detach(|| self.0.live().cancel().is_some_and(anosys::capture))
+        let call = self.call(py);
+        py.detach(|| call.live().cancel().is_some_and(anosys::capture))
     }
 }
 

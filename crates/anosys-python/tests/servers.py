@@ -77,6 +77,8 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
                 return self._reply("chat_not_found")
             if model == "broken-stream":
                 return self._broken_stream()
+            if model == "long-stream":
+                return self._long_stream()
             if model == "slow-reply":
                 time.sleep(0.15)
                 return self._reply("chat")
@@ -117,6 +119,12 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             return
         self._stream([e + b"\n\n" for e in data.split(b"\n\n") if e.strip()])
+
+    def _long_stream(self) -> None:
+        """The recorded stream with its content events 300 times over (about
+        450 KB)."""
+        events = [e + b"\n\n" for e in REPLIES["chat_stream"]["body"].encode().split(b"\n\n") if e.strip()]
+        self._stream([events[0], *events[1:-3] * 300, *events[-3:]])
 
     def _broken_stream(self) -> None:
         first = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, "model": "broken-stream",

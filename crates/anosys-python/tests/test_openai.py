@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 
 import openai
@@ -144,6 +145,33 @@ def test_stream_as_context_manager_with_early_break(tag, backend, openai_clients
     r = backend.one(mine(tag))
     assert r["anosys.outcome"] == "cancelled"
     assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == first
+
+
+def test_long_stream_recorded_whole(tag, backend, openai_clients):
+    # Its events after the first are held by the call and handed to the
+    # engine together: every 64 Ki characters (about 450 KB here) and at
+    # the end.
+    client, _ = openai_clients
+    stream = client.chat.completions.create(model="long-stream", messages=[{"role": "user", "content": "hi"}], stream=True)
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == '"This is a test."' * 300
+    r = backend.one(mine(tag))
+    assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == text
+    assert r["anosys.stream.chunks"] == len(chunks)
+    assert r.json("gen_ai.response.finish_reasons") == ["stop"]
+
+
+def test_stream_dropped_part_read_keeps_what_was_read(tag, backend, openai_clients):
+    client, _ = openai_clients
+    stream = client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "Say this is a test"}], stream=True)
+    read = [next(stream) for _ in range(4)]
+    del stream
+    gc.collect()
+    r = backend.one(mine(tag))
+    assert r["anosys.outcome"] == "cancelled"
+    text = "".join(c.choices[0].delta.content or "" for c in read)
+    assert text and r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == text
 
 
 def test_stream_close_early(tag, backend, openai_clients):

@@ -78,7 +78,7 @@ pub mod embed {
     pub use crate::global::{after_fork_in_child, capture_content_enabled, capture_through};
     pub use crate::resource::set_sdk_identity;
     pub use crate::sources::function::LiveFunctionCall;
-    pub use crate::sources::openai::{DeferredCall, LiveCall, RequestJson, ResponseJson};
+    pub use crate::sources::openai::{DeferredCall, LiveCall, RequestJson, ResponseJson, EVENT_SEPARATOR};
 }
 
 pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, OtlpProtocol, SinkKind, SinkSelection, StartingIndices};

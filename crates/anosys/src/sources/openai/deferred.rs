@@ -101,7 +101,15 @@ enum StreamEvent {
     Data(String),
     /// Raw bytes of the server-sent-events body, split anywhere.
     Bytes(Vec<u8>),
+    /// The JSON texts of several events, joined by [`EVENT_SEPARATOR`].
+    Run(String),
 }
+
+/// What [`DeferredCall::push_data_run`] joins events' JSON texts with:
+/// U+001E (record separator, as JSON text sequences use it, RFC 7464),
+/// which JSON text never holds (a control character, not whitespace, and
+/// escaped inside strings).
+pub const EVENT_SEPARATOR: char = '\u{1e}';
 
 /// A streamed call whose events are kept, each with when it came, until
 /// the stream ends.
@@ -122,6 +130,11 @@ impl PendingStream {
             match event {
                 StreamEvent::Data(data) => call.push_data_at(&data, at),
                 StreamEvent::Bytes(bytes) => call.push_bytes_at(&bytes, at),
+                StreamEvent::Run(run) => {
+                    for data in run.split(EVENT_SEPARATOR) {
+                        call.push_data_at(data, at);
+                    }
+                }
             }
         }
         call
@@ -309,6 +322,39 @@ impl DeferredCall {
             return;
         }
         self.live().push_data(&data);
+    }
+
+    /// Feeds the JSON texts of several streamed events at once, joined by
+    /// [`EVENT_SEPARATOR`], as [`push_data`](Self::push_data) does one: a
+    /// binding that holds a stream's events after its first (whose time is
+    /// the time to first chunk) hands them over in one crossing. They are
+    /// kept as one, with when they were handed over.
+    ///
+    /// ```
+    /// use anosys::embed::{DeferredCall, RequestJson, EVENT_SEPARATOR};
+    /// use anosys::sources::openai::CaptureOptions;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("anosys-deferred-run-doc-{}", std::process::id()));
+    /// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
+    /// let request = RequestJson::Text(r#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#.into());
+    /// let mut call = DeferredCall::start("https://api.openai.com/v1/chat/completions".into(), request, CaptureOptions::default(), None);
+    /// let chunk = |text: &str| format!(r#"{{"id":"c1","model":"gpt-4o-mini","choices":[{{"index":0,"delta":{{"content":"{text}"}}}}]}}"#);
+    /// call.push_data(chunk("Hel"));
+    /// call.push_data_run([chunk("lo"), chunk("!")].join(&EVENT_SEPARATOR.to_string()));
+    /// assert!(call.end_stream_with(false, anosys::capture));
+    /// assert_eq!(anosys::flush(None).counters.captured, 1);
+    /// ```
+    pub fn push_data_run(&mut self, run: String) {
+        if let Inner::Streaming(s) = &mut self.0
+            && s.has_room(run.len())
+        {
+            s.keep(run.len(), StreamEvent::Run(run));
+            return;
+        }
+        let call = self.live();
+        for data in run.split(EVENT_SEPARATOR) {
+            call.push_data(data);
+        }
     }
 
     /// Feeds raw bytes of the server-sent-events body, split anywhere, as
