@@ -54,6 +54,8 @@ const PACKAGES = [
   '@opentelemetry/instrumentation-openai@0.21.0',
 ];
 const SEED = 'anosys-sdk-openai';
+// The long stream of the per-event figure: its content events this many times.
+const LONG_REPEAT = 16;
 const JSONL = join(ROOT, 'target', 'bench-anosys.jsonl');
 
 const { values: args } = parseArgs({
@@ -126,8 +128,30 @@ async function inProcess(require) {
     replies[kind] = { body: await r.text(), type: r.headers.get('content-type') ?? 'application/json' };
   }
   replies.history = replies.plain;
+  // A stream's events come one network chunk each, as a token stream's
+  // do; the long stream repeats the content events (the first event and
+  // the last three, usage and [DONE] among them, once).
+  const eventsOf = (body) => body.split(/(?<=\n\n)/).filter((e) => e.trim());
+  const short = eventsOf(replies.stream.body);
+  const long = [short[0], ...Array.from({ length: LONG_REPEAT }, () => short.slice(1, -3)).flat(), ...short.slice(-3)];
+  const utf8 = new TextEncoder();
+  replies.stream.chunks = short.map((e) => utf8.encode(e));
+  replies.long = { type: replies.stream.type, chunks: long.map((e) => utf8.encode(e)) };
+  const dataOf = (events) => events.map((e) => e.replace(/^data: /, '').trim()).filter((d) => d !== '[DONE]');
+  const counts = { stream: dataOf(short).length, long: dataOf(long).length };
   let kind = 'plain';
-  const canned = async () => new Response(replies[kind].body, { status: 200, headers: { 'content-type': replies[kind].type } });
+  const canned = async () => {
+    const { body, chunks, type } = replies[kind];
+    if (chunks === undefined) return new Response(body, { status: 200, headers: { 'content-type': type } });
+    let i = 0;
+    const stream = new ReadableStream({
+      pull(controller) {
+        if (i < chunks.length) controller.enqueue(chunks[i++]);
+        else controller.close();
+      },
+    });
+    return new Response(stream, { status: 200, headers: { 'content-type': type } });
+  };
   const options = { apiKey: 'sk-bench', baseURL: `${args.upstream}/v1`, maxRetries: 0, fetch: canned };
   const clients = { bare: new OpenAI(options), anosys: anosys.instrumentOpenAI(new OpenAI(options)) };
   const call = {
@@ -137,6 +161,7 @@ async function inProcess(require) {
       for await (const _ of await client.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true }));
     },
   };
+  call.long = call.stream;
   const threadCpu = () => Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
   const settle = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
   const block = async (which, n) => {
@@ -149,7 +174,7 @@ async function inProcess(require) {
   const BLOCK = 200;
   const ROUNDS = 24;
   const out = {};
-  for (kind of ['plain', 'stream', 'history']) {
+  for (kind of ['plain', 'stream', 'history', 'long']) {
     for (let i = 0; i < 3; i++) for (const which of ['bare', 'anosys']) await block(which, BLOCK);
     await anosys.flush({ timeoutMs: 30_000 });
     const bare = [];
@@ -165,6 +190,21 @@ async function inProcess(require) {
     const sorted = [...added].sort((a, b) => a - b);
     out[kind] = { bare_us: median(bare), added_us: median(added), lo: sorted[Math.floor(ROUNDS / 4)], hi: sorted[Math.floor((3 * ROUNDS) / 4)] };
   }
+  // Per stream event: the long stream's added work less the short one's,
+  // a share for each event more; against JSON.parse of the events' data
+  // (what openai itself does with each), timed here.
+  const data = dataOf(long);
+  const parse = [];
+  for (let round = 0; round < 9; round++) {
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < 2_000; i++) for (const d of data) JSON.parse(d);
+    parse.push(Number(process.hrtime.bigint() - started) / (2_000 * data.length));
+  }
+  out.per_event = {
+    added_ns: ((out.long.added_us - out.stream.added_us) * 1000) / (counts.long - counts.stream),
+    parse_ns: median(parse),
+    events: [counts.stream, counts.long],
+  };
   out.delivered = (await anosys.flush({ timeoutMs: 30_000 })).delivered;
   console.log(JSON.stringify(out));
 }
@@ -409,12 +449,20 @@ async function main() {
     console.log('');
     // What the package adds to the event loop in a real call (see
     // inProcess), median over rounds of each round's median.
-    for (const kind of ['plain', 'stream', 'history']) {
+    for (const kind of ['plain', 'stream', 'history', 'long']) {
       const pick = (key) => median(inProcessRuns.map((r) => r[kind][key]));
-      const what = kind === 'history' ? 'chat call with a 41 KB history, not streamed' : `${kind} call`;
+      const what = { history: 'chat call with a 41 KB history, not streamed', long: `stream call of ${inProcessRuns[0].per_event.events[1]} events` }[kind] ?? `${kind} call`;
       console.log(
         `anosys on the event loop in a real ${what} (instrumented and bare openai 7.59 clients interleaved in one process, the reply from a canned fetch, no HTTP): ` +
           `${pick('added_us').toFixed(1)} us added to the bare client's ${pick('bare_us').toFixed(1)} us (middle half of the pairs ${pick('lo').toFixed(1)} to ${pick('hi').toFixed(1)}), CPU of the event loop's thread`,
+      );
+    }
+    {
+      const pick = (key) => median(inProcessRuns.map((r) => r.per_event[key]));
+      const [few, many] = inProcessRuns[0].per_event.events;
+      console.log(
+        `anosys on the event loop per stream event (real stream calls of ${few} and ${many} events, one network chunk each, the difference a share for each event more): ` +
+          `${pick('added_ns').toFixed(0)} ns against JSON.parse of the event's data ${pick('parse_ns').toFixed(0)} ns`,
       );
     }
     line('anosys capture work alone (one-step record of a plain call, JSON.stringify of the request and the reply included, no HTTP)', capture);

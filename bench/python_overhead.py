@@ -53,6 +53,8 @@ VARIANTS = ["bare", "anosys", SEED, "otel-openai-v2"]
 # Variants that post records to the AnoSys stand-in.
 POSTING = ("anosys", SEED)
 OPENAI = "openai==3.57.0"
+# The long stream of the per-event figure: its content events this many times.
+LONG_REPEAT = 16
 ORIGINAL_PACKAGES = [OPENAI, "anosys-sdk-core==1.0.14", "anosys-sdk-openai==1.0.14"]
 PACKAGES = [
     OPENAI,
@@ -164,10 +166,21 @@ def in_process(upstream: str, backend: str) -> None:
     for kind, stream in (("plain", False), ("stream", True)):
         r = httpx.post(upstream + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": messages, "stream": stream})
         replies[kind] = (r.content, r.headers.get("content-type", "application/json"))
+    # A stream's events come one network chunk each, as a token stream's
+    # do; the long stream repeats the content events (the first event and
+    # the last three, usage and [DONE] among them, once).
+    short = [e for e in replies["stream"][0].split(b"\n\n") if e.strip()]
+    long = [short[0], *short[1:-3] * LONG_REPEAT, *short[-3:]]
+    chunks = {"stream": [e + b"\n\n" for e in short], "long": [e + b"\n\n" for e in long]}
+    replies["long"] = replies["stream"]
+    data_of = lambda events: [d for d in (e.decode().removeprefix("data: ").strip() for e in events) if d != "[DONE]"]  # noqa: E731
+    counts = {"stream": len(data_of(short)), "long": len(data_of(long))}
     state = {"kind": "plain"}
 
     def canned(request: httpx.Request) -> httpx.Response:
         body, content_type = replies[state["kind"]]
+        if state["kind"] in chunks:
+            return httpx.Response(200, headers={"content-type": content_type}, content=iter(chunks[state["kind"]]))
         return httpx.Response(200, headers={"content-type": content_type}, content=body)
 
     client = openai.OpenAI(api_key="sk-bench", base_url=upstream + "/v1", max_retries=0,
@@ -193,7 +206,7 @@ def in_process(upstream: str, backend: str) -> None:
     # 32 pairs of 100 calls: about 25 s a round here (a bare call takes 1-2.5 ms).
     block_n, rounds = 100, 32
     out = {}
-    for kind in ("plain", "stream"):
+    for kind in ("plain", "stream", "long"):
         state["kind"] = kind
         for _ in range(3):
             block(False, block_n)
@@ -210,6 +223,20 @@ def in_process(upstream: str, backend: str) -> None:
         added.sort()
         out[kind] = {"bare_us": statistics.median(bare), "added_us": statistics.median(added),
                      "lo": added[rounds // 4], "hi": added[3 * rounds // 4]}
+    # Per stream event: the long stream's added work less the short one's,
+    # a share for each event more; against json.loads of the events' data
+    # (what openai itself does with each), timed here.
+    data = data_of(long)
+    parse = []
+    for _ in range(9):
+        c = time.thread_time_ns()
+        for _ in range(500):
+            for d in data:
+                json.loads(d)
+        parse.append((time.thread_time_ns() - c) / (500 * len(data)))
+    out["per_event"] = {"added_ns": (out["long"]["added_us"] - out["stream"]["added_us"]) * 1000
+                        / (counts["long"] - counts["stream"]),
+                        "parse_ns": statistics.median(parse), "events": [counts["stream"], counts["long"]]}
     out["delivered"] = anosys.flush(30)["delivered"]
     print(json.dumps(out))
 
@@ -398,6 +425,11 @@ def main() -> None:
                   "blocks interleaved in one process, the reply from a mock transport, no HTTP): "
                   f"{pick('added_us'):.1f} us added to the bare client's {pick('bare_us'):.1f} us (middle half of the pairs "
                   f"{pick('lo'):.1f} to {pick('hi'):.1f}), CPU of the calling thread")
+        pick = lambda key: statistics.median(run["per_event"][key] for run in in_process_runs)  # noqa: E731
+        few, many = in_process_runs[0]["per_event"]["events"]
+        print(f"anosys on the caller's thread per stream event (real stream calls of {few} and {many} events, one network "
+              f"chunk each, the difference a share for each event more): {pick('added_ns'):.0f} ns against json.loads of "
+              f"the event's data {pick('parse_ns'):.0f} ns")
         line("anosys capture work alone (one-step record of a plain call with the bodies openai sent and read, no HTTP)", capture)
         line("the same finished with the reply object (the fallback)", capture_object)
         if capture_base:
