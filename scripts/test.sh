@@ -114,7 +114,7 @@ if env PATH="$no_rust_path" "$BASH" -c 'command -v cargo || command -v rustc'; t
 fi
 pinned() { node -p "require('./$node_pkg/package.json').devDependencies['$1']"; }
 test_deps=()
-for dep in openai typescript protobufjs @opentelemetry/api @opentelemetry/sdk-trace-base @opentelemetry/context-async-hooks @opentelemetry/resources; do
+for dep in openai openai6 typescript protobufjs @opentelemetry/api @opentelemetry/sdk-trace-base @opentelemetry/context-async-hooks @opentelemetry/resources; do
     test_deps+=("$dep@$(pinned "$dep")")
 done
 repo=$PWD
