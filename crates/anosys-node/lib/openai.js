@@ -158,7 +158,7 @@ class Call {
     const held = this.held;
     this.held = [];
     this.heldBytes = 0;
-    this.handle.pushBytes(held.length === 1 ? held[0] : Buffer.concat(held));
+    (this.handle ?? ENDED).pushBytes(held.length === 1 ? held[0] : Buffer.concat(held));
   }
 
   finish(status, response) {
