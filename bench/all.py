@@ -259,10 +259,17 @@ def store(quick: bool) -> List[Row]:
     m = criterion_medians()
     n = 256
     rate = lambda key: n / (m[key] / 1e9) if key in m else None  # noqa: E731
-    base, value = rate("store/serialize 256 records to JSON (baseline)"), rate("store/insert 256 records into SQLite")
-    return [Row("records into the SQLite store", "serialising them to JSON", base, value, "rec/s",
-                ">= 100,000 rec/s", ratio=(base / value) if base and value else None,
-                note="ratio: time per record against the baseline's")]
+    base = rate("store/serialize 256 records to JSON (baseline)")
+    ratio = lambda value: (base / value) if base and value else None  # noqa: E731
+    # The store as the pipeline writes it: the SQLite sink (its WAL
+    # checkpointed on a thread of its own), and one connection's inserts
+    # alone (SQLite's own checkpoints on the writing thread).
+    sink, alone = rate("store/SqliteSink::export of 256 records"), rate("store/insert 256 records into SQLite")
+    return [Row("records into the SQLite store (the SQLite sink, as the pipeline writes it)", "serialising them to JSON",
+                base, sink, "rec/s", ">= 100,000 rec/s", ratio=ratio(sink),
+                note="ratio: time per record against the baseline's"),
+            Row("the same, one connection's inserts alone (checkpoints on the writing thread)", "serialising them to JSON",
+                base, alone, "rec/s", "-", ratio=ratio(alone))]
 
 
 def delivery(quick: bool) -> List[Row]:
