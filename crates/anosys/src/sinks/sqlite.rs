@@ -906,16 +906,18 @@ mod tests {
         let (mut writer, rounds) = writer(&path, 256 << 10, 512 << 10);
         let mut written = 0;
         let mut largest_wal = 0;
-        for _ in 0..60 {
+        for _ in 0..120 {
             insert(&mut writer.conn, &batch(64)).unwrap();
             written += 64;
             largest_wal = largest_wal.max(wal_bytes(&path));
         }
-        // 60 batches of about 100 KB of records (about 300 KB of pages each
-        // with the indexes') went through the WAL; it started over each time
-        // the checkpoints had copied it whole, so it never held much more
-        // than the inline threshold and a few batches.
-        assert!(largest_wal < 2 << 20, "the WAL grew to {largest_wal} bytes");
+        // 120 batches of about 100 KB of records (about 300 KB of pages
+        // each with the indexes', 40 MB in all) went through the WAL; it
+        // started over each time the checkpoints had copied it whole, so it
+        // never held more than the inline threshold and the batches
+        // committed while the thread's checkpoint ran (more on a busy
+        // machine, hence the margin).
+        assert!(largest_wal < 8 << 20, "the WAL grew to {largest_wal} bytes");
         let rounds = std::mem::take(&mut *rounds.lock().unwrap());
         assert!(!rounds.is_empty(), "the thread made checkpoints");
         assert!(rounds.iter().all(Result::is_ok), "{rounds:?}");
@@ -956,7 +958,9 @@ mod tests {
         let last = rounds.lock().unwrap().iter().rev().find_map(|r| r.as_ref().ok().copied());
         let (frames, _) = last.expect("the thread made checkpoints once the reader was gone");
         let page: i64 = writer.conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
-        assert!(i64::from(frames) * page < held as i64 / 2, "{frames} frames of {page} bytes, against {held} bytes held");
+        // Had the WAL not started over, it would hold more than it held
+        // behind the reader (and the 20 batches since).
+        assert!(i64::from(frames) * page < held as i64, "{frames} frames of {page} bytes, against {held} bytes held");
         assert_eq!(rows(&path), 64 * 41);
         drop(writer);
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
