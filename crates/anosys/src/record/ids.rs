@@ -62,17 +62,26 @@ macro_rules! hex_id {
             }
         }
 
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                // Into a buffer, then written once: a `write!` per byte goes
-                // through the formatting machinery for every one, and ids
-                // are written several times per record sent.
+        impl $ty {
+            /// The id's lower-case hex digits, in a buffer on the stack
+            /// (what [`Display`](fmt::Display) writes, without a `String`
+            /// for each id: ids are written several times per record).
+            pub(crate) fn hex_digits(&self) -> [u8; $len * 2] {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 let mut text = [0u8; $len * 2];
                 for (i, b) in self.0.iter().enumerate() {
                     text[2 * i] = HEX[usize::from(b >> 4)];
                     text[2 * i + 1] = HEX[usize::from(b & 0x0f)];
                 }
+                text
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // Written once: a `write!` per byte goes through the
+                // formatting machinery for every one.
+                let text = self.hex_digits();
                 // Only ASCII hex digits were written.
                 f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
             }

@@ -611,9 +611,17 @@ fn insert_paced(conn: &mut Connection, records: &[Record], pace: &mut Pace) -> r
                 input_tokens, output_tokens, time_to_first_chunk_ms, trace_id, span_id, record, cost_usd)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
+        // One buffer for every row's JSON text, as SQLite copies what it
+        // is given: no allocation and no sizing walk over the record a row.
+        let mut json = Vec::with_capacity(4096);
         for r in records {
             pace.between();
-            let json = r.to_json().unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()));
+            json.clear();
+            if let Err(e) = r.write_json(&mut json) {
+                json.clear();
+                json.extend_from_slice(format!("{{\"serialization_error\":{:?}}}", e.to_string()).as_bytes());
+            }
+            let (trace_id, span_id) = (r.trace_id.hex_digits(), r.span_id.hex_digits());
             let row = row_of(r);
             stmt.execute(params![
                 epoch_millis(r.start_time) as i64,
@@ -627,14 +635,24 @@ fn insert_paced(conn: &mut Connection, records: &[Record], pace: &mut Pace) -> r
                 row.input_tokens,
                 row.output_tokens,
                 row.ttfc_ms,
-                r.trace_id.to_string(),
-                r.span_id.to_string(),
-                json,
+                Utf8(&trace_id),
+                Utf8(&span_id),
+                Utf8(&json),
                 row.cost_usd,
             ])?;
         }
     }
     tx.commit()
+}
+
+/// Text already known to be UTF-8 (JSON that serde_json wrote, hex
+/// digits), bound as SQLite text without checking it again.
+struct Utf8<'a>(&'a [u8]);
+
+impl rusqlite::ToSql for Utf8<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(self.0)))
+    }
 }
 
 /// How much WAL the writing connection leaves for its checkpointing thread:
@@ -877,6 +895,36 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    #[test]
+    fn each_row_holds_its_own_record_and_ids_as_text() {
+        // Rows of very different sizes, a long one between short ones: the
+        // buffer the rows' JSON is written into is reused, and no row may
+        // keep any of the one before.
+        let path = store("rows");
+        let mut conn = open(&path).unwrap();
+        let mut records = batch(3);
+        records[0].input = None;
+        records[2].input = Some(serde_json::json!("short"));
+        insert(&mut conn, &records).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT record, trace_id, span_id, typeof(record), typeof(trace_id), typeof(span_id) FROM records ORDER BY id")
+            .unwrap();
+        let rows: Vec<(String, String, String, String, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), 3);
+        for (row, record) in rows.iter().zip(&records) {
+            assert_eq!(row.0, record.to_json().unwrap());
+            assert_eq!((row.1.as_str(), row.2.as_str()), (&*record.trace_id.to_string(), &*record.span_id.to_string()));
+            assert_eq!((row.3.as_str(), row.4.as_str(), row.5.as_str()), ("text", "text", "text"));
+        }
+        drop(stmt);
+        drop(conn);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     fn wal_bytes(path: &Path) -> u64 {
