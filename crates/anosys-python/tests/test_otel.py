@@ -111,3 +111,41 @@ def test_context_goes_both_ways_between_otel_spans_and_decorated_functions(backe
     assert work_record["parent_id"] == spans["outer"]["span_id"]
     assert spans["inner"]["parent_id"] == work_record["span_id"]
     assert leaf_record["parent_id"] == spans["inner"]["span_id"]
+
+
+def test_an_openai_calls_parent_is_the_current_span_only(backend, provider, openai_clients):
+    # With OpenTelemetry installed, a call made outside any span has no
+    # parent (the empty context is not looked into further), one made with
+    # only baggage in the context has none either, and one made inside a
+    # span is its child, in the span's trace.
+    from opentelemetry import baggage, context
+
+    AnosysOpenAILogger()
+    client, _ = openai_clients
+    tracer = provider.get_tracer("app")
+    run = uuid.uuid4().hex[:10]
+
+    def ask(what: str) -> None:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"{what} {run}"}])
+
+    ask("alone")
+    token = context.attach(baggage.set_baggage("tenant", "t-1"))
+    try:
+        ask("baggage")
+    finally:
+        context.detach(token)
+    with tracer.start_as_current_span(f"handle {run}") as outer:
+        ask("inside")
+    mine = lambda r: r.get("gen_ai.span.kind") == "LLM" and run in json_text(r.get("input"))  # noqa: E731
+    records = {r.json("input")[0]["content"].split()[0]: r for r in backend.wait_for(mine, count=3)}
+    assert not records["alone"].get("parent_id")
+    assert not records["baggage"].get("parent_id")
+    assert records["alone"]["trace_id"] != records["baggage"]["trace_id"]
+    assert records["inside"]["parent_id"] == format(outer.get_span_context().span_id, "016x")
+    assert records["inside"]["trace_id"] == format(outer.get_span_context().trace_id, "032x")
+
+
+def json_text(value) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)

@@ -52,7 +52,12 @@ def parent() -> Any:
     if not api:
         return call
     try:
-        context = api[0].get_current_span().get_span_context()
+        current = api[1].get_current()
+        # An empty OpenTelemetry context (OpenTelemetry installed, no span
+        # started): nothing more to look up.
+        if not current:
+            return call
+        context = api[0].get_current_span(current).get_span_context()
     except Exception:
         return call
     if not context.is_valid:

@@ -33,9 +33,10 @@ _TARGETS = [
     ("openai.resources.responses", "Responses", "AsyncResponses", "create", "responses"),
 ]
 
-#: The last reply openai parsed in this context, with the raw HTTP response
-#: it came from: (model, response). The engine is handed the body openai
-#: already read instead of the model serialised back to JSON.
+#: The last reply openai parsed in this context, with the response object
+#: it came from (openai's ``APIResponse``, whose ``http_response`` holds the
+#: bodies): (reply, response). The engine is handed the body openai already
+#: read instead of the model serialised back to JSON.
 _last_parsed: contextvars.ContextVar[Optional[Tuple[Any, Any]]] = contextvars.ContextVar("anosys_last_parsed", default=None)
 
 # Arguments of `create` that shape the HTTP request rather than its body.
@@ -102,7 +103,6 @@ def _patch_parse() -> None:
     parsed reply came from (``openai._response.BaseAPIResponse._parse``)."""
     try:
         from openai._response import BaseAPIResponse
-        from pydantic import BaseModel
     except Exception:
         return
     original = getattr(BaseAPIResponse, "_parse", None)
@@ -112,14 +112,11 @@ def _patch_parse() -> None:
     @functools.wraps(original)
     def _parse(self: Any, *args: Any, **kwargs: Any) -> Any:
         parsed = original(self, *args, **kwargs)
-        try:
-            # Only a plain reply that `parse` hands on as it is.
-            options = getattr(self, "_options", None)
-            post = getattr(options, "post_parser", None)
-            if isinstance(parsed, BaseModel) and (post is None or _is_omitted(post)):
-                _last_parsed.set((parsed, self.http_response))
-        except Exception:
-            pass
+        # The reply and the response it was parsed from, nothing checked
+        # here (this runs for every call the client makes): the wrapped
+        # method uses them only when the reply is the very object it
+        # returns to its caller.
+        _last_parsed.set((parsed, self))
         return parsed
 
     setattr(_parse, _MARK, True)
@@ -187,56 +184,51 @@ def _user() -> Any:
 
 
 class _Call:
-    """One call through a wrapped method. A plain reply openai parsed is
-    recorded in one step when it comes (``_native.record_openai_call``, one
-    crossing into the engine, with the bodies as sent and as read); the
-    engine's ``OpenAICall`` is made only for what needs one (a stream, an
-    error, a raw response), before the call returns, as if started when the
-    call was."""
+    """One call through a wrapped method that is not recorded in one step
+    (a stream, an error, a raw response, a reply openai did not parse from
+    a body): the engine's ``OpenAICall`` made for it, as if started when the
+    call was. A plain reply openai parsed is recorded in one step instead
+    (``_native.record_openai_call``, in :func:`_record_result`): no object
+    of this class is made for it."""
 
     __slots__ = ("url", "kwargs", "parent", "user", "sent", "streaming", "handle")
 
-    def __init__(self, sent: float, url: str, kwargs: Dict[str, Any], parent: Any, user: Any) -> None:
+    def __init__(self, sent: float, url: str, kwargs: Dict[str, Any]) -> None:
         #: When the call began (``time.perf_counter()``).
         self.sent = sent
         self.url = url
         # `create`'s own keyword arguments: a dict of this call's.
         self.kwargs = kwargs
-        self.parent = parent
-        self.user = user
-        extra = kwargs.get("extra_body")
-        self.streaming = kwargs.get("stream") is True or (isinstance(extra, dict) and extra.get("stream") is True)
+        self.parent = _parent()
+        self.user = _user()
+        self.streaming = _streams(kwargs)
         self.handle: Optional[_native.OpenAICall] = None
-
-    def request(self) -> Dict[str, Any]:
-        """The request body, from the arguments."""
-        kwargs = self.kwargs
-        request = {k: v for k, v in kwargs.items() if k not in _TRANSPORT_ARGS and not _is_omitted(v)}
-        extra = kwargs.get("extra_body")
-        if isinstance(extra, dict):
-            request.update(extra)
-        return request
 
     def native(self) -> _native.OpenAICall:
         """The engine's ``OpenAICall``, made now if it was not yet."""
         handle = self.handle
         if handle is None:
             handle = self.handle = _native.OpenAICall(
-                self.url, self.request(), None, self.parent, self.user, time.perf_counter() - self.sent
+                self.url, _request(self.kwargs), None, self.parent, self.user, time.perf_counter() - self.sent
             )
         return handle
 
-    def finish_parsed(self, response: Any) -> None:
-        """Records in one step the plain reply openai parsed from the HTTP
-        ``response``: its body as read, the request's as sent."""
-        try:
-            request = response.request.content
-        except Exception:
-            request = self.request()
-        _native.record_openai_call(
-            self.url, request, time.perf_counter() - self.sent, response.content, response.status_code,
-            self.parent, self.user,
-        )
+
+def _streams(kwargs: Dict[str, Any]) -> bool:
+    """Whether `create`'s keyword arguments ask for a stream."""
+    if kwargs.get("stream") is True:
+        return True
+    extra = kwargs.get("extra_body")
+    return isinstance(extra, dict) and extra.get("stream") is True
+
+
+def _request(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """The request body, from `create`'s keyword arguments."""
+    request = {k: v for k, v in kwargs.items() if k not in _TRANSPORT_ARGS and not _is_omitted(v)}
+    extra = kwargs.get("extra_body")
+    if isinstance(extra, dict):
+        request.update(extra)
+    return request
 
 
 #: The last (base URL object, API path, URL text) made: ``str()`` of an
@@ -261,22 +253,12 @@ def _url(resource: Any, path: str) -> str:
     return url
 
 
-def _start(resource: Any, path: str, kwargs: Dict[str, Any]) -> Optional[_Call]:
-    try:
-        # The start counts from here: the parent's lookup (OpenTelemetry
-        # imported on first use) and the user-context callback included.
-        sent = time.perf_counter()
-        return _Call(sent, _url(resource, path), kwargs, _parent(), _user())
-    except Exception:
-        return None
-
-
 def _is_omitted(value: Any) -> bool:
     # openai's NOT_GIVEN / omit sentinels
     return type(value).__name__ in ("NotGiven", "Omit")
 
 
-def _record_error(call: _Call, exc: BaseException) -> None:
+def _record_error(sent: float, url: str, kwargs: Dict[str, Any], exc: BaseException) -> None:
     try:
         response = getattr(exc, "response", None)
         status = getattr(exc, "status_code", None)
@@ -286,22 +268,38 @@ def _record_error(call: _Call, exc: BaseException) -> None:
                 body = response.content
             except Exception:
                 body = getattr(exc, "body", None)
-        call.native().fail(type(exc).__name__, str(exc), status, body)
+        _Call(sent, url, kwargs).native().fail(type(exc).__name__, str(exc), status, body)
     except Exception:
         pass
 
 
-def _record_result(call: _Call, result: Any) -> Any:
+def _record_result(sent: float, url: str, kwargs: Dict[str, Any], result: Any) -> Any:
     """Ends a non-streamed call, or hooks a stream; returns what the caller
-    gets (the very object ``openai`` returned)."""
+    gets (the very object ``openai`` returned).
+
+    This runs on the caller's thread after every call, so the common case
+    (a plain reply openai parsed from a body) is one straight path: the
+    body as read and the request as sent go to the engine in one crossing
+    (``_native.record_openai_call``), and the parent (the decorated call or
+    OpenTelemetry span) and the user context are read here, in the call's
+    own context, as they were when it began."""
     try:
         last = _last_parsed.get()
         if last is not None:
             _last_parsed.set(None)
-            if last[0] is result and not call.streaming:
+            if last[0] is result and not _streams(kwargs):
                 # The body openai read and parsed this very reply from.
-                call.finish_parsed(last[1])
+                response = last[1].http_response
+                try:
+                    request = response.request.content
+                except Exception:
+                    request = _request(kwargs)
+                _native.record_openai_call(
+                    url, request, time.perf_counter() - sent, response.content, response.status_code,
+                    _parent(), _user(),
+                )
                 return result
+        call = _Call(sent, url, kwargs)
         handle = call.native()
         raw = getattr(result, "http_response", None)
         if raw is not None:  # `.with_raw_response`
@@ -426,15 +424,17 @@ def _hook_stream(call: _native.OpenAICall, stream: Any) -> None:
 def _wrap_sync(original: Any, path: str) -> Any:
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _start(self, path, kwargs)
-        if call is None:
+        sent = time.perf_counter()
+        try:
+            url = _url(self, path)
+        except Exception:
             return original(self, *args, **kwargs)
         try:
             result = original(self, *args, **kwargs)
         except BaseException as exc:
-            _record_error(call, exc)
+            _record_error(sent, url, kwargs, exc)
             raise
-        return _record_result(call, result)
+        return _record_result(sent, url, kwargs, result)
 
     return create
 
@@ -442,14 +442,16 @@ def _wrap_sync(original: Any, path: str) -> Any:
 def _wrap_async(original: Any, path: str) -> Any:
     @functools.wraps(original)
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _start(self, path, kwargs)
-        if call is None:
+        sent = time.perf_counter()
+        try:
+            url = _url(self, path)
+        except Exception:
             return await original(self, *args, **kwargs)
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as exc:
-            _record_error(call, exc)
+            _record_error(sent, url, kwargs, exc)
             raise
-        return _record_result(call, result)
+        return _record_result(sent, url, kwargs, result)
 
     return create
