@@ -183,35 +183,14 @@ def _user() -> Any:
     return call_user_context(fn)
 
 
-class _Call:
-    """One call through a wrapped method that is not recorded in one step
-    (a stream, an error, a raw response, a reply openai did not parse from
-    a body): the engine's ``OpenAICall`` made for it, as if started when the
-    call was. A plain reply openai parsed is recorded in one step instead
-    (``_native.record_openai_call``, in :func:`_record_result`): no object
-    of this class is made for it."""
-
-    __slots__ = ("url", "kwargs", "parent", "user", "sent", "streaming", "handle")
-
-    def __init__(self, sent: float, url: str, kwargs: Dict[str, Any]) -> None:
-        #: When the call began (``time.perf_counter()``).
-        self.sent = sent
-        self.url = url
-        # `create`'s own keyword arguments: a dict of this call's.
-        self.kwargs = kwargs
-        self.parent = _parent()
-        self.user = _user()
-        self.streaming = _streams(kwargs)
-        self.handle: Optional[_native.OpenAICall] = None
-
-    def native(self) -> _native.OpenAICall:
-        """The engine's ``OpenAICall``, made now if it was not yet."""
-        handle = self.handle
-        if handle is None:
-            handle = self.handle = _native.OpenAICall(
-                self.url, _request(self.kwargs), None, self.parent, self.user, time.perf_counter() - self.sent
-            )
-        return handle
+def _native_call(sent: float, url: str, kwargs: Dict[str, Any]) -> _native.OpenAICall:
+    """The engine's ``OpenAICall`` for a call through a wrapped method that
+    is not recorded in one step (a stream, an error, a raw response, a reply
+    openai did not parse from a body), as if started at ``sent``
+    (``time.perf_counter()``), with the request from `create`'s keyword
+    arguments. A plain reply openai parsed is recorded in one step instead
+    (``_native.record_openai_call``, in :func:`_record_result`)."""
+    return _native.OpenAICall(url, _request(kwargs), None, _parent(), _user(), time.perf_counter() - sent)
 
 
 def _streams(kwargs: Dict[str, Any]) -> bool:
@@ -268,7 +247,7 @@ def _record_error(sent: float, url: str, kwargs: Dict[str, Any], exc: BaseExcept
                 body = response.content
             except Exception:
                 body = getattr(exc, "body", None)
-        _Call(sent, url, kwargs).native().fail(type(exc).__name__, str(exc), status, body)
+        _native_call(sent, url, kwargs).fail(type(exc).__name__, str(exc), status, body)
     except Exception:
         pass
 
@@ -299,8 +278,7 @@ def _record_result(sent: float, url: str, kwargs: Dict[str, Any], result: Any) -
                     _parent(), _user(),
                 )
                 return result
-        call = _Call(sent, url, kwargs)
-        handle = call.native()
+        handle = _native_call(sent, url, kwargs)
         raw = getattr(result, "http_response", None)
         if raw is not None:  # `.with_raw_response`
             if handle.streaming:
