@@ -260,6 +260,9 @@ def own_code_at_edges(anosys, call, block_n: int, rounds: int) -> dict:
 
     now = time.perf_counter_ns
     spent = [0, 0]  # inside openai's own (inner markers), inside the caller's (outer)
+    # openai's own methods, not the package's wrappers of them: the pairs
+    # before this leave the client instrumented.
+    anosys.uninstrument_openai()
     real_create, real_parse = Completions.create, BaseAPIResponse._parse
 
     def marked(fn, slot):
@@ -271,7 +274,6 @@ def own_code_at_edges(anosys, call, block_n: int, rounds: int) -> dict:
                 spent[slot] += now() - t
         return marker
 
-    anosys.uninstrument_openai()
     inner_create, inner_parse = marked(real_create, 0), marked(real_parse, 0)
     Completions.create, BaseAPIResponse._parse = inner_create, inner_parse
 
