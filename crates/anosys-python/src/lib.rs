@@ -23,6 +23,11 @@ mod original;
 
 use convert::{to_python, to_value};
 
+/// The extension's own allocations: mimalloc (see Cargo.toml), so that
+/// what the engine's threads free does not slow the caller's next call.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sends a finished record to the global pipeline without holding the GIL
 /// (`None`: the call had ended already).
 fn submit(py: Python<'_>, record: Option<Record>) -> bool {
