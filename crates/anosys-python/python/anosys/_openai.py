@@ -33,11 +33,16 @@ _TARGETS = [
     ("openai.resources.responses", "Responses", "AsyncResponses", "create", "responses"),
 ]
 
-#: The last reply openai parsed in this context, with the response object
-#: it came from (openai's ``APIResponse``, whose ``http_response`` holds the
-#: bodies): (reply, response). The engine is handed the body openai already
-#: read instead of the model serialised back to JSON.
-_last_parsed: contextvars.ContextVar[Optional[Tuple[Any, Any]]] = contextvars.ContextVar("anosys_last_parsed", default=None)
+#: The last reply openai parsed from a body it had read, in this context,
+#: with what its record needs of the exchange: (reply, request body as sent
+#: or ``None``, response body as read, HTTP status). The engine is handed
+#: the body openai already read instead of the model serialised back to
+#: JSON. Only the bodies are kept, not openai's response object: openai
+#: frees that (its httpx response and request with it) in its own code, as
+#: it does uninstrumented.
+_last_parsed: contextvars.ContextVar[Optional[Tuple[Any, Optional[bytes], bytes, int]]] = contextvars.ContextVar(
+    "anosys_last_parsed", default=None
+)
 
 # Arguments of `create` that shape the HTTP request rather than its body.
 _TRANSPORT_ARGS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
@@ -112,11 +117,21 @@ def _patch_parse() -> None:
     @functools.wraps(original)
     def _parse(self: Any, *args: Any, **kwargs: Any) -> Any:
         parsed = original(self, *args, **kwargs)
-        # The reply and the response it was parsed from, nothing checked
-        # here (this runs for every call the client makes): the wrapped
-        # method uses them only when the reply is the very object it
-        # returns to its caller.
-        _last_parsed.set((parsed, self))
+        # The reply with the bodies and status it came with, nothing else
+        # checked here (this runs for every call the client makes): the
+        # wrapped method uses them only when the reply is the very object
+        # it returns to its caller.
+        try:
+            response = self.http_response
+            body = response.content
+        except Exception:  # a stream: its body is read as it is iterated
+            _last_parsed.set(None)
+            return parsed
+        try:
+            request = response.request.content
+        except Exception:  # a request body streamed from a file
+            request = None
+        _last_parsed.set((parsed, request, body, response.status_code))
         return parsed
 
     setattr(_parse, _MARK, True)
@@ -268,13 +283,9 @@ def _record_result(sent: float, url: str, kwargs: Dict[str, Any], result: Any) -
             _last_parsed.set(None)
             if last[0] is result and not _streams(kwargs):
                 # The body openai read and parsed this very reply from.
-                response = last[1].http_response
-                try:
-                    request = response.request.content
-                except Exception:
-                    request = _request(kwargs)
+                _, request, body, status = last
                 _native.record_openai_call(
-                    url, request, time.perf_counter() - sent, response.content, response.status_code,
+                    url, _request(kwargs) if request is None else request, time.perf_counter() - sent, body, status,
                     _parent(), _user(),
                 )
                 return result
