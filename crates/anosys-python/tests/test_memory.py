@@ -16,12 +16,11 @@ import pathlib
 import re
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 CAPTURE = """
-import json, re, sys
+import json, re
 status = lambda: open("/proc/self/status").read()
 thp = lambda: (re.search(r"THP_enabled:\\s+(\\d)", status()) or [None, None])[1]
 before = thp()
@@ -59,7 +58,7 @@ def test_capturing_calls_makes_no_huge_pages_resident_and_leaves_the_process_thp
     # process holds.
     records = tmp_path / "records.jsonl"
     env = dict(os.environ, ANOSYS_SINKS="jsonl", ANOSYS_JSONL_PATH=str(records), ANOSYS_API_KEY="")
-    run = subprocess.run([sys.executable, "-c", textwrap.dedent(CAPTURE)], env=env, capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-c", CAPTURE], env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stderr
     got = json.loads(run.stdout.strip().splitlines()[-1])
