@@ -1,5 +1,6 @@
 //! The `#[anosys::logger]` surface: what compiles, and readable errors for
-//! misuse.
+//! misuse. (Here rather than in `anosys`: trybuild builds its cases with
+//! the tested crate's dev-dependencies, and this crate's are few.)
 
 #[test]
 fn ui() {
