@@ -493,6 +493,76 @@ fn record_openai_call(
     py.detach(|| call.finish_deferred(status, body, true))
 }
 
+/// Whether `create`'s keyword arguments ask for a stream (`stream=True`,
+/// or `"stream": True` in `extra_body`), as the Python side's `_streams`.
+fn asks_for_stream(kwargs: &Bound<'_, PyDict>) -> PyResult<bool> {
+    let py = kwargs.py();
+    if kwargs.get_item(pyo3::intern!(py, "stream"))?.is_some_and(|v| v.is(&*pyo3::types::PyBool::new(py, true))) {
+        return Ok(true);
+    }
+    Ok(match kwargs.get_item(pyo3::intern!(py, "extra_body"))? {
+        Some(extra) => match extra.cast::<PyDict>() {
+            Ok(extra) => extra.get_item(pyo3::intern!(py, "stream"))?.is_some_and(|v| v.is(&*pyo3::types::PyBool::new(py, true))),
+            Err(_) => false,
+        },
+        None => false,
+    })
+}
+
+/// The one-step record of a plain reply that `openai` parsed from a body
+/// it had read: `parsed` is the `_parse` hook's `(reply, request body as
+/// sent, response body, status)`; `result` what the wrapped method returns.
+/// Records the call (as [`record_openai_call`]) and returns `True` when
+/// `result` is that very reply, its request body is known and the call did
+/// not ask for a stream; otherwise records nothing and returns `False`, for
+/// the caller's general path.
+///
+/// The parent and the user context are read here, in the call's context,
+/// through `context`, five callables of no argument, the ContextVars'
+/// `get` methods bound once: `(the decorated call's ContextVar's get,
+/// OpenTelemetry's context ContextVar's get or None, the parent's reader or
+/// None, the user-context ContextVar's get or None, the user context's
+/// reader or None)`. The parent is the parent reader's answer when
+/// OpenTelemetry's context is not empty (or cannot be read directly: its
+/// getter is None and the reader is not), else the decorated call; the
+/// user context is the ContextVar's value, or the reader's answer when
+/// there is no ContextVar.
+#[pyfunction]
+fn record_parsed(
+    py: Python<'_>,
+    url: &str,
+    parsed: &Bound<'_, PyTuple>,
+    result: &Bound<'_, PyAny>,
+    elapsed: f64,
+    kwargs: Option<&Bound<'_, PyDict>>,
+    context: &Bound<'_, PyTuple>,
+) -> PyResult<bool> {
+    if parsed.len() != 4 || !parsed.get_item(0)?.is(result) {
+        return Ok(false);
+    }
+    let request = parsed.get_item(1)?;
+    if request.is_none() || kwargs.map(asks_for_stream).transpose()?.unwrap_or(false) {
+        return Ok(false);
+    }
+    if context.len() != 5 {
+        return Err(PyValueError::new_err("record_parsed: context is five callables or None"));
+    }
+    let reader = |i| context.get_item(i);
+    let (current_get, otel_get, parent_reader) = (reader(0)?, reader(1)?, reader(2)?);
+    let (user_get, user_reader) = (reader(3)?, reader(4)?);
+    let otel_empty = if otel_get.is_none() { parent_reader.is_none() } else { !otel_get.call0()?.is_truthy()? };
+    let parent = if otel_empty { current_get.call0()? } else { parent_reader.call0()? };
+    let user = if user_get.is_none() { user_reader.call0()? } else { user_get.call0()? };
+    let status: u16 = parsed.get_item(3)?.extract()?;
+    let response = parsed.get_item(2)?;
+    let mut call = start_call(url, &request, None, Some(&parent), Some(&user), Some(elapsed), true);
+    let body = response_json(&response);
+    if call.can_defer() {
+        return Ok(call.finish_deferred(status, body, true));
+    }
+    Ok(py.detach(|| call.finish_deferred(status, body, true)))
+}
+
 #[pymethods]
 impl OpenAICall {
     /// Starts the record of a call to `url` with `request`, sent `elapsed`
@@ -604,6 +674,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_sdk_identity, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_send, m)?)?;
     m.add_function(wrap_pyfunction!(record_openai_call, m)?)?;
+    m.add_function(wrap_pyfunction!(record_parsed, m)?)?;
     m.add_class::<FunctionCall>()?;
     m.add_class::<OpenAICall>()?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;

@@ -335,6 +335,50 @@ def test_user_context_errors_do_not_break_calls(backend, openai_clients):
     assert r["gen_ai.response.id"] == reply.id
 
 
+def test_set_user_context_goes_with_the_plain_calls_of_its_own_context(backend, openai_clients):
+    # Without a get_user_context callable, a plain call stores what
+    # set_user_context set in the caller's own context: this thread's, a
+    # second thread's, an asyncio task's, and nothing once cleared.
+    import threading
+    import uuid
+
+    client, aclient = openai_clients
+    run = uuid.uuid4().hex[:10]
+
+    def ask(what: str) -> None:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"{what} {run}"}])
+
+    def other_thread() -> None:
+        anosys.set_user_context({"user_id": "u-thread"})
+        ask("thread")
+
+    async def task() -> None:
+        anosys.set_user_context({"user_id": "u-task"})
+        await aclient().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"task {run}"}])
+
+    anosys.instrument_openai(None)
+    try:
+        anosys.set_user_context({"user_id": "u-main", "session_id": run})
+        ask("main")
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        asyncio.run(task())
+        ask("after")  # the thread's and the task's did not leak here
+        anosys.clear_user_context()
+        ask("cleared")
+    finally:
+        anosys.clear_user_context()
+        anosys.instrument_openai(LOGGER.get_user_context)
+    records = backend.wait_for(lambda r: r.get("gen_ai.span.kind") == "LLM" and run in str(r.get("input")), count=5)
+    users = {r.json("input")[0]["content"].split()[0]: r.json("user_context") for r in records}
+    assert users["main"] == {"user_id": "u-main", "session_id": run}
+    assert users["after"] == users["main"]
+    assert users["thread"] == {"user_id": "u-thread"}
+    assert users["task"] == {"user_id": "u-task"}
+    assert not users["cleared"]
+
+
 def _iso(text):
     from datetime import datetime
 

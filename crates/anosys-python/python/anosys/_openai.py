@@ -77,8 +77,9 @@ class AnosysOpenAILogger:
 def instrument_openai(get_user_context: Optional[Callable[[], Any]] = None) -> bool:
     """Patch the ``openai`` package (idempotent). Returns whether it is
     instrumented (``False`` when ``openai`` is not installed)."""
-    global _user_context
+    global _user_context, _context_readers
     _user_context = get_user_context
+    _context_readers = None
     with _lock:
         ok = False
         for module_name, sync_name, async_name, method, path in _TARGETS:
@@ -198,6 +199,40 @@ def _user() -> Any:
     return call_user_context(fn)
 
 
+#: What ``_native.record_parsed`` reads the parent and the user context
+#: through (callables; see it): made on first use, and again after
+#: :func:`instrument_openai` (which may change ``get_user_context``).
+_context_readers: Optional[Tuple[Any, Any, Any, Any, Any]] = None
+
+
+def _make_context_readers() -> Tuple[Any, Any, Any, Any, Any]:
+    global _context_readers
+    from . import _decorator
+
+    parent_fn: Any = None
+    otel_get: Any = None
+    if _decorator._otel_api():
+        parent_fn = _parent
+        try:
+            # OpenTelemetry's default runtime context keeps the current
+            # context in a ContextVar: an empty one (no span started) is
+            # then told apart without going through its API.
+            from opentelemetry.context import _RUNTIME_CONTEXT
+
+            var = getattr(_RUNTIME_CONTEXT, "_current_context", None)
+            if isinstance(var, contextvars.ContextVar):
+                otel_get = var.get
+        except Exception:
+            pass
+    # The ContextVars' `get` bound once: the engine calls them directly.
+    if _user_context is None:
+        readers = (_decorator._current.get, otel_get, parent_fn, _context_user.get, None)
+    else:
+        readers = (_decorator._current.get, otel_get, parent_fn, None, _user)
+    _context_readers = readers
+    return readers
+
+
 def _native_call(sent: float, url: str, kwargs: Dict[str, Any]) -> _native.OpenAICall:
     """The engine's ``OpenAICall`` for a call through a wrapped method that
     is not recorded in one step (a stream, an error, a raw response, a reply
@@ -281,8 +316,12 @@ def _record_result(sent: float, url: str, kwargs: Dict[str, Any], result: Any) -
         last = _last_parsed.get()
         if last is not None:
             _last_parsed.set(None)
+            # The body openai read and parsed this very reply from: the
+            # engine checks the rest and reads the context in one crossing.
+            context = _context_readers or _make_context_readers()
+            if _native.record_parsed(url, last, result, time.perf_counter() - sent, kwargs, context):
+                return result
             if last[0] is result and not _streams(kwargs):
-                # The body openai read and parsed this very reply from.
                 _, request, body, status = last
                 _native.record_openai_call(
                     url, _request(kwargs) if request is None else request, time.perf_counter() - sent, body, status,
