@@ -59,12 +59,9 @@ fi
 # full length): real app processes against a failing AnoSys stand-in, in a
 # release build as applications run; scenario 8 (anosys-cli's
 # faults_proxy) kills the proxy binary mid-load. One cargo command, so the
-# release build of the engine is shared; `--workspace` (only anosys and
-# anosys-cli have these tests) resolves features as `cargo bench
-# --workspace` does, so that CI's check that the benchmarks compile reuses
-# this build's dependencies instead of building them all again.
+# release build of the engine is shared.
 faults_log=target/faults-short.log
-if ! ANOSYS_FAULTS_PYTHON="$PWD/$venv/bin/python" cargo test --release --workspace --all-features --test faults --test faults_proxy -- --include-ignored --test-threads=1 --nocapture >"$faults_log" 2>&1; then
+if ! ANOSYS_FAULTS_PYTHON="$PWD/$venv/bin/python" cargo test --release -p anosys -p anosys-cli --all-features --test faults --test faults_proxy -- --include-ignored --test-threads=1 --nocapture >"$faults_log" 2>&1; then
     tail -n 60 "$faults_log"
     exit 1
 fi
