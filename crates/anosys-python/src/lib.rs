@@ -554,13 +554,7 @@ fn record_parsed(
     let parent = if otel_empty { current_get.call0()? } else { parent_reader.call0()? };
     let user = if user_get.is_none() { user_reader.call0()? } else { user_get.call0()? };
     let status: u16 = parsed.get_item(3)?.extract()?;
-    let response = parsed.get_item(2)?;
-    let mut call = start_call(url, &request, None, Some(&parent), Some(&user), Some(elapsed), true);
-    let body = response_json(&response);
-    if call.can_defer() {
-        return Ok(call.finish_deferred(status, body, true));
-    }
-    Ok(py.detach(|| call.finish_deferred(status, body, true)))
+    Ok(record_openai_call(py, url, &request, elapsed, &parsed.get_item(2)?, status, Some(&parent), Some(&user)))
 }
 
 #[pymethods]

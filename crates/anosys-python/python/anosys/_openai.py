@@ -321,11 +321,12 @@ def _record_result(sent: float, url: str, kwargs: Dict[str, Any], result: Any) -
             context = _context_readers or _make_context_readers()
             if _native.record_parsed(url, last, result, time.perf_counter() - sent, kwargs, context):
                 return result
-            if last[0] is result and not _streams(kwargs):
-                _, request, body, status = last
+            if last[0] is result and last[1] is None and not _streams(kwargs):
+                # The request body as sent was not kept (streamed from a
+                # file): the request from `create`'s arguments instead.
+                _, _, body, status = last
                 _native.record_openai_call(
-                    url, _request(kwargs) if request is None else request, time.perf_counter() - sent, body, status,
-                    _parent(), _user(),
+                    url, _request(kwargs), time.perf_counter() - sent, body, status, _parent(), _user()
                 )
                 return result
         handle = _native_call(sent, url, kwargs)
