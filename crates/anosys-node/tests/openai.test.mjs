@@ -596,6 +596,47 @@ async function afterCollection(test, body) {
   return JSON.parse(stdout);
 }
 
+test('process.exit() mid-stream records the events held on the JavaScript side', async () => {
+  // Events after a stream's first are held in JavaScript and handed to the
+  // addon together at the end; the process exits before that end here.
+  const { code, stdout, stderr } = await runProcess(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
+      import OpenAI from 'openai';
+      import { AnosysOpenAILogger } from 'anosys';
+      new AnosysOpenAILogger({ getUserContext: () => ({ test: 'exit-mid-stream' }) });
+      const client = new OpenAI({ apiKey: 'sk-x', baseURL: process.env.UPSTREAM + '/v1', maxRetries: 0 });
+      const stream = await client.chat.completions.create({ model: 'slow-stream', messages: [{ role: 'user', content: 'hi' }], stream: true });
+      let seen = '';
+      let chunks = 0;
+      for await (const chunk of stream) {
+        chunks += 1;
+        seen += chunk.choices[0]?.delta?.content ?? '';
+        if (chunks === 4) {
+          console.log(JSON.stringify({ seen, chunks }));
+          process.exit(0);
+        }
+      }
+      `,
+    ],
+    { cwd: fileURLToPath(new URL('..', import.meta.url)), env: { ...process.env, UPSTREAM: env.upstream.url } },
+  );
+  assert.equal(code, 0, stderr);
+  const { seen, chunks } = JSON.parse(stdout);
+  assert.ok(seen.length > 0, stdout);
+  const r = await env.one(mine('exit-mid-stream'));
+  assert.equal(r.must('anosys.outcome'), 'cancelled');
+  assert.equal(r.must('is_streaming'), true);
+  // Every event the application read is in the record (the reader may
+  // have taken the next one from the body already).
+  assert.ok(r.must('anosys.stream.chunks') >= chunks, `${r.must('anosys.stream.chunks')} < ${chunks}`);
+  const content = r.json('gen_ai.output.messages')[0].parts[0].content;
+  assert.ok(content.startsWith(seen), `recorded ${JSON.stringify(content)}, read ${JSON.stringify(seen)}`);
+});
+
 test('a stream dropped unread is recorded as cancelled once collected', async () => {
   const counters = await afterCollection(
     'dropped-unread',
