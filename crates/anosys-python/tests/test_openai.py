@@ -450,3 +450,44 @@ def test_before_send_sees_plain_openai_records(tag, backend, openai_clients):
     assert r["team"] == "search"
     assert threads == [threading.get_ident()]
 
+
+
+def test_a_plain_reply_whose_request_body_was_streamed_is_recorded_from_the_arguments(tag, backend, upstream):
+    # httpx keeps no request body that was streamed (from a file or an
+    # iterator): its `content` raises. The reply is then recorded with the
+    # request written out from `create`'s arguments.
+    import httpx
+
+    class StreamedRequestBodies(httpx.BaseTransport):
+        # Sends each request, then leaves it as a streamed one is left: its
+        # body sent and not kept (httpx makes the request it sent the
+        # response's `request`).
+        def __init__(self):
+            self.inner = httpx.HTTPTransport()
+
+        def handle_request(self, request):
+            response = self.inner.handle_request(request)
+            del request._content
+            with pytest.raises(httpx.RequestNotRead):
+                request.content
+            return response
+
+    client = openai.OpenAI(
+        api_key="sk-test-not-a-real-key",
+        base_url=upstream.url + "/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=StreamedRequestBodies()),
+    )
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say this is a test"}], temperature=0.3
+    )
+    assert reply.choices[0].message.content == "This is a test."
+    r = backend.one(mine(tag))
+    assert r["gen_ai.request.model"] == "gpt-4o-mini"
+    assert r["gen_ai.request.temperature"] == 0.3
+    assert r["is_streaming"] is False
+    assert r["gen_ai.response.id"] == reply.id
+    raw = r.json("raw")
+    assert raw["request"] == {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say this is a test"}], "temperature": 0.3}
+    assert raw["response"]["id"] == reply.id
+    assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == "This is a test."
