@@ -13,8 +13,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anosys::embed::{DeferredCall, LiveFunctionCall, RequestJson, ResponseJson};
-use anosys::sources::openai::CaptureOptions;
+use anosys::embed::{DeferredCall, LiveFunctionCall, PlainCall, RequestJson, ResponseJson};
+use anosys::sources::openai::{CaptureOptions, RequestBody, ResponseBody};
 use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -354,10 +354,30 @@ pub fn record_openai_call(
     parent_span_id: Option<String>,
     user_context: Option<String>,
 ) -> bool {
-    let parent = parent_of(parent_trace_id, parent_span_id);
-    let mut call = start_call(url, request, None, parent, user_context, Some(elapsed_ms), Some(false));
-    let status = u16::try_from(status).unwrap_or(0);
-    call.finish_with(status, ResponseJson::Text(response), may_defer(), |r| submit(&env, Some(r)))
+    // What happens here (the engine set up on first use) counts as elapsed too.
+    let entered = std::time::Instant::now();
+    // The text is copied into the engine's buffers for its extraction
+    // thread (and freed here, where it was made).
+    let call = PlainCall {
+        url: &url,
+        request: RequestBody::Text(&request),
+        status: u16::try_from(status).unwrap_or(0),
+        response: ResponseBody::Text(&response),
+        elapsed: millis(Some(elapsed_ms)).unwrap_or_default() + entered.elapsed(),
+        parent: parent_of(parent_trace_id, parent_span_id),
+        user_context: user_context.map(|u| parse(&u)),
+        source: None,
+        capture_content: anosys::embed::capture_content_enabled(),
+    };
+    let call = match may_defer() {
+        true => match call.hand_over() {
+            Ok(()) => return true,
+            Err(call) => call,
+        },
+        false => call,
+    };
+    // A `beforeSend` callback sees the record made here.
+    call.record_with(|r| submit(&env, Some(r)))
 }
 
 /// One OpenAI-compatible call: started with the request, ended with the

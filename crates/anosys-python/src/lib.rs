@@ -8,14 +8,15 @@
 //! (`anosys::sources::function`), and the non-blocking delivery pipeline.
 //! Heavy work runs with the GIL released.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anosys::embed::{DeferredCall, LiveCall, LiveFunctionCall, RequestJson, ResponseJson};
-use anosys::sources::openai::CaptureOptions;
+use anosys::embed::{DeferredCall, LiveCall, LiveFunctionCall, PlainCall, RequestJson, ResponseJson};
+use anosys::sources::openai::{CaptureOptions, RequestBody, ResponseBody};
 use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use serde_json::{json, Value};
 
 mod convert;
@@ -43,6 +44,7 @@ fn report(py: Python<'_>, report: anosys::FlushReport) -> PyResult<Bound<'_, PyA
     to_python(py, &value)
 }
 
+/// Seconds as a duration: zero if not a positive finite number, at most a day.
 fn seconds(timeout: f64) -> Duration {
     if timeout.is_finite() && timeout > 0.0 {
         Duration::from_secs_f64(timeout.min(86_400.0))
@@ -200,7 +202,7 @@ fn set_sdk_identity(version: &str, service_name: Option<&str>) {
 
 /// The trace context a record joins: `(trace_id, span_id)` of its parent.
 fn parent_of(parent: Option<&Bound<'_, PyAny>>) -> Option<(TraceId, SpanId)> {
-    let parent = parent?;
+    let parent = parent.filter(|p| !p.is_none())?;
     if let Ok(call) = parent.cast::<FunctionCall>() {
         let call = call.borrow();
         return Some((call.0.trace_id(), call.0.span_id()));
@@ -460,9 +462,28 @@ fn start_call(
     if let Some(user_context) = user_context {
         call.set_user_context(user_context);
     }
-    let elapsed = elapsed.filter(|e| e.is_finite() && *e > 0.0).map_or(Duration::ZERO, |e| Duration::from_secs_f64(e.min(86_400.0)));
-    call.backdate(elapsed + entered.elapsed());
+    call.backdate(elapsed.map_or(Duration::ZERO, seconds) + entered.elapsed());
     call
+}
+
+/// The last URL converted to text, with the string it came from: a
+/// wrapped method's URL is the same string object call after call (the
+/// Python side keeps the one it made), and converting a string allocates
+/// twice (the stable ABI before Python 3.10 has no view of a string's
+/// UTF-8 text). Holding the string keeps its address from being reused.
+static LAST_URL: Mutex<Option<(Py<PyString>, Arc<str>)>> = Mutex::new(None);
+
+/// `url` as text, converted once for as long as the same string comes.
+fn url_text(url: &Bound<'_, PyString>) -> PyResult<Arc<str>> {
+    let Ok(mut last) = LAST_URL.try_lock() else { return Ok(url.to_cow()?.into()) };
+    if let Some((string, text)) = last.as_ref()
+        && string.as_ptr() == url.as_ptr()
+    {
+        return Ok(text.clone());
+    }
+    let text: Arc<str> = url.to_cow()?.into();
+    *last = Some((url.clone().unbind(), text.clone()));
+    Ok(text)
 }
 
 /// Records a whole plain (not streamed) call in one step, once its
@@ -477,7 +498,7 @@ fn start_call(
 #[allow(clippy::too_many_arguments)]
 fn record_openai_call(
     py: Python<'_>,
-    url: &str,
+    url: &Bound<'_, PyString>,
     request: &Bound<'_, PyAny>,
     elapsed: f64,
     response: &Bound<'_, PyAny>,
@@ -485,6 +506,32 @@ fn record_openai_call(
     parent: Option<&Bound<'_, PyAny>>,
     user_context: Option<&Bound<'_, PyAny>>,
 ) -> bool {
+    // What happens here (the engine set up on first use) counts as elapsed too.
+    let entered = std::time::Instant::now();
+    let Ok(url) = url_text(url) else { return false };
+    let url = &*url;
+    // The usual case: both bodies as bytes, as httpx sent and read them,
+    // copied into the engine's buffers for its extraction thread (the
+    // answer read as bytes off the wire: one that is not JSON is kept as
+    // text and marked).
+    if let (Ok(sent), Ok(read)) = (request.cast::<PyBytes>(), response.cast::<PyBytes>()) {
+        let call = PlainCall {
+            url,
+            request: RequestBody::Bytes(sent.as_bytes()),
+            status,
+            response: ResponseBody::Bytes(read.as_bytes()),
+            elapsed: seconds(elapsed) + entered.elapsed(),
+            parent: parent_of(parent),
+            user_context: user_context.filter(|u| !u.is_none()).map(to_value),
+            source: None,
+            capture_content: anosys::embed::capture_content_enabled(),
+        };
+        return match call.hand_over() {
+            Ok(()) => true,
+            // A `before_send` callback sees the record made here.
+            Err(call) => py.detach(|| call.record_with(anosys::capture)),
+        };
+    }
     let mut call = start_call(url, request, None, parent, user_context, Some(elapsed), true);
     let body = response_json(response);
     if call.can_defer() {
@@ -530,7 +577,7 @@ fn asks_for_stream(kwargs: &Bound<'_, PyDict>) -> PyResult<bool> {
 #[pyfunction]
 fn record_parsed(
     py: Python<'_>,
-    url: &str,
+    url: &Bound<'_, PyString>,
     parsed: &Bound<'_, PyTuple>,
     result: &Bound<'_, PyAny>,
     elapsed: f64,

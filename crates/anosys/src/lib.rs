@@ -72,13 +72,15 @@ pub mod compat {
 /// - [`LiveCall`](crate::embed::LiveCall) and [`LiveFunctionCall`](crate::embed::LiveFunctionCall): an OpenAI call or a decorated
 ///   function held across the language boundary from start to end;
 /// - [`DeferredCall`](crate::embed::DeferredCall): a [`LiveCall`](crate::embed::LiveCall) whose plain response is made into
-///   its record on the engine's extraction thread, off the caller's.
+///   its record on the engine's extraction thread, off the caller's;
+/// - [`PlainCall`](crate::embed::PlainCall): a plain call whose whole response has come, recorded in one
+///   step on the extraction thread, its bodies copied into buffers the engine reuses.
 #[doc(hidden)]
 pub mod embed {
     pub use crate::global::{after_fork_in_child, capture_content_enabled, capture_through};
     pub use crate::resource::set_sdk_identity;
     pub use crate::sources::function::LiveFunctionCall;
-    pub use crate::sources::openai::{DeferredCall, LiveCall, RequestJson, ResponseJson, EVENT_SEPARATOR};
+    pub use crate::sources::openai::{DeferredCall, LiveCall, PlainCall, RequestJson, ResponseJson, EVENT_SEPARATOR};
 }
 
 pub use config::{ApiKey, Config, ConfigBuilder, ConfigError, OtlpProtocol, SinkKind, SinkSelection, StartingIndices};

@@ -341,3 +341,109 @@ fn a_deferred_stream_keeps_its_times_its_size_bound_and_its_partial_content() {
     assert_eq!(dropped.attribute("anosys.stream.chunks"), Some(&json!(2)));
     drop(guard);
 }
+
+/// A plain call handed over whole (`PlainCall`, the Python and Node
+/// packages' one-step way: its bodies copied into the engine's reused
+/// buffers, its record made on the extraction thread) gives the record a
+/// `LiveCall` on this thread gives, for every recorded reply that is not a
+/// stream, errors included; with the times, parent, user context and
+/// source it was given. A call whose bodies are not JSON keeps them: as
+/// text, unmarked, when given as text; marked when given as bytes. With a
+/// `before_send` callback set, the call is given back, to be made on this
+/// thread (`record_with`), where the callback sees it.
+#[test]
+fn a_plain_call_handed_over_gives_the_record_a_live_one_gives() {
+    use anosys::embed::{LiveCall, PlainCall};
+    use anosys::sources::openai::{CaptureOptions, RequestBody, ResponseBody};
+    use anosys::{SpanId, TraceId};
+    use std::time::SystemTime;
+    use support::cassette::{self, Exchange};
+    let _serial = serial();
+    let (builder, memory) = support::memory_builder();
+    let guard = anosys::init_with(builder).unwrap();
+    let plain: Vec<Exchange> = cassette::names().iter().flat_map(|n| cassette::load(n)).filter(|x| !x.is_sse()).collect();
+    assert!(plain.len() >= 20, "{}", plain.len());
+    let comparable = |mut r: anosys::Record| {
+        r.expand_content();
+        r.attributes.retain(|k, _| !k.starts_with("anosys.cost.") && k != "gen_ai.usage.cost");
+        json!({"attributes": r.attributes, "input": r.input, "output": r.output, "raw": r.raw_json(), "status": r.status, "error": r.error, "name": r.name, "source": r.source})
+    };
+    let mut expected = Vec::new();
+    for (i, x) in plain.iter().enumerate() {
+        let sent = serde_json::to_vec(&x.request).unwrap();
+        let mut live = LiveCall::start(&x.uri, sent.as_slice(), &CaptureOptions::default(), None);
+        expected.push(comparable(live.finish(x.status, x.body.as_slice()).unwrap()));
+        // Every other call as text, as Node hands them over.
+        let text = std::str::from_utf8(&sent).unwrap();
+        let (request, response) = match (i % 2, std::str::from_utf8(&x.body)) {
+            (0, Ok(body)) => (RequestBody::Text(text), ResponseBody::Text(body)),
+            _ => (RequestBody::Bytes(&sent), ResponseBody::Bytes(&x.body)),
+        };
+        let call = PlainCall { url: &x.uri, request, status: x.status, response, ..PlainCall::default() };
+        assert!(call.hand_over().is_ok(), "{}", x.name);
+    }
+    assert_eq!(anosys::flush(Some(Duration::from_secs(10))).counters.captured, plain.len() as u64);
+    let got: Vec<_> = memory.records.lock().unwrap().drain(..).map(comparable).collect();
+    assert_eq!(got.len(), expected.len());
+    for (x, (got, expected)) in plain.iter().zip(got.iter().zip(&expected)) {
+        assert_eq!(got, expected, "{}", x.name);
+    }
+
+    // What the caller gives: times, parent, user context, source.
+    let (trace, span) = (TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(), SpanId::from_hex("00f067aa0ba902b7").unwrap());
+    let reply = br#"{"id":"c1","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}]}"#;
+    let sent = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#;
+    let before = SystemTime::now();
+    let call = PlainCall {
+        url: "https://api.openai.com/v1/chat/completions",
+        request: RequestBody::Bytes(sent),
+        response: ResponseBody::Bytes(reply),
+        elapsed: Duration::from_millis(1500),
+        parent: Some((trace, span)),
+        user_context: Some(json!({"user_id": "u-7"})),
+        source: Some("billing"),
+        ..PlainCall::default()
+    };
+    assert!(call.hand_over().is_ok());
+    // Not JSON: text unmarked, bytes marked.
+    let not_json = |response| PlainCall { url: "https://api.openai.com/v1/chat/completions", request: RequestBody::Bytes(sent), response, ..PlainCall::default() };
+    assert!(not_json(ResponseBody::Text("<html>upstream down</html>")).hand_over().is_ok());
+    assert!(not_json(ResponseBody::Bytes(b"<html>upstream down</html>")).hand_over().is_ok());
+    let after = SystemTime::now();
+    assert_eq!(anosys::flush(Some(Duration::from_secs(10))).counters.captured, plain.len() as u64 + 3);
+    let records: Vec<_> = memory.records.lock().unwrap().drain(..).collect();
+    let given = &records[0];
+    let took = Duration::from_millis(1500);
+    assert!(given.start_time >= before - took && given.start_time <= after - took, "{:?} {before:?}", given.start_time);
+    assert!(given.end_time >= before && given.end_time <= after, "{:?}", given.end_time);
+    assert_eq!((given.trace_id, given.parent_span_id), (trace, Some(span)));
+    assert_eq!(given.user_context, Some(json!({"user_id": "u-7"})));
+    assert_eq!(given.source.as_deref(), Some("billing"));
+    assert_eq!(given.output(), Some(std::borrow::Cow::Owned(json!("Hello"))));
+    let (text, bytes) = (&records[1], &records[2]);
+    assert_eq!(text.raw_json().unwrap()["response"], json!("<html>upstream down</html>"));
+    assert_eq!(text.attribute("anosys.response.malformed"), None);
+    assert_eq!(bytes.raw_json().unwrap()["response"], json!("<html>upstream down</html>"));
+    assert_eq!(bytes.attribute("anosys.response.malformed"), Some(&json!(true)));
+    assert!(records.iter().all(|r| r.source.is_some()));
+    assert_eq!(records[1].source.as_deref(), Some("openai"), "the default source again, after a call that set its own");
+
+    // A `before_send` callback sees it on this thread.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    anosys::set_before_send(move |r: &mut anosys::Record| {
+        keep.lock().unwrap().push(std::thread::current().id());
+        r.set_attribute("team", "search");
+        true
+    });
+    let call = PlainCall { url: "https://api.openai.com/v1/chat/completions", request: RequestBody::Bytes(sent), response: ResponseBody::Bytes(reply), ..PlainCall::default() };
+    let call = call.hand_over().expect_err("made on this thread when a before_send callback is set");
+    assert!(call.record_with(anosys::capture));
+    anosys::clear_before_send();
+    assert_eq!(*seen.lock().unwrap(), vec![std::thread::current().id()]);
+    anosys::flush(Some(Duration::from_secs(10)));
+    let records: Vec<_> = memory.records.lock().unwrap().drain(..).collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].attribute("team"), Some(&json!("search")));
+    drop(guard);
+}

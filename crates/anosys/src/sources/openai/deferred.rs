@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use super::{CaptureOptions, LiveCall};
+use super::{CaptureOptions, LiveCall, RequestBody, ResponseBody};
 use crate::record::{context, Record, SpanId, TraceId};
 
 /// A request as the caller has it: JSON already built, JSON text to be
@@ -522,6 +522,304 @@ impl Drop for DeferredCall {
     }
 }
 
+/// A plain (not streamed) call whose whole response has come, for
+/// [`PlainCall::hand_over`]: what a binding that records such a call in
+/// one step has of it, borrowed.
+///
+/// ```
+/// use std::time::Duration;
+/// use anosys::embed::PlainCall;
+/// use anosys::sources::openai::{RequestBody, ResponseBody};
+///
+/// # let dir = std::env::temp_dir().join(format!("anosys-plain-doc-{}", std::process::id()));
+/// # let _g = anosys::init_with(anosys::Config::builder().db_path(dir.join("r.db")).build().unwrap()).unwrap();
+/// let sent = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#;
+/// let read = r#"{"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}]}"#;
+/// let call = PlainCall {
+///     url: "https://api.openai.com/v1/chat/completions",
+///     request: RequestBody::Bytes(sent),
+///     status: 200,
+///     response: ResponseBody::Text(read),
+///     elapsed: Duration::from_millis(420),
+///     ..PlainCall::default()
+/// };
+/// // Made into its record on the extraction thread (here, unless a
+/// // `before_send` callback must see it: then with the function given).
+/// let handed_over = match call.hand_over() {
+///     Ok(()) => true,
+///     Err(call) => call.record_with(anosys::capture),
+/// };
+/// assert!(handed_over);
+/// assert_eq!(anosys::flush(None).counters.captured, 1);
+/// ```
+#[derive(Debug)]
+pub struct PlainCall<'a> {
+    /// The URL called.
+    pub url: &'a str,
+    /// The request body, as sent.
+    pub request: RequestBody<'a>,
+    /// The response's HTTP status.
+    pub status: u16,
+    /// The response body, as read.
+    pub response: ResponseBody<'a>,
+    /// How long before now the request was sent: the record starts then
+    /// and ends now.
+    pub elapsed: Duration,
+    /// The parent span; `None`: the current span of this thread, if any.
+    pub parent: Option<(TraceId, SpanId)>,
+    /// The record's user context.
+    pub user_context: Option<Value>,
+    /// The record's `source` (`None`: `openai`).
+    pub source: Option<&'a str>,
+    /// Whether to capture prompts and replies.
+    pub capture_content: bool,
+}
+
+impl Default for PlainCall<'_> {
+    fn default() -> Self {
+        PlainCall {
+            url: "",
+            request: RequestBody::Bytes(b""),
+            status: 200,
+            response: ResponseBody::Bytes(b""),
+            elapsed: Duration::ZERO,
+            parent: None,
+            user_context: None,
+            source: None,
+            capture_content: true,
+        }
+    }
+}
+
+impl PlainCall<'_> {
+    /// Hands the call to the engine's extraction thread, which makes it
+    /// into its record and captures it ([`crate::capture`], without the
+    /// global `before_send` callback, which is not set). Its bodies are
+    /// copied into buffers the engine keeps for the next calls: nothing is
+    /// allocated on this thread for it, in the usual case, and nothing
+    /// made here is freed on another thread (memory freed on another
+    /// thread costs the thread that made it, when it collects it, more than
+    /// the copy: about half the caller's time in the Python package).
+    ///
+    /// `Err` gives the call back, nothing done, when its record must be
+    /// made on this thread: a global `before_send` callback is set, which
+    /// must see it here ([`record_with`](Self::record_with)).
+    // The call given back whole: boxing it would allocate on every call.
+    #[allow(clippy::result_large_err)]
+    pub fn hand_over(self) -> Result<(), Self> {
+        if crate::global::has_before_send() {
+            return Err(self);
+        }
+        let (now, sent) = (SystemTime::now(), Instant::now());
+        let before = OUTSTANDING.fetch_add(1, Ordering::SeqCst);
+        let exec = if before < QUEUE { exec() } else { None };
+        let mut job = exec.as_ref().and_then(|e| e.plain_jobs.pop()).unwrap_or_else(PlainJob::new);
+        job.fill(self, now, sent);
+        match exec {
+            Some(exec) => {
+                exec.queue.push(Task::Plain(job));
+                if before + 1 == WAKE_AT || exec.asleep.load(Ordering::SeqCst) {
+                    exec.thread.unpark();
+                }
+            }
+            None => {
+                // The queue is full (or no thread could be started): made
+                // here, never dropped.
+                let _ = catch_unwind(AssertUnwindSafe(|| job.capture()));
+                done_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the call into its record on this thread, ending now, and
+    /// gives it to `submit` (a binding's capture path); returns what
+    /// `submit` returns, or `false` if no record could be made.
+    pub fn record_with(self, submit: impl FnOnce(Record) -> bool) -> bool {
+        let now = SystemTime::now();
+        let start = now.checked_sub(self.elapsed).unwrap_or(now);
+        let parent = self.parent.or_else(current_parent);
+        let options = CaptureOptions {
+            capture_content: self.capture_content,
+            source: self.source.unwrap_or("openai").to_owned(),
+            ..CaptureOptions::default()
+        };
+        let times = Times { start, end: now, sent: Instant::now().checked_sub(self.elapsed) };
+        let record = plain_record(self.url, self.request, self.status, self.response, &options, parent, self.user_context, times);
+        record.is_some_and(submit)
+    }
+}
+
+fn current_parent() -> Option<(TraceId, SpanId)> {
+    context::current().map(|cx| (cx.trace_id, cx.span_id))
+}
+
+/// When a plain call started, ended, and was sent (for the clock of
+/// anything timed from the send).
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    start: SystemTime,
+    end: SystemTime,
+    sent: Option<Instant>,
+}
+
+/// The record of a plain call, as [`Pending::start`] then [`finish`] make it.
+#[allow(clippy::too_many_arguments)]
+fn plain_record(
+    url: &str,
+    request: RequestBody<'_>,
+    status: u16,
+    response: ResponseBody<'_>,
+    options: &CaptureOptions,
+    parent: Option<(TraceId, SpanId)>,
+    user_context: Option<Value>,
+    times: Times,
+) -> Option<Record> {
+    let mut call = LiveCall::start(url, request, options, parent);
+    if let Some(sent) = times.sent {
+        call.set_sent_at(sent);
+    }
+    if let Some(record) = call.record_mut() {
+        record.start_time = times.start;
+        record.end_time = times.start;
+        record.user_context = user_context;
+    }
+    let mut record = call.finish(status, response)?;
+    record.end_time = times.end.max(record.start_time);
+    Some(record)
+}
+
+/// How a body kept in a [`PlainJob`]'s buffer is read.
+#[derive(Debug, Default)]
+enum Form {
+    /// As bytes off the wire.
+    #[default]
+    Bytes,
+    /// As text (the buffer holds UTF-8).
+    Text,
+    /// Parsed already (the buffer is empty).
+    Json(Value),
+}
+
+impl Form {
+    /// Copies `body` into `buf`; how to read it back.
+    fn keep_request(buf: &mut Vec<u8>, body: RequestBody<'_>) -> Form {
+        buf.clear();
+        match body {
+            RequestBody::Bytes(bytes) => {
+                buf.extend_from_slice(bytes);
+                Form::Bytes
+            }
+            RequestBody::Text(text) => {
+                buf.extend_from_slice(text.as_bytes());
+                Form::Text
+            }
+            RequestBody::Json(value) => Form::Json(value),
+        }
+    }
+
+    fn keep_response(buf: &mut Vec<u8>, body: ResponseBody<'_>) -> Form {
+        match body {
+            ResponseBody::Bytes(bytes) => Form::keep_request(buf, RequestBody::Bytes(bytes)),
+            ResponseBody::Text(text) => Form::keep_request(buf, RequestBody::Text(text)),
+            ResponseBody::Json(value) => Form::keep_request(buf, RequestBody::Json(value)),
+        }
+    }
+
+    /// The body kept in `buf`, as it was given (a `Json` form is taken).
+    fn request<'a>(&mut self, buf: &'a [u8]) -> RequestBody<'a> {
+        match std::mem::take(self) {
+            Form::Bytes => RequestBody::Bytes(buf),
+            // UTF-8 when it was kept: read as bytes if not, never dropped.
+            Form::Text => std::str::from_utf8(buf).map_or(RequestBody::Bytes(buf), RequestBody::Text),
+            Form::Json(value) => RequestBody::Json(value),
+        }
+    }
+
+    fn response<'a>(&mut self, buf: &'a [u8]) -> ResponseBody<'a> {
+        match self.request(buf) {
+            RequestBody::Bytes(bytes) => ResponseBody::Bytes(bytes),
+            RequestBody::Text(text) => ResponseBody::Text(text),
+            RequestBody::Json(value) => ResponseBody::Json(value),
+        }
+    }
+}
+
+/// A [`PlainCall`] copied for the extraction thread, into buffers that go
+/// back to the next callers once its record is made ([`Exec::plain_jobs`]).
+#[derive(Debug)]
+struct PlainJob {
+    url: String,
+    request: Vec<u8>,
+    request_form: Form,
+    response: Vec<u8>,
+    response_form: Form,
+    status: u16,
+    options: CaptureOptions,
+    parent: Option<(TraceId, SpanId)>,
+    user_context: Option<Value>,
+    times: Times,
+}
+
+impl PlainJob {
+    /// Buffers larger than this are not kept for the next call.
+    const KEEP_MAX: usize = 64 << 10;
+
+    fn new() -> Box<PlainJob> {
+        #[cfg(test)]
+        tests::PLAIN_JOBS_MADE.fetch_add(1, Ordering::SeqCst);
+        Box::new(PlainJob {
+            url: String::new(),
+            request: Vec::new(),
+            request_form: Form::Bytes,
+            response: Vec::new(),
+            response_form: Form::Bytes,
+            status: 0,
+            options: CaptureOptions::default(),
+            parent: None,
+            user_context: None,
+            times: Times { start: SystemTime::UNIX_EPOCH, end: SystemTime::UNIX_EPOCH, sent: None },
+        })
+    }
+
+    /// Copies `call`, which ends at `now` (`sent`: the same instant).
+    fn fill(&mut self, call: PlainCall<'_>, now: SystemTime, sent: Instant) {
+        self.url.clear();
+        self.url.push_str(call.url);
+        self.request_form = Form::keep_request(&mut self.request, call.request);
+        self.response_form = Form::keep_response(&mut self.response, call.response);
+        self.status = call.status;
+        self.options.capture_content = call.capture_content;
+        let source = call.source.unwrap_or("openai");
+        if self.options.source != source {
+            self.options.source.clear();
+            self.options.source.push_str(source);
+        }
+        self.parent = call.parent.or_else(current_parent);
+        self.user_context = call.user_context;
+        self.times = Times { start: now.checked_sub(call.elapsed).unwrap_or(now), end: now, sent: sent.checked_sub(call.elapsed) };
+    }
+
+    /// Makes the record and captures it (on the extraction thread).
+    fn capture(&mut self) {
+        let request = self.request_form.request(&self.request);
+        let response = self.response_form.response(&self.response);
+        let user_context = self.user_context.take();
+        if let Some(record) =
+            plain_record(&self.url, request, self.status, response, &self.options, self.parent, user_context, self.times)
+        {
+            crate::global::capture_without_hook(record);
+        }
+    }
+
+    /// Whether it is worth keeping for the next call (not grown too large).
+    fn reusable(&self) -> bool {
+        self.request.capacity() <= Self::KEEP_MAX
+            && self.response.capacity() <= Self::KEEP_MAX
+            && self.url.capacity() <= Self::KEEP_MAX
+    }
+}
+
 /// Ends a call started on another thread, at `end` (when its caller saw
 /// the response).
 fn finish(mut call: LiveCall, status: u16, response: ResponseJson, end: SystemTime) -> Option<Record> {
@@ -550,13 +848,23 @@ pub(crate) fn asks_stream(text: &[u8]) -> bool {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// What the extraction thread is handed.
+enum Task {
+    Run(Job),
+    /// A plain call, its job kept for the next one once done.
+    Plain(Box<PlainJob>),
+}
+
 /// The extraction thread and the calls handed to it. A push is a few
 /// atomic operations: the thread is not woken for each call (a wake is a
 /// syscall and a context switch on the caller's side); it looks every
 /// [`TICK`] while calls come, and is woken when [`WAKE_AT`] are waiting,
 /// when it went to sleep for good after a quiet second, or by a flush.
 struct Exec {
-    queue: crossbeam_queue::SegQueue<Job>,
+    queue: crossbeam_queue::SegQueue<Task>,
+    /// Plain calls' jobs done with, for the next calls ([`PlainCall::hand_over`]);
+    /// emptied when the thread goes to sleep for good.
+    plain_jobs: crossbeam_queue::ArrayQueue<Box<PlainJob>>,
     /// Parked with no timeout: the next push wakes it.
     asleep: AtomicBool,
     thread: std::thread::Thread,
@@ -576,6 +884,8 @@ const WAKE_AT: usize = 64;
 const TICK: Duration = Duration::from_millis(10);
 /// Empty looks before it sleeps until woken.
 const QUIET_TICKS: u32 = 100;
+/// Plain calls' jobs kept for reuse at most.
+const PLAIN_JOBS: usize = 32;
 
 fn done_one() {
     if OUTSTANDING.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -589,7 +899,7 @@ fn run_deferred(job: Job) {
     if before < QUEUE
         && let Some(exec) = exec()
     {
-        exec.queue.push(job);
+        exec.queue.push(Task::Run(job));
         if before + 1 == WAKE_AT || exec.asleep.load(Ordering::SeqCst) {
             exec.thread.unpark();
         }
@@ -614,8 +924,19 @@ fn exec() -> Option<Arc<Exec>> {
             let mut quiet = 0;
             loop {
                 let mut ran = false;
-                while let Some(job) = exec.queue.pop() {
-                    let _ = catch_unwind(AssertUnwindSafe(job));
+                while let Some(task) = exec.queue.pop() {
+                    match task {
+                        Task::Run(job) => {
+                            let _ = catch_unwind(AssertUnwindSafe(job));
+                        }
+                        Task::Plain(mut job) => {
+                            let done = catch_unwind(AssertUnwindSafe(|| job.capture()));
+                            if done.is_ok() && job.reusable() {
+                                // Full: freed here.
+                                let _ = exec.plain_jobs.push(job);
+                            }
+                        }
+                    }
                     done_one();
                     ran = true;
                 }
@@ -625,6 +946,8 @@ fn exec() -> Option<Arc<Exec>> {
                     continue;
                 }
                 exec.asleep.store(true, Ordering::SeqCst);
+                // Quiet for a while: the jobs kept go.
+                while exec.plain_jobs.pop().is_some() {}
                 if OUTSTANDING.load(Ordering::SeqCst) == 0 {
                     std::thread::park();
                 }
@@ -635,6 +958,7 @@ fn exec() -> Option<Arc<Exec>> {
         .ok()?;
     let exec = Arc::new(Exec {
         queue: crossbeam_queue::SegQueue::new(),
+        plain_jobs: crossbeam_queue::ArrayQueue::new(PLAIN_JOBS),
         asleep: AtomicBool::new(false),
         thread: handle.thread().clone(),
     });
@@ -680,6 +1004,41 @@ pub(crate) fn after_fork_in_child() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`PlainJob`]s allocated so far (only the test below hands plain
+    /// calls over in this binary).
+    pub(super) static PLAIN_JOBS_MADE: AtomicUsize = AtomicUsize::new(0);
+
+    /// Plain calls one after another reuse one job, buffers and all; a job
+    /// that grew past `KEEP_MAX` is not kept.
+    #[test]
+    fn plain_calls_reuse_their_jobs() {
+        let sent = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#;
+        let reply = br#"{"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}]}"#;
+        let call = |request| PlainCall {
+            url: "https://api.openai.com/v1/chat/completions",
+            request,
+            response: ResponseBody::Bytes(reply),
+            ..PlainCall::default()
+        };
+        let made = PLAIN_JOBS_MADE.load(Ordering::SeqCst);
+        for _ in 0..50 {
+            assert!(call(RequestBody::Bytes(sent)).hand_over().is_ok());
+            assert!(wait_idle(Duration::from_secs(10)));
+        }
+        // One job, or a few if the thread went quiet and let them go (a
+        // second without a call) on a very slow machine.
+        let reused = PLAIN_JOBS_MADE.load(Ordering::SeqCst) - made;
+        assert!((1..=3).contains(&reused), "{reused} jobs made for 50 calls");
+
+        let mut job = PlainJob::new();
+        let now = (SystemTime::now(), Instant::now());
+        job.fill(call(RequestBody::Bytes(sent)), now.0, now.1);
+        assert!(job.reusable());
+        let long = vec![b' '; PlainJob::KEEP_MAX + 1];
+        job.fill(call(RequestBody::Bytes(&long)), now.0, now.1);
+        assert!(!job.reusable());
+    }
 
     #[test]
     fn stream_flag_from_text() {

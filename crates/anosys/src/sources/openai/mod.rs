@@ -47,7 +47,7 @@ use endpoint::Endpoint;
 pub use live::LiveCall;
 /// For the language bindings: see [`crate::embed`].
 #[doc(hidden)]
-pub use deferred::{DeferredCall, RequestJson, ResponseJson, EVENT_SEPARATOR, STREAM_KEPT_MAX};
+pub use deferred::{DeferredCall, PlainCall, RequestJson, ResponseJson, EVENT_SEPARATOR, STREAM_KEPT_MAX};
 pub use stream::{StreamAccumulator, StreamOutcome, StreamRecorder};
 #[cfg(feature = "http-stream")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http-stream")))]
