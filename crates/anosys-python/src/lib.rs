@@ -556,13 +556,61 @@ fn asks_for_stream(kwargs: &Bound<'_, PyDict>) -> PyResult<bool> {
     })
 }
 
+/// The last reply `openai` parsed from a body it had read, on this thread,
+/// with what its record needs of the exchange (see [`keep_parsed`]).
+struct Parsed {
+    reply: Py<PyAny>,
+    /// The request body as sent; `None` when httpx did not keep it (a body
+    /// streamed from a file).
+    request: Option<Py<PyBytes>>,
+    body: Py<PyBytes>,
+    status: u16,
+}
+
+thread_local! {
+    /// One a thread, not a context variable: setting one makes a new
+    /// context mapping every time, twice a call. The wrapped method takes
+    /// it only when its result is that very reply, so another task's reply
+    /// on the same thread is never taken for its own.
+    static PARSED: std::cell::RefCell<Option<Parsed>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The `_parse` hook's work after `openai` parsed `reply` from
+/// `api_response` (its `APIResponse`): keeps the bodies `api_response`
+/// read and sent, and its status, for [`record_parsed`]; nothing for a
+/// stream (whose body is read as it is iterated). Only the bodies are kept,
+/// not openai's response object: openai frees that (its httpx response and
+/// request with it) in its own code, as it does uninstrumented. Never
+/// raises.
+#[pyfunction]
+fn keep_parsed(api_response: &Bound<'_, PyAny>, reply: &Bound<'_, PyAny>) {
+    let py = reply.py();
+    let kept = (|| -> PyResult<Parsed> {
+        let response = api_response.getattr(pyo3::intern!(py, "http_response"))?;
+        // Raises for a stream: nothing kept.
+        let body = response.getattr(pyo3::intern!(py, "content"))?.cast_into::<PyBytes>()?.unbind();
+        let request = response
+            .getattr(pyo3::intern!(py, "request"))
+            .and_then(|r| r.getattr(pyo3::intern!(py, "content")))
+            .ok()
+            .and_then(|c| c.cast_into::<PyBytes>().ok())
+            .map(Bound::unbind);
+        let status = response.getattr(pyo3::intern!(py, "status_code"))?.extract()?;
+        Ok(Parsed { reply: reply.clone().unbind(), request, body, status })
+    })();
+    // The one kept before, if any, is dropped here, with the GIL.
+    drop(PARSED.with(|p| p.replace(kept.ok())));
+}
+
 /// The one-step record of a plain reply that `openai` parsed from a body
-/// it had read: `parsed` is the `_parse` hook's `(reply, request body as
-/// sent, response body, status)`; `result` what the wrapped method returns.
-/// Records the call (as [`record_openai_call`]) and returns `True` when
-/// `result` is that very reply, its request body is known and the call did
-/// not ask for a stream; otherwise records nothing and returns `False`, for
-/// the caller's general path.
+/// it had read (kept by [`keep_parsed`] on this thread); `result` is what
+/// the wrapped method returns. Records the call (as [`record_openai_call`])
+/// and returns `True` when `result` is that very reply, its request body is
+/// known and the call did not ask for a stream. When the reply is `result`
+/// but its request body was not kept, returns `(response body, status)`,
+/// for the caller to record with the request written out from the call's
+/// arguments. Otherwise records nothing and returns `False`, for the
+/// caller's general path. What was kept is let go either way.
 ///
 /// The parent and the user context are read here, in the call's context,
 /// through `context`, five callables of no argument, the ContextVars'
@@ -575,22 +623,22 @@ fn asks_for_stream(kwargs: &Bound<'_, PyDict>) -> PyResult<bool> {
 /// user context is the ContextVar's value, or the reader's answer when
 /// there is no ContextVar.
 #[pyfunction]
-fn record_parsed(
-    py: Python<'_>,
-    url: &Bound<'_, PyString>,
-    parsed: &Bound<'_, PyTuple>,
-    result: &Bound<'_, PyAny>,
+fn record_parsed<'py>(
+    py: Python<'py>,
+    url: &Bound<'py, PyString>,
+    result: &Bound<'py, PyAny>,
     elapsed: f64,
-    kwargs: Option<&Bound<'_, PyDict>>,
-    context: &Bound<'_, PyTuple>,
-) -> PyResult<bool> {
-    if parsed.len() != 4 || !parsed.get_item(0)?.is(result) {
-        return Ok(false);
+    kwargs: Option<&Bound<'py, PyDict>>,
+    context: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let no = || Ok(pyo3::types::PyBool::new(py, false).to_owned().into_any());
+    let Some(parsed) = PARSED.with(|p| p.borrow_mut().take()) else { return no() };
+    if !parsed.reply.is(result) || kwargs.map(asks_for_stream).transpose()?.unwrap_or(false) {
+        return no();
     }
-    let request = parsed.get_item(1)?;
-    if request.is_none() || kwargs.map(asks_for_stream).transpose()?.unwrap_or(false) {
-        return Ok(false);
-    }
+    let Some(request) = parsed.request else {
+        return Ok((parsed.body, parsed.status).into_pyobject(py)?.into_any());
+    };
     if context.len() != 5 {
         return Err(PyValueError::new_err("record_parsed: context is five callables or None"));
     }
@@ -600,8 +648,9 @@ fn record_parsed(
     let otel_empty = if otel_get.is_none() { parent_reader.is_none() } else { !otel_get.call0()?.is_truthy()? };
     let parent = if otel_empty { current_get.call0()? } else { parent_reader.call0()? };
     let user = if user_get.is_none() { user_reader.call0()? } else { user_get.call0()? };
-    let status: u16 = parsed.get_item(3)?.extract()?;
-    Ok(record_openai_call(py, url, &request, elapsed, &parsed.get_item(2)?, status, Some(&parent), Some(&user)))
+    let (request, body) = (request.into_bound(py).into_any(), parsed.body.into_bound(py).into_any());
+    let done = record_openai_call(py, url, &request, elapsed, &body, parsed.status, Some(&parent), Some(&user));
+    Ok(pyo3::types::PyBool::new(py, done).to_owned().into_any())
 }
 
 #[pymethods]
@@ -716,6 +765,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_before_send, m)?)?;
     m.add_function(wrap_pyfunction!(record_openai_call, m)?)?;
     m.add_function(wrap_pyfunction!(record_parsed, m)?)?;
+    m.add_function(wrap_pyfunction!(keep_parsed, m)?)?;
     m.add_class::<FunctionCall>()?;
     m.add_class::<OpenAICall>()?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;

@@ -79,11 +79,11 @@ def record_openai_call(
     parent: _Parent = None,
     user_context: Any = None,
 ) -> bool: ...
+def keep_parsed(api_response: Any, reply: Any) -> None: ...
 def record_parsed(
     url: str,
-    parsed: Tuple[Any, Optional[bytes], bytes, int],
     result: Any,
     elapsed: float,
     kwargs: Optional[Dict[str, Any]],
     context: Tuple[Any, Any, Any, Any, Any],
-) -> bool: ...
+) -> Union[bool, Tuple[bytes, int]]: ...

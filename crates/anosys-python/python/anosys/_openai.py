@@ -33,17 +33,6 @@ _TARGETS = [
     ("openai.resources.responses", "Responses", "AsyncResponses", "create", "responses"),
 ]
 
-#: The last reply openai parsed from a body it had read, in this context,
-#: with what its record needs of the exchange: (reply, request body as sent
-#: or ``None``, response body as read, HTTP status). The engine is handed
-#: the body openai already read instead of the model serialised back to
-#: JSON. Only the bodies are kept, not openai's response object: openai
-#: frees that (its httpx response and request with it) in its own code, as
-#: it does uninstrumented.
-_last_parsed: contextvars.ContextVar[Optional[Tuple[Any, Optional[bytes], bytes, int]]] = contextvars.ContextVar(
-    "anosys_last_parsed", default=None
-)
-
 # Arguments of `create` that shape the HTTP request rather than its body.
 _TRANSPORT_ARGS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 
@@ -115,24 +104,16 @@ def _patch_parse() -> None:
     if original is None or getattr(original, _MARK, False):
         return
 
+    keep = _native.keep_parsed
+
     @functools.wraps(original)
     def _parse(self: Any, *args: Any, **kwargs: Any) -> Any:
         parsed = original(self, *args, **kwargs)
-        # The reply with the bodies and status it came with, nothing else
-        # checked here (this runs for every call the client makes): the
-        # wrapped method uses them only when the reply is the very object
-        # it returns to its caller.
-        try:
-            response = self.http_response
-            body = response.content
-        except Exception:  # a stream: its body is read as it is iterated
-            _last_parsed.set(None)
-            return parsed
-        try:
-            request = response.request.content
-        except Exception:  # a request body streamed from a file
-            request = None
-        _last_parsed.set((parsed, request, body, response.status_code))
+        # The reply with the bodies and status it came with, kept on this
+        # thread, nothing else checked here (this runs for every call the
+        # client makes): the wrapped method uses them only when the reply is
+        # the very object it returns to its caller.
+        keep(self, parsed)
         return parsed
 
     setattr(_parse, _MARK, True)
@@ -313,22 +294,19 @@ def _record_result(sent: float, url: str, kwargs: Dict[str, Any], result: Any) -
     OpenTelemetry span) and the user context are read here, in the call's
     own context, as they were when it began."""
     try:
-        last = _last_parsed.get()
-        if last is not None:
-            _last_parsed.set(None)
-            # The body openai read and parsed this very reply from: the
-            # engine checks the rest and reads the context in one crossing.
-            context = _context_readers or _make_context_readers()
-            if _native.record_parsed(url, last, result, time.perf_counter() - sent, kwargs, context):
-                return result
-            if last[0] is result and last[1] is None and not _streams(kwargs):
-                # The request body as sent was not kept (streamed from a
-                # file): the request from `create`'s arguments instead.
-                _, _, body, status = last
-                _native.record_openai_call(
-                    url, _request(kwargs), time.perf_counter() - sent, body, status, _parent(), _user()
-                )
-                return result
+        # The body openai read and parsed this very reply from: the engine
+        # checks the rest and reads the context in one crossing.
+        context = _context_readers or _make_context_readers()
+        done = _native.record_parsed(url, result, time.perf_counter() - sent, kwargs, context)
+        if done is True:
+            return result
+        if done:
+            # The reply's (body, status); the request body as sent was not
+            # kept (streamed from a file): the request from `create`'s
+            # arguments instead.
+            body, status = done
+            _native.record_openai_call(url, _request(kwargs), time.perf_counter() - sent, body, status, _parent(), _user())
+            return result
         handle = _native_call(sent, url, kwargs)
         raw = getattr(result, "http_response", None)
         if raw is not None:  # `.with_raw_response`
