@@ -585,21 +585,35 @@ thread_local! {
 #[pyfunction]
 fn keep_parsed(api_response: &Bound<'_, PyAny>, reply: &Bound<'_, PyAny>) {
     let py = reply.py();
-    let kept = (|| -> PyResult<Parsed> {
+    let kept = (|| -> PyResult<Option<Parsed>> {
         let response = api_response.getattr(pyo3::intern!(py, "http_response"))?;
-        // Raises for a stream: nothing kept.
-        let body = response.getattr(pyo3::intern!(py, "content"))?.cast_into::<PyBytes>()?.unbind();
-        let request = response
-            .getattr(pyo3::intern!(py, "request"))
-            .and_then(|r| r.getattr(pyo3::intern!(py, "content")))
-            .ok()
-            .and_then(|c| c.cast_into::<PyBytes>().ok())
-            .map(Bound::unbind);
+        // httpx's `content` and `request` properties return these
+        // attributes (or raise when they are not there): read directly, no
+        // Python function is called; the properties when they are not there.
+        let body = match response.getattr_opt(pyo3::intern!(py, "_content"))? {
+            Some(body) => body,
+            // Raises for a stream, whose body is read as it is iterated:
+            // nothing kept.
+            None => response.getattr(pyo3::intern!(py, "content"))?,
+        };
+        let request = match response.getattr_opt(pyo3::intern!(py, "_request"))? {
+            Some(request) if !request.is_none() => match request.getattr_opt(pyo3::intern!(py, "_content"))? {
+                Some(content) => Some(content),
+                // A body streamed from a file: httpx did not keep it.
+                None => request.getattr(pyo3::intern!(py, "content")).ok(),
+            },
+            _ => response.getattr(pyo3::intern!(py, "request")).and_then(|r| r.getattr(pyo3::intern!(py, "content"))).ok(),
+        };
         let status = response.getattr(pyo3::intern!(py, "status_code"))?.extract()?;
-        Ok(Parsed { reply: reply.clone().unbind(), request, body, status })
+        Ok(Some(Parsed {
+            reply: reply.clone().unbind(),
+            request: request.and_then(|c| c.cast_into::<PyBytes>().ok()).map(Bound::unbind),
+            body: body.cast_into::<PyBytes>()?.unbind(),
+            status,
+        }))
     })();
     // The one kept before, if any, is dropped here, with the GIL.
-    drop(PARSED.with(|p| p.replace(kept.ok())));
+    drop(PARSED.with(|p| p.replace(kept.ok().flatten())));
 }
 
 /// The one-step record of a plain reply that `openai` parsed from a body

@@ -491,3 +491,44 @@ def test_a_plain_reply_whose_request_body_was_streamed_is_recorded_from_the_argu
     assert raw["request"] == {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say this is a test"}], "temperature": 0.3}
     assert raw["response"]["id"] == reply.id
     assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == "This is a test."
+
+
+def test_the_parse_hook_reads_httpx_through_its_public_properties_when_it_must(tag, backend):
+    # The hook reads httpx's `_content` and `_request` attributes directly,
+    # and its public properties when they are not there (another httpx).
+    from anosys import _native, _openai
+
+    sent = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}'
+    body = b'{"id":"c-props","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}]}'
+
+    class Request:
+        content = property(lambda self: sent)
+
+    class Response:
+        status_code = 200
+        content = property(lambda self: body)
+        request = property(lambda self: Request())
+
+    class Streamed(Response):
+        @property
+        def content(self):
+            raise RuntimeError("not read: a stream")
+
+    class API:
+        def __init__(self, response):
+            self.http_response = response
+
+    url = "http://127.0.0.1:9/v1/chat/completions"
+    context = _openai._make_context_readers()
+    reply = object()
+    _native.keep_parsed(API(Streamed()), reply)
+    assert _native.record_parsed(url, reply, 0.01, {}, context) is False
+    _native.keep_parsed(API(Response()), reply)
+    assert _native.record_parsed(url, object(), 0.01, {}, context) is False, "another reply: not this call's"
+    _native.keep_parsed(API(Response()), reply)
+    assert _native.record_parsed(url, reply, 0.01, {}, context) is True
+    assert _native.record_parsed(url, reply, 0.01, {}, context) is False, "taken once"
+    r = backend.one(mine(tag))
+    assert r["gen_ai.response.id"] == "c-props"
+    assert r.json("raw")["request"] == json.loads(sent)
+    assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == "Hello"

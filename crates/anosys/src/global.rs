@@ -1,7 +1,7 @@
 //! The process-wide pipeline behind [`capture`], [`log_raw`] and friends.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Once, RwLock};
 use std::time::Duration;
 
@@ -15,6 +15,18 @@ use crate::record::Record;
 use crate::sources::raw;
 
 static GLOBAL: RwLock<Option<Pipeline>> = RwLock::new(None);
+
+/// Whether the pipeline in [`GLOBAL`] captures content: 0 none there, 1
+/// no, 2 yes. Set with every change of `GLOBAL`, under its lock, so that
+/// [`capture_content_enabled`] (asked on every call a language package
+/// records) is one load, not the lock and the pipeline's reference count,
+/// which other threads touch too.
+static CONTENT: AtomicU8 = AtomicU8::new(0);
+
+/// Notes what `GLOBAL` (whose write lock the caller holds) now holds.
+fn note_content(global: &Option<Pipeline>) {
+    CONTENT.store(global.as_ref().map_or(0, |p| 1 + u8::from(p.capture_content())), Ordering::Release);
+}
 /// Pipelines replaced by a later `init`; still delivered at exit.
 static RETIRED: Mutex<Vec<Pipeline>> = Mutex::new(Vec::new());
 static AT_EXIT: Once = Once::new();
@@ -88,7 +100,9 @@ extern "C" fn deliver_at_exit() {
 fn install_global(pipeline: Pipeline) {
     let old = {
         let mut g = GLOBAL.write().unwrap_or_else(|p| p.into_inner());
-        g.replace(pipeline)
+        let old = g.replace(pipeline);
+        note_content(&g);
+        old
     };
     if let Some(old) = old {
         // Stop it taking records; what it holds is still delivered (at exit
@@ -198,6 +212,7 @@ pub(crate) fn global() -> Option<Pipeline> {
     match started {
         Ok(p) => {
             *g = Some(p.clone());
+            note_content(&g);
             drop(g);
             register_at_exit();
             Some(p)
@@ -357,7 +372,12 @@ pub fn flush(timeout: Option<Duration>) -> FlushReport {
 /// [`setup_api`](crate::compat::setup_api), else from the environment.
 pub fn shutdown(timeout: Option<Duration>) -> FlushReport {
     crate::sources::openai::deferred::wait_idle(timeout.unwrap_or(DEFERRED_WAIT));
-    let p = GLOBAL.write().unwrap_or_else(|p| p.into_inner()).take();
+    let p = {
+        let mut g = GLOBAL.write().unwrap_or_else(|p| p.into_inner());
+        let p = g.take();
+        note_content(&g);
+        p
+    };
     match p {
         Some(p) => p.shutdown(timeout),
         None => FlushReport::empty(),
@@ -382,7 +402,12 @@ fn running() -> Option<Pipeline> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn capture_content_enabled() -> bool {
-    catch_unwind(|| global().is_none_or(|p| p.capture_content())).unwrap_or(true)
+    match CONTENT.load(Ordering::Acquire) {
+        1 => false,
+        2 => true,
+        // None yet: started here, as a capture would.
+        _ => catch_unwind(|| global().is_none_or(|p| p.capture_content())).unwrap_or(true),
+    }
 }
 
 /// Call in a child process right after `fork()`. The child inherits the
@@ -401,6 +426,7 @@ pub fn after_fork_in_child() {
         if let Some(old) = g.take() {
             std::mem::forget(old);
         }
+        note_content(&g);
     } else {
         diag::log(LogLevel::Warn, "after fork: the pipeline lock was held; records of this process are not captured");
         return;
