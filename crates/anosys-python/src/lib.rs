@@ -541,7 +541,7 @@ fn record_openai_call(
 }
 
 /// Whether `create`'s keyword arguments ask for a stream (`stream=True`,
-/// or `"stream": True` in `extra_body`), as the Python side's `_streams`.
+/// or `"stream": True` in `extra_body`).
 fn asks_for_stream(kwargs: &Bound<'_, PyDict>) -> PyResult<bool> {
     let py = kwargs.py();
     if kwargs.get_item(pyo3::intern!(py, "stream"))?.is_some_and(|v| v.is(&*pyo3::types::PyBool::new(py, true))) {

@@ -224,14 +224,6 @@ def _native_call(sent: float, url: str, kwargs: Dict[str, Any]) -> _native.OpenA
     return _native.OpenAICall(url, _request(kwargs), None, _parent(), _user(), time.perf_counter() - sent)
 
 
-def _streams(kwargs: Dict[str, Any]) -> bool:
-    """Whether `create`'s keyword arguments ask for a stream."""
-    if kwargs.get("stream") is True:
-        return True
-    extra = kwargs.get("extra_body")
-    return isinstance(extra, dict) and extra.get("stream") is True
-
-
 def _request(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     """The request body, from `create`'s keyword arguments."""
     request = {k: v for k, v in kwargs.items() if k not in _TRANSPORT_ARGS and not _is_omitted(v)}
