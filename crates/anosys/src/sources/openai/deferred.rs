@@ -73,20 +73,37 @@ impl Pending {
     /// The [`LiveCall`] it stands for, as if started when it was.
     fn start(self) -> LiveCall {
         let Pending { url, request, options, parent, user_context, start_time, sent } = self;
-        let mut call = match request {
-            RequestJson::Value(value) => LiveCall::start(&url, value, &options, parent),
+        let start = |request| start_at(&url, request, &options, parent, user_context, start_time, Some(sent));
+        match request {
+            RequestJson::Value(value) => start(RequestBody::Json(value)),
             // Read and kept without a `Value` built.
-            RequestJson::Text(text) => LiveCall::start(&url, text.as_str(), &options, parent),
-            RequestJson::Bytes(bytes) => LiveCall::start(&url, bytes.as_slice(), &options, parent),
-        };
-        call.set_sent_at(sent);
-        if let Some(record) = call.record_mut() {
-            record.start_time = start_time;
-            record.end_time = start_time;
-            record.user_context = user_context;
+            RequestJson::Text(text) => start(RequestBody::Text(&text)),
+            RequestJson::Bytes(bytes) => start(RequestBody::Bytes(&bytes)),
         }
-        call
     }
+}
+
+/// A [`LiveCall`] started as if at `start_time` (and sent at `sent`, for
+/// anything timed from the send), with `user_context`.
+fn start_at(
+    url: &str,
+    request: RequestBody<'_>,
+    options: &CaptureOptions,
+    parent: Option<(TraceId, SpanId)>,
+    user_context: Option<Value>,
+    start_time: SystemTime,
+    sent: Option<Instant>,
+) -> LiveCall {
+    let mut call = LiveCall::start(url, request, options, parent);
+    if let Some(sent) = sent {
+        call.set_sent_at(sent);
+    }
+    if let Some(record) = call.record_mut() {
+        record.start_time = start_time;
+        record.end_time = start_time;
+        record.user_context = user_context;
+    }
+    call
 }
 
 /// Bytes of a stream's events kept at most before the stream is followed
@@ -675,15 +692,7 @@ fn plain_record(
     user_context: Option<Value>,
     times: Times,
 ) -> Option<Record> {
-    let mut call = LiveCall::start(url, request, options, parent);
-    if let Some(sent) = times.sent {
-        call.set_sent_at(sent);
-    }
-    if let Some(record) = call.record_mut() {
-        record.start_time = times.start;
-        record.end_time = times.start;
-        record.user_context = user_context;
-    }
+    let mut call = start_at(url, request, options, parent, user_context, times.start, times.sent);
     let mut record = call.finish(status, response)?;
     record.end_time = times.end.max(record.start_time);
     Some(record)
