@@ -515,22 +515,8 @@ fn record_openai_call(
     // answer read as bytes off the wire: one that is not JSON is kept as
     // text and marked).
     if let (Ok(sent), Ok(read)) = (request.cast::<PyBytes>(), response.cast::<PyBytes>()) {
-        let call = PlainCall {
-            url,
-            request: RequestBody::Bytes(sent.as_bytes()),
-            status,
-            response: ResponseBody::Bytes(read.as_bytes()),
-            elapsed: seconds(elapsed) + entered.elapsed(),
-            parent: parent_of(parent),
-            user_context: user_context.filter(|u| !u.is_none()).map(to_value),
-            source: None,
-            capture_content: anosys::embed::capture_content_enabled(),
-        };
-        return match call.hand_over() {
-            Ok(()) => true,
-            // A `before_send` callback sees the record made here.
-            Err(call) => py.detach(|| call.record_with(anosys::capture)),
-        };
+        let elapsed = seconds(elapsed) + entered.elapsed();
+        return hand_over_plain(py, url, sent, read, status, elapsed, parent, user_context);
     }
     let mut call = start_call(url, request, None, parent, user_context, Some(elapsed), true);
     let body = response_json(response);
@@ -538,6 +524,39 @@ fn record_openai_call(
         return call.finish_deferred(status, body, true);
     }
     py.detach(|| call.finish_deferred(status, body, true))
+}
+
+/// Hands a plain call over to the engine (see [`record_openai_call`]): both
+/// bodies as httpx sent and read them, copied into the engine's buffers for
+/// its extraction thread; the answer read as bytes off the wire, so one
+/// that is not JSON is kept as text and marked.
+#[allow(clippy::too_many_arguments)]
+fn hand_over_plain(
+    py: Python<'_>,
+    url: &str,
+    sent: &Bound<'_, PyBytes>,
+    read: &Bound<'_, PyBytes>,
+    status: u16,
+    elapsed: Duration,
+    parent: Option<&Bound<'_, PyAny>>,
+    user_context: Option<&Bound<'_, PyAny>>,
+) -> bool {
+    let call = PlainCall {
+        url,
+        request: RequestBody::Bytes(sent.as_bytes()),
+        status,
+        response: ResponseBody::Bytes(read.as_bytes()),
+        elapsed,
+        parent: parent_of(parent),
+        user_context: user_context.filter(|u| !u.is_none()).map(to_value),
+        source: None,
+        capture_content: anosys::embed::capture_content_enabled(),
+    };
+    match call.hand_over() {
+        Ok(()) => true,
+        // A `before_send` callback sees the record made here.
+        Err(call) => py.detach(|| call.record_with(anosys::capture)),
+    }
 }
 
 /// Whether `create`'s keyword arguments ask for a stream (`stream=True`,
@@ -584,6 +603,11 @@ thread_local! {
 /// raises.
 #[pyfunction]
 fn keep_parsed(api_response: &Bound<'_, PyAny>, reply: &Bound<'_, PyAny>) {
+    keep(api_response, reply);
+}
+
+/// [`keep_parsed`]'s work.
+fn keep(api_response: &Bound<'_, PyAny>, reply: &Bound<'_, PyAny>) {
     let py = reply.py();
     let kept = (|| -> PyResult<Option<Parsed>> {
         let response = api_response.getattr(pyo3::intern!(py, "http_response"))?;
@@ -616,6 +640,41 @@ fn keep_parsed(api_response: &Bound<'_, PyAny>, reply: &Bound<'_, PyAny>) {
     drop(PARSED.with(|p| p.replace(kept.ok().flatten())));
 }
 
+/// `openai`'s `BaseAPIResponse._parse` as the package patches it: the
+/// Python wrapper calls this with the response, the positional and the
+/// keyword arguments; it calls the original and keeps what its reply came
+/// from ([`keep_parsed`]), in one crossing. Returns or raises what the
+/// original did.
+#[pyclass(module = "anosys._native", frozen)]
+struct ParseHook {
+    original: Py<PyAny>,
+}
+
+#[pymethods]
+impl ParseHook {
+    #[new]
+    fn new(original: Py<PyAny>) -> Self {
+        ParseHook { original }
+    }
+
+    /// `original(obj, *args, **kwargs)`, its reply kept.
+    #[pyo3(signature = (obj, args, kwargs = None))]
+    fn __call__<'py>(&self, obj: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+        let parsed = self.original.bind(obj.py()).call(with_first(obj, args)?, kwargs)?;
+        keep(obj, &parsed);
+        Ok(parsed)
+    }
+}
+
+/// `(first, *rest)`.
+fn with_first<'py>(first: &Bound<'py, PyAny>, rest: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyTuple>> {
+    if rest.is_empty() {
+        PyTuple::new(first.py(), [first])
+    } else {
+        PyTuple::new(first.py(), std::iter::once(first.clone()).chain(rest.iter()).collect::<Vec<_>>())
+    }
+}
+
 /// The one-step record of a plain reply that `openai` parsed from a body
 /// it had read (kept by [`keep_parsed`] on this thread); `result` is what
 /// the wrapped method returns. Records the call (as [`record_openai_call`])
@@ -645,13 +704,53 @@ fn record_parsed<'py>(
     kwargs: Option<&Bound<'py, PyDict>>,
     context: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let no = || Ok(pyo3::types::PyBool::new(py, false).to_owned().into_any());
-    let Some(parsed) = PARSED.with(|p| p.borrow_mut().take()) else { return no() };
+    let entered = std::time::Instant::now();
+    let Ok(url) = url_text(url) else {
+        // Not text (lone surrogates): what was kept is let go all the same.
+        drop(PARSED.with(|p| p.borrow_mut().take()));
+        return Ok(pyo3::types::PyBool::new(py, false).to_owned().into_any());
+    };
+    let kept = record_kept(py, &url, result, kwargs, context, || seconds(elapsed) + entered.elapsed())?;
+    kept.into_python(py)
+}
+
+/// What [`record_kept`] did with the reply kept on this thread.
+enum Kept {
+    /// Recorded (or, `false`, it could not be).
+    Recorded(bool),
+    /// The reply's body and status; its request body was not kept.
+    NoRequest(Py<PyBytes>, u16),
+    /// Nothing kept for this reply, or it asked for a stream: not recorded.
+    Other,
+}
+
+impl Kept {
+    /// As [`record_parsed`] returns it.
+    fn into_python(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+        Ok(match self {
+            Kept::Recorded(done) => pyo3::types::PyBool::new(py, done).to_owned().into_any(),
+            Kept::NoRequest(body, status) => (body, status).into_pyobject(py)?.into_any(),
+            Kept::Other => pyo3::types::PyBool::new(py, false).to_owned().into_any(),
+        })
+    }
+}
+
+/// [`record_parsed`]'s work, for a URL already text; `elapsed` says how
+/// long ago the call was sent, asked for when the call is handed over.
+fn record_kept<'py>(
+    py: Python<'py>,
+    url: &str,
+    result: &Bound<'py, PyAny>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+    context: &Bound<'py, PyTuple>,
+    elapsed: impl FnOnce() -> Duration,
+) -> PyResult<Kept> {
+    let Some(parsed) = PARSED.with(|p| p.borrow_mut().take()) else { return Ok(Kept::Other) };
     if !parsed.reply.is(result) || kwargs.map(asks_for_stream).transpose()?.unwrap_or(false) {
-        return no();
+        return Ok(Kept::Other);
     }
     let Some(request) = parsed.request else {
-        return Ok((parsed.body, parsed.status).into_pyobject(py)?.into_any());
+        return Ok(Kept::NoRequest(parsed.body, parsed.status));
     };
     if context.len() != 5 {
         return Err(PyValueError::new_err("record_parsed: context is five callables or None"));
@@ -662,9 +761,125 @@ fn record_parsed<'py>(
     let otel_empty = if otel_get.is_none() { parent_reader.is_none() } else { !otel_get.call0()?.is_truthy()? };
     let parent = if otel_empty { current_get.call0()? } else { parent_reader.call0()? };
     let user = if user_get.is_none() { user_reader.call0()? } else { user_get.call0()? };
-    let (request, body) = (request.into_bound(py).into_any(), parsed.body.into_bound(py).into_any());
-    let done = record_openai_call(py, url, &request, elapsed, &body, parsed.status, Some(&parent), Some(&user));
-    Ok(pyo3::types::PyBool::new(py, done).to_owned().into_any())
+    let (request, body) = (request.bind(py), parsed.body.bind(py));
+    Ok(Kept::Recorded(hand_over_plain(py, url, request, body, parsed.status, elapsed(), Some(&parent), Some(&user))))
+}
+
+/// The sync method of an `openai` resource (`chat.completions.create`, …)
+/// as the package patches it: the Python wrapper calls this with the
+/// resource, the positional and the keyword arguments. It calls the
+/// original method and records the call: a plain reply openai parsed from
+/// a body in one step here ([`record_kept`]); an exception through the
+/// package's `_record_error_after`, anything else (a stream, a raw
+/// response, a reply not parsed from a body) through its `_record_other`,
+/// both given the seconds since the call began and the URL. What the
+/// caller gets is what the original returned or raised, untouched; a
+/// failure to record is never the caller's.
+#[pyclass(module = "anosys._native", frozen)]
+struct SyncCreate {
+    original: Py<PyAny>,
+    path: String,
+    /// The package's `_openai` module: its context readers and slow paths.
+    package: Py<PyAny>,
+    /// The last base URL seen, with this method's URL: `str()` of an httpx
+    /// URL costs more than the rest of a call's start.
+    url: Mutex<Option<SeenUrl>>,
+}
+
+/// A client's base URL object (held, so that its address stays its own)
+/// and a method's URL made from it, as a Python string and as text.
+struct SeenUrl {
+    base: Py<PyAny>,
+    string: Py<PyString>,
+    text: Arc<str>,
+}
+
+impl SyncCreate {
+    /// This method's URL for the resource `obj` (its client's base URL
+    /// and the API path).
+    fn url_of(&self, obj: &Bound<'_, PyAny>) -> PyResult<(Py<PyString>, Arc<str>)> {
+        let py = obj.py();
+        let client = obj.getattr(pyo3::intern!(py, "_client"))?;
+        // The attribute behind the `base_url` property, whose getter
+        // imports a module on every call in recent openai versions.
+        let base = match client.getattr_opt(pyo3::intern!(py, "_base_url"))? {
+            Some(base) if !base.is_none() => base,
+            _ => client.getattr(pyo3::intern!(py, "base_url"))?,
+        };
+        let mut cache = self.url.try_lock().ok();
+        if let Some(Some(seen)) = cache.as_deref()
+            && seen.base.is(&base)
+        {
+            return Ok((seen.string.clone_ref(py), seen.text.clone()));
+        }
+        let base_text = base.str()?;
+        let base_text = base_text.to_cow()?;
+        let text: Arc<str> = if base_text.ends_with('/') {
+            format!("{base_text}{}", self.path).into()
+        } else {
+            format!("{base_text}/{}", self.path).into()
+        };
+        let string = PyString::new(py, &text).unbind();
+        if let Some(cache) = cache.as_deref_mut() {
+            *cache = Some(SeenUrl { base: base.unbind(), string: string.clone_ref(py), text: text.clone() });
+        }
+        Ok((string, text))
+    }
+
+    /// The package's context readers (see [`record_parsed`]).
+    fn readers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let package = self.package.bind(py);
+        let readers = package.getattr(pyo3::intern!(py, "_context_readers"))?;
+        let readers = if readers.is_none() { package.call_method0(pyo3::intern!(py, "_make_context_readers"))? } else { readers };
+        Ok(readers.cast_into::<PyTuple>()?)
+    }
+}
+
+#[pymethods]
+impl SyncCreate {
+    #[new]
+    fn new(original: Py<PyAny>, path: String, package: Py<PyAny>) -> Self {
+        SyncCreate { original, path, package, url: Mutex::new(None) }
+    }
+
+    /// Calls the original method as `original(obj, *args, **kwargs)` and
+    /// records the call; returns or raises what it did.
+    #[pyo3(signature = (obj, args, kwargs = None))]
+    fn __call__(&self, py: Python<'_>, obj: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+        let start = std::time::Instant::now();
+        let all = with_first(obj, args)?;
+        let original = self.original.bind(py);
+        let Ok((url_string, url)) = self.url_of(obj) else {
+            return Ok(original.call(all, kwargs)?.unbind());
+        };
+        let package = self.package.bind(py);
+        let kwargs_or_empty = || kwargs.cloned().unwrap_or_else(|| PyDict::new(py));
+        let result = match original.call(all, kwargs) {
+            Ok(result) => result,
+            Err(error) => {
+                let seconds = start.elapsed().as_secs_f64();
+                let _ = package.call_method1(
+                    pyo3::intern!(py, "_record_error_after"),
+                    (seconds, url_string, kwargs_or_empty(), error.value(py)),
+                );
+                return Err(error);
+            }
+        };
+        let kept = self.readers(py).and_then(|context| record_kept(py, &url, &result, kwargs, &context, || start.elapsed()));
+        match kept {
+            Ok(Kept::Recorded(_)) | Err(_) => {}
+            Ok(kept) => {
+                let seconds = start.elapsed().as_secs_f64();
+                if let Ok(kept) = kept.into_python(py) {
+                    let _ = package.call_method1(
+                        pyo3::intern!(py, "_record_other"),
+                        (seconds, url_string, kwargs_or_empty(), &result, kept),
+                    );
+                }
+            }
+        }
+        Ok(result.unbind())
+    }
 }
 
 #[pymethods]
@@ -782,6 +997,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(keep_parsed, m)?)?;
     m.add_class::<FunctionCall>()?;
     m.add_class::<OpenAICall>()?;
+    m.add_class::<SyncCreate>()?;
+    m.add_class::<ParseHook>()?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;
     original::add(m)?;
     Ok(())

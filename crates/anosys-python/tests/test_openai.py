@@ -228,6 +228,46 @@ def test_api_errors_are_recorded_and_reraised(tag, backend, openai_clients, mode
     assert r["error_message"] == raised.value.body["message"] if isinstance(raised.value.body, dict) else True
 
 
+def test_the_patched_method_is_transparent(tag, backend, openai_clients):
+    """The sync wrapper (native since SyncCreate) reads as openai's method,
+    passes arguments as they came, and raises the very exception openai
+    raised, its traceback through openai's own code."""
+    import inspect
+
+    client, _ = openai_clients
+    create = type(client.chat.completions).create
+    assert create.__name__ == "create"
+    assert inspect.signature(create) == inspect.signature(create.__wrapped__)
+    assert getattr(create, "__anosys_wrapped__", False)
+    # Positional arguments that openai refuses reach it as they were given.
+    with pytest.raises(TypeError) as refused:
+        client.chat.completions.create("gpt-4o-mini")
+    assert str(refused.value) == "create() takes 1 argument(s) but 2 were given"  # openai's own check
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.chat.completions.create(model="this-model-does-not-exist", messages=[{"role": "user", "content": "hi"}])
+    frames = [frame.name for frame in __import__("traceback").extract_tb(raised.value.__traceback__)]
+    assert "post" in frames and frames[-1] != "create", frames
+    # Both calls are recorded as failed, as every exception out of openai's
+    # method is.
+    records = {r["error_type"]: r for r in backend.wait_for(mine(tag), count=2)}
+    assert set(records) == {"TypeError", "model_not_found"}
+    assert records["model_not_found"]["http.response.status_code"] == 404
+    assert all(r["status_code"] == "ERROR" for r in records.values())
+
+
+def test_a_raw_response_is_recorded(tag, backend, openai_clients):
+    client, _ = openai_clients
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say this is a test"}]
+    )
+    reply = raw.parse()
+    assert reply.choices[0].message.content == "This is a test."
+    r = backend.one(mine(tag))
+    assert r["status_code"] == "OK"
+    assert r["gen_ai.response.id"] == reply.id
+    assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == "This is a test."
+
+
 def test_connection_error(tag, backend):
     client = openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1", max_retries=0)
     with pytest.raises(openai.APIConnectionError):

@@ -87,3 +87,17 @@ def record_parsed(
     kwargs: Optional[Dict[str, Any]],
     context: Tuple[Any, Any, Any, Any, Any],
 ) -> Union[bool, Tuple[bytes, int]]: ...
+
+class SyncCreate:
+    """A patched sync ``create``: calls ``original(obj, *args, **kwargs)``
+    and records the call (``package``: the ``anosys._openai`` module)."""
+
+    def __init__(self, original: Any, path: str, package: Any) -> None: ...
+    def __call__(self, obj: Any, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None) -> Any: ...
+
+class ParseHook:
+    """A patched ``BaseAPIResponse._parse``: calls ``original(obj, *args,
+    **kwargs)`` and keeps what its reply came from (``keep_parsed``)."""
+
+    def __init__(self, original: Any) -> None: ...
+    def __call__(self, obj: Any, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None) -> Any: ...

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import importlib
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -104,17 +105,16 @@ def _patch_parse() -> None:
     if original is None or getattr(original, _MARK, False):
         return
 
-    keep = _native.keep_parsed
+    # The reply with the bodies and status it came with, kept on this
+    # thread, nothing else checked here (this runs for every call the client
+    # makes): the wrapped method uses them only when the reply is the very
+    # object it returns to its caller. The call and the keeping in one
+    # native call (``_native.ParseHook``).
+    hook = _native.ParseHook(original)
 
     @functools.wraps(original)
     def _parse(self: Any, *args: Any, **kwargs: Any) -> Any:
-        parsed = original(self, *args, **kwargs)
-        # The reply with the bodies and status it came with, kept on this
-        # thread, nothing else checked here (this runs for every call the
-        # client makes): the wrapped method uses them only when the reply is
-        # the very object it returns to its caller.
-        keep(self, parsed)
-        return parsed
+        return hook(self, args, kwargs)
 
     setattr(_parse, _MARK, True)
     BaseAPIResponse._parse = _parse
@@ -277,42 +277,62 @@ def _record_error(sent: float, url: str, kwargs: Dict[str, Any], exc: BaseExcept
 
 def _record_result(sent: float, url: str, kwargs: Dict[str, Any], result: Any) -> Any:
     """Ends a non-streamed call, or hooks a stream; returns what the caller
-    gets (the very object ``openai`` returned).
+    gets (the very object ``openai`` returned). The async wrapper's path
+    (the sync one's is ``_native.SyncCreate``, which does the same).
 
-    This runs on the caller's thread after every call, so the common case
-    (a plain reply openai parsed from a body) is one straight path: the
-    body as read and the request as sent go to the engine in one crossing
-    (``_native.record_openai_call``), and the parent (the decorated call or
-    OpenTelemetry span) and the user context are read here, in the call's
-    own context, as they were when it began."""
+    The common case (a plain reply openai parsed from a body) is one
+    straight path: the body as read and the request as sent go to the
+    engine in one crossing (``_native.record_parsed``), and the parent (the
+    decorated call or OpenTelemetry span) and the user context are read
+    there, in the call's own context, as they were when it began."""
     try:
         # The body openai read and parsed this very reply from: the engine
         # checks the rest and reads the context in one crossing.
         context = _context_readers or _make_context_readers()
         done = _native.record_parsed(url, result, time.perf_counter() - sent, kwargs, context)
-        if done is True:
-            return result
-        if done:
-            # The reply's (body, status); the request body as sent was not
-            # kept (streamed from a file): the request from `create`'s
-            # arguments instead.
-            body, status = done
-            _native.record_openai_call(url, _request(kwargs), time.perf_counter() - sent, body, status, _parent(), _user())
-            return result
-        handle = _native_call(sent, url, kwargs)
-        raw = getattr(result, "http_response", None)
-        if raw is not None:  # `.with_raw_response`
-            if handle.streaming:
-                handle.finish({}, raw.status_code)
-            else:
-                handle.finish(raw.content, raw.status_code)
-        elif handle.streaming and hasattr(result, "response"):
-            _hook_stream(handle, result)
-        else:
-            handle.finish(result)
+        if done is not True:
+            _record_general(sent, url, kwargs, result, done)
     except Exception:
         pass
     return result
+
+
+def _record_other(elapsed: float, url: str, kwargs: Dict[str, Any], result: Any, done: Any) -> None:
+    """``_record_general`` for ``_native.SyncCreate``, which says how many
+    seconds ago the call began; never raises."""
+    try:
+        _record_general(time.perf_counter() - elapsed, url, kwargs, result, done)
+    except Exception:
+        pass
+
+
+def _record_error_after(elapsed: float, url: str, kwargs: Dict[str, Any], exc: BaseException) -> None:
+    """``_record_error`` for ``_native.SyncCreate``, which says how many
+    seconds ago the call began; never raises."""
+    _record_error(time.perf_counter() - elapsed, url, kwargs, exc)
+
+
+def _record_general(sent: float, url: str, kwargs: Dict[str, Any], result: Any, done: Any) -> None:
+    """Records a call that ``record_parsed`` did not (``done``, what it
+    returned: ``False``, or the reply's ``(body, status)`` when the request
+    body as sent was not kept), or hooks its stream."""
+    if done:
+        # The request body as sent was not kept (streamed from a file): the
+        # request from `create`'s arguments instead.
+        body, status = done
+        _native.record_openai_call(url, _request(kwargs), time.perf_counter() - sent, body, status, _parent(), _user())
+        return
+    handle = _native_call(sent, url, kwargs)
+    raw = getattr(result, "http_response", None)
+    if raw is not None:  # `.with_raw_response`
+        if handle.streaming:
+            handle.finish({}, raw.status_code)
+        else:
+            handle.finish(raw.content, raw.status_code)
+    elif handle.streaming and hasattr(result, "response"):
+        _hook_stream(handle, result)
+    else:
+        handle.finish(result)
 
 
 def _stream_error(call: _native.OpenAICall, exc: BaseException, raw: bool) -> None:
@@ -421,19 +441,13 @@ def _hook_stream(call: _native.OpenAICall, stream: Any) -> None:
 
 
 def _wrap_sync(original: Any, path: str) -> Any:
+    # The call, its timing and its record in one native call
+    # (``_native.SyncCreate``): this wrapper only hands it the arguments.
+    call = _native.SyncCreate(original, path, sys.modules[__name__])
+
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        sent = time.perf_counter()
-        try:
-            url = _url(self, path)
-        except Exception:
-            return original(self, *args, **kwargs)
-        try:
-            result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            _record_error(sent, url, kwargs, exc)
-            raise
-        return _record_result(sent, url, kwargs, result)
+        return call(self, args, kwargs)
 
     return create
 
