@@ -640,12 +640,12 @@ fn keep(api_response: &Bound<'_, PyAny>, reply: &Bound<'_, PyAny>) {
     drop(PARSED.with(|p| p.replace(kept.ok().flatten())));
 }
 
-/// `openai`'s `BaseAPIResponse._parse` as the package patches it: the
-/// Python wrapper calls this with the response, the positional and the
-/// keyword arguments; it calls the original and keeps what its reply came
-/// from ([`keep_parsed`]), in one crossing. Returns or raises what the
-/// original did.
-#[pyclass(module = "anosys._native", frozen)]
+/// `openai`'s `BaseAPIResponse._parse` as the package patches it: a method
+/// (bound to an instance as a function is, with the original's name, doc
+/// and `__wrapped__` set by `functools.update_wrapper`) that calls the
+/// original and keeps what its reply came from ([`keep_parsed`]), with no
+/// Python frame of its own. Returns or raises what the original did.
+#[pyclass(module = "anosys._native", frozen, dict)]
 struct ParseHook {
     original: Py<PyAny>,
 }
@@ -657,21 +657,34 @@ impl ParseHook {
         ParseHook { original }
     }
 
-    /// `original(obj, *args, **kwargs)`, its reply kept.
-    #[pyo3(signature = (obj, args, kwargs = None))]
-    fn __call__<'py>(&self, obj: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
-        let parsed = self.original.bind(obj.py()).call(with_first(obj, args)?, kwargs)?;
-        keep(obj, &parsed);
+    /// `original(*args, **kwargs)`, its reply kept.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__<'py>(&self, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+        let py = args.py();
+        let parsed = self.original.bind(py).call(args, kwargs)?;
+        if let Ok(obj) = args.get_item(0) {
+            keep(&obj, &parsed);
+        }
         Ok(parsed)
+    }
+
+    /// Bound to an instance, as a function is.
+    fn __get__<'py>(slf: &Bound<'py, Self>, obj: Option<&Bound<'py, PyAny>>, _owner: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        bind_method(slf.as_any(), obj)
     }
 }
 
-/// `(first, *rest)`.
-fn with_first<'py>(first: &Bound<'py, PyAny>, rest: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyTuple>> {
-    if rest.is_empty() {
-        PyTuple::new(first.py(), [first])
-    } else {
-        PyTuple::new(first.py(), std::iter::once(first.clone()).chain(rest.iter()).collect::<Vec<_>>())
+/// `method` bound to `obj` (`types.MethodType`), or itself when read from
+/// the class.
+fn bind_method<'py>(method: &Bound<'py, PyAny>, obj: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    static METHOD_TYPE: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let py = method.py();
+    match obj {
+        Some(obj) if !obj.is_none() => {
+            let method_type = METHOD_TYPE.get_or_try_init(py, || py.import("types")?.getattr("MethodType").map(Bound::unbind))?;
+            method_type.bind(py).call1((method, obj))
+        }
+        _ => Ok(method.clone()),
     }
 }
 
@@ -766,16 +779,17 @@ fn record_kept<'py>(
 }
 
 /// The sync method of an `openai` resource (`chat.completions.create`, …)
-/// as the package patches it: the Python wrapper calls this with the
-/// resource, the positional and the keyword arguments. It calls the
-/// original method and records the call: a plain reply openai parsed from
+/// as the package patches it: a method (bound to an instance as a function
+/// is, with the original's name, doc and `__wrapped__` set by
+/// `functools.update_wrapper`), with no Python frame of its own. It calls
+/// the original method and records the call: a plain reply openai parsed from
 /// a body in one step here ([`record_kept`]); an exception through the
 /// package's `_record_error_after`, anything else (a stream, a raw
 /// response, a reply not parsed from a body) through its `_record_other`,
 /// both given the seconds since the call began and the URL. What the
 /// caller gets is what the original returned or raised, untouched; a
 /// failure to record is never the caller's.
-#[pyclass(module = "anosys._native", frozen)]
+#[pyclass(module = "anosys._native", frozen, dict)]
 struct SyncCreate {
     original: Py<PyAny>,
     path: String,
@@ -842,13 +856,15 @@ impl SyncCreate {
         SyncCreate { original, path, package, url: Mutex::new(None) }
     }
 
-    /// Calls the original method as `original(obj, *args, **kwargs)` and
-    /// records the call; returns or raises what it did.
-    #[pyo3(signature = (obj, args, kwargs = None))]
-    fn __call__(&self, py: Python<'_>, obj: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+    /// Calls the original method as `original(*args, **kwargs)` (the
+    /// resource first) and records the call; returns or raises what it did.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
         let start = std::time::Instant::now();
-        let all = with_first(obj, args)?;
         let original = self.original.bind(py);
+        let all = args;
+        let Ok(obj) = args.get_item(0) else { return Ok(original.call(all, kwargs)?.unbind()) };
+        let obj = &obj;
         let Ok((url_string, url)) = self.url_of(obj) else {
             return Ok(original.call(all, kwargs)?.unbind());
         };
@@ -879,6 +895,11 @@ impl SyncCreate {
             }
         }
         Ok(result.unbind())
+    }
+
+    /// Bound to an instance, as a function is.
+    fn __get__<'py>(slf: &Bound<'py, Self>, obj: Option<&Bound<'py, PyAny>>, _owner: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        bind_method(slf.as_any(), obj)
     }
 }
 

@@ -229,7 +229,7 @@ def test_api_errors_are_recorded_and_reraised(tag, backend, openai_clients, mode
 
 
 def test_the_patched_method_is_transparent(tag, backend, openai_clients):
-    """The sync wrapper (native since SyncCreate) reads as openai's method,
+    """The sync wrapper (a native method since SyncCreate) reads as openai's method,
     passes arguments as they came, and raises the very exception openai
     raised, its traceback through openai's own code."""
     import inspect
@@ -238,6 +238,9 @@ def test_the_patched_method_is_transparent(tag, backend, openai_clients):
     create = type(client.chat.completions).create
     assert create.__name__ == "create"
     assert inspect.signature(create) == inspect.signature(create.__wrapped__)
+    bound = inspect.signature(client.chat.completions.create).parameters
+    assert "self" not in bound and "model" in bound and "messages" in bound
+    assert client.chat.completions.create.__self__ is client.chat.completions
     assert getattr(create, "__anosys_wrapped__", False)
     # Positional arguments that openai refuses reach it as they were given.
     with pytest.raises(TypeError) as refused:

@@ -109,13 +109,8 @@ def _patch_parse() -> None:
     # thread, nothing else checked here (this runs for every call the client
     # makes): the wrapped method uses them only when the reply is the very
     # object it returns to its caller. The call and the keeping in one
-    # native call (``_native.ParseHook``).
-    hook = _native.ParseHook(original)
-
-    @functools.wraps(original)
-    def _parse(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return hook(self, args, kwargs)
-
+    # native method (``_native.ParseHook``), no Python frame of its own.
+    _parse = functools.update_wrapper(_native.ParseHook(original), original)
     setattr(_parse, _MARK, True)
     BaseAPIResponse._parse = _parse
     _patched.append((BaseAPIResponse, "_parse", original))
@@ -441,15 +436,10 @@ def _hook_stream(call: _native.OpenAICall, stream: Any) -> None:
 
 
 def _wrap_sync(original: Any, path: str) -> Any:
-    # The call, its timing and its record in one native call
-    # (``_native.SyncCreate``): this wrapper only hands it the arguments.
-    call = _native.SyncCreate(original, path, sys.modules[__name__])
-
-    @functools.wraps(original)
-    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return call(self, args, kwargs)
-
-    return create
+    # The call, its timing and its record in one native method
+    # (``_native.SyncCreate``), named and documented as the original; no
+    # Python frame of its own on every call.
+    return functools.update_wrapper(_native.SyncCreate(original, path, sys.modules[__name__]), original)
 
 
 def _wrap_async(original: Any, path: str) -> Any:
