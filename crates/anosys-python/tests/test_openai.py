@@ -258,6 +258,35 @@ def test_the_patched_method_is_transparent(tag, backend, openai_clients):
     assert all(r["status_code"] == "ERROR" for r in records.values())
 
 
+def test_clients_of_other_base_urls_each_record_their_own(tag, backend, upstream):
+    """The patched method keeps the last URL it made, by the client's base
+    URL object: clients of other base URLs, called in turn and from several
+    threads at once, each record their own."""
+    import threading
+
+    port = upstream.url.rsplit(":", 1)[1]
+    hosts = {"127.0.0.1": f"http://127.0.0.1:{port}/v1", "localhost": f"http://localhost:{port}/v1/"}
+    clients = {host: openai.OpenAI(api_key="sk-test", base_url=url, max_retries=0) for host, url in hosts.items()}
+    messages = [{"role": "user", "content": "Say this is a test"}]
+
+    def calls(host, n):
+        for i in range(n):
+            reply = clients[host].chat.completions.create(model="gpt-4o-mini", messages=messages, user=f"{host}-{i}")
+            assert reply.choices[0].message.content == "This is a test."
+
+    threads = [threading.Thread(target=calls, args=(host, 10)) for host in hosts for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    records = backend.wait_for(mine(tag), count=40)
+    assert len(records) == 40
+    for r in records:
+        # The host the call was made to, by the user field it sent.
+        assert r["server.address"] == r.json("raw")["request"]["user"].rsplit("-", 1)[0]
+    assert {r["server.address"] for r in records} == set(hosts)
+
+
 def test_a_raw_response_is_recorded(tag, backend, openai_clients):
     client, _ = openai_clients
     raw = client.chat.completions.with_raw_response.create(
