@@ -596,7 +596,7 @@ thread_local! {
 
 /// The `_parse` hook's work after `openai` parsed `reply` from
 /// `api_response` (its `APIResponse`): keeps the bodies `api_response`
-/// read and sent, and its status, for [`record_parsed`]; nothing for a
+/// read and sent, and its status, for [`record_kept`]; nothing for a
 /// stream (whose body is read as it is iterated). Only the bodies are kept,
 /// not openai's response object: openai frees that (its httpx response and
 /// request with it) in its own code, as it does uninstrumented. Never
@@ -688,9 +688,31 @@ fn bind_method<'py>(method: &Bound<'py, PyAny>, obj: Option<&Bound<'py, PyAny>>)
     }
 }
 
+/// What [`record_kept`] did with the reply kept on this thread.
+enum Kept {
+    /// Recorded (or, `false`, it could not be).
+    Recorded(bool),
+    /// The reply's body and status; its request body was not kept.
+    NoRequest(Py<PyBytes>, u16),
+    /// Nothing kept for this reply, or it asked for a stream: not recorded.
+    Other,
+}
+
+impl Kept {
+    /// As the package's `_record_other` takes it.
+    fn into_python(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+        Ok(match self {
+            Kept::Recorded(done) => pyo3::types::PyBool::new(py, done).to_owned().into_any(),
+            Kept::NoRequest(body, status) => (body, status).into_pyobject(py)?.into_any(),
+            Kept::Other => pyo3::types::PyBool::new(py, false).to_owned().into_any(),
+        })
+    }
+}
+
 /// The one-step record of a plain reply that `openai` parsed from a body
-/// it had read (kept by [`keep_parsed`] on this thread); `result` is what
-/// the wrapped method returns. Records the call (as [`record_openai_call`])
+/// it had read (kept by [`keep_parsed`] on this thread), for a URL already
+/// text; `result` is what the wrapped method returns, `elapsed` says how
+/// long ago the call was sent (asked for when the call is handed over). Records the call (as [`record_openai_call`])
 /// and returns `True` when `result` is that very reply, its request body is
 /// known and the call did not ask for a stream. When the reply is `result`
 /// but its request body was not kept, returns `(response body, status)`,
@@ -708,48 +730,6 @@ fn bind_method<'py>(method: &Bound<'py, PyAny>, obj: Option<&Bound<'py, PyAny>>)
 /// getter is None and the reader is not), else the decorated call; the
 /// user context is the ContextVar's value, or the reader's answer when
 /// there is no ContextVar.
-#[pyfunction]
-fn record_parsed<'py>(
-    py: Python<'py>,
-    url: &Bound<'py, PyString>,
-    result: &Bound<'py, PyAny>,
-    elapsed: f64,
-    kwargs: Option<&Bound<'py, PyDict>>,
-    context: &Bound<'py, PyTuple>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let entered = std::time::Instant::now();
-    let Ok(url) = url_text(url) else {
-        // Not text (lone surrogates): what was kept is let go all the same.
-        drop(PARSED.with(|p| p.borrow_mut().take()));
-        return Ok(pyo3::types::PyBool::new(py, false).to_owned().into_any());
-    };
-    let kept = record_kept(py, &url, result, kwargs, context, || seconds(elapsed) + entered.elapsed())?;
-    kept.into_python(py)
-}
-
-/// What [`record_kept`] did with the reply kept on this thread.
-enum Kept {
-    /// Recorded (or, `false`, it could not be).
-    Recorded(bool),
-    /// The reply's body and status; its request body was not kept.
-    NoRequest(Py<PyBytes>, u16),
-    /// Nothing kept for this reply, or it asked for a stream: not recorded.
-    Other,
-}
-
-impl Kept {
-    /// As [`record_parsed`] returns it.
-    fn into_python(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-        Ok(match self {
-            Kept::Recorded(done) => pyo3::types::PyBool::new(py, done).to_owned().into_any(),
-            Kept::NoRequest(body, status) => (body, status).into_pyobject(py)?.into_any(),
-            Kept::Other => pyo3::types::PyBool::new(py, false).to_owned().into_any(),
-        })
-    }
-}
-
-/// [`record_parsed`]'s work, for a URL already text; `elapsed` says how
-/// long ago the call was sent, asked for when the call is handed over.
 fn record_kept<'py>(
     py: Python<'py>,
     url: &str,
@@ -766,7 +746,7 @@ fn record_kept<'py>(
         return Ok(Kept::NoRequest(parsed.body, parsed.status));
     };
     if context.len() != 5 {
-        return Err(PyValueError::new_err("record_parsed: context is five callables or None"));
+        return Err(PyValueError::new_err("the context readers are five callables or None"));
     }
     let reader = |i| context.get_item(i);
     let (current_get, otel_get, parent_reader) = (reader(0)?, reader(1)?, reader(2)?);
@@ -778,19 +758,21 @@ fn record_kept<'py>(
     Ok(Kept::Recorded(hand_over_plain(py, url, request, body, parsed.status, elapsed(), Some(&parent), Some(&user))))
 }
 
-/// The sync method of an `openai` resource (`chat.completions.create`, …)
-/// as the package patches it: a method (bound to an instance as a function
-/// is, with the original's name, doc and `__wrapped__` set by
-/// `functools.update_wrapper`), with no Python frame of its own. It calls
-/// the original method and records the call: a plain reply openai parsed from
-/// a body in one step here ([`record_kept`]); an exception through the
-/// package's `_record_error_after`, anything else (a stream, a raw
-/// response, a reply not parsed from a body) through its `_record_other`,
-/// both given the seconds since the call began and the URL. What the
-/// caller gets is what the original returned or raised, untouched; a
-/// failure to record is never the caller's.
+/// A method of an `openai` resource (`chat.completions.create`, …) as the
+/// package patches it. A sync method is this object itself: bound to an
+/// instance as a function is, with the original's name, doc and
+/// `__wrapped__` set by `functools.update_wrapper`, and no Python frame of
+/// its own. It calls the original method and records the call: a plain
+/// reply openai parsed from a body in one step here ([`record_kept`]); an
+/// exception through the package's `_record_error_after`, anything else (a
+/// stream, a raw response, a reply not parsed from a body) through its
+/// `_record_other`, both given the seconds since the call began and the
+/// URL. What the caller gets is what the original returned or raised,
+/// untouched; a failure to record is never the caller's. An async method's
+/// Python coroutine uses its [`url`](Self::url) and
+/// [`record`](Self::record) around the original's.
 #[pyclass(module = "anosys._native", frozen, dict)]
-struct SyncCreate {
+struct PatchedMethod {
     original: Py<PyAny>,
     path: String,
     /// The package's `_openai` module: its context readers and slow paths.
@@ -808,7 +790,7 @@ struct SeenUrl {
     text: Arc<str>,
 }
 
-impl SyncCreate {
+impl PatchedMethod {
     /// This method's URL for the resource `obj` (its client's base URL
     /// and the API path).
     fn url_of(&self, obj: &Bound<'_, PyAny>) -> PyResult<(Py<PyString>, Arc<str>)> {
@@ -840,7 +822,31 @@ impl SyncCreate {
         Ok((string, text))
     }
 
-    /// The package's context readers (see [`record_parsed`]).
+    /// Records the call that gave `result` (see the type's doc); never
+    /// raises.
+    fn record_result<'py>(
+        &self,
+        url_string: &Bound<'py, PyString>,
+        url: &str,
+        kwargs: Option<&Bound<'py, PyDict>>,
+        result: &Bound<'py, PyAny>,
+        elapsed: impl Fn() -> Duration,
+    ) {
+        let py = result.py();
+        match self.readers(py).and_then(|context| record_kept(py, url, result, kwargs, &context, &elapsed)) {
+            Ok(Kept::Recorded(_)) | Err(_) => {}
+            Ok(kept) => {
+                let Ok(kept) = kept.into_python(py) else { return };
+                let kwargs = kwargs.cloned().unwrap_or_else(|| PyDict::new(py));
+                let _ = self.package.bind(py).call_method1(
+                    pyo3::intern!(py, "_record_other"),
+                    (elapsed().as_secs_f64(), url_string, kwargs, result, kept),
+                );
+            }
+        }
+    }
+
+    /// The package's context readers (see [`record_kept`]).
     fn readers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let package = self.package.bind(py);
         let readers = package.getattr(pyo3::intern!(py, "_context_readers"))?;
@@ -850,10 +856,10 @@ impl SyncCreate {
 }
 
 #[pymethods]
-impl SyncCreate {
+impl PatchedMethod {
     #[new]
     fn new(original: Py<PyAny>, path: String, package: Py<PyAny>) -> Self {
-        SyncCreate { original, path, package, url: Mutex::new(None) }
+        PatchedMethod { original, path, package, url: Mutex::new(None) }
     }
 
     /// Calls the original method as `original(*args, **kwargs)` (the
@@ -868,6 +874,7 @@ impl SyncCreate {
         let Ok((url_string, url)) = self.url_of(obj) else {
             return Ok(original.call(all, kwargs)?.unbind());
         };
+        let url_string = url_string.into_bound(py);
         let package = self.package.bind(py);
         let kwargs_or_empty = || kwargs.cloned().unwrap_or_else(|| PyDict::new(py));
         let result = match original.call(all, kwargs) {
@@ -876,30 +883,38 @@ impl SyncCreate {
                 let seconds = start.elapsed().as_secs_f64();
                 let _ = package.call_method1(
                     pyo3::intern!(py, "_record_error_after"),
-                    (seconds, url_string, kwargs_or_empty(), error.value(py)),
+                    (seconds, &url_string, kwargs_or_empty(), error.value(py)),
                 );
                 return Err(error);
             }
         };
-        let kept = self.readers(py).and_then(|context| record_kept(py, &url, &result, kwargs, &context, || start.elapsed()));
-        match kept {
-            Ok(Kept::Recorded(_)) | Err(_) => {}
-            Ok(kept) => {
-                let seconds = start.elapsed().as_secs_f64();
-                if let Ok(kept) = kept.into_python(py) {
-                    let _ = package.call_method1(
-                        pyo3::intern!(py, "_record_other"),
-                        (seconds, url_string, kwargs_or_empty(), &result, kept),
-                    );
-                }
-            }
-        }
+        self.record_result(&url_string, &url, kwargs, &result, || start.elapsed());
         Ok(result.unbind())
     }
 
     /// Bound to an instance, as a function is.
     fn __get__<'py>(slf: &Bound<'py, Self>, obj: Option<&Bound<'py, PyAny>>, _owner: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
         bind_method(slf.as_any(), obj)
+    }
+
+    /// This method's URL for the resource `obj` (an async method's
+    /// wrapper asks before the call).
+    fn url(&self, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyString>> {
+        Ok(self.url_of(obj)?.0)
+    }
+
+    /// Records the call to `url` (as [`url`](Self::url) gave it), begun
+    /// `elapsed` seconds ago with `kwargs`, that returned `result` (an
+    /// async method's wrapper, after the call); never raises.
+    #[pyo3(signature = (elapsed, url, kwargs, result))]
+    fn record<'py>(&self, elapsed: f64, url: &Bound<'py, PyString>, kwargs: Option<&Bound<'py, PyDict>>, result: &Bound<'py, PyAny>) {
+        let entered = std::time::Instant::now();
+        let Ok(text) = url_text(url) else {
+            // Not text (lone surrogates): what was kept is let go all the same.
+            drop(PARSED.with(|p| p.borrow_mut().take()));
+            return;
+        };
+        self.record_result(url, &text, kwargs, result, || seconds(elapsed) + entered.elapsed());
     }
 }
 
@@ -1014,11 +1029,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_sdk_identity, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_send, m)?)?;
     m.add_function(wrap_pyfunction!(record_openai_call, m)?)?;
-    m.add_function(wrap_pyfunction!(record_parsed, m)?)?;
     m.add_function(wrap_pyfunction!(keep_parsed, m)?)?;
     m.add_class::<FunctionCall>()?;
     m.add_class::<OpenAICall>()?;
-    m.add_class::<SyncCreate>()?;
+    m.add_class::<PatchedMethod>()?;
     m.add_class::<ParseHook>()?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;
     original::add(m)?;

@@ -229,7 +229,7 @@ def test_api_errors_are_recorded_and_reraised(tag, backend, openai_clients, mode
 
 
 def test_the_patched_method_is_transparent(tag, backend, openai_clients):
-    """The sync wrapper (a native method since SyncCreate) reads as openai's method,
+    """The sync wrapper (a native method, `_native.PatchedMethod`) reads as openai's method,
     passes arguments as they came, and raises the very exception openai
     raised, its traceback through openai's own code."""
     import inspect
@@ -565,7 +565,7 @@ def test_a_plain_reply_whose_request_body_was_streamed_is_recorded_from_the_argu
     assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == "This is a test."
 
 
-def test_the_parse_hook_reads_httpx_through_its_public_properties_when_it_must(tag, backend):
+def test_the_parse_hook_reads_httpx_through_its_public_properties_when_it_must(tag, backend, monkeypatch):
     # The hook reads httpx's `_content` and `_request` attributes directly,
     # and its public properties when they are not there (another httpx).
     from anosys import _native, _openai
@@ -591,15 +591,22 @@ def test_the_parse_hook_reads_httpx_through_its_public_properties_when_it_must(t
             self.http_response = response
 
     url = "http://127.0.0.1:9/v1/chat/completions"
-    context = _openai._make_context_readers()
+    # What the method leaves to the package's general path.
+    general = []
+    monkeypatch.setattr(_openai, "_record_other", lambda elapsed, url, kwargs, result, done: general.append(done))
+    method = _native.PatchedMethod(None, "chat/completions", _openai)
     reply = object()
     _native.keep_parsed(API(Streamed()), reply)
-    assert _native.record_parsed(url, reply, 0.01, {}, context) is False
+    method.record(0.01, url, {}, reply)
+    assert general == [False], "a stream: nothing kept"
     _native.keep_parsed(API(Response()), reply)
-    assert _native.record_parsed(url, object(), 0.01, {}, context) is False, "another reply: not this call's"
+    method.record(0.01, url, {}, object())
+    assert general == [False, False], "another reply: not this call's"
     _native.keep_parsed(API(Response()), reply)
-    assert _native.record_parsed(url, reply, 0.01, {}, context) is True
-    assert _native.record_parsed(url, reply, 0.01, {}, context) is False, "taken once"
+    method.record(0.01, url, {}, reply)
+    assert general == [False, False], "recorded in one step"
+    method.record(0.01, url, {}, reply)
+    assert general == [False, False, False], "taken once"
     r = backend.one(mine(tag))
     assert r["gen_ai.response.id"] == "c-props"
     assert r.json("raw")["request"] == json.loads(sent)

@@ -80,22 +80,17 @@ def record_openai_call(
     user_context: Any = None,
 ) -> bool: ...
 def keep_parsed(api_response: Any, reply: Any) -> None: ...
-def record_parsed(
-    url: str,
-    result: Any,
-    elapsed: float,
-    kwargs: Optional[Dict[str, Any]],
-    context: Tuple[Any, Any, Any, Any, Any],
-) -> Union[bool, Tuple[bytes, int]]: ...
-
-class SyncCreate:
-    """A patched sync ``create``, a method: calls ``original(*args,
-    **kwargs)`` and records the call (``package``: the ``anosys._openai``
-    module)."""
+class PatchedMethod:
+    """A patched ``openai`` method (``package``: the ``anosys._openai``
+    module). A sync method is the object itself: calls ``original(*args,
+    **kwargs)`` and records the call. An async method's coroutine uses
+    ``url`` before the call and ``record`` after it."""
 
     def __init__(self, original: Any, path: str, package: Any) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any: ...
+    def url(self, obj: Any) -> str: ...
+    def record(self, elapsed: float, url: str, kwargs: Optional[Dict[str, Any]], result: Any) -> None: ...
 
 class ParseHook:
     """A patched ``BaseAPIResponse._parse``, a method: calls

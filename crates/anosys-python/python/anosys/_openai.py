@@ -175,9 +175,13 @@ def _user() -> Any:
     return call_user_context(fn)
 
 
-#: What ``_native.record_parsed`` reads the parent and the user context
-#: through (callables; see it): made on first use, and again after
-#: :func:`instrument_openai` (which may change ``get_user_context``).
+#: What ``_native.PatchedMethod`` reads the parent and the user context
+#: through, in the call's own context: five callables of no argument (the
+#: decorated call's ContextVar's ``get``, OpenTelemetry's context
+#: ContextVar's ``get`` or None, the parent's reader or None, the user
+#: context's ContextVar's ``get`` or None, the user context's reader or
+#: None). Made on first use, and again after :func:`instrument_openai`
+#: (which may change ``get_user_context``).
 _context_readers: Optional[Tuple[Any, Any, Any, Any, Any]] = None
 
 
@@ -215,7 +219,7 @@ def _native_call(sent: float, url: str, kwargs: Dict[str, Any]) -> _native.OpenA
     openai did not parse from a body), as if started at ``sent``
     (``time.perf_counter()``), with the request from `create`'s keyword
     arguments. A plain reply openai parsed is recorded in one step instead
-    (``_native.record_openai_call``, in :func:`_record_result`)."""
+    (``_native.PatchedMethod``)."""
     return _native.OpenAICall(url, _request(kwargs), None, _parent(), _user(), time.perf_counter() - sent)
 
 
@@ -226,28 +230,6 @@ def _request(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     if isinstance(extra, dict):
         request.update(extra)
     return request
-
-
-#: The last (base URL object, API path, URL text) made: ``str()`` of an
-#: httpx URL costs more than everything else a call's start does.
-_url_cache: Tuple[Any, str, str] = (None, "", "")
-
-
-def _url(resource: Any, path: str) -> str:
-    global _url_cache
-    client = resource._client
-    # The attribute behind the `base_url` property, whose getter imports a
-    # module on every call in recent openai versions.
-    base = getattr(client, "_base_url", None)
-    if base is None:
-        base = client.base_url
-    cached = _url_cache
-    if cached[0] is base and cached[1] == path:
-        return cached[2]
-    text = str(base)
-    url = text + path if text.endswith("/") else f"{text}/{path}"
-    _url_cache = (base, path, url)
-    return url
 
 
 def _is_omitted(value: Any) -> bool:
@@ -270,30 +252,8 @@ def _record_error(sent: float, url: str, kwargs: Dict[str, Any], exc: BaseExcept
         pass
 
 
-def _record_result(sent: float, url: str, kwargs: Dict[str, Any], result: Any) -> Any:
-    """Ends a non-streamed call, or hooks a stream; returns what the caller
-    gets (the very object ``openai`` returned). The async wrapper's path
-    (the sync one's is ``_native.SyncCreate``, which does the same).
-
-    The common case (a plain reply openai parsed from a body) is one
-    straight path: the body as read and the request as sent go to the
-    engine in one crossing (``_native.record_parsed``), and the parent (the
-    decorated call or OpenTelemetry span) and the user context are read
-    there, in the call's own context, as they were when it began."""
-    try:
-        # The body openai read and parsed this very reply from: the engine
-        # checks the rest and reads the context in one crossing.
-        context = _context_readers or _make_context_readers()
-        done = _native.record_parsed(url, result, time.perf_counter() - sent, kwargs, context)
-        if done is not True:
-            _record_general(sent, url, kwargs, result, done)
-    except Exception:
-        pass
-    return result
-
-
 def _record_other(elapsed: float, url: str, kwargs: Dict[str, Any], result: Any, done: Any) -> None:
-    """``_record_general`` for ``_native.SyncCreate``, which says how many
+    """``_record_general`` for ``_native.PatchedMethod``, which says how many
     seconds ago the call began; never raises."""
     try:
         _record_general(time.perf_counter() - elapsed, url, kwargs, result, done)
@@ -302,15 +262,15 @@ def _record_other(elapsed: float, url: str, kwargs: Dict[str, Any], result: Any,
 
 
 def _record_error_after(elapsed: float, url: str, kwargs: Dict[str, Any], exc: BaseException) -> None:
-    """``_record_error`` for ``_native.SyncCreate``, which says how many
+    """``_record_error`` for ``_native.PatchedMethod``, which says how many
     seconds ago the call began; never raises."""
     _record_error(time.perf_counter() - elapsed, url, kwargs, exc)
 
 
 def _record_general(sent: float, url: str, kwargs: Dict[str, Any], result: Any, done: Any) -> None:
-    """Records a call that ``record_parsed`` did not (``done``, what it
-    returned: ``False``, or the reply's ``(body, status)`` when the request
-    body as sent was not kept), or hooks its stream."""
+    """Records a call that ``_native.PatchedMethod`` did not record in one
+    step (``done``: ``False``, or the reply's ``(body, status)`` when the
+    request body as sent was not kept), or hooks its stream."""
     if done:
         # The request body as sent was not kept (streamed from a file): the
         # request from `create`'s arguments instead.
@@ -437,17 +397,21 @@ def _hook_stream(call: _native.OpenAICall, stream: Any) -> None:
 
 def _wrap_sync(original: Any, path: str) -> Any:
     # The call, its timing and its record in one native method
-    # (``_native.SyncCreate``), named and documented as the original; no
+    # (``_native.PatchedMethod``), named and documented as the original; no
     # Python frame of its own on every call.
-    return functools.update_wrapper(_native.SyncCreate(original, path, sys.modules[__name__]), original)
+    return functools.update_wrapper(_native.PatchedMethod(original, path, sys.modules[__name__]), original)
 
 
 def _wrap_async(original: Any, path: str) -> Any:
+    # A coroutine around the original's; the URL and the record are the
+    # same native method's as a sync call's.
+    method = _native.PatchedMethod(original, path, sys.modules[__name__])
+
     @functools.wraps(original)
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         sent = time.perf_counter()
         try:
-            url = _url(self, path)
+            url = method.url(self)
         except Exception:
             return await original(self, *args, **kwargs)
         try:
@@ -455,6 +419,7 @@ def _wrap_async(original: Any, path: str) -> Any:
         except BaseException as exc:
             _record_error(sent, url, kwargs, exc)
             raise
-        return _record_result(sent, url, kwargs, result)
+        method.record(time.perf_counter() - sent, url, kwargs, result)
+        return result
 
     return create
