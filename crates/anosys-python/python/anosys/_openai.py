@@ -419,7 +419,10 @@ def _wrap_async(original: Any, path: str) -> Any:
         except BaseException as exc:
             _record_error(sent, url, kwargs, exc)
             raise
-        method.record(time.perf_counter() - sent, url, kwargs, result)
+        try:
+            method.record(time.perf_counter() - sent, url, kwargs, result)
+        except Exception:
+            pass
         return result
 
     return create
