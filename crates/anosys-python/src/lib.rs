@@ -802,8 +802,10 @@ impl PatchedMethod {
             Some(base) if !base.is_none() => base,
             _ => client.getattr(pyo3::intern!(py, "base_url"))?,
         };
-        let mut cache = self.url.try_lock().ok();
-        if let Some(Some(seen)) = cache.as_deref()
+        // The lock is held only while no Python code runs (a fork from
+        // Python cannot happen then, so a child never finds it held).
+        if let Ok(cache) = self.url.try_lock()
+            && let Some(seen) = cache.as_ref()
             && seen.base.is(&base)
         {
             return Ok((seen.string.clone_ref(py), seen.text.clone()));
@@ -816,9 +818,14 @@ impl PatchedMethod {
             format!("{base_text}/{}", self.path).into()
         };
         let string = PyString::new(py, &text).unbind();
-        if let Some(cache) = cache.as_deref_mut() {
-            *cache = Some(SeenUrl { base: base.unbind(), string: string.clone_ref(py), text: text.clone() });
-        }
+        let seen = Some(SeenUrl { base: base.unbind(), string: string.clone_ref(py), text: text.clone() });
+        // The one it replaces is let go after the lock (its objects' last
+        // references may run Python code).
+        let replaced = match self.url.try_lock() {
+            Ok(mut cache) => std::mem::replace(&mut *cache, seen),
+            Err(_) => seen,
+        };
+        drop(replaced);
         Ok((string, text))
     }
 

@@ -287,6 +287,31 @@ def test_clients_of_other_base_urls_each_record_their_own(tag, backend, upstream
     assert {r["server.address"] for r in records} == set(hosts)
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_records_its_calls(tag, backend, openai_clients):
+    """The patched method's URL, made in the parent, serves a forked child
+    too, whose calls are recorded through its own pipeline."""
+    import os
+
+    client, _ = openai_clients
+    messages = [{"role": "user", "content": "Say this is a test"}]
+    client.chat.completions.create(model="gpt-4o-mini", messages=messages, user="parent")
+    anosys.flush()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            client.chat.completions.create(model="gpt-4o-mini", messages=messages, user="child")
+            code = 0 if anosys.flush(10.0)["delivered"] >= 1 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    records = backend.wait_for(mine(tag), count=2)
+    assert sorted(r.json("raw")["request"]["user"] for r in records) == ["child", "parent"]
+    assert all(r["server.address"] == "127.0.0.1" and r["status_code"] == "OK" for r in records)
+
+
 def test_a_raw_response_is_recorded(tag, backend, openai_clients):
     client, _ = openai_clients
     raw = client.chat.completions.with_raw_response.create(
