@@ -768,7 +768,8 @@ fn record_kept<'py>(
 /// stream, a raw response, a reply not parsed from a body) through its
 /// `_record_other`, both given the seconds since the call began and the
 /// URL. What the caller gets is what the original returned or raised,
-/// untouched; a failure to record is never the caller's. An async method's
+/// untouched; a failure to record is never the caller's (but an interrupt
+/// meanwhile is, as in Python: [`interrupts_only`]). An async method's
 /// Python coroutine uses its [`url`](Self::url) and
 /// [`record`](Self::record) around the original's.
 #[pyclass(module = "anosys._native", frozen, dict)]
@@ -829,8 +830,9 @@ impl PatchedMethod {
         Ok((string, text))
     }
 
-    /// Records the call that gave `result` (see the type's doc); never
-    /// raises.
+    /// Records the call that gave `result` (see the type's doc); raises
+    /// only what the package's Python would let through
+    /// ([`interrupts_only`]).
     fn record_result<'py>(
         &self,
         url_string: &Bound<'py, PyString>,
@@ -838,18 +840,21 @@ impl PatchedMethod {
         kwargs: Option<&Bound<'py, PyDict>>,
         result: &Bound<'py, PyAny>,
         elapsed: impl Fn() -> Duration,
-    ) {
+    ) -> PyResult<()> {
         let py = result.py();
-        match self.readers(py).and_then(|context| record_kept(py, url, result, kwargs, &context, &elapsed)) {
-            Ok(Kept::Recorded(_)) | Err(_) => {}
-            Ok(kept) => {
-                let Ok(kept) = kept.into_python(py) else { return };
-                let kwargs = kwargs.cloned().unwrap_or_else(|| PyDict::new(py));
-                let _ = self.package.bind(py).call_method1(
-                    pyo3::intern!(py, "_record_other"),
-                    (elapsed().as_secs_f64(), url_string, kwargs, result, kept),
-                );
-            }
+        let kept = match self.readers(py).and_then(|context| record_kept(py, url, result, kwargs, &context, &elapsed)) {
+            Ok(Kept::Recorded(_)) => return Ok(()),
+            Ok(kept) => kept,
+            Err(e) => return interrupts_only(py, e),
+        };
+        let Ok(kept) = kept.into_python(py) else { return Ok(()) };
+        let kwargs = kwargs.cloned().unwrap_or_else(|| PyDict::new(py));
+        match self.package.bind(py).call_method1(
+            pyo3::intern!(py, "_record_other"),
+            (elapsed().as_secs_f64(), url_string, kwargs, result, kept),
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) => interrupts_only(py, e),
         }
     }
 
@@ -888,14 +893,16 @@ impl PatchedMethod {
             Ok(result) => result,
             Err(error) => {
                 let seconds = start.elapsed().as_secs_f64();
-                let _ = package.call_method1(
+                if let Err(e) = package.call_method1(
                     pyo3::intern!(py, "_record_error_after"),
                     (seconds, &url_string, kwargs_or_empty(), error.value(py)),
-                );
+                ) {
+                    interrupts_only(py, e)?;
+                }
                 return Err(error);
             }
         };
-        self.record_result(&url_string, &url, kwargs, &result, || start.elapsed());
+        self.record_result(&url_string, &url, kwargs, &result, || start.elapsed())?;
         Ok(result.unbind())
     }
 
@@ -912,17 +919,25 @@ impl PatchedMethod {
 
     /// Records the call to `url` (as [`url`](Self::url) gave it), begun
     /// `elapsed` seconds ago with `kwargs`, that returned `result` (an
-    /// async method's wrapper, after the call); never raises.
+    /// async method's wrapper, after the call); raises only what the
+    /// package's Python would let through ([`interrupts_only`]).
     #[pyo3(signature = (elapsed, url, kwargs, result))]
-    fn record<'py>(&self, elapsed: f64, url: &Bound<'py, PyString>, kwargs: Option<&Bound<'py, PyDict>>, result: &Bound<'py, PyAny>) {
+    fn record<'py>(&self, elapsed: f64, url: &Bound<'py, PyString>, kwargs: Option<&Bound<'py, PyDict>>, result: &Bound<'py, PyAny>) -> PyResult<()> {
         let entered = std::time::Instant::now();
         let Ok(text) = url_text(url) else {
             // Not text (lone surrogates): what was kept is let go all the same.
             drop(PARSED.with(|p| p.borrow_mut().take()));
-            return;
+            return Ok(());
         };
-        self.record_result(url, &text, kwargs, result, || seconds(elapsed) + entered.elapsed());
+        self.record_result(url, &text, kwargs, result, || seconds(elapsed) + entered.elapsed())
     }
+}
+
+/// A failure to record is never the caller's, except what Python code of
+/// the package's own would not catch either (`except Exception`): a
+/// `KeyboardInterrupt` or `SystemExit` raised meanwhile goes on.
+fn interrupts_only(py: Python<'_>, error: PyErr) -> PyResult<()> {
+    if error.is_instance_of::<pyo3::exceptions::PyException>(py) { Ok(()) } else { Err(error) }
 }
 
 #[pymethods]

@@ -432,6 +432,33 @@ def test_user_context_errors_do_not_break_calls(backend, openai_clients):
     assert r["gen_ai.response.id"] == reply.id
 
 
+def test_an_interrupt_while_recording_reaches_the_caller(backend, openai_clients):
+    """What the package's Python lets through (``except Exception``), the
+    native method lets through too: a KeyboardInterrupt raised while the
+    call is recorded reaches the caller, sync and async."""
+    client, async_client = openai_clients
+    messages = [{"role": "user", "content": "Say this is a test"}]
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    anosys.instrument_openai(interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+
+        async def call():
+            await async_client().chat.completions.create(model="gpt-4o-mini", messages=messages)
+
+        with pytest.raises(KeyboardInterrupt):
+            asyncio.run(call())
+    finally:
+        anosys.instrument_openai(LOGGER.get_user_context)
+    # The method works as before afterwards.
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    assert reply.choices[0].message.content == "This is a test."
+
+
 def test_set_user_context_goes_with_the_plain_calls_of_its_own_context(backend, openai_clients):
     # Without a get_user_context callable, a plain call stores what
     # set_user_context set in the caller's own context: this thread's, a
