@@ -690,23 +690,12 @@ fn bind_method<'py>(method: &Bound<'py, PyAny>, obj: Option<&Bound<'py, PyAny>>)
 
 /// What [`record_kept`] did with the reply kept on this thread.
 enum Kept {
-    /// Recorded (or, `false`, it could not be).
-    Recorded(bool),
+    /// Handed over (or, when that failed, counted by the engine).
+    Recorded,
     /// The reply's body and status; its request body was not kept.
     NoRequest(Py<PyBytes>, u16),
     /// Nothing kept for this reply, or it asked for a stream: not recorded.
     Other,
-}
-
-impl Kept {
-    /// As the package's `_record_other` takes it.
-    fn into_python(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-        Ok(match self {
-            Kept::Recorded(done) => pyo3::types::PyBool::new(py, done).to_owned().into_any(),
-            Kept::NoRequest(body, status) => (body, status).into_pyobject(py)?.into_any(),
-            Kept::Other => pyo3::types::PyBool::new(py, false).to_owned().into_any(),
-        })
-    }
 }
 
 /// The one-step record of a plain reply that `openai` parsed from a body
@@ -755,7 +744,8 @@ fn record_kept<'py>(
     let parent = if otel_empty { current_get.call0()? } else { parent_reader.call0()? };
     let user = if user_get.is_none() { user_reader.call0()? } else { user_get.call0()? };
     let (request, body) = (request.bind(py), parsed.body.bind(py));
-    Ok(Kept::Recorded(hand_over_plain(py, url, request, body, parsed.status, elapsed(), Some(&parent), Some(&user))))
+    hand_over_plain(py, url, request, body, parsed.status, elapsed(), Some(&parent), Some(&user));
+    Ok(Kept::Recorded)
 }
 
 /// A method of an `openai` resource (`chat.completions.create`, …) as the
@@ -842,12 +832,17 @@ impl PatchedMethod {
         elapsed: impl Fn() -> Duration,
     ) -> PyResult<()> {
         let py = result.py();
+        // What `_record_other` takes: the reply's `(body, status)` when
+        // its request body was not kept, else `False`.
         let kept = match self.readers(py).and_then(|context| record_kept(py, url, result, kwargs, &context, &elapsed)) {
-            Ok(Kept::Recorded(_)) => return Ok(()),
-            Ok(kept) => kept,
+            Ok(Kept::Recorded) => return Ok(()),
+            Ok(Kept::NoRequest(body, status)) => match (body, status).into_pyobject(py) {
+                Ok(pair) => pair.into_any(),
+                Err(_) => return Ok(()),
+            },
+            Ok(Kept::Other) => pyo3::types::PyBool::new(py, false).to_owned().into_any(),
             Err(e) => return interrupts_only(py, e),
         };
-        let Ok(kept) = kept.into_python(py) else { return Ok(()) };
         let kwargs = kwargs.cloned().unwrap_or_else(|| PyDict::new(py));
         match self.package.bind(py).call_method1(
             pyo3::intern!(py, "_record_other"),
