@@ -576,7 +576,7 @@ fn asks_for_stream(kwargs: &Bound<'_, PyDict>) -> PyResult<bool> {
 }
 
 /// The last reply `openai` parsed from a body it had read, on this thread,
-/// with what its record needs of the exchange (see [`keep_parsed`]).
+/// with what its record needs of the exchange (see [`keep`]).
 struct Parsed {
     reply: Py<PyAny>,
     /// The request body as sent; `None` when httpx did not keep it (a body
@@ -601,12 +601,6 @@ thread_local! {
 /// not openai's response object: openai frees that (its httpx response and
 /// request with it) in its own code, as it does uninstrumented. Never
 /// raises.
-#[pyfunction]
-fn keep_parsed(api_response: &Bound<'_, PyAny>, reply: &Bound<'_, PyAny>) {
-    keep(api_response, reply);
-}
-
-/// [`keep_parsed`]'s work.
 fn keep(api_response: &Bound<'_, PyAny>, reply: &Bound<'_, PyAny>) {
     let py = reply.py();
     let kept = (|| -> PyResult<Option<Parsed>> {
@@ -643,7 +637,7 @@ fn keep(api_response: &Bound<'_, PyAny>, reply: &Bound<'_, PyAny>) {
 /// `openai`'s `BaseAPIResponse._parse` as the package patches it: a method
 /// (bound to an instance as a function is, with the original's name, doc
 /// and `__wrapped__` set by `functools.update_wrapper`) that calls the
-/// original and keeps what its reply came from ([`keep_parsed`]), with no
+/// original and keeps what its reply came from ([`keep`]), with no
 /// Python frame of its own. Returns or raises what the original did.
 #[pyclass(module = "anosys._native", frozen, dict)]
 struct ParseHook {
@@ -699,7 +693,7 @@ enum Kept {
 }
 
 /// The one-step record of a plain reply that `openai` parsed from a body
-/// it had read (kept by [`keep_parsed`] on this thread), for a URL already
+/// it had read (kept by [`keep`] on this thread), for a URL already
 /// text; `result` is what the wrapped method returns, `elapsed` says how
 /// long ago the call was sent (asked for when the call is handed over). Records the call (as [`record_openai_call`])
 /// and returns `True` when `result` is that very reply, its request body is
@@ -1046,7 +1040,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_sdk_identity, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_send, m)?)?;
     m.add_function(wrap_pyfunction!(record_openai_call, m)?)?;
-    m.add_function(wrap_pyfunction!(keep_parsed, m)?)?;
     m.add_class::<FunctionCall>()?;
     m.add_class::<OpenAICall>()?;
     m.add_class::<PatchedMethod>()?;

@@ -648,13 +648,15 @@ def test_the_parse_hook_reads_httpx_through_its_public_properties_when_it_must(t
     monkeypatch.setattr(_openai, "_record_other", lambda elapsed, url, kwargs, result, done: general.append(done))
     method = _native.PatchedMethod(None, "chat/completions", _openai)
     reply = object()
-    _native.keep_parsed(API(Streamed()), reply)
+    # The hook as openai's `_parse` is patched: the original gives `reply`.
+    hook = _native.ParseHook(lambda api: reply)
+    assert hook(API(Streamed())) is reply
     method.record(0.01, url, {}, reply)
     assert general == [False], "a stream: nothing kept"
-    _native.keep_parsed(API(Response()), reply)
+    hook(API(Response()))
     method.record(0.01, url, {}, object())
     assert general == [False, False], "another reply: not this call's"
-    _native.keep_parsed(API(Response()), reply)
+    hook(API(Response()))
     method.record(0.01, url, {}, reply)
     assert general == [False, False], "recorded in one step"
     method.record(0.01, url, {}, reply)

@@ -79,7 +79,6 @@ def record_openai_call(
     parent: _Parent = None,
     user_context: Any = None,
 ) -> bool: ...
-def keep_parsed(api_response: Any, reply: Any) -> None: ...
 class PatchedMethod:
     """A patched ``openai`` method (``package``: the ``anosys._openai``
     module). A sync method is the object itself: calls ``original(*args,
@@ -95,7 +94,7 @@ class PatchedMethod:
 class ParseHook:
     """A patched ``BaseAPIResponse._parse``, a method: calls
     ``original(*args, **kwargs)`` and keeps what its reply came from
-    (``keep_parsed``)."""
+    (the bodies it read and sent, and its status)."""
 
     def __init__(self, original: Any) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
