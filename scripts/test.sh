@@ -9,6 +9,10 @@
 # Extra arguments go to cargo test (e.g. scripts/test.sh -p anosys-cli).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Marks each step with the seconds since the start (.ci/run's, when it runs
+# this), so a log shows where the time goes.
+export ANOSYS_CI_START=${ANOSYS_CI_START:-$(date +%s)}
+mark() { echo "[test.sh +$(( $(date +%s) - ANOSYS_CI_START ))s] $*" >&2; }
 
 clients=crates/anosys-cli/tests/clients
 python_pkg=crates/anosys-python
@@ -17,6 +21,7 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+mark pip install
 "${pip[@]}" -r "$clients/requirements.txt" -r "$python_pkg/tests/requirements.txt"
 npm ci --prefix "$clients" --no-audit --no-fund --loglevel=error
 
@@ -29,9 +34,11 @@ if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+mark cargo test
 cargo test --workspace --all-features "$@"
 
 # bench/all.py's goal column: its checks on rows of known figures.
+mark bench self-test
 python3 bench/all.py --self-test
 
 # The Python package as users without Rust get it: the prebuilt abi3
@@ -39,6 +46,7 @@ python3 bench/all.py --self-test
 # the extension here; auditwheel checks its tag), installed from the file,
 # then tested against the real openai client with no cargo or rustc on
 # PATH, importing the installed package (tests/test_package.py checks).
+mark wheel
 built=$(scripts/build-wheel.sh)
 "${pip[@]}" --force-reinstall --no-deps "$(head -n 1 <<<"$built")"
 no_rust=(env PATH="$PWD/$venv/bin:/usr/bin:/bin")
@@ -53,6 +61,7 @@ if [ ! -x "$original_venv/bin/python" ]; then
     python3 -m venv "$original_venv"
 fi
 "$original_venv/bin/python" -m pip install --quiet --disable-pip-version-check anosys-sdk-core==1.0.14 anosys-sdk-openai==1.0.14
+mark pytest
 (cd "$python_pkg" && ANOSYS_ORIGINAL_PYTHON="$PWD/../../$original_venv/bin/python" "${no_rust[@]}" "../../$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
 
 # The fault-injection scenarios (shortened; scripts/faults.sh runs them at
@@ -60,6 +69,7 @@ fi
 # release build as applications run; scenario 8 (anosys-cli's
 # faults_proxy) kills the proxy binary mid-load. One cargo command, so the
 # release build of the engine is shared.
+mark faults
 faults_log=target/faults-short.log
 if ! ANOSYS_FAULTS_PYTHON="$PWD/$venv/bin/python" cargo test --release -p anosys -p anosys-cli --all-features --test faults --test faults_proxy -- --include-ignored --test-threads=1 --nocapture >"$faults_log" 2>&1; then
     tail -n 60 "$faults_log"
@@ -73,14 +83,17 @@ grep -E '^FAULTS\||FAULTS\||test result' "$faults_log"
 # build` rebuilds it if this checkout changed since. Then node:test against
 # the real openai client.
 node_pkg=crates/anosys-node
+mark node addon
 npm ci --prefix "$node_pkg" --no-audit --no-fund --loglevel=error
 npm run --prefix "$node_pkg" --silent build
+mark node tests
 npm test --prefix "$node_pkg"
 # OpenTelemetry's @opentelemetry/instrumentation-openai (it patches openai
 # <7 only) with AnosysSpanExporter: a small application of its own on
 # openai 6, using this checkout's package (`"anosys": "file:.."`, the addon
 # built above) and the stand-ins of the node:test suite.
 otel_app=$node_pkg/tests-otel-openai
+mark node otel app
 npm ci --prefix "$otel_app" --no-audit --no-fund --loglevel=error
 npm test --prefix "$otel_app"
 
@@ -90,6 +103,7 @@ npm test --prefix "$otel_app"
 # then the same node:test suite, copied into the application so that
 # `anosys` and the test dependencies are the installed ones.
 npm_app=target/npm-app
+mark npm tarballs
 built_npm=$(scripts/build-npm.sh)
 mapfile -t tarballs < <(tail -n 2 <<<"$built_npm")
 rm -rf "$npm_app" && mkdir -p "$npm_app/bin"
@@ -130,3 +144,4 @@ repo=$PWD
     export ANOSYS_TEST_WORKSPACE="$repo" ANOSYS_TEST_REPLIES="$repo/crates/anosys-cli/src/demo/replies.json"
     ANOSYS_TEST_PACKAGES="$(IFS=:; echo "${tarballs[*]}")" node --test --test-concurrency=1 tests/
 )
+mark done
