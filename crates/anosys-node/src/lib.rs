@@ -17,6 +17,7 @@ use anosys::embed::{DeferredCall, LiveFunctionCall, PlainCall, RequestJson, Resp
 use anosys::sources::openai::{CaptureOptions, RequestBody, ResponseBody};
 use anosys::{Caller, ErrorInfo, Record, SpanId, StartingIndices, TraceId};
 use napi::bindgen_prelude::*;
+use napi::JsString;
 use napi_derive::napi;
 use serde_json::{json, Value};
 
@@ -345,39 +346,87 @@ fn start_call(
 #[allow(clippy::too_many_arguments)]
 pub fn record_openai_call(
     env: Env,
-    url: String,
-    request: String,
+    url: JsString,
+    request: JsString,
     elapsed_ms: f64,
     status: u32,
-    response: String,
+    response: JsString,
     parent_trace_id: Option<String>,
     parent_span_id: Option<String>,
     user_context: Option<String>,
-) -> bool {
+) -> Result<bool> {
     // What happens here (the engine set up on first use) counts as elapsed too.
     let entered = std::time::Instant::now();
-    // The text is copied into the engine's buffers for its extraction
-    // thread (and freed here, where it was made).
-    let call = PlainCall {
-        url: &url,
-        request: RequestBody::Text(&request),
-        status: u16::try_from(status).unwrap_or(0),
-        response: ResponseBody::Text(&response),
-        elapsed: millis(Some(elapsed_ms)).unwrap_or_default() + entered.elapsed(),
-        parent: parent_of(parent_trace_id, parent_span_id),
-        user_context: user_context.map(|u| parse(&u)),
-        source: None,
-        capture_content: anosys::embed::capture_content_enabled(),
-    };
-    let call = match may_defer() {
-        true => match call.hand_over() {
-            Ok(()) => return true,
-            Err(call) => call,
-        },
-        false => call,
-    };
-    // A `beforeSend` callback sees the record made here.
-    call.record_with(|r| submit(&env, Some(r)))
+    // The text is read into this thread's buffers, then copied into the
+    // engine's for its extraction thread: nothing allocated or freed a call.
+    with_text_buffers(|[url_buf, request_buf, response_buf]| {
+        let call = PlainCall {
+            url: read_utf8(&env, &url, url_buf)?,
+            request: RequestBody::Text(read_utf8(&env, &request, request_buf)?),
+            status: u16::try_from(status).unwrap_or(0),
+            response: ResponseBody::Text(read_utf8(&env, &response, response_buf)?),
+            elapsed: millis(Some(elapsed_ms)).unwrap_or_default() + entered.elapsed(),
+            parent: parent_of(parent_trace_id, parent_span_id),
+            user_context: user_context.map(|u| parse(&u)),
+            source: None,
+            capture_content: anosys::embed::capture_content_enabled(),
+        };
+        let call = match may_defer() {
+            true => match call.hand_over() {
+                Ok(()) => return Ok(true),
+                Err(call) => call,
+            },
+            false => call,
+        };
+        // A `beforeSend` callback sees the record made here.
+        Ok(call.record_with(|r| submit(&env, Some(r))))
+    })
+}
+
+thread_local! {
+    /// The texts of a plain call (URL, request, response) as UTF-8, kept
+    /// on the JavaScript thread between calls.
+    static TEXT_BUFFERS: std::cell::Cell<[Vec<u8>; 3]> = std::cell::Cell::default();
+}
+
+/// Past this many bytes a text buffer is freed after its call, not kept.
+const TEXT_BUFFER_KEPT: usize = 256 * 1024;
+
+/// Runs `f` with this thread's text buffers (empty ones for a call made
+/// while they are in use, from a `beforeSend` callback), then keeps them.
+fn with_text_buffers<R>(f: impl FnOnce(&mut [Vec<u8>; 3]) -> R) -> R {
+    let mut buffers = TEXT_BUFFERS.with(std::cell::Cell::take);
+    let out = f(&mut buffers);
+    for buf in &mut buffers {
+        if buf.len() > TEXT_BUFFER_KEPT {
+            *buf = Vec::new();
+        }
+    }
+    // (Gone while the thread exits: then they are freed.)
+    let _ = TEXT_BUFFERS.try_with(|slot| slot.set(buffers));
+    out
+}
+
+/// A JavaScript string's text as UTF-8, written into `buf` in one pass.
+/// (napi-rs's `String` asks V8 for the UTF-8 length first, a pass over the
+/// whole text, then allocates a zeroed buffer for a second pass.) `buf`
+/// only grows, zeroed once: V8 is given room for the longest UTF-8 the
+/// string can have.
+fn read_utf8<'b>(env: &Env, text: &JsString, buf: &'b mut Vec<u8>) -> Result<&'b str> {
+    let (env, value) = (env.raw(), text.raw());
+    let mut units = 0;
+    // The length in UTF-16 units, which V8 knows without a pass.
+    check_status!(unsafe { napi::sys::napi_get_value_string_utf16(env, value, std::ptr::null_mut(), 0, &mut units) })?;
+    // A unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is
+    // 4; a lone surrogate becomes U+FFFD, 3), and napi ends the text with
+    // a NUL.
+    let room = units.saturating_mul(3).saturating_add(1);
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
+    let mut written = 0;
+    check_status!(unsafe { napi::sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr().cast(), room, &mut written) })?;
+    std::str::from_utf8(&buf[..written.min(room - 1)]).map_err(|e| Error::new(Status::InvalidArg, format!("a string that is not UTF-8: {e}")))
 }
 
 /// One OpenAI-compatible call: started with the request, ended with the

@@ -81,6 +81,30 @@ test('chat completion', async (t) => {
   assert.equal(resource['telemetry.sdk.version'], anosys.VERSION);
 });
 
+test('a plain call’s text reaches the record as it was, whatever its characters and length', async (t) => {
+  // Latin-1 (a one-byte string in V8), other scripts and emoji (two-byte),
+  // then text long enough for the addon's buffers to grow and be let go,
+  // then short again.
+  const texts = [
+    'héllo, ünïcödé — naïve café',
+    'こんにちは 世界 🎉👩‍💻 Ωμέγα',
+    'ʻokina 日本語 🎉 '.repeat(20_000),
+    'short again: é',
+  ];
+  for (const [i, content] of texts.entries()) {
+    const reply = await client.chat.completions.create({ model: 'echo', messages: [{ role: 'user', content }] });
+    assert.equal(reply.choices[0].message.content, content);
+    // The long text is cut to the engine's size for a value: its start.
+    const start = `"content":${JSON.stringify(content).slice(0, 4000)}`;
+    const r = await env.one((r) => mine(t.name)(r) && r.get('gen_ai.input.messages')?.includes(start));
+    assert.ok(r.must('gen_ai.output.messages').includes(start), `text ${i}`);
+    if (content.length < 1000) {
+      assert.equal(r.json('gen_ai.input.messages')[0].parts[0].content, content, `text ${i}`);
+      assert.equal(r.json('gen_ai.output.messages')[0].parts[0].content, content, `text ${i}`);
+    }
+  }
+});
+
 test('.asResponse(): the application reads the raw body, the record reads a copy', async (t) => {
   const response = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO }).asResponse();
   const body = await response.json();

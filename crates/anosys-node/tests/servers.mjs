@@ -102,6 +102,13 @@ export class Upstream {
       // 40 ms between events, a comment event first (as some servers send).
       if (model === 'slow-stream') return this.reply(res, 'chat_stream', { pauseMs: 40, comment: true });
       if (model === 'long-stream') return this.longStream(res);
+      // The chat reply, its answer the last message's content (text the
+      // test chooses: non-ASCII, long).
+      if (model === 'echo') {
+        const reply = JSON.parse(REPLIES.chat.body);
+        reply.choices[0].message.content = body.messages.at(-1).content;
+        return sendJson(res, 200, reply);
+      }
       if (model === 'slow-reply') {
         await new Promise((r) => setTimeout(r, 150));
         return this.reply(res, 'chat');
