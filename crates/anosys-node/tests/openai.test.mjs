@@ -83,17 +83,20 @@ test('chat completion', async (t) => {
 
 test('a plain call’s text reaches the record as it was, whatever its characters and length', async (t) => {
   // Latin-1 (a one-byte string in V8), other scripts and emoji (two-byte),
-  // then text long enough for the addon's buffers to grow and be let go,
-  // then short again.
+  // a lone surrogate (JSON.stringify writes it as an escape, which the
+  // record reads as U+FFFD), then text long enough for the addon's buffers
+  // to grow and be let go, then short again.
   const texts = [
     'héllo, ünïcödé — naïve café',
     'こんにちは 世界 🎉👩‍💻 Ωμέγα',
+    'lone \ud800 surrogate, and a pair: \ud83c\udf89',
     'ʻokina 日本語 🎉 '.repeat(20_000),
     'short again: é',
   ];
-  for (const [i, content] of texts.entries()) {
-    const reply = await client.chat.completions.create({ model: 'echo', messages: [{ role: 'user', content }] });
-    assert.equal(reply.choices[0].message.content, content);
+  for (const [i, sent] of texts.entries()) {
+    const reply = await client.chat.completions.create({ model: 'echo', messages: [{ role: 'user', content: sent }] });
+    assert.equal(reply.choices[0].message.content, sent);
+    const content = sent.toWellFormed();
     // The long text is cut to the engine's size for a value: its start.
     const start = `"content":${JSON.stringify(content).slice(0, 4000)}`;
     const r = await env.one((r) => mine(t.name)(r) && r.get('gen_ai.input.messages')?.includes(start));

@@ -213,6 +213,40 @@ pub(crate) fn object<'a>(buf: &mut Vec<u8>, entries: impl Iterator<Item = (&'a s
     buf.push(b'}');
 }
 
+/// `bytes` with every `\uXXXX` escape of a lone surrogate written
+/// `\ufffd`; `None` when there is none.
+pub(crate) fn lone_surrogates_replaced(bytes: &[u8]) -> Option<Vec<u8>> {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = bytes.get(at..at + 6)?;
+        let digits = hex.strip_prefix(b"\\u")?;
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let mut out: Option<Vec<u8>> = None;
+    let (mut at, mut copied) = (0, 0);
+    while let Some(found) = bytes.get(at..).and_then(|rest| memchr::memchr(b'\\', rest)) {
+        at += found;
+        match unit(at) {
+            Some(0xD800..=0xDBFF) if matches!(unit(at + 6), Some(0xDC00..=0xDFFF)) => at += 12,
+            Some(0xD800..=0xDFFF) => {
+                let out = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+                out.extend_from_slice(&bytes[copied..at]);
+                out.extend_from_slice(b"\\ufffd");
+                at += 6;
+                copied = at;
+            }
+            Some(_) => at += 6,
+            // Any other escape: two bytes (an escaped backslash is not the
+            // start of another escape).
+            None => at += 2,
+        }
+    }
+    let mut out = out?;
+    out.extend_from_slice(&bytes[copied.min(bytes.len())..]);
+    Some(out)
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,8 +59,9 @@ impl JsonText {
         let text = String::from_utf8(compact(json)).ok()?;
         // SAFETY: `json` is one well-formed JSON value (read whole by
         // serde_json, no error swallowed, UTF-8 checked just above), and
-        // compacting it removed only whitespace between its tokens (see
-        // `compact`), so `text` is one well-formed JSON value with no
+        // compacting it removed only whitespace between its tokens and
+        // wrote lone surrogates' escapes as `\ufffd`, escapes as long and
+        // as valid (see `compact`), so `text` is one well-formed JSON value with no
         // whitespace around it: `from_string_unchecked`'s contract. Debug
         // builds check it again (serde_json's own `debug_assert!`).
         Some(JsonText(unsafe { RawValue::from_string_unchecked(text) }))
@@ -119,7 +120,24 @@ impl Serialize for JsonText {
 /// answer's indentation) is skipped whole, a string's body by `memchr`;
 /// each byte's kind is looked up in a table rather than matched (a jump
 /// table the branch predictor misses).
+///
+/// A `\u` escape of a lone surrogate (half of a UTF-16 pair without the
+/// other, which JavaScript's `JSON.stringify` and Python's `json.dumps`
+/// write for a string holding one) is written `\ufffd`: the text stays
+/// JSON and parses (serde_json refuses such an escape when it builds a
+/// string, and the record's content would be lost for one character).
 fn compact(json: &[u8]) -> Vec<u8> {
+    let mut surrogates = false;
+    let out = compact_tokens(json, &mut surrogates);
+    match surrogates {
+        true => crate::json::lone_surrogates_replaced(&out).unwrap_or(out),
+        false => out,
+    }
+}
+
+/// [`compact`] but for lone surrogates; `surrogates` is set when a string
+/// holds a `\u` escape of a surrogate (lone or in a pair).
+fn compact_tokens(json: &[u8], surrogates: &mut bool) -> Vec<u8> {
     let kind = |i: usize| json.get(i).map(|b| KIND[usize::from(*b)]);
     let mut out = Vec::with_capacity(json.len());
     // `json[copied..i]` is kept, not yet copied.
@@ -145,7 +163,7 @@ fn compact(json: &[u8]) -> Vec<u8> {
                 }
                 copied = i;
             }
-            QUOTE => i = string_end(json, i + 1),
+            QUOTE => i = string_end(json, i + 1, surrogates),
             _ => i += 1,
         }
     }
@@ -176,11 +194,19 @@ static KIND: [u8; 256] = {
 };
 
 /// Where the string whose body starts at `from` ends: just past its closing
-/// quote, or the end of `json` for a string left open.
-fn string_end(json: &[u8], mut from: usize) -> usize {
+/// quote, or the end of `json` for a string left open. Sets `surrogates`
+/// when the string holds a `\u` escape of a surrogate (`\uD800` to
+/// `\uDFFF`).
+fn string_end(json: &[u8], mut from: usize, surrogates: &mut bool) -> usize {
     loop {
         match memchr::memchr2(b'"', b'\\', json.get(from..).unwrap_or_default()) {
-            Some(at) if json[from + at] == b'\\' => from += at + 2,
+            Some(at) if json[from + at] == b'\\' => {
+                from += at;
+                if let Some([b'u', b'd' | b'D', b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F']) = json.get(from + 1..from + 4) {
+                    *surrogates = true;
+                }
+                from += 2;
+            }
             Some(at) => return from + at + 1,
             None => return json.len(),
         }
@@ -208,6 +234,17 @@ mod tests {
             let parsed: Value = serde_json::from_slice(json).unwrap();
             assert_eq!(text.to_value().unwrap(), parsed);
         }
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_kept_as_the_replacement_character() {
+        let sent = br#"{ "messages": [ { "content": "lone \ud800 high, \uDC01 low, a pair \ud83c\udf89, \\ud800 no escape" } ] }"#;
+        for text in [JsonText::compact(sent).unwrap(), JsonText::compact_read(sent).unwrap()] {
+            assert_eq!(text.as_str(), r#"{"messages":[{"content":"lone \ufffd high, \ufffd low, a pair \ud83c\udf89, \\ud800 no escape"}]}"#);
+            assert_eq!(text.to_value().unwrap()["messages"][0]["content"], "lone \u{fffd} high, \u{fffd} low, a pair 🎉, \\ud800 no escape");
+        }
+        // Only surrogates: the text is as it was.
+        assert_eq!(JsonText::compact(br#"["\u00e9 \ud83c\udf89"]"#).unwrap().as_str(), r#"["\u00e9 \ud83c\udf89"]"#);
     }
 
     /// The byte-by-byte compaction this module first had, as a reference.

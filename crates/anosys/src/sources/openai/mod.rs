@@ -353,7 +353,7 @@ impl OpenAiCall {
         }
         // Not JSON, or a key the view reads written twice: parsed as a
         // whole (text that is not JSON kept as a string, bytes dropped).
-        let request = match serde_json::from_slice::<Value>(bytes) {
+        let request = match view::parse_value(bytes) {
             Ok(request) => request,
             Err(_) if not_json_is_text => Value::String(String::from_utf8_lossy(bytes).into_owned()),
             Err(_) => Value::Null,
@@ -508,7 +508,7 @@ impl OpenAiCall {
                 return record;
             }
         }
-        match serde_json::from_slice::<Value>(bytes) {
+        match view::parse_value(bytes) {
             Ok(v) => self.finish_value(status, v),
             Err(_) => {
                 let text = String::from_utf8_lossy(bytes).into_owned();

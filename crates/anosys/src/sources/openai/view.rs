@@ -590,9 +590,45 @@ pub(super) fn of_value<'a, T: Deserialize<'a> + Default>(value: &'a Value) -> T 
 pub(super) fn of_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
     serde_json::from_slice(bytes).ok()
 }
+
+/// Parses JSON bytes into a `Value` as serde_json does, except that a `\u`
+/// escape of a lone surrogate (half of a UTF-16 pair without the other)
+/// reads as U+FFFD. JavaScript's `JSON.stringify` and Python's
+/// `json.dumps` write such an escape for a string holding one, and
+/// serde_json refuses it: without this, the whole body would be lost to
+/// the record for one character.
+pub(super) fn parse_value(bytes: &[u8]) -> serde_json::Result<Value> {
+    serde_json::from_slice(bytes).or_else(|e| match crate::json::lone_surrogates_replaced(bytes) {
+        // (Its other errors, if any, at the same places: an escape is
+        // replaced by one as long.)
+        Some(repaired) => serde_json::from_slice(&repaired),
+        None => Err(e),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lone_surrogate_escape_reads_as_the_replacement_character() {
+        let parsed = |text: &str| parse_value(text.as_bytes()).ok();
+        // Lone high, lone low, a high at the end of the text's string.
+        assert_eq!(parsed(r#"{"a": "x\ud800y"}"#), Some(serde_json::json!({"a": "x\u{fffd}y"})));
+        assert_eq!(parsed(r#"{"a": "x\uDC00"}"#), Some(serde_json::json!({"a": "x\u{fffd}"})));
+        assert_eq!(parsed(r#"["\ud83d", "\ud83d\u0041"]"#), Some(serde_json::json!(["\u{fffd}", "\u{fffd}A"])));
+        // Two highs in a row: both lone.
+        assert_eq!(parsed(r#""\ud800\ud800""#), Some(serde_json::json!("\u{fffd}\u{fffd}")));
+        // A pair is kept, as is an escaped backslash before a `u`.
+        assert_eq!(parsed(r#"["\ud83c\udf89", "\\ud800", "\\\ud800"]"#), Some(serde_json::json!(["🎉", "\\ud800", "\\\u{fffd}"])));
+        // Other errors stay errors, with serde_json's message.
+        let err = parse_value(br#"{"a": "\ud800", }"#).unwrap_err();
+        assert!(err.to_string().contains("trailing comma"), "{err}");
+        assert!(parse_value(b"{\"a\": \"\\ud8").is_err());
+        assert!(parse_value(b"\"\\ud800\\").is_err());
+        assert!(parse_value(b"\\").is_err());
+        assert_eq!(crate::json::lone_surrogates_replaced(br#"{"a": "\u0041\n"}"#), None);
+    }
     use serde_json::json;
 
     /// Whatever a response view reads from bytes is one well-formed JSON
