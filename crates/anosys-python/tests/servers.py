@@ -56,6 +56,10 @@ class _Server:
         self.httpd.server_close()
 
 
+#: The `lone-surrogate` model's answer: half of the pair of 🎉, then 🎉 whole.
+LONE_SURROGATE_TEXT = "lone \ud83c half, then a pair: \U0001f389"
+
+
 class _UpstreamHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -82,6 +86,12 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
             if model == "slow-reply":
                 time.sleep(0.15)
                 return self._reply("chat")
+            if model == "lone-surrogate":
+                # The chat reply, its answer holding half of a UTF-16 pair
+                # (json.dumps writes it as a `\ud83c` escape).
+                reply = json.loads(REPLIES["chat"]["body"])
+                reply["choices"][0]["message"]["content"] = LONE_SURROGATE_TEXT
+                return self._json(200, reply)
             if stream:
                 return self._reply("chat_stream_tools" if body.get("tools") else "chat_stream")
             return self._reply("chat_tools" if body.get("tools") else "chat")

@@ -12,6 +12,7 @@ import pytest
 
 import anosys
 from anosys import AnosysOpenAILogger, anosys_logger
+from servers import LONE_SURROGATE_TEXT
 
 CURRENT = {"test": None}
 LOGGER = AnosysOpenAILogger(get_user_context=lambda: {"test": CURRENT["test"], "user_id": "u-42"})
@@ -323,6 +324,16 @@ def test_a_raw_response_is_recorded(tag, backend, openai_clients):
     assert r["status_code"] == "OK"
     assert r["gen_ai.response.id"] == reply.id
     assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == "This is a test."
+
+
+def test_a_lone_surrogate_in_a_reply_is_recorded_as_the_replacement_character(tag, backend, openai_clients):
+    client, _ = openai_clients
+    reply = client.chat.completions.create(model="lone-surrogate", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == LONE_SURROGATE_TEXT
+    r = backend.one(mine(tag))
+    # The answer kept, the lone half as U+FFFD (serde_json refuses its escape).
+    assert r.json("gen_ai.output.messages")[0]["parts"][0]["content"] == "lone \ufffd half, then a pair: \U0001f389"
+    assert r["gen_ai.response.id"] == reply.id
 
 
 def test_connection_error(tag, backend):
