@@ -333,6 +333,21 @@ fn a_stream_cut_before_done_is_an_error_with_its_partial_content() {
 }
 
 #[test]
+fn a_lone_surrogate_in_a_stream_event_reads_as_the_replacement_character() {
+    let request = br#"{"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]}"#;
+    let mut stream = OpenAiCall::start("https://api.openai.com/v1/chat/completions", request, &CaptureOptions::default()).into_stream();
+    stream.push_bytes(br#"data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":"lone \ud83c half, "}}]}"#);
+    stream.push_bytes(b"\n\n");
+    stream.push_bytes(br#"data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"a pair \ud83c\udf89"},"finish_reason":"stop"}]}"#);
+    stream.push_bytes(b"\n\ndata: [DONE]\n\n");
+    let r = stream.finish();
+    assert_eq!(r.status.code, StatusCode::Ok);
+    assert_eq!(r.attribute("anosys.stream.malformed_events"), None);
+    assert_eq!(r.output().as_deref(), Some(&json!("lone \u{fffd} half, a pair 🎉")));
+    assert_eq!(attr(&r, "gen_ai.response.id"), &json!("c1"));
+}
+
+#[test]
 fn an_error_mid_stream_is_recorded_with_what_came_before() {
     let x = cassette::first("test_chat_completion_streaming");
     let mut stream = OpenAiCall::start(&x.uri, x.request.clone(), &CaptureOptions::default()).into_stream();

@@ -319,13 +319,28 @@ impl StreamAccumulator {
 
     fn push(&mut self, event: Event<'_>) {
         self.saw_chunk();
-        let read = if self.call.operation == Operation::Responses {
+        let mut read = self.read(event);
+        // A `\u` escape of a lone surrogate (which serde_json refuses when
+        // it builds a string): read again with U+FFFD in its place.
+        if read.is_err()
+            && let Event::Text(text) = event
+            && let Some(repaired) = crate::json::lone_surrogates_replaced(text.as_bytes())
+            && let Ok(repaired) = String::from_utf8(repaired)
+        {
+            read = self.read(Event::Text(&repaired));
+        }
+        if read.is_err() {
+            self.malformed += 1;
+        }
+    }
+
+    /// Reads one event into what the stream holds so far; an error (and
+    /// nothing read) when it is not a chunk or event.
+    fn read(&mut self, event: Event<'_>) -> serde_json::Result<()> {
+        if self.call.operation == Operation::Responses {
             event.value().map(|v| self.responses_event(&v))
         } else {
             event.chunk().map(|c| self.chunk(c))
-        };
-        if read.is_err() {
-            self.malformed += 1;
         }
     }
 
