@@ -8,6 +8,9 @@
 //! `serde_json` looks at each byte in turn; this looks at eight at a time
 //! and copies each run with nothing to escape in one go, and writes a value
 //! kept in a text column in one pass rather than through a formatter.
+//!
+//! Also, for JSON read: [`lone_surrogates_replaced`], the escapes of lone
+//! surrogates that serde_json refuses written as U+FFFD.
 
 use serde_json::Value;
 
@@ -244,7 +247,7 @@ pub(crate) fn lone_surrogates_replaced(bytes: &[u8]) -> Option<Vec<u8>> {
         }
     }
     let mut out = out?;
-    out.extend_from_slice(&bytes[copied.min(bytes.len())..]);
+    out.extend_from_slice(&bytes[copied..]);
     Some(out)
 }
 #[cfg(test)]
