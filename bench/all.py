@@ -3,7 +3,7 @@
 delivery, the Python and Node packages and the proxy, in one run, each next
 to a baseline measured in the same run, printed as one table.
 
-    python3 bench/all.py              # everything, about 12-14 minutes on 2 cores (the proxy part about 5)
+    python3 bench/all.py              # everything: 1,170 s on 2 cores in a very slow hour (Python 534, proxy 313)
     python3 bench/all.py --quick      # shorter measurements, for a smoke run
     python3 bench/all.py --only engine,store
 
@@ -301,9 +301,12 @@ def delivery(quick: bool) -> List[Row]:
 def python(quick: bool) -> List[Row]:
     if not shutil.which("python3"):
         return [Row("Python package", "-", None, None, "", "", note="skipped: no python3")]
+    # The in-process pairs (this part's goal rows, 32 pairs of blocks of
+    # 100 real calls for each kind) run in the first round only: three runs
+    # of them took 12 of the 17 minutes of this part in a slow hour.
     n, rounds, capture = ("300", "2", "2000") if quick else ("500", "3", "5000")
-    out = run([sys.executable, "bench/python_overhead.py", "--n", n, "--rounds", rounds, "--capture-n", capture], 1800,
-              log_name="python")
+    out = run([sys.executable, "bench/python_overhead.py", "--n", n, "--rounds", rounds, "--capture-n", capture,
+               "--in-process-runs", "1"], 1800, log_name="python")
     return in_process_rows("Python", out, "the caller's thread", "openai 3.57", "CPU of the calling thread")
 
 
@@ -364,8 +367,8 @@ def node(quick: bool) -> List[Row]:
     if not shutil.which("node"):
         return [Row("Node package", "-", None, None, "", "", note="skipped: no node")]
     n, rounds, capture = ("300", "2", "2000") if quick else ("500", "3", "5000")
-    out = run(["node", "bench/node_overhead.mjs", "--n", n, "--rounds", rounds, "--capture-n", capture], 1800,
-              log_name="node")
+    out = run(["node", "bench/node_overhead.mjs", "--n", n, "--rounds", rounds, "--capture-n", capture,
+               "--in-process-runs", "1"], 1800, log_name="node")
     return in_process_rows("Node", out, "the event loop", "openai 7.59", "CPU of the event loop's thread")
 
 
@@ -419,19 +422,22 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.time()
     rows: List[Row] = []
+    took: List[str] = []
     for part in [p.strip() for p in args.only.split(",") if p.strip()]:
         if part not in PARTS:
             parser.error(f"unknown part {part!r}")
+        part_started = time.time()
         try:
             rows.extend(PARTS[part](args.quick))
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             rows.append(Row(part, "-", None, None, "", "", note=f"failed: {e}"))
+        took.append(f"{part} {time.time() - part_started:.0f} s")
     header = ["what", "baseline (same run)", "measured", "ratio", "goal", "met", "note"]
     table = [header, ["---"] * len(header)] + [r.cells() for r in rows]
     print("\n".join("| " + " | ".join(c) + " |" for c in table))
     judged = [r.met() for r in rows if r.met() is not None]
     print(f"\n{len(rows)} figures in {time.time() - started:.0f} s, {sum(judged)} of {len(judged)} goals met; "
-          "logs in target/bench-all/")
+          f"logs in target/bench-all/\n(by part, builds and installs included: {', '.join(took)})")
     (OUT / "summary.json").write_text(json.dumps([r.__dict__ for r in rows], indent=1))
     return 0
 

@@ -31,6 +31,9 @@
 //
 //   node bench/node_overhead.mjs                 # N=2000, 5 rounds
 //   node bench/node_overhead.mjs --n 500 --rounds 3
+//   # the in-process pairs (the goal's rows) in the first round only
+//   # (bench/all.py does so)
+//   node bench/node_overhead.mjs --n 500 --rounds 3 --in-process-runs 1
 //   # also time the capture work of another build's addon (say, main's), in
 //   # the same processes, for a before/after in one run:
 //   node bench/node_overhead.mjs --baseline-native path/to/anosys.node
@@ -65,6 +68,8 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '200' },
     // calls the capture work alone is timed over, per round
     'capture-n': { type: 'string', default: '5000' },
+    // rounds that also run the in-process pairs, from the first (0: every round)
+    'in-process-runs': { type: 'string', default: '0' },
     'skip-setup': { type: 'boolean', default: false },
     'baseline-native': { type: 'string' },
     worker: { type: 'string' },
@@ -395,14 +400,17 @@ async function main() {
         });
       });
     };
+    const inProcessRounds = Number(args['in-process-runs']) || Number(args.rounds);
     for (let round = 1; round <= Number(args.rounds); round++) {
-      const inProc = await runWorker('in-process');
-      inProcessRuns.push(inProc);
-      console.error(
-        `round ${round} in-process: the event loop's CPU a call, bare / added by anosys: plain ${inProc.plain.bare_us.toFixed(1)} / ${inProc.plain.added_us.toFixed(1)} us` +
-          `, stream ${inProc.stream.bare_us.toFixed(1)} / ${inProc.stream.added_us.toFixed(1)} us` +
-          `, 41 KB history ${inProc.history.bare_us.toFixed(1)} / ${inProc.history.added_us.toFixed(1)} us, delivered ${inProc.delivered}`,
-      );
+      if (round <= inProcessRounds) {
+        const inProc = await runWorker('in-process');
+        inProcessRuns.push(inProc);
+        console.error(
+          `round ${round} in-process: the event loop's CPU a call, bare / added by anosys: plain ${inProc.plain.bare_us.toFixed(1)} / ${inProc.plain.added_us.toFixed(1)} us` +
+            `, stream ${inProc.stream.bare_us.toFixed(1)} / ${inProc.stream.added_us.toFixed(1)} us` +
+            `, 41 KB history ${inProc.history.bare_us.toFixed(1)} / ${inProc.history.added_us.toFixed(1)} us, delivered ${inProc.delivered}`,
+        );
+      }
       for (const v of variants) {
         const got = await runWorker(v);
         for (const kind of ['plain', 'stream']) results[v][kind].push([got[kind].median_us, got[kind].cpu_us]);
@@ -453,7 +461,7 @@ async function main() {
       const pick = (key) => median(inProcessRuns.map((r) => r[kind][key]));
       const what = { history: 'chat call with a 41 KB history, not streamed', long: `stream call of ${inProcessRuns[0].per_event.events[1]} events` }[kind] ?? `${kind} call`;
       console.log(
-        `anosys on the event loop in a real ${what} (instrumented and bare openai 7.59 clients interleaved in one process, the reply from a canned fetch, no HTTP): ` +
+        `anosys on the event loop in a real ${what} (instrumented and bare openai 7.59 clients interleaved in one process, median of ${inProcessRuns.length} such runs, the reply from a canned fetch, no HTTP): ` +
           `${pick('added_us').toFixed(1)} us added to the bare client's ${pick('bare_us').toFixed(1)} us (middle half of the pairs ${pick('lo').toFixed(1)} to ${pick('hi').toFixed(1)}), CPU of the event loop's thread`,
       );
     }

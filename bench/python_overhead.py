@@ -22,6 +22,9 @@ target/bench-original-venv):
 
     python3 bench/python_overhead.py            # N=2000, 5 rounds
     python3 bench/python_overhead.py --n 500 --rounds 3
+    # the in-process pairs (the goal's rows) in the first round only
+    # (bench/all.py does so: they take most of a round's time)
+    python3 bench/python_overhead.py --n 500 --rounds 3 --in-process-runs 1
     # also time the capture work of another build's native module (say,
     # main's), in the same processes, for a before/after in one run:
     python3 bench/python_overhead.py --baseline-native path/to/_native.abi3.so
@@ -397,6 +400,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--capture-n", type=int, default=5000,
                     help="calls the capture work alone is timed over, per round (in runs of up to 1,000)")
+    ap.add_argument("--in-process-runs", type=int, default=0,
+                    help="rounds that also run the in-process pairs (the goal's rows; about 4 minutes each here), "
+                         "from the first; default: every round")
     ap.add_argument("--skip-setup", action="store_true")
     ap.add_argument("--baseline-native", help="another build's _native module to time the capture work of too")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -441,12 +447,13 @@ def main() -> None:
             return json.loads(proc.stdout.strip().splitlines()[-1])
 
         for r in range(args.rounds):
-            got = run_worker("in-process", PY)
-            in_process_runs.append(got)
-            print(f"round {r + 1} in-process: the caller's CPU a call, bare / added by anosys: plain "
-                  f"{got['plain']['bare_us']:.1f} / {got['plain']['added_us']:.1f} us, stream "
-                  f"{got['stream']['bare_us']:.1f} / {got['stream']['added_us']:.1f} us, delivered {got['delivered']}",
-                  file=sys.stderr)
+            if r < (args.in_process_runs or args.rounds):
+                got = run_worker("in-process", PY)
+                in_process_runs.append(got)
+                print(f"round {r + 1} in-process: the caller's CPU a call, bare / added by anosys: plain "
+                      f"{got['plain']['bare_us']:.1f} / {got['plain']['added_us']:.1f} us, stream "
+                      f"{got['stream']['bare_us']:.1f} / {got['stream']['added_us']:.1f} us, delivered {got['delivered']}",
+                      file=sys.stderr)
             for v in VARIANTS:
                 before = Collector.received
                 got = run_worker(
@@ -491,7 +498,7 @@ def main() -> None:
         for kind in ("plain", "stream"):
             pick = lambda key: statistics.median(run[kind][key] for run in in_process_runs)  # noqa: E731
             print(f"anosys on the caller's thread in a real {kind} call (openai {OPENAI.split('==')[1]}, instrumented and bare "
-                  "blocks interleaved in one process, the reply from a mock transport, no HTTP): "
+                  f"blocks interleaved in one process, median of {len(in_process_runs)} such runs, the reply from a mock transport, no HTTP): "
                   f"{pick('added_us'):.1f} us added to the bare client's {pick('bare_us'):.1f} us (middle half of the pairs "
                   f"{pick('lo'):.1f} to {pick('hi'):.1f}), CPU of the calling thread")
         pick = lambda key: statistics.median(run["edges"][key] for run in in_process_runs)  # noqa: E731
