@@ -144,13 +144,15 @@ def self_test() -> None:
         "anosys on the event loop in a real stream call (x): 102.0 us added to the bare client's 305.0 us "
         "(middle half of the pairs 73.2 to 126.8), CPU of the event loop's thread",
         "anosys on the event loop per stream event (real stream calls of 8 and 100 events, one network chunk each, "
-        "the difference a share for each event more): 1210 ns against JSON.parse of the event's data 1821 ns",
+        "in blocks of 200 and 16 calls, the difference a share for each event more): 1210 ns against JSON.parse of the "
+        "event's data 1821 ns",
         "anosys capture work alone (y): 8.2 us per call (0.7% of a bare call), CPU of the event loop's thread 7.6 us (0.7%)",
     ])
     rows = in_process_rows("Node", out, "the event loop", "openai 7.59", "CPU")
     event = [r for r in rows if "per stream event" in r.what]
     assert len(event) == 1 and (event[0].base, event[0].value, event[0].met()) == (1821.0, 1210.0, True), vars(event[0])
     assert "JSON.parse" in event[0].baseline and "100 events less one of 8" in event[0].note, vars(event[0])
+    assert "blocks of 200 and 16 calls" in event[0].note, vars(event[0])
     assert [r.value for r in rows if "real plain" in r.what] == [30.5], [vars(r) for r in rows]
     out = "\n".join([
         "anosys on the caller's thread in a real plain call (x): 34.4 us added to the bare client's 1234.0 us "
@@ -303,10 +305,12 @@ def python(quick: bool) -> List[Row]:
         return [Row("Python package", "-", None, None, "", "", note="skipped: no python3")]
     # The in-process pairs (this part's goal rows, 32 pairs of blocks of
     # 100 real calls for each kind) run in the first round only: three runs
-    # of them took 12 of the 17 minutes of this part in a slow hour.
+    # of them took 12 of the 17 minutes of this part in a slow hour. Each
+    # variant's process warms up with 100 calls of each kind (the script's
+    # own default is 200).
     n, rounds, capture = ("300", "2", "2000") if quick else ("500", "3", "5000")
     out = run([sys.executable, "bench/python_overhead.py", "--n", n, "--rounds", rounds, "--capture-n", capture,
-               "--in-process-runs", "1"], 1800, log_name="python")
+               "--warmup", "100", "--in-process-runs", "1"], 1800, log_name="python")
     return in_process_rows("Python", out, "the caller's thread", "openai 3.57", "CPU of the calling thread")
 
 
@@ -331,14 +335,17 @@ def in_process_rows(lang: str, out: str, where: str, client: str, cpu: str) -> L
         rows.insert(i, Row(what, "the bare client's own work", bare, added, "us", goal,
                            note=f"interleaved pairs; middle half {lo:.1f} to {hi:.1f} us"))
     # Per stream event, the issue's goal for the packages' stream chunks.
-    found = re.search(rf"^anosys on {re.escape(where)} per stream event \(real stream calls of (\d+) and (\d+) events[^:]*: "
+    found = re.search(rf"^anosys on {re.escape(where)} per stream event \(real stream calls of (\d+) and (\d+) events"
+                      rf"(?:[^:]*?in blocks of (\d+) and (\d+) calls)?[^:]*: "
                       rf"([\d.-]+) ns against (\S+) of the event's data ([\d.]+) ns", out, re.M)
     what = f"{lang}: per stream event on {where}, above the parse (real stream calls, one network chunk an event)"
     if found:
-        few, many, added, parser, parse = found.groups()
+        few, many, few_block, many_block, added, parser, parse = found.groups()
+        blocks = f" (blocks of {few_block} and {many_block} calls)" if few_block else ""
         rows.insert(2, Row(what, f"{parser} of the event's data", float(parse), float(added), "ns",
                            "<= 200 ns above the parse",
-                           note=f"the added work of a stream of {many} events less one of {few}, a share for each event more"))
+                           note=f"the added work of a stream of {many} events less one of {few}{blocks}, a share for "
+                                "each event more"))
     else:
         rows.insert(2, Row(what, "-", None, None, "ns", "<= 200 ns above the parse", note="see target/bench-all log"))
     # A chat that carries a 41 KB history (Node prints it), without a goal.
@@ -368,7 +375,7 @@ def node(quick: bool) -> List[Row]:
         return [Row("Node package", "-", None, None, "", "", note="skipped: no node")]
     n, rounds, capture = ("300", "2", "2000") if quick else ("500", "3", "5000")
     out = run(["node", "bench/node_overhead.mjs", "--n", n, "--rounds", rounds, "--capture-n", capture,
-               "--in-process-runs", "1"], 1800, log_name="node")
+               "--warmup", "100", "--in-process-runs", "1"], 1800, log_name="node")
     return in_process_rows("Node", out, "the event loop", "openai 7.59", "CPU of the event loop's thread")
 
 

@@ -207,25 +207,32 @@ def in_process(upstream: str, backend: str) -> None:
         return (time.thread_time_ns() - c) / 1000 / n
 
     # 32 pairs of 100 calls: about 25 s a round here (a bare call takes 1-2.5 ms).
+    # The long stream's blocks hold as many events as the short stream's
+    # (10 calls of 83 events against 100 of 8): its calls take about ten
+    # times as long, and at 100 calls a block they took about half of this
+    # script's time in `bench/all.py`. Its figure is read a share for each
+    # event more (75), which divides its spread alike.
     block_n, rounds = 100, 32
+    calls = {"plain": block_n, "stream": block_n, "long": max(8, block_n * counts["stream"] // counts["long"])}
     out = {}
     for kind in ("plain", "stream", "long"):
         state["kind"] = kind
+        n = calls[kind]
         for _ in range(3):
-            block(False, block_n)
-            block(True, block_n)
+            block(False, n)
+            block(True, n)
         anosys.flush(30)
         bare, added = [], []
         for r in range(rounds):
             t = {}
             for instrumented in ((False, True) if r % 2 else (True, False)):
-                t[instrumented] = block(instrumented, block_n)
+                t[instrumented] = block(instrumented, n)
             bare.append(t[False])
             added.append(t[True] - t[False])
             anosys.flush(30)
         added.sort()
         out[kind] = {"bare_us": statistics.median(bare), "added_us": statistics.median(added),
-                     "lo": added[rounds // 4], "hi": added[3 * rounds // 4]}
+                     "lo": added[rounds // 4], "hi": added[3 * rounds // 4], "calls_a_block": n}
     # Per stream event: the long stream's added work less the short one's,
     # a share for each event more; against json.loads of the events' data
     # (what openai itself does with each), timed here.
@@ -509,8 +516,9 @@ def main() -> None:
               f"the markers alone {pick('markers_us'):.1f} us)")
         pick = lambda key: statistics.median(run["per_event"][key] for run in in_process_runs)  # noqa: E731
         few, many = in_process_runs[0]["per_event"]["events"]
+        blocks = [in_process_runs[0][k]["calls_a_block"] for k in ("stream", "long")]
         print(f"anosys on the caller's thread per stream event (real stream calls of {few} and {many} events, one network "
-              f"chunk each, the difference a share for each event more): {pick('added_ns'):.0f} ns against json.loads of "
+              f"chunk each, in blocks of {blocks[0]} and {blocks[1]} calls, the difference a share for each event more): {pick('added_ns'):.0f} ns against json.loads of "
               f"the event's data {pick('parse_ns'):.0f} ns")
         line("anosys capture work alone (one-step record of a plain call with the bodies openai sent and read, no HTTP)", capture)
         line("the same finished with the reply object (the fallback)", capture_object)
