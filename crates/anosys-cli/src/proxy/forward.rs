@@ -288,7 +288,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
             }),
         );
     };
-    let target = route.target(&path, parts.uri.query());
+    let target = route.target_text(&path, parts.uri.query());
     shared.metrics.started();
     let finisher = Finisher {
         shared: shared.clone(),
@@ -298,7 +298,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         status: 0,
         started,
     };
-    let mut pending = Pending { finisher: Some(finisher), start: None, target: target.to_string() };
+    let mut pending = Pending { finisher: Some(finisher), start: None, target: target.clone() };
 
     // The body, within the size limit (announced or counted).
     let limit = shared.config.max_body_bytes;

@@ -99,6 +99,50 @@ impl Route {
         url.set_query(query);
         url
     }
+
+    /// [`target`](Self::target) as text, written in one go when the URL
+    /// parser would change nothing: a path after the prefix made of
+    /// characters a path keeps as they are, with no dot or percent-encoded
+    /// segment to resolve, and a query likewise (the usual
+    /// `/v1/chat/completions`). Anything else goes through `target`. A
+    /// request made the URL and then parsed it again for its `Uri`; this
+    /// saves the first (about 0.5 µs of the 1 µs both took).
+    pub(crate) fn target_text(&self, path: &str, query: Option<&str>) -> String {
+        self.target_as_is(path, query).unwrap_or_else(|| self.target(path, query).into())
+    }
+
+    fn target_as_is(&self, path: &str, query: Option<&str>) -> Option<String> {
+        let upstream = &self.upstream;
+        if upstream.query().is_some() || upstream.fragment().is_some() {
+            return None;
+        }
+        let rest = match path.strip_prefix(self.prefix.as_str()) {
+            Some(rest) if self.prefix != "/" && self.matches(path) => rest,
+            _ => path,
+        };
+        let kept = |b: u8, extra: &[u8]| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@".contains(&b) || extra.contains(&b);
+        let plain_path = rest.starts_with('/')
+            && rest.bytes().all(|b| kept(b, b"/%"))
+            && !rest.split('/').any(|segment| segment.starts_with(['.', '%']));
+        // A query keeps every visible ASCII character but these.
+        let plain_query = query.is_none_or(|q| q.bytes().all(|b| b.is_ascii_graphic() && !b"\"#<>'".contains(&b)));
+        if !(plain_path && plain_query) {
+            return None;
+        }
+        // With no query or fragment, the upstream's text ends with its path.
+        let whole = upstream.as_str();
+        let origin = whole.get(..whole.len() - upstream.path().len())?;
+        let base = upstream.path().trim_end_matches('/');
+        let mut url = String::with_capacity(origin.len() + base.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
+        url.push_str(origin);
+        url.push_str(base);
+        url.push_str(rest);
+        if let Some(q) = query {
+            url.push('?');
+            url.push_str(q);
+        }
+        Some(url)
+    }
 }
 
 /// The route of a request to `path`: the longest matching prefix wins, `/`
@@ -292,6 +336,47 @@ mod tests {
         assert!(matches!(Route::parse("/x=ftp://host"), Err(ProxyError::BadUpstream { source: None, .. })));
         assert!(matches!(Route::parse("/x=not a url"), Err(ProxyError::BadUpstream { source: Some(_), .. })));
         assert!(select_route(&routes[1..], "/v1/chat/completions").is_none());
+    }
+
+    /// `target_text` writes what `target` makes, character for character,
+    /// whether it takes its own way or `target`'s: paths and queries the
+    /// URL parser keeps as they are, and ones it changes (dot segments,
+    /// percent-encoded dots, characters it encodes, a backslash).
+    #[test]
+    fn target_text_is_target_as_text() {
+        let routes = [
+            Route::new("/", "https://api.openai.com").unwrap(),
+            Route::new("/", "http://127.0.0.1:9/v1/").unwrap(),
+            Route::new("/groq", "https://api.groq.com/openai/v1").unwrap(),
+            Route::new("/é", "http://127.0.0.1:9/v1").unwrap(),
+            Route::new("/q", "http://127.0.0.1:9/v1?key=1").unwrap(),
+            Route::new("/f", "http://127.0.0.1:9/v1#part").unwrap(),
+            Route::new("/", "http://[::1]:8080").unwrap(),
+        ];
+        let paths = [
+            "/v1/chat/completions", "/groq/chat/completions", "/groq", "/groq/", "/", "", "/é/chat", "/q/x", "/f/x",
+            "/a/./b", "/a/../b", "/..", "/.", "/a/%2e%2e/b", "/a/%2E/b", "/a/.hidden", "/a%20b", "/a b", "/a\\b",
+            "/a\"b", "/a#b", "/a<b>", "/a`b", "/a{b}", "/a?b", "//x", "/a//b", "/gé", "/g😀", "/~user/x@y:z;w=1",
+            "/a'b", "/a%", "/%zz", "relative",
+        ];
+        let queries = [
+            None, Some(""), Some("a=1"), Some("a=1&b=2"), Some("a=%20b"), Some("a=é"), Some("a b"), Some("a=\"x\""),
+            Some("a=<b>"), Some("a='b'"), Some("a=#b"), Some("a={b}|c^d`e"), Some("a=\\b"), Some("a=1?b=2"),
+        ];
+        let mut taken = 0;
+        for route in &routes {
+            for path in paths {
+                for query in queries {
+                    let expected = route.target(path, query).to_string();
+                    assert_eq!(route.target_text(path, query), expected, "{route:?} {path:?} {query:?}");
+                    taken += usize::from(route.target_as_is(path, query).is_some());
+                }
+            }
+        }
+        // The usual requests take the short way.
+        assert!(routes[0].target_as_is("/v1/chat/completions", None).is_some());
+        assert!(routes[2].target_as_is("/groq/chat/completions", Some("api-version=2024-10-21")).is_some());
+        assert!(taken > 100, "{taken}");
     }
 
     /// `target` on paths its route does not match, with multi-byte
