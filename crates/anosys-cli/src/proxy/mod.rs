@@ -87,17 +87,23 @@ impl Route {
     /// assert_eq!(groq.target("/gé", None).as_str(), "https://api.groq.com/openai/v1/g%C3%A9");
     /// ```
     pub fn target(&self, path: &str, query: Option<&str>) -> reqwest::Url {
-        // `matches` means `path` starts with the prefix, so stripping it
-        // cuts at a character boundary.
-        let rest = match path.strip_prefix(self.prefix.as_str()) {
-            Some(rest) if self.prefix != "/" && self.matches(path) => rest,
-            _ => path,
-        };
+        let rest = self.rest(path);
         let mut url = self.upstream.clone();
         let base = url.path().trim_end_matches('/').to_owned();
         url.set_path(&format!("{base}{rest}"));
         url.set_query(query);
         url
+    }
+
+    /// The part of `path` appended to the upstream's path: what follows the
+    /// prefix, or the whole path when the route does not match it.
+    fn rest<'p>(&self, path: &'p str) -> &'p str {
+        // `matches` means `path` starts with the prefix, so stripping it
+        // cuts at a character boundary.
+        match path.strip_prefix(self.prefix.as_str()) {
+            Some(rest) if self.prefix != "/" && self.matches(path) => rest,
+            _ => path,
+        }
     }
 
     /// [`target`](Self::target) as text, written in one go when the URL
@@ -116,10 +122,7 @@ impl Route {
         if upstream.query().is_some() || upstream.fragment().is_some() {
             return None;
         }
-        let rest = match path.strip_prefix(self.prefix.as_str()) {
-            Some(rest) if self.prefix != "/" && self.matches(path) => rest,
-            _ => path,
-        };
+        let rest = self.rest(path);
         let kept = |b: u8, extra: &[u8]| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@".contains(&b) || extra.contains(&b);
         let plain_path = rest.starts_with('/')
             && rest.bytes().all(|b| kept(b, b"/%"))
