@@ -3,7 +3,7 @@
 delivery, the Python and Node packages and the proxy, in one run, each next
 to a baseline measured in the same run, printed as one table.
 
-    python3 bench/all.py              # everything: 1,170 s on 2 cores in a very slow hour (Python 534, proxy 313)
+    python3 bench/all.py              # everything: 884 s on 2 cores in a slow hour (Python 298, proxy 316)
     python3 bench/all.py --quick      # shorter measurements, for a smoke run
     python3 bench/all.py --only engine,store
 

@@ -208,7 +208,7 @@ def in_process(upstream: str, backend: str) -> None:
 
     # 32 pairs of 100 calls: about 25 s a round here (a bare call takes 1-2.5 ms).
     # The long stream's blocks hold as many events as the short stream's
-    # (10 calls of 83 events against 100 of 8): its calls take about ten
+    # (9 calls of 83 events against 100 of 8): its calls take about ten
     # times as long, and at 100 calls a block they took about half of this
     # script's time in `bench/all.py`. Its figure is read a share for each
     # event more (75), which divides its spread alike.
@@ -408,7 +408,7 @@ def main() -> None:
     ap.add_argument("--capture-n", type=int, default=5000,
                     help="calls the capture work alone is timed over, per round (in runs of up to 1,000)")
     ap.add_argument("--in-process-runs", type=int, default=0,
-                    help="rounds that also run the in-process pairs (the goal's rows; about 4 minutes each here), "
+                    help="rounds that also run the in-process pairs (the goal's rows; about 2 minutes each in a slow hour), "
                          "from the first; default: every round")
     ap.add_argument("--skip-setup", action="store_true")
     ap.add_argument("--baseline-native", help="another build's _native module to time the capture work of too")

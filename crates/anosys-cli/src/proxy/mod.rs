@@ -123,9 +123,8 @@ impl Route {
             return None;
         }
         let rest = self.rest(path);
-        let kept = |b: u8, extra: &[u8]| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@".contains(&b) || extra.contains(&b);
         let plain_path = rest.starts_with('/')
-            && rest.bytes().all(|b| kept(b, b"/%"))
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/%".contains(&b))
             && !rest.split('/').any(|segment| segment.starts_with(['.', '%']));
         // A query keeps every visible ASCII character but these.
         let plain_query = query.is_none_or(|q| q.bytes().all(|b| b.is_ascii_graphic() && !b"\"#<>'".contains(&b)));
