@@ -1,6 +1,7 @@
 //! The cost of redaction on the background thread: a typical 4 KB chat
 //! record (system instructions, a few turns, a tool definition and a tool
-//! call with JSON arguments) without secrets, and the same with a few.
+//! call with JSON arguments) without secrets, and the same with a few;
+//! and a 41 KB chat history kept as text, as the proxy keeps a request.
 //!
 //! Run: `cargo bench -p anosys --bench redact`
 
@@ -8,6 +9,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use anosys::redact::{RedactionConfig, Redactor};
+use anosys::record::JsonText;
 use anosys::{Record, RecordKind, SpanKind, Status};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::{json, Value};
@@ -42,6 +44,37 @@ fn redaction(c: &mut Criterion) {
     ));
     group.bench_function("one 4 KB string, defaults", |b| {
         b.iter_batched_ref(|| text.clone(), |v| black_box(redactor.redact_value(v)), BatchSize::SmallInput)
+    });
+    group.finish();
+    history(c, &redactor);
+}
+
+/// A chat request carrying its history (61 messages, about 41 KB, as
+/// `bench/proxy_load.sh` sends it), kept as text in the record as the proxy
+/// keeps it: redaction reads it in place. Next to it, reading the same
+/// text with serde_json while skipping everything (`IgnoredAny`), and
+/// compacting it as the proxy does when it takes the body.
+fn history(c: &mut Criterion, redactor: &Redactor) {
+    let mut messages = vec![json!({"role": "system", "content": "You are a helpful assistant. ".repeat(20)})];
+    for i in 0..60 {
+        let text = format!("Message number {i} with some text about the weather and \"quotes\" and more text. ").repeat(8);
+        messages.push(json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": text}));
+    }
+    let body = serde_json::to_vec(&json!({"model": "gpt-4o-mini", "messages": messages})).unwrap();
+    let text = JsonText::compact(&body).unwrap();
+    let mut record = Record::new(RecordKind::LlmCall, "chat gpt-4o-mini");
+    record.request_text = Some(text.clone());
+    let mut group = c.benchmark_group("41 KB history kept as text");
+    group.bench_function("serde_json IgnoredAny (baseline)", |b| {
+        b.iter(|| black_box(serde_json::from_str::<serde::de::IgnoredAny>(black_box(text.as_str())).unwrap()))
+    });
+    group.bench_function("JsonText::compact", |b| b.iter(|| black_box(JsonText::compact(black_box(&body)).unwrap())));
+    group.bench_function("redact, defaults", |b| {
+        b.iter(|| {
+            let found = redactor.redact_record(black_box(&mut record));
+            assert!(found.is_empty() && record.request_text.is_some());
+            black_box(found)
+        })
     });
     group.finish();
 }
