@@ -248,12 +248,12 @@ impl Redactor {
         // in it is to be redacted: then it is parsed into `raw`, redacted
         // with the rest.
         if let Some(text) = &record.request_text
-            && self.might_change_json(text, 1)
+            && self.might_change_json(text.as_str(), 1)
         {
             record.request_text_into_raw();
         }
         if let Some(text) = &record.response_text
-            && self.might_change_json(text, 1)
+            && self.might_change_json(text.as_str(), 1)
         {
             record.response_text_into_raw();
         }
