@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::text::{luhn, next_digit};
+use super::text::{card, luhn, next_digit};
 use super::*;
 use crate::record::{ErrorInfo, Event, Record, RecordKind};
 
@@ -113,6 +113,7 @@ fn cards_are_found_with_or_without_groups() {
     assert_eq!(redact(&r, "amex 3782 822463 10005."), "amex [REDACTED:credit_card].");
     assert_eq!(redact(&r, "n=5500005555555559;"), "n=[REDACTED:credit_card];");
     assert_eq!(redact(&r, "4111 1111 1111 1111 1229"), "[REDACTED:credit_card] 1229");
+    assert_eq!(redact(&r, "visa 4222222222222 (13 digits)"), "visa [REDACTED:credit_card] (13 digits)");
     // Luhn fails, wrong issuer, too long, a decimal, odd grouping.
     for kept in [
         "4111 1111 1111 1112",
@@ -457,13 +458,55 @@ fn never_panics_on_odd_text() {
     }
 }
 
+/// Only a run of 4 digits, or of 13 or more, can start a card (the digit
+/// pass looks for one nowhere else): numbers of every card length with a
+/// card network's prefix and a valid check digit, cut into groups of
+/// every length, by spaces or dashes.
+#[test]
+fn a_card_starts_with_a_group_of_four_digits_or_is_one_group() {
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut found = [0usize; 20];
+    for _ in 0..200_000 {
+        let len = rng.usize(13..=19);
+        let prefix: &[u8] = [&[4][..], &[5, 1], &[3, 4], &[3, 6], &[6, 5], &[2, 2], &[5, 0]][rng.usize(..7)];
+        let mut digits: Vec<u8> = prefix.iter().copied().chain((prefix.len()..len).map(|_| rng.u8(..10))).collect();
+        // The check digit that makes the number pass Luhn.
+        digits[len - 1] = (0..10).find(|&d| {
+            digits[len - 1] = d;
+            luhn(&digits)
+        }).unwrap();
+        let separator = if rng.bool() { b' ' } else { b'-' };
+        let mut text = Vec::new();
+        let mut first_group = None;
+        let mut at = 0;
+        while at < len {
+            let group = rng.usize(1..=len - at).min(if rng.bool() { 4 } else { 19 });
+            text.extend(digits[at..at + group].iter().map(|d| b'0' + d));
+            first_group.get_or_insert(group);
+            at += group;
+            if at < len {
+                text.push(separator);
+            }
+        }
+        text.extend_from_slice(b" end");
+        if card(&text, 0).is_some() {
+            let first = first_group.unwrap();
+            assert!(first == 4 || first >= 13, "{}", String::from_utf8_lossy(&text));
+            found[first] += 1;
+        }
+    }
+    // Both kinds were found, many times.
+    assert!(found[4] > 1_000 && found[13..].iter().sum::<usize>() > 1_000, "{found:?}");
+}
+
 #[test]
 fn the_digit_search_agrees_with_a_plain_one() {
     let mut rng = fastrand::Rng::with_seed(7);
-    for _ in 0..2000 {
-        let len = rng.usize(0..40);
+    for round in 0..4000 {
+        // Short texts dense with digits, and longer ones with few.
+        let (len, one_in) = if round % 2 == 0 { (rng.usize(0..40), 10) } else { (rng.usize(0..200), 80) };
         let bytes: Vec<u8> =
-            (0..len).map(|_| if rng.u8(..10) == 0 { rng.u8(b'0'..=b'9') } else { rng.u8(..) }).collect();
+            (0..len).map(|_| if rng.u8(..one_in) == 0 { rng.u8(b'0'..=b'9') } else { rng.u8(..) }).collect();
         for from in 0..=len {
             let expected = bytes[from..].iter().position(u8::is_ascii_digit).map(|p| from + p);
             assert_eq!(next_digit(&bytes, from), expected, "{bytes:?} from {from}");
