@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 
 include!("common/chat_record.rs");
 
+include!("common/history.rs");
+
 fn redaction(c: &mut Criterion) {
     let redactor = Redactor::new(&RedactionConfig::default()).unwrap();
     let all = Redactor::new(&RedactionConfig::all()).unwrap();
@@ -53,13 +55,10 @@ fn redaction(c: &mut Criterion) {
 /// `bench/proxy_load.sh` sends it), kept as text in the record as the proxy
 /// keeps it: redaction reads it in place. Next to it, reading the same
 /// text with serde_json while skipping everything (`IgnoredAny`), and
-/// compacting it as the proxy does when it takes the body.
+/// compacting and checking it (`JsonText::compact`; the proxy compacts a
+/// body serde_json has just read without checking it again).
 fn history(c: &mut Criterion, redactor: &Redactor) {
-    let mut messages = vec![json!({"role": "system", "content": "You are a helpful assistant. ".repeat(20)})];
-    for i in 0..60 {
-        let text = format!("Message number {i} with some text about the weather and \"quotes\" and more text. ").repeat(8);
-        messages.push(json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": text}));
-    }
+    let messages = history_messages();
     let body = serde_json::to_vec(&json!({"model": "gpt-4o-mini", "messages": messages})).unwrap();
     let text = JsonText::compact(&body).unwrap();
     let mut record = Record::new(RecordKind::LlmCall, "chat gpt-4o-mini");

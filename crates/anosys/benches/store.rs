@@ -16,6 +16,8 @@ include!("common/records.rs");
 
 include!("common/chat_record.rs");
 
+include!("common/history.rs");
+
 const BATCH: usize = 256;
 
 fn store(c: &mut Criterion) {
@@ -97,13 +99,8 @@ fn inserts(c: &mut Criterion, group: &str, path: &std::path::Path, what: &str, m
 /// A chat call's record holding its request, a 41 KB history (61 messages,
 /// as `bench/proxy_load.sh` sends): what the proxy stores for each such call.
 fn history_record() -> Record {
-    let mut messages = vec![json!({"role": "system", "content": "You are a helpful assistant. ".repeat(20)})];
-    for i in 0..60 {
-        let text = format!("Message number {i} with some text about the weather and \"quotes\" and more text. ").repeat(8);
-        messages.push(json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": text}));
-    }
     let mut r = typical_record();
-    r.raw = Some(json!({"request": {"model": "gpt-4o-mini", "messages": messages}}));
+    r.raw = Some(json!({"request": {"model": "gpt-4o-mini", "messages": history_messages()}}));
     r
 }
 
