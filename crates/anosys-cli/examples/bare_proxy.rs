@@ -5,7 +5,8 @@
 //!
 //! Same parts as `anosys proxy`: tokio's multi-threaded runtime, hyper's
 //! server (HTTP/1.1 and HTTP/2 detected per connection, upgrades allowed),
-//! hyper's pooled client, mimalloc. Nothing else: no router, no capture,
+//! hyper's pooled client, mimalloc, an answer's chunks that come together
+//! passed on together ([`Coalesced`]). Nothing else: no router, no capture,
 //! no store, no watchdog, no access log. Request and answer bodies stream
 //! through as they come. A request fails with 502 when the upstream cannot
 //! be reached.
@@ -24,6 +25,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
+use anosys_cli::proxy::Coalesced;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -90,7 +92,7 @@ async fn forward(
     parts.headers.remove(HOST);
     parts.headers.remove(CONNECTION);
     match client.request(Request::from_parts(parts, body)).await {
-        Ok(answer) => Ok(answer.map(BodyExt::boxed_unsync)),
+        Ok(answer) => Ok(answer.map(|body| Coalesced::new(body).boxed_unsync())),
         Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
     }
 }

@@ -11,6 +11,7 @@
 //! asked upstream so the proxy can read what it relays.
 
 pub mod access_log;
+mod coalesce;
 mod relay;
 mod worker;
 mod forward;
@@ -28,6 +29,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use access_log::{AccessLog, AccessLogFormat};
+pub use coalesce::Coalesced;
 pub use metrics::Metrics;
 pub use upstream::ClientError;
 

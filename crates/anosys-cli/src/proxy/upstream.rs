@@ -71,7 +71,7 @@ impl Upstream {
         async move {
             let sent = sent.map_err(SendError::from)?;
             let (head, body) = sent.await?.into_parts();
-            let body: ByteStream = Box::pin(Chunks::new(body, Some(read_timeout)));
+            let body: ByteStream = Box::pin(Chunks::new(super::Coalesced::new(body), Some(read_timeout)));
             Ok(Response::from_parts(head, body))
         }
     }
