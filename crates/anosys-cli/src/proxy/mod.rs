@@ -3,7 +3,8 @@
 //!
 //! Every request is forwarded as it came (method, path, query, headers,
 //! body) and the upstream's answer is returned unchanged: status, headers
-//! and body, byte for byte, streamed as it arrives. Known OpenAI endpoints
+//! and body, byte for byte, streamed as it arrives (what arrives together
+//! is written together: [`Coalesced`]). Known OpenAI endpoints
 //! are recorded by the OpenAI capture module (the same extraction the Rust
 //! client uses); anything else still gets a record with its request and
 //! response. Two changes are made on the way: `x-anosys-*` headers are
