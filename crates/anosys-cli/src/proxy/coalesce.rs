@@ -77,11 +77,11 @@ impl<B: Body> Coalesced<B> {
     /// The kept data, as one chunk.
     fn take(&mut self) -> Frame<Bytes> {
         self.waiting = false;
-        self.kept_len = 0;
+        let len = std::mem::take(&mut self.kept_len);
         let data = match self.kept.len() {
             1 => self.kept.pop().unwrap_or_default(),
             _ => {
-                let mut all = Vec::with_capacity(self.kept.iter().map(Bytes::len).sum());
+                let mut all = Vec::with_capacity(len);
                 for part in self.kept.drain(..) {
                     all.extend_from_slice(&part);
                 }
